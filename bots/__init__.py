@@ -1,0 +1,1 @@
+"""The ``botrun`` command line, the runner and the example bots."""

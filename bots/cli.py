@@ -1,0 +1,188 @@
+"""``botrun``: the command line. Transport commands come from plugins; imports stay lazy so
+``botrun --help`` never loads SciPy or a meeting SDK."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from botrun.core.config import DEFAULT_AGENT_URL
+from botrun.core.logs import LEVELS
+from botrun.core.plugin_types import Option, TransportSpec
+
+#: Built-in commands that are not transports: name -> ("module:attr" of a click command,
+#: one-line help). Imported only when the command runs or shows its own help.
+BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("botrun")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def shared_options(fn: Any) -> Any:
+    """Options every transport command (and ``demo``) shares."""
+    opts = [
+        click.option(
+            "--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+            help="Bot configuration (TOML). Default: the packaged configs/default.toml.",
+        ),
+        click.option(
+            "--agent-url", metavar="URL",
+            help=f"Voice-agent WebSocket URL [default: {DEFAULT_AGENT_URL}, or the config's "
+            "agent.url].",
+        ),
+        click.option(
+            "--transcript", type=click.Path(path_type=Path, dir_okay=False),
+            help="Append the conversation to FILE as JSON Lines.",
+        ),
+        click.option(
+            "--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
+            help="Logging verbosity.",
+        ),
+        click.option("--name", metavar="NAME", help="The bot's display name in the meeting."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _click_option(opt: Option) -> click.Option:
+    if opt.type is bool and not opt.multiple:
+        decl = [f"{opt.flag}/--no-{opt.name.replace('_', '-')}", opt.name]
+        typ: Any = bool
+    else:
+        decl = [opt.flag, opt.name]
+        if opt.choices:
+            typ = click.Choice(opt.choices)
+        elif opt.type is Path:
+            typ = click.Path(path_type=Path)
+        else:
+            typ = opt.type
+    help_text = opt.help
+    if opt.default not in (None, (), []) and not opt.secret:
+        help_text += f" [default: {opt.default}]"
+    if opt.envvar:
+        help_text += f" [env: {opt.envvar}]"
+    if opt.required:
+        help_text += " [required]"
+    return click.Option(
+        decl, type=typ, default=None, multiple=opt.multiple, help=help_text,
+        metavar=opt.metavar, show_default=False,
+    )
+
+
+def transport_command(spec: TransportSpec) -> click.Command:
+    def callback(**kwargs: Any) -> None:
+        from botrun.bots.runner import SharedOptions, run_transport
+
+        shared = SharedOptions(
+            config=kwargs.pop("config"), agent_url=kwargs.pop("agent_url"),
+            transcript=kwargs.pop("transcript"), log_level=kwargs.pop("log_level"),
+            name=kwargs.pop("name"),
+        )
+        code = run_transport(spec, shared, kwargs)
+        if code:
+            sys.exit(code)
+
+    cmd = click.Command(
+        spec.name, callback=callback, help=spec.description or spec.help,
+        short_help=spec.help, params=[_click_option(o) for o in spec.options],
+    )
+    return shared_options(cmd)  # click decorators also work on Command objects
+
+
+class BotrunGroup(click.Group):
+    """Lists transports from plugins and built-in commands without importing them."""
+
+    def _transports(self) -> dict[str, TransportSpec]:
+        from botrun.core.plugins import transports
+
+        return transports()
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *self._transports(), *sorted(BUILTIN_COMMANDS)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            return cmd
+        specs = self._transports()
+        if name in specs:
+            return transport_command(specs[name])
+        if name in BUILTIN_COMMANDS:
+            from importlib import import_module
+
+            mod, _, attr = BUILTIN_COMMANDS[name][0].partition(":")
+            return getattr(import_module(mod), attr)
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        specs = self._transports()
+        rows_t = [(n, s.help) for n, s in specs.items()]
+        rows_b = [(n, h) for n, (_, h) in sorted(BUILTIN_COMMANDS.items())]
+        if rows_t:
+            with formatter.section("Transports (join a meeting)"):
+                formatter.write_dl(rows_t)
+        if rows_b:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows_b)
+
+
+@click.group(cls=BotrunGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="botrun")
+def cli() -> None:
+    """botrun puts a speech-to-speech voice agent into real meetings.
+
+    \b
+    Try it with no account:   botrun demo
+    Join a Daily room:        botrun daily --room https://you.daily.co/room
+    Join an Agora channel:    botrun agora --channel NAME
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every failure a user can cause ends in one clear line."""
+    from botrun.core.errors import BotrunError
+
+    try:
+        cli.main(args=argv, prog_name="botrun", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("botrun: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("botrun: interrupted", err=True)
+        sys.exit(130)
+    except BotrunError as exc:
+        from botrun.core.secrets import redact
+
+        click.echo(f"botrun: error: {redact(str(exc))}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        import logging
+
+        from botrun.core.secrets import redact
+
+        logging.getLogger("botrun").debug("internal error", exc_info=True)
+        click.echo(
+            f"botrun: internal error: {type(exc).__name__}: {redact(str(exc))} "
+            "(run with --log-level debug for details)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

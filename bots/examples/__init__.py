@@ -1,0 +1,1 @@
+"""Example bots: configs in configs/, tools here."""

@@ -1,0 +1,105 @@
+"""Runs one transport command: config + secrets + transport + bridge, with clean exits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from botrun.core.config import BotConfig, apply_overrides, load_config, transport_options
+from botrun.core.plugin_types import TransportContext, TransportSpec
+from botrun.core.secrets import Secrets, register_secret
+
+log = logging.getLogger("botrun")
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class SharedOptions:
+    config: Path | None = None
+    agent_url: str | None = None
+    transcript: Path | None = None
+    log_level: str = "info"
+    name: str | None = None
+
+
+def agent_api_key(url: str, secrets: Secrets) -> str | None:
+    """The key for the voice-agent service. Optional for a local simulator (sent if set)."""
+    host = urlparse(url).hostname or ""
+    if host in LOCAL_HOSTS:
+        return secrets.get("ASSEMBLYAI_API_KEY")
+    return secrets.require("ASSEMBLYAI_API_KEY", f"to connect to the voice agent at {url}")
+
+
+def build_config(
+    shared: SharedOptions, spec: TransportSpec | None, transport_names: list[str]
+) -> BotConfig:
+    cfg = load_config(shared.config, transport_names)
+    overrides: dict[str, Any] = {"agent.url": shared.agent_url, "bot.name": shared.name}
+    if spec is not None:
+        explicit = cfg.bridge.model_fields_set
+        for key, value in spec.bridge_defaults.items():
+            if key not in explicit:
+                overrides[f"bridge.{key}"] = value
+    return apply_overrides(cfg, overrides)
+
+
+def prepare(
+    spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any],
+    secrets: Secrets | None = None,
+) -> tuple[TransportContext, str | None]:
+    """Validate everything a transport command needs before anything connects."""
+    from botrun.core.plugins import transports
+
+    secrets = secrets or Secrets()
+    for opt in spec.options:
+        value = cli_values.get(opt.name)
+        if value is None and opt.envvar:
+            value = secrets.get(opt.envvar) if opt.secret else secrets.env(opt.envvar)
+            cli_values[opt.name] = value
+        if opt.secret and isinstance(value, str):
+            register_secret(value)
+    cfg = build_config(shared, spec, list(transports()))
+    options = transport_options(spec, cfg, cli_values)
+    key = agent_api_key(cfg.agent.url, secrets)
+    ctx = TransportContext(options=options, config=cfg, secrets=secrets, bot_name=cfg.bot.name)
+    return ctx, key
+
+
+def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
+    """Run ``botrun <transport>``; returns the process exit code."""
+    from botrun.core.logs import setup_logging
+
+    setup_logging(shared.log_level)
+    ctx, key = prepare(spec, shared, cli_values)
+    transport = spec.factory(ctx)
+    return run_with_transport(transport, ctx.config, key, shared.transcript)
+
+
+def run_with_transport(
+    transport: Any, cfg: BotConfig, api_key: str | None, transcript: Path | None,
+    console: bool = True,
+) -> int:
+    from botrun.core.bridge import run_call
+    from botrun.core.plugins import get_plugin_manager
+    from botrun.core.tools import load_tools
+
+    pm = get_plugin_manager()
+    plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
+    tools = load_tools(cfg.agent.tools, plugin_tools, timeout_s=cfg.agent.tool_timeout_s)
+
+    def plugin_observer(event: Any) -> None:
+        pm.hook.botrun_observe(event=event)
+
+    summary = asyncio.run(
+        run_call(
+            transport, cfg, api_key=api_key, transcript=transcript, tools=tools,
+            observers=[plugin_observer], console=console,
+        )
+    )
+    return summary.exit_code
+

@@ -1,0 +1,1 @@
+"""Packaged bot configurations (TOML)."""

@@ -1,0 +1,1 @@
+"""Audio core: streaming resampler, mixer, outbound pacer, PCM helpers."""

@@ -1,0 +1,250 @@
+"""Bot configuration: TOML files validated into typed models.
+
+Errors name the file, the key and what was expected, and raise :class:`ConfigError`
+(exit 2). Secrets never live here: they come from the environment (see ``secrets.py``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .plugin_types import TransportSpec
+
+DEFAULT_AGENT_URL = "wss://agents.assemblyai.com/v1/ws"
+VOICES = ("ivy", "james", "sophie", "diego", "arjun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TurnDetection(_Model):
+    vad_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    min_silence: int = Field(1000, ge=0, le=60000, description="ms of silence that ends a turn")
+    max_silence: int = Field(3000, ge=0, le=60000, description="ms of silence that always ends it")
+    interrupt_response: bool = True
+
+
+class AgentInput(_Model):
+    keyterms: list[str] = Field(default_factory=list, max_length=100)
+    turn_detection: TurnDetection = Field(default_factory=TurnDetection)
+
+
+class AgentConfig(_Model):
+    url: str = DEFAULT_AGENT_URL
+    system_prompt: str = "You are a helpful voice assistant in a meeting. Keep answers short."
+    greeting: str = ""
+    voice: str = "ivy"
+    volume: int | None = Field(None, ge=0, le=100)
+    input: AgentInput = Field(default_factory=AgentInput)
+    tools: list[str] = Field(default_factory=list)
+    tool_timeout_s: float = Field(10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("ws://", "wss://")):
+            raise ValueError("expected a ws:// or wss:// URL")
+        return v
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, v: list[str]) -> list[str]:
+        for item in v:
+            mod, sep, fn = item.partition(":")
+            if not sep or not mod or not fn:
+                raise ValueError(f"expected 'package.module:function', got {item!r}")
+        return v
+
+
+class BridgeConfig(_Model):
+    listen: str = Field("mix", min_length=1, description="mix | first | a participant name")
+    chunk_ms: int = Field(20, ge=10, le=200, multiple_of=10)
+    leave_grace_s: float = Field(2.0, ge=0, le=3600)
+    idle_timeout_s: float = Field(300.0, ge=0, description="leave after this long with no humans")
+    max_duration_s: float = Field(3 * 3600.0, gt=0)
+    reconnect_buffer_s: float = Field(5.0, ge=0, le=120)
+
+
+class BotSection(_Model):
+    name: str = Field("botrun", min_length=1, max_length=100)
+
+
+class BotConfig(_Model):
+    bot: BotSection = Field(default_factory=BotSection)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    #: Per-transport tables, validated against each transport's options.
+    transports: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+    #: Where the config came from (for messages).
+    source: str = Field("<defaults>", exclude=True)
+
+
+_SECTIONS = ("bot", "agent", "bridge")
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("botrun.configs").joinpath("default.toml")))
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _format_errors(source: str, exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            parent_model = _model_at(err["loc"][:-1], prefix)
+            known = list(parent_model.model_fields) if parent_model else []
+            lines.append(f"unknown key '{loc}'{_suggest(key, known)}")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"'{loc}': {err['msg'].lower()}{shown}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...], prefix: str) -> type[BaseModel] | None:
+    if prefix:
+        return None
+    model: type[BaseModel] = BotConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_config(
+    path: Path | str | None = None,
+    transport_names: tuple[str, ...] | list[str] = (),
+    extra_sections: tuple[str, ...] = (),
+) -> BotConfig:
+    """Read and validate a bot config; ``None`` loads the packaged ``default.toml``.
+
+    Tables named after a transport are kept raw in ``transports`` and validated by
+    :func:`transport_options` for the transport that runs."""
+    p = Path(path) if path is not None else default_config_path()
+    data = read_toml(p)
+    return config_from_dict(data, str(p), transport_names, extra_sections)
+
+
+def config_from_dict(
+    data: dict[str, Any],
+    source: str = "<config>",
+    transport_names: tuple[str, ...] | list[str] = (),
+    extra_sections: tuple[str, ...] = (),
+) -> BotConfig:
+    known = [*_SECTIONS, *transport_names, *extra_sections]
+    core: dict[str, Any] = {}
+    tables: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            core[key] = value
+        elif key in transport_names or key in extra_sections:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{key}' must be a table ([{key}])")
+            tables[key] = value
+        else:
+            raise ConfigError(f"{source}: unknown key '{key}'{_suggest(key, known)}")
+    try:
+        cfg = BotConfig.model_validate(core)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+    cfg.transports = tables
+    cfg.source = source
+    return cfg
+
+
+def apply_overrides(cfg: BotConfig, overrides: dict[str, Any]) -> BotConfig:
+    """Apply dotted-key overrides (``{"agent.url": ...}``) from CLI flags, validated."""
+    data = cfg.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        new = BotConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors("command line", exc)) from None
+    new.transports, new.source = cfg.transports, cfg.source
+    return new
+
+
+def transport_options(
+    spec: TransportSpec, cfg: BotConfig, cli_values: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge the transport's config table with CLI flags (flags win) and validate both
+    against the transport's declared options."""
+    table = dict(cfg.transports.get(spec.name, {}))
+    by_name = {o.name: o for o in spec.options}
+    for key in table:
+        opt = by_name.get(key)
+        if opt is None or not opt.config:
+            allowed = [o.name for o in spec.options if o.config]
+            raise ConfigError(
+                f"{cfg.source}: unknown key '{spec.name}.{key}'{_suggest(key, allowed)}"
+            )
+    fields: dict[str, Any] = {}
+    for opt in spec.options:
+        typ: Any = opt.type
+        if opt.choices:
+            typ = Literal[opt.choices]  # type: ignore[valid-type]
+        if opt.multiple:
+            typ = list[typ]  # type: ignore[valid-type]
+        constraints = {}
+        if opt.min is not None:
+            constraints["ge"] = opt.min
+        if opt.max is not None:
+            constraints["le"] = opt.max
+        default = list(opt.default or []) if opt.multiple else opt.default
+        fields[opt.name] = (typ | None if default is None else typ, Field(default, **constraints))
+    model = create_model(  # type: ignore[call-overload]
+        f"{spec.name.title()}Options", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    merged = {**table, **{k: v for k, v in cli_values.items() if v is not None and v != ()}}
+    try:
+        values = model.model_validate(merged).model_dump()
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(f"{cfg.source} / command line", exc, spec.name)) from None
+    for opt in spec.options:
+        v = values.get(opt.name)
+        if opt.required and (v is None or v == []):
+            raise ConfigError(
+                f"missing option {opt.flag} (or '{opt.name}' in the [{spec.name}] table)"
+            )
+    return values

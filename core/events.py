@@ -1,0 +1,27 @@
+"""Bridge events: what observers (the console, transcripts, metrics, plugins) receive."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Event kinds. data keys are listed next to each.
+PARTICIPANT_JOINED = "participant.joined"  # id, name
+PARTICIPANT_LEFT = "participant.left"  # id, name, reason
+SPEECH_STARTED = "speech.started"  # (user started speaking, per the agent)
+SPEECH_STOPPED = "speech.stopped"
+TRANSCRIPT_USER = "transcript.user"  # text, participant_id, participant_name, final
+TRANSCRIPT_AGENT = "transcript.agent"  # text, interrupted, final
+TURN_METRICS = "turn.metrics"  # latency_ms, reply_ms, interrupted
+SESSION_STATE = "session.state"  # state: connecting|ready|reconnecting|closed, detail
+BARGE_IN = "barge_in"  # flushed_ms
+TOOL_CALL = "tool.call"  # name, arguments, result, error, duration_ms
+ERROR = "error"  # message
+
+
+@dataclass(frozen=True)
+class BridgeEvent:
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)

@@ -1,0 +1,1 @@
+"""Local voice-agent simulator (`botrun agent-sim`)."""

@@ -1,0 +1,81 @@
+"""The transport contract: what Daily, Agora, WAV and third-party transports implement.
+
+A transport is small. It joins the meeting, reports participants, delivers each remote
+participant's PCM16 audio, offers a sink for the bot's voice, and leaves. It never
+resamples, never speaks the agent protocol and never owns timing: the bridge does.
+
+Threading rules
+---------------
+* :class:`TransportEvents` methods may be called from **any thread** (SDK callback threads
+  included). They copy what they need, hand off to the event loop with
+  ``loop.call_soon_threadsafe`` and return at once. A transport never blocks an SDK callback
+  and never calls the SDK from one.
+* :meth:`Transport.write_audio` and :meth:`Transport.flush_audio` are called on the pacer's
+  own thread. ``write_audio`` may block in real time (Daily's blocking ``write_frames``) or
+  return at once (Agora's push); the pacer keeps its own clock either way.
+* :meth:`Transport.join` and :meth:`Transport.leave` are coroutines run on the event loop.
+
+See docs/transports.md for a walk-through of writing one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class TransportEvents(Protocol):
+    """Implemented by the bridge; called by the transport from any thread."""
+
+    def participant_joined(self, participant_id: str, name: str | None = None) -> None:
+        """A remote participant (human, phone caller, other bot) is in the meeting."""
+
+    def participant_updated(self, participant_id: str, name: str | None = None) -> None:
+        """A participant's display name (or other info) changed."""
+
+    def participant_left(self, participant_id: str, reason: str = "") -> None:
+        """A participant left (hung up, was removed, ...)."""
+
+    def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
+        """PCM16 little-endian **mono** audio from one participant at ``sample_rate`` Hz.
+        Any length; an odd trailing byte is carried by the bridge's resampler."""
+
+    def ended(self, reason: str, error: str | None = None) -> None:
+        """The meeting is over for the bot (left, kicked, room expired, inputs finished).
+        With ``error`` the command exits non-zero and prints it."""
+
+
+class Transport(ABC):
+    """Base class of a meeting transport. Subclasses set :attr:`output_sample_rate`."""
+
+    #: Name used in logs (``"daily"``, ``"agora"``, ``"wav"``).
+    name: str = "transport"
+    #: Sample rate the audio sink expects (the meeting rate of the bot's voice).
+    output_sample_rate: int = 16000
+    #: Chunk the pacer writes, in ms (a multiple of 10).
+    output_chunk_ms: int = 20
+    #: How many chunks the pacer keeps inside the sink at most (bounds barge-in staleness).
+    output_max_ahead: int = 2
+
+    @property
+    def bot_participant_id(self) -> str | None:
+        """The bot's own participant id once joined (its audio never reaches the agent)."""
+        return None
+
+    @abstractmethod
+    async def join(self, events: TransportEvents) -> None:
+        """Join the meeting and start delivering events. Raise
+        :class:`botrun.core.errors.TransportError` with a clear message on failure."""
+
+    @abstractmethod
+    async def leave(self) -> None:
+        """Leave and release every native resource. Idempotent; safe after a failed join."""
+
+    @abstractmethod
+    def write_audio(self, pcm: bytes) -> None:
+        """Play PCM16 mono at :attr:`output_sample_rate`; called on the pacer thread with
+        whole chunks of :attr:`output_chunk_ms`."""
+
+    def flush_audio(self) -> None:
+        """Drop audio queued inside the SDK, where the SDK can (barge-in). Pacer thread."""

@@ -1,0 +1,1 @@
+"""Transport plugins shipped with botrun (wav, daily, agora)."""

@@ -1,0 +1,1 @@
+"""Agora transport plugin (pip install botrun[agora])."""

@@ -1,0 +1,1 @@
+"""Daily transport plugin (pip install botrun[daily])."""

@@ -1,0 +1,1 @@
+"""WAV-file transport: participants from WAV files, the bot recorded to a WAV file."""
