@@ -9,13 +9,19 @@ from typing import Any
 
 import click
 
-from botrun.core.config import DEFAULT_AGENT_URL
+from botrun.core.defaults import DEFAULT_AGENT_URL
 from botrun.core.logs import LEVELS
 from botrun.core.plugin_types import Option, TransportSpec
 
 #: Built-in commands that are not transports: name -> ("module:attr" of a click command,
 #: one-line help). Imported only when the command runs or shows its own help.
-BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {}
+BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("botrun.bots.demo:command", "Try botrun with no account: simulator + WAV sample."),
+    "serve": (
+        "botrun.bots.serve.cli:command",
+        "Answer Daily dial-in webhooks and run one bot per call.",
+    ),
+}
 
 
 def _version() -> str:
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(f"botrun: error: {redact(str(exc))}", err=True)
         sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+    except Exception as exc:
         import logging
 
         from botrun.core.secrets import redact

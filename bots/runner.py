@@ -84,6 +84,18 @@ def run_with_transport(
     transport: Any, cfg: BotConfig, api_key: str | None, transcript: Path | None,
     console: bool = True,
 ) -> int:
+    """Run the call to its end; a failure is raised as the BotrunError the CLI prints."""
+    summary = asyncio.run(call(transport, cfg, api_key, transcript, console))
+    if summary.error is not None:
+        raise summary.error
+    return 0
+
+
+async def call(
+    transport: Any, cfg: BotConfig, api_key: str | None, transcript: Path | None,
+    console: bool = True,
+) -> Any:
+    """One call with the config's tools and every installed plugin's tools and observers."""
     from botrun.core.bridge import run_call
     from botrun.core.plugins import get_plugin_manager
     from botrun.core.tools import load_tools
@@ -95,11 +107,7 @@ def run_with_transport(
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
 
-    summary = asyncio.run(
-        run_call(
-            transport, cfg, api_key=api_key, transcript=transcript, tools=tools,
-            observers=[plugin_observer], console=console,
-        )
+    return await run_call(
+        transport, cfg, api_key=api_key, transcript=transcript, tools=tools,
+        observers=[plugin_observer], console=console,
     )
-    return summary.exit_code
-

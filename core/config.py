@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from .defaults import DEFAULT_AGENT_URL
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .plugin_types import TransportSpec
 
-DEFAULT_AGENT_URL = "wss://agents.assemblyai.com/v1/ws"
+__all__ = ["DEFAULT_AGENT_URL", "BotConfig", "load_config"]
 VOICES = ("ivy", "james", "sophie", "diego", "arjun")
 
 

@@ -57,6 +57,9 @@ class Transport(ABC):
     output_chunk_ms: int = 20
     #: How many chunks the pacer keeps inside the sink at most (bounds barge-in staleness).
     output_max_ahead: int = 2
+    #: How many times faster than real time the meeting runs. Only simulated transports
+    #: (the WAV transport's ``--speed``) change it; the pacer's clock follows it.
+    time_scale: float = 1.0
 
     @property
     def bot_participant_id(self) -> str | None:
@@ -78,4 +81,6 @@ class Transport(ABC):
         whole chunks of :attr:`output_chunk_ms`."""
 
     def flush_audio(self) -> None:
-        """Drop audio queued inside the SDK, where the SDK can (barge-in). Pacer thread."""
+        """Drop audio queued inside the SDK, where the SDK can (barge-in). Pacer thread.
+        The default does nothing: SDKs without a flush rely on the pacer's short queue."""
+        return

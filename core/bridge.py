@@ -1,0 +1,522 @@
+"""The bridge: one meeting transport wired to one voice-agent session.
+
+Data flow (see docs/architecture in DESIGN.md)::
+
+    transport thread --audio()--> call_soon_threadsafe --> InboundPath (resample 16k->24k,
+    listen policy, mix, batch chunk_ms) --> AgentClient.send_audio
+    AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
+    --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
+
+The bridge owns timing: it opens the agent session when the first human joins (so a caller
+hears the greeting), closes it once the last one has left and the agent has gone quiet for
+``leave_grace_s``, leaves the meeting after ``idle_timeout_s`` with nobody there or after
+``max_duration_s``, and keeps the agent's speech detector fed with silence when no
+participant audio arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import events as ev
+from .errors import AgentError, BotrunError, TransportError
+from .events import BridgeEvent
+from .metrics import CallMetrics, Turn
+from .participants import Roster
+from .transcripts import TranscriptWriter
+
+if TYPE_CHECKING:
+    from .audio.pacer import OutboundPacer
+    from .audio.resampler import StreamResampler
+    from .client import AgentClient
+    from .config import BotConfig
+    from .inbound import InboundPath
+    from .tools import ToolRegistry
+    from .transport import Transport
+
+log = logging.getLogger("botrun.bridge")
+
+Observer = Callable[[BridgeEvent], None]
+AGENT_RATE = 24000
+_TICK_S = 0.05
+_SHUTDOWN_BUDGET_S = 1.8  # SIGINT/SIGTERM -> process exit within 2 s
+
+
+@dataclass
+class CallSummary:
+    reason: str = ""
+    error: BotrunError | None = None
+    metrics: CallMetrics = field(default_factory=CallMetrics)
+    client_stats: Any = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.error.exit_code if self.error else 0
+
+
+class Bridge:
+    """Implements :class:`botrun.core.transport.TransportEvents` (thread-safe entry points)
+    and runs the call on the event loop."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        config: BotConfig,
+        *,
+        api_key: str | None = None,
+        tools: ToolRegistry | None = None,
+        observers: Iterable[Observer] = (),
+        transcript: Path | None = None,
+    ) -> None:
+        self.transport = transport
+        self.config = config
+        self.api_key = api_key
+        self.tools = tools
+        self.observers = list(observers)
+        self.transcript = TranscriptWriter(transcript) if transcript else None
+        self.roster = Roster(config.bridge.listen)
+        self.metrics = CallMetrics()
+        self.summary = CallSummary(metrics=self.metrics)
+        self.client: AgentClient | None = None
+        self.pacer: OutboundPacer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbound: InboundPath | None = None
+        self._out_rs: StreamResampler | None = None
+        self._listened: set[str] = set()
+        self._stop = asyncio.Event()
+        self._session_task: asyncio.Task[None] | None = None
+        self._closing_session: asyncio.Task[None] | None = None
+        # agent-side state
+        self._reply_active = False
+        self._muted_reply = False  # barge-in on speech.started: drop the rest of this reply
+        self._user_speaking = False
+        self._awaiting_reply_since: float | None = None
+        self._turn: Turn | None = None
+        self._agent_partial = ""
+        # timers
+        self._empty_since: float | None = time.monotonic()
+        self._quiet_since: float | None = None
+        self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
+        self._ignored_frames = 0
+
+    # ------------------------------------------------------------------ any thread
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed: call is over
+            loop.call_soon_threadsafe(fn, *args)
+
+    def participant_joined(self, participant_id: str, name: str | None = None) -> None:
+        self._call(self._on_joined, str(participant_id), name)
+
+    def participant_updated(self, participant_id: str, name: str | None = None) -> None:
+        self._call(self._on_updated, str(participant_id), name)
+
+    def participant_left(self, participant_id: str, reason: str = "") -> None:
+        self._call(self._on_left, str(participant_id), reason)
+
+    def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
+        # bytes() copies a bytearray/memoryview the SDK may reuse; bytes stay as they are.
+        self._call(self._on_audio, participant_id, bytes(pcm), sample_rate, time.perf_counter())
+
+    def ended(self, reason: str, error: str | None = None) -> None:
+        self._call(self._on_ended, reason, error)
+
+    # ------------------------------------------------------------------ loop
+    def stop(self, reason: str = "stopped", error: BotrunError | None = None) -> None:
+        if not self._stop.is_set():
+            self.summary.reason = reason
+            if error is not None and self.summary.error is None:
+                self.summary.error = error
+            self._stop.set()
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        event = BridgeEvent(kind, data)
+        for obs in self.observers:
+            try:
+                obs(event)
+            except Exception:
+                log.exception("observer %r failed on %s", obs, kind)
+
+    def _on_ended(self, reason: str, error: str | None) -> None:
+        self.stop(reason, TransportError(error) if error else None)
+
+    def _on_joined(self, pid: str, name: str | None) -> None:
+        if self.roster.bot_id is None:
+            self.roster.bot_id = self.transport.bot_participant_id
+        p = self.roster.join(pid, name)
+        if p is None:
+            return
+        log.info("participant joined: %s (%s)", name or pid, pid)
+        self._emit(ev.PARTICIPANT_JOINED, id=pid, name=name)
+        self._empty_since = None
+        self._refresh_listened()
+        if self.client is None and self._session_task is None:
+            self._open_session()
+
+    def _on_updated(self, pid: str, name: str | None) -> None:
+        self.roster.update(pid, name)
+        self._refresh_listened()
+
+    def _on_left(self, pid: str, reason: str) -> None:
+        p = self.roster.leave(pid)
+        if p is None:
+            return
+        log.info("participant left: %s (%s)", p.name or pid, reason or "left")
+        self._emit(ev.PARTICIPANT_LEFT, id=pid, name=p.name, reason=reason)
+        self._refresh_listened()
+        if not len(self.roster):
+            self._empty_since = time.monotonic()
+
+    def _refresh_listened(self) -> None:
+        listened = self.roster.listened()
+        if listened != self._listened and self._inbound is not None:
+            self._inbound.set_members(listened)
+        self._listened = listened
+
+    def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
+        if pid not in self._listened or self._inbound is None:
+            self._ignored_frames += 1  # the bot itself, unknown or not-listened participants
+            return
+        now = time.monotonic()
+        pcm24 = self._inbound.push(pid, pcm, rate, now)
+        if self._user_speaking and pcm24:
+            p = self.roster.get(pid)
+            if p is not None:
+                p.turn_energy += _energy(pcm24)
+        self._send_frames(self._inbound.pop(now), now)
+        self.metrics.inbound.add(time.perf_counter() - t_in)
+
+    def _send_frames(self, frames: list[bytes], now: float) -> None:
+        if not frames:
+            return
+        client = self.client
+        for frame in frames:
+            if client is not None:
+                client.send_audio(frame)
+            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / (2 * AGENT_RATE)
+
+    # ------------------------------------------------------------------ agent session
+    def _open_session(self) -> None:
+        from .client import AgentClient
+        from .protocol import session_payload
+
+        specs = self.tools.specs if self.tools is not None else []
+        self.client = AgentClient(
+            self.config.agent.url,
+            session_payload(self.config.agent, specs),
+            api_key=self.api_key,
+            tools=self.tools,
+            buffer_s=self.config.bridge.reconnect_buffer_s,
+        )
+        self._audio_clock = time.monotonic()
+        self._emit(ev.SESSION_STATE, state="connecting", detail=self.config.agent.url)
+        self._session_task = asyncio.create_task(self._run_session(self.client))
+
+    async def _run_session(self, client: AgentClient) -> None:
+        try:
+            await client.start()
+            async for event in client.events():
+                self._on_agent_event(event)
+        except asyncio.CancelledError:
+            raise
+        except BotrunError as exc:
+            self.stop("agent failed", exc)
+        except Exception as exc:
+            log.debug("agent session crashed", exc_info=True)
+            self.stop("agent failed", AgentError(f"voice-agent session failed: {exc}"))
+        finally:
+            if self.client is client:
+                self.summary.client_stats = client.stats
+
+    async def _close_session(self) -> None:
+        client, task = self.client, self._session_task
+        self.client = None
+        if client is None:
+            return
+        try:
+            await client.close()
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.summary.client_stats = client.stats
+            self._session_task = None
+            self._reply_active = self._user_speaking = False
+            self._awaiting_reply_since = None
+            self._emit(ev.SESSION_STATE, state="closed")
+
+    def _on_agent_event(self, e: Any) -> None:
+        from . import protocol as p
+
+        if isinstance(e, p.ReplyAudio):
+            self._on_reply_audio(e.pcm)
+        elif isinstance(e, p.SpeechStarted):
+            self._user_speaking = True
+            self.roster.reset_turn()
+            self._emit(ev.SPEECH_STARTED)
+            interrupt = self.config.agent.input.turn_detection.interrupt_response
+            if interrupt and (self._reply_active or self._pending_out_ms() > 0):
+                self._barge_in("speech")
+                self._muted_reply = self._reply_active
+        elif isinstance(e, p.SpeechStopped):
+            if self._user_speaking or self._awaiting_reply_since is None:
+                self._awaiting_reply_since = time.monotonic()
+                self._turn = Turn(speech_stopped_at=self._awaiting_reply_since)
+            self._user_speaking = False
+            self._emit(ev.SPEECH_STOPPED)
+        elif isinstance(e, p.TranscriptUserDelta):
+            speaker = self.roster.loudest()
+            self._emit(ev.TRANSCRIPT_USER, text=e.text, final=False,
+                       participant_id=speaker.id if speaker else None,
+                       participant_name=speaker.name if speaker else None)
+        elif isinstance(e, p.TranscriptUser):
+            self._on_user_transcript(e.text)
+        elif isinstance(e, p.ReplyStarted):
+            self._reply_active = True
+            self._muted_reply = False
+            self._agent_partial = ""
+            if self._turn is None or self._turn.first_audio_at is not None:
+                self._turn = Turn()
+        elif isinstance(e, p.TranscriptAgentDelta):
+            self._agent_partial += e.delta
+            self._emit(ev.TRANSCRIPT_AGENT, text=self._agent_partial.strip(), final=False)
+        elif isinstance(e, p.TranscriptAgent):
+            self._emit(ev.TRANSCRIPT_AGENT, text=e.text, interrupted=e.interrupted, final=True)
+            if self.transcript:
+                self.transcript.write("agent", e.text, interrupted=e.interrupted)
+        elif isinstance(e, p.ReplyDone):
+            self._on_reply_done(e.status == "interrupted")
+        elif isinstance(e, p.ToolCall):
+            self._emit(ev.TOOL_CALL, name=e.name, arguments=e.arguments)
+        elif isinstance(e, p.SessionReady):
+            self._emit(ev.SESSION_STATE, state="ready", detail=e.session_id)
+        elif isinstance(e, p.SessionError):
+            log.warning("agent error %s: %s", e.code, e.message)
+            self._emit(ev.ERROR, message=f"{e.code}: {e.message}")
+        elif isinstance(e, p.SessionEnded):
+            self._emit(ev.SESSION_STATE, state="ended")
+        else:
+            name = type(e).__name__
+            if name in ("Reconnecting", "Resumed", "NewSession"):
+                detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
+                self._emit(ev.SESSION_STATE, state=name.lower(), detail=str(detail))
+
+    def _on_user_transcript(self, text: str) -> None:
+        speaker = self.roster.loudest()
+        if speaker is None and len(self._listened) == 1:
+            speaker = self.roster.get(next(iter(self._listened)))
+        pid = speaker.id if speaker else None
+        name = speaker.name if speaker else None
+        self._emit(ev.TRANSCRIPT_USER, text=text, final=True, participant_id=pid,
+                   participant_name=name)
+        if self.transcript:
+            self.transcript.write("user", text, participant_id=pid, participant_name=name)
+
+    def _on_reply_audio(self, pcm24: bytes) -> None:
+        if self._muted_reply or self.pacer is None or self._out_rs is None:
+            return
+        t0 = time.perf_counter()
+        out = self._out_rs.process(pcm24)
+        turn = self._turn
+        on_start = None
+        if turn is not None and not turn.audio_queued:
+            turn.audio_queued = True
+
+            def on_start(turn: Turn = turn) -> None:  # pacer thread
+                t = time.monotonic()
+                self._call(self._first_audio, turn, t)
+
+        if out:
+            self.pacer.put(out, on_start)
+            if turn is not None:
+                turn.reply_ms += len(out) / (2 * self.transport.output_sample_rate) * 1000
+        self.metrics.outbound.add(time.perf_counter() - t0)
+
+    def _first_audio(self, turn: Turn, t: float) -> None:
+        turn.first_audio_at = t
+        if turn.latency_ms is not None:
+            self._emit(ev.TURN_METRICS, latency_ms=turn.latency_ms)
+
+    def _on_reply_done(self, interrupted: bool) -> None:
+        if interrupted:
+            self._barge_in("reply.done")
+        if self._turn is not None:
+            self._turn.interrupted = interrupted or self._muted_reply
+            self.metrics.turns.append(self._turn)
+            self._turn = None
+        self._reply_active = False
+        self._awaiting_reply_since = None
+
+    def _barge_in(self, cause: str) -> None:
+        if self.pacer is None:
+            return
+        flushed = self.pacer.flush()
+        if self._out_rs is not None:
+            self._out_rs.reset()
+        if cause == "speech" or flushed > 0:
+            self.metrics.barge_ins += 1
+            self.metrics.stale_ms_flushed += flushed
+            self._emit(ev.BARGE_IN, flushed_ms=flushed, cause=cause)
+
+    def _pending_out_ms(self) -> float:
+        return self.pacer.pending_ms if self.pacer is not None else 0.0
+
+    # ------------------------------------------------------------------ timers
+    def _busy(self, now: float) -> bool:
+        waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
+        return self._user_speaking or self._reply_active or waiting or self._pending_out_ms() > 0
+
+    async def _watchdog(self) -> None:
+        cfg = self.config.bridge
+        started = time.monotonic()
+        silence = b"\0\0" * (AGENT_RATE * cfg.chunk_ms // 1000)
+        chunk_s = cfg.chunk_ms / 1000
+        while not self._stop.is_set():
+            await asyncio.sleep(_TICK_S)
+            now = time.monotonic()
+            if now - started >= cfg.max_duration_s:
+                self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
+                break
+            # Keep the agent's speech detector running: silence while nobody is heard.
+            if self.client is not None and now - self._audio_clock > 2 * chunk_s:
+                n = int((now - self._audio_clock) / chunk_s)
+                self._send_frames([silence] * min(n, 50), now)
+            if len(self.roster):
+                self._quiet_since = None
+                continue
+            # Nobody left: close the agent session once it has gone quiet, then leave.
+            if self.client is not None:
+                if self._busy(now):
+                    self._quiet_since = None
+                elif self._quiet_since is None:
+                    self._quiet_since = now
+                elif now - self._quiet_since >= cfg.leave_grace_s and self._closing_session is None:
+                    self._closing_session = asyncio.create_task(self._close_session())
+                continue
+            if self._closing_session is not None and self._closing_session.done():
+                self._closing_session = None
+                self._empty_since = now
+            if self._closing_session is None and self._empty_since is not None and (
+                now - self._empty_since >= cfg.idle_timeout_s
+            ):
+                self.stop("no one left in the meeting")
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> CallSummary:
+        from .audio.pacer import OutboundPacer
+        from .audio.resampler import StreamResampler
+        from .inbound import InboundPath
+
+        self._loop = asyncio.get_running_loop()
+        t = self.transport
+        self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
+        self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
+        self.pacer = OutboundPacer(
+            t.write_audio, t.output_sample_rate, chunk_ms=t.output_chunk_ms,
+            max_ahead=t.output_max_ahead, flush_sink=t.flush_audio, name=f"{t.name}-pacer",
+        )
+        self.pacer.start()
+        watchdog: asyncio.Task[None] | None = None
+        try:
+            try:
+                await t.join(self)
+            except BotrunError as exc:
+                self.stop("join failed", exc)
+            else:
+                self.roster.bot_id = t.bot_participant_id
+                watchdog = asyncio.create_task(self._watchdog())
+                await self._stop.wait()
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            await self._shutdown()
+        return self.summary
+
+    async def _shutdown(self) -> None:
+        graceful = self.summary.error is None and self.summary.reason != "interrupted"
+
+        async def end_session() -> None:
+            if self._closing_session is not None:
+                await self._closing_session
+            await self._close_session()
+
+        async def leave() -> None:
+            if self.pacer is not None:
+                # A normal end lets the bot finish its sentence (bounded); Ctrl-C does not.
+                await asyncio.to_thread(self.pacer.close, graceful, 1.0 if graceful else 0.2)
+            await self.transport.leave()
+
+        results = await asyncio.gather(
+            asyncio.wait_for(end_session(), _SHUTDOWN_BUDGET_S),
+            asyncio.wait_for(leave(), _SHUTDOWN_BUDGET_S),
+            return_exceptions=True,
+        )
+        for what, res in zip(("agent session end", "leave"), results, strict=True):
+            if isinstance(res, BaseException):
+                log.warning("%s did not complete cleanly: %s", what, res or type(res).__name__)
+        if self.transcript:
+            self.transcript.close()
+
+
+def _energy(pcm: bytes) -> float:
+    import numpy as np
+
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return float(np.dot(x, x))
+
+
+async def run_call(
+    transport: Transport,
+    config: BotConfig,
+    *,
+    api_key: str | None = None,
+    transcript: Path | None = None,
+    tools: ToolRegistry | None = None,
+    observers: Iterable[Observer] = (),
+    console: bool = True,
+    install_signal_handlers: bool = True,
+) -> CallSummary:
+    """Run one call to its end (meeting over, Ctrl-C/SIGTERM, timeout or fatal error)."""
+    obs = list(observers)
+    if console:
+        from .console import Console
+
+        obs.insert(0, Console())
+    bridge = Bridge(transport, config, api_key=api_key, tools=tools, observers=obs,
+                    transcript=transcript)
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if install_signal_handlers:
+        def on_signal(sig: signal.Signals) -> None:
+            if bridge._stop.is_set():
+                log.warning("second %s: exiting now", sig.name)
+                raise SystemExit(130)
+            log.info("%s: leaving the meeting", sig.name)
+            bridge.stop("interrupted")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    try:
+        summary = await bridge.run()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    if console:
+        print(summary.metrics.summary(), flush=True)
+    log.info("call ended: %s", summary.reason or "done")
+    return summary

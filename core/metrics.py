@@ -1,0 +1,79 @@
+"""Per-turn metrics and processing-latency statistics, summarised at exit."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+
+class LatencyStats:
+    """Keeps the most recent ``capacity`` samples (seconds) for percentiles."""
+
+    def __init__(self, capacity: int = 20000) -> None:
+        self._samples: deque[float] = deque(maxlen=capacity)
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        self._samples.append(seconds)
+        self.count += 1
+
+    def percentile(self, p: float) -> float | None:
+        if not self._samples:
+            return None
+        ordered = sorted(self._samples)
+        k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+        return ordered[k]
+
+    def summary_ms(self) -> str:
+        p50, p99 = self.percentile(50), self.percentile(99)
+        if p50 is None or p99 is None:
+            return "n/a"
+        return f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms ({self.count} frames)"
+
+
+@dataclass
+class Turn:
+    """One user turn and the agent's answer."""
+
+    speech_stopped_at: float | None = None
+    first_audio_at: float | None = None  # first reply audio handed to the transport
+    reply_ms: float = 0.0  # audio length of the reply at the transport
+    interrupted: bool = False
+    audio_queued: bool = False  # the first reply audio has been handed to the pacer
+
+    @property
+    def latency_ms(self) -> float | None:
+        if self.speech_stopped_at is None or self.first_audio_at is None:
+            return None
+        return (self.first_audio_at - self.speech_stopped_at) * 1000
+
+
+@dataclass
+class CallMetrics:
+    turns: list[Turn] = field(default_factory=list)
+    inbound: LatencyStats = field(default_factory=LatencyStats)
+    outbound: LatencyStats = field(default_factory=LatencyStats)
+    barge_ins: int = 0
+    stale_ms_flushed: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        return [t.latency_ms for t in self.turns if t.latency_ms is not None]
+
+    def summary(self) -> str:
+        lat = sorted(self.latencies_ms)
+        lines = [f"call length {time.monotonic() - self.started_at:.1f} s, "
+                 f"{len(self.turns)} agent replies, {self.barge_ins} interruptions"]
+        if lat:
+            mid = lat[len(lat) // 2]
+            lines.append(
+                f"response latency (you stop speaking -> bot audio out): median {mid:.0f} ms, "
+                f"min {lat[0]:.0f} ms, max {lat[-1]:.0f} ms"
+            )
+        spoken = sum(t.reply_ms for t in self.turns) / 1000
+        lines.append(f"bot spoke {spoken:.1f} s")
+        lines.append(f"bridge processing: in {self.inbound.summary_ms()}; "
+                     f"out {self.outbound.summary_ms()}")
+        return "\n".join(lines)

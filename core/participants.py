@@ -1,0 +1,85 @@
+"""Who is in the meeting and whose audio the agent hears (the listen policy)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+MIX, FIRST = "mix", "first"
+
+
+@dataclass
+class Participant:
+    id: str
+    name: str | None
+    joined_at: float = field(default_factory=time.monotonic)
+    #: Sum of squared samples heard since the current user turn began (for attribution).
+    turn_energy: float = 0.0
+
+
+class Roster:
+    """Participant bookkeeping plus the listen policy.
+
+    ``policy`` is ``"mix"`` (everyone), ``"first"`` (the earliest participant still present)
+    or a display name (matched case-insensitively). The bot itself is never a participant:
+    the transport reports its id and the roster ignores it."""
+
+    def __init__(self, policy: str = MIX) -> None:
+        self.policy = policy
+        self.bot_id: str | None = None
+        self._people: dict[str, Participant] = {}
+
+    def __len__(self) -> int:
+        return len(self._people)
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self._people
+
+    def get(self, pid: str) -> Participant | None:
+        return self._people.get(pid)
+
+    @property
+    def people(self) -> list[Participant]:
+        return list(self._people.values())
+
+    def join(self, pid: str, name: str | None) -> Participant | None:
+        """Add a participant; returns it, or ``None`` for the bot itself or a repeat."""
+        if pid == self.bot_id:
+            return None
+        if pid in self._people:
+            self.update(pid, name)
+            return None
+        p = Participant(pid, name)
+        self._people[pid] = p
+        return p
+
+    def update(self, pid: str, name: str | None) -> None:
+        p = self._people.get(pid)
+        if p is not None and name:
+            p.name = name
+
+    def leave(self, pid: str) -> Participant | None:
+        return self._people.pop(pid, None)
+
+    def listened(self) -> set[str]:
+        """Ids whose audio reaches the agent under the policy."""
+        if self.policy == MIX:
+            return set(self._people)
+        if self.policy == FIRST:
+            if not self._people:
+                return set()
+            first = min(self._people.values(), key=lambda p: p.joined_at)
+            return {first.id}
+        wanted = self.policy.casefold()
+        return {p.id for p in self._people.values() if (p.name or "").casefold() == wanted}
+
+    def reset_turn(self) -> None:
+        for p in self._people.values():
+            p.turn_energy = 0.0
+
+    def loudest(self) -> Participant | None:
+        """The participant who spoke most during the current turn (transcript attribution)."""
+        best = max(self._people.values(), key=lambda p: p.turn_energy, default=None)
+        if best is None or best.turn_energy <= 0:
+            return None
+        return best
