@@ -1,0 +1,257 @@
+"""The ``botrun serve`` HTTP application (aiohttp.web): routes and their error handling.
+
+* ``POST /dialin``   Daily's pinless dial-in webhook → SIP room + owner token + one bot.
+* ``POST /start``    a bot in a given room URL, or in a new room → ``{session_id, room_url}``.
+* ``GET /health``, ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
+
+Every answer is JSON. Refusals happen before any Daily resource exists (401 unsigned,
+400 malformed, 413 oversized, 503 no free slot); a Daily REST failure part-way is logged
+with Daily's message, the room created so far is deleted and the slot freed (502).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from botrun.core.errors import UsageError
+from botrun.transports.daily.rest import DailyApiError, DailyRest, Room, room_name_from_url
+
+from . import webhook
+from .supervisor import BotSession, CapacityError, Reservation, Supervisor
+
+log = logging.getLogger("botrun.serve")
+
+#: Largest request body accepted (Daily's webhook is well under 2 KiB).
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass
+class ServeSettings:
+    """What the app needs besides the REST client and the supervisor."""
+
+    #: Raw HMAC key (base64-decoded ``DAILY_DIALIN_SECRET``); None: webhooks unsigned.
+    dialin_key: bytes | None = None
+    #: Bot config file passed to every bot (``--config``).
+    config: str | None = None
+    #: Rooms serve creates expire (and eject everyone) after this many seconds.
+    room_exp_s: float = 3600.0
+    #: The name the bot's owner token carries into the meeting.
+    bot_name: str = "botrun"
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+SETTINGS = web.AppKey("settings", ServeSettings)
+API = web.AppKey("api", DailyRest)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def delete_owned_room(api: DailyRest, session: BotSession) -> None:
+    """``on_exit`` of every bot: delete the room serve created for it, if any."""
+    if session.owned_room is None:
+        return
+    try:
+        await api.delete_room(session.owned_room)
+    except DailyApiError as exc:
+        log.error("could not delete room %s after bot %s: %s",
+                  session.owned_room, session.id, exc)
+
+
+async def _delete_quietly(api: DailyRest, room: Room | None) -> None:
+    if room is None:
+        return
+    try:
+        await api.delete_room(room.name)
+    except DailyApiError as exc:
+        log.error("could not delete room %s while cleaning up: %s", room.name, exc)
+
+
+async def _read_body(request: web.Request) -> bytes | web.Response:
+    settings = request.app[SETTINGS]
+    if (request.content_length or 0) > settings.max_body_bytes:
+        return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+
+
+async def _start_bot(
+    request: web.Request,
+    reservation: Reservation,
+    *,
+    kind: str,
+    room: Room | None,
+    room_url: str,
+    call: webhook.DialinCall | None = None,
+) -> web.Response:
+    """Token + spawn for a reserved slot; on failure free everything made so far.
+    ``room`` is a room serve created (deleted when the bot ends), else None."""
+    app = request.app
+    api, supervisor, settings = app[API], app[SUPERVISOR], app[SETTINGS]
+    try:
+        token = await api.create_meeting_token(
+            room.name if room else room_name_from_url(room_url),
+            owner=True, exp_s=settings.room_exp_s, user_name=settings.bot_name,
+        )
+        session = await supervisor.spawn(
+            reservation, room_url=room_url, token=token, kind=kind, config=settings.config,
+            owned_room=room.name if room else None,
+            call_id=call.call_id if call else None,
+            call_domain=call.call_domain if call else None,
+            caller=call.from_ if call else None,
+        )
+    except DailyApiError as exc:
+        log.error("%s: Daily refused a meeting token: %s", kind, exc)
+        await _delete_quietly(api, room)
+        return _error(502, f"Daily API error: {exc}")
+    except CapacityError as exc:  # serve began shutting down meanwhile
+        await _delete_quietly(api, room)
+        return _error(503, f"no free bot slot: {exc}")
+    except OSError as exc:
+        log.error("%s: cannot start the bot command %s: %s", kind, supervisor.bot_command, exc)
+        await _delete_quietly(api, room)
+        return _error(500, "cannot start a bot process (see the server log)")
+    finally:
+        reservation.release()
+    return web.json_response({"session_id": session.id, "room_url": session.room_url})
+
+
+async def dialin(request: web.Request) -> web.Response:
+    """Daily's pinless dial-in webhook."""
+    settings = request.app[SETTINGS]
+    body = await _read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    if webhook.is_test_payload(body):
+        # Daily's configuration check; it starts nothing, so it is answered even unsigned.
+        log.info("dial-in webhook test payload received")
+        return web.json_response({"ok": True, "test": True})
+    try:
+        if settings.dialin_key is not None:
+            webhook.verify(settings.dialin_key, request.headers, body)
+        call = webhook.parse_call(body)
+    except webhook.WebhookRejected as exc:
+        log.warning("dial-in webhook from %s refused (%d): %s",
+                    request.remote, exc.status, exc.reason)
+        return _error(exc.status, exc.reason)
+
+    supervisor = request.app[SUPERVISOR]
+    existing = supervisor.find_call(call.call_id)
+    if existing is not None:  # Daily retried a webhook we are already handling
+        log.info("dial-in call %s is already being handled", call.call_id)
+        info: dict[str, Any] = {"duplicate": True}
+        if isinstance(existing, BotSession):
+            info.update(session_id=existing.id, room_url=existing.room_url)
+        return web.json_response(info)
+    try:
+        reservation = supervisor.reserve(call.call_id)
+    except CapacityError as exc:
+        log.warning("dial-in call %s from %s refused: %s", call.call_id, call.from_ or "?", exc)
+        return _error(503, f"no free bot slot: {exc}")
+    log.info("dial-in call %s from %s to %s", call.call_id, call.from_ or "?", call.to or "?")
+    api = request.app[API]
+    try:
+        room = await api.create_room(
+            exp_s=settings.room_exp_s, sip_display_name=call.from_ or "caller"
+        )
+    except DailyApiError as exc:
+        reservation.release()
+        log.error("dial-in call %s: Daily refused the room: %s", call.call_id, exc)
+        return _error(502, f"Daily API error: {exc}")
+    return await _start_bot(
+        request, reservation, kind="dialin", room=room, room_url=room.url, call=call
+    )
+
+
+async def start(request: web.Request) -> web.Response:
+    """Start a bot: ``{"room_url": ...}`` joins that room; an empty body creates one."""
+    settings = request.app[SETTINGS]
+    body = await _read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "body is not JSON")
+    if not isinstance(data, dict):
+        return _error(400, "body is not a JSON object")
+    room_url = data.get("room_url")
+    if room_url is not None:
+        if not isinstance(room_url, str):
+            return _error(400, "'room_url' must be a string")
+        try:
+            room_name_from_url(room_url)
+        except UsageError as exc:
+            return _error(400, str(exc))
+    supervisor = request.app[SUPERVISOR]
+    try:
+        reservation = supervisor.reserve()
+    except CapacityError as exc:
+        return _error(503, f"no free bot slot: {exc}")
+    room: Room | None = None
+    if room_url is None:
+        try:
+            room = await request.app[API].create_room(exp_s=settings.room_exp_s)
+        except DailyApiError as exc:
+            reservation.release()
+            log.error("start: Daily refused the room: %s", exc)
+            return _error(502, f"Daily API error: {exc}")
+        room_url = room.url
+    return await _start_bot(request, reservation, kind="start", room=room, room_url=room_url)
+
+
+async def health(request: web.Request) -> web.Response:
+    supervisor = request.app[SUPERVISOR]
+    return web.json_response(
+        {"status": "ok", "bots": len(supervisor.sessions()), "max_bots": supervisor.max_bots}
+    )
+
+
+async def sessions(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"sessions": [s.info() for s in request.app[SUPERVISOR].sessions()]}
+    )
+
+
+async def stop_session(request: web.Request) -> web.Response:
+    session = request.app[SUPERVISOR].stop(request.match_info["id"])
+    if session is None:
+        return _error(404, "no such session")
+    return web.json_response(session.info(), status=202)
+
+
+async def _shutdown(app: web.Application) -> None:
+    await app[SUPERVISOR].shutdown()
+
+
+async def _close_api(app: web.Application) -> None:
+    await app[API].close()
+
+
+def create_app(
+    settings: ServeSettings, api: DailyRest, supervisor: Supervisor
+) -> web.Application:
+    """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
+
+    async def on_exit(session: BotSession) -> None:
+        await delete_owned_room(api, session)
+
+    supervisor.on_exit = on_exit
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS], app[API], app[SUPERVISOR] = settings, api, supervisor
+    app.router.add_post("/dialin", dialin)
+    app.router.add_post("/start", start)
+    app.router.add_get("/health", health)
+    app.router.add_get("/sessions", sessions)
+    app.router.add_delete("/sessions/{id}", stop_session)
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_close_api)
+    return app

@@ -1,0 +1,142 @@
+"""``botrun serve``: the click command that checks everything, then runs the HTTP server until
+SIGINT/SIGTERM, and on the way out asks every bot to leave and waits for them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from botrun.core.logs import LEVELS
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger("botrun.serve")
+
+DEFAULT_BOT_COMMAND = (sys.executable, "-m", "botrun.bots.cli", "daily")
+#: Rooms outlive a bot's maximum duration by this much, so the bot is stopped (and leaves
+#: cleanly) before Daily's expiry ejects it.
+ROOM_EXP_MARGIN_S = 300.0
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, logged at start).")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+              help="Bot configuration (TOML) passed to every bot.")
+@click.option("--max-bots", default=4, show_default=True, type=click.IntRange(1, 1000),
+              help="Most bots running at once; more calls are answered 503.")
+@click.option("--bot-max-duration-s", default=3600.0, show_default=True,
+              type=click.FloatRange(1, 24 * 3600),
+              help="A bot still running after this long is asked to leave.")
+@click.option("--bot-command", metavar="CMD",
+              help="Command that runs one bot (room and dial-in flags are appended) "
+              "[default: python -m botrun.bots.cli daily].")
+@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
+              help="Logging verbosity.")
+def command(
+    host: str, port: int, config: Path | None, max_bots: int, bot_max_duration_s: float,
+    bot_command: str | None, log_level: str,
+) -> None:
+    """Answer Daily's pinless dial-in webhook and run one bot per call.
+
+    \b
+    POST /dialin          Daily's dial-in webhook (verified with DAILY_DIALIN_SECRET)
+    POST /start           {"room_url": URL} or {} to create a room; returns the session id
+    GET  /health          liveness and bot count
+    GET  /sessions        running bots
+    DELETE /sessions/ID   ask one bot to leave
+
+    Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env.
+    """
+    from botrun.core.logs import setup_logging
+
+    setup_logging(log_level)
+    app = build(host, port, config, max_bots, bot_max_duration_s, bot_command)
+    asyncio.run(run_server(app, host, port))
+
+
+def build(
+    host: str, port: int, config: Path | None, max_bots: int, bot_max_duration_s: float,
+    bot_command: str | None,
+) -> web.Application:
+    """Validate secrets, config and options (all failures are one-line errors) and build
+    the application."""
+    from botrun.bots.runner import agent_api_key
+    from botrun.core.config import load_config
+    from botrun.core.errors import ConfigError, UsageError
+    from botrun.core.plugins import transports
+    from botrun.core.secrets import Secrets
+    from botrun.transports.daily.rest import DailyRest
+
+    from .app import ServeSettings, create_app
+    from .supervisor import Supervisor, child_environment
+    from .webhook import decode_secret
+
+    secrets = Secrets()
+    api_key = secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens with Daily")
+    raw_secret = secrets.get("DAILY_DIALIN_SECRET")
+    dialin_key = None
+    if raw_secret:
+        try:
+            dialin_key = decode_secret(raw_secret)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    else:
+        log.warning("DAILY_DIALIN_SECRET is not set: dial-in webhooks are accepted unsigned")
+    cfg = load_config(config, list(transports()))
+    agent_key = agent_api_key(cfg.agent.url, secrets)
+    argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
+    if not argv:
+        raise UsageError("--bot-command is empty")
+    env = child_environment(os.environ, {
+        "DAILY_API_KEY": api_key,
+        "DAILY_API_URL": secrets.env("DAILY_API_URL"),
+        "ASSEMBLYAI_API_KEY": agent_key,
+    })
+    settings = ServeSettings(
+        dialin_key=dialin_key, config=str(config.resolve()) if config else None,
+        room_exp_s=bot_max_duration_s + ROOM_EXP_MARGIN_S, bot_name=cfg.bot.name,
+    )
+    supervisor = Supervisor(
+        bot_command=argv, env=env, max_bots=max_bots, bot_max_duration_s=bot_max_duration_s,
+    )
+    api = DailyRest(api_key, base_url=secrets.env("DAILY_API_URL"))
+    return create_app(settings, api, supervisor)
+
+
+async def run_server(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM; then stop accepting, stop every bot, wait, close."""
+    from aiohttp import web
+    from botrun.core.errors import UsageError
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    for address in runner.addresses:
+        log.info("botrun serve listening on http://%s:%d", address[0], address[1])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: asking every bot to leave")
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal ends serve at once
+            loop.remove_signal_handler(sig)
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
