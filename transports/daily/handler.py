@@ -1,0 +1,142 @@
+"""The ``daily.EventHandler`` subclass: the only code that runs on Daily's native threads.
+
+Every callback does three things and nothing else: deep-copy its arguments (they belong to
+the SDK thread), hand them to the event loop with ``loop.call_soon_threadsafe``, and return.
+It never calls the SDK and never raises (an exception here would be printed by the SDK and
+the event lost); a callback that arrives after the loop closed is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any, Protocol
+
+import daily
+
+log = logging.getLogger("botrun.daily")
+
+
+class CallEvents(Protocol):
+    """Loop-side receiver of the handler's events (implemented by the transport)."""
+
+    def on_participant_joined(self, participant: dict[str, Any]) -> None: ...
+    def on_participant_updated(self, participant: dict[str, Any]) -> None: ...
+    def on_participant_left(self, participant: dict[str, Any], reason: str) -> None: ...
+    def on_call_state(self, state: str) -> None: ...
+    def on_error(self, message: str) -> None: ...
+    def on_dialin_ready(self, sip_endpoint: str) -> None: ...
+    def on_dialin_event(self, kind: str, data: dict[str, Any]) -> None: ...
+    def on_dialout_event(self, kind: str, data: dict[str, Any]) -> None: ...
+
+
+class DailyHandler(daily.EventHandler):
+    """Forwards Daily's callbacks to a :class:`CallEvents` on ``loop``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: CallEvents) -> None:
+        super().__init__()
+        self._loop = loop
+        self._target = target
+        self.dropped = 0  # events that arrived after the loop closed
+
+    def _post(self, method: str, *args: Any) -> None:
+        try:
+            args = copy.deepcopy(args)
+            self._loop.call_soon_threadsafe(self._call, method, args)
+        except Exception:  # loop closed or odd data: never raise into the SDK
+            self.dropped += 1
+
+    def _call(self, method: str, args: tuple[Any, ...]) -> None:
+        try:
+            getattr(self._target, method)(*args)
+        except Exception:  # one bad event must not stop the others
+            log.exception("error handling Daily event %s", method)
+
+    # Participants --------------------------------------------------------------------
+    def on_participant_joined(self, participant: Any) -> None:
+        self._post("on_participant_joined", _as_dict(participant))
+
+    def on_participant_updated(self, participant: Any) -> None:
+        self._post("on_participant_updated", _as_dict(participant))
+
+    def on_participant_left(self, participant: Any, reason: Any = "") -> None:
+        self._post("on_participant_left", _as_dict(participant), str(reason or ""))
+
+    # Call state ----------------------------------------------------------------------
+    def on_call_state_updated(self, state: Any) -> None:
+        self._post("on_call_state", str(state))
+
+    def on_error(self, message: Any) -> None:
+        self._post("on_error", str(message))
+
+    # Dial-in -------------------------------------------------------------------------
+    def on_dialin_ready(self, sip_endpoint: Any) -> None:
+        self._post("on_dialin_ready", str(sip_endpoint))
+
+    def on_dialin_connected(self, data: Any) -> None:
+        self._post("on_dialin_event", "connected", _as_dict(data))
+
+    def on_dialin_stopped(self, data: Any) -> None:
+        self._post("on_dialin_event", "stopped", _as_dict(data))
+
+    def on_dialin_error(self, data: Any) -> None:
+        self._post("on_dialin_event", "error", _as_dict(data))
+
+    def on_dialin_warning(self, data: Any) -> None:
+        self._post("on_dialin_event", "warning", _as_dict(data))
+
+    # Dial-out ------------------------------------------------------------------------
+    def on_dialout_connected(self, data: Any) -> None:
+        self._post("on_dialout_event", "connected", _as_dict(data))
+
+    def on_dialout_answered(self, data: Any) -> None:
+        self._post("on_dialout_event", "answered", _as_dict(data))
+
+    def on_dialout_stopped(self, data: Any) -> None:
+        self._post("on_dialout_event", "stopped", _as_dict(data))
+
+    def on_dialout_error(self, data: Any) -> None:
+        self._post("on_dialout_event", "error", _as_dict(data))
+
+    def on_dialout_warning(self, data: Any) -> None:
+        self._post("on_dialout_event", "warning", _as_dict(data))
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """SDK payloads are dicts; anything else is wrapped so the loop side sees one shape."""
+    return value if isinstance(value, dict) else {"value": value}
+
+
+class AudioRenderer:
+    """The ``set_audio_renderer`` callback (native audio thread, holding the GIL): copy the
+    PCM out of the SDK's ``AudioData`` and pass it to the bridge, whose
+    :meth:`~botrun.core.transport.TransportEvents.audio` is thread-safe by contract."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink  # a TransportEvents
+        self.frames = 0
+        self.bad = 0  # malformed AudioData (counted, logged once)
+
+    def __call__(self, participant_id: Any, audio: Any, audio_source: Any = "microphone") -> None:
+        try:
+            pcm = bytes(audio.audio_frames)
+            rate = int(audio.sample_rate)
+            channels = int(getattr(audio, "num_channels", 1) or 1)
+            if channels > 1:
+                pcm = _downmix(pcm, channels)
+            self.frames += 1
+            self._sink.audio(str(participant_id), pcm, rate)
+        except Exception as exc:  # never raise into the SDK's audio thread
+            self.bad += 1
+            if self.bad == 1:
+                log.warning("unusable audio from participant %s: %s", participant_id, exc)
+
+
+def _downmix(pcm: bytes, channels: int) -> bytes:
+    """Average interleaved PCM16 channels to mono (rare: renderers normally deliver mono)."""
+    import numpy as np
+
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % (2 * channels)], dtype="<i2")
+    mono = samples.reshape(-1, channels).astype(np.int32).mean(axis=1)
+    return mono.astype("<i2").tobytes()
