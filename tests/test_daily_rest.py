@@ -6,10 +6,11 @@ import logging
 import time
 
 import pytest
+from fake_daily_api import API_KEY, FakeDailyApi
+
 from botrun.core.errors import TransportError, UsageError
 from botrun.core.secrets import RedactingFilter
 from botrun.transports.daily.rest import DailyApiError, DailyRest, room_name_from_url
-from fake_daily_api import API_KEY, FakeDailyApi
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
 from botrun.core.errors import UsageError
 from botrun.transports.daily.rest import DailyApiError, DailyRest, Room, room_name_from_url
 

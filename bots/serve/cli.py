@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+
 from botrun.core.logs import LEVELS
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def build(
 async def run_server(app: web.Application, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, stop every bot, wait, close."""
     from aiohttp import web
+
     from botrun.core.errors import UsageError
 
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

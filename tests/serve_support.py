@@ -1,0 +1,145 @@
+"""Shared pieces of the ``botrun serve`` tests: a stand-in bot program, an app wired to the
+fake Daily API, and signed webhook requests.
+
+The stand-in bot is a real child process (what serve spawns), written to a temp dir. It
+records its argv and the environment variables serve is responsible for, then behaves as
+``BOT_MODE`` says: ``wait`` (until SIGTERM, exit 0), ``crash`` (print, exit 3) or
+``stubborn`` (ignore SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from fake_daily_api import API_KEY, FakeDailyApi
+
+from botrun.bots.serve import webhook
+from botrun.bots.serve.app import ServeSettings, create_app
+from botrun.bots.serve.supervisor import Supervisor, child_environment
+from botrun.transports.daily.rest import DailyRest
+
+DIALIN_KEY = b"serve-test-dialin-key-32-bytes!!"
+DIALIN_SECRET = base64.b64encode(DIALIN_KEY).decode()
+
+STAND_IN_BOT = r'''
+import json, os, signal, sys, time
+record = {"argv": sys.argv[1:], "pid": os.getpid(),
+          "env": {k: os.environ.get(k) for k in (
+              "DAILY_MEETING_TOKEN", "DAILY_API_KEY", "DAILY_API_URL", "ASSEMBLYAI_API_KEY",
+              "DAILY_DIALIN_SECRET")}}
+path = os.path.join(os.environ["BOT_RECORD_DIR"], f"{os.getpid()}.json")
+with open(path + ".tmp", "w") as f:
+    json.dump(record, f)
+os.replace(path + ".tmp", path)
+mode = os.environ.get("BOT_MODE", "wait")
+print(f"stand-in bot up in {mode} mode", flush=True)
+if mode == "crash":
+    print("boom: the bot fell over", flush=True)
+    sys.exit(3)
+if mode == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    def leave(signum, frame):
+        print("leaving on SIGTERM", flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, leave)
+while True:
+    time.sleep(0.05)
+'''
+
+
+def write_stand_in(directory: Path) -> Path:
+    path = directory / "stand_in_bot.py"
+    path.write_text(STAND_IN_BOT)
+    (directory / "records").mkdir(exist_ok=True)
+    return path
+
+
+async def wait_for(
+    predicate: Callable[[], Any], what: str, timeout: float = 15.0
+) -> Any:
+    """Poll ``predicate`` until it is truthy (a condition, not a timing assert)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class ServeHarness:
+    client: TestClient
+    api: FakeDailyApi
+    supervisor: Supervisor
+    records: Path
+
+    def bot_records(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text()) for p in sorted(self.records.glob("*.json"))]
+
+    async def dialin(
+        self, call_id: str = "call-1", caller: str = "+15552223333", *,
+        sign: bool = True, body: bytes | None = None, key: bytes = DIALIN_KEY,
+        timestamp: str | None = None,
+    ) -> Any:
+        raw = body if body is not None else json.dumps({
+            "To": "+15550001111", "From": caller, "callId": call_id, "callDomain": "dom-1",
+        }).encode()
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            ts = timestamp or str(int(time.time()))
+            headers[webhook.SIGNATURE_HEADER] = webhook.sign(key, ts, raw)
+            headers[webhook.TIMESTAMP_HEADER] = ts
+        return await self.client.post("/dialin", data=raw, headers=headers)
+
+
+@asynccontextmanager
+async def serve_harness(
+    tmp_path: Path,
+    *,
+    mode: str = "wait",
+    max_bots: int = 2,
+    bot_max_duration_s: float | None = None,
+    stop_timeout_s: float = 5.0,
+    bot_command: list[str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    configure: Callable[[FakeDailyApi], Awaitable[None] | None] | None = None,
+) -> AsyncIterator[ServeHarness]:
+    """The real app on a loopback port, the fake Daily API, stand-in bots."""
+    script = write_stand_in(tmp_path)
+    async with FakeDailyApi() as api:
+        if configure is not None:
+            result = configure(api)
+            if result is not None:
+                await result
+        env = child_environment(
+            {"PATH": "/usr/bin:/bin", "DAILY_DIALIN_SECRET": DIALIN_SECRET,
+             "BOT_RECORD_DIR": str(tmp_path / "records"), "BOT_MODE": mode,
+             **(extra_env or {})},
+            {"DAILY_API_KEY": API_KEY, "DAILY_API_URL": api.base_url},
+        )
+        supervisor = Supervisor(
+            bot_command=bot_command or [sys.executable, str(script)], env=env,
+            max_bots=max_bots, bot_max_duration_s=bot_max_duration_s,
+            stop_timeout_s=stop_timeout_s,
+        )
+        rest = DailyRest(API_KEY, base_url=api.base_url, backoff=0.01, retries=1)
+        app = create_app(ServeSettings(dialin_key=DIALIN_KEY, room_exp_s=600), rest, supervisor)
+        client = TestClient(TestServer(app, host="127.0.0.1"))
+        await client.start_server()
+        try:
+            yield ServeHarness(client, api, supervisor, tmp_path / "records")
+        finally:
+            await client.close()  # runs on_shutdown: every bot is stopped and awaited
