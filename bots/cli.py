@@ -16,6 +16,10 @@ from botrun.core.plugin_types import Option, TransportSpec
 #: Built-in commands that are not transports: name -> ("module:attr" of a click command,
 #: one-line help). Imported only when the command runs or shows its own help.
 BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "agent-sim": (
+        "botrun.core.sim.cli:command",
+        "Run the local voice-agent simulator (no account needed).",
+    ),
     "demo": ("botrun.bots.demo:command", "Try botrun with no account: simulator + WAV sample."),
     "serve": (
         "botrun.bots.serve.cli:command",

@@ -1,0 +1,221 @@
+"""Scenario files: what the simulated agent says, how it detects turns, and which faults it injects.
+
+A scenario is a TOML file validated into the typed :class:`Scenario` model, so a typo in a key or
+a value out of range is reported with the file and the key (``ConfigError``, exit 2) instead of
+silently doing something else. Every field has a default: ``Scenario()`` is an echo agent with no
+faults. The format is documented in docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from botrun.core.errors import ConfigError
+
+#: Output voices the simulator accepts unless a scenario lists its own.
+DEFAULT_VOICES: tuple[str, ...] = ("ivy", "james", "sophie", "diego", "arjun")
+
+#: Junk frames the simulator can inject (see ``FaultSettings.inject``).
+InjectKind = Literal["malformed_json", "binary_frame", "unknown_event", "oversized_message"]
+
+#: Error codes a connection attempt can be refused with (``FaultSettings.connect_error``).
+ConnectErrorCode = Literal[
+    "server_error", "FORBIDDEN", "UNAUTHORIZED", "rate_limited", "internal_error",
+    "agent_init_failed", "agent_timeout",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SessionSettings(_Model):
+    """Limits of one session."""
+
+    voices: tuple[str, ...] = Field(DEFAULT_VOICES, min_length=1)
+    max_duration_s: float = Field(0.0, ge=0, description="0: unlimited (a token may still set one)")
+    ready_order: Literal["ready-first", "updated-first"] = "ready-first"
+
+
+class VadSettings(_Model):
+    """Energy speech detection. Thresholds and silences come from the client's turn_detection;
+    these are the simulator's fixed timing constants (ms of *audio*, not wall time)."""
+
+    start_ms: int = Field(60, ge=10, le=2000, description="voiced audio before speech.started")
+    hangover_ms: int = Field(300, ge=10, le=10000, description="silence before speech.stopped")
+    preroll_ms: int = Field(100, ge=0, le=2000, description="audio kept before the detected start")
+    delta_every_ms: int = Field(400, ge=50, le=10000, description="transcript.user.delta cadence")
+
+
+class ReplySettings(_Model):
+    """How replies sound and are paced."""
+
+    default: Literal["echo", "tone"] = "echo"
+    text: str = "I heard you."
+    delay_ms: int = Field(300, ge=0, le=60000, description="think time after the end of a turn")
+    chunk_ms: int = Field(50, ge=10, le=1000)
+    stale_frames: int = Field(2, ge=0, le=100, description="reply.audio frames after a barge-in")
+    ms_per_char: int = Field(65, ge=5, le=1000, description="tone speech duration per character")
+    tool_transition: str = "One moment, let me check that."
+    tool_result: str = "Here is what I found: {result}"
+    tool_timeout: str = "Sorry, that took too long."
+    reply_create: str = "{instructions}"
+    resend_tool_calls: bool = True
+
+
+class ToolCallSpec(_Model):
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["interactive", "hold"] | None = None
+
+
+class Turn(_Model):
+    """The simulated agent's side of one user turn (turns are matched in order)."""
+
+    user: str | None = None
+    complete: bool = True
+    reply: str | None = None
+    audio: Literal["echo", "tone", "wav", "silence"] | None = None
+    wav: Path | None = None
+    tool: ToolCallSpec | None = None
+
+    @model_validator(mode="after")
+    def _wav_needs_file(self) -> Turn:
+        if self.audio == "wav" and self.wav is None:
+            raise ValueError("audio = 'wav' needs a 'wav' file")
+        return self
+
+
+class FaultSettings(_Model):
+    """Failures the simulator injects on purpose, to test a client's recovery."""
+
+    connect_error: ConnectErrorCode = "server_error"
+    connect_error_count: int = Field(0, ge=0, description="refuse the first K connections")
+    drop_at_reply_audio: int = Field(0, ge=0, description="abort the socket at the Nth frame")
+    drop_after_s: float = Field(0.0, ge=0, description="abort the socket T s after ready")
+    refuse_resume: bool = False
+    session_not_found: Literal["in-band", "close"] = "in-band"
+    sample_rate: Literal["deaf", "honour"] = "deaf"
+    ready_delay_s: float = Field(0.0, ge=0, le=600)
+    inject: tuple[InjectKind, ...] = ()
+    inject_at_reply_audio: int = Field(0, ge=0, description="0: right after session.ready")
+    oversized_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+
+class Scenario(_Model):
+    """A whole scenario file. ``base_dir`` resolves relative WAV paths."""
+
+    name: str = "echo"
+    description: str = ""
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    vad: VadSettings = Field(default_factory=VadSettings)
+    reply: ReplySettings = Field(default_factory=ReplySettings)
+    turns: tuple[Turn, ...] = ()
+    faults: FaultSettings = Field(default_factory=FaultSettings)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def turn(self, index: int) -> Turn | None:
+        """The scripted turn for the ``index``-th user utterance (0-based), if any."""
+        return self.turns[index] if 0 <= index < len(self.turns) else None
+
+    def wav_path(self, turn: Turn) -> Path:
+        assert turn.wav is not None
+        return turn.wav if turn.wav.is_absolute() else self.base_dir / turn.wav
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(str(part))
+        ann = getattr(field, "annotation", None)
+        if ann is not None and getattr(ann, "__args__", None):
+            inner = [a for a in ann.__args__ if isinstance(a, type) and issubclass(a, BaseModel)]
+            ann = inner[0] if inner else ann
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _format(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            lines.append(f"unknown key '{loc}'{_suggest(key, _known_keys(err['loc'][:-1]))}")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            where = f"'{loc}': " if loc else ""
+            lines.append(f"{where}{err['msg'].lower()}{shown}")
+    return f"{source}: " + "; ".join(lines)
+
+
+def scenario_from_dict(data: dict[str, Any], source: str = "scenario",
+                       base_dir: Path | None = None) -> Scenario:
+    """Validate a parsed scenario; raise :class:`ConfigError` naming ``source`` and the key."""
+    if "base_dir" in data:
+        raise ConfigError(f"{source}: unknown key 'base_dir'")
+    try:
+        scenario = Scenario.model_validate({**data, "base_dir": base_dir or Path.cwd()})
+    except ValidationError as exc:
+        raise ConfigError(_format(source, exc)) from None
+    for i, turn in enumerate(scenario.turns):
+        if turn.wav is not None and not scenario.wav_path(turn).is_file():
+            raise ConfigError(
+                f"{source}: 'turns.{i}.wav': file not found: {scenario.wav_path(turn)}"
+            )
+    return scenario
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a TOML scenario file. A bare name (``"weather"``) picks a shipped
+    example scenario."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and p.name == str(path):
+        shipped = builtin_scenarios().get(p.name)
+        if shipped is not None:
+            p = shipped
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"scenario file not found: {p} (shipped scenarios: "
+            f"{', '.join(sorted(builtin_scenarios())) or 'none'})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read scenario file {p}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return scenario_from_dict(data, str(p), p.resolve().parent)
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """The example scenarios shipped with botrun, by name (file stem)."""
+    root = resources.files("botrun.core.sim").joinpath("scenarios")
+    out: dict[str, Path] = {}
+    try:
+        for entry in root.iterdir():
+            if entry.name.endswith(".toml"):
+                out[entry.name[: -len(".toml")]] = Path(str(entry))
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return out

@@ -1,0 +1,231 @@
+"""The simulator's server: a ``websockets`` asyncio server on loopback (or any host) that
+authenticates connections, refuses the first K on purpose when asked, mints temporary tokens
+(``GET /v1/token``, like the real service) and runs one :class:`Connection` per socket.
+
+Usage in-process::
+
+    async with Simulator(load_scenario("weather"), speed=4) as sim:
+        ...connect to sim.url...
+        assert sim.session().received_samples == sent
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from botrun.core.errors import UsageError
+from botrun.core.secrets import register_secret
+
+from .connection import Connection, now_iso
+from .faults import CONNECT_CLOSE_CODES, CONNECT_MESSAGES
+from .recorder import save_record
+from .scenario import Scenario
+from .session import SimSession
+
+log = logging.getLogger("botrun.sim")
+
+#: The socket's own frame limit; messages between MAX_MESSAGE_BYTES and this get an in-band
+#: ``invalid_format``, bigger ones close the socket with 1009.
+SOCKET_MAX_SIZE = 16 * 1024 * 1024
+TOKEN_PATH = "/v1/token"
+
+
+@dataclass
+class _Token:
+    expires_at: float
+    max_session_duration_s: float
+    used: bool = False
+
+
+class Simulator:
+    """A local voice-agent service. ``sessions`` holds every session ever created (in creation
+    order), each with its recording, so tests can inspect them after the socket closed."""
+
+    def __init__(self, scenario: Scenario | None = None, *, host: str = "127.0.0.1",
+                 port: int = 0, api_key: str | None = None, speed: float = 1.0,
+                 resume_window_s: float = 30.0, record_dir: Path | None = None,
+                 retain_audio: bool = True) -> None:
+        if not speed > 0:
+            raise UsageError(f"speed must be > 0, got {speed}")
+        if resume_window_s < 0:
+            raise UsageError(f"resume window must be >= 0 s, got {resume_window_s}")
+        self.scenario = scenario or Scenario()
+        self.host, self.port = host, port
+        self.api_key = api_key or None
+        register_secret(self.api_key)
+        self.speed = float(speed)
+        self.resume_window_s = resume_window_s
+        self.record_dir = record_dir
+        self.retain_audio = retain_audio
+        self.sessions: dict[str, SimSession] = {}
+        self.connection_errors: list[dict[str, Any]] = []  # errors sent before any session
+        self.connection_attempts = 0
+        self._tokens: dict[str, _Token] = {}
+        self._server: Server | None = None
+        self._connections: set[Connection] = set()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen; ``port=0`` picks a free port (read it from :attr:`url`)."""
+        try:
+            self._server = await serve(
+                self._handle, self.host, self.port, process_request=self._process_request,
+                max_size=SOCKET_MAX_SIZE, ping_interval=None,
+            )
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {self.host}:{self.port}: "
+                             f"{exc.strerror or exc}") from None
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        log.info("voice-agent simulator listening on %s (scenario %r, speed %gx)", self.url,
+                 self.scenario.name, self.speed)
+
+    async def stop(self) -> None:
+        """Close every socket (1001) and the listener; save recordings."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        await server.wait_closed()
+        if self.record_dir is not None:
+            for s in self.sessions.values():
+                save_record(s, self.record_dir)
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    def session(self) -> SimSession:
+        """The most recently created session (tests usually have exactly one)."""
+        if not self.sessions:
+            raise LookupError("no session has been created yet")
+        return next(reversed(self.sessions.values()))
+
+    # ---- bookkeeping called by connections ----------------------------------------------
+    def register_session(self, s: SimSession) -> None:
+        self.sessions[s.session_id] = s
+
+    def session_detached(self, s: SimSession) -> None:
+        if self.record_dir is not None:
+            save_record(s, self.record_dir)
+
+    def session_ended(self, s: SimSession) -> None:
+        if self.record_dir is not None:
+            save_record(s, self.record_dir)
+        if not self.retain_audio:
+            s.received_audio_buf.clear()
+
+    # ---- auth and tokens -----------------------------------------------------------------
+    def _bearer_ok(self, request: Request) -> bool:
+        if self.api_key is None:
+            return True
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        return scheme.lower() == "bearer" and secrets.compare_digest(value.strip(),
+                                                                     self.api_key)
+
+    def mint_token(self, expires_in_s: float = 60.0,
+                   max_session_duration_s: float = 10800.0) -> str:
+        """A single-use temporary token, as ``GET /v1/token`` returns."""
+        token = "tok_" + secrets.token_urlsafe(18)
+        register_secret(token)
+        self._tokens[token] = _Token(time.monotonic() + expires_in_s, max_session_duration_s)
+        return token
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path.rstrip("/")
+        if path != TOKEN_PATH:
+            return None
+        if not self._bearer_ok(request):
+            return self._json(conn, HTTPStatus.UNAUTHORIZED,
+                              {"error": "missing or invalid API key"})
+        query = parse_qs(urlsplit(request.path).query)
+        try:
+            expires = float(query.get("expires_in_seconds", [""])[0])
+            max_dur = float(query.get("max_session_duration_seconds", ["10800"])[0])
+        except ValueError:
+            return self._json(conn, HTTPStatus.BAD_REQUEST,
+                              {"error": "expires_in_seconds and max_session_duration_seconds "
+                               "must be numbers"})
+        if not 1 <= expires <= 600 or not 60 <= max_dur <= 10800:
+            return self._json(conn, HTTPStatus.BAD_REQUEST,
+                              {"error": "expires_in_seconds must be 1..600 and "
+                               "max_session_duration_seconds 60..10800"})
+        return self._json(conn, HTTPStatus.OK, {"token": self.mint_token(expires, max_dur)})
+
+    @staticmethod
+    def _json(conn: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
+        response = conn.respond(status, json.dumps(body))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def _authenticate(self, ws: ServerConnection) -> tuple[bool, float]:
+        """(allowed, max session duration from a token or 0)."""
+        request = ws.request
+        assert request is not None
+        token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+        if token is not None:
+            info = self._tokens.get(token)
+            valid = info is not None and not info.used and time.monotonic() <= info.expires_at
+            if info is not None:
+                info.used = True
+            if valid:
+                assert info is not None
+                return True, info.max_session_duration_s
+            return self.api_key is None and info is None, 0.0
+        return self._bearer_ok(request), 0.0
+
+    # ---- connections -------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connection_attempts += 1
+        ok, max_duration = self._authenticate(ws)
+        conn = Connection(self, ws, max_duration)
+        faults = self.scenario.faults
+        if not ok:
+            await self._refuse(conn, "UNAUTHORIZED")
+            return
+        if self.connection_attempts <= faults.connect_error_count:
+            await self._refuse(conn, faults.connect_error)
+            return
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        except Exception:  # last line of defence: one broken socket never stops the server
+            log.exception("simulator: connection handler failed")
+            conn.abort()
+        finally:
+            self._connections.discard(conn)
+
+    async def _refuse(self, conn: Connection, code: str) -> None:
+        self.connection_errors.append({"code": code, "message": CONNECT_MESSAGES[code],
+                                       "param": None})
+        await conn.send_raw(json.dumps({"type": "session.error", "code": code,
+                                        "message": CONNECT_MESSAGES[code],
+                                        "timestamp": now_iso()}))
+        await conn.close(CONNECT_CLOSE_CODES[code], code)
