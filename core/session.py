@@ -114,6 +114,11 @@ class SessionState:
         """Call ids the agent is still waiting on."""
         return list(self._calls)
 
+    @property
+    def held_results(self) -> list[str]:
+        """Call ids whose result is computed but held (reply not done, or not ready)."""
+        return [cid for cid, call in self._calls.items() if call.result is not None]
+
     # -- connection lifecycle -----------------------------------------------------------
 
     def connection_opened(self) -> ClientEvent:
