@@ -115,6 +115,7 @@ async def serve_harness(
     stop_timeout_s: float = 5.0,
     bot_command: list[str] | None = None,
     extra_env: dict[str, str] | None = None,
+    config: str | None = None,
     configure: Callable[[FakeDailyApi], Awaitable[None] | None] | None = None,
 ) -> AsyncIterator[ServeHarness]:
     """The real app on a loopback port, the fake Daily API, stand-in bots."""
@@ -136,7 +137,8 @@ async def serve_harness(
             stop_timeout_s=stop_timeout_s,
         )
         rest = DailyRest(API_KEY, base_url=api.base_url, backoff=0.01, retries=1)
-        app = create_app(ServeSettings(dialin_key=DIALIN_KEY, room_exp_s=600), rest, supervisor)
+        settings = ServeSettings(dialin_key=DIALIN_KEY, room_exp_s=600, config=config)
+        app = create_app(settings, rest, supervisor)
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         try:
