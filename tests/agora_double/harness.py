@@ -1,0 +1,115 @@
+"""Test helpers for the Agora transport: the double fixture and a recording TransportEvents
+(speech comes from tests/speech.py).
+
+Imported by tests as ``agora_double.harness`` (pytest puts tests/ on sys.path); the fixture
+puts this folder on sys.path so ``import agora`` finds the double, and removes it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DOUBLE_DIR = Path(__file__).resolve().parent
+CHANNEL = "botrun-test"
+APP_ID = "0123456789abcdef0123456789abcdef"
+CERTIFICATE = "fedcba9876543210fedcba9876543210"
+
+
+def _forget_agora_modules() -> None:
+    for name in list(sys.modules):
+        if name == "agora" or name.startswith("agora.") or name == "agora_cloud":
+            del sys.modules[name]
+
+
+@pytest.fixture(name="cloud")
+def cloud_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The double importable as ``agora``; yields its :class:`agora_cloud.Cloud` (reset)."""
+    _forget_agora_modules()
+    monkeypatch.syspath_prepend(str(DOUBLE_DIR))
+    import agora_cloud
+
+    cloud = agora_cloud.CLOUD
+    cloud.reset()
+    try:
+        yield cloud
+    finally:
+        for conn in list(cloud.connections):
+            conn.destroy()  # no stray native threads, even after a failed test
+        import agora.rtc.agora_service as svc
+
+        svc._dbl_live_services.clear()
+        _forget_agora_modules()
+
+
+@dataclass
+class RecordingEvents:
+    """A TransportEvents like the bridge's: thread-safe entry points that hand off to the
+    loop with call_soon_threadsafe; records what arrives and on which thread."""
+
+    loop: asyncio.AbstractEventLoop
+    joined: list[str] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)
+    heard: dict[str, bytearray] = field(default_factory=dict)
+    rates: set[int] = field(default_factory=set)
+    ended_calls: list[tuple[str, str | None]] = field(default_factory=list)
+    order: list[tuple[str, str]] = field(default_factory=list)
+    threads: set[int] = field(default_factory=set)
+    fail_audio: bool = False
+
+    def _note_thread(self) -> None:
+        self.threads.add(threading.get_ident())
+
+    def participant_joined(self, participant_id: str, name: str | None = None) -> None:
+        self._note_thread()
+        self.loop.call_soon_threadsafe(self._joined, participant_id)
+
+    def participant_updated(self, participant_id: str, name: str | None = None) -> None:
+        self._note_thread()
+
+    def participant_left(self, participant_id: str, reason: str = "") -> None:
+        self._note_thread()
+        self.loop.call_soon_threadsafe(self._left, participant_id, reason)
+
+    def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
+        self._note_thread()
+        if self.fail_audio:
+            raise RuntimeError("bridge bug (simulated)")
+        assert isinstance(pcm, bytes)
+        self.loop.call_soon_threadsafe(self._audio, participant_id, pcm, sample_rate)
+
+    def ended(self, reason: str, error: str | None = None) -> None:
+        self._note_thread()
+        self.loop.call_soon_threadsafe(self.ended_calls.append, (reason, error))
+
+    def _joined(self, pid: str) -> None:
+        self.joined.append(pid)
+        self.order.append(("joined", pid))
+
+    def _left(self, pid: str, reason: str) -> None:
+        self.left.append((pid, reason))
+        self.order.append(("left", pid))
+
+    def _audio(self, pid: str, pcm: bytes, rate: int) -> None:
+        if pid not in self.heard:
+            self.order.append(("audio", pid))
+        self.heard.setdefault(pid, bytearray()).extend(pcm)
+        self.rates.add(rate)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` on the loop (not a timing assert: a generous upper bound)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return predicate()
