@@ -1,23 +1,25 @@
 """Streaming polyphase resampler for PCM16 whose output does not depend on chunking.
 
 Why not ``scipy.signal.resample_poly`` per frame: it restarts its filter on every call, so
-each 10-20 ms frame gets edge transients (about 43 dB SNR against one-shot resampling on a
-click train) and the per-call filter design costs ~20x more CPU than a streaming filter.
+every frame edge gets a transient (a click on a chunk boundary comes out at ~8 dB SNR
+against one-shot resampling; see benchmarks/resample.py) and each call redesigns its
+filter, ~15x the CPU of a streaming filter.
 
-How: for a ratio L/M (output/input, reduced), an equiripple low-pass FIR ``h`` is
-designed once per rate pair with :func:`scipy.signal.remez` for the virtual rate
-``in_rate * L``, and cached (module-level ``functools.cache``) so every session shares it. Output
-samples come in blocks of L; output ``b*L + r`` is the dot product of the input window
-``x[b*M - (K-1) : b*M + M]`` with column ``r`` of a precomputed matrix that holds polyphase
-branch ``(r*M) mod L`` of ``h`` at the right offset. A chunk is therefore one strided view
-(all complete blocks) and one matrix product; the last ``K-1`` inputs plus any incomplete
-block are carried to the next call. Because every output is computed from the same inputs
-with the same taps whatever the chunking, chunked and one-shot output agree (up to float
-rounding, i.e. within 1 LSB after conversion to int16).
+How: for a reduced ratio L/M (output/input), an equiripple low-pass FIR ``h`` is designed
+once per rate pair with :func:`scipy.signal.remez` at the virtual rate ``in_rate * L`` and
+cached (module-level ``functools.cache``), so every session shares it. Output ``n`` is
+``sum_j h[p + j*L] * x[q - j]`` with ``q, p = divmod(n*M, L)`` (polyphase branch ``p``).
+The branches are laid out as one matrix per 1 ms step (``in_rate/1000`` inputs ->
+``out_rate/1000`` outputs): row ``i`` of the matrix weights input ``i`` of the step's window
+(the ``history`` previous inputs plus the step's own). A call is then one strided view of
+the window of every complete step and one BLAS matrix product; the history and any
+incomplete step are carried to the next call. Every output is computed from the same
+inputs with the same taps whatever the chunking, so chunked and one-shot output agree up to
+float rounding (within 1 LSB after conversion to int16).
 
-Filter spec (see :func:`design`): passband up to 0.9 x the lower rate's Nyquist with less
-than 0.01 dB ripple, stopband from the lower rate's Nyquist with at least 82 dB
-attenuation, so neither aliases nor imaging products reach the output above -85 dB.
+Filter spec (see :func:`design`): passband up to 0.9 x the lower rate's Nyquist with under
+0.01 dB ripple, stopband from the lower rate's Nyquist with at least 82 dB attenuation, so
+aliases and images stay below -82 dB.
 """
 
 from __future__ import annotations
