@@ -1,0 +1,634 @@
+"""The agent client: one voice-agent session over ``websockets``, kept alive across failures.
+
+A thin I/O layer around :class:`~botrun.core.session.SessionState` (the rules) and
+:mod:`~botrun.core.protocol` (the wire format), split the way ``websockets`` splits its own
+protocol and I/O layers. What it adds is the part that needs a socket and a clock:
+
+* connect with a Bearer API key or a ``?token=`` temporary token, a connect timeout, keepalive
+  pings, a size limit on incoming messages, and no per-message compression (audio does not
+  compress; deflate would only cost CPU);
+* on transient failures (close codes 1005/1006/1011/1009, network errors, ``server_error``,
+  ``agent_timeout``, ``agent_init_failed``, ``rate_limited``) reconnect with exponential
+  backoff and jitter, resuming the session within its window;
+* on ``session_not_found`` / ``session_forbidden`` / ``session_expired`` (in-band or as a 1008
+  close) start a fresh session with the same config;
+* on ``UNAUTHORIZED`` / ``FORBIDDEN`` stop with an :class:`AgentError` naming
+  ``ASSEMBLYAI_API_KEY`` (never its value);
+* inbound audio waits in a bounded buffer while the session is not ready and is replayed in
+  order after the next ``session.ready``; what the bound forces out is counted and logged;
+* tool calls run through the :class:`~botrun.core.tools.ToolRegistry`, their results sent when
+  the session rules allow.
+
+Audio written to a socket that dies before the service reads it cannot be detected (the
+protocol has no acknowledgements); everything the client still holds is replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import AgentError
+from .protocol import (
+    BYTES_PER_SECOND,
+    FATAL_AUTH,
+    FRESH_SESSION,
+    TRANSIENT,
+    ClientEvent,
+    InputAudio,
+    NewSession,
+    Notice,
+    ProtocolError,
+    Reconnecting,
+    ReplyAudio,
+    ReplyCreate,
+    Resumed,
+    ServerEvent,
+    SessionEnd,
+    SessionEnded,
+    SessionError,
+    SessionReady,
+    ToolCall,
+    ToolResult,
+    UnknownEvent,
+    decode,
+    encode,
+    tool_payload,
+)
+from .secrets import redact, register_secret
+from .session import SessionState
+from .tools import ToolRegistry, error_result
+
+log = logging.getLogger("botrun.agent")
+
+#: Buffered audio is replayed in messages of at most this many bytes (100 ms at 24 kHz).
+REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 10
+KEY_VAR = "ASSEMBLYAI_API_KEY"
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_LOG_FIRST = 5  # log the first N bad messages, then every 100th
+
+
+@dataclass
+class ClientStats:
+    """Counters for logs, metrics and tests."""
+
+    connects: int = 0
+    reconnects: int = 0
+    resumes: int = 0
+    fresh_sessions: int = 0
+    messages_received: int = 0
+    protocol_errors: int = 0
+    unknown_events: int = 0
+    session_errors: int = 0
+    oversized_messages: int = 0
+    audio_sent_bytes: int = 0
+    audio_received_bytes: int = 0
+    audio_dropped_ms: float = 0.0
+    audio_replayed_ms: float = 0.0
+    stale_audio_chunks: int = 0
+    tool_calls: int = 0
+    tool_results_sent: int = 0
+    tool_results_discarded: int = 0
+
+
+Kind = Literal["transient", "fresh", "fatal", "closed"]
+
+
+class _Disconnect(Exception):
+    """Internal: why a connection ended and what to do next."""
+
+    def __init__(self, kind: Kind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+_END = object()
+
+
+def _ms(nbytes: int) -> float:
+    return nbytes * 1000.0 / BYTES_PER_SECOND
+
+
+class AgentClient:
+    """One voice-agent session for one call. Use from a single event loop::
+
+        client = AgentClient(url, session_payload(cfg, tools.specs), api_key=key, tools=tools)
+        await client.start()                 # connected and ready, or AgentError
+        client.send_audio(pcm24k)            # any time; buffered while not ready
+        async for event in client.events():  # server events + Reconnecting/Resumed/NewSession
+            ...
+        await client.close()
+    """
+
+    def __init__(
+        self,
+        url: str,
+        session: dict[str, Any],
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        tools: ToolRegistry | None = None,
+        buffer_s: float = 5.0,
+        connect_timeout: float = 10.0,
+        max_message_bytes: int = 16 * 2**20,
+        reconnect_window_s: float = 30.0,
+        backoff_base: float = 0.25,
+        backoff_max: float = 5.0,
+        ready_timeout: float = 15.0,
+        give_up_s: float = 120.0,
+        start_attempts: int = 3,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        regreet: bool = False,
+    ) -> None:
+        register_secret(api_key)
+        register_secret(token)
+        self.url = url
+        self._display_url = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+        self._api_key = api_key
+        self._token = token
+        self._tools = tools
+        if tools is not None and len(tools) and "tools" not in session:
+            session = {**session, "tools": [tool_payload(s) for s in tools.specs]}
+        self._state = SessionState(session, resume_window_s=reconnect_window_s, regreet=regreet)
+        self._max_audio = max(0, int(buffer_s * BYTES_PER_SECOND)) & ~1
+        self._connect_timeout = connect_timeout
+        self._max_message = max_message_bytes
+        self._backoff = (backoff_base, backoff_max)
+        self._ready_timeout = ready_timeout
+        self._give_up_s = give_up_s
+        self._start_attempts = max(1, start_attempts)
+        self._pings = (ping_interval, ping_timeout)
+        self._rng = random.Random()
+        self._stats = ClientStats()
+        self._audio: deque[bytes] = deque()
+        self._audio_bytes = 0
+        self._dropping = False
+        self._controls: deque[ClientEvent] = deque()
+        self._wake = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._ws: Any = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._first_ready: asyncio.Future[None] | None = None
+        self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._fatal: AgentError | None = None
+        self._closing = False
+        self._closed = False
+        self._want_end = False
+        self._was_ready = False  # the current connection reached session.ready
+
+    # -- public surface ---------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        return self._state.session_id
+
+    @property
+    def ready(self) -> bool:
+        """Connected and ready: audio sent now goes straight out."""
+        return self._state.can_send_audio
+
+    @property
+    def state(self) -> SessionState:
+        """The session rules' view (reply in progress, turn timing marks); read-only use."""
+        return self._state
+
+    @property
+    def stats(self) -> ClientStats:
+        self._stats.stale_audio_chunks = self._state.stale_audio_chunks
+        self._stats.tool_results_discarded = self._state.discarded_results
+        return self._stats
+
+    @property
+    def buffered_ms(self) -> float:
+        """Inbound audio waiting to be sent."""
+        return _ms(self._audio_bytes)
+
+    async def start(self) -> None:
+        """Connect and wait for ``session.ready``. Raises :class:`AgentError` on a refused
+        key or when the service cannot be reached after ``start_attempts`` tries."""
+        if self._supervisor is not None:
+            return
+        if self._closed:
+            raise AgentError("this agent client was closed; make a new one")
+        self._first_ready = asyncio.get_running_loop().create_future()
+        self._supervisor = asyncio.create_task(self._run(), name="agent-client")
+        await self._first_ready
+
+    def send_audio(self, pcm24k: bytes) -> None:
+        """Queue PCM16 24 kHz mono audio for the agent. Non-blocking; call on the loop.
+
+        While the session is not ready the audio waits (up to ``buffer_s``; beyond that the
+        oldest is dropped, counted in ``stats.audio_dropped_ms`` and logged)."""
+        if not pcm24k:
+            return
+        if len(pcm24k) % 2:
+            raise ValueError(f"PCM16 audio needs an even number of bytes, got {len(pcm24k)}")
+        if self._closing or self._closed:
+            self._stats.audio_dropped_ms += _ms(len(pcm24k))
+            return
+        self._audio.append(bytes(pcm24k))
+        self._audio_bytes += len(pcm24k)
+        dropped = 0
+        while self._audio_bytes > self._max_audio and len(self._audio) > 1:
+            old = self._audio.popleft()
+            self._audio_bytes -= len(old)
+            dropped += len(old)
+        if dropped:
+            self._stats.audio_dropped_ms += _ms(dropped)
+            if not self._dropping:
+                self._dropping = True
+                log.warning(
+                    "agent not ready: inbound audio beyond %.1f s is being dropped (oldest first)",
+                    self._max_audio / BYTES_PER_SECOND,
+                )
+        if self._state.can_send_audio:
+            self._wake.set()
+
+    async def events(self) -> AsyncIterator[ServerEvent | Notice]:
+        """Server events (stale audio of an interrupted reply already dropped; tool calls
+        are handled here and still yielded for observers) and the notices
+        :class:`Reconnecting`, :class:`Resumed`, :class:`NewSession`. Ends after
+        :meth:`close`; raises :class:`AgentError` when the session failed for good.
+        One consumer at a time."""
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                self._queue.put_nowait(_END)  # later iterators end too
+                if self._fatal is not None:
+                    raise self._fatal
+                return
+            yield item
+
+    async def update_session(self, changes: dict[str, Any]) -> None:
+        """Send a partial ``session.update`` (prompt, turn detection, key terms, tools,
+        volume); kept and re-applied across reconnects. Immutable fields (greeting,
+        output.voice, output.format) raise :class:`UsageError` without a round-trip."""
+        for ev in self._state.update_session(changes):
+            self._send_control(ev)
+
+    async def request_reply(self, instructions: str | None = None) -> None:
+        """Ask the agent to reply now (``reply.create``); sent once the session is ready."""
+        self._send_control(ReplyCreate(instructions))
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """End the session cleanly: flush queued audio, ``session.end``, wait briefly for
+        ``session.ended``, close the socket. Idempotent."""
+        if self._closed:
+            return
+        self._closing = True
+        if self._ws is not None and self._state.can_send_audio:
+            self._want_end = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(self._ended.wait(), timeout)
+            except TimeoutError:
+                log.info("no session.ended within %.1f s; closing anyway", timeout)
+        await self._shutdown()
+
+    # -- supervisor: connect, serve, reconnect ------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        outage_since: float | None = None
+        try:
+            while not self._closing:
+                try:
+                    await self._connect_and_serve()
+                    return  # closed on purpose
+                except _Disconnect as d:
+                    if self._closing or d.kind == "closed":
+                        return
+                    if d.kind == "fatal":
+                        self._fail(AgentError(redact(d.reason)))
+                        return
+                    if d.kind == "fresh":
+                        self._state.forget_session()
+                    started = self._first_ready is not None and self._first_ready.done()
+                    if self._was_ready:
+                        attempt, outage_since = 0, time.monotonic()
+                    attempt += 1
+                    if not started and attempt >= self._start_attempts:
+                        self._fail(AgentError(redact(
+                            f"cannot connect to the voice agent at {self._display_url}: "
+                            f"{d.reason} (tried {attempt} times)"
+                        )))
+                        return
+                    if outage_since is not None and (
+                        time.monotonic() - outage_since > self._give_up_s
+                    ):
+                        self._fail(AgentError(redact(
+                            f"lost the voice agent at {self._display_url} and could not "
+                            f"reconnect within {self._give_up_s:g} s: {d.reason}"
+                        )))
+                        return
+                    delay = 0.0 if d.kind == "fresh" and attempt == 1 else self._delay(attempt)
+                    log.warning("agent connection: %s; reconnecting in %.2f s (attempt %d)",
+                                redact(d.reason), delay, attempt)
+                    if started:
+                        self._stats.reconnects += 1
+                        self._emit(Reconnecting(attempt, redact(d.reason), delay))
+                    await asyncio.sleep(delay)
+        except Exception as exc:  # a bug here must not hang the call
+            log.exception("agent client failed")
+            self._fail(AgentError(f"agent client failed: {type(exc).__name__}: {exc}"))
+
+    def _delay(self, attempt: int) -> float:
+        base, cap = self._backoff
+        return min(cap, base * 2 ** (attempt - 1)) * (0.5 + 0.5 * self._rng.random())
+
+    def _fail(self, err: AgentError) -> None:
+        self._fatal = err
+        log.error("%s", err)
+        if self._first_ready is not None and not self._first_ready.done():
+            self._first_ready.set_exception(err)
+        self._queue.put_nowait(_END)
+
+    async def _connect_and_serve(self) -> None:
+        self._was_ready = False
+        ws = await self._open()
+        self._ws = ws
+        self._stats.connects += 1
+        writer: asyncio.Task[None] | None = None
+        try:
+            first = self._state.connection_opened()
+            try:
+                await ws.send(encode(first))
+            except Exception as exc:
+                raise self._closed_reason(exc) from None
+            writer = asyncio.create_task(self._writer(ws), name="agent-writer")
+            await self._read(ws)
+        finally:
+            self._state.connection_lost()
+            self._ws = None
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(BaseException):
+                    await writer
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1.0)
+
+    async def _open(self) -> Any:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus, InvalidURI
+
+        url = self.url
+        if self._token:
+            parts = urlsplit(url)
+            query = [*parse_qsl(parts.query), ("token", self._token)]
+            url = urlunsplit(parts._replace(query=urlencode(query)))
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        local = (urlsplit(url).hostname or "") in _LOCAL_HOSTS
+        try:
+            return await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=self._connect_timeout,
+                ping_interval=self._pings[0],
+                ping_timeout=self._pings[1],
+                close_timeout=1.0,
+                max_size=self._max_message,
+                compression=None,
+                proxy=None if local else True,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise _Disconnect("fatal", self._auth_message(f"HTTP {status}")) from None
+            if status == 429 or status >= 500:
+                raise _Disconnect("transient", f"HTTP {status} from the service") from None
+            raise _Disconnect(
+                "fatal", f"the voice agent at {self._display_url} answered HTTP {status}"
+            ) from None
+        except InvalidURI as exc:
+            raise _Disconnect("fatal", f"invalid voice-agent URL: {exc}") from None
+        except TimeoutError:
+            raise _Disconnect(
+                "transient", f"no connection within {self._connect_timeout:g} s"
+            ) from None
+        except Exception as exc:  # OSError (refused, DNS), handshake trouble
+            raise _Disconnect("transient", f"{type(exc).__name__}: {exc}") from None
+
+    def _auth_message(self, detail: str) -> str:
+        what = "temporary token" if self._token else f"API key in {KEY_VAR}"
+        hint = "" if self._token else f" Check {KEY_VAR}."
+        if not self._token and not self._api_key:
+            what, hint = "connection (no API key was sent)", f" Set {KEY_VAR}."
+        return f"the voice agent at {self._display_url} refused the {what} ({detail}).{hint}"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _read(self, ws: Any) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ready_timeout
+        while True:
+            try:
+                if self._state.ready:
+                    msg = await ws.recv()
+                else:
+                    msg = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise _Disconnect(
+                    "transient", f"no session.ready within {self._ready_timeout:g} s"
+                ) from None
+            except Exception as exc:
+                raise self._closed_reason(exc) from None
+            self._stats.messages_received += 1
+            self._handle(msg)
+
+    def _closed_reason(self, exc: BaseException) -> _Disconnect:
+        from websockets.exceptions import ConnectionClosed
+
+        if self._closing:
+            return _Disconnect("closed", "closed by us")
+        if not isinstance(exc, ConnectionClosed):
+            return _Disconnect("transient", f"{type(exc).__name__}: {exc}")
+        sent = exc.sent.code if exc.sent is not None else None
+        code = exc.rcvd.code if exc.rcvd is not None else (sent or 1006)
+        reason = exc.rcvd.reason if exc.rcvd is not None else ""
+        if sent == 1009 or code == 1009:
+            self._stats.oversized_messages += 1
+            return _Disconnect(
+                "transient", f"a message larger than {self._max_message} bytes (close 1009)"
+            )
+        label = f"connection closed ({code}{': ' + reason if reason else ''})"
+        if code == 1008 or reason in FATAL_AUTH or reason in FRESH_SESSION:
+            if any(c in reason for c in FATAL_AUTH):
+                return _Disconnect("fatal", self._auth_message(label))
+            if any(c in reason for c in FRESH_SESSION) or self._state.session_id is not None:
+                return _Disconnect("fresh", label)
+            return _Disconnect("fatal", f"the voice agent at {self._display_url} {label}")
+        if self._state.ended:
+            return _Disconnect("fresh", "the service ended the session")
+        return _Disconnect("transient", label)
+
+    def _handle(self, msg: str | bytes) -> None:
+        ev = decode(msg)
+        match ev:
+            case ReplyAudio():
+                if ev.reply_id is None and self._state.reply_id is not None:
+                    ev = ReplyAudio(ev.pcm, self._state.reply_id)
+                if self._state.accept_audio(ev):
+                    self._stats.audio_received_bytes += len(ev.pcm)
+                    self._emit(ev)
+                return
+            case ProtocolError():
+                self._stats.protocol_errors += 1
+                n = self._stats.protocol_errors
+                if n <= _LOG_FIRST or n % 100 == 0:
+                    log.warning("bad message from the agent (#%d, ignored): %s | %s",
+                                n, ev.reason, ev.raw)
+                return
+            case UnknownEvent():
+                self._stats.unknown_events += 1
+                log.debug("ignoring unknown agent event %r", ev.type)
+                return
+            case SessionError():
+                self._on_error(ev)
+                return
+            case ToolCall():
+                self._state.receive(ev)
+                self._stats.tool_calls += 1
+                task = asyncio.create_task(self._run_tool(ev), name=f"tool-{ev.name}")
+                self._tool_tasks.add(task)
+                task.add_done_callback(self._tool_tasks.discard)
+                self._emit(ev)
+                return
+        for action in self._state.receive(ev):
+            self._send_control(action)
+        self._emit(ev)
+        if isinstance(ev, SessionReady):
+            self._on_ready(ev)
+        elif isinstance(ev, SessionEnded):
+            self._ended.set()
+            if not self._closing:
+                raise _Disconnect("fresh", "the service ended the session")
+
+    def _on_ready(self, ev: SessionReady) -> None:
+        self._was_ready = True
+        kind = self._state.ready_kind
+        if kind == "resumed":
+            self._stats.resumes += 1
+            self._emit(Resumed(ev.session_id))
+        elif kind == "new":
+            self._stats.fresh_sessions += 1
+            self._emit(NewSession(ev.session_id, self._state.previous_session_id))
+            # results queued for the old session mean nothing to the new one
+            kept = [c for c in self._controls if not isinstance(c, ToolResult)]
+            self._controls = deque(kept)
+        if self._audio_bytes:
+            self._stats.audio_replayed_ms += _ms(self._audio_bytes)
+            log.info("agent ready (%s): sending %.0f ms of buffered audio (%.0f ms dropped)",
+                     kind, _ms(self._audio_bytes), self._stats.audio_dropped_ms)
+        self._dropping = False
+        self._wake.set()
+        if self._first_ready is not None and not self._first_ready.done():
+            self._first_ready.set_result(None)
+
+    def _on_error(self, ev: SessionError) -> None:
+        self._stats.session_errors += 1
+        self._emit(ev)
+        if ev.code in FATAL_AUTH:
+            raise _Disconnect("fatal", self._auth_message(f"{ev.code}: {ev.message}"))
+        if ev.code in FRESH_SESSION:
+            raise _Disconnect("fresh", f"{ev.code}: {ev.message}")
+        if ev.code in TRANSIENT:
+            raise _Disconnect("transient", f"{ev.code}: {ev.message}")
+        log.warning("agent reported %s: %s%s", ev.code, redact(ev.message),
+                    f" (param {ev.param})" if ev.param else "")
+
+    def _emit(self, item: ServerEvent | Notice) -> None:
+        self._queue.put_nowait(item)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _send_control(self, ev: ClientEvent) -> None:
+        self._controls.append(ev)
+        self._wake.set()
+
+    async def _run_tool(self, call: ToolCall) -> None:
+        if self._tools is None:
+            result = error_result(f"no tools are configured (the agent asked for '{call.name}')")
+        else:
+            result = await self._tools.call(call.name, call.arguments)
+        for action in self._state.add_tool_result(call.call_id, result):
+            self._send_control(action)
+
+    def _pop_audio(self) -> bytes:
+        parts = [self._audio.popleft()]
+        size = len(parts[0])
+        while self._audio and size + len(self._audio[0]) <= REPLAY_CHUNK_BYTES:
+            nxt = self._audio.popleft()
+            parts.append(nxt)
+            size += len(nxt)
+        self._audio_bytes -= size
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _writer(self, ws: Any) -> None:
+        """Sends control messages, then audio, whenever the session is ready. A message
+        that fails because the socket closed goes back to the front of its queue."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._state.can_send_audio and ws is self._ws:
+                if self._controls:
+                    ev = self._controls.popleft()
+                    try:
+                        await ws.send(encode(ev))
+                    except ConnectionClosed:
+                        self._controls.appendleft(ev)
+                        return
+                    if isinstance(ev, ToolResult):
+                        self._stats.tool_results_sent += 1
+                elif self._audio:
+                    chunk = self._pop_audio()
+                    try:
+                        await ws.send(encode(InputAudio(chunk)))
+                    except ConnectionClosed:
+                        self._audio.appendleft(chunk)
+                        self._audio_bytes += len(chunk)
+                        return
+                    self._stats.audio_sent_bytes += len(chunk)
+                elif self._want_end:
+                    self._want_end = False
+                    with contextlib.suppress(ConnectionClosed):
+                        await ws.send(encode(SessionEnd()))
+                    return
+                else:
+                    break
+
+    async def _shutdown(self) -> None:
+        sup, self._supervisor = self._supervisor, None
+        if sup is not None and not sup.done():
+            sup.cancel()
+            with contextlib.suppress(BaseException):
+                await sup
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1.0)
+        for task in list(self._tool_tasks):
+            task.cancel()
+        if self._tool_tasks:
+            await asyncio.gather(*self._tool_tasks, return_exceptions=True)
+        if self._audio_bytes:
+            self._stats.audio_dropped_ms += _ms(self._audio_bytes)
+            self._audio.clear()
+            self._audio_bytes = 0
+        self._closed = True
+        if self._first_ready is not None and not self._first_ready.done():
+            self._first_ready.set_exception(AgentError("the agent client was closed"))
+            self._first_ready.exception()  # mark retrieved
+        self._queue.put_nowait(_END)
