@@ -23,6 +23,8 @@ RATE = 24000
 def voiced(ms: int, rate: int = RATE, level: float = 0.3, f0: float = 180.0) -> np.ndarray:
     """A harmonic, speech-loud signal (about -14 dBFS RMS) lasting ``ms``."""
     t = np.arange(ms * rate // 1000) / rate
+    if len(t) == 0:
+        return np.zeros(0, dtype=np.int16)
     x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in (1, 2, 3))
     return np.round(x / np.max(np.abs(x)) * level * 32767).astype(np.int16)
 
@@ -69,6 +71,7 @@ class RawClient:
         self.ws = ws
         self.events: list[dict[str, Any]] = []
         self.close_code: int | None = None
+        self.close_sent_code: int | None = None  # what this client itself closed with
         self.closed = asyncio.Event()
         self._changed = asyncio.Condition()
         self._cursor = 0
@@ -96,6 +99,8 @@ class RawClient:
             pass
         finally:
             self.close_code = self.ws.close_code
+            sent = self.ws.protocol.close_sent
+            self.close_sent_code = sent.code if sent is not None else None
             self.closed.set()
             async with self._changed:
                 self._changed.notify_all()
