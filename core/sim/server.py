@@ -109,7 +109,8 @@ class Simulator:
         await server.wait_closed()
         if self.record_dir is not None:
             for s in self.sessions.values():
-                save_record(s, self.record_dir)
+                if not s.ended:  # ended sessions were saved when they ended
+                    save_record(s, self.record_dir)
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -131,7 +132,7 @@ class Simulator:
         self.sessions[s.session_id] = s
 
     def session_detached(self, s: SimSession) -> None:
-        if self.record_dir is not None:
+        if self.record_dir is not None and not s.ended:
             save_record(s, self.record_dir)
 
     def session_ended(self, s: SimSession) -> None:

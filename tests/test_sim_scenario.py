@@ -1,0 +1,118 @@
+"""Scenario files (loading, validation messages, shipped examples) and the agent-sim command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from botrun.core.errors import ConfigError
+from botrun.core.sim import Simulator, load_scenario
+from botrun.core.sim.scenario import builtin_scenarios
+from tests.sim_support import RawClient, utterance
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "scenario.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_shipped_scenarios_all_load() -> None:
+    shipped = builtin_scenarios()
+    assert {"echo", "weather", "flaky_network", "interruptions", "phone"} <= set(shipped)
+    for name, path in shipped.items():
+        assert load_scenario(path).name == name
+    assert load_scenario("weather").turns[0].tool is not None  # bare name = shipped file
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[reply]\ndefualt = 'tone'\n", "unknown key 'reply.defualt' (did you mean 'default'?)"),
+    ("[faults]\ndrop_after_s = -1\n", "'faults.drop_after_s': input should be greater than"),
+    ("[faults]\nsample_rate = 'maybe'\n", "'faults.sample_rate'"),
+    ("[[turns]]\naudio = 'wav'\n", "needs a 'wav' file"),
+    ("[[turns]]\nwav = 'missing.wav'\naudio = 'wav'\n", "'turns.0.wav': file not found"),
+    ("[reply\n", "invalid TOML"),
+])
+def test_bad_scenario_files_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_missing_scenario_lists_shipped_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"scenario file not found.*weather"):
+        load_scenario(tmp_path / "nope.toml")
+
+
+async def test_scenario_file_drives_the_conversation(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+name = "two-turns"
+[reply]
+default = "tone"
+delay_ms = 0
+[[turns]]
+user = "Hello agent"
+reply = "Hello human"
+""")
+    async with Simulator(load_scenario(path), speed=8) as sim:
+        c = await RawClient.connect(sim.url)
+        await c.start(input={"turn_detection": {"min_silence": 300}})
+        await c.send_audio(utterance(400, 100, 400))
+        assert (await c.wait("transcript.user"))["text"] == "Hello agent"
+        assert (await c.wait("transcript.agent"))["text"] == "Hello human"
+        await c.send_audio(utterance(400, 100, 400))  # beyond the script: the default reply
+        assert (await c.wait("transcript.agent"))["text"] == "I heard you."
+        await c.close()
+
+
+# ---- the command ------------------------------------------------------------------------
+def _botrun(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "botrun.bots.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)  # type: ignore[call-overload]
+
+
+def test_cli_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[faults]\nbogus = 1\n")
+    proc = _botrun("agent-sim", "--port", "0", "--scenario", str(path))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "unknown key 'faults.bogus'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_bad_speed_is_a_usage_error() -> None:
+    proc = _botrun("agent-sim", "--speed", "0")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--speed" in err
+
+
+async def test_cli_serves_prints_url_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    record = tmp_path / "rec"
+    proc = _botrun("agent-sim", "--port", "0", "--speed", "8", "--scenario", "echo",
+                   "--record", str(record), "--api-key", "sk_cli_secret_999")
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("ws://127.0.0.1:")
+        c = await RawClient.connect(url, additional_headers={
+            "Authorization": "Bearer sk_cli_secret_999"})
+        sid = await c.start()
+        await c.send_audio(utterance(300, 100, 200))
+        await c.send("session.end")
+        await c.wait("session.ended")
+        await c.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "sk_cli_secret_999" not in err
+    assert (record / f"{sid}.wav").stat().st_size == 44 + 600 * 48
+    assert (record / f"{sid}.json").is_file()
