@@ -516,7 +516,9 @@ def session_payload(cfg: AgentConfig, tools: list[ToolSpec] | tuple[ToolSpec, ..
     """The ``session`` object of the first ``session.update``, built from the bot config.
 
     Audio is always PCM16 at 24 kHz both ways (the bridge resamples); empty optional
-    values (greeting, key terms, volume, tools) are left out so service defaults apply."""
+    values (greeting, key terms, volume, tools) are left out so service defaults apply.
+    A whole ``BotConfig`` is accepted too (its ``agent`` section is used)."""
+    cfg = getattr(cfg, "agent", cfg)
     td = cfg.input.turn_detection
     session: dict[str, Any] = {"system_prompt": cfg.system_prompt}
     if cfg.greeting:
