@@ -68,8 +68,16 @@ def drop() -> None:
 
 
 def keep_forever(obj: Any) -> None:
-    """Keep ``obj`` referenced until exit: for a client whose release would block (mid-join)
-    or a source with a write still in flight, where dropping it deadlocks or blocks the loop."""
+    """Never free ``obj``: for a client whose release would block (its join is still
+    pending) or a source with a write still in flight, where freeing it blocks or deadlocks.
+
+    A plain reference is not enough: at interpreter exit the module's objects are freed,
+    and freeing a client mid-join blocks until Daily gives up (~20 s offline), after which
+    its native thread calls into the finalised interpreter and aborts the process. An extra
+    reference count makes the object outlive the interpreter; the OS reclaims it."""
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
     with _lock:
         _kept.append(obj)
 
