@@ -1,0 +1,250 @@
+"""Mixer: sums several participants' PCM16 streams into one, time-aligned, without clipping
+artefacts.
+
+The agent hears one audio stream, but a meeting has several people. Each participant's
+audio arrives from the SDK on its own schedule (10 or 20 ms pieces, sometimes late, sometimes
+in bursts), already resampled to the mixer's rate. The mixer keeps one queue per participant
+and emits fixed frames:
+
+* a frame is emitted as soon as every active participant has a full frame queued, so with
+  everyone's audio flowing the mixer adds no latency beyond one frame;
+* if somebody's audio stops (muted without comfort noise, network stall, SDK hiccup), the
+  others are not held back longer than ``max_lag_ms``: once the oldest queued audio is that
+  old, frames are emitted with the missing participant counted as silence;
+* a participant that resumes after such a gap, or joins late, is aligned by arrival time:
+  its first sample is placed next to the other participants' audio that arrived at the same
+  moment (silence fills the queued audio that arrived before it; audio older than anything
+  the others still hold is dropped), so voices keep their real timing. Pieces are taken to
+  end at their arrival time. Any later backlog that puts one voice more than ``max_lag_ms``
+  (plus a frame) behind the others is trimmed from its oldest end (counted in
+  :attr:`Mixer.stats`), because a permanent delay on one voice is worse than a short gap;
+* a leaver's queued audio is still mixed (it no longer holds frames back), then the
+  participant is forgotten.
+
+Summing is done in int32 and passed through a static soft limiter: below 0.75 of full scale
+samples are untouched (a lone speaker passes bit-exact), above it a tanh knee bends the
+curve smoothly towards full scale, so loud overlapping voices never wrap around and never
+hard-clip. Not thread-safe: call it from one thread (the bridge's event loop).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .pcm import SAMPLE_WIDTH, OddByteCarry
+
+log = logging.getLogger(__name__)
+
+FULL_SCALE = 32767
+KNEE = 24576  # 0.75 of full scale: the soft limiter leaves everything below untouched
+
+
+def soft_limit(total: np.ndarray) -> np.ndarray:
+    """Map an int32 sum of PCM16 streams into int16 range without wrap-around or hard clip.
+
+    Identity up to ``KNEE``; above it ``KNEE + (FS - KNEE) * tanh((|x| - KNEE) / (FS - KNEE))``,
+    which is continuous with slope 1 at the knee and approaches full scale asymptotically.
+    """
+    mag = np.abs(total)
+    loud = mag > KNEE
+    if not loud.any():
+        return total.astype(np.int16)
+    span = FULL_SCALE - KNEE
+    out = total.astype(np.float64)
+    bent = KNEE + span * np.tanh((mag[loud] - KNEE) / span)
+    out[loud] = np.sign(out[loud]) * bent
+    return np.rint(out).astype(np.int16)
+
+
+@dataclass
+class MixerStats:
+    """Counters for metrics and debugging."""
+
+    frames: int = 0  # frames emitted
+    forced_frames: int = 0  # emitted because someone's audio was late (counted as silence)
+    limited_samples: int = 0  # samples the soft limiter bent
+    trimmed_ms: float = 0.0  # backlog dropped to keep a resumed participant aligned
+
+
+@dataclass
+class _Track:
+    """One participant's queue: bytes plus the arrival time of each pushed piece."""
+
+    buf: bytearray = field(default_factory=bytearray)
+    # (start offset, end offset, arrival time) of each pushed piece, in stream bytes
+    arrivals: deque[tuple[int, int, float]] = field(default_factory=deque)
+    consumed: int = 0  # absolute byte offset of buf[0] in this participant's stream
+    carry: OddByteCarry = field(default_factory=OddByteCarry)
+    leaving: bool = False
+    starved: bool = True  # no place on the timeline yet (new, or silence-filled while late)
+
+    def oldest_arrival(self) -> float | None:
+        """Arrival time of the oldest byte still queued, or None when empty."""
+        while self.arrivals and self.arrivals[0][1] <= self.consumed:
+            self.arrivals.popleft()
+        return self.arrivals[0][2] if self.buf and self.arrivals else None
+
+    def first_capture_time(self, rate: int) -> float | None:
+        """Capture time of the oldest queued sample; a piece that arrived at ``t`` holding
+        ``n`` samples is taken to cover ``[t - n/rate, t)``."""
+        for start, end, arrived in self.arrivals:
+            if end > self.consumed:
+                return arrived - (end - max(start, self.consumed)) / SAMPLE_WIDTH / rate
+        return None
+
+    def take(self, nbytes: int) -> bytes:
+        """Remove and return up to ``nbytes`` from the front of the queue."""
+        chunk = bytes(self.buf[:nbytes])
+        del self.buf[:nbytes]
+        self.consumed += len(chunk)
+        return chunk
+
+
+class Mixer:
+    """Time-aligned mix of several participants at one rate; see the module docstring."""
+
+    def __init__(self, sample_rate: int = 24000, frame_ms: int = 20, max_lag_ms: int = 60) -> None:
+        if sample_rate <= 0 or frame_ms <= 0 or max_lag_ms < 0:
+            raise ValueError("sample_rate and frame_ms must be positive, max_lag_ms >= 0")
+        if sample_rate * frame_ms % 1000:
+            raise ValueError(f"{frame_ms} ms is not a whole number of samples at {sample_rate} Hz")
+        self.sample_rate = sample_rate
+        self.frame_ms = frame_ms
+        self.max_lag_ms = max_lag_ms
+        self.frame_bytes = sample_rate * frame_ms // 1000 * SAMPLE_WIDTH
+        self._max_lag_s = max_lag_ms / 1000
+        self._max_lag_bytes = sample_rate * max_lag_ms // 1000 * SAMPLE_WIDTH
+        self._tracks: dict[str, _Track] = {}
+        self.stats = MixerStats()
+
+    @property
+    def participants(self) -> list[str]:
+        """Ids currently mixed (including leavers whose audio is still queued)."""
+        return list(self._tracks)
+
+    def add(self, pid: str) -> None:
+        """Start mixing ``pid``; its first audio is lined up by capture time (see above)."""
+        track = self._tracks.get(pid)
+        if track is None:
+            self._tracks[pid] = _Track()
+        else:
+            track.leaving = False
+
+    def remove(self, pid: str) -> None:
+        """Stop waiting for ``pid``: its queued audio is mixed, then it is forgotten."""
+        track = self._tracks.get(pid)
+        if track is None:
+            return
+        if track.buf:
+            track.leaving = True
+        else:
+            del self._tracks[pid]
+
+    def push(self, pid: str, pcm: bytes, now: float) -> None:
+        """Queue PCM16 from ``pid`` that arrived at ``now`` (``time.monotonic()``).
+
+        An unknown id is added first; a trailing odd byte is held for the next push.
+        """
+        track = self._tracks.get(pid)
+        if track is None or track.leaving:
+            self.add(pid)
+            track = self._tracks[pid]
+        data = track.carry.feed(pcm)
+        if not data:
+            return
+        if track.starved and not track.buf:
+            offset = self._alignment(track, now - len(data) / SAMPLE_WIDTH / self.sample_rate)
+            if offset > 0:  # others hold audio captured before this: silence fills the gap
+                track.buf += bytes(offset)
+                track.arrivals.append((track.consumed, track.consumed + offset, now))
+            elif offset < 0:  # a burst reaching back before what the others still hold
+                drop = min(-offset, len(data))
+                data = data[drop:]
+                track.consumed += drop
+                self.stats.trimmed_ms += drop / SAMPLE_WIDTH * 1000 / self.sample_rate
+                if not data:
+                    return
+        track.starved = False
+        start = track.consumed + len(track.buf)
+        track.buf += data
+        track.arrivals.append((start, start + len(data), now))
+
+    def pop(self, now: float) -> list[bytes]:
+        """Return every mixed frame that is due at ``now`` (possibly none)."""
+        frames: list[bytes] = []
+        fb = self.frame_bytes
+        while True:
+            queued = [t for t in self._tracks.values() if t.buf]
+            if not queued:
+                break
+            active = [t for t in self._tracks.values() if not t.leaving]
+            if active and all(len(t.buf) >= fb for t in active):
+                pass  # everybody has a frame
+            elif not active:
+                pass  # only leavers: play out what they left
+            else:
+                arrivals = [t.oldest_arrival() for t in queued]
+                oldest = min(a for a in arrivals if a is not None)
+                if now - oldest < self._max_lag_s:
+                    break
+                self.stats.forced_frames += 1
+                for t in active:
+                    if len(t.buf) < fb:
+                        t.starved = True
+            self._trim_backlog(active)
+            frames.append(self._mix([t.take(fb) for t in queued]))
+            for pid in [p for p, t in self._tracks.items() if t.leaving and not t.buf]:
+                del self._tracks[pid]
+        return frames
+
+    def _alignment(self, track: _Track, when: float) -> int:
+        """Where a (re)starting participant's first audio, captured at ``when``, goes: the
+        signed distance in bytes from the start of the other talking participants' queues
+        (their most recent queue start). Positive: queue that much silence first; negative:
+        that much of the new audio is older than anything still queued and is dropped."""
+        starts = [
+            t.first_capture_time(self.sample_rate)
+            for t in self._tracks.values()
+            if t is not track and not t.leaving and not t.starved and t.buf
+        ]
+        known = [s for s in starts if s is not None]
+        if not known:
+            return 0
+        return round((when - max(known)) * self.sample_rate) * SAMPLE_WIDTH
+
+    def _trim_backlog(self, active: list[_Track]) -> None:
+        """Drop the oldest audio of a participant whose queue is more than ``max_lag`` (plus
+        one frame) longer than every other non-empty active queue: that backlog is a burst
+        delivered after a stall, and mixing it would delay this voice for good. Queues are
+        only compared with queues that hold audio, so a silent participant never causes a
+        talking one to be trimmed."""
+        lengths = [len(t.buf) for t in active]
+        for i, track in enumerate(active):
+            others = [n for j, n in enumerate(lengths) if j != i and n]
+            if not others:
+                continue
+            excess = len(track.buf) - max(others) - self._max_lag_bytes - self.frame_bytes
+            if excess > 0:
+                excess -= excess % SAMPLE_WIDTH
+                track.take(excess)
+                self.stats.trimmed_ms += excess / SAMPLE_WIDTH * 1000 / self.sample_rate
+                log.debug("mixer: trimmed %d bytes of stale backlog", excess)
+
+    def _mix(self, pieces: list[bytes]) -> bytes:
+        """Sum the pieces (short ones padded with silence) through the soft limiter."""
+        n = self.frame_bytes // SAMPLE_WIDTH
+        self.stats.frames += 1
+        if len(pieces) == 1 and len(pieces[0]) == self.frame_bytes:
+            lone = np.frombuffer(pieces[0], dtype="<i2")
+            if int(np.abs(lone.astype(np.int32)).max()) <= KNEE:
+                return pieces[0]
+        total = np.zeros(n, dtype=np.int32)
+        for piece in pieces:
+            samples = np.frombuffer(piece, dtype="<i2")
+            total[: samples.size] += samples
+        self.stats.limited_samples += int(np.count_nonzero(np.abs(total) > KNEE))
+        return soft_limit(total).astype("<i2").tobytes()

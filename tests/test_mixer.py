@@ -1,0 +1,215 @@
+"""Mixer: sample-aligned sums, soft limiting without wrap-around, stalls, late joiners,
+leavers and stale-burst trimming. Time is passed explicitly (``now``), as the bridge does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from botrun.core.audio.mixer import KNEE, Mixer, soft_limit
+
+RATE = 24000
+FRAME = 480  # 20 ms at 24 kHz
+
+
+def pcm(samples: np.ndarray) -> bytes:
+    return samples.astype("<i2").tobytes()
+
+
+def arr(frames: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(frames), dtype="<i2").astype(np.int32)
+
+
+def ramp(start: int, n: int, scale: int = 1) -> np.ndarray:
+    """Distinct, recognisable samples: start, start+1, ... (times scale)."""
+    return (np.arange(start, start + n) % 4000) * scale
+
+
+def test_two_streams_in_different_chunk_sizes_are_summed_sample_aligned() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    mixer.add("a")
+    mixer.add("b")
+    a, b = ramp(0, FRAME * 10), -ramp(1000, FRAME * 10, 2)
+    out: list[bytes] = []
+    t = 0.0
+    for i in range(20):  # "a" sends 10 ms pieces, "b" 20 ms pieces every other tick
+        t = i * 0.010
+        mixer.push("a", pcm(a[i * 240 : (i + 1) * 240]), t)
+        if i % 2 == 1:
+            mixer.push("b", pcm(b[(i // 2) * FRAME : (i // 2 + 1) * FRAME]), t)
+        out += mixer.pop(t)
+    assert all(len(f) == FRAME * 2 for f in out)
+    np.testing.assert_array_equal(arr(out), a + b)
+    assert mixer.stats.forced_frames == 0
+
+
+def test_frames_wait_for_every_active_participant_until_max_lag() -> None:
+    mixer = Mixer(RATE, frame_ms=20, max_lag_ms=60)
+    mixer.add("a")
+    mixer.add("b")
+    mixer.push("a", pcm(ramp(0, FRAME)), 0.0)
+    assert mixer.pop(0.0) == []
+    assert mixer.pop(0.059) == []  # b may still be on its way
+    frames = mixer.pop(0.060)  # now a's audio is max_lag old: b counts as silence
+    np.testing.assert_array_equal(arr(frames), ramp(0, FRAME))
+    assert mixer.stats.forced_frames == 1
+
+
+def test_stalled_participant_is_silence_and_rejoins_at_the_current_frame() -> None:
+    mixer = Mixer(RATE, frame_ms=20, max_lag_ms=60)
+    mixer.add("a")
+    mixer.add("b")
+    a = ramp(0, FRAME * 12)
+    out: list[bytes] = []
+    b_first = -ramp(0, FRAME, 3)
+    for i in range(12):
+        t = i * 0.020
+        mixer.push("a", pcm(a[i * FRAME : (i + 1) * FRAME]), t)
+        if i == 0:
+            mixer.push("b", pcm(b_first), t)
+        if i == 8:  # b resumes after 140 ms of nothing
+            mixer.push("b", pcm(np.full(FRAME, 7)), t)
+        out += mixer.pop(t)
+    out += mixer.pop(12 * 0.020 + 0.060)
+    mixed = arr(out)
+    assert mixed.size == a.size  # a's timeline is intact: no gap, no duplicate
+    expected = a.copy()
+    expected[:FRAME] += b_first
+    expected[8 * FRAME : 9 * FRAME] += 7  # b's audio sits beside a's audio of the same tick
+    np.testing.assert_array_equal(mixed, expected)
+    assert mixer.stats.forced_frames > 0
+
+
+def test_burst_after_a_stall_is_trimmed_so_the_voice_stays_aligned() -> None:
+    mixer = Mixer(RATE, frame_ms=20, max_lag_ms=60)
+    mixer.add("a")
+    mixer.add("b")
+    out: list[bytes] = []
+    for i in range(20):
+        t = i * 0.020
+        mixer.push("a", pcm(np.full(FRAME, 1)), t)
+        if i == 10:  # b delivers 200 ms at once, then keeps up in real time
+            mixer.push("b", pcm(np.full(FRAME * 10, 100)), t)
+        elif i > 10:
+            mixer.push("b", pcm(np.full(FRAME, 100)), t)
+        out += mixer.pop(t)
+    # a's audio up to 0.14 s was already played with b silent: b's audio from then is
+    # dropped, the rest mixed beside a's audio of the same capture time.
+    assert mixer.stats.trimmed_ms == pytest.approx(120)
+    mixed = arr(out)
+    assert mixed.size == FRAME * 20
+    np.testing.assert_array_equal(mixed[: 7 * FRAME], 1)  # frames 0-6 were forced out alone
+    np.testing.assert_array_equal(mixed[7 * FRAME :], 101)
+
+
+def test_late_joiner_lines_up_with_audio_captured_at_the_same_time() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    mixer.add("a")
+    out: list[bytes] = []
+    mixer.push("a", pcm(ramp(0, FRAME * 2)), 0.0)
+    out += mixer.pop(0.0)
+    assert len(out) == 2
+    mixer.push("a", pcm(ramp(0, 240)), 0.01)  # captured 0.00-0.01
+    mixer.add("c")  # c's first audio was captured 0.01-0.02: after a's queued half frame
+    mixer.push("c", pcm(np.full(240, 5)), 0.02)
+    mixer.push("a", pcm(ramp(240, 240)), 0.02)
+    mixer.push("c", pcm(np.full(240, 6)), 0.03)
+    mixer.push("a", pcm(ramp(480, 240)), 0.03)
+    out += mixer.pop(0.03)
+    assert len(out) == 3
+    np.testing.assert_array_equal(arr(out[2:]), ramp(0, FRAME) + np.r_[[0] * 240, [5] * 240])
+    mixer.push("a", pcm(ramp(720, 240)), 0.04)
+    assert mixer.pop(0.04) == []  # c may still send the rest of its frame
+    c_then_silent = np.r_[[6] * 240, [0] * 240]
+    np.testing.assert_array_equal(arr(mixer.pop(0.10)), ramp(480, FRAME) + c_then_silent)
+
+
+def test_late_joiner_audio_older_than_the_mix_is_dropped() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    mixer.push("a", pcm(ramp(0, FRAME)), 0.02)  # captured 0.00-0.02
+    mixer.add("c")
+    mixer.push("c", pcm(np.full(FRAME * 2, 5)), 0.02)  # captured -0.02-0.02: half is older
+    np.testing.assert_array_equal(arr(mixer.pop(0.02)), ramp(0, FRAME) + 5)
+    assert mixer.stats.trimmed_ms == pytest.approx(20)
+
+
+def test_leaver_audio_is_mixed_then_dropped() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    mixer.add("a")
+    mixer.add("b")
+    mixer.push("a", pcm(np.full(FRAME, 3)), 0.0)
+    mixer.push("b", pcm(np.full(FRAME, 4)), 0.0)
+    assert len(mixer.pop(0.0)) == 1
+    mixer.push("a", pcm(np.full(100, 3)), 0.005)  # a's last words, then a leaves
+    mixer.remove("a")
+    assert "a" in mixer.participants  # 100 samples still queued
+    mixer.push("b", pcm(np.full(FRAME, 4)), 0.02)
+    frames = mixer.pop(0.02)
+    expected = np.full(FRAME, 4)
+    expected[:100] += 3
+    np.testing.assert_array_equal(arr(frames), expected)
+    assert mixer.participants == ["b"]
+    mixer.remove("b")
+    assert mixer.participants == []
+
+
+def test_last_leaver_is_played_out_padded_with_silence() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    mixer.push("solo", pcm(np.full(FRAME + 10, 9)), 0.0)  # unknown id: added on push
+    assert len(mixer.pop(0.0)) == 1
+    mixer.remove("solo")
+    tail = arr(mixer.pop(0.0))
+    np.testing.assert_array_equal(tail, np.r_[np.full(10, 9), np.zeros(FRAME - 10)])
+    assert mixer.pop(1.0) == []
+
+
+def test_loud_overlap_never_wraps_or_hard_clips() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    t = np.arange(FRAME * 5) / RATE
+    a = np.rint(30000 * np.sin(2 * np.pi * 200 * t)).astype(np.int16)
+    b = np.rint(30000 * np.sin(2 * np.pi * 200 * t + 0.3)).astype(np.int16)
+    mixer.push("a", pcm(a), 0.0)
+    mixer.push("b", pcm(b), 0.0)
+    mixed = arr(mixer.pop(0.0))
+    total = a.astype(np.int32) + b
+    assert np.abs(total).max() > 50000  # a plain int16 sum would wrap
+    assert np.all(np.sign(mixed) == np.sign(total))  # no wrap-around
+    assert np.abs(mixed).max() < 32767  # approaches full scale, never flat-tops on it
+    quiet = np.abs(total) <= KNEE
+    np.testing.assert_array_equal(mixed[quiet], total[quiet])  # untouched below the knee
+    order = np.argsort(total, kind="stable")
+    assert np.all(np.diff(mixed[order]) >= 0)  # monotonic: louder in, louder (or equal) out
+    assert mixer.stats.limited_samples > 0
+
+
+def test_soft_limit_curve_is_continuous_with_unit_slope_at_the_knee() -> None:
+    x = np.arange(KNEE - 50, 70000, dtype=np.int32)
+    y = soft_limit(x).astype(np.int32)
+    steps = np.diff(y)
+    assert steps.min() >= 0 and steps.max() <= 1  # no jumps: a 1-LSB input step moves <= 1
+    assert y[:51].tolist() == list(range(KNEE - 50, KNEE + 1))
+    assert y[-1] <= 32767
+    np.testing.assert_array_equal(soft_limit(-x), -y)
+
+
+def test_lone_loud_speaker_is_bent_by_the_same_curve() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    loud = np.full(FRAME, 32000, dtype=np.int16)
+    mixer.push("a", pcm(loud), 0.0)
+    out = arr(mixer.pop(0.0))
+    np.testing.assert_array_equal(out, soft_limit(loud.astype(np.int32)))
+
+
+def test_odd_byte_pieces_are_reassembled() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    data = pcm(ramp(0, FRAME))
+    for i in range(0, len(data), 7):
+        mixer.push("a", data[i : i + 7], 0.0)
+    np.testing.assert_array_equal(arr(mixer.pop(0.0)), ramp(0, FRAME))
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Mixer(24000, frame_ms=0)
+    with pytest.raises(ValueError):
+        Mixer(22050, frame_ms=10, max_lag_ms=60)  # 220.5 samples
