@@ -24,7 +24,6 @@ from . import codec
 from .agent import Agent
 from .config import UpdateError, apply_update, input_format
 from .faults import CLOSE_NORMAL, CLOSE_POLICY, junk_frame
-from .recorder import save_record
 from .session import SimSession, new_id
 from .vad import SpeechStarted, SpeechStopped, TurnEnded, VadEvent
 
@@ -484,7 +483,3 @@ class Connection:
             await self.error("invalid_value", "instructions must be a string", "instructions")
             return
         self.agent.enqueue_create(instructions)
-
-    async def save(self) -> None:
-        if self.session is not None and self.sim.record_dir is not None:
-            save_record(self.session, self.sim.record_dir)
