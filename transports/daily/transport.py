@@ -67,6 +67,11 @@ class DailyOptions:
     dialin_call_id: str | None = None
     dialin_call_domain: str | None = None
     token_ttl_s: float = 3 * 3600.0 + TOKEN_MARGIN_S
+    # Retry pacing (not user options; tests shorten them).
+    rest_backoff_s: float = 0.5  # DailyRest's own retries on 429/5xx/network errors
+    dialin_attempts: int = 2  # pinlessCallUpdate rounds, each with DailyRest's retries
+    dialin_backoff_s: float = 1.0
+    dialout_backoff_s: float = 2.0
 
     def __post_init__(self) -> None:
         register_secret(self.token)
@@ -184,11 +189,16 @@ class DailyTransport(Transport):
             if pid != "local" and isinstance(p, dict):
                 self.on_participant_joined(p)
         if self.options.dial_out:
-            self.dialout = DialOut(
-                self.options.dial_out, self._start_dialout, on_failure=self._fail,
-                retries=self.options.dial_out_retries,
-            )
-            self.dialout.start()
+            self.start_dial_out(self.options.dial_out)
+
+    def start_dial_out(self, target: str) -> DialOut:
+        """Dial ``target`` (+E.164 or sip:) from the room, retrying on errors (loop)."""
+        self.dialout = DialOut(
+            target, self._start_dialout, on_failure=self._fail,
+            retries=self.options.dial_out_retries, backoff_s=self.options.dialout_backoff_s,
+        )
+        self.dialout.start()
+        return self.dialout
 
     def prepare(self, events: TransportEvents) -> None:
         """Everything before the network join (on the running loop): SDK init, the voice
@@ -212,6 +222,7 @@ class DailyTransport(Transport):
             self.forwarder = PinlessForwarder(
                 self.options.dialin_call_id or "", self.options.dialin_call_domain or "",
                 self._pinless_update, on_failure=self._fail,
+                attempts=self.options.dialin_attempts, backoff_s=self.options.dialin_backoff_s,
             )
 
     async def leave(self) -> None:
@@ -443,7 +454,10 @@ class DailyTransport(Transport):
     # ------------------------------------------------------------------ phone helpers
     def _rest_client(self) -> DailyRest:
         if self._rest is None:
-            self._rest = DailyRest(self.options.api_key or "", base_url=self.options.api_url)
+            self._rest = DailyRest(
+                self.options.api_key or "", base_url=self.options.api_url,
+                backoff=self.options.rest_backoff_s,
+            )
         return self._rest
 
     async def _pinless_update(self, call_id: str, call_domain: str, sip_uri: str) -> None:
