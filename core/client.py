@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -127,6 +127,14 @@ class AgentClient:
         async for event in client.events():  # server events + Reconnecting/Resumed/NewSession
             ...
         await client.close()
+
+    ``api_key`` goes in a Bearer header; ``token`` (a temporary token) in ``?token=``.
+    Temporary tokens are single use, so reconnecting with one needs ``token_provider``, an
+    async callable that mints a new one. ``buffer_s`` bounds inbound audio held while not
+    ready. ``reconnect_window_s`` is how long a lost session can be resumed; ``give_up_s``
+    how long an outage may last before :meth:`events` raises :class:`AgentError`;
+    ``start_attempts`` how many connects :meth:`start` tries. ``regreet`` speaks the
+    greeting again when a fresh session replaces a lost one (default: no).
     """
 
     def __init__(
@@ -149,6 +157,7 @@ class AgentClient:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         regreet: bool = False,
+        token_provider: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         register_secret(api_key)
         register_secret(token)
@@ -156,6 +165,8 @@ class AgentClient:
         self._display_url = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
         self._api_key = api_key
         self._token = token
+        self._token_provider = token_provider
+        self._token_spent = False  # temporary tokens are single use
         self._tools = tools
         if tools is not None and len(tools) and "tools" not in session:
             session = {**session, "tools": [tool_payload(s) for s in tools.specs]}
@@ -383,6 +394,15 @@ class AgentClient:
         from websockets.exceptions import InvalidStatus, InvalidURI
 
         url = self.url
+        if self._token_provider is not None and (self._token_spent or not self._token):
+            try:
+                self._token = await self._token_provider()
+            except Exception as exc:
+                raise _Disconnect(
+                    "transient", f"could not get a temporary token: {type(exc).__name__}: {exc}"
+                ) from None
+            register_secret(self._token)
+            self._token_spent = False
         if self._token:
             parts = urlsplit(url)
             query = [*parse_qsl(parts.query), ("token", self._token)]
@@ -390,7 +410,7 @@ class AgentClient:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         local = (urlsplit(url).hostname or "") in _LOCAL_HOSTS
         try:
-            return await connect(
+            ws = await connect(
                 url,
                 additional_headers=headers,
                 open_timeout=self._connect_timeout,
@@ -401,6 +421,8 @@ class AgentClient:
                 compression=None,
                 proxy=None if local else True,
             )
+            self._token_spent = self._token is not None
+            return ws
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status in (401, 403):
@@ -421,7 +443,8 @@ class AgentClient:
 
     def _auth_message(self, detail: str) -> str:
         what = "temporary token" if self._token else f"API key in {KEY_VAR}"
-        hint = "" if self._token else f" Check {KEY_VAR}."
+        hint = (" Temporary tokens are single use and expire." if self._token
+                else f" Check {KEY_VAR}.")
         if not self._token and not self._api_key:
             what, hint = "connection (no API key was sent)", f" Set {KEY_VAR}."
         return f"the voice agent at {self._display_url} refused the {what} ({detail}).{hint}"

@@ -284,6 +284,10 @@ class SessionState:
         return out
 
     def _mark_stale(self, reply_id: str | None) -> None:
+        if reply_id and self.reply_id and reply_id != self.reply_id:
+            # a late interruption notice for an older reply: only its own audio is stale
+            self._stale_reply_id = reply_id
+            return
         self._stale = True
         self._stale_reply_id = reply_id or self.reply_id
 

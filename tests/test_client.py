@@ -135,6 +135,31 @@ async def test_temporary_token_in_query() -> None:
         await c.close()
 
 
+async def test_token_provider_mints_a_token_per_connection() -> None:
+    minted: list[str] = []
+
+    async def provider() -> str:
+        minted.append(f"tok-{len(minted) + 1:04d}")
+        return minted[-1]
+
+    async def first(conn: Conn) -> None:
+        await conn.ready("s1")
+        conn.abort()
+
+    async def second(conn: Conn) -> None:
+        assert await conn.next() == SessionResume("s1")
+        await conn.send(SessionReady("s1"))
+
+    async with AgentServer([first, second]) as srv:
+        c = client(srv.url, api_key=None, token_provider=provider)
+        ev = Events(c)
+        await c.start()
+        await ev.wait_for(Resumed)
+        assert minted == ["tok-0001", "tok-0002"]
+        assert [cn.path.rsplit("token=", 1)[1] for cn in srv.conns] == minted
+        await c.close()
+
+
 async def test_tools_added_to_session_from_registry() -> None:
     def ping(host: str) -> str:
         """Ping a host."""

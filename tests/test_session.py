@@ -180,6 +180,15 @@ def test_stale_audio_dropped_until_next_reply_started() -> None:
     assert s.accept_audio(ReplyAudio(b"\0\0", "r2"))
 
 
+def test_late_interruption_of_an_older_reply_keeps_the_current_one() -> None:
+    s = ready_state()
+    feed(s, [ReplyStarted("r1"), ReplyStarted("r2"), ReplyDone("r1", "interrupted")])
+    assert s.accept_audio(ReplyAudio(b"\0\0"))
+    assert s.accept_audio(ReplyAudio(b"\0\0", "r2"))
+    assert not s.accept_audio(ReplyAudio(b"\0\0", "r1"))
+    assert s.reply_id == "r2"
+
+
 def test_completed_reply_audio_is_not_stale() -> None:
     s = ready_state()
     feed(s, [ReplyStarted("r1"), ReplyDone("r1")])
