@@ -144,16 +144,18 @@ async def test_double_keeps_the_sdk_buffer_rule(cloud: Any) -> None:
 
 
 async def test_certificate_builds_a_token_and_renews_it_off_the_callback_thread(
-    cloud: Any,
+    cloud: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("DEBUG")
     cloud.add_project(APP_ID, CERTIFICATE)
-    cloud.token_warning_s = 2.5
+    cloud.token_warning_s = 1.5  # the 4 s token is renewed 1.5 s before it expires
     events = RecordingEvents(asyncio.get_running_loop())
-    t = transport(certificate=CERTIFICATE, uid=55, token_expiry_s=3)
+    t = transport(certificate=CERTIFICATE, uid=55, token_expiry_s=4)
     await t.join(events)
     assert await until(lambda: len(cloud.renewed_tokens) == 1, timeout=5)
     assert t.push_stats.renewals == 1
     assert cloud.renewed_tokens[0].startswith("007")
+    assert "renewed" in caplog.text and cloud.renewed_tokens[0] not in caplog.text
     assert events.ended_calls == []
     await t.leave()
     assert cloud.trace.index("RTCConnection.renew_token") < cloud.trace.index(
