@@ -16,9 +16,9 @@ from agora_double.harness import (  # the fixture is used by name
     CHANNEL,
     RecordingEvents,
     cloud_fixture,  # noqa: F401
+    speech_pcm16k,
     until,
 )
-from speech import speak
 
 from botrun.core.errors import TransportError
 from botrun.transports.agora.transport import AgoraTransport
@@ -41,8 +41,8 @@ def transport(**kw: Any) -> AgoraTransport:
 def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     d = tmp_path_factory.mktemp("agora-speech")
     return {
-        "ann": speak("Hello, can you hear me?", d / "ann.wav").tobytes(),
-        "bob": speak("The train leaves at nine.", d / "bob.wav").tobytes(),
+        "ann": speech_pcm16k("Hello, can you hear me?", d).tobytes(),
+        "bob": speech_pcm16k("The train leaves at nine.", d).tobytes(),
     }
 
 

@@ -1,5 +1,5 @@
 """Test helpers for the Agora transport: the double fixture and a recording TransportEvents
-(speech comes from tests/speech.py).
+and real speech (espeak-ng + sox).
 
 Imported by tests as ``agora_double.harness`` (pytest puts tests/ on sys.path); the fixture
 puts this folder on sys.path so ``import agora`` finds the double, and removes it again.
@@ -8,6 +8,8 @@ puts this folder on sys.path so ``import agora`` finds the double, and removes i
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 DOUBLE_DIR = Path(__file__).resolve().parent
@@ -113,3 +116,34 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         await asyncio.sleep(0.01)
     return predicate()
+
+
+def speech_pcm16k(text: str, workdir: Path) -> np.ndarray:
+    """``text`` spoken by espeak-ng, as 16 kHz mono PCM16 samples (sox converts)."""
+    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
+    if espeak is None or sox is None:
+        raise RuntimeError("espeak-ng and sox are required (apt-get install espeak-ng sox)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    stem = workdir / f"s{abs(hash(text))}"
+    wav, raw = stem.with_suffix(".wav"), stem.with_suffix(".raw")
+    subprocess.run([espeak, "-v", "en-us", "-w", str(wav), text], check=True,
+                   capture_output=True)
+    subprocess.run([sox, str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
+                    "-t", "raw", str(raw)], check=True, capture_output=True)
+    return np.frombuffer(raw.read_bytes(), dtype="<i2").copy()
+
+
+def best_correlation(segment: np.ndarray, recording: np.ndarray) -> float:
+    """Peak normalised cross-correlation of ``segment`` inside ``recording`` (1.0 = the same
+    waveform somewhere in the recording)."""
+    from scipy.signal import correlate
+
+    ref = segment.astype(np.float64)
+    rec = recording.astype(np.float64)
+    if len(rec) < len(ref):
+        return 0.0
+    c = correlate(rec, ref, mode="valid", method="fft")
+    lag = int(np.argmax(np.abs(c)))
+    window = rec[lag: lag + len(ref)]
+    denom = np.sqrt(np.dot(ref, ref) * np.dot(window, window)) or 1.0
+    return float(c[lag] / denom)
