@@ -156,7 +156,7 @@ class Connection:
             return
         try:
             event = json.loads(message)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # JSONDecodeError, or an absurdly long integer
             if s is not None:
                 s.events.append("<malformed>")
             await self.error("invalid_format", "message is not valid JSON")

@@ -29,7 +29,7 @@ from botrun.core.errors import UsageError
 from botrun.core.secrets import register_secret
 
 from .connection import Connection, now_iso
-from .faults import CONNECT_CLOSE_CODES, CONNECT_MESSAGES
+from .faults import CLOSE_INTERNAL, CONNECT_CLOSE_CODES, CONNECT_MESSAGES
 from .recorder import save_record
 from .scenario import Scenario
 from .session import SimSession
@@ -219,7 +219,9 @@ class Simulator:
             await conn.run()
         except Exception:  # last line of defence: one broken socket never stops the server
             log.exception("simulator: connection handler failed")
-            conn.abort()
+            conn.closed = False
+            await conn.error("internal_error", "the simulator failed handling this connection")
+            await conn.close(CLOSE_INTERNAL, "internal error")
         finally:
             self._connections.discard(conn)
 
