@@ -1,0 +1,277 @@
+"""OutboundPacer: plays the bot's voice into a transport sink on its own real-time clock.
+
+Why a thread and not the event loop: meeting SDKs need audio at a steady real-time rate, and
+whatever has been handed to them cannot be taken back (Daily has no flush at all). If the
+asyncio loop wrote the audio, any loop stall longer than the audio already inside the SDK
+would be heard as a crackle, and writing far ahead to avoid that would leave seconds of stale
+speech playing after a barge-in. So the pacer holds the reply in its own flushable queue and
+a dedicated thread writes it out in fixed chunks (a whole number of 10 ms, default 20 ms),
+keeping at most ``max_ahead`` chunks (default 2, i.e. 40 ms) inside the sink:
+
+* the thread keeps its own model of the sink: the moment the audio written so far will have
+  played out (``horizon``). It writes the next chunk once less than ``max_ahead`` chunks
+  remain ahead of now. A sink that blocks in real time (Daily's ``write_frames`` returns
+  after the chunk's duration) paces the thread by itself; a sink that returns at once
+  (Agora's push) is paced by the model. Either way the same number of chunks is in flight;
+* a final partial chunk is padded with silence, but only once the sink has run dry and no
+  audio has arrived for a chunk's duration: a reply whose pieces arrive in odd sizes is not
+  chopped up with padding;
+* while nothing is queued the pacer writes nothing (no silence spam: Daily's custom track
+  fills silence itself, Agora needs no keep-alive), so an idle bot costs no CPU;
+* ``flush()`` (barge-in) drops the queue at once and calls ``flush_sink`` where the SDK has
+  one; what can still be heard is what was already inside the sink, at most ``max_ahead``
+  chunks;
+* an exception from the sink is logged and counted; the thread keeps going.
+
+``put()``, ``flush()``, ``pending_ms`` and ``close()`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .pcm import SAMPLE_WIDTH
+
+log = logging.getLogger(__name__)
+
+_LATE_S = 0.005  # a chunk written this long after the sink ran dry counts as an underrun
+
+
+@dataclass
+class PacerStats:
+    """Counters (read from any thread; written by the pacer thread and by ``flush``)."""
+
+    written_chunks: int = 0
+    padded_ms: float = 0.0  # silence added to complete final partial chunks
+    flushed_ms: float = 0.0  # audio dropped by flush() (never reached the sink)
+    flushes: int = 0
+    underruns: int = 0  # the sink ran dry while more of the same stream was coming
+    sink_errors: int = 0
+
+
+class OutboundPacer:
+    """Real-time, flushable writer of PCM16 chunks into a transport sink (own thread)."""
+
+    def __init__(
+        self,
+        sink: Callable[[bytes], object],
+        sample_rate: int,
+        chunk_ms: int = 20,
+        max_ahead: int = 2,
+        flush_sink: Callable[[], object] | None = None,
+        name: str = "pacer",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if chunk_ms <= 0 or chunk_ms % 10:
+            raise ValueError(f"chunk_ms must be a positive multiple of 10, got {chunk_ms}")
+        if max_ahead < 1:
+            raise ValueError(f"max_ahead must be at least 1, got {max_ahead}")
+        if sample_rate <= 0 or sample_rate % 100:
+            raise ValueError(f"sample rate must be a positive multiple of 100 Hz: {sample_rate}")
+        self.sink = sink
+        self.flush_sink = flush_sink
+        self.sample_rate = sample_rate
+        self.chunk_ms = chunk_ms
+        self.max_ahead = max_ahead
+        self.name = name
+        self.chunk_bytes = sample_rate * chunk_ms // 1000 * SAMPLE_WIDTH
+        self._chunk_s = chunk_ms / 1000
+        self._bytes_per_ms = sample_rate * SAMPLE_WIDTH / 1000
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._sink_lock = threading.Lock()  # orders sink writes against flush_sink
+        self._queue = bytearray()
+        self._queue_start = 0  # absolute stream offset of _queue[0]
+        self._markers: deque[tuple[int, Callable[[], None]]] = deque()  # (offset, on_start)
+        self._generation = 0  # bumped by flush: a chunk taken before it is not written
+        self._horizon = 0.0  # clock time at which everything written will have played
+        self._last_put = 0.0
+        self._continuing = False  # the last chunk written had more audio queued behind it
+        self._closing = False
+        self._drain = False
+        self._thread: threading.Thread | None = None
+        self.stats = PacerStats()
+
+    # -- public API -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the pacer thread (once)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def put(self, pcm: bytes, on_start: Callable[[], None] | None = None) -> None:
+        """Queue PCM16 for playback. Thread-safe.
+
+        ``on_start`` is called on the pacer thread right before the chunk holding ``pcm``'s
+        first sample is handed to the sink (it is dropped, never called, if that audio is
+        flushed first). Empty ``pcm`` is ignored.
+        """
+        if len(pcm) % SAMPLE_WIDTH:
+            raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
+        if not pcm:
+            return
+        with self._cond:
+            if self._closing:
+                return
+            if on_start is not None:
+                self._markers.append((self._queue_start + len(self._queue), on_start))
+            self._queue += pcm
+            self._last_put = self._clock()
+            self._cond.notify()
+
+    def flush(self) -> float:
+        """Drop everything queued (barge-in); call ``flush_sink`` if given.
+
+        Returns the milliseconds of audio dropped. Audio already inside the sink (at most
+        ``max_ahead`` chunks) still plays unless ``flush_sink`` removes it.
+        """
+        with self._cond:
+            dropped = len(self._queue)
+            self._queue_start += dropped
+            self._queue.clear()
+            self._markers.clear()
+            self._generation += 1
+            self._continuing = False
+            ms = dropped / self._bytes_per_ms
+            self.stats.flushed_ms += ms
+            self.stats.flushes += 1
+            self._cond.notify()
+        if self.flush_sink is not None:
+            with self._sink_lock:
+                try:
+                    self.flush_sink()
+                except Exception:
+                    self.stats.sink_errors += 1
+                    log.exception("%s: flush_sink failed", self.name)
+        return ms
+
+    def close(self, drain: bool = False, timeout: float = 2.0) -> None:
+        """Stop the thread. With ``drain=True`` first play out what is queued (the final
+        partial chunk padded), waiting at most ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._drain = drain
+            if drain and self._thread is not None:
+                self._cond.notify_all()
+                while self._queue and self._thread.is_alive():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+            self._closing = True
+            if self._queue or not drain:  # not drained: what was taken is not written
+                self._queue_start += len(self._queue)
+                self._queue.clear()
+                self._markers.clear()
+                self._generation += 1
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def pending_ms(self) -> float:
+        """Milliseconds of audio queued and not yet handed to the sink."""
+        with self._cond:
+            return len(self._queue) / self._bytes_per_ms
+
+    @property
+    def written_chunks(self) -> int:
+        """Chunks handed to the sink so far."""
+        return self.stats.written_chunks
+
+    @property
+    def underruns(self) -> int:
+        """Times the sink ran dry while the same stream was still playing."""
+        return self.stats.underruns
+
+    @property
+    def in_sink_ms(self) -> float:
+        """Milliseconds written to the sink that (by the pacer's clock) have not played yet."""
+        return max(0.0, self._horizon - self._clock()) * 1000
+
+    # -- pacer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            job = self._next_chunk()
+            if job is None:
+                return
+            chunk, callbacks, generation = job
+            self._write(chunk, callbacks, generation)
+
+    def _next_chunk(self) -> tuple[bytes, list[Callable[[], None]], int] | None:
+        """Wait until a chunk is due and take it from the queue; None when closing."""
+        cb = self.chunk_bytes
+        ahead_s = (self.max_ahead - 1) * self._chunk_s
+        with self._cond:
+            while True:
+                if self._closing:
+                    return None
+                queued = len(self._queue)
+                now = self._clock()
+                if queued >= cb:
+                    wait = self._horizon - ahead_s - now
+                elif queued:
+                    if self._drain:
+                        wait = 0.0
+                    else:  # a final partial chunk: only once the sink is dry and input idle
+                        wait = max(self._horizon, self._last_put + self._chunk_s) - now
+                else:
+                    self._continuing = False
+                    self._cond.wait()  # idle: write nothing until audio arrives
+                    continue
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                return self._take(now)
+
+    def _take(self, now: float) -> tuple[bytes, list[Callable[[], None]], int]:
+        """Cut the next chunk (padded if short) and its on_start callbacks. Lock held."""
+        cb = self.chunk_bytes
+        chunk = bytes(self._queue[:cb])
+        del self._queue[:cb]
+        end = self._queue_start + len(chunk)
+        self._queue_start = end
+        if len(chunk) < cb:
+            self.stats.padded_ms += (cb - len(chunk)) / self._bytes_per_ms
+            chunk += bytes(cb - len(chunk))
+        callbacks = []
+        while self._markers and self._markers[0][0] < end:
+            callbacks.append(self._markers.popleft()[1])
+        if self._continuing and now - self._horizon > _LATE_S:
+            self.stats.underruns += 1
+        self._continuing = bool(self._queue)
+        if not self._queue:
+            self._cond.notify_all()  # a draining close() may be waiting for this
+        self._horizon = max(self._horizon, now) + self._chunk_s
+        return chunk, callbacks, self._generation
+
+    def _write(self, chunk: bytes, callbacks: list[Callable[[], None]], generation: int) -> None:
+        with self._sink_lock:
+            if generation != self._generation:
+                with self._cond:  # flushed between taking and writing: it never plays
+                    self._horizon -= self._chunk_s
+                return
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("%s: on_start callback failed", self.name)
+            try:
+                self.sink(chunk)
+            except Exception:
+                self.stats.sink_errors += 1
+                if self.stats.sink_errors == 1 or self.stats.sink_errors % 100 == 0:
+                    log.exception(
+                        "%s: sink write failed (%d so far)", self.name, self.stats.sink_errors
+                    )
+            else:
+                self.stats.written_chunks += 1

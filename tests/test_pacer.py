@@ -1,0 +1,270 @@
+"""OutboundPacer: chunking, pacing model, flush, callbacks, loop stalls, sink errors, close.
+
+Assertions are on the sequence and content of sink writes (every sample is numbered, so a
+gap, a duplicate or inserted padding shows up), never on wall-clock thresholds."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from botrun.core.audio.pacer import OutboundPacer
+
+RATE = 16000
+CHUNK_MS = 20
+CHUNK_BYTES = RATE * CHUNK_MS // 1000 * 2
+
+
+def numbered(ms: int, first: int = 1) -> bytes:
+    """``ms`` of PCM16 whose samples count up from ``first`` (never 0, so padding shows)."""
+    n = RATE * ms // 1000
+    return ((np.arange(first, first + n) - 1) % 30000 + 1).astype("<i2").tobytes()
+
+
+class RecordingSink:
+    """Records each write with the clock reading at the call; optionally blocks in real
+    time like Daily's ``write_frames`` (a chunk returns after its duration)."""
+
+    def __init__(self, blocking: bool = False, fail_on: set[int] | None = None) -> None:
+        self.blocking = blocking
+        self.fail_on = fail_on or set()
+        self.writes: list[bytes] = []
+        self.times: list[float] = []
+        self.threads: set[str] = set()
+        self.calls = 0
+        self.concurrent = 0
+        self.max_concurrent = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, chunk: bytes) -> None:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+            self.concurrent += 1
+            self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        try:
+            self.threads.add(threading.current_thread().name)
+            self.times.append(time.monotonic())
+            if call in self.fail_on:
+                raise RuntimeError("sink exploded")
+            self.writes.append(chunk)
+            if self.blocking:
+                time.sleep(len(chunk) / 2 / RATE)
+        finally:
+            with self._lock:
+                self.concurrent -= 1
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.writes)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.002)
+
+
+@pytest.fixture
+def make_pacer():
+    pacers: list[OutboundPacer] = []
+
+    def make(sink: Callable[[bytes], object], **kwargs) -> OutboundPacer:
+        pacer = OutboundPacer(sink, RATE, chunk_ms=CHUNK_MS, **kwargs)
+        pacers.append(pacer)
+        return pacer
+
+    yield make
+    for pacer in pacers:
+        pacer.close()
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+def test_fixed_chunks_contiguous_and_final_partial_padded(make_pacer, blocking: bool) -> None:
+    sink = RecordingSink(blocking=blocking)
+    pacer = make_pacer(sink)
+    audio = numbered(110)
+    pacer.put(audio[:1000])
+    pacer.put(audio[1000:])
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks == 6)
+    assert all(len(w) == CHUNK_BYTES for w in sink.writes)
+    assert sink.data == audio + bytes(6 * CHUNK_BYTES - len(audio))
+    assert pacer.stats.padded_ms == pytest.approx(10)
+    assert pacer.pending_ms == 0
+    assert sink.max_concurrent == 1
+    assert sink.threads == {"pacer"}
+
+
+@pytest.mark.parametrize("max_ahead", [1, 2, 3])
+def test_non_blocking_sink_never_holds_more_than_max_ahead_chunks(
+    make_pacer, max_ahead: int
+) -> None:
+    in_sink: list[float] = []
+    sink = RecordingSink(blocking=False)
+    pacer: OutboundPacer | None = None
+
+    def measuring_sink(chunk: bytes) -> None:
+        assert pacer is not None
+        in_sink.append(pacer.in_sink_ms)  # unplayed audio including this chunk
+        sink(chunk)
+
+    pacer = make_pacer(measuring_sink, max_ahead=max_ahead)
+    pacer.put(numbered(200))
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks == 10)
+    assert max(in_sink) <= max_ahead * CHUNK_MS
+    assert sink.data == numbered(200)
+
+
+def test_idle_pacer_writes_nothing_until_audio_arrives(make_pacer) -> None:
+    sink = RecordingSink()
+    pacer = make_pacer(sink)
+    pacer.start()
+    time.sleep(0.1)
+    assert sink.calls == 0  # no silence spam while idle
+    pacer.put(numbered(40))
+    wait_for(lambda: pacer.written_chunks == 2)
+    time.sleep(0.06)
+    assert sink.calls == 2
+
+
+def test_flush_drops_the_queue_and_leaves_at_most_max_ahead_chunks(make_pacer) -> None:
+    sink = RecordingSink(blocking=False)
+    flushed: list[int] = []
+    pacer = make_pacer(sink, max_ahead=2, flush_sink=lambda: flushed.append(sink.calls))
+    audio = numbered(2000)
+    pacer.put(audio)
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks >= 5)
+    in_sink = pacer.in_sink_ms
+    dropped = pacer.flush()
+    written_at_flush = len(sink.writes)
+    assert in_sink <= 2 * CHUNK_MS  # what can still be heard after the barge-in
+    # A chunk taken just before the flush is discarded unwritten: neither count has it.
+    assert dropped + written_at_flush * CHUNK_MS == pytest.approx(2000, abs=CHUNK_MS)
+    assert pacer.pending_ms == 0
+    assert flushed == [written_at_flush]  # flush_sink ran after the last pre-flush write
+    after = numbered(60, first=50000)
+    pacer.put(after)
+    wait_for(lambda: len(sink.writes) == written_at_flush + 3)
+    assert sink.data == audio[: written_at_flush * CHUNK_BYTES] + after
+    assert pacer.stats.flushed_ms == pytest.approx(dropped)
+
+
+def test_on_start_fires_on_the_pacer_thread_as_the_first_sample_is_written(make_pacer) -> None:
+    sink = RecordingSink()
+    pacer = make_pacer(sink, name="bot-voice")
+    seen: list[tuple[str, int, str]] = []
+
+    def on_start(label: str) -> Callable[[], None]:
+        return lambda: seen.append((label, sink.calls, threading.current_thread().name))
+
+    pacer.put(numbered(30), on_start("a"))  # chunk 0 and half of chunk 1
+    pacer.put(numbered(25, first=9000), on_start("b"))  # 30-55 ms: starts inside chunk 1
+    pacer.put(numbered(20, first=20000), on_start("c"))  # 55-75 ms: starts inside chunk 2
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks == 4)
+    assert seen == [("a", 0, "bot-voice"), ("b", 1, "bot-voice"), ("c", 2, "bot-voice")]
+
+
+def test_on_start_of_flushed_audio_is_never_called(make_pacer) -> None:
+    sink = RecordingSink()
+    pacer = make_pacer(sink)
+    called: list[str] = []
+    pacer.put(numbered(40), lambda: called.append("first"))
+    pacer.put(numbered(400), lambda: called.append("flushed"))
+    pacer.flush()
+    pacer.put(numbered(20), lambda: called.append("after"))
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks == 1)
+    time.sleep(0.05)
+    assert called == ["after"]
+
+
+async def test_event_loop_stall_does_not_starve_the_sink(make_pacer) -> None:
+    sink = RecordingSink(blocking=True)  # like Daily's blocking write_frames
+    pacer = make_pacer(sink)
+    pacer.start()
+    audio = numbered(600)
+    # The agent's reply arrives faster than real time; the bridge puts it as it comes.
+    for i in range(0, 400 * RATE // 1000 * 2, 3200):
+        pacer.put(audio[i : i + 3200])
+        await asyncio.sleep(0)
+    written_before = pacer.written_chunks
+    time.sleep(0.2)  # the event loop is blocked: nothing is put, nothing awaited
+    written_during = pacer.written_chunks - written_before
+    pacer.put(audio[400 * RATE // 1000 * 2 :])
+    await asyncio.to_thread(wait_for, lambda: pacer.written_chunks == 30)
+    assert written_during > 0  # the sink kept receiving while the loop was blocked
+    assert sink.data == audio  # every chunk contiguous: no gap, no padding, no repeat
+    assert pacer.stats.padded_ms == 0
+
+
+def test_sink_exception_is_counted_and_the_thread_survives(make_pacer) -> None:
+    sink = RecordingSink(fail_on={2})
+    pacer = make_pacer(sink)
+    audio = numbered(100)
+    pacer.put(audio)
+    pacer.start()
+    wait_for(lambda: sink.calls == 5)
+    assert pacer.stats.sink_errors == 1
+    assert pacer.written_chunks == 4
+    assert sink.data == audio[:CHUNK_BYTES] + audio[2 * CHUNK_BYTES :]
+
+
+def test_a_sink_slower_than_real_time_counts_underruns(make_pacer) -> None:
+    slow = RecordingSink(blocking=True)
+
+    def sink(chunk: bytes) -> None:
+        slow(chunk)
+        time.sleep(0.03)  # 20 ms of audio takes 50 ms: the sink runs dry before each write
+
+    pacer = make_pacer(sink)
+    pacer.put(numbered(100))
+    pacer.start()
+    wait_for(lambda: len(slow.writes) == 5)
+    assert pacer.underruns >= 3
+    assert slow.data == numbered(100)
+
+
+def test_close_with_drain_plays_out_the_queue(make_pacer) -> None:
+    sink = RecordingSink(blocking=True)
+    pacer = make_pacer(sink)
+    audio = numbered(90)
+    pacer.put(audio)
+    pacer.start()
+    pacer.close(drain=True, timeout=5.0)
+    assert sink.data == audio + bytes(5 * CHUNK_BYTES - len(audio))
+    pacer.put(numbered(20))  # ignored after close
+    assert pacer.pending_ms == 0
+
+
+def test_close_without_drain_drops_the_queue(make_pacer) -> None:
+    sink = RecordingSink(blocking=True)
+    pacer = make_pacer(sink)
+    pacer.put(numbered(1000))
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks >= 1)
+    pacer.close(timeout=5.0)
+    written = len(sink.writes)
+    assert written < 50
+    time.sleep(0.05)
+    assert len(sink.writes) == written
+
+
+def test_invalid_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="multiple of 10"):
+        OutboundPacer(lambda _: None, RATE, chunk_ms=15)
+    with pytest.raises(ValueError, match="max_ahead"):
+        OutboundPacer(lambda _: None, RATE, max_ahead=0)
+    pacer = OutboundPacer(lambda _: None, RATE)
+    with pytest.raises(ValueError, match="even number"):
+        pacer.put(b"\x00\x01\x02")
