@@ -232,3 +232,26 @@ async def test_reply_create_speaks_instructions(sim: Simulator) -> None:
     # tone duration matches the text: 65 ms per character by default
     assert len(audio) // 2 == len("Say something nice") * 65 * 24
     await c.close()
+
+
+async def test_updated_first_order_is_selectable() -> None:
+    from botrun.core.sim.scenario import Scenario, SessionSettings
+
+    scenario = Scenario(session=SessionSettings(ready_order="updated-first"))
+    async with Simulator(scenario, speed=8) as sim:
+        c = await RawClient.connect(sim.url)
+        await c.start()
+        assert c.types()[:2] == ["session.updated", "session.ready"]
+        await c.close()
+
+
+async def test_stop_closes_live_sessions_with_1001_and_logs_no_errors(caplog) -> None:
+    sim = Simulator(speed=2)
+    await sim.start()
+    c = await RawClient.connect(sim.url)
+    await c.start(greeting="A long greeting that is still playing when the server stops.")
+    await c.wait("reply.audio")
+    await sim.stop()
+    assert await c.wait_closed() == 1001
+    assert sim.session().replies[0].status == "lost"
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
