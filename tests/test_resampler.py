@@ -198,3 +198,37 @@ def test_equal_rates_pass_through() -> None:
 def test_unsupported_rates_are_refused(in_rate: int, out_rate: int) -> None:
     with pytest.raises(ValueError, match="unsupported sample rate"):
         StreamResampler(in_rate, out_rate)
+
+
+# -- PCM16 helpers (core/audio/pcm.py), used by the resampler and the transports --------
+
+
+def test_pcm_helpers_convert_round_and_saturate() -> None:
+    from botrun.core.audio import pcm
+
+    x = np.array([-32768, -1, 0, 1, 32767], dtype=np.int16)
+    assert pcm.int16_to_bytes(x) == x.astype("<i2").tobytes()
+    np.testing.assert_array_equal(pcm.bytes_to_int16(pcm.int16_to_bytes(x)), x)
+    with pytest.raises(ValueError, match="even number"):
+        pcm.bytes_to_int16(b"\x00\x01\x02")
+    y = pcm.saturate(np.array([-40000.0, -1.5, -0.4, 0.5, 1.5, 32767.4, 1e9]))
+    assert y.dtype == np.int16
+    assert y.tolist() == [-32768, -2, 0, 0, 2, 32767, 32767]
+    assert pcm.silence(10, 16000) == bytes(320)
+    assert pcm.bytes_for_ms(20, 24000) == 960
+    assert pcm.samples_for_ms(10, 8000) == 80
+    assert pcm.duration_ms(960, 24000) == pytest.approx(20.0)
+
+
+def test_odd_byte_carry_never_splits_a_sample() -> None:
+    from botrun.core.audio.pcm import OddByteCarry
+
+    carry = OddByteCarry()
+    data = bytes(range(11))
+    out = b"".join(carry.feed(data[i : i + 3]) for i in range(0, len(data), 3))
+    assert out == data[:10]
+    assert carry.pending == 1
+    assert carry.feed(b"\xff") == data[10:] + b"\xff"
+    carry.feed(b"\x01")
+    carry.reset()
+    assert carry.pending == 0 and carry.feed(b"\x02\x03") == b"\x02\x03"

@@ -24,7 +24,10 @@ aliases and images stay below -82 dB.
 
 from __future__ import annotations
 
+import importlib
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -254,8 +257,7 @@ class StreamResampler:
         buf[: end - used] = buf[used:end]
         self._produced += y.size
         np.rint(y, out=y)
-        np.maximum(y, _LO, out=y)
-        np.minimum(y, _HI, out=y)
+        _clip(y, _LO, _HI, out=y)
         return y.astype(np.int16)
 
     def _process_long(self, x: np.ndarray) -> np.ndarray:
@@ -314,3 +316,26 @@ _EMPTY.flags.writeable = False
 _PCM16 = np.dtype("<i2")  # little-endian int16, what every SDK and the protocol use
 _LO = np.float32(-32768)
 _HI = np.float32(32767)
+
+
+def _clip_ufunc() -> Callable[..., np.ndarray]:
+    """numpy's clip ufunc: one call instead of maximum+minimum, without the ~2 us Python
+    wrapper of ``np.clip`` (it matters at 240 samples per call). Falls back to the pair."""
+    for name in ("numpy._core.umath", "numpy.core.umath"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ufunc = getattr(importlib.import_module(name), "clip", None)
+        except ImportError:
+            continue
+        if isinstance(ufunc, np.ufunc):
+            return ufunc
+
+    def clip(x: np.ndarray, lo: np.floating, hi: np.floating, out: np.ndarray) -> np.ndarray:
+        np.maximum(x, lo, out=out)
+        return np.minimum(out, hi, out=out)
+
+    return clip
+
+
+_clip = _clip_ufunc()
