@@ -243,7 +243,9 @@ class AgoraTransport(Transport):
                 video_publish_type=base.VideoPublishType.VIDEO_PUBLISH_TYPE_NONE,
             ),
         )
-        if conn is None:
+        # The real constructor "returns None" from __init__ when the native create fails,
+        # which leaves an object whose conn_handle is None.
+        if conn is None or getattr(conn, "conn_handle", True) is None:
             raise TransportError("the Agora SDK could not create a connection")
         self._conn = conn
 
