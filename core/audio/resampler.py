@@ -176,8 +176,8 @@ class StreamResampler:
     int16.
 
     ``delay`` is the filter's group delay in OUTPUT samples: output sample ``n`` corresponds
-    to input time ``(n - delay) / out_rate`` (16k<->24k: 81 samples at 24 kHz, 54 at
-    16 kHz, about 3.4 ms). The first ``delay`` outputs are the filter filling up;
+    to input time ``(n - delay) / out_rate`` (16k<->24k: 66 samples at 24 kHz, 44 at
+    16 kHz, 2.75 ms). The first ``delay`` outputs are the filter filling up;
     :meth:`flush` emits the tail still inside the filter, so that a whole stream yields
     ``ceil(n_in * out_rate / in_rate) + delay`` samples in total.
 
