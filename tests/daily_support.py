@@ -96,8 +96,9 @@ class FakeAudioData:
         return len(self.audio_frames) // (2 * self.num_channels)
 
 
-def make_transport(**kw: Any) -> DailyTransport:
+def make_transport(cls: type[DailyTransport] = DailyTransport, **kw: Any) -> DailyTransport:
+    """A transport (or subclass ``cls``) for the test room; options as DailyOptions fields."""
     kw.setdefault("room", ROOM)
     kw.setdefault("room_name", ROOM.rsplit("/", 1)[1])
     kw.setdefault("audio_out", "custom-track")
-    return DailyTransport(DailyOptions(**kw))
+    return cls(DailyOptions(**kw))

@@ -109,8 +109,8 @@ async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray],
     ann_voice, bob_voice = voices["ann"], voices["bob"]
     seen: list[BridgeEvent] = []
     live_before = sdk.live_objects()
-    t = make_transport(audio_out="custom-track")
-    t.__class__ = CloudlessDaily
+    t = make_transport(CloudlessDaily, audio_out="custom-track")
+    assert isinstance(t, CloudlessDaily)
     async with Simulator() as sim:
         cfg = apply_overrides(config_from_dict({"agent": {"greeting": "Hello, how can I help?"}}), {
             "agent.url": sim.url, "bridge.idle_timeout_s": 0.0, "bridge.leave_grace_s": 0.5,
