@@ -234,7 +234,11 @@ class AgentClient:
             raise AgentError("this agent client was closed; make a new one")
         self._first_ready = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.create_task(self._run(), name="agent-client")
-        await self._first_ready
+        try:
+            await asyncio.shield(self._first_ready)
+        except asyncio.CancelledError:
+            await self._shutdown()  # nobody will use this session: do not leave it open
+            raise
 
     def send_audio(self, pcm24k: bytes) -> None:
         """Queue PCM16 24 kHz mono audio for the agent. Non-blocking; call on the loop.

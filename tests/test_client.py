@@ -729,6 +729,22 @@ async def test_update_while_disconnected_is_applied_after_resume() -> None:
         await c.close()
 
 
+async def test_cancelled_start_closes_the_connection() -> None:
+    async def mute(conn: Conn) -> None:
+        await conn.next()
+
+    async with AgentServer([mute]) as srv:
+        c = client(srv.url)
+        start = asyncio.create_task(c.start())
+        conn = await srv.conn(0)
+        await wait_until(lambda: len(conn.log) == 1)
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        await asyncio.wait_for(conn.closed.wait(), WAIT)
+        await c.close()  # still fine
+
+
 async def test_close_before_start_and_start_after_close() -> None:
     c = client("ws://127.0.0.1:9/")
     await c.close()
