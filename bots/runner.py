@@ -41,7 +41,9 @@ def build_config(
     cfg = load_config(shared.config, transport_names)
     overrides: dict[str, Any] = {"agent.url": shared.agent_url, "bot.name": shared.name}
     if spec is not None:
-        explicit = cfg.bridge.model_fields_set
+        # The packaged default.toml spells out every key; only a user's own file counts
+        # as having chosen a [bridge] value over the transport's default.
+        explicit = cfg.bridge.model_fields_set if shared.config is not None else set()
         for key, value in spec.bridge_defaults.items():
             if key not in explicit:
                 overrides[f"bridge.{key}"] = value
@@ -88,7 +90,7 @@ def run_with_transport(
     summary = asyncio.run(call(transport, cfg, api_key, transcript, console))
     if summary.error is not None:
         raise summary.error
-    return 0
+    return summary.exit_code
 
 
 async def call(

@@ -59,7 +59,9 @@ class CallSummary:
 
     @property
     def exit_code(self) -> int:
-        return self.error.exit_code if self.error else 0
+        if self.error is not None:
+            return self.error.exit_code
+        return 130 if self.reason == "SIGINT" else 0
 
 
 class Bridge:
@@ -308,6 +310,14 @@ class Bridge:
             self._emit(ev.SESSION_STATE, state="ended")
         else:
             name = type(e).__name__
+            if name == "Reconnecting":
+                # The reply in flight is lost with the socket and no reply.done will come
+                # for it: what was already queued plays out, the turn state resets.
+                if self._turn is not None and self._reply_active:
+                    self.metrics.turns.append(self._turn)
+                    self._turn = None
+                self._reply_active = self._muted_reply = False
+                self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SESSION_STATE, state=name.lower(), detail=str(detail))
@@ -407,7 +417,9 @@ class Bridge:
             if self._closing_session is not None and self._closing_session.done():
                 self._closing_session = None
                 self._empty_since = now
-            if self._closing_session is None and self._empty_since is not None and (
+            if self.transport.participants_pending():
+                self._empty_since = now
+            elif self._closing_session is None and self._empty_since is not None and (
                 now - self._empty_since >= cfg.idle_timeout_s
             ):
                 self.stop("no one left in the meeting")
@@ -425,17 +437,15 @@ class Bridge:
         self.pacer = OutboundPacer(
             t.write_audio, t.output_sample_rate, chunk_ms=t.output_chunk_ms,
             max_ahead=t.output_max_ahead, flush_sink=t.flush_audio, name=f"{t.name}-pacer",
+            prebuffer_ms=self.config.bridge.prebuffer_ms, speed=t.time_scale,
         )
         self.pacer.start()
         watchdog: asyncio.Task[None] | None = None
         try:
-            try:
-                await t.join(self)
-            except BotrunError as exc:
-                self.stop("join failed", exc)
-            else:
+            if await self._join():
                 self.roster.bot_id = t.bot_participant_id
                 watchdog = asyncio.create_task(self._watchdog())
+                watchdog.add_done_callback(self._watchdog_done)
                 await self._stop.wait()
         finally:
             if watchdog is not None:
@@ -443,8 +453,34 @@ class Bridge:
             await self._shutdown()
         return self.summary
 
+    def _watchdog_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("bridge timer failed: %r", exc, exc_info=exc)
+            self.stop("internal error", AgentError(f"internal error in the bridge: {exc!r}"))
+
+    async def _join(self) -> bool:
+        """Join, unless the call is stopped first (Ctrl-C while joining cancels the join)."""
+        join = asyncio.create_task(self.transport.join(self))
+        stopped = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({join, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not join.done():
+            join.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await join
+            return False
+        try:
+            join.result()
+        except BotrunError as exc:
+            self.stop("join failed", exc)
+            return False
+        return not self._stop.is_set()
+
     async def _shutdown(self) -> None:
-        graceful = self.summary.error is None and self.summary.reason != "interrupted"
+        graceful = self.summary.error is None and self.summary.reason not in ("SIGINT", "SIGTERM")
 
         async def end_session() -> None:
             if self._closing_session is not None:
@@ -503,7 +539,7 @@ async def run_call(
                 log.warning("second %s: exiting now", sig.name)
                 raise SystemExit(130)
             log.info("%s: leaving the meeting", sig.name)
-            bridge.stop("interrupted")
+            bridge.stop(sig.name)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

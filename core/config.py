@@ -10,7 +10,7 @@ import difflib
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -74,6 +74,7 @@ class BridgeConfig(_Model):
     idle_timeout_s: float = Field(300.0, ge=0, description="leave after this long with no humans")
     max_duration_s: float = Field(3 * 3600.0, gt=0)
     reconnect_buffer_s: float = Field(5.0, ge=0, le=120)
+    prebuffer_ms: int = Field(60, ge=0, le=1000, description="reply audio queued before playing")
 
 
 class BotSection(_Model):
@@ -225,13 +226,14 @@ def transport_options(
         typ: Any = opt.type
         if opt.choices:
             typ = Literal[opt.choices]  # type: ignore[valid-type]
-        if opt.multiple:
-            typ = list[typ]  # type: ignore[valid-type]
         constraints = {}
         if opt.min is not None:
             constraints["ge"] = opt.min
         if opt.max is not None:
             constraints["le"] = opt.max
+        if opt.multiple:  # constraints apply to each value
+            typ = list[Annotated[typ, Field(**constraints)]]  # type: ignore[valid-type]
+            constraints = {}
         default = list(opt.default or []) if opt.multiple else opt.default
         fields[opt.name] = (typ | None if default is None else typ, Field(default, **constraints))
     model = create_model(  # type: ignore[call-overload]

@@ -28,6 +28,8 @@ class Roster:
         self.policy = policy
         self.bot_id: str | None = None
         self._people: dict[str, Participant] = {}
+        # Who left during the current turn: their words may still be transcribed.
+        self._departed: dict[str, Participant] = {}
 
     def __len__(self) -> int:
         return len(self._people)
@@ -59,7 +61,10 @@ class Roster:
             p.name = name
 
     def leave(self, pid: str) -> Participant | None:
-        return self._people.pop(pid, None)
+        p = self._people.pop(pid, None)
+        if p is not None:
+            self._departed[pid] = p
+        return p
 
     def listened(self) -> set[str]:
         """Ids whose audio reaches the agent under the policy."""
@@ -74,12 +79,15 @@ class Roster:
         return {p.id for p in self._people.values() if (p.name or "").casefold() == wanted}
 
     def reset_turn(self) -> None:
+        self._departed.clear()
         for p in self._people.values():
             p.turn_energy = 0.0
 
     def loudest(self) -> Participant | None:
-        """The participant who spoke most during the current turn (transcript attribution)."""
-        best = max(self._people.values(), key=lambda p: p.turn_energy, default=None)
+        """The participant who spoke most during the current turn (transcript attribution),
+        including someone who has left since: a caller's last words arrive after hang-up."""
+        everyone = [*self._people.values(), *self._departed.values()]
+        best = max(everyone, key=lambda p: p.turn_energy, default=None)
         if best is None or best.turn_energy <= 0:
             return None
         return best

@@ -27,7 +27,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:  # noqa: BLE001 - third-party code
+        except Exception as exc:
             log.warning("plugin %r (%s) failed to load: %s", ep.name, ep.value, exc)
             continue
         pm.register(plugin, name=ep.name)

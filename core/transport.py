@@ -66,6 +66,11 @@ class Transport(ABC):
         """The bot's own participant id once joined (its audio never reaches the agent)."""
         return None
 
+    def participants_pending(self) -> bool:
+        """True while the transport knows more participants are still to come (a scripted
+        meeting such as the WAV transport's); the bridge's idle timer waits for them."""
+        return False
+
     @abstractmethod
     async def join(self, events: TransportEvents) -> None:
         """Join the meeting and start delivering events. Raise

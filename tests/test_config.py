@@ -105,6 +105,7 @@ SPEC = TransportSpec(
         Option("join_timeout_s", "t", type=float, default=30.0, min=1),
         Option("audio_out", "o", choices=("virtual-mic", "custom-track"), default="virtual-mic"),
         Option("token", "tok", secret=True, config=False),
+        Option("at", "offsets", type=float, multiple=True, min=0),
     ),
 )
 
@@ -114,7 +115,10 @@ def test_transport_table_and_flags(tmp_path: Path) -> None:
         write(tmp_path, "[fake]\nroom = \"r1\"\njoin_timeout_s = 5\n"), transport_names=["fake"]
     )
     opts = transport_options(SPEC, cfg, {"join_timeout_s": 9.0, "audio_out": None})
-    assert opts == {"room": "r1", "join_timeout_s": 9.0, "audio_out": "virtual-mic", "token": None}
+    assert opts == {"room": "r1", "join_timeout_s": 9.0, "audio_out": "virtual-mic", "token": None,
+                    "at": []}
+    opts = transport_options(SPEC, cfg, {"at": (1, 2.5)})
+    assert opts["at"] == [1.0, 2.5]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +129,7 @@ def test_transport_table_and_flags(tmp_path: Path) -> None:
         ("room = \"r\"\njoin_timeout_s = 0\n", {}, "'fake.join_timeout_s'"),
         ("room = \"r\"\naudio_out = \"speaker\"\n", {}, "'fake.audio_out'"),
         ("", {}, "missing option --room"),
+        ("room = \"r\"\nat = [1.0, -2.0]\n", {}, "'fake.at.1': input should be greater than"),
     ],
 )
 def test_transport_option_errors(tmp_path: Path, table: str, cli: dict, expected: str) -> None:

@@ -268,3 +268,38 @@ def test_invalid_arguments_are_refused() -> None:
     pacer = OutboundPacer(lambda _: None, RATE)
     with pytest.raises(ValueError, match="even number"):
         pacer.put(b"\x00\x01\x02")
+
+
+def test_prebuffer_holds_a_new_stream_until_enough_is_queued() -> None:
+    """A sender pacing 50 ms pieces in real time: with a 100 ms pre-buffer the first write
+    waits for the second piece, and the stream then plays out with no padding inserted."""
+    import threading as _threading
+    import time as _time
+
+    from botrun.core.audio.pacer import OutboundPacer
+
+    log: list[str] = []
+    written = bytearray()
+    lock = _threading.Lock()
+
+    def sink(chunk: bytes) -> None:
+        with lock:
+            log.append("write")
+            written.extend(chunk)
+
+    pacer = OutboundPacer(sink, 16000, chunk_ms=20, max_ahead=2, prebuffer_ms=100)
+    pacer.start()
+    piece = 16000 * 50 // 1000 * 2
+    audio = bytes((i * 7) % 251 for i in range(piece * 6))
+    try:
+        for k in range(6):
+            with lock:
+                log.append(f"put{k}")
+            pacer.put(audio[k * piece:(k + 1) * piece])
+            _time.sleep(0.05)
+        pacer.close(drain=True, timeout=2.0)
+    finally:
+        pacer.close()
+    assert log.index("write") > log.index("put1")
+    assert bytes(written[:len(audio)]) == audio
+    assert pacer.stats.padded_ms == 0

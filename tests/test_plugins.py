@@ -42,7 +42,7 @@ async def test_third_party_transport_runs_a_call(tmp_path: Path) -> None:
             env={**os.environ, **plugin_env()}, cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
         received = sim.session().received_samples
     data = json.loads(result.read_text())

@@ -13,6 +13,12 @@ keeping at most ``max_ahead`` chunks (default 2, i.e. 40 ms) inside the sink:
   remain ahead of now. A sink that blocks in real time (Daily's ``write_frames`` returns
   after the chunk's duration) paces the thread by itself; a sink that returns at once
   (Agora's push) is paced by the model. Either way the same number of chunks is in flight;
+* a new stream (the first audio after the sink ran dry, or after a flush) starts once
+  ``prebuffer_ms`` is queued or ``prebuffer_ms`` has passed since it began: a sender that
+  paces its audio in real time in pieces longer than a chunk (the simulator sends 50 ms)
+  would otherwise leave the sink dry between pieces. A sender that bursts faster than real
+  time (as TTS services do) fills it at once, so it costs nothing there;
+* ``speed`` runs the clock model faster than real time (simulated meetings, tests);
 * a final partial chunk is padded with silence, but only once the sink has run dry and no
   audio has arrived for a chunk's duration: a reply whose pieces arrive in odd sizes is not
   chopped up with padding;
@@ -66,6 +72,8 @@ class OutboundPacer:
         flush_sink: Callable[[], object] | None = None,
         name: str = "pacer",
         clock: Callable[[], float] = time.monotonic,
+        prebuffer_ms: int = 0,
+        speed: float = 1.0,
     ) -> None:
         if chunk_ms <= 0 or chunk_ms % 10:
             raise ValueError(f"chunk_ms must be a positive multiple of 10, got {chunk_ms}")
@@ -79,8 +87,14 @@ class OutboundPacer:
         self.chunk_ms = chunk_ms
         self.max_ahead = max_ahead
         self.name = name
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
         self.chunk_bytes = sample_rate * chunk_ms // 1000 * SAMPLE_WIDTH
-        self._chunk_s = chunk_ms / 1000
+        self._chunk_s = chunk_ms / 1000 / speed
+        self._prebuffer_bytes = sample_rate * prebuffer_ms // 1000 * SAMPLE_WIDTH
+        self._prebuffer_s = prebuffer_ms / 1000 / speed
+        self._playing = False  # a stream is playing: no pre-buffering until it runs dry
+        self._stream_start = 0.0
         self._bytes_per_ms = sample_rate * SAMPLE_WIDTH / 1000
         self._clock = clock
         self._cond = threading.Condition()
@@ -120,10 +134,14 @@ class OutboundPacer:
         with self._cond:
             if self._closing:
                 return
+            now = self._clock()
+            if not self._queue and (not self._playing or now >= self._horizon):
+                self._playing = False  # the sink ran dry: this is a new stream
+                self._stream_start = now
             if on_start is not None:
                 self._markers.append((self._queue_start + len(self._queue), on_start))
             self._queue += pcm
-            self._last_put = self._clock()
+            self._last_put = now
             self._cond.notify()
 
     def flush(self) -> float:
@@ -139,6 +157,7 @@ class OutboundPacer:
             self._markers.clear()
             self._generation += 1
             self._continuing = False
+            self._playing = False
             ms = dropped / self._bytes_per_ms
             self.stats.flushed_ms += ms
             self.stats.flushes += 1
@@ -217,6 +236,12 @@ class OutboundPacer:
                     return None
                 queued = len(self._queue)
                 now = self._clock()
+                if queued and not self._playing:
+                    ready_at = self._stream_start + self._prebuffer_s
+                    if queued < self._prebuffer_bytes and not self._drain and now < ready_at:
+                        self._cond.wait(ready_at - now)
+                        continue
+                    self._playing = True
                 if queued >= cb:
                     wait = self._horizon - ahead_s - now
                 elif queued:

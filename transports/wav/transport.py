@@ -54,6 +54,7 @@ class WavTransport(Transport):
         self._written = 0  # samples in the output file
         self._t0 = 0.0
         self._left = False
+        self._joined = 0  # inputs whose participant has joined
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> WavTransport:
@@ -84,6 +85,9 @@ class WavTransport(Transport):
     def bot_participant_id(self) -> str:
         return "wav-bot"
 
+    def participants_pending(self) -> bool:
+        return self._joined < len(self.inputs)
+
     # ----------------------------------------------------------------- meeting
     async def join(self, events: TransportEvents) -> None:
         self._events = events
@@ -105,6 +109,7 @@ class WavTransport(Transport):
         speed = self.time_scale
         start = self._t0 + inp.at_s / speed
         await asyncio.sleep(max(0.0, start - time.monotonic()))
+        self._joined += 1
         self._events.participant_joined(pid, inp.name)
         frame = self.output_sample_rate * FRAME_MS // 1000 * 2
         frame_s = FRAME_MS / 1000 / speed

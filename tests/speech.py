@@ -1,0 +1,73 @@
+"""Real speech for tests: sentences spoken by espeak-ng, converted to 16 kHz mono PCM16."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from botrun.transports.wav.wavio import read_wav_mono16
+
+
+def speak(text: str, path: Path, rate: int = 16000, voice: str = "en-us",
+          pad_s: float = 0.0) -> np.ndarray:
+    """Write ``text`` spoken by espeak-ng to ``path`` (PCM16 mono at ``rate``, plus ``pad_s``
+    of trailing silence) and return the samples."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is required (apt-get install espeak-ng); .ci/run installs it")
+    raw = path.with_suffix(".espeak.wav")
+    subprocess.run([exe, "-v", voice, "-s", "165", "-w", str(raw), text], check=True,
+                   capture_output=True)
+    pcm = read_wav_mono16(raw, rate) + b"\0\0" * int(pad_s * rate)
+    raw.unlink()
+    write_wav(path, pcm, rate)
+    return np.frombuffer(pcm, dtype="<i2")
+
+
+def write_wav(path: Path, pcm: bytes, rate: int, channels: int = 1, width: int = 2) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate()
+
+
+def align(reference: np.ndarray, recording: np.ndarray) -> tuple[int, float]:
+    """Lag (samples, may be negative) such that ``recording[lag + i] ~ reference[i]``, found
+    by cross-correlation, and the normalised correlation of the overlap (1.0 = same shape)."""
+    from scipy.signal import correlate
+
+    ref = reference.astype(np.float64)
+    rec = recording.astype(np.float64)
+    if not len(ref) or not len(rec):
+        return 0, 0.0
+    c = correlate(rec, ref, mode="full", method="fft")
+    lag = int(np.argmax(np.abs(c))) - (len(ref) - 1)
+    a, b = overlap(ref, rec, lag)
+    denom = np.sqrt(np.dot(a, a) * np.dot(b, b)) or 1.0
+    return lag, float(np.dot(a, b) / denom)
+
+
+def overlap(reference: np.ndarray, recording: np.ndarray, lag: int) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+    """The parts of ``reference`` and ``recording`` that line up at ``lag``."""
+    start = max(0, -lag)
+    stop = min(len(reference), len(recording) - lag)
+    if stop <= start:
+        return reference[:0], recording[:0]
+    return reference[start:stop], recording[start + lag:stop + lag]
+
+
+def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    ref = reference.astype(np.float64)
+    err = ref - test.astype(np.float64)
+    return float(10 * np.log10(np.dot(ref, ref) / max(np.dot(err, err), 1e-9)))

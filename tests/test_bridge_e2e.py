@@ -1,0 +1,372 @@
+"""The whole path end to end: WAV participants -> bridge -> simulator -> bridge -> WAV output.
+
+Everything here is real: espeak-ng speech, the WAV transport, the bridge with its resamplers,
+mixer and pacer, botrun's agent client and the simulator on a loopback WebSocket."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from speech import align, overlap, read_wav, snr_db, speak
+
+from botrun.core import events as ev
+from botrun.core.bridge import CallSummary, run_call
+from botrun.core.config import BotConfig, apply_overrides, config_from_dict
+from botrun.core.events import BridgeEvent
+from botrun.core.sim import Simulator
+from botrun.core.sim.scenario import Scenario, scenario_from_dict
+from botrun.transports.wav.transport import WavInput, WavTransport
+
+RATE = 16000
+
+
+@dataclass
+class Recorder:
+    events: list[BridgeEvent] = field(default_factory=list)
+
+    def __call__(self, e: BridgeEvent) -> None:
+        self.events.append(e)
+
+    def of(self, kind: str) -> list[BridgeEvent]:
+        return [e for e in self.events if e.kind == kind]
+
+
+class RecordingWav(WavTransport):
+    """The WAV transport, also logging when each chunk reached the sink and each flush."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.writes: list[tuple[float, int]] = []  # (meeting time s, bytes)
+        self.flushes: list[float] = []
+
+    def meeting_time(self) -> float:
+        return (time.monotonic() - self._t0) * self.time_scale
+
+    def write_audio(self, pcm: bytes) -> None:
+        self.writes.append((self.meeting_time(), len(pcm)))
+        super().write_audio(pcm)
+
+    def flush_audio(self) -> None:
+        self.flushes.append(self.meeting_time())
+
+
+def config(**overrides: Any) -> BotConfig:
+    base = config_from_dict({"agent": {"greeting": ""}})
+    return apply_overrides(base, overrides)
+
+
+async def run_wav_call(
+    tmp_path: Path, inputs: list[tuple[Path, float, str]], cfg: BotConfig,
+    scenario: Scenario | None = None, transcript: Path | None = None,
+    tools: Any = None,
+) -> tuple[CallSummary, np.ndarray, Simulator, Recorder, RecordingWav]:
+    from botrun.transports.wav.wavio import read_wav_mono16
+
+    out = tmp_path / "bot.wav"
+    wav_inputs = [WavInput(p, read_wav_mono16(p, RATE), at, name) for p, at, name in inputs]
+    transport = RecordingWav(wav_inputs, out, RATE, 1.0)
+    rec = Recorder()
+    async with Simulator(scenario) as sim:
+        cfg = apply_overrides(cfg, {"agent.url": sim.url, "bridge.idle_timeout_s": 0.0,
+                                    "bridge.leave_grace_s": 1.0})
+        summary = await run_call(
+            transport, cfg, api_key=None, transcript=transcript, tools=tools, observers=[rec],
+            console=False, install_signal_handlers=False,
+        )
+    samples, rate = read_wav(out)
+    assert rate == RATE
+    return summary, samples, sim, rec, transport
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, np.ndarray]]:
+    d = tmp_path_factory.mktemp("speech")
+    texts = {
+        "fox": "The quick brown fox jumps over the lazy dog.",
+        "weather": "What will the weather be like tomorrow?",
+        "long": "I would like to talk about my order, it has not arrived yet and I am worried.",
+        "stop": "Stop, wait a moment please.",
+    }
+    return {k: (d / f"{k}.wav", speak(t, d / f"{k}.wav")) for k, t in texts.items()}
+
+
+async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: dict) -> None:
+    from scipy.signal import resample_poly
+
+    path, speech = voices["fox"]
+    summary, out, sim, rec, _ = await run_wav_call(tmp_path, [(path, 0.0, "Ann")], config())
+    assert summary.error is None
+    session = sim.session()
+    # Inbound: everything the participant said reached the agent at 24 kHz, unchanged but for
+    # the resampler (reference: SciPy's one-shot polyphase resampler).
+    received = np.frombuffer(session.received_audio, dtype="<i2")
+    ref24 = resample_poly(speech.astype(np.float64), 3, 2)
+    _, corr_in = align(ref24, received)
+    assert corr_in > 0.999
+    assert session.received_samples >= len(ref24)
+    # Round trip: the simulator echoed the utterance its VAD detected (pre-roll to the last
+    # voiced frame); find that stretch of the input and of the bot's recorded voice.
+    echo16 = resample_poly(np.frombuffer(bytes(session.replies[0].audio), "<i2").astype(
+        np.float64), 2, 3)
+    lag_src, corr_src = align(echo16, speech)
+    lag_out, corr_out = align(echo16, out)
+    assert corr_src > 0.99
+    # the input and the bot's voice, each lined up with the echo
+    _, source = overlap(echo16, speech, lag_src)
+    spoken = out[lag_out + max(0, -lag_src):][:len(source)]
+    # The echo passes two polyphase resamplers (16k->24k->16k) whose passband ends at
+    # 0.9 x 8 kHz, so the only legitimate difference is espeak's little energy above
+    # ~7.2 kHz plus rounding: the SNR is far above 25 dB. A broken path falls far below:
+    # a rate mix-up or one dropped/duplicated 20 ms frame gives < 3 dB, a half-sample
+    # misalignment ~10 dB, an underrun gap or int16 clipping < 15 dB.
+    assert corr_out > 0.99
+    assert snr_db(source, spoken) > 25.0
+    # The bot answers after the participant finished, never over them.
+    assert lag_out > lag_src + len(echo16) - 0.3 * RATE
+    latency = rec.of(ev.TURN_METRICS)
+    assert latency and latency[0].data["latency_ms"] > 0
+    assert summary.metrics.turns[0].reply_ms >= 0.95 * len(echo16) / RATE * 1000
+
+
+async def test_barge_in_stops_the_bot_within_the_pacer_bound(tmp_path: Path,
+                                                              voices: dict) -> None:
+    long_path, long = voices["long"]
+    stop_path, _ = voices["stop"]
+    # Bob interrupts 1.5 s into the bot's echo of Ann's long sentence.
+    scenario = scenario_from_dict({"reply": {"delay_ms": 200}})
+    reply_starts = len(long) / RATE + 0.3 + 0.2  # end of speech + hangover + think time
+    summary, _out, _sim, rec, transport = await run_wav_call(
+        tmp_path, [(long_path, 0.0, "Ann"), (stop_path, reply_starts + 1.5, "Bob")],
+        config(), scenario,
+    )
+    assert summary.error is None
+    barge = rec.of(ev.BARGE_IN)
+    assert barge, "no barge-in happened"
+    assert summary.metrics.barge_ins >= 1
+    # Audio already inside the sink when the flush happened is all that can still play:
+    # at most max_ahead (2) chunks of 20 ms.
+    flush_t = transport.flushes[0]
+    written_before = [(t, n) for t, n in transport.writes if t <= flush_t]
+    chunk_s = transport.output_chunk_ms / 1000
+    in_sink = sum(1 for t, _ in written_before if t > flush_t - transport.output_max_ahead
+                  * chunk_s - 1e-3)
+    assert in_sink <= transport.output_max_ahead + 1
+    # and nothing of the interrupted reply was written after the flush: the next writes (if
+    # any) belong to a new reply, which starts with a fresh turn after Bob spoke.
+    after = [t for t, _ in transport.writes if t > flush_t]
+    if after:
+        assert after[0] - flush_t > 0.2
+    transcripts = rec.of(ev.TRANSCRIPT_AGENT)
+    assert any(e.data.get("interrupted") for e in transcripts if e.data.get("final"))
+
+
+async def test_two_participants_are_mixed_time_aligned(tmp_path: Path, voices: dict) -> None:
+    a_path, a = voices["fox"]
+    b_path, b = voices["weather"]
+    summary, _out, sim, _rec, _ = await run_wav_call(
+        tmp_path, [(a_path, 0.0, "Ann"), (b_path, 0.5, "Bob")],
+        config(**{"agent.input.turn_detection.interrupt_response": False}),
+    )
+    assert summary.error is None
+    received = np.frombuffer(sim.session().received_audio, dtype="<i2")
+    from scipy.signal import resample_poly
+
+    a24 = resample_poly(a.astype(np.float64), 3, 2)
+    b24 = resample_poly(b.astype(np.float64), 3, 2)
+    lag_a, corr_a = align(a24, received)
+    lag_b, corr_b = align(b24, received)
+    assert corr_a > 0.5 and corr_b > 0.5  # both voices are in what the agent heard
+    # Bob started 0.5 s after Ann; the mixer keeps that offset (within a 20 ms frame and the
+    # delivery jitter of a loaded machine: 60 ms).
+    assert abs((lag_b - lag_a) / 24000 - 0.5) < 0.06
+
+
+@pytest.mark.parametrize(("policy", "heard", "ignored"),
+                         [("first", "Ann", "Bob"), ("Bob", "Bob", "Ann")])
+async def test_listen_policies(tmp_path: Path, voices: dict, policy: str, heard: str,
+                               ignored: str) -> None:
+    a_path, a = voices["fox"]
+    b_path, b = voices["weather"]
+    summary, _out, sim, _rec, _ = await run_wav_call(
+        tmp_path, [(a_path, 0.0, "Ann"), (b_path, 0.2, "Bob")], config(**{"bridge.listen": policy}),
+    )
+    assert summary.error is None
+    received = np.frombuffer(sim.session().received_audio, dtype="<i2")
+    from scipy.signal import resample_poly
+
+    voice = {"Ann": a, "Bob": b}
+    _, corr_heard = align(resample_poly(voice[heard].astype(np.float64), 3, 2), received)
+    _, corr_ignored = align(resample_poly(voice[ignored].astype(np.float64), 3, 2), received)
+    assert corr_heard > 0.95  # heard alone, unmixed
+    assert corr_ignored < 0.3
+
+
+async def test_transcript_file(tmp_path: Path, voices: dict) -> None:
+    path, _ = voices["weather"]
+    scenario = scenario_from_dict({"turns": [{"user": "What will the weather be like?",
+                                              "reply": "Sunny.", "audio": "tone"}]})
+    transcript = tmp_path / "call.jsonl"
+    summary, _out, _sim, _rec, _ = await run_wav_call(
+        tmp_path, [(path, 0.0, "Ann")], config(), scenario, transcript=transcript,
+    )
+    assert summary.error is None
+    lines = [json.loads(x) for x in transcript.read_text().splitlines()]
+    user = [x for x in lines if x["role"] == "user"]
+    agent = [x for x in lines if x["role"] == "agent"]
+    assert user[0]["text"] == "What will the weather be like?"
+    assert user[0]["participant_id"] == "wav-1" and user[0]["participant_name"] == "Ann"
+    assert agent[0]["text"] == "Sunny." and agent[0]["interrupted"] is False
+    for x in lines:
+        assert set(x) >= {"time", "role", "participant_id", "participant_name", "text",
+                          "interrupted"}
+
+
+async def test_tool_call_round_trip_with_the_support_bot(tmp_path: Path, voices: dict) -> None:
+    from botrun.core.config import load_config
+    from botrun.core.tools import load_tools
+
+    path, _ = voices["weather"]
+    cfg = apply_overrides(load_config(Path(__file__).parent.parent / "configs" / "support.toml"),
+                          {"agent.greeting": ""})
+    tools = load_tools(cfg.agent.tools, [], timeout_s=5)
+    scenario = scenario_from_dict({"turns": [{
+        "user": "Where is my order A1001?", "audio": "tone",
+        "tool": {"name": "lookup_order", "arguments": {"order_id": "a-1001"}},
+    }]})
+    transcript = tmp_path / "t.jsonl"
+    summary, out, sim, rec, _ = await run_wav_call(
+        tmp_path, [(path, 0.0, "Maria")], cfg, scenario, transcript=transcript, tools=tools,
+    )
+    assert summary.error is None
+    session = sim.session()
+    assert [c["name"] for c in session.tool_calls] == ["lookup_order"]
+    (result,) = session.tool_results
+    payload = json.loads(result["result"])
+    assert payload["found"] is True and payload["order_id"] == "A1001"
+    assert payload["carrier"] == "UPS"
+    calls = rec.of(ev.TOOL_CALL)
+    assert calls and calls[0].data["name"] == "lookup_order"
+    # the agent's follow-up reply mentions the tool's result, and the bot spoke it
+    agent_lines = [json.loads(x) for x in transcript.read_text().splitlines()
+                   if json.loads(x)["role"] == "agent"]
+    assert any("A1001" in x["text"] for x in agent_lines)
+    assert np.abs(out).max() > 1000
+
+
+async def test_socket_drop_mid_reply_resumes_without_losing_audio(tmp_path: Path,
+                                                                  voices: dict) -> None:
+    a_path, _ = voices["fox"]
+    b_path, _ = voices["weather"]
+    # The simulator aborts the socket at the 10th reply.audio frame of the first reply,
+    # while Bob is already speaking: the client must resume and replay what it buffered.
+    scenario = scenario_from_dict({"faults": {"drop_at_reply_audio": 10}})
+    reply_starts = 3.1 + 0.3 + 0.3
+    summary, _out, sim, rec, _ = await run_wav_call(
+        tmp_path, [(a_path, 0.0, "Ann"), (b_path, reply_starts + 0.2, "Bob")],
+        config(**{"agent.input.turn_detection.interrupt_response": False}), scenario,
+    )
+    assert summary.error is None
+    stats = summary.client_stats
+    assert stats.reconnects >= 1 and stats.resumes >= 1
+    session = sim.session()
+    assert session.connections >= 2
+    # Every inbound sample the bridge sent is accounted for at the simulator.
+    assert stats.audio_dropped_ms == 0
+    assert session.received_samples * 2 == stats.audio_sent_bytes
+    states = [e.data["state"] for e in rec.of(ev.SESSION_STATE)]
+    assert "reconnecting" in states or "resumed" in states
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    ("missing", "input file not found"),
+    ("text", "is not a WAV file"),
+    ("empty", "contains no audio"),
+    ("alaw", "unsupported WAV"),
+])
+def test_wav_input_errors_are_clear(tmp_path: Path, make: str, expected: str) -> None:
+    from helpers_cli import run_botrun
+
+    bad = tmp_path / "bad.wav"
+    if make == "text":
+        bad.write_text("this is not audio")
+    elif make == "empty":
+        from speech import write_wav
+
+        write_wav(bad, b"", 16000)
+    elif make == "alaw":  # WAVE_FORMAT_ALAW (6): a real format botrun does not convert
+        import struct
+
+        data = bytes(800)
+        fmt = struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8)
+        bad.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
+                        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+                        + b"data" + struct.pack("<I", len(data)) + data)
+    res = run_botrun("wav", "--input", str(bad), "--output", str(tmp_path / "o.wav"),
+                     "--agent-url", "ws://127.0.0.1:9/", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert expected in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_any_wav_format_is_converted(tmp_path: Path) -> None:
+    from speech import write_wav
+
+    from botrun.transports.wav.wavio import read_wav_mono16
+
+    t = np.arange(44100) / 44100
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo24 = np.stack([tone, tone], axis=1)
+    raw = (np.clip(stereo24, -1, 1) * (2**23 - 1)).astype(np.int32)
+    b = bytearray()
+    for v in raw.reshape(-1):
+        b += int(v).to_bytes(4, "little", signed=True)[:3]
+    path = tmp_path / "stereo24.wav"
+    write_wav(path, bytes(b), 44100, channels=2, width=3)
+    pcm = np.frombuffer(read_wav_mono16(path, 16000), dtype="<i2")
+    assert abs(len(pcm) - 16000) <= 1
+    peak = np.abs(pcm[1000:-1000]).max()
+    assert 0.48 * 32768 < peak < 0.52 * 32768  # same loudness, mono, 16 kHz
+    spectrum = np.abs(np.fft.rfft(pcm))
+    assert abs(np.argmax(spectrum) * 16000 / len(pcm) - 440) < 2
+
+
+async def test_sigint_ends_the_call_cleanly(tmp_path: Path, voices: dict) -> None:
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    from speech import write_wav
+
+    _, long = voices["long"]
+    path = tmp_path / "late.wav"  # 2 s of silence first: the bot greets, then is cut off
+    write_wav(path, bytes(2 * 2 * RATE) + long.tobytes(), RATE)
+    transcript = tmp_path / "t.jsonl"
+    async with Simulator() as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "botrun.bots.cli", "wav", "--input", str(path), "--output",
+            str(tmp_path / "o.wav"), "--agent-url", sim.url, "--transcript", str(transcript),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )
+        # wait until the call is up (the greeting has started), then Ctrl-C
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            s = next(iter(sim.sessions.values()), None)
+            if s is not None and "reply.audio" in s.sent:
+                break
+        await asyncio.sleep(0.5)  # the bot is speaking its greeting
+        proc.send_signal(signal.SIGINT)
+        _out, err = await asyncio.wait_for(proc.communicate(), 10)
+        session = sim.session()
+    assert proc.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode()
+    assert "session.end" in session.events  # the agent session was ended, not dropped
+    recorded, rate = read_wav(tmp_path / "o.wav")  # the recording was finalised
+    assert rate == RATE and np.abs(recorded).max() > 1000  # with the greeting in it
