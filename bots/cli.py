@@ -54,8 +54,8 @@ def shared_options(fn: Any) -> Any:
             help="Append the conversation to FILE as JSON Lines.",
         ),
         click.option(
-            "--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
-            help="Logging verbosity.",
+            "--log-level", type=click.Choice(LEVELS), default="warning", show_default=True,
+            help="Logging verbosity (the live console shows the call either way).",
         ),
         click.option("--name", metavar="NAME", help="The bot's display name in the meeting."),
     ]

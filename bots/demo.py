@@ -7,10 +7,26 @@ from __future__ import annotations
 import asyncio
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
 
 from botrun.bots.cli import shared_options
+
+
+SAMPLE_TEXT = "Hello bot. Can you hear me? Please say this back to me."
+GREETING_S = 3.0  # the packaged greeting lasts about 2.2 s in the simulator
+
+
+def demo_scenario(bundled_sample: bool) -> Any:
+    """Echo replies; with the bundled sample the simulator also knows what was said."""
+    from botrun.core.sim.scenario import scenario_from_dict
+
+    if not bundled_sample:
+        return None
+    return scenario_from_dict({"name": "demo", "turns": [
+        {"user": SAMPLE_TEXT, "reply": "Sure. " + SAMPLE_TEXT, "audio": "echo"},
+    ]})
 
 
 def sample_path() -> Path:
@@ -45,6 +61,10 @@ def command(config: Path | None, agent_url: str | None, transcript: Path | None,
     transport = WavTransport.from_options(
         {"input": [input_wav or sample_path()], "output": output, "participant": ["you"]}
     )
+    # You join, the bot greets you, and you start talking once the greeting is over.
+    lead_in = bytes(int(GREETING_S * transport.output_sample_rate) * 2)
+    for inp in transport.inputs:
+        inp.pcm = lead_in + inp.pcm
 
     async def run() -> int:
         if agent_url:
@@ -53,7 +73,7 @@ def command(config: Path | None, agent_url: str | None, transcript: Path | None,
         else:
             from botrun.core.sim import Simulator
 
-            async with Simulator() as sim:
+            async with Simulator(demo_scenario(input_wav is None)) as sim:
                 click.echo(f"agent simulator listening on {sim.url}")
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 summary = await call(transport, local, None, transcript)

@@ -23,7 +23,7 @@ class SharedOptions:
     config: Path | None = None
     agent_url: str | None = None
     transcript: Path | None = None
-    log_level: str = "info"
+    log_level: str = "warning"
     name: str | None = None
 
 
