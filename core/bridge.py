@@ -108,6 +108,7 @@ class Bridge:
         self._quiet_since: float | None = None
         self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
         self._ignored_frames = 0
+        self.joined = False  # the transport joined: there is a call to summarise
 
     # ------------------------------------------------------------------ any thread
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
@@ -443,6 +444,7 @@ class Bridge:
         watchdog: asyncio.Task[None] | None = None
         try:
             if await self._join():
+                self.joined = True
                 self.roster.bot_id = t.bot_participant_id
                 watchdog = asyncio.create_task(self._watchdog())
                 watchdog.add_done_callback(self._watchdog_done)
@@ -552,7 +554,7 @@ async def run_call(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-    if console:
+    if console and bridge.joined:
         print(summary.metrics.summary(), flush=True)
     log.info("call ended: %s", summary.reason or "done")
     return summary
