@@ -13,7 +13,6 @@ import click
 
 from botrun.bots.cli import shared_options
 
-
 SAMPLE_TEXT = "Hello bot. Can you hear me? Please say this back to me."
 GREETING_S = 3.0  # the packaged greeting lasts about 2.2 s in the simulator
 

@@ -98,47 +98,59 @@ def default_config_path() -> Path:
     return Path(str(resources.files("botrun.configs").joinpath("default.toml")))
 
 
-def _suggest(word: str, options: list[str]) -> str:
+def suggest(word: str, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, or nothing."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _format_errors(source: str, exc: ValidationError, prefix: str = "") -> str:
+def known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at ``loc`` inside ``model`` (list indices and optional models
+    included), or ``[]`` where ``loc`` does not lead to a model."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(str(part))
+        ann = getattr(field, "annotation", None)
+        if ann is not None and getattr(ann, "__args__", None):
+            inner = [a for a in ann.__args__ if isinstance(a, type) and issubclass(a, BaseModel)]
+            ann = inner[0] if inner else ann
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        current = ann
+    return list(current.model_fields)
+
+
+def format_validation_error(
+    source: str, exc: ValidationError, model: type[BaseModel] | None = None, prefix: str = ""
+) -> str:
+    """One line naming ``source``, each bad key (dotted) and what was expected; unknown keys
+    get a suggestion from ``model``'s fields."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         if err["type"] == "extra_forbidden":
             key = str(err["loc"][-1])
-            parent_model = _model_at(err["loc"][:-1], prefix)
-            known = list(parent_model.model_fields) if parent_model else []
-            lines.append(f"unknown key '{loc}'{_suggest(key, known)}")
+            known = known_keys(model, err["loc"][:-1]) if model is not None else []
+            lines.append(f"unknown key '{loc}'{suggest(key, known)}")
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"'{loc}': {err['msg'].lower()}{shown}")
+            where = f"'{loc}': " if loc else ""
+            lines.append(f"{where}{err['msg'].lower()}{shown}")
     return f"{source}: " + "; ".join(lines)
 
 
-def _model_at(loc: tuple[Any, ...], prefix: str) -> type[BaseModel] | None:
-    if prefix:
-        return None
-    model: type[BaseModel] = BotConfig
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return model
-
-
-def read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "config file", hint: str = "") -> dict[str, Any]:
+    """Parse a TOML file; every failure is a :class:`ConfigError` naming the file (and the
+    line, for syntax errors)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}{hint}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -178,11 +190,11 @@ def config_from_dict(
                 raise ConfigError(f"{source}: '{key}' must be a table ([{key}])")
             tables[key] = value
         else:
-            raise ConfigError(f"{source}: unknown key '{key}'{_suggest(key, known)}")
+            raise ConfigError(f"{source}: unknown key '{key}'{suggest(key, known)}")
     try:
         cfg = BotConfig.model_validate(core)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, BotConfig)) from None
     cfg.transports = tables
     cfg.source = source
     return cfg
@@ -202,7 +214,7 @@ def apply_overrides(cfg: BotConfig, overrides: dict[str, Any]) -> BotConfig:
     try:
         new = BotConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors("command line", exc)) from None
+        raise ConfigError(format_validation_error("command line", exc, BotConfig)) from None
     new.transports, new.source = cfg.transports, cfg.source
     return new
 
@@ -219,7 +231,7 @@ def transport_options(
         if opt is None or not opt.config:
             allowed = [o.name for o in spec.options if o.config]
             raise ConfigError(
-                f"{cfg.source}: unknown key '{spec.name}.{key}'{_suggest(key, allowed)}"
+                f"{cfg.source}: unknown key '{spec.name}.{key}'{suggest(key, allowed)}"
             )
     fields: dict[str, Any] = {}
     for opt in spec.options:
@@ -243,7 +255,9 @@ def transport_options(
     try:
         values = model.model_validate(merged).model_dump()
     except ValidationError as exc:
-        raise ConfigError(_format_errors(f"{cfg.source} / command line", exc, spec.name)) from None
+        raise ConfigError(
+            format_validation_error(f"{cfg.source} / command line", exc, model, spec.name)
+        ) from None
     for opt in spec.options:
         v = values.get(opt.name)
         if opt.required and (v is None or v == []):

@@ -8,14 +8,13 @@ faults. The format is documented in docs/simulator.md.
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from botrun.core.config import format_validation_error, read_toml
 from botrun.core.errors import ConfigError
 
 #: Output voices the simulator accepts unless a scenario lists its own.
@@ -129,42 +128,6 @@ class Scenario(_Model):
         return turn.wav if turn.wav.is_absolute() else self.base_dir / turn.wav
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _known_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = Scenario
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = getattr(model, "model_fields", {}).get(str(part))
-        ann = getattr(field, "annotation", None)
-        if ann is not None and getattr(ann, "__args__", None):
-            inner = [a for a in ann.__args__ if isinstance(a, type) and issubclass(a, BaseModel)]
-            ann = inner[0] if inner else ann
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
-
-
-def _format(source: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            key = str(err["loc"][-1])
-            lines.append(f"unknown key '{loc}'{_suggest(key, _known_keys(err['loc'][:-1]))}")
-        else:
-            got = err.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            where = f"'{loc}': " if loc else ""
-            lines.append(f"{where}{err['msg'].lower()}{shown}")
-    return f"{source}: " + "; ".join(lines)
-
-
 def scenario_from_dict(data: dict[str, Any], source: str = "scenario",
                        base_dir: Path | None = None) -> Scenario:
     """Validate a parsed scenario; raise :class:`ConfigError` naming ``source`` and the key."""
@@ -173,7 +136,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "scenario",
     try:
         scenario = Scenario.model_validate({**data, "base_dir": base_dir or Path.cwd()})
     except ValidationError as exc:
-        raise ConfigError(_format(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, Scenario)) from None
     for i, turn in enumerate(scenario.turns):
         if turn.wav is not None and not scenario.wav_path(turn).is_file():
             raise ConfigError(
@@ -190,21 +153,8 @@ def load_scenario(path: Path | str) -> Scenario:
         shipped = builtin_scenarios().get(p.name)
         if shipped is not None:
             p = shipped
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"scenario file not found: {p} (shipped scenarios: "
-            f"{', '.join(sorted(builtin_scenarios())) or 'none'})"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read scenario file {p}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not a UTF-8 text file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    shipped_names = ", ".join(sorted(builtin_scenarios())) or "none"
+    data = read_toml(p, "scenario file", f" (shipped scenarios: {shipped_names})")
     return scenario_from_dict(data, str(p), p.resolve().parent)
 
 
