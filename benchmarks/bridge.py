@@ -1,0 +1,420 @@
+"""Bridge under load: N concurrent calls in one process against the simulator, in real time.
+
+Each session is a real :class:`botrun.core.bridge.Bridge` (resamplers, mixer, agent client,
+pacer thread) wired to a synthetic transport that behaves like a meeting SDK: a thread of its
+own delivers 20 ms PCM16 frames at 16 kHz for each participant (speech-like voiced bursts with
+pauses, near-silence in between), and the bot's voice goes into a sink that accepts writes at
+once, like Agora's push, and logs when each chunk arrived. Participant A says something, the
+agent (the simulator, echoing) answers; in every other exchange someone talks into the reply,
+so the bot is interrupted. The simulator runs in a separate process (``botrun agent-sim``) on
+loopback, so its CPU is not counted here.
+
+Figures, each against its target (DESIGN.md, "Performance bars"):
+
+* bridge processing latency p50/p99, inbound (``Bridge.metrics.inbound``: from the transport
+  thread's ``audio()`` call, through the hand-off to the event loop, resampling and mixing,
+  to the frame queued on the agent client) and outbound (``metrics.outbound``: resampling a
+  ``reply.audio`` chunk and queueing it on the pacer). Deliberate batching (the mixer's 20 ms
+  frames) and pacing are not in these figures; WebSocket encode/send and decode are the
+  client's, outside both. Samples from the first second after all sessions are ready
+  (connects, lazy imports) are discarded;
+* CPU per session in % of one core: process CPU time / wall / N over the measured window.
+  Reported raw, and net of an idle baseline measured first: the same N synthetic transports
+  delivering the same audio to a do-nothing receiver. That baseline is the fake SDK's own
+  cost (making audio, its threads waking every 20 ms), which in production is the meeting
+  SDK's and not botrun's, so the target is checked against the net figure;
+* stale audio after barge-in: for every ``barge_in`` event (observer on the loop, timestamped
+  as it fires, after the pacer flush), the bot audio the sink still plays after that moment:
+  what was written before it and had not played out yet (the sink plays chunks back to back
+  from their arrival), plus anything written in the next 250 ms (the interrupted reply
+  leaking through; the next reply cannot start that soon because the user is still talking);
+* peak RSS of the process (``ru_maxrss``), and the RSS before any session started.
+
+Run: ``.venv/bin/python benchmarks/bridge.py [--sessions 50] [--seconds 20]``
+(``--sessions 5`` for a quick look). The machine's load average is printed too: on a shared,
+busy machine the latency tail measures the neighbours as much as the bridge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from botrun.core import events as ev
+from botrun.core.bridge import Bridge
+from botrun.core.config import BotConfig, apply_overrides, config_from_dict
+from botrun.core.events import BridgeEvent
+from botrun.core.metrics import LatencyStats
+from botrun.core.transport import Transport, TransportEvents
+
+RATE = 16000
+FRAME_MS = 20
+FRAME_BYTES = RATE * FRAME_MS // 1000 * 2
+CYCLE_S = 6.5  # one exchange: A speaks, the agent answers (and is interrupted, every other)
+LEAD_S = 1.0  # first words this long after joining (plus a per-session offset)
+LEAK_WINDOW_S = 0.25
+WARMUP_S = 1.0
+
+TARGET_P99_MS = 2.0
+TARGET_CPU_PCT = 1.0
+TARGET_STALE_MS = 40.0
+
+
+# ---------------------------------------------------------------------- synthetic audio
+def voiced(seconds: float, seed: int) -> bytes:
+    """A speech-like burst: three harmonics of a gliding pitch, syllable-rate envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0 = (110 + 90 * rng.random()) * (1 + 0.08 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    x = sum(np.sin(k * phase) / k for k in (1, 2, 3))
+    syllables = 0.55 + 0.45 * np.abs(np.sin(np.pi * (3.5 + rng.random()) * t))
+    ramp = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.02)
+    x = x * syllables * ramp
+    pcm = x / np.max(np.abs(x)) * 0.3 * 32767
+    return pcm.astype("<i2").tobytes()[: len(t) // (FRAME_BYTES // 2) * FRAME_BYTES]
+
+
+def room_tone() -> bytes:
+    """One frame of faint noise (about -66 dBFS): far below the agent's speech threshold."""
+    rng = np.random.default_rng(7)
+    return (rng.standard_normal(FRAME_BYTES // 2) * 16).astype("<i2").tobytes()
+
+
+@dataclass(frozen=True)
+class Utterance:
+    start_s: float
+    pcm: bytes
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + len(self.pcm) / 2 / RATE
+
+
+class Bank:
+    """Utterances shared by all sessions (so 50 sessions do not hold 50 copies)."""
+
+    def __init__(self) -> None:
+        self.long = [voiced(1.0 + 0.1 * k, seed=k) for k in range(5)]
+        self.short = [voiced(0.5 + 0.05 * k, seed=100 + k) for k in range(4)]
+        self.tone = room_tone()
+
+
+def script(bank: Bank, session: int, participants: int,
+           seconds: float) -> dict[str, list[Utterance]]:
+    """Who says what when, relative to joining. A speaks, the echoed reply starts about
+    min_silence (1 s) + think time (0.3 s) later; in every other exchange the interrupter (B,
+    or A itself with one participant) talks 0.6 s into that reply."""
+    rng = np.random.default_rng(1000 + session)
+    offset = LEAD_S + rng.uniform(0, 1.5)
+    lines: dict[str, list[Utterance]] = {"a": [], "b": []}
+    c = 0
+    while offset + c * CYCLE_S < seconds + WARMUP_S + 2:
+        said = Utterance(offset + c * CYCLE_S, bank.long[(session + c) % len(bank.long)])
+        lines["a"].append(said)
+        if (session + c) % 2 == 0:
+            interrupter = "b" if participants == 2 else "a"
+            lines[interrupter].append(
+                Utterance(said.end_s + 1.3 + 0.6, bank.short[(session + c) % len(bank.short)]))
+        c += 1
+    if participants == 1:
+        del lines["b"]
+    return lines
+
+
+# ---------------------------------------------------------------------- synthetic transport
+class NullEvents:
+    """Receives the transport's calls and does nothing (the idle baseline)."""
+
+    def participant_joined(self, participant_id: str, name: str | None = None) -> None: ...
+    def participant_updated(self, participant_id: str, name: str | None = None) -> None: ...
+    def participant_left(self, participant_id: str, reason: str = "") -> None: ...
+    def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None: ...
+    def ended(self, reason: str, error: str | None = None) -> None: ...
+
+
+class SyntheticTransport(Transport):
+    """A meeting SDK stand-in: one thread delivers every participant's 20 ms frames in real
+    time; the voice sink returns at once and logs (arrival time, bytes) of each chunk."""
+
+    name = "synthetic"
+    output_sample_rate = RATE
+
+    def __init__(self, lines: dict[str, list[Utterance]], tone: bytes) -> None:
+        self.lines = lines
+        self.tone = tone
+        self.writes: list[tuple[float, int]] = []  # appended on the pacer thread only
+        self.frames_delivered = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def bot_participant_id(self) -> str | None:
+        return "bot"
+
+    async def join(self, events: TransportEvents) -> None:
+        for pid in self.lines:
+            events.participant_joined(pid, pid.upper())
+        self._thread = threading.Thread(target=self._deliver, args=(events,), daemon=True,
+                                        name="synthetic-sdk")
+        self._thread.start()
+
+    def _frame(self, pid: str, t: float) -> bytes:
+        for u in self.lines[pid]:
+            if u.start_s <= t < u.end_s:
+                off = int((t - u.start_s) * RATE) * 2 // FRAME_BYTES * FRAME_BYTES
+                return u.pcm[off:off + FRAME_BYTES] or self.tone
+        return self.tone
+
+    def _deliver(self, events: TransportEvents) -> None:
+        t0 = time.monotonic()
+        k = 0
+        while not self._stop.is_set():
+            t = k * FRAME_MS / 1000
+            delay = t0 + t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # late? deliver at once, as an SDK catching up does
+            for pid in self.lines:
+                events.audio(pid, self._frame(pid, t), RATE)
+                self.frames_delivered += 1
+            k += 1
+
+    async def leave(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 1.0)
+
+    def write_audio(self, pcm: bytes) -> None:
+        self.writes.append((time.monotonic(), len(pcm)))
+
+    def stale_after(self, t_b: float) -> float:
+        """Seconds of bot audio heard after ``t_b``: the sink plays chunks back to back from
+        their arrival; what was playing or queued at ``t_b`` plus anything written in the
+        next LEAK_WINDOW_S counts."""
+        writes = list(self.writes)
+        stale = 0.0
+        playing_until = 0.0
+        for t, n in writes:
+            if t > t_b + LEAK_WINDOW_S:
+                break
+            start = max(t, playing_until)
+            playing_until = start + n / 2 / RATE
+            stale += max(0.0, playing_until - max(start, t_b))
+        return stale
+
+
+# ---------------------------------------------------------------------- measurement
+class SharedStats(LatencyStats):
+    """A bridge's latency stats that also feed one list shared by all sessions."""
+
+    def __init__(self, sink: list[float]) -> None:
+        super().__init__(capacity=1)
+        self._sink = sink
+
+    def add(self, seconds: float) -> None:
+        super().add(seconds)
+        self._sink.append(seconds)
+
+
+@dataclass
+class Session:
+    transport: SyntheticTransport
+    bridge: Bridge | None = None
+    barge_ins: list[float] = field(default_factory=list)
+    turn_ms: list[float] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def observe(self, e: BridgeEvent) -> None:
+        if e.kind == ev.BARGE_IN:
+            self.barge_ins.append(time.monotonic())
+        elif e.kind == ev.TURN_METRICS:
+            self.turn_ms.append(e.data["latency_ms"])
+        elif e.kind == ev.SESSION_STATE and e.data.get("state") == "ready":
+            self.ready.set()
+
+
+def cpu_s() -> float:
+    return time.process_time()
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each kind of live thread (Linux /proc; empty elsewhere): the
+    event loop, the pacers, the synthetic SDK threads, asyncio's to_thread workers."""
+    tick = os.sysconf("SC_CLK_TCK")
+    kinds: dict[str, float] = {}
+    for th in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{th.native_id}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        kind = "event loop" if th is threading.main_thread() else th.name.split("_")[0]
+        kinds[kind] = kinds.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return kinds
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def start_simulator() -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "botrun.bots.cli", "agent-sim", "--port", "0",
+         "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+async def baseline(bank: Bank, n: int, participants: int, seconds: float) -> float:
+    """CPU seconds per wall second of N synthetic transports feeding a do-nothing receiver."""
+    transports = [SyntheticTransport(script(bank, i, participants, seconds), bank.tone)
+                  for i in range(n)]
+    for t in transports:
+        await t.join(NullEvents())
+    await asyncio.sleep(0.3)
+    c0, w0 = cpu_s(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate = (cpu_s() - c0) / (time.perf_counter() - w0)
+    await asyncio.gather(*(t.leave() for t in transports))
+    return rate
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p)) if values else float("nan")
+
+
+def ratio_line(label: str, value: float, target: float, unit: str) -> str:
+    verdict = "ok" if value <= target else "OVER"
+    return (f"{label:34s} {value:8.3f} {unit:3s} target <= {target:g} {unit}  "
+            f"ratio {value / target:5.2f}  {verdict}")
+
+
+async def run(args: argparse.Namespace) -> int:
+    load0 = os.getloadavg()
+    bank = Bank()
+    base_cpu = await baseline(bank, args.sessions, args.participants, args.baseline_seconds)
+    rss_before = rss_mb()
+
+    proc = start_simulator()
+    assert proc.stdout is not None
+    url = (await asyncio.to_thread(proc.stdout.readline)).strip()
+    if not url.startswith("ws://"):
+        print("simulator did not start:", proc.communicate(timeout=10)[1])
+        return 1
+
+    cfg: BotConfig = apply_overrides(config_from_dict({"agent": {"greeting": ""}}),
+                                     {"agent.url": url})
+    inbound: list[float] = []
+    outbound: list[float] = []
+    sessions = [Session(SyntheticTransport(script(bank, i, args.participants, args.seconds),
+                                           bank.tone)) for i in range(args.sessions)]
+    for s in sessions:
+        s.bridge = Bridge(s.transport, cfg, observers=[s.observe])
+    bridges = [s.bridge for s in sessions if s.bridge is not None]
+    runs = asyncio.gather(*(b.run() for b in bridges))
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in sessions)), 30)
+    except TimeoutError:
+        print(f"only {sum(s.ready.is_set() for s in sessions)} of {len(sessions)} sessions "
+              "became ready within 30 s")
+    await asyncio.sleep(WARMUP_S)
+    for b in bridges:  # steady state only: drop connect-time and first-import samples
+        b.metrics.inbound = SharedStats(inbound)
+        b.metrics.outbound = SharedStats(outbound)
+    c0, w0, k0 = cpu_s(), time.perf_counter(), thread_cpu()
+    await asyncio.sleep(args.seconds)
+    cpu, wall, k1 = cpu_s() - c0, time.perf_counter() - w0, thread_cpu()
+    load1 = os.getloadavg()
+    for b in bridges:
+        b.stop("benchmark over")
+    summaries = await runs
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    sim = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sim_cpu = sim.ru_utime + sim.ru_stime
+
+    n = args.sessions
+    stale_ms = [s.transport.stale_after(t) * 1000 for s in sessions for t in s.barge_ins]
+    turns = [x for s in sessions for x in s.turn_ms]
+    errors = [str(x.error) for x in summaries if x.error is not None]
+    cpu_raw = 100 * cpu / wall / n
+    cpu_base = 100 * base_cpu / n
+    cpu_net = cpu_raw - cpu_base
+    dropped = sum(getattr(x.client_stats, "audio_dropped_ms", 0.0) or 0.0 for x in summaries)
+    underruns = sum(b.pacer.underruns for b in bridges if b.pacer is not None)
+    chunks = sum(len(s.transport.writes) for s in sessions)
+    frames = sum(s.transport.frames_delivered for s in sessions)
+
+    print(f"sessions: {n} bridges in one process, {args.participants} participant(s) each, "
+          f"{args.seconds:.0f} s measured in real time (+{WARMUP_S:.0f} s warm-up), simulator "
+          "in its own process")
+    print(f"machine: {os.cpu_count()} cores; load average before {load0[0]:.2f}, "
+          f"at the end {load1[0]:.2f} (1 min)")
+    print(f"traffic: {frames} participant frames in, {chunks} bot chunks out, "
+          f"{sum(len(x.metrics.turns) for x in summaries)} agent replies, "
+          f"{len(stale_ms)} barge-ins; errors {len(errors)}, inbound dropped {dropped:.0f} ms, "
+          f"pacer underruns {underruns}")
+    for e in sorted(set(errors))[:5]:
+        print("  error:", e)
+    if turns:
+        print(f"turn latency (user stops -> bot audio out, includes the agent's 1 s "
+              f"min_silence + 0.3 s think time): median {statistics.median(turns):.0f} ms")
+    print(f"inbound  latency: p50 {pct(inbound, 50) * 1000:.3f} ms, p99 "
+          f"{pct(inbound, 99) * 1000:.3f} ms, max {max(inbound, default=0) * 1000:.1f} ms "
+          f"({len(inbound)} frames)")
+    print(f"outbound latency: p50 {pct(outbound, 50) * 1000:.3f} ms, p99 "
+          f"{pct(outbound, 99) * 1000:.3f} ms, max {max(outbound, default=0) * 1000:.1f} ms "
+          f"({len(outbound)} chunks)")
+    print(f"CPU: {100 * cpu / wall:.1f} % of one core in all = {cpu_raw:.3f} % per session; "
+          f"idle baseline (synthetic SDK threads alone) {cpu_base:.3f} % per session; "
+          f"net {cpu_net:.3f} % per session")
+    by_kind = {k: v - k0.get(k, 0.0) for k, v in k1.items()}
+    print("  by thread (% of one core, all sessions): " + ", ".join(
+        f"{k} {100 * v / wall:.1f}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])))
+    print(f"simulator process CPU (not counted above): {sim_cpu:.1f} s")
+    if stale_ms:
+        print(f"stale after barge-in: median {statistics.median(stale_ms):.1f} ms, "
+              f"max {max(stale_ms):.1f} ms")
+    print(f"RSS: {rss_before:.0f} MB before the sessions, peak {rss_mb():.0f} MB "
+          f"({(rss_mb() - rss_before) / n:.2f} MB per session)")
+    print("-- against the targets (ratio = measured / target; <= 1 meets it)")
+    print(ratio_line("inbound p99", pct(inbound, 99) * 1000, TARGET_P99_MS, "ms"))
+    print(ratio_line("outbound p99", pct(outbound, 99) * 1000, TARGET_P99_MS, "ms"))
+    print(ratio_line("CPU per session (net)", cpu_net, TARGET_CPU_PCT, "%"))
+    if stale_ms:
+        print(ratio_line("stale after barge-in (max)", max(stale_ms), TARGET_STALE_MS, "ms"))
+    if n != 50:
+        print("(the latency target is stated for 50 sessions; this run had", n, ")")
+    if "Traceback" in err:
+        print("simulator stderr had a traceback:\n" + err)
+        return 1
+    return 1 if errors or not inbound or not outbound else 0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--sessions", type=int, default=50, help="concurrent bridges (default 50)")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured seconds (default 20)")
+    p.add_argument("--participants", type=int, choices=(1, 2), default=2,
+                   help="participants per session (default 2: a speaker and an interrupter)")
+    p.add_argument("--baseline-seconds", type=float, default=3.0,
+                   help="seconds of the idle baseline (synthetic transports alone)")
+    args = p.parse_args()
+    if args.sessions < 1 or args.seconds <= 0:
+        p.error("--sessions must be >= 1 and --seconds > 0")
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
