@@ -6,8 +6,10 @@ own delivers 20 ms PCM16 frames at 16 kHz for each participant (speech-like voic
 pauses, near-silence in between), and the bot's voice goes into a sink that accepts writes at
 once, like Agora's push, and logs when each chunk arrived. Participant A says something, the
 agent (the simulator, echoing) answers; in every other exchange someone talks into the reply,
-so the bot is interrupted. The simulator runs in a separate process (``botrun agent-sim``) on
-loopback, so its CPU is not counted here.
+so the bot is interrupted. Each session's 20 ms tick has its own random phase (calls join at
+random moments; aligned ticks would make every frame queue behind all the others). The
+simulator runs in a separate process (``botrun agent-sim``) on loopback, so its CPU is not
+counted here.
 
 Figures, each against its target (DESIGN.md, "Performance bars"):
 
@@ -28,11 +30,17 @@ Figures, each against its target (DESIGN.md, "Performance bars"):
   what was written before it and had not played out yet (the sink plays chunks back to back
   from their arrival), plus anything written in the next 250 ms (the interrupted reply
   leaking through; the next reply cannot start that soon because the user is still talking);
-* peak RSS of the process (``ru_maxrss``), and the RSS before any session started.
+* peak RSS of the process (``ru_maxrss``), and the RSS before any session started (after
+  loading SciPy, websockets and the agent client, so the difference is what sessions cost).
 
-Run: ``.venv/bin/python benchmarks/bridge.py [--sessions 50] [--seconds 20]``
-(``--sessions 5`` for a quick look). The machine's load average is printed too: on a shared,
-busy machine the latency tail measures the neighbours as much as the bridge.
+Diagnostics printed with them: CPU by kind of thread (event loop, pacers, synthetic SDK
+threads; Linux ``/proc``), and how long the event-loop thread sat runnable but without a CPU
+(``/proc/thread-self/schedstat``) together with the load average. On a small shared machine
+that wait, not the bridge's code, makes the inbound latency tail: the loop cannot run a
+frame's hand-off while it has no core.
+
+Run: ``.venv/bin/python benchmarks/bridge.py [--sessions 50] [--seconds 20] [--participants
+1|2] [--chunk-ms 20]`` (``--sessions 5`` for a quick look).
 """
 
 from __future__ import annotations
@@ -151,9 +159,10 @@ class SyntheticTransport(Transport):
     name = "synthetic"
     output_sample_rate = RATE
 
-    def __init__(self, lines: dict[str, list[Utterance]], tone: bytes) -> None:
+    def __init__(self, lines: dict[str, list[Utterance]], tone: bytes, phase_s: float) -> None:
         self.lines = lines
         self.tone = tone
+        self.phase_s = phase_s  # calls join at random moments: their 20 ms ticks are not aligned
         self.writes: list[tuple[float, int]] = []  # appended on the pacer thread only
         self.frames_delivered = 0
         self._stop = threading.Event()
@@ -178,7 +187,7 @@ class SyntheticTransport(Transport):
         return self.tone
 
     def _deliver(self, events: TransportEvents) -> None:
-        t0 = time.monotonic()
+        t0 = time.monotonic() + self.phase_s
         k = 0
         while not self._stop.is_set():
             t = k * FRAME_MS / 1000
@@ -214,6 +223,12 @@ class SyntheticTransport(Transport):
         return stale
 
 
+def make_transport(bank: Bank, session: int, participants: int,
+                   seconds: float) -> SyntheticTransport:
+    phase = np.random.default_rng(session).uniform(0, FRAME_MS / 1000)
+    return SyntheticTransport(script(bank, session, participants, seconds), bank.tone, phase)
+
+
 # ---------------------------------------------------------------------- measurement
 class SharedStats(LatencyStats):
     """A bridge's latency stats that also feed one list shared by all sessions."""
@@ -231,21 +246,42 @@ class SharedStats(LatencyStats):
 class Session:
     transport: SyntheticTransport
     bridge: Bridge | None = None
-    barge_ins: list[float] = field(default_factory=list)
+    barge_ins: list[tuple[float, str, float]] = field(default_factory=list)  # t, cause, ms
     turn_ms: list[float] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def observe(self, e: BridgeEvent) -> None:
         if e.kind == ev.BARGE_IN:
-            self.barge_ins.append(time.monotonic())
+            self.barge_ins.append((time.monotonic(), e.data.get("cause", ""),
+                                   e.data.get("flushed_ms", 0.0)))
         elif e.kind == ev.TURN_METRICS:
             self.turn_ms.append(e.data["latency_ms"])
         elif e.kind == ev.SESSION_STATE and e.data.get("state") == "ready":
             self.ready.set()
 
 
+def warm_up_imports() -> None:
+    """Load what every session needs (SciPy's filter design, websockets, the agent client)
+    before the RSS baseline, so "per session" means per session."""
+    from botrun.core import client  # noqa: F401
+    from botrun.core.audio.resampler import StreamResampler
+
+    StreamResampler(RATE, 24000)
+    StreamResampler(24000, RATE)
+
+
 def cpu_s() -> float:
     return time.process_time()
+
+
+def loop_runqueue_wait_s() -> float:
+    """Seconds the event-loop thread (this one) has spent runnable but waiting for a CPU
+    (Linux schedstat; 0 elsewhere): high when the machine is oversubscribed."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def thread_cpu() -> dict[str, float]:
@@ -278,8 +314,7 @@ def start_simulator() -> subprocess.Popen[str]:
 
 async def baseline(bank: Bank, n: int, participants: int, seconds: float) -> float:
     """CPU seconds per wall second of N synthetic transports feeding a do-nothing receiver."""
-    transports = [SyntheticTransport(script(bank, i, participants, seconds), bank.tone)
-                  for i in range(n)]
+    transports = [make_transport(bank, i, participants, seconds) for i in range(n)]
     for t in transports:
         await t.join(NullEvents())
     await asyncio.sleep(0.3)
@@ -302,6 +337,7 @@ def ratio_line(label: str, value: float, target: float, unit: str) -> str:
 
 async def run(args: argparse.Namespace) -> int:
     load0 = os.getloadavg()
+    warm_up_imports()
     bank = Bank()
     base_cpu = await baseline(bank, args.sessions, args.participants, args.baseline_seconds)
     rss_before = rss_mb()
@@ -314,11 +350,11 @@ async def run(args: argparse.Namespace) -> int:
         return 1
 
     cfg: BotConfig = apply_overrides(config_from_dict({"agent": {"greeting": ""}}),
-                                     {"agent.url": url})
+                                     {"agent.url": url, "bridge.chunk_ms": args.chunk_ms})
     inbound: list[float] = []
     outbound: list[float] = []
-    sessions = [Session(SyntheticTransport(script(bank, i, args.participants, args.seconds),
-                                           bank.tone)) for i in range(args.sessions)]
+    sessions = [Session(make_transport(bank, i, args.participants, args.seconds))
+                for i in range(args.sessions)]
     for s in sessions:
         s.bridge = Bridge(s.transport, cfg, observers=[s.observe])
     bridges = [s.bridge for s in sessions if s.bridge is not None]
@@ -332,9 +368,10 @@ async def run(args: argparse.Namespace) -> int:
     for b in bridges:  # steady state only: drop connect-time and first-import samples
         b.metrics.inbound = SharedStats(inbound)
         b.metrics.outbound = SharedStats(outbound)
-    c0, w0, k0 = cpu_s(), time.perf_counter(), thread_cpu()
+    c0, w0, k0, q0 = cpu_s(), time.perf_counter(), thread_cpu(), loop_runqueue_wait_s()
     await asyncio.sleep(args.seconds)
     cpu, wall, k1 = cpu_s() - c0, time.perf_counter() - w0, thread_cpu()
+    queued = loop_runqueue_wait_s() - q0
     load1 = os.getloadavg()
     for b in bridges:
         b.stop("benchmark over")
@@ -345,7 +382,9 @@ async def run(args: argparse.Namespace) -> int:
     sim_cpu = sim.ru_utime + sim.ru_stime
 
     n = args.sessions
-    stale_ms = [s.transport.stale_after(t) * 1000 for s in sessions for t in s.barge_ins]
+    stale = [(s.transport.stale_after(t) * 1000, cause, flushed, i)
+             for i, s in enumerate(sessions) for t, cause, flushed in s.barge_ins]
+    stale_ms = [x[0] for x in stale]
     turns = [x for s in sessions for x in s.turn_ms]
     errors = [str(x.error) for x in summaries if x.error is not None]
     cpu_raw = 100 * cpu / wall / n
@@ -357,8 +396,8 @@ async def run(args: argparse.Namespace) -> int:
     frames = sum(s.transport.frames_delivered for s in sessions)
 
     print(f"sessions: {n} bridges in one process, {args.participants} participant(s) each, "
-          f"{args.seconds:.0f} s measured in real time (+{WARMUP_S:.0f} s warm-up), simulator "
-          "in its own process")
+          f"chunk_ms {args.chunk_ms}, {args.seconds:.0f} s measured in real time "
+          f"(+{WARMUP_S:.0f} s warm-up), simulator in its own process")
     print(f"machine: {os.cpu_count()} cores; load average before {load0[0]:.2f}, "
           f"at the end {load1[0]:.2f} (1 min)")
     print(f"traffic: {frames} participant frames in, {chunks} bot chunks out, "
@@ -382,10 +421,16 @@ async def run(args: argparse.Namespace) -> int:
     by_kind = {k: v - k0.get(k, 0.0) for k, v in k1.items()}
     print("  by thread (% of one core, all sessions): " + ", ".join(
         f"{k} {100 * v / wall:.1f}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])))
+    print(f"  the event loop thread waited {1000 * queued / wall:.0f} ms per second for a CPU "
+          "(runnable, not running: the machine's other work and this process's other threads)")
     print(f"simulator process CPU (not counted above): {sim_cpu:.1f} s")
     if stale_ms:
         print(f"stale after barge-in: median {statistics.median(stale_ms):.1f} ms, "
               f"max {max(stale_ms):.1f} ms")
+        for ms, cause, flushed, i in sorted(stale, reverse=True)[:3]:
+            if ms > TARGET_STALE_MS:
+                print(f"  over target: session {i}, {ms:.1f} ms stale (cause {cause}, "
+                      f"{flushed:.0f} ms flushed from the pacer queue)")
     print(f"RSS: {rss_before:.0f} MB before the sessions, peak {rss_mb():.0f} MB "
           f"({(rss_mb() - rss_before) / n:.2f} MB per session)")
     print("-- against the targets (ratio = measured / target; <= 1 meets it)")
@@ -408,6 +453,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds (default 20)")
     p.add_argument("--participants", type=int, choices=(1, 2), default=2,
                    help="participants per session (default 2: a speaker and an interrupter)")
+    p.add_argument("--chunk-ms", type=int, default=20,
+                   help="bridge.chunk_ms: inbound batch per WebSocket message (default 20)")
     p.add_argument("--baseline-seconds", type=float, default=3.0,
                    help="seconds of the idle baseline (synthetic transports alone)")
     args = p.parse_args()
