@@ -235,7 +235,11 @@ async def test_tool_call_round_trip_with_the_support_bot(tmp_path: Path, voices:
     cfg = apply_overrides(load_config(Path(__file__).parent.parent / "configs" / "support.toml"),
                           {"agent.greeting": ""})
     tools = load_tools(cfg.agent.tools, [], timeout_s=5)
-    scenario = scenario_from_dict({"turns": [{
+    # The follow-up reply reads the whole JSON result ("Here is what I found: {...}", ~400
+    # characters); at the default 65 ms of tone per character the call would last 25 s of
+    # real time. 5 ms per character keeps the same text and a real tone through the bridge
+    # in ~2 s.
+    scenario = scenario_from_dict({"reply": {"ms_per_char": 5}, "turns": [{
         "user": "Where is my order A1001?", "audio": "tone",
         "tool": {"name": "lookup_order", "arguments": {"order_id": "a-1001"}},
     }]})
