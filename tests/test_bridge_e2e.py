@@ -280,9 +280,21 @@ async def test_socket_drop_mid_reply_resumes_without_losing_audio(tmp_path: Path
     assert stats.reconnects >= 1 and stats.resumes >= 1
     session = sim.session()
     assert session.connections >= 2
-    # Every inbound sample the bridge sent is accounted for at the simulator.
+    # Audio that came in while the socket was down was buffered, then replayed after the
+    # resume, and none was dropped.
     assert stats.audio_dropped_ms == 0
-    assert session.received_samples * 2 == stats.audio_sent_bytes
+    assert stats.audio_replayed_ms > 0
+    # Every inbound sample the bridge sent is accounted for at the simulator, except what was
+    # in flight when the simulator aborted the TCP connection: the protocol does not
+    # acknowledge input audio, so a message the client had already written into the socket
+    # but the server had not read yet is lost, though the client counted it as sent. Whether
+    # one is in flight at the abort is timing luck (seen in about one run in three: one 20 ms
+    # frame). The client writes at most REPLAY_CHUNK_BYTES (100 ms) per message, so more than
+    # two messages missing is a real loss; a replay that sends audio twice shows as lost < 0.
+    from botrun.core.client import REPLAY_CHUNK_BYTES
+
+    lost = stats.audio_sent_bytes - session.received_samples * 2
+    assert 0 <= lost <= 2 * REPLAY_CHUNK_BYTES, (lost, stats)
     states = [e.data["state"] for e in rec.of(ev.SESSION_STATE)]
     assert "reconnecting" in states or "resumed" in states
 
