@@ -128,7 +128,7 @@ def script(bank: Bank, session: int, participants: int,
     offset = LEAD_S + rng.uniform(0, 1.5)
     lines: dict[str, list[Utterance]] = {"a": [], "b": []}
     c = 0
-    while offset + c * CYCLE_S < seconds + WARMUP_S + 2:
+    while offset + c * CYCLE_S < seconds + WARMUP_S + 30:  # slow connects included
         said = Utterance(offset + c * CYCLE_S, bank.long[(session + c) % len(bank.long)])
         lines["a"].append(said)
         if (session + c) % 2 == 0:
