@@ -71,3 +71,49 @@ def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
     ref = reference.astype(np.float64)
     err = ref - test.astype(np.float64)
     return float(10 * np.log10(np.dot(ref, ref) / max(np.dot(err, err), 1e-9)))
+
+
+def blocks_found(reference: np.ndarray, recording: np.ndarray, block: int,
+                 min_rms: float = 300.0) -> list[tuple[int, int, float]]:
+    """Where each voiced ``block``-sample piece of ``reference`` lies in ``recording``:
+    ``(start in reference, lag, normalised correlation)`` per piece, quiet pieces skipped.
+
+    Why piecewise: under CPU load the bridge may insert a few frames of silence into what
+    the agent hears (see the timing notes in test_bridge_e2e.py), which shifts everything
+    after it; one correlation over the whole utterance then only finds the longest
+    unbroken stretch. Piece by piece, each stretch is checked on its own."""
+    from scipy.signal import correlate
+
+    rec = recording.astype(np.float64)
+    # energy of every block-long window of the recording, for a normalised correlation (a
+    # raw one favours loud stretches and misplaces quiet pieces)
+    energy = np.concatenate([[0.0], np.cumsum(rec * rec)])
+    window = energy[block:] - energy[:-block]
+    out = []
+    for start in range(0, len(reference) - block + 1, block):
+        piece = reference[start:start + block].astype(np.float64)
+        if np.sqrt(np.mean(piece ** 2)) < min_rms or len(rec) < block:
+            continue
+        c = correlate(rec, piece, mode="valid", method="fft")
+        norm = c / np.sqrt(np.maximum(window * np.dot(piece, piece), 1e-9))
+        pos = int(np.argmax(norm))
+        out.append((start, pos - start, float(norm[pos])))
+    return out
+
+
+def assert_found_in_order(reference: np.ndarray, recording: np.ndarray, block: int,
+                          min_corr: float, max_missed: float = 0.25) -> None:
+    """Every voiced piece of ``reference`` is in ``recording`` (correlation above
+    ``min_corr``), in order and never earlier than the piece before it: nothing dropped,
+    repeated or distorted. Silence inserted between pieces only delays what follows; a piece
+    that straddles such an insertion matches less well, so up to ``max_missed`` of the
+    pieces may fall below ``min_corr``."""
+    found = blocks_found(reference, recording, block)
+    assert found, "no voiced audio in the reference"
+    good = [(s, lag) for s, lag, c in found if c >= min_corr]
+    missed = 1 - len(good) / len(found)
+    assert missed <= max_missed, f"{missed:.0%} of the pieces not found: {found}"
+    from itertools import pairwise
+
+    lags = [lag for _, lag in good]  # (a one-sample wobble is the resampler's, not a drop)
+    assert all(b >= a - 1 for a, b in pairwise(lags)), f"out of order: {found}"

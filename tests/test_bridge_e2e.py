@@ -1,7 +1,16 @@
 """The whole path end to end: WAV participants -> bridge -> simulator -> bridge -> WAV output.
 
 Everything here is real: espeak-ng speech, the WAV transport, the bridge with its resamplers,
-mixer and pacer, botrun's agent client and the simulator on a loopback WebSocket."""
+mixer and pacer, botrun's agent client and the simulator on a loopback WebSocket.
+
+Timing notes: all of it runs in real time on one event loop (plus the pacer's thread), so on
+a loaded machine (CI: 2 cores) two things happen that are not failures of what these tests
+check: (1) when the loop stalls for more than two 20 ms chunks, the bridge's watchdog sends
+silence to the agent before the participant's late audio, so what the agent hears can hold
+a few extra frames of silence mid-speech; (2) a pacer thread kept off the CPU for more than
+the 40 ms it keeps in the sink leaves a gap in the recording's timeline. Hence inbound audio
+is compared piece by piece (tests/speech.py: blocks_found) and outbound content on the
+chunks the bot handed to its sink; no assertion depends on wall-clock luck."""
 
 from __future__ import annotations
 
@@ -13,7 +22,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from speech import align, overlap, read_wav, snr_db, speak
+from speech import (
+    align,
+    assert_found_in_order,
+    blocks_found,
+    overlap,
+    read_wav,
+    snr_db,
+    speak,
+)
 
 from botrun.core import events as ev
 from botrun.core.bridge import CallSummary, run_call
@@ -107,8 +124,11 @@ async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: di
     # the resampler (reference: SciPy's one-shot polyphase resampler).
     received = np.frombuffer(session.received_audio, dtype="<i2")
     ref24 = resample_poly(speech.astype(np.float64), 3, 2)
-    _, corr_in = align(ref24, received)
-    assert corr_in > 0.999
+    # Piece by piece (200 ms), as the bridge may insert silence into a loaded call: each
+    # voiced piece is there, in order, matching to 0.99 (the quietest pieces show the two
+    # resamplers' different filters most), and the typical piece to 0.999.
+    assert_found_in_order(ref24, received, block=4800, min_corr=0.99)
+    assert np.median([c for _, _, c in blocks_found(ref24, received, 4800)]) > 0.999
     assert session.received_samples >= len(ref24)
     # Round trip: the simulator echoed the utterance its VAD detected (pre-roll to the last
     # voiced frame); find that stretch of the input and of the bot's recorded voice.
@@ -179,12 +199,23 @@ async def test_two_participants_are_mixed_time_aligned(tmp_path: Path, voices: d
 
     a24 = resample_poly(a.astype(np.float64), 3, 2)
     b24 = resample_poly(b.astype(np.float64), 3, 2)
-    lag_a, corr_a = align(a24, received)
-    lag_b, corr_b = align(b24, received)
-    assert corr_a > 0.5 and corr_b > 0.5  # both voices are in what the agent heard
+    # Piece by piece (200 ms): silence the bridge inserts into a loaded call shifts what
+    # follows it, so one correlation over each whole voice could match the two voices on
+    # different sides of such a gap.
+    pieces_a = blocks_found(a24, received, 4800)
+    pieces_b = blocks_found(b24, received, 4800)
+    # both voices are in what the agent heard (each piece mixed with the other voice)
+    assert np.median([c for *_, c in pieces_a]) > 0.5
+    assert np.median([c for *_, c in pieces_b]) > 0.5
     # Bob started 0.5 s after Ann; the mixer keeps that offset (within a 20 ms frame and the
-    # delivery jitter of a loaded machine: 60 ms).
-    assert abs((lag_b - lag_a) / 24000 - 0.5) < 0.06
+    # delivery jitter of a loaded machine: 60 ms). Each piece of Bob's is compared with the
+    # piece of Ann's that was spoken at the same moment; the median ignores the few pieces
+    # that straddle a gap or drown under the other voice.
+    gaps = []
+    for start_b, offset_b, _ in pieces_b:
+        _, offset_a, _ = min(pieces_a, key=lambda p, t=start_b + 12000: abs(p[0] - t))
+        gaps.append(offset_b - offset_a)
+    assert abs(np.median(gaps) / 24000 - 0.5) < 0.06
 
 
 @pytest.mark.parametrize(("policy", "heard", "ignored"),
@@ -201,9 +232,11 @@ async def test_listen_policies(tmp_path: Path, voices: dict, policy: str, heard:
     from scipy.signal import resample_poly
 
     voice = {"Ann": a, "Bob": b}
-    _, corr_heard = align(resample_poly(voice[heard].astype(np.float64), 3, 2), received)
+    # Heard alone, unmixed: every 200 ms piece of the voice is there as it was (the other
+    # voice overlaps nearly all of it, so mixing would pull the pieces far below 0.95).
+    assert_found_in_order(resample_poly(voice[heard].astype(np.float64), 3, 2), received,
+                          block=4800, min_corr=0.95)
     _, corr_ignored = align(resample_poly(voice[ignored].astype(np.float64), 3, 2), received)
-    assert corr_heard > 0.95  # heard alone, unmixed
     assert corr_ignored < 0.3
 
 
