@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from daily_support import FakeAudioData, make_transport, participant
 from daily_support import wait_for as wait_until
-from speech import align, speak
+from speech import align, assert_found_in_order, speak
 
 from botrun.core import events as ev
 from botrun.core.config import apply_overrides, config_from_dict
@@ -169,11 +169,13 @@ async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray],
     from scipy.signal import resample_poly
 
     received = np.frombuffer(session.received_audio, dtype="<i2")
-    # (Half a second of it: under CPU load the bridge pads late frames with silence.)
-    segment = ann_voice[RATE // 2: RATE]
-    _, corr_ann = align(resample_poly(segment.astype(np.float64), 3, 2), received)
+    # Piece by piece (200 ms): under CPU load the bridge can send a few frames of silence
+    # ahead of late audio, which shifts whatever follows (see test_bridge_e2e.py). Ann spoke
+    # alone, so each piece is there as she said it, in order.
+    assert_found_in_order(resample_poly(ann_voice.astype(np.float64), 3, 2), received,
+                          block=4800, min_corr=0.95)
     _, corr_bot = align(resample_poly(noise.astype(np.float64), 3, 2), received)
-    assert corr_ann > 0.8 and corr_bot < 0.2
+    assert corr_bot < 0.2
     # The bot's voice reached Daily as blocking writes of whole 20-ms chunks.
     assert {n for _, _, n in t.writes} == {640}
     # Barge-in: what was still being handed to Daily after the flush is at most the
