@@ -16,11 +16,11 @@ from agora_double.harness import (
     APP_ID,
     CERTIFICATE,
     CHANNEL,
-    best_correlation,
     cloud_fixture,  # noqa: F401 - the `cloud` fixture
     speech_pcm16k,
     until,
 )
+from speech import assert_found_in_order
 
 from botrun.core import events as ev
 from botrun.core.config import apply_overrides, config_from_dict
@@ -87,9 +87,12 @@ async def test_agora_call_into_the_simulator(cloud: Any, voices: dict[str, np.nd
     assert received >= len(ann) * 3 // 2
     # Reply: the room heard the agent's echo of Ann, sample-accurately shaped.
     heard = np.frombuffer(cloud.heard(CHANNEL), dtype="<i2")
-    segment = ann[RATE // 4: RATE * 3 // 4]  # from the first second of the reply
-    corr = best_correlation(segment, heard[: heard_at_barge_in // 2 + RATE])
-    assert corr > 0.9
+    segment = ann[RATE // 4: RATE]  # from the first second of the reply
+    # Piece by piece (200 ms): under CPU load the bridge can send the agent a few frames of
+    # silence ahead of late audio, and the echo repeats that gap (see test_bridge_e2e.py);
+    # one of the three pieces may straddle it.
+    assert_found_in_order(segment, heard[: heard_at_barge_in // 2 + RATE], block=RATE // 5,
+                          min_corr=0.9, max_missed=0.34)
     # Real time: pushed 20 ms at a time as it plays, never the whole reply at once.
     pushed_s = sum(n for _, n in cloud.pushes) / BYTES_PER_S
     span_s = cloud.pushes[-1][0] - cloud.pushes[0][0]
