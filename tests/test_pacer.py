@@ -270,36 +270,98 @@ def test_invalid_arguments_are_refused() -> None:
         pacer.put(b"\x00\x01\x02")
 
 
-def test_prebuffer_holds_a_new_stream_until_enough_is_queued() -> None:
+class SteppedClock:
+    """A clock the test moves by hand, so the pacer's decisions do not depend on how the
+    test's threads are scheduled. Each reading creeps 1 us forward: a pacer waiting for a
+    moment its float arithmetic puts a hair after "now" still gets there."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.t += 1e-6
+            return self.t
+
+    def advance(self, s: float) -> None:
+        with self._lock:
+            self.t += s
+
+
+def test_prebuffer_holds_a_new_stream_until_enough_is_queued(make_pacer) -> None:
     """A sender pacing 50 ms pieces in real time: with a 100 ms pre-buffer the first write
-    waits for the second piece, and the stream then plays out with no padding inserted."""
-    import threading as _threading
-    import time as _time
+    waits for the second piece, and the stream then plays out with no padding inserted.
 
-    from botrun.core.audio.pacer import OutboundPacer
-
-    log: list[str] = []
-    written = bytearray()
-    lock = _threading.Lock()
-
-    def sink(chunk: bytes) -> None:
-        with lock:
-            log.append("write")
-            written.extend(chunk)
-
-    pacer = OutboundPacer(sink, 16000, chunk_ms=20, max_ahead=2, prebuffer_ms=100)
+    The clock is stepped by the test, 5 ms at a time, and each step waits until the pacer
+    has written what is due (a real-time sender late by 50 ms on a loaded machine would
+    rightly let the pre-buffer's time limit start the stream first, or run the sink dry).
+    "No write yet" is checked after giving the pacer thread a chance to write; it waits on
+    the clock, so that pause cannot turn a correct pacer into a failure."""
+    clock = SteppedClock()
+    sink = RecordingSink()
+    pacer = make_pacer(sink, max_ahead=2, prebuffer_ms=100, clock=clock)
     pacer.start()
-    piece = 16000 * 50 // 1000 * 2
-    audio = bytes((i * 7) % 251 for i in range(piece * 6))
-    try:
-        for k in range(6):
-            with lock:
-                log.append(f"put{k}")
+    audio = numbered(300)
+    piece = len(audio) // 6
+
+    def caught_up() -> bool:  # nothing due: under a chunk queued, or over one in the sink
+        return pacer.pending_ms < CHUNK_MS or pacer.in_sink_ms > CHUNK_MS
+
+    pacer.put(audio[:piece])
+    clock.advance(0.045)
+    time.sleep(0.05)
+    assert sink.calls == 0  # 50 ms queued, 45 ms passed: held
+    clock.advance(0.005)
+    pacer.put(audio[piece:2 * piece])
+    wait_for(lambda: sink.calls >= 1)  # 100 ms queued: it starts without waiting longer
+    for step in range(1, 4 * 10 + 20):  # the rest in real time, 50 ms per piece
+        clock.advance(0.005)
+        if step % 10 == 0 and step // 10 < 5:
+            k = 1 + step // 10
             pacer.put(audio[k * piece:(k + 1) * piece])
-            _time.sleep(0.05)
-        pacer.close(drain=True, timeout=2.0)
-    finally:
-        pacer.close()
-    assert log.index("write") > log.index("put1")
-    assert bytes(written[:len(audio)]) == audio
+        wait_for(caught_up)
+    pacer.close(drain=True, timeout=5.0)
+    assert sink.data == audio
     assert pacer.stats.padded_ms == 0
+
+
+def test_prebuffer_time_limit_starts_a_short_stream(make_pacer) -> None:
+    """A stream that never fills the pre-buffer starts once prebuffer_ms has passed."""
+    clock = SteppedClock()
+    sink = RecordingSink()
+    pacer = make_pacer(sink, prebuffer_ms=100, clock=clock)
+    pacer.start()
+    pacer.put(numbered(40))
+    clock.advance(0.098)
+    time.sleep(0.05)
+    assert sink.calls == 0  # 40 ms queued, 98 ms passed: held
+    clock.advance(0.002)
+    wait_for(lambda: sink.calls == 2)
+    assert sink.data == numbered(40)
+
+
+def test_partial_chunk_waits_for_more_audio_until_the_sink_runs_dry(make_pacer) -> None:
+    """A partial chunk is held while the sink still plays and audio came in less than a
+    chunk's time ago (a reply arriving in odd sizes is not chopped up with padding); once
+    both have passed it is padded and written."""
+    clock = SteppedClock()
+    sink = RecordingSink()
+    pacer = make_pacer(sink, clock=clock)
+    pacer.start()
+    pacer.put(numbered(30))  # chunk 1 is written at once; 10 ms are left over
+    wait_for(lambda: sink.calls == 1)
+    clock.advance(0.018)  # chunk 1 is still playing
+    time.sleep(0.05)
+    assert sink.calls == 1
+    pacer.put(numbered(10, first=481))  # the rest of chunk 2 arrives: written whole
+    wait_for(lambda: sink.calls == 2)
+    assert sink.data == numbered(40) and pacer.stats.padded_ms == 0
+    pacer.put(numbered(10, first=641))  # 10 ms more; chunk 2 plays for ~20 ms
+    clock.advance(0.018)
+    time.sleep(0.05)
+    assert sink.calls == 2  # the sink is not dry yet: held
+    clock.advance(0.005)  # dry, and more than a chunk's time since the last audio
+    wait_for(lambda: sink.calls == 3)
+    assert sink.data == numbered(50) + bytes(CHUNK_BYTES // 2)
+    assert pacer.stats.padded_ms == pytest.approx(10)
