@@ -488,12 +488,15 @@ async def test_keepalive_detects_a_dead_peer() -> None:
 
 async def test_gives_up_when_the_service_stays_away() -> None:
     async with AgentServer() as srv:
-        c = client(srv.url, give_up_s=0.2, backoff_max=0.05)
+        # give_up_s is the window in which it must retry at least twice. With 0.2 s, one
+        # 0.2 s stall of the loop on a loaded machine made it give up after one attempt;
+        # 1 s of ~50 ms backoffs leaves room for many.
+        c = client(srv.url, give_up_s=1.0, backoff_max=0.05)
         ev = Events(c)
         await c.start()
         await srv.stop()
         err = await ev.wait_error()
-        assert isinstance(err, AgentError) and "could not reconnect within 0.2 s" in str(err)
+        assert isinstance(err, AgentError) and "could not reconnect within 1 s" in str(err)
         assert len(ev.of(Reconnecting)) >= 2
         await c.close()
 
