@@ -235,6 +235,7 @@ class NativeConnection:
         self.frame_params: tuple[int, int] | None = None
         self.published = False
         self.queue = bytearray()
+        self.announced: set[str] = set()  # remote users whose join this connection delivered
         self.destroyed = False
         self._posted: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
             collections.deque()
@@ -336,7 +337,9 @@ class NativeConnection:
         with self.cloud.lock:
             frames = []
             for user in ch.users.values():
-                if user.pending:
+                # Like the SDK, a user is heard only once this connection was told it joined
+                # (user_joins posts the join to the next tick; audio queued meanwhile waits).
+                if user.pending and user.uid in self.announced:
                     chunk = bytes(user.pending[:320])
                     del user.pending[:320]
                     frames.append((user.uid, chunk.ljust(320, b"\x00")))
@@ -411,6 +414,7 @@ class NativeConnection:
 
     def deliver_user_joined(self, uid: str) -> None:
         if self.state == STATE_CONNECTED:
+            self.announced.add(uid)
             self._call(self.conn_observer, "on_user_joined", self.conn_wrapper, uid)
 
     def deliver_user_left(self, uid: str, reason: int) -> None:
