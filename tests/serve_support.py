@@ -33,6 +33,17 @@ DIALIN_SECRET = base64.b64encode(DIALIN_KEY).decode()
 
 STAND_IN_BOT = r'''
 import json, os, signal, sys, time
+mode = os.environ.get("BOT_MODE", "wait")
+# The signal disposition is set before the record is written: tests take the record as
+# "the bot is up" and may SIGTERM it at once (on a loaded machine a handler installed after
+# the record was sometimes not there yet, and the default action killed the bot silently).
+if mode == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+elif mode != "crash":
+    def leave(signum, frame):
+        print("leaving on SIGTERM", flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, leave)
 record = {"argv": sys.argv[1:], "pid": os.getpid(),
           "env": {k: os.environ.get(k) for k in (
               "DAILY_MEETING_TOKEN", "DAILY_API_KEY", "DAILY_API_URL", "ASSEMBLYAI_API_KEY",
@@ -41,18 +52,10 @@ path = os.path.join(os.environ["BOT_RECORD_DIR"], f"{os.getpid()}.json")
 with open(path + ".tmp", "w") as f:
     json.dump(record, f)
 os.replace(path + ".tmp", path)
-mode = os.environ.get("BOT_MODE", "wait")
 print(f"stand-in bot up in {mode} mode", flush=True)
 if mode == "crash":
     print("boom: the bot fell over", flush=True)
     sys.exit(3)
-if mode == "stubborn":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-else:
-    def leave(signum, frame):
-        print("leaving on SIGTERM", flush=True)
-        sys.exit(0)
-    signal.signal(signal.SIGTERM, leave)
 while True:
     time.sleep(0.05)
 '''
