@@ -46,7 +46,7 @@ log = logging.getLogger("botrun.bridge")
 
 Observer = Callable[[BridgeEvent], None]
 AGENT_RATE = 24000
-_TICK_S = 0.05
+_TICK_S = 0.1  # timers and the silence keep-alive; 10 wake-ups a second per call
 _SHUTDOWN_BUDGET_S = 1.8  # SIGINT/SIGTERM -> process exit within 2 s
 
 
