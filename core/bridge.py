@@ -46,6 +46,7 @@ log = logging.getLogger("botrun.bridge")
 
 Observer = Callable[[BridgeEvent], None]
 AGENT_RATE = 24000
+_SILENT_AFTER_S = 0.3  # no participant audio for this long: feed the agent silence
 _TICK_S = 0.1  # timers and the silence keep-alive; 10 wake-ups a second per call
 _SHUTDOWN_BUDGET_S = 1.8  # SIGINT/SIGTERM -> process exit within 2 s
 
@@ -107,6 +108,7 @@ class Bridge:
         self._empty_since: float | None = time.monotonic()
         self._quiet_since: float | None = None
         self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
+        self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._ignored_frames = 0
         self.joined = False  # the transport joined: there is a call to summarise
 
@@ -191,6 +193,7 @@ class Bridge:
             self._ignored_frames += 1  # the bot itself, unknown or not-listened participants
             return
         now = time.monotonic()
+        self._last_heard = now
         pcm24 = self._inbound.push(pid, pcm, rate, now)
         if self._user_speaking and pcm24:
             p = self.roster.get(pid)
@@ -399,8 +402,11 @@ class Bridge:
             if now - started >= cfg.max_duration_s:
                 self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
                 break
-            # Keep the agent's speech detector running: silence while nobody is heard.
-            if self.client is not None and now - self._audio_clock > 2 * chunk_s:
+            # Keep the agent's speech detector running: silence while nobody is heard. Only
+            # once no audio has arrived for a while: a stalled loop or a late SDK frame must
+            # not get silence inserted into the middle of someone's sentence.
+            if (self.client is not None and now - self._last_heard > _SILENT_AFTER_S
+                    and now - self._audio_clock > 2 * chunk_s):
                 n = int((now - self._audio_clock) / chunk_s)
                 self._send_frames([silence] * min(n, 50), now)
             if len(self.roster):
