@@ -78,10 +78,11 @@ def blocks_found(reference: np.ndarray, recording: np.ndarray, block: int,
     """Where each voiced ``block``-sample piece of ``reference`` lies in ``recording``:
     ``(start in reference, lag, normalised correlation)`` per piece, quiet pieces skipped.
 
-    Why piecewise: under CPU load the bridge may insert a few frames of silence into what
-    the agent hears (see the timing notes in test_bridge_e2e.py), which shifts everything
-    after it; one correlation over the whole utterance then only finds the longest
-    unbroken stretch. Piece by piece, each stretch is checked on its own."""
+    Why piecewise: under CPU load a starved delivery thread or event loop can leave a gap in
+    what the agent hears (the mixer lines a late participant up by arrival time; after 300 ms
+    of nothing the bridge feeds silence), which shifts everything after it; one correlation
+    over the whole utterance then only finds the longest unbroken stretch. Piece by piece,
+    each stretch is checked on its own."""
     from scipy.signal import correlate
 
     rec = recording.astype(np.float64)

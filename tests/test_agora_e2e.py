@@ -88,8 +88,8 @@ async def test_agora_call_into_the_simulator(cloud: Any, voices: dict[str, np.nd
     # Reply: the room heard the agent's echo of Ann, sample-accurately shaped.
     heard = np.frombuffer(cloud.heard(CHANNEL), dtype="<i2")
     segment = ann[RATE // 4: RATE]  # from the first second of the reply
-    # Piece by piece (200 ms): under CPU load the bridge can send the agent a few frames of
-    # silence ahead of late audio, and the echo repeats that gap (see test_bridge_e2e.py);
+    # Piece by piece (200 ms): under CPU load a starved delivery can leave a gap in what the
+    # agent hears, and the echo repeats that gap (see tests/speech.py blocks_found);
     # one of the three pieces may straddle it.
     assert_found_in_order(segment, heard[: heard_at_barge_in // 2 + RATE], block=RATE // 5,
                           min_corr=0.9, max_missed=0.34)

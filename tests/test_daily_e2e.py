@@ -169,8 +169,8 @@ async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray],
     from scipy.signal import resample_poly
 
     received = np.frombuffer(session.received_audio, dtype="<i2")
-    # Piece by piece (200 ms): under CPU load the bridge can send a few frames of silence
-    # ahead of late audio, which shifts whatever follows (see test_bridge_e2e.py). Ann spoke
+    # Piece by piece (200 ms): under CPU load a starved delivery can leave a gap in what the
+    # agent hears, which shifts whatever follows (see tests/speech.py). Ann spoke
     # alone, so each piece is there as she said it, in order.
     assert_found_in_order(resample_poly(ann_voice.astype(np.float64), 3, 2), received,
                           block=4800, min_corr=0.95)
