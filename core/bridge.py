@@ -195,10 +195,8 @@ class Bridge:
         now = time.monotonic()
         self._last_heard = now
         pcm24 = self._inbound.push(pid, pcm, rate, now)
-        if self._user_speaking and pcm24:
-            p = self.roster.get(pid)
-            if p is not None:
-                p.turn_energy += _energy(pcm24)
+        if pcm24:
+            self.roster.hear(pid, _energy(pcm24), self._user_speaking)
         self._send_frames(self._inbound.pop(now), now)
         self.metrics.inbound.add(time.perf_counter() - t_in)
 
@@ -270,7 +268,9 @@ class Bridge:
         elif isinstance(e, p.SpeechStarted):
             self._user_speaking = True
             self.roster.reset_turn()
-            self._emit(ev.SPEECH_STARTED)
+            speaker = self.roster.speaking_now(self._listened)
+            self._emit(ev.SPEECH_STARTED, participant_id=speaker.id if speaker else None,
+                       name=speaker.name if speaker else None)
             interrupt = self.config.agent.input.turn_detection.interrupt_response
             if interrupt and (self._reply_active or self._pending_out_ms() > 0):
                 self._barge_in("speech")

@@ -43,7 +43,8 @@ class Console:
             return "info", f"- {d.get('name') or d.get('id')} left", False
         if e.kind == ev.SPEECH_STARTED:
             who = d.get("name")
-            return "info", f"… {who} is speaking" if who else "… someone is speaking", True
+            text = f"… {who} is speaking" if who else "… someone is speaking"
+            return "info", text, self.tty  # a line of its own in plain output
         if e.kind == ev.TRANSCRIPT_USER:
             who = d.get("participant_name") or "user"
             return "user", f"{who}: {d.get('text', '')}", not d.get("final", True)

@@ -9,7 +9,7 @@ from typing import Any
 # Event kinds. data keys are listed next to each.
 PARTICIPANT_JOINED = "participant.joined"  # id, name
 PARTICIPANT_LEFT = "participant.left"  # id, name, reason
-SPEECH_STARTED = "speech.started"  # (user started speaking, per the agent)
+SPEECH_STARTED = "speech.started"  # participant_id, name (who is loudest; the agent hears a mix)
 SPEECH_STOPPED = "speech.stopped"
 TRANSCRIPT_USER = "transcript.user"  # text, participant_id, participant_name, final
 TRANSCRIPT_AGENT = "transcript.agent"  # text, interrupted, final

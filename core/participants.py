@@ -15,6 +15,8 @@ class Participant:
     joined_at: float = field(default_factory=time.monotonic)
     #: Sum of squared samples heard since the current user turn began (for attribution).
     turn_energy: float = 0.0
+    #: Recent loudness (a moving average of frame energy), to name who starts speaking.
+    level: float = 0.0
 
 
 class Roster:
@@ -82,6 +84,20 @@ class Roster:
         self._departed.clear()
         for p in self._people.values():
             p.turn_energy = 0.0
+
+    def hear(self, pid: str, energy: float, in_turn: bool) -> None:
+        """Account one frame of ``pid``'s audio (its sum of squares)."""
+        p = self._people.get(pid)
+        if p is not None:
+            p.level = 0.7 * p.level + 0.3 * energy
+            if in_turn:
+                p.turn_energy += energy
+
+    def speaking_now(self, among: set[str]) -> Participant | None:
+        """Who of ``among`` is loudest right now."""
+        best = max((self._people[i] for i in among if i in self._people),
+                   key=lambda p: p.level, default=None)
+        return best if best is not None and best.level > 0 else None
 
     def loudest(self) -> Participant | None:
         """The participant who spoke most during the current turn (transcript attribution),

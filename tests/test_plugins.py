@@ -42,7 +42,7 @@ async def test_third_party_transport_runs_a_call(tmp_path: Path) -> None:
             env={**os.environ, **plugin_env()}, cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
         received = sim.session().received_samples
     data = json.loads(result.read_text())
@@ -51,6 +51,13 @@ async def test_third_party_transport_runs_a_call(tmp_path: Path) -> None:
     # greeting), and the simulator received the tone at 24 kHz.
     assert data["bot_bytes"] >= 0.9 * 2 * 16000
     assert received >= 24000
+    # The live console, as plain lines (stdout is a pipe): who came, who spoke, what was
+    # said, the turn's latency, who left, and the summary at exit.
+    console = out.decode()
+    for expected in ("+ Tess joined", "Tess is speaking", "Tess: ", "(reply after ",
+                     "- Tess left", "response latency", "bridge processing"):
+        assert expected in console, console
+    assert "\033[" not in console
     lines = [json.loads(x) for x in transcript.read_text().splitlines()]
     assert any(x["role"] == "user" and x["participant_name"] == "Tess" for x in lines)
 
