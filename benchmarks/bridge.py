@@ -119,8 +119,9 @@ class Bank:
         self.tone = room_tone()
 
 
-def script(bank: Bank, session: int, participants: int,
-           seconds: float) -> dict[str, list[Utterance]]:
+def script(
+    bank: Bank, session: int, participants: int, seconds: float
+) -> dict[str, list[Utterance]]:
     """Who says what when, relative to joining. A speaks, the echoed reply starts about
     min_silence (1 s) + think time (0.3 s) later; in every other exchange the interrupter (B,
     or A itself with one participant) talks 0.6 s into that reply."""
@@ -134,7 +135,8 @@ def script(bank: Bank, session: int, participants: int,
         if (session + c) % 2 == 0:
             interrupter = "b" if participants == 2 else "a"
             lines[interrupter].append(
-                Utterance(said.end_s + 1.3 + 0.6, bank.short[(session + c) % len(bank.short)]))
+                Utterance(said.end_s + 1.3 + 0.6, bank.short[(session + c) % len(bank.short)])
+            )
         c += 1
     if participants == 1:
         del lines["b"]
@@ -175,15 +177,16 @@ class SyntheticTransport(Transport):
     async def join(self, events: TransportEvents) -> None:
         for pid in self.lines:
             events.participant_joined(pid, pid.upper())
-        self._thread = threading.Thread(target=self._deliver, args=(events,), daemon=True,
-                                        name="synthetic-sdk")
+        self._thread = threading.Thread(
+            target=self._deliver, args=(events,), daemon=True, name="synthetic-sdk"
+        )
         self._thread.start()
 
     def _frame(self, pid: str, t: float) -> bytes:
         for u in self.lines[pid]:
             if u.start_s <= t < u.end_s:
                 off = int((t - u.start_s) * RATE) * 2 // FRAME_BYTES * FRAME_BYTES
-                return u.pcm[off:off + FRAME_BYTES] or self.tone
+                return u.pcm[off : off + FRAME_BYTES] or self.tone
         return self.tone
 
     def _deliver(self, events: TransportEvents) -> None:
@@ -223,8 +226,9 @@ class SyntheticTransport(Transport):
         return stale
 
 
-def make_transport(bank: Bank, session: int, participants: int,
-                   seconds: float) -> SyntheticTransport:
+def make_transport(
+    bank: Bank, session: int, participants: int, seconds: float
+) -> SyntheticTransport:
     phase = np.random.default_rng(session).uniform(0, FRAME_MS / 1000)
     return SyntheticTransport(script(bank, session, participants, seconds), bank.tone, phase)
 
@@ -252,8 +256,9 @@ class Session:
 
     def observe(self, e: BridgeEvent) -> None:
         if e.kind == ev.BARGE_IN:
-            self.barge_ins.append((time.monotonic(), e.data.get("cause", ""),
-                                   e.data.get("flushed_ms", 0.0)))
+            self.barge_ins.append(
+                (time.monotonic(), e.data.get("cause", ""), e.data.get("flushed_ms", 0.0))
+            )
         elif e.kind == ev.TURN_METRICS:
             self.turn_ms.append(e.data["latency_ms"])
         elif e.kind == ev.SESSION_STATE and e.data.get("state") == "ready":
@@ -307,9 +312,21 @@ def rss_mb() -> float:
 def start_simulator() -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "botrun.bots.cli", "agent-sim", "--port", "0",
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "agent-sim",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 async def baseline(bank: Bank, n: int, participants: int, seconds: float) -> float:
@@ -331,8 +348,10 @@ def pct(values: list[float], p: float) -> float:
 
 def ratio_line(label: str, value: float, target: float, unit: str) -> str:
     verdict = "ok" if value <= target else "OVER"
-    return (f"{label:34s} {value:8.3f} {unit:3s} target <= {target:g} {unit}  "
-            f"ratio {value / target:5.2f}  {verdict}")
+    return (
+        f"{label:34s} {value:8.3f} {unit:3s} target <= {target:g} {unit}  "
+        f"ratio {value / target:5.2f}  {verdict}"
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -349,12 +368,16 @@ async def run(args: argparse.Namespace) -> int:
         print("simulator did not start:", proc.communicate(timeout=10)[1])
         return 1
 
-    cfg: BotConfig = apply_overrides(config_from_dict({"agent": {"greeting": ""}}),
-                                     {"agent.url": url, "bridge.chunk_ms": args.chunk_ms})
+    cfg: BotConfig = apply_overrides(
+        config_from_dict({"agent": {"greeting": ""}}),
+        {"agent.url": url, "bridge.chunk_ms": args.chunk_ms},
+    )
     inbound: list[float] = []
     outbound: list[float] = []
-    sessions = [Session(make_transport(bank, i, args.participants, args.seconds))
-                for i in range(args.sessions)]
+    sessions = [
+        Session(make_transport(bank, i, args.participants, args.seconds))
+        for i in range(args.sessions)
+    ]
     for s in sessions:
         s.bridge = Bridge(s.transport, cfg, observers=[s.observe])
     bridges = [s.bridge for s in sessions if s.bridge is not None]
@@ -362,8 +385,10 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in sessions)), 30)
     except TimeoutError:
-        print(f"only {sum(s.ready.is_set() for s in sessions)} of {len(sessions)} sessions "
-              "became ready within 30 s")
+        print(
+            f"only {sum(s.ready.is_set() for s in sessions)} of {len(sessions)} sessions "
+            "became ready within 30 s"
+        )
     await asyncio.sleep(WARMUP_S)
     for b in bridges:  # steady state only: drop connect-time and first-import samples
         b.metrics.inbound = SharedStats(inbound)
@@ -382,8 +407,11 @@ async def run(args: argparse.Namespace) -> int:
     sim_cpu = sim.ru_utime + sim.ru_stime
 
     n = args.sessions
-    stale = [(s.transport.stale_after(t) * 1000, cause, flushed, i)
-             for i, s in enumerate(sessions) for t, cause, flushed in s.barge_ins]
+    stale = [
+        (s.transport.stale_after(t) * 1000, cause, flushed, i)
+        for i, s in enumerate(sessions)
+        for t, cause, flushed in s.barge_ins
+    ]
     stale_ms = [x[0] for x in stale]
     turns = [x for s in sessions for x in s.turn_ms]
     errors = [str(x.error) for x in summaries if x.error is not None]
@@ -395,44 +423,70 @@ async def run(args: argparse.Namespace) -> int:
     chunks = sum(len(s.transport.writes) for s in sessions)
     frames = sum(s.transport.frames_delivered for s in sessions)
 
-    print(f"sessions: {n} bridges in one process, {args.participants} participant(s) each, "
-          f"chunk_ms {args.chunk_ms}, {args.seconds:.0f} s measured in real time "
-          f"(+{WARMUP_S:.0f} s warm-up), simulator in its own process")
-    print(f"machine: {os.cpu_count()} cores; load average before {load0[0]:.2f}, "
-          f"at the end {load1[0]:.2f} (1 min)")
-    print(f"traffic: {frames} participant frames in, {chunks} bot chunks out, "
-          f"{sum(len(x.metrics.turns) for x in summaries)} agent replies, "
-          f"{len(stale_ms)} barge-ins; errors {len(errors)}, inbound dropped {dropped:.0f} ms, "
-          f"pacer underruns {underruns}")
+    print(
+        f"sessions: {n} bridges in one process, {args.participants} participant(s) each, "
+        f"chunk_ms {args.chunk_ms}, {args.seconds:.0f} s measured in real time "
+        f"(+{WARMUP_S:.0f} s warm-up), simulator in its own process"
+    )
+    print(
+        f"machine: {os.cpu_count()} cores; load average before {load0[0]:.2f}, "
+        f"at the end {load1[0]:.2f} (1 min)"
+    )
+    print(
+        f"traffic: {frames} participant frames in, {chunks} bot chunks out, "
+        f"{sum(len(x.metrics.turns) for x in summaries)} agent replies, "
+        f"{len(stale_ms)} barge-ins; errors {len(errors)}, inbound dropped {dropped:.0f} ms, "
+        f"pacer underruns {underruns}"
+    )
     for e in sorted(set(errors))[:5]:
         print("  error:", e)
     if turns:
-        print(f"turn latency (user stops -> bot audio out, includes the agent's 1 s "
-              f"min_silence + 0.3 s think time): median {statistics.median(turns):.0f} ms")
-    print(f"inbound  latency: p50 {pct(inbound, 50) * 1000:.3f} ms, p99 "
-          f"{pct(inbound, 99) * 1000:.3f} ms, max {max(inbound, default=0) * 1000:.1f} ms "
-          f"({len(inbound)} frames)")
-    print(f"outbound latency: p50 {pct(outbound, 50) * 1000:.3f} ms, p99 "
-          f"{pct(outbound, 99) * 1000:.3f} ms, max {max(outbound, default=0) * 1000:.1f} ms "
-          f"({len(outbound)} chunks)")
-    print(f"CPU: {100 * cpu / wall:.1f} % of one core in all = {cpu_raw:.3f} % per session; "
-          f"idle baseline (synthetic SDK threads alone) {cpu_base:.3f} % per session; "
-          f"net {cpu_net:.3f} % per session")
+        print(
+            f"turn latency (user stops -> bot audio out, includes the agent's 1 s "
+            f"min_silence + 0.3 s think time): median {statistics.median(turns):.0f} ms"
+        )
+    print(
+        f"inbound  latency: p50 {pct(inbound, 50) * 1000:.3f} ms, p99 "
+        f"{pct(inbound, 99) * 1000:.3f} ms, max {max(inbound, default=0) * 1000:.1f} ms "
+        f"({len(inbound)} frames)"
+    )
+    print(
+        f"outbound latency: p50 {pct(outbound, 50) * 1000:.3f} ms, p99 "
+        f"{pct(outbound, 99) * 1000:.3f} ms, max {max(outbound, default=0) * 1000:.1f} ms "
+        f"({len(outbound)} chunks)"
+    )
+    print(
+        f"CPU: {100 * cpu / wall:.1f} % of one core in all = {cpu_raw:.3f} % per session; "
+        f"idle baseline (synthetic SDK threads alone) {cpu_base:.3f} % per session; "
+        f"net {cpu_net:.3f} % per session"
+    )
     by_kind = {k: v - k0.get(k, 0.0) for k, v in k1.items()}
-    print("  by thread (% of one core, all sessions): " + ", ".join(
-        f"{k} {100 * v / wall:.1f}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])))
-    print(f"  the event loop thread waited {1000 * queued / wall:.0f} ms per second for a CPU "
-          "(runnable, not running: the machine's other work and this process's other threads)")
+    print(
+        "  by thread (% of one core, all sessions): "
+        + ", ".join(
+            f"{k} {100 * v / wall:.1f}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])
+        )
+    )
+    print(
+        f"  the event loop thread waited {1000 * queued / wall:.0f} ms per second for a CPU "
+        "(runnable, not running: the machine's other work and this process's other threads)"
+    )
     print(f"simulator process CPU (not counted above): {sim_cpu:.1f} s")
     if stale_ms:
-        print(f"stale after barge-in: median {statistics.median(stale_ms):.1f} ms, "
-              f"max {max(stale_ms):.1f} ms")
+        print(
+            f"stale after barge-in: median {statistics.median(stale_ms):.1f} ms, "
+            f"max {max(stale_ms):.1f} ms"
+        )
         for ms, cause, flushed, i in sorted(stale, reverse=True)[:3]:
             if ms > TARGET_STALE_MS:
-                print(f"  over target: session {i}, {ms:.1f} ms stale (cause {cause}, "
-                      f"{flushed:.0f} ms flushed from the pacer queue)")
-    print(f"RSS: {rss_before:.0f} MB before the sessions, peak {rss_mb():.0f} MB "
-          f"({(rss_mb() - rss_before) / n:.2f} MB per session)")
+                print(
+                    f"  over target: session {i}, {ms:.1f} ms stale (cause {cause}, "
+                    f"{flushed:.0f} ms flushed from the pacer queue)"
+                )
+    print(
+        f"RSS: {rss_before:.0f} MB before the sessions, peak {rss_mb():.0f} MB "
+        f"({(rss_mb() - rss_before) / n:.2f} MB per session)"
+    )
     print("-- against the targets (ratio = measured / target; <= 1 meets it)")
     print(ratio_line("inbound p99", pct(inbound, 99) * 1000, TARGET_P99_MS, "ms"))
     print(ratio_line("outbound p99", pct(outbound, 99) * 1000, TARGET_P99_MS, "ms"))
@@ -451,12 +505,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--sessions", type=int, default=50, help="concurrent bridges (default 50)")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds (default 20)")
-    p.add_argument("--participants", type=int, choices=(1, 2), default=2,
-                   help="participants per session (default 2: a speaker and an interrupter)")
-    p.add_argument("--chunk-ms", type=int, default=20,
-                   help="bridge.chunk_ms: inbound batch per WebSocket message (default 20)")
-    p.add_argument("--baseline-seconds", type=float, default=3.0,
-                   help="seconds of the idle baseline (synthetic transports alone)")
+    p.add_argument(
+        "--participants",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="participants per session (default 2: a speaker and an interrupter)",
+    )
+    p.add_argument(
+        "--chunk-ms",
+        type=int,
+        default=20,
+        help="bridge.chunk_ms: inbound batch per WebSocket message (default 20)",
+    )
+    p.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=3.0,
+        help="seconds of the idle baseline (synthetic transports alone)",
+    )
     args = p.parse_args()
     if args.sessions < 1 or args.seconds <= 0:
         p.error("--sessions must be >= 1 and --seconds > 0")

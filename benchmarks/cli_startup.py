@@ -28,8 +28,10 @@ def main() -> None:
         subprocess.run(bare, capture_output=True, check=True)
         base.append(time.perf_counter() - t)
     med, med0 = statistics.median(times), statistics.median(base)
-    print(f"botrun --help: median {med * 1000:.0f} ms, min {min(times) * 1000:.0f} ms "
-          f"over {args.runs} runs (bare python: {med0 * 1000:.0f} ms)")
+    print(
+        f"botrun --help: median {med * 1000:.0f} ms, min {min(times) * 1000:.0f} ms "
+        f"over {args.runs} runs (bare python: {med0 * 1000:.0f} ms)"
+    )
     print(f"target 300 ms: {'met' if med <= 0.3 else 'NOT met'} ({med / 0.3:.2f}x of budget)")
 
 

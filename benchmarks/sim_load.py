@@ -59,8 +59,14 @@ async def session(url: str, seed: int, speech_ms: int, min_silence: int) -> Resu
     t0 = time.perf_counter()
     try:
         async with websockets.connect(url, max_size=2**24) as ws:
-            await ws.send(json.dumps({"type": "session.update", "session": {
-                "input": {"turn_detection": {"min_silence": min_silence}}}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "session.update",
+                        "session": {"input": {"turn_detection": {"min_silence": min_silence}}},
+                    }
+                )
+            )
             while json.loads(await ws.recv())["type"] != "session.ready":
                 pass
             res.connect_s = time.perf_counter() - t0
@@ -88,13 +94,15 @@ async def session(url: str, seed: int, speech_ms: int, min_silence: int) -> Resu
             speech_end = int(np.flatnonzero(audio)[-1])
             speech_end_sent = 0.0
             for i, off in enumerate(range(0, len(audio), step)):
-                chunk = audio[off:off + step].tobytes()
-                await ws.send(json.dumps({"type": "input.audio",
-                                          "audio": base64.b64encode(chunk).decode()}))
+                chunk = audio[off : off + step].tobytes()
+                await ws.send(
+                    json.dumps({"type": "input.audio", "audio": base64.b64encode(chunk).decode()})
+                )
                 if off <= speech_end < off + step:
                     speech_end_sent = time.perf_counter()
-                await asyncio.sleep(max(0.0, start + (i + 1) * CHUNK_MS / 1000
-                                        - time.perf_counter()))
+                await asyncio.sleep(
+                    max(0.0, start + (i + 1) * CHUNK_MS / 1000 - time.perf_counter())
+                )
             await asyncio.wait_for(done.wait(), 30)
             res.turn_latency_s = (first_audio or speech_end_sent) - speech_end_sent
             await ws.send(json.dumps({"type": "session.end"}))
@@ -104,8 +112,13 @@ async def session(url: str, seed: int, speech_ms: int, min_silence: int) -> Resu
             # the echo is a contiguous slice of what was sent, covering all of the speech
             raw = audio.tobytes()
             pos = raw.find(bytes(echoed))
-            res.echo_exact = (len(got) > 0 and pos >= 0 and pos % 2 == 0
-                              and pos // 2 <= nonzero[0] and pos // 2 + len(got) > nonzero[-1])
+            res.echo_exact = (
+                len(got) > 0
+                and pos >= 0
+                and pos % 2 == 0
+                and pos // 2 <= nonzero[0]
+                and pos // 2 + len(got) > nonzero[-1]
+            )
             res.ok = res.echo_exact and not res.session_errors
     except Exception as exc:  # a benchmark reports failures, it does not stop on them
         res.error = f"{type(exc).__name__}: {exc}"
@@ -119,17 +132,32 @@ def pct(values: list[float], p: float) -> float:
 async def run(args: argparse.Namespace) -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "botrun.bots.cli", "agent-sim", "--port", "0",
-         "--log-level", "warning", "--speed", str(args.speed)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "agent-sim",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+            "--speed",
+            str(args.speed),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     if not url.startswith("ws://"):
         print("simulator did not start:", proc.communicate(timeout=10)[1])
         return 1
     wall0 = time.perf_counter()
-    results = await asyncio.gather(*(session(url, i, args.speech_ms, args.min_silence)
-                                     for i in range(args.sessions)))
+    results = await asyncio.gather(
+        *(session(url, i, args.speech_ms, args.min_silence) for i in range(args.sessions))
+    )
     wall = time.perf_counter() - wall0
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -139,26 +167,33 @@ async def run(args: argparse.Namespace) -> int:
     client_cpu = me.ru_utime + me.ru_stime
 
     failed = [r for r in results if not r.ok]
-    print(f"sessions: {args.sessions} concurrent, {args.speech_ms} ms of speech each, "
-          f"speed {args.speed}x, wall {wall:.2f} s")
-    print(f"ok: {len(results) - len(failed)}  failed: {len(failed)}  "
-          f"echo exact: {sum(r.echo_exact for r in results)}")
+    print(
+        f"sessions: {args.sessions} concurrent, {args.speech_ms} ms of speech each, "
+        f"speed {args.speed}x, wall {wall:.2f} s"
+    )
+    print(
+        f"ok: {len(results) - len(failed)}  failed: {len(failed)}  "
+        f"echo exact: {sum(r.echo_exact for r in results)}"
+    )
     for r in failed[:5]:
         print("  failure:", r.error or f"errors={r.session_errors} echo_exact={r.echo_exact}")
     connect = [r.connect_s * 1000 for r in results if r.connect_s]
     turn = [r.turn_latency_s * 1000 for r in results if r.ok]
-    print(f"connect->ready ms: median {statistics.median(connect):.1f}  "
-          f"p99 {pct(connect, 99):.1f}")
+    print(f"connect->ready ms: median {statistics.median(connect):.1f}  p99 {pct(connect, 99):.1f}")
     if turn:
         designed = (args.min_silence + 300) / args.speed
-        print(f"end of speech->first reply.audio ms: median {statistics.median(turn):.1f}  "
-              f"p99 {pct(turn, 99):.1f}  (designed: {designed:.0f} = min_silence + 300 ms "
-              f"think time; overhead p99 {pct(turn, 99) - designed:.1f})")
+        print(
+            f"end of speech->first reply.audio ms: median {statistics.median(turn):.1f}  "
+            f"p99 {pct(turn, 99):.1f}  (designed: {designed:.0f} = min_silence + 300 ms "
+            f"think time; overhead p99 {pct(turn, 99) - designed:.1f})"
+        )
     audio_s = sum(r.sent_bytes for r in results) / 2 / RATE
-    print(f"simulator CPU: {sim_cpu:.2f} s for {audio_s:.0f} s of received audio "
-          f"({100 * sim_cpu / wall / args.sessions:.2f} % of one core per session); "
-          f"clients' CPU {client_cpu:.2f} s ({100 * client_cpu / wall:.0f} % of a core: near "
-          "100 % means the latencies above measure the client, not the simulator)")
+    print(
+        f"simulator CPU: {sim_cpu:.2f} s for {audio_s:.0f} s of received audio "
+        f"({100 * sim_cpu / wall / args.sessions:.2f} % of one core per session); "
+        f"clients' CPU {client_cpu:.2f} s ({100 * client_cpu / wall:.0f} % of a core: near "
+        "100 % means the latencies above measure the client, not the simulator)"
+    )
     if "Traceback" in err:
         print("simulator stderr had a traceback:\n" + err)
         return 1

@@ -41,20 +41,27 @@ def shared_options(fn: Any) -> Any:
     """Options every transport command (and ``demo``) shares."""
     opts = [
         click.option(
-            "--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+            "--config",
+            "config",
+            type=click.Path(path_type=Path, dir_okay=False),
             help="Bot configuration (TOML). Default: the packaged configs/default.toml.",
         ),
         click.option(
-            "--agent-url", metavar="URL",
+            "--agent-url",
+            metavar="URL",
             help=f"Voice-agent WebSocket URL [default: {DEFAULT_AGENT_URL}, or the config's "
             "agent.url].",
         ),
         click.option(
-            "--transcript", type=click.Path(path_type=Path, dir_okay=False),
+            "--transcript",
+            type=click.Path(path_type=Path, dir_okay=False),
             help="Append the conversation to FILE as JSON Lines.",
         ),
         click.option(
-            "--log-level", type=click.Choice(LEVELS), default="warning", show_default=True,
+            "--log-level",
+            type=click.Choice(LEVELS),
+            default="warning",
+            show_default=True,
             help="Logging verbosity (the live console shows the call either way).",
         ),
         click.option("--name", metavar="NAME", help="The bot's display name in the meeting."),
@@ -84,8 +91,13 @@ def _click_option(opt: Option) -> click.Option:
     if opt.required:
         help_text += " [required]"
     return click.Option(
-        decl, type=typ, default=None, multiple=opt.multiple, help=help_text,
-        metavar=opt.metavar, show_default=False,
+        decl,
+        type=typ,
+        default=None,
+        multiple=opt.multiple,
+        help=help_text,
+        metavar=opt.metavar,
+        show_default=False,
     )
 
 
@@ -94,8 +106,10 @@ def transport_command(spec: TransportSpec) -> click.Command:
         from botrun.bots.runner import SharedOptions, run_transport
 
         shared = SharedOptions(
-            config=kwargs.pop("config"), agent_url=kwargs.pop("agent_url"),
-            transcript=kwargs.pop("transcript"), log_level=kwargs.pop("log_level"),
+            config=kwargs.pop("config"),
+            agent_url=kwargs.pop("agent_url"),
+            transcript=kwargs.pop("transcript"),
+            log_level=kwargs.pop("log_level"),
             name=kwargs.pop("name"),
         )
         code = run_transport(spec, shared, kwargs)
@@ -103,8 +117,11 @@ def transport_command(spec: TransportSpec) -> click.Command:
             sys.exit(code)
 
     cmd = click.Command(
-        spec.name, callback=callback, help=spec.description or spec.help,
-        short_help=spec.help, params=[_click_option(o) for o in spec.options],
+        spec.name,
+        callback=callback,
+        help=spec.description or spec.help,
+        short_help=spec.help,
+        params=[_click_option(o) for o in spec.options],
     )
     return shared_options(cmd)  # click decorators also work on Command objects
 

@@ -23,9 +23,14 @@ def demo_scenario(bundled_sample: bool) -> Any:
 
     if not bundled_sample:
         return None
-    return scenario_from_dict({"name": "demo", "turns": [
-        {"user": SAMPLE_TEXT, "reply": "Sure. " + SAMPLE_TEXT, "audio": "echo"},
-    ]})
+    return scenario_from_dict(
+        {
+            "name": "demo",
+            "turns": [
+                {"user": SAMPLE_TEXT, "reply": "Sure. " + SAMPLE_TEXT, "audio": "echo"},
+            ],
+        }
+    )
 
 
 def sample_path() -> Path:
@@ -34,13 +39,28 @@ def sample_path() -> Path:
 
 @click.command("demo")
 @shared_options
-@click.option("--input", "input_wav", type=click.Path(path_type=Path, dir_okay=False),
-              help="Speak your own WAV file instead of the bundled sample.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("demo-output.wav"), show_default=True,
-              help="Where to record the bot's voice.")
-def command(config: Path | None, agent_url: str | None, transcript: Path | None,
-            log_level: str, name: str | None, input_wav: Path | None, output: Path) -> None:
+@click.option(
+    "--input",
+    "input_wav",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Speak your own WAV file instead of the bundled sample.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("demo-output.wav"),
+    show_default=True,
+    help="Where to record the bot's voice.",
+)
+def command(
+    config: Path | None,
+    agent_url: str | None,
+    transcript: Path | None,
+    log_level: str,
+    name: str | None,
+    input_wav: Path | None,
+    output: Path,
+) -> None:
     """Talk to a local simulated voice agent through a simulated meeting (no account).
 
     The simulator answers by echoing what it heard, so the recording in --output is your

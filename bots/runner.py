@@ -51,7 +51,9 @@ def build_config(
 
 
 def prepare(
-    spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any],
+    spec: TransportSpec,
+    shared: SharedOptions,
+    cli_values: dict[str, Any],
     secrets: Secrets | None = None,
 ) -> tuple[TransportContext, str | None]:
     """Validate everything a transport command needs before anything connects."""
@@ -83,7 +85,10 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
 
 
 def run_with_transport(
-    transport: Any, cfg: BotConfig, api_key: str | None, transcript: Path | None,
+    transport: Any,
+    cfg: BotConfig,
+    api_key: str | None,
+    transcript: Path | None,
     console: bool = True,
 ) -> int:
     """Run the call to its end; a failure is raised as the BotrunError the CLI prints."""
@@ -94,7 +99,10 @@ def run_with_transport(
 
 
 async def call(
-    transport: Any, cfg: BotConfig, api_key: str | None, transcript: Path | None,
+    transport: Any,
+    cfg: BotConfig,
+    api_key: str | None,
+    transcript: Path | None,
     console: bool = True,
 ) -> Any:
     """One call with the config's tools and every installed plugin's tools and observers."""
@@ -110,6 +118,11 @@ async def call(
         pm.hook.botrun_observe(event=event)
 
     return await run_call(
-        transport, cfg, api_key=api_key, transcript=transcript, tools=tools,
-        observers=[plugin_observer], console=console,
+        transport,
+        cfg,
+        api_key=api_key,
+        transcript=transcript,
+        tools=tools,
+        observers=[plugin_observer],
+        console=console,
     )

@@ -269,8 +269,11 @@ class Bridge:
             self._user_speaking = True
             self.roster.reset_turn()
             speaker = self.roster.speaking_now(self._listened)
-            self._emit(ev.SPEECH_STARTED, participant_id=speaker.id if speaker else None,
-                       name=speaker.name if speaker else None)
+            self._emit(
+                ev.SPEECH_STARTED,
+                participant_id=speaker.id if speaker else None,
+                name=speaker.name if speaker else None,
+            )
             interrupt = self.config.agent.input.turn_detection.interrupt_response
             if interrupt and (self._reply_active or self._pending_out_ms() > 0):
                 self._barge_in("speech")
@@ -283,9 +286,13 @@ class Bridge:
             self._emit(ev.SPEECH_STOPPED)
         elif isinstance(e, p.TranscriptUserDelta):
             speaker = self.roster.loudest()
-            self._emit(ev.TRANSCRIPT_USER, text=e.text, final=False,
-                       participant_id=speaker.id if speaker else None,
-                       participant_name=speaker.name if speaker else None)
+            self._emit(
+                ev.TRANSCRIPT_USER,
+                text=e.text,
+                final=False,
+                participant_id=speaker.id if speaker else None,
+                participant_name=speaker.name if speaker else None,
+            )
         elif isinstance(e, p.TranscriptUser):
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
@@ -332,8 +339,9 @@ class Bridge:
             speaker = self.roster.get(next(iter(self._listened)))
         pid = speaker.id if speaker else None
         name = speaker.name if speaker else None
-        self._emit(ev.TRANSCRIPT_USER, text=text, final=True, participant_id=pid,
-                   participant_name=name)
+        self._emit(
+            ev.TRANSCRIPT_USER, text=text, final=True, participant_id=pid, participant_name=name
+        )
         if self.transcript:
             self.transcript.write("user", text, participant_id=pid, participant_name=name)
 
@@ -405,8 +413,11 @@ class Bridge:
             # Keep the agent's speech detector running: silence while nobody is heard. Only
             # once no audio has arrived for a while: a stalled loop or a late SDK frame must
             # not get silence inserted into the middle of someone's sentence.
-            if (self.client is not None and now - self._last_heard > _SILENT_AFTER_S
-                    and now - self._audio_clock > 2 * chunk_s):
+            if (
+                self.client is not None
+                and now - self._last_heard > _SILENT_AFTER_S
+                and now - self._audio_clock > 2 * chunk_s
+            ):
                 n = int((now - self._audio_clock) / chunk_s)
                 self._send_frames([silence] * min(n, 50), now)
             if len(self.roster):
@@ -426,8 +437,10 @@ class Bridge:
                 self._empty_since = now
             if self.transport.participants_pending():
                 self._empty_since = now
-            elif self._closing_session is None and self._empty_since is not None and (
-                now - self._empty_since >= cfg.idle_timeout_s
+            elif (
+                self._closing_session is None
+                and self._empty_since is not None
+                and (now - self._empty_since >= cfg.idle_timeout_s)
             ):
                 self.stop("no one left in the meeting")
 
@@ -442,9 +455,14 @@ class Bridge:
         self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
         self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
         self.pacer = OutboundPacer(
-            t.write_audio, t.output_sample_rate, chunk_ms=t.output_chunk_ms,
-            max_ahead=t.output_max_ahead, flush_sink=t.flush_audio, name=f"{t.name}-pacer",
-            prebuffer_ms=self.config.bridge.prebuffer_ms, speed=t.time_scale,
+            t.write_audio,
+            t.output_sample_rate,
+            chunk_ms=t.output_chunk_ms,
+            max_ahead=t.output_max_ahead,
+            flush_sink=t.flush_audio,
+            name=f"{t.name}-pacer",
+            prebuffer_ms=self.config.bridge.prebuffer_ms,
+            speed=t.time_scale,
         )
         self.pacer.start()
         watchdog: asyncio.Task[None] | None = None
@@ -537,11 +555,13 @@ async def run_call(
         from .console import Console
 
         obs.insert(0, Console())
-    bridge = Bridge(transport, config, api_key=api_key, tools=tools, observers=obs,
-                    transcript=transcript)
+    bridge = Bridge(
+        transport, config, api_key=api_key, tools=tools, observers=obs, transcript=transcript
+    )
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     if install_signal_handlers:
+
         def on_signal(sig: signal.Signals) -> None:
             if bridge._stop.is_set():
                 log.warning("second %s: exiting now", sig.name)

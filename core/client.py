@@ -334,22 +334,34 @@ class AgentClient:
                         attempt, outage_since = 0, time.monotonic()
                     attempt += 1
                     if not started and attempt >= self._start_attempts:
-                        self._fail(AgentError(redact(
-                            f"cannot connect to the voice agent at {self._display_url}: "
-                            f"{d.reason} (tried {attempt} times)"
-                        )))
+                        self._fail(
+                            AgentError(
+                                redact(
+                                    f"cannot connect to the voice agent at {self._display_url}: "
+                                    f"{d.reason} (tried {attempt} times)"
+                                )
+                            )
+                        )
                         return
                     if outage_since is not None and (
                         time.monotonic() - outage_since > self._give_up_s
                     ):
-                        self._fail(AgentError(redact(
-                            f"lost the voice agent at {self._display_url} and could not "
-                            f"reconnect within {self._give_up_s:g} s: {d.reason}"
-                        )))
+                        self._fail(
+                            AgentError(
+                                redact(
+                                    f"lost the voice agent at {self._display_url} and could not "
+                                    f"reconnect within {self._give_up_s:g} s: {d.reason}"
+                                )
+                            )
+                        )
                         return
                     delay = 0.0 if d.kind == "fresh" and attempt == 1 else self._delay(attempt)
-                    log.warning("agent connection: %s; reconnecting in %.2f s (attempt %d)",
-                                redact(d.reason), delay, attempt)
+                    log.warning(
+                        "agent connection: %s; reconnecting in %.2f s (attempt %d)",
+                        redact(d.reason),
+                        delay,
+                        attempt,
+                    )
                     if started:
                         self._stats.reconnects += 1
                         self._emit(Reconnecting(attempt, redact(d.reason), delay))
@@ -447,8 +459,9 @@ class AgentClient:
 
     def _auth_message(self, detail: str) -> str:
         what = "temporary token" if self._token else f"API key in {KEY_VAR}"
-        hint = (" Temporary tokens are single use and expire." if self._token
-                else f" Check {KEY_VAR}.")
+        hint = (
+            " Temporary tokens are single use and expire." if self._token else f" Check {KEY_VAR}."
+        )
         if not self._token and not self._api_key:
             what, hint = "connection (no API key was sent)", f" Set {KEY_VAR}."
         return f"the voice agent at {self._display_url} refused the {what} ({detail}).{hint}"
@@ -513,8 +526,9 @@ class AgentClient:
                 self._stats.protocol_errors += 1
                 n = self._stats.protocol_errors
                 if n <= _LOG_FIRST or n % 100 == 0:
-                    log.warning("bad message from the agent (#%d, ignored): %s | %s",
-                                n, ev.reason, ev.raw)
+                    log.warning(
+                        "bad message from the agent (#%d, ignored): %s | %s", n, ev.reason, ev.raw
+                    )
                 return
             case UnknownEvent():
                 self._stats.unknown_events += 1
@@ -555,8 +569,12 @@ class AgentClient:
             self._controls = deque(kept)
         if self._audio_bytes:
             self._stats.audio_replayed_ms += _ms(self._audio_bytes)
-            log.info("agent ready (%s): sending %.0f ms of buffered audio (%.0f ms dropped)",
-                     kind, _ms(self._audio_bytes), self._stats.audio_dropped_ms)
+            log.info(
+                "agent ready (%s): sending %.0f ms of buffered audio (%.0f ms dropped)",
+                kind,
+                _ms(self._audio_bytes),
+                self._stats.audio_dropped_ms,
+            )
         self._dropping = False
         self._wake.set()
         if self._first_ready is not None and not self._first_ready.done():
@@ -571,8 +589,12 @@ class AgentClient:
             raise _Disconnect("fresh", f"{ev.code}: {ev.message}")
         if ev.code in TRANSIENT:
             raise _Disconnect("transient", f"{ev.code}: {ev.message}")
-        log.warning("agent reported %s: %s%s", ev.code, redact(ev.message),
-                    f" (param {ev.param})" if ev.param else "")
+        log.warning(
+            "agent reported %s: %s%s",
+            ev.code,
+            redact(ev.message),
+            f" (param {ev.param})" if ev.param else "",
+        )
 
     def _emit(self, item: ServerEvent | Notice) -> None:
         self._queue.put_nowait(item)

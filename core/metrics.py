@@ -64,8 +64,10 @@ class CallMetrics:
 
     def summary(self) -> str:
         lat = sorted(self.latencies_ms)
-        lines = [f"call length {time.monotonic() - self.started_at:.1f} s, "
-                 f"{len(self.turns)} agent replies, {self.barge_ins} interruptions"]
+        lines = [
+            f"call length {time.monotonic() - self.started_at:.1f} s, "
+            f"{len(self.turns)} agent replies, {self.barge_ins} interruptions"
+        ]
         if lat:
             mid = lat[len(lat) // 2]
             lines.append(
@@ -74,6 +76,7 @@ class CallMetrics:
             )
         spoken = sum(t.reply_ms for t in self.turns) / 1000
         lines.append(f"bot spoke {spoken:.1f} s")
-        lines.append(f"bridge processing: in {self.inbound.summary_ms()}; "
-                     f"out {self.outbound.summary_ms()}")
+        lines.append(
+            f"bridge processing: in {self.inbound.summary_ms()}; out {self.outbound.summary_ms()}"
+        )
         return "\n".join(lines)

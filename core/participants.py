@@ -95,8 +95,11 @@ class Roster:
 
     def speaking_now(self, among: set[str]) -> Participant | None:
         """Who of ``among`` is loudest right now."""
-        best = max((self._people[i] for i in among if i in self._people),
-                   key=lambda p: p.level, default=None)
+        best = max(
+            (self._people[i] for i in among if i in self._people),
+            key=lambda p: p.level,
+            default=None,
+        )
         return best if best is not None and best.level > 0 else None
 
     def loudest(self) -> Participant | None:

@@ -287,8 +287,11 @@ def to_dict(event: ClientEvent) -> dict[str, Any]:
         case SessionResume(session_id=s):
             return {"type": "session.resume", "session_id": s}
         case ReplyCreate(instructions=i):
-            return {"type": "reply.create"} if i is None else {
-                "type": "reply.create", "instructions": i}
+            return (
+                {"type": "reply.create"}
+                if i is None
+                else {"type": "reply.create", "instructions": i}
+            )
         case SessionEnd():
             return {"type": "session.end"}
     raise TypeError(f"not a client event: {event!r}")
@@ -320,8 +323,13 @@ def encode_server(event: ServerEvent) -> str:
         case ReplyAudio(pcm=p):
             d = {"type": "reply.audio", "data": _b64(p)}
         case TranscriptAgentDelta(reply_id=r, delta=x, start_ms=s, end_ms=e):
-            d = {"type": "transcript.agent.delta", "reply_id": r, "delta": x,
-                 "start_ms": s, "end_ms": e}
+            d = {
+                "type": "transcript.agent.delta",
+                "reply_id": r,
+                "delta": x,
+                "start_ms": s,
+                "end_ms": e,
+            }
         case TranscriptAgent(reply_id=r, text=t, interrupted=i):
             d = {"type": "transcript.agent", "reply_id": r, "text": t, "interrupted": i}
         case ReplyDone(reply_id=r, status=s):
@@ -333,8 +341,11 @@ def encode_server(event: ServerEvent) -> str:
             if p is not None:
                 d["param"] = p
         case SessionEnded(session_duration_seconds=s, audio_duration_seconds=a):
-            d = {"type": "session.ended", "session_duration_seconds": s,
-                 "audio_duration_seconds": a}
+            d = {
+                "type": "session.ended",
+                "session_duration_seconds": s,
+                "audio_duration_seconds": a,
+            }
         case _:
             raise TypeError(f"not a server event: {event!r}")
     return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
@@ -347,8 +358,7 @@ class _Bad(Exception):
     """Internal: a field failed validation (turned into a ProtocolError)."""
 
 
-def _str(d: dict[str, Any], key: str, default: str | None = None, *, required: bool = False
-         ) -> str:
+def _str(d: dict[str, Any], key: str, default: str | None = None, *, required: bool = False) -> str:
     v = d.get(key)
     if v is None:
         if required or default is None:
@@ -418,8 +428,9 @@ def _audio(d: dict[str, Any], key: str, pcm16: bool) -> bytes:
 
 
 def _dec_ended(d: dict[str, Any]) -> SessionEnded:
-    return SessionEnded(_num(d, "session_duration_seconds") or 0.0,
-                        _num(d, "audio_duration_seconds") or 0.0)
+    return SessionEnded(
+        _num(d, "session_duration_seconds") or 0.0, _num(d, "audio_duration_seconds") or 0.0
+    )
 
 
 _SERVER: dict[str, Callable[[dict[str, Any], bool], Any]] = {
@@ -428,19 +439,24 @@ _SERVER: dict[str, Callable[[dict[str, Any], bool], Any]] = {
     "input.speech.started": lambda d, _: SpeechStarted(_stamp(d)),
     "input.speech.stopped": lambda d, _: SpeechStopped(_stamp(d)),
     "transcript.user.delta": lambda d, _: TranscriptUserDelta(
-        _str(d, "text", ""), _str(d, "item_id", "")),
+        _str(d, "text", ""), _str(d, "item_id", "")
+    ),
     "transcript.user": lambda d, _: TranscriptUser(_str(d, "text", ""), _str(d, "item_id", "")),
     "reply.started": lambda d, _: ReplyStarted(_str(d, "reply_id", "")),
     "reply.audio": lambda d, pcm16: ReplyAudio(_audio(d, "data", pcm16), _opt_str(d, "reply_id")),
     "transcript.agent.delta": lambda d, _: TranscriptAgentDelta(
-        _str(d, "reply_id", ""), _str(d, "delta", ""), _num(d, "start_ms"), _num(d, "end_ms")),
+        _str(d, "reply_id", ""), _str(d, "delta", ""), _num(d, "start_ms"), _num(d, "end_ms")
+    ),
     "transcript.agent": lambda d, _: TranscriptAgent(
-        _str(d, "reply_id", ""), _str(d, "text", ""), _bool(d, "interrupted", False)),
+        _str(d, "reply_id", ""), _str(d, "text", ""), _bool(d, "interrupted", False)
+    ),
     "reply.done": lambda d, _: ReplyDone(_str(d, "reply_id", ""), _str(d, "status", "completed")),
     "tool.call": lambda d, _: ToolCall(
-        _str(d, "call_id", required=True), _str(d, "name", required=True), _obj(d, "arguments")),
+        _str(d, "call_id", required=True), _str(d, "name", required=True), _obj(d, "arguments")
+    ),
     "session.error": lambda d, _: SessionError(
-        _str(d, "code", required=True), _str(d, "message", ""), _opt_str(d, "param")),
+        _str(d, "code", required=True), _str(d, "message", ""), _opt_str(d, "param")
+    ),
     "session.ended": lambda d, _: _dec_ended(d),
 }
 
@@ -448,7 +464,8 @@ _CLIENT: dict[str, Callable[[dict[str, Any], bool], Any]] = {
     "session.update": lambda d, _: SessionUpdate(_obj(d, "session")),
     "input.audio": lambda d, pcm16: InputAudio(_audio(d, "audio", pcm16)),
     "tool.result": lambda d, _: ToolResult(
-        _str(d, "call_id", required=True), _str(d, "result", required=True)),
+        _str(d, "call_id", required=True), _str(d, "result", required=True)
+    ),
     "session.resume": lambda d, _: SessionResume(_str(d, "session_id", required=True)),
     "reply.create": lambda d, _: ReplyCreate(_opt_str(d, "instructions")),
     "session.end": lambda d, _: SessionEnd(),
@@ -459,11 +476,14 @@ def _truncate(text: str) -> str:
     return text if len(text) <= RAW_KEEP else text[:RAW_KEEP] + f"...(+{len(text) - RAW_KEEP})"
 
 
-def _decode(text: str | bytes, table: dict[str, Callable[[dict[str, Any], bool], Any]],
-            pcm16: bool) -> Any:
+def _decode(
+    text: str | bytes, table: dict[str, Callable[[dict[str, Any], bool], Any]], pcm16: bool
+) -> Any:
     if isinstance(text, bytes | bytearray | memoryview):
-        return ProtocolError(f"binary frame of {len(text)} bytes (expected JSON text)",
-                             _truncate(bytes(text[:RAW_KEEP]).hex()))
+        return ProtocolError(
+            f"binary frame of {len(text)} bytes (expected JSON text)",
+            _truncate(bytes(text[:RAW_KEEP]).hex()),
+        )
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -489,8 +509,9 @@ def decode(text: str | bytes, *, pcm16: bool = True) -> ServerEvent | UnknownEve
     return _decode(text, _SERVER, pcm16)
 
 
-def decode_client(text: str | bytes, *, pcm16: bool = True
-                  ) -> ClientEvent | UnknownEvent | ProtocolError:
+def decode_client(
+    text: str | bytes, *, pcm16: bool = True
+) -> ClientEvent | UnknownEvent | ProtocolError:
     """Decode one client message (for servers: the simulator, test servers). Never raises."""
     return _decode(text, _CLIENT, pcm16)
 
@@ -511,8 +532,9 @@ def tool_payload(spec: ToolSpec) -> dict[str, Any]:
     return out
 
 
-def session_payload(cfg: AgentConfig, tools: list[ToolSpec] | tuple[ToolSpec, ...] = ()
-                    ) -> dict[str, Any]:
+def session_payload(
+    cfg: AgentConfig, tools: list[ToolSpec] | tuple[ToolSpec, ...] = ()
+) -> dict[str, Any]:
     """The ``session`` object of the first ``session.update``, built from the bot config.
 
     Audio is always PCM16 at 24 kHz both ways (the bridge resamples); empty optional

@@ -62,9 +62,7 @@ class Secrets:
     """Secrets from ``environ`` (wins) and a ``.env`` file in ``cwd``; all values registered
     for redaction as soon as they are loaded."""
 
-    def __init__(
-        self, environ: Mapping[str, str] | None = None, cwd: Path | None = None
-    ) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
         env = dict(os.environ if environ is None else environ)
         dotenv = _read_dotenv((cwd or Path.cwd()) / ".env")
         self._values: dict[str, str] = {**dotenv, **env}

@@ -296,9 +296,7 @@ class SessionState:
     def accept_audio(self, event: ReplyAudio) -> bool:
         """False for stale audio of an interrupted reply (until the next ``reply.started``);
         the first accepted chunk after the user stopped speaking marks the turn latency."""
-        if self._stale or (
-            event.reply_id is not None and event.reply_id == self._stale_reply_id
-        ):
+        if self._stale or (event.reply_id is not None and event.reply_id == self._stale_reply_id):
             self.stale_audio_chunks += 1
             return False
         if self.first_audio_at is None and self.speech_stopped_at is not None:

@@ -213,8 +213,14 @@ def tool(
     function stays callable as before; its spec is stored on it as ``__botrun_tool__``."""
 
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
-        spec = make_spec(f, name=name, description=description, parameters=parameters,
-                         execution_mode=execution_mode, timeout_s=timeout_s)
+        spec = make_spec(
+            f,
+            name=name,
+            description=description,
+            parameters=parameters,
+            execution_mode=execution_mode,
+            timeout_s=timeout_s,
+        )
         setattr(f, TOOL_ATTR, spec)
         return f
 
@@ -363,9 +369,7 @@ class ToolRegistry:
             if inspect.iscoroutinefunction(spec.func):
                 value = await asyncio.wait_for(spec.func(**arguments), timeout)
             else:
-                value = await asyncio.wait_for(
-                    asyncio.to_thread(spec.func, **arguments), timeout
-                )
+                value = await asyncio.wait_for(asyncio.to_thread(spec.func, **arguments), timeout)
                 if inspect.isawaitable(value):  # a sync wrapper that returned a coroutine
                     value = await asyncio.wait_for(value, timeout)
         except TimeoutError:

@@ -24,8 +24,14 @@ class TranscriptWriter:
         self.lines = 0
 
     def write(
-        self, role: str, text: str, *, participant_id: str | None = None,
-        participant_name: str | None = None, interrupted: bool = False, **extra: Any,
+        self,
+        role: str,
+        text: str,
+        *,
+        participant_id: str | None = None,
+        participant_name: str | None = None,
+        interrupted: bool = False,
+        **extra: Any,
     ) -> None:
         if self._fh is None:
             return

@@ -80,12 +80,14 @@ class Conn:
 
     async def wait_audio(self, nbytes: int, timeout: float = WAIT) -> None:
         """Until this connection has received at least ``nbytes`` of audio."""
+
         async def loop() -> None:
             while len(self.audio) < nbytes:
                 self._audio_changed.clear()
                 if self.closed.is_set():
                     raise ConnectionError(f"closed with {len(self.audio)}/{nbytes} bytes")
                 await self._audio_changed.wait()
+
         await asyncio.wait_for(loop(), timeout)
 
     async def send(self, event: ServerEvent | dict[str, Any] | str | bytes) -> None:
@@ -140,7 +142,12 @@ class AgentServer:
 
     async def __aenter__(self) -> AgentServer:
         self._server = await serve(
-            self._handler, "127.0.0.1", 0, compression=None, max_size=None, close_timeout=0.5,
+            self._handler,
+            "127.0.0.1",
+            0,
+            compression=None,
+            max_size=None,
+            close_timeout=0.5,
             process_request=self._process_request if self.http_status else None,
         )
         port = next(iter(self._server.sockets)).getsockname()[1]
@@ -186,9 +193,7 @@ class AgentServer:
     async def conn(self, index: int, timeout: float = WAIT) -> Conn:
         """Wait for connection number ``index`` (0-based)."""
         async with self.new_conn:
-            await asyncio.wait_for(
-                self.new_conn.wait_for(lambda: len(self.conns) > index), timeout
-            )
+            await asyncio.wait_for(self.new_conn.wait_for(lambda: len(self.conns) > index), timeout)
         return self.conns[index]
 
 

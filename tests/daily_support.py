@@ -69,16 +69,23 @@ def on_thread(fn: Callable[..., Any], *args: Any) -> None:
 
 def participant(name: str | None, *, local: bool = False, pid: str | None = None) -> dict:
     """A participant dict shaped like daily-python 0.36's."""
-    info: dict[str, Any] = {"isLocal": local, "isOwner": False, "joinedAt": 1795222367,
-                            "permissions": {"canSend": True}, "userId": str(uuid.uuid4())}
+    info: dict[str, Any] = {
+        "isLocal": local,
+        "isOwner": False,
+        "joinedAt": 1795222367,
+        "permissions": {"canSend": True},
+        "userId": str(uuid.uuid4()),
+    }
     if name is not None:
         info["userName"] = name
     off = {"offReasons": ["user"], "state": "off", "subscribed": "unsubscribed"}
     return {
         "id": pid or str(uuid.uuid4()),
         "info": info,
-        "media": {"camera": dict(off), "microphone": {"state": "playable",
-                                                      "subscribed": "subscribed"}},
+        "media": {
+            "camera": dict(off),
+            "microphone": {"state": "playable", "subscribed": "subscribed"},
+        },
     }
 
 

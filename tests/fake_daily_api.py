@@ -64,7 +64,13 @@ class FakeDailyApi:
 
     # -- scripting -------------------------------------------------------------------------
     def fail(
-        self, method: str, path: str, status: int, body: Any = None, *, times: int = 1,
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: Any = None,
+        *,
+        times: int = 1,
         retry_after: str | None = None,
     ) -> None:
         """Answer the next ``times`` requests to ``method path`` (path after ``/v1``, e.g.

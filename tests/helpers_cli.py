@@ -15,5 +15,9 @@ def run_botrun(
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "botrun.bots.cli", *args],
-        capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
     )

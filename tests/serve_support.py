@@ -31,7 +31,7 @@ from botrun.transports.daily.rest import DailyRest
 DIALIN_KEY = b"serve-test-dialin-key-32-bytes!!"
 DIALIN_SECRET = base64.b64encode(DIALIN_KEY).decode()
 
-STAND_IN_BOT = r'''
+STAND_IN_BOT = r"""
 import json, os, signal, sys, time
 mode = os.environ.get("BOT_MODE", "wait")
 # The signal disposition is set before the record is written: tests take the record as
@@ -58,7 +58,7 @@ if mode == "crash":
     sys.exit(3)
 while True:
     time.sleep(0.05)
-'''
+"""
 
 
 def write_stand_in(directory: Path) -> Path:
@@ -68,9 +68,7 @@ def write_stand_in(directory: Path) -> Path:
     return path
 
 
-async def wait_for(
-    predicate: Callable[[], Any], what: str, timeout: float = 15.0
-) -> Any:
+async def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
     """Poll ``predicate`` until it is truthy (a condition, not a timing assert)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -93,13 +91,27 @@ class ServeHarness:
         return [json.loads(p.read_text()) for p in sorted(self.records.glob("*.json"))]
 
     async def dialin(
-        self, call_id: str = "call-1", caller: str = "+15552223333", *,
-        sign: bool = True, body: bytes | None = None, key: bytes = DIALIN_KEY,
+        self,
+        call_id: str = "call-1",
+        caller: str = "+15552223333",
+        *,
+        sign: bool = True,
+        body: bytes | None = None,
+        key: bytes = DIALIN_KEY,
         timestamp: str | None = None,
     ) -> Any:
-        raw = body if body is not None else json.dumps({
-            "To": "+15550001111", "From": caller, "callId": call_id, "callDomain": "dom-1",
-        }).encode()
+        raw = (
+            body
+            if body is not None
+            else json.dumps(
+                {
+                    "To": "+15550001111",
+                    "From": caller,
+                    "callId": call_id,
+                    "callDomain": "dom-1",
+                }
+            ).encode()
+        )
         headers = {"Content-Type": "application/json"}
         if sign:
             ts = timestamp or str(int(time.time()))
@@ -129,14 +141,20 @@ async def serve_harness(
             if result is not None:
                 await result
         env = child_environment(
-            {"PATH": "/usr/bin:/bin", "DAILY_DIALIN_SECRET": DIALIN_SECRET,
-             "BOT_RECORD_DIR": str(tmp_path / "records"), "BOT_MODE": mode,
-             **(extra_env or {})},
+            {
+                "PATH": "/usr/bin:/bin",
+                "DAILY_DIALIN_SECRET": DIALIN_SECRET,
+                "BOT_RECORD_DIR": str(tmp_path / "records"),
+                "BOT_MODE": mode,
+                **(extra_env or {}),
+            },
             {"DAILY_API_KEY": API_KEY, "DAILY_API_URL": api.base_url},
         )
         supervisor = Supervisor(
-            bot_command=bot_command or [sys.executable, str(script)], env=env,
-            max_bots=max_bots, bot_max_duration_s=bot_max_duration_s,
+            bot_command=bot_command or [sys.executable, str(script)],
+            env=env,
+            max_bots=max_bots,
+            bot_max_duration_s=bot_max_duration_s,
             stop_timeout_s=stop_timeout_s,
         )
         rest = DailyRest(API_KEY, base_url=api.base_url, backoff=0.01, retries=1)

@@ -33,10 +33,10 @@ def silence(ms: int, rate: int = RATE) -> np.ndarray:
     return np.zeros(ms * rate // 1000, dtype=np.int16)
 
 
-def utterance(speech_ms: int = 600, lead_ms: int = 200, tail_ms: int = 1500,
-              rate: int = RATE) -> np.ndarray:
-    return np.concatenate((silence(lead_ms, rate), voiced(speech_ms, rate),
-                           silence(tail_ms, rate)))
+def utterance(
+    speech_ms: int = 600, lead_ms: int = 200, tail_ms: int = 1500, rate: int = RATE
+) -> np.ndarray:
+    return np.concatenate((silence(lead_ms, rate), voiced(speech_ms, rate), silence(tail_ms, rate)))
 
 
 def espeak_24k(text: str, directory: Path) -> np.ndarray:
@@ -45,10 +45,12 @@ def espeak_24k(text: str, directory: Path) -> np.ndarray:
     if espeak is None or sox is None:
         raise RuntimeError("espeak-ng and sox are required for speech tests")
     raw, out = directory / "espeak.wav", directory / "speech24k.wav"
-    subprocess.run([espeak, "-v", "en-us", "-w", str(raw), text], check=True,
-                   capture_output=True)
-    subprocess.run([sox, str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run([espeak, "-v", "en-us", "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run(
+        [sox, str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)],
+        check=True,
+        capture_output=True,
+    )
     import wave
 
     with wave.open(str(out), "rb") as w:
@@ -111,16 +113,18 @@ class RawClient:
     async def send_raw(self, frame: str | bytes) -> None:
         await self.ws.send(frame)
 
-    async def send_audio(self, samples: np.ndarray | bytes, chunk_ms: int = 50,
-                         rate: int = RATE, pace_s: float = 0.0) -> None:
+    async def send_audio(
+        self, samples: np.ndarray | bytes, chunk_ms: int = 50, rate: int = RATE, pace_s: float = 0.0
+    ) -> None:
         data = samples if isinstance(samples, bytes) else samples.astype("<i2").tobytes()
         step = chunk_ms * rate // 1000 * 2
         for i in range(0, len(data), step):
-            await self.send("input.audio", audio=base64.b64encode(data[i:i + step]).decode())
+            await self.send("input.audio", audio=base64.b64encode(data[i : i + step]).decode())
             await asyncio.sleep(pace_s)
 
-    async def wait(self, pred: Callable[[dict[str, Any]], bool] | str,
-                   timeout: float = 5.0) -> dict[str, Any]:
+    async def wait(
+        self, pred: Callable[[dict[str, Any]], bool] | str, timeout: float = 5.0
+    ) -> dict[str, Any]:
         """The next event (after the last one returned) that matches ``pred`` (a type name or a
         predicate); events skipped stay in :attr:`events`."""
         match = (lambda e: e.get("type") == pred) if isinstance(pred, str) else pred
@@ -134,8 +138,9 @@ class RawClient:
                         if match(ev):
                             return ev
                     if self.closed.is_set():
-                        raise AssertionError(f"socket closed ({self.close_code}) before {pred!r};"
-                                             f" got {self.types()}")
+                        raise AssertionError(
+                            f"socket closed ({self.close_code}) before {pred!r}; got {self.types()}"
+                        )
                     await self._changed.wait()
 
         try:

@@ -12,16 +12,18 @@ import numpy as np
 from botrun.transports.wav.wavio import read_wav_mono16
 
 
-def speak(text: str, path: Path, rate: int = 16000, voice: str = "en-us",
-          pad_s: float = 0.0) -> np.ndarray:
+def speak(
+    text: str, path: Path, rate: int = 16000, voice: str = "en-us", pad_s: float = 0.0
+) -> np.ndarray:
     """Write ``text`` spoken by espeak-ng to ``path`` (PCM16 mono at ``rate``, plus ``pad_s``
     of trailing silence) and return the samples."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("espeak-ng is required (apt-get install espeak-ng); .ci/run installs it")
     raw = path.with_suffix(".espeak.wav")
-    subprocess.run([exe, "-v", voice, "-s", "165", "-w", str(raw), text], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [exe, "-v", voice, "-s", "165", "-w", str(raw), text], check=True, capture_output=True
+    )
     pcm = read_wav_mono16(raw, rate) + b"\0\0" * int(pad_s * rate)
     raw.unlink()
     write_wav(path, pcm, rate)
@@ -57,14 +59,15 @@ def align(reference: np.ndarray, recording: np.ndarray) -> tuple[int, float]:
     return lag, float(np.dot(a, b) / denom)
 
 
-def overlap(reference: np.ndarray, recording: np.ndarray, lag: int) -> tuple[np.ndarray,
-                                                                             np.ndarray]:
+def overlap(
+    reference: np.ndarray, recording: np.ndarray, lag: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The parts of ``reference`` and ``recording`` that line up at ``lag``."""
     start = max(0, -lag)
     stop = min(len(reference), len(recording) - lag)
     if stop <= start:
         return reference[:0], recording[:0]
-    return reference[start:stop], recording[start + lag:stop + lag]
+    return reference[start:stop], recording[start + lag : stop + lag]
 
 
 def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -73,8 +76,9 @@ def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
     return float(10 * np.log10(np.dot(ref, ref) / max(np.dot(err, err), 1e-9)))
 
 
-def blocks_found(reference: np.ndarray, recording: np.ndarray, block: int,
-                 min_rms: float = 300.0) -> list[tuple[int, int, float]]:
+def blocks_found(
+    reference: np.ndarray, recording: np.ndarray, block: int, min_rms: float = 300.0
+) -> list[tuple[int, int, float]]:
     """Where each voiced ``block``-sample piece of ``reference`` lies in ``recording``:
     ``(start in reference, lag, normalised correlation)`` per piece, quiet pieces skipped.
 
@@ -92,8 +96,8 @@ def blocks_found(reference: np.ndarray, recording: np.ndarray, block: int,
     window = energy[block:] - energy[:-block]
     out = []
     for start in range(0, len(reference) - block + 1, block):
-        piece = reference[start:start + block].astype(np.float64)
-        if np.sqrt(np.mean(piece ** 2)) < min_rms or len(rec) < block:
+        piece = reference[start : start + block].astype(np.float64)
+        if np.sqrt(np.mean(piece**2)) < min_rms or len(rec) < block:
             continue
         c = correlate(rec, piece, mode="valid", method="fft")
         norm = c / np.sqrt(np.maximum(window * np.dot(piece, piece), 1e-9))
@@ -102,8 +106,13 @@ def blocks_found(reference: np.ndarray, recording: np.ndarray, block: int,
     return out
 
 
-def assert_found_in_order(reference: np.ndarray, recording: np.ndarray, block: int,
-                          min_corr: float, max_missed: float = 0.25) -> None:
+def assert_found_in_order(
+    reference: np.ndarray,
+    recording: np.ndarray,
+    block: int,
+    min_corr: float,
+    max_missed: float = 0.25,
+) -> None:
     """Every voiced piece of ``reference`` is in ``recording`` (correlation above
     ``min_corr``), in order and never earlier than the piece before it: nothing dropped,
     repeated or distorted. Silence inserted between pieces only delays what follows; a piece

@@ -92,9 +92,23 @@ def _ours(name: str) -> bool:
 def real_rtc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """agora/rtc of the real sdist (downloaded once per session), or skip when offline."""
     cache = tmp_path_factory.mktemp("agora-sdist")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "--retries", "1", "--timeout", "15",
-           "-d", str(cache), f"agora-python-server-sdk=={PINNED}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--retries",
+        "1",
+        "--timeout",
+        "15",
+        "-d",
+        str(cache),
+        f"agora-python-server-sdk=={PINNED}",
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired:
@@ -147,13 +161,17 @@ def test_double_matches_the_real_sdk(real_rtc: Path) -> None:
                 if dinfo.fields != rinfo.fields:
                     problems.append(f"{where}: fields {dinfo.fields} != real {rinfo.fields}")
                 if dinfo.dataclass_flags != rinfo.dataclass_flags:
-                    problems.append(f"{where}: dataclass flags {dinfo.dataclass_flags} != "
-                                    f"real {rinfo.dataclass_flags}")
+                    problems.append(
+                        f"{where}: dataclass flags {dinfo.dataclass_flags} != "
+                        f"real {rinfo.dataclass_flags}"
+                    )
             for member, value in dinfo.enum_members.items():
                 checked += 1
                 if rinfo.enum_members.get(member, object()) != value:
-                    problems.append(f"{where}.{member} = {value!r}: real has "
-                                    f"{rinfo.enum_members.get(member, 'no such member')!r}")
+                    problems.append(
+                        f"{where}.{member} = {value!r}: real has "
+                        f"{rinfo.enum_members.get(member, 'no such member')!r}"
+                    )
     assert problems == []
     assert checked > 80  # the comparison really covered the double's surface
 
@@ -169,6 +187,7 @@ def test_botrun_observer_callbacks_exist_in_the_real_interfaces(real_rtc: Path) 
             if name not in real.methods:
                 problems.append(f"{iface}.{name} does not exist: the SDK would never call it")
             elif real.methods[name].positional != sig.positional:
-                problems.append(f"{iface}.{name}: ours {sig.positional} != real "
-                                f"{real.methods[name].positional}")
+                problems.append(
+                    f"{iface}.{name}: ours {sig.positional} != real {real.methods[name].positional}"
+                )
     assert problems == []

@@ -42,8 +42,9 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     }
 
 
-async def test_agora_call_into_the_simulator(cloud: Any, voices: dict[str, np.ndarray],
-                                            tmp_path: Path) -> None:
+async def test_agora_call_into_the_simulator(
+    cloud: Any, voices: dict[str, np.ndarray], tmp_path: Path
+) -> None:
     from botrun.core.bridge import run_call
     from botrun.core.sim import Simulator
     from botrun.transports.agora.transport import AgoraTransport
@@ -53,18 +54,30 @@ async def test_agora_call_into_the_simulator(cloud: Any, voices: dict[str, np.nd
     cloud.token_warning_s = 1.5
     ann, bob = voices["ann"], voices["bob"]
     seen: list[BridgeEvent] = []
-    transport = AgoraTransport(app_id=APP_ID, channel=CHANNEL, certificate=CERTIFICATE,
-                               token_expiry_s=4, join_timeout_s=5)
+    transport = AgoraTransport(
+        app_id=APP_ID, channel=CHANNEL, certificate=CERTIFICATE, token_expiry_s=4, join_timeout_s=5
+    )
     cloud.user_joins(CHANNEL, "101")  # Ann is there before the bot
 
     async with Simulator() as sim:
-        cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {
-            "agent.url": sim.url, "bridge.idle_timeout_s": 0.0, "bridge.leave_grace_s": 0.5,
-        })
-        call = asyncio.create_task(run_call(
-            transport, cfg, api_key=None, observers=[seen.append], console=False,
-            install_signal_handlers=False,
-        ))
+        cfg = apply_overrides(
+            config_from_dict({"agent": {"greeting": ""}}),
+            {
+                "agent.url": sim.url,
+                "bridge.idle_timeout_s": 0.0,
+                "bridge.leave_grace_s": 0.5,
+            },
+        )
+        call = asyncio.create_task(
+            run_call(
+                transport,
+                cfg,
+                api_key=None,
+                observers=[seen.append],
+                console=False,
+                install_signal_handlers=False,
+            )
+        )
         assert await until(lambda: "LocalUser.publish_audio" in cloud.trace)
         cloud.user_joins(CHANNEL, "102")  # Bob joins after the bot
         cloud.user_speaks(CHANNEL, "101", ann.tobytes())
@@ -87,12 +100,17 @@ async def test_agora_call_into_the_simulator(cloud: Any, voices: dict[str, np.nd
     assert received >= len(ann) * 3 // 2
     # Reply: the room heard the agent's echo of Ann, sample-accurately shaped.
     heard = np.frombuffer(cloud.heard(CHANNEL), dtype="<i2")
-    segment = ann[RATE // 4: RATE]  # from the first second of the reply
+    segment = ann[RATE // 4 : RATE]  # from the first second of the reply
     # Piece by piece (200 ms): under CPU load a starved delivery can leave a gap in what the
     # agent hears, and the echo repeats that gap (see tests/speech.py blocks_found);
     # one of the three pieces may straddle it.
-    assert_found_in_order(segment, heard[: heard_at_barge_in // 2 + RATE], block=RATE // 5,
-                          min_corr=0.9, max_missed=0.34)
+    assert_found_in_order(
+        segment,
+        heard[: heard_at_barge_in // 2 + RATE],
+        block=RATE // 5,
+        min_corr=0.9,
+        max_missed=0.34,
+    )
     # Real time: pushed 20 ms at a time as it plays, never the whole reply at once.
     pushed_s = sum(n for _, n in cloud.pushes) / BYTES_PER_S
     span_s = cloud.pushes[-1][0] - cloud.pushes[0][0]

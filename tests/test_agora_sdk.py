@@ -79,17 +79,28 @@ def test_native_library_exit_becomes_a_usage_error(fake_site: Path) -> None:
 
 
 def test_native_load_oserror_becomes_a_usage_error(fake_site: Path) -> None:
-    install(fake_site, "2.4.10", {
-        "agora/__init__.py": "raise OSError('libagora_rtc_sdk.so: cannot open shared object')\n",
-    })
+    install(
+        fake_site,
+        "2.4.10",
+        {
+            "agora/__init__.py": "raise OSError('libagora_rtc_sdk.so: cannot open shared object')\n",
+        },
+    )
     with pytest.raises(UsageError, match=r"OSError: libagora_rtc_sdk\.so"):
         load_sdk()
 
 
 def test_old_api_shape_without_metadata_is_recognised(fake_site: Path) -> None:
-    modules = {f"agora/rtc/{m}.py": "" for m in (
-        "agora_base", "agora_service", "rtc_connection_observer", "audio_frame_observer",
-        "local_user_observer")}
+    modules = {
+        f"agora/rtc/{m}.py": ""
+        for m in (
+            "agora_base",
+            "agora_service",
+            "rtc_connection_observer",
+            "audio_frame_observer",
+            "local_user_observer",
+        )
+    }
     modules["agora/__init__.py"] = ""
     modules["agora/rtc/__init__.py"] = ""
     modules["agora/rtc/agora_service.py"] = "class AgoraService:\n    pass\n"
@@ -115,8 +126,14 @@ def test_plugin_registers_agora_without_importing_the_sdk() -> None:
 
     spec = transports()["agora"]
     names = {o.name: o for o in spec.options}
-    assert set(names) == {"channel", "uid", "app_id", "certificate", "token_expiry_s",
-                          "join_timeout_s"}
+    assert set(names) == {
+        "channel",
+        "uid",
+        "app_id",
+        "certificate",
+        "token_expiry_s",
+        "join_timeout_s",
+    }
     assert names["channel"].required
     assert names["app_id"].envvar == "AGORA_APP_ID" and names["app_id"].secret
     cert = names["certificate"]
@@ -149,9 +166,23 @@ def test_cli_without_the_sdk_exits_2_with_one_clear_line(tmp_path: Path) -> None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGORA_", "ASSEMBLYAI_"))}
     env["AGORA_APP_ID"] = APP_ID
     proc = subprocess.run(
-        [sys.executable, "-m", "botrun.bots.cli", "agora", "--channel", "room",
-         "--agent-url", "ws://127.0.0.1:9/ws", "--log-level", "error"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "agora",
+            "--channel",
+            "room",
+            "--agent-url",
+            "ws://127.0.0.1:9/ws",
+            "--log-level",
+            "error",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'botrun[agora]'" in proc.stderr

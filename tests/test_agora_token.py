@@ -69,8 +69,13 @@ def _decode(token: str) -> dict:
         pos += length
         return s
 
-    out: dict = {"app_id": take_str().decode(), "ts": take("<I"), "expire": take("<I"),
-                 "salt": take("<I"), "services": take("<H")}
+    out: dict = {
+        "app_id": take_str().decode(),
+        "ts": take("<I"),
+        "expire": take("<I"),
+        "salt": take("<I"),
+        "services": take("<H"),
+    }
     out["type"] = take("<H")
     out["privileges"] = {take("<H"): take("<I") for _ in range(take("<H"))}
     out["channel"], out["uid"] = take_str().decode(), take_str().decode()

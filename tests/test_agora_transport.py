@@ -64,8 +64,10 @@ async def test_two_users_audio_arrives_per_user_from_the_native_thread(
     cloud.user_speaks(CHANNEL, "101", voices["ann"])
     cloud.user_speaks(CHANNEL, "102", voices["bob"])
     assert await until(
-        lambda: all(len(events.heard.get(u, b"")) >= len(voices[n])
-                    for u, n in (("101", "ann"), ("102", "bob")))
+        lambda: all(
+            len(events.heard.get(u, b"")) >= len(voices[n])
+            for u, n in (("101", "ann"), ("102", "bob"))
+        )
     )
     cloud.user_leaves(CHANNEL, "102")
     assert await until(lambda: events.left == [("102", "left")])

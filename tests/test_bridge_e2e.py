@@ -85,8 +85,11 @@ def config(**overrides: Any) -> BotConfig:
 
 
 async def run_wav_call(
-    tmp_path: Path, inputs: list[tuple[Path, float, str]], cfg: BotConfig,
-    scenario: Scenario | None = None, transcript: Path | None = None,
+    tmp_path: Path,
+    inputs: list[tuple[Path, float, str]],
+    cfg: BotConfig,
+    scenario: Scenario | None = None,
+    transcript: Path | None = None,
     tools: Any = None,
 ) -> tuple[CallSummary, np.ndarray, Simulator, Recorder, RecordingWav]:
     from botrun.transports.wav.wavio import read_wav_mono16
@@ -96,11 +99,18 @@ async def run_wav_call(
     transport = RecordingWav(wav_inputs, out, RATE, 1.0)
     rec = Recorder()
     async with Simulator(scenario) as sim:
-        cfg = apply_overrides(cfg, {"agent.url": sim.url, "bridge.idle_timeout_s": 0.0,
-                                    "bridge.leave_grace_s": 1.0})
+        cfg = apply_overrides(
+            cfg, {"agent.url": sim.url, "bridge.idle_timeout_s": 0.0, "bridge.leave_grace_s": 1.0}
+        )
         summary = await run_call(
-            transport, cfg, api_key=None, transcript=transcript, tools=tools, observers=[rec],
-            console=False, install_signal_handlers=False,
+            transport,
+            cfg,
+            api_key=None,
+            transcript=transcript,
+            tools=tools,
+            observers=[rec],
+            console=False,
+            install_signal_handlers=False,
         )
     samples, rate = read_wav(out)
     assert rate == RATE
@@ -128,7 +138,8 @@ async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: di
     # partial chunk with silence, shifting the rest of the reply; a 300 ms pre-buffer lets
     # the content checks below ride out that much delivery jitter.
     summary, out, sim, rec, transport = await run_wav_call(
-        tmp_path, [(path, 0.0, "Ann")], config(**{"bridge.prebuffer_ms": 300}))
+        tmp_path, [(path, 0.0, "Ann")], config(**{"bridge.prebuffer_ms": 300})
+    )
     assert summary.error is None
     session = sim.session()
     # Inbound: everything the participant said reached the agent at 24 kHz, unchanged but for
@@ -143,8 +154,9 @@ async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: di
     assert session.received_samples >= len(ref24)
     # Round trip: the simulator echoed the utterance its VAD detected (pre-roll to the last
     # voiced frame); find that stretch of the input and of the bot's voice.
-    echo16 = resample_poly(np.frombuffer(bytes(session.replies[0].audio), "<i2").astype(
-        np.float64), 2, 3)
+    echo16 = resample_poly(
+        np.frombuffer(bytes(session.replies[0].audio), "<i2").astype(np.float64), 2, 3
+    )
     lag_src, corr_src = align(echo16, speech)
     assert corr_src > 0.99
     _, source = overlap(echo16, speech, lag_src)
@@ -153,7 +165,7 @@ async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: di
     # more than the 40 ms it keeps in the sink leaves a gap there: timing, not content.)
     sent = np.frombuffer(bytes(transport.sent), dtype="<i2")
     lag_sent, corr_sent = align(echo16, sent)
-    spoken = sent[lag_sent + max(0, -lag_src):][:len(source)]
+    spoken = sent[lag_sent + max(0, -lag_src) :][: len(source)]
     # The echo passes two polyphase resamplers (16k->24k->16k) whose passband ends at
     # 0.9 x 8 kHz, so the only legitimate difference is espeak's little energy above
     # ~7.2 kHz plus rounding: the SNR is far above 25 dB. A broken path falls far below:
@@ -166,22 +178,23 @@ async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: di
     first_write = transport.writes[0][0]
     assert first_write > (lag_src + len(echo16)) / RATE - 0.3
     assert len(out) >= int(first_write * RATE) + len(sent)
-    assert np.abs(out[int(first_write * RATE):]).max() > 1000
+    assert np.abs(out[int(first_write * RATE) :]).max() > 1000
     latency = rec.of(ev.TURN_METRICS)
     assert latency and latency[0].data["latency_ms"] > 0
     assert summary.metrics.turns[0].reply_ms >= 0.95 * len(echo16) / RATE * 1000
 
 
-async def test_barge_in_stops_the_bot_within_the_pacer_bound(tmp_path: Path,
-                                                              voices: dict) -> None:
+async def test_barge_in_stops_the_bot_within_the_pacer_bound(tmp_path: Path, voices: dict) -> None:
     long_path, long = voices["long"]
     stop_path, _ = voices["stop"]
     # Bob interrupts 1.5 s into the bot's echo of Ann's long sentence.
     scenario = scenario_from_dict({"reply": {"delay_ms": 200}})
     reply_starts = len(long) / RATE + 0.3 + 0.2  # end of speech + hangover + think time
     summary, _out, _sim, rec, transport = await run_wav_call(
-        tmp_path, [(long_path, 0.0, "Ann"), (stop_path, reply_starts + 1.5, "Bob")],
-        config(), scenario,
+        tmp_path,
+        [(long_path, 0.0, "Ann"), (stop_path, reply_starts + 1.5, "Bob")],
+        config(),
+        scenario,
     )
     assert summary.error is None
     barge = rec.of(ev.BARGE_IN)
@@ -209,7 +222,8 @@ async def test_two_participants_are_mixed_time_aligned(tmp_path: Path, voices: d
     a_path, a = voices["fox"]
     b_path, b = voices["weather"]
     summary, _out, sim, _rec, _ = await run_wav_call(
-        tmp_path, [(a_path, 0.0, "Ann"), (b_path, 0.5, "Bob")],
+        tmp_path,
+        [(a_path, 0.0, "Ann"), (b_path, 0.5, "Bob")],
         config(**{"agent.input.turn_detection.interrupt_response": False}),
     )
     assert summary.error is None
@@ -237,14 +251,18 @@ async def test_two_participants_are_mixed_time_aligned(tmp_path: Path, voices: d
     assert abs(np.median(gaps) / 24000 - 0.5) < 0.06
 
 
-@pytest.mark.parametrize(("policy", "heard", "ignored"),
-                         [("first", "Ann", "Bob"), ("Bob", "Bob", "Ann")])
-async def test_listen_policies(tmp_path: Path, voices: dict, policy: str, heard: str,
-                               ignored: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "heard", "ignored"), [("first", "Ann", "Bob"), ("Bob", "Bob", "Ann")]
+)
+async def test_listen_policies(
+    tmp_path: Path, voices: dict, policy: str, heard: str, ignored: str
+) -> None:
     a_path, a = voices["fox"]
     b_path, b = voices["weather"]
     summary, _out, sim, _rec, _ = await run_wav_call(
-        tmp_path, [(a_path, 0.0, "Ann"), (b_path, 0.2, "Bob")], config(**{"bridge.listen": policy}),
+        tmp_path,
+        [(a_path, 0.0, "Ann"), (b_path, 0.2, "Bob")],
+        config(**{"bridge.listen": policy}),
     )
     assert summary.error is None
     received = np.frombuffer(sim.session().received_audio, dtype="<i2")
@@ -253,19 +271,25 @@ async def test_listen_policies(tmp_path: Path, voices: dict, policy: str, heard:
     voice = {"Ann": a, "Bob": b}
     # Heard alone, unmixed: every 200 ms piece of the voice is there as it was (the other
     # voice overlaps nearly all of it, so mixing would pull the pieces far below 0.95).
-    assert_found_in_order(resample_poly(voice[heard].astype(np.float64), 3, 2), received,
-                          block=4800, min_corr=0.95)
+    assert_found_in_order(
+        resample_poly(voice[heard].astype(np.float64), 3, 2), received, block=4800, min_corr=0.95
+    )
     _, corr_ignored = align(resample_poly(voice[ignored].astype(np.float64), 3, 2), received)
     assert corr_ignored < 0.3
 
 
 async def test_transcript_file(tmp_path: Path, voices: dict) -> None:
     path, _ = voices["weather"]
-    scenario = scenario_from_dict({"turns": [{"user": "What will the weather be like?",
-                                              "reply": "Sunny.", "audio": "tone"}]})
+    scenario = scenario_from_dict(
+        {"turns": [{"user": "What will the weather be like?", "reply": "Sunny.", "audio": "tone"}]}
+    )
     transcript = tmp_path / "call.jsonl"
     summary, _out, _sim, _rec, _ = await run_wav_call(
-        tmp_path, [(path, 0.0, "Ann")], config(), scenario, transcript=transcript,
+        tmp_path,
+        [(path, 0.0, "Ann")],
+        config(),
+        scenario,
+        transcript=transcript,
     )
     assert summary.error is None
     lines = [json.loads(x) for x in transcript.read_text().splitlines()]
@@ -275,8 +299,14 @@ async def test_transcript_file(tmp_path: Path, voices: dict) -> None:
     assert user[0]["participant_id"] == "wav-1" and user[0]["participant_name"] == "Ann"
     assert agent[0]["text"] == "Sunny." and agent[0]["interrupted"] is False
     for x in lines:
-        assert set(x) >= {"time", "role", "participant_id", "participant_name", "text",
-                          "interrupted"}
+        assert set(x) >= {
+            "time",
+            "role",
+            "participant_id",
+            "participant_name",
+            "text",
+            "interrupted",
+        }
 
 
 async def test_tool_call_round_trip_with_the_support_bot(tmp_path: Path, voices: dict) -> None:
@@ -284,20 +314,35 @@ async def test_tool_call_round_trip_with_the_support_bot(tmp_path: Path, voices:
     from botrun.core.tools import load_tools
 
     path, _ = voices["weather"]
-    cfg = apply_overrides(load_config(Path(__file__).parent.parent / "configs" / "support.toml"),
-                          {"agent.greeting": ""})
+    cfg = apply_overrides(
+        load_config(Path(__file__).parent.parent / "configs" / "support.toml"),
+        {"agent.greeting": ""},
+    )
     tools = load_tools(cfg.agent.tools, [], timeout_s=5)
     # The follow-up reply reads the whole JSON result ("Here is what I found: {...}", ~400
     # characters); at the default 65 ms of tone per character the call would last 25 s of
     # real time. 5 ms per character keeps the same text and a real tone through the bridge
     # in ~2 s.
-    scenario = scenario_from_dict({"reply": {"ms_per_char": 5}, "turns": [{
-        "user": "Where is my order A1001?", "audio": "tone",
-        "tool": {"name": "lookup_order", "arguments": {"order_id": "a-1001"}},
-    }]})
+    scenario = scenario_from_dict(
+        {
+            "reply": {"ms_per_char": 5},
+            "turns": [
+                {
+                    "user": "Where is my order A1001?",
+                    "audio": "tone",
+                    "tool": {"name": "lookup_order", "arguments": {"order_id": "a-1001"}},
+                }
+            ],
+        }
+    )
     transcript = tmp_path / "t.jsonl"
     summary, out, sim, rec, _ = await run_wav_call(
-        tmp_path, [(path, 0.0, "Maria")], cfg, scenario, transcript=transcript, tools=tools,
+        tmp_path,
+        [(path, 0.0, "Maria")],
+        cfg,
+        scenario,
+        transcript=transcript,
+        tools=tools,
     )
     assert summary.error is None
     session = sim.session()
@@ -309,14 +354,18 @@ async def test_tool_call_round_trip_with_the_support_bot(tmp_path: Path, voices:
     calls = rec.of(ev.TOOL_CALL)
     assert calls and calls[0].data["name"] == "lookup_order"
     # the agent's follow-up reply mentions the tool's result, and the bot spoke it
-    agent_lines = [json.loads(x) for x in transcript.read_text().splitlines()
-                   if json.loads(x)["role"] == "agent"]
+    agent_lines = [
+        json.loads(x)
+        for x in transcript.read_text().splitlines()
+        if json.loads(x)["role"] == "agent"
+    ]
     assert any("A1001" in x["text"] for x in agent_lines)
     assert np.abs(out).max() > 1000
 
 
-async def test_socket_drop_mid_reply_resumes_without_losing_audio(tmp_path: Path,
-                                                                  voices: dict) -> None:
+async def test_socket_drop_mid_reply_resumes_without_losing_audio(
+    tmp_path: Path, voices: dict
+) -> None:
     a_path, _ = voices["fox"]
     b_path, _ = voices["weather"]
     # The simulator aborts the socket at the 10th reply.audio frame of the first reply,
@@ -324,8 +373,10 @@ async def test_socket_drop_mid_reply_resumes_without_losing_audio(tmp_path: Path
     scenario = scenario_from_dict({"faults": {"drop_at_reply_audio": 10}})
     reply_starts = 3.1 + 0.3 + 0.3
     summary, _out, sim, rec, _ = await run_wav_call(
-        tmp_path, [(a_path, 0.0, "Ann"), (b_path, reply_starts + 0.2, "Bob")],
-        config(**{"agent.input.turn_detection.interrupt_response": False}), scenario,
+        tmp_path,
+        [(a_path, 0.0, "Ann"), (b_path, reply_starts + 0.2, "Bob")],
+        config(**{"agent.input.turn_detection.interrupt_response": False}),
+        scenario,
     )
     assert summary.error is None
     stats = summary.client_stats
@@ -351,12 +402,15 @@ async def test_socket_drop_mid_reply_resumes_without_losing_audio(tmp_path: Path
     assert "reconnecting" in states or "resumed" in states
 
 
-@pytest.mark.parametrize(("make", "expected"), [
-    ("missing", "input file not found"),
-    ("text", "is not a WAV file"),
-    ("empty", "contains no audio"),
-    ("alaw", "unsupported WAV"),
-])
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        ("missing", "input file not found"),
+        ("text", "is not a WAV file"),
+        ("empty", "contains no audio"),
+        ("alaw", "unsupported WAV"),
+    ],
+)
 def test_wav_input_errors_are_clear(tmp_path: Path, make: str, expected: str) -> None:
     from helpers_cli import run_botrun
 
@@ -372,11 +426,27 @@ def test_wav_input_errors_are_clear(tmp_path: Path, make: str, expected: str) ->
 
         data = bytes(800)
         fmt = struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8)
-        bad.write_bytes(b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE"
-                        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-                        + b"data" + struct.pack("<I", len(data)) + data)
-    res = run_botrun("wav", "--input", str(bad), "--output", str(tmp_path / "o.wav"),
-                     "--agent-url", "ws://127.0.0.1:9/", cwd=tmp_path)
+        bad.write_bytes(
+            b"RIFF"
+            + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))
+            + b"WAVE"
+            + b"fmt "
+            + struct.pack("<I", len(fmt))
+            + fmt
+            + b"data"
+            + struct.pack("<I", len(data))
+            + data
+        )
+    res = run_botrun(
+        "wav",
+        "--input",
+        str(bad),
+        "--output",
+        str(tmp_path / "o.wav"),
+        "--agent-url",
+        "ws://127.0.0.1:9/",
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, res.stderr
     assert expected in res.stderr
     assert "Traceback" not in res.stderr
@@ -418,9 +488,21 @@ async def test_sigint_ends_the_call_cleanly(tmp_path: Path, voices: dict) -> Non
     transcript = tmp_path / "t.jsonl"
     async with Simulator() as sim:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "botrun.bots.cli", "wav", "--input", str(path), "--output",
-            str(tmp_path / "o.wav"), "--agent-url", sim.url, "--transcript", str(transcript),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "wav",
+            "--input",
+            str(path),
+            "--output",
+            str(tmp_path / "o.wav"),
+            "--agent-url",
+            sim.url,
+            "--transcript",
+            str(transcript),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
             env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
         )
         # wait until the call is up (the greeting has started), then Ctrl-C

@@ -44,14 +44,16 @@ def pcm(n_chunks: int, start: int = 0) -> list[bytes]:
     """Distinct 20 ms chunks: sample values count up, so order and gaps show."""
     out = []
     for i in range(start, start + n_chunks):
-        out.append(b"".join(((i * 480 + j) % 65536).to_bytes(2, "little")
-                            for j in range(CHUNK // 2)))
+        out.append(
+            b"".join(((i * 480 + j) % 65536).to_bytes(2, "little") for j in range(CHUNK // 2))
+        )
     return out
 
 
 def client(url: str, **kw: Any) -> AgentClient:
-    opts: dict[str, Any] = dict(api_key=KEY, backoff_base=0.01, backoff_max=0.05,
-                                connect_timeout=2.0, ready_timeout=2.0)
+    opts: dict[str, Any] = dict(
+        api_key=KEY, backoff_base=0.01, backoff_max=0.05, connect_timeout=2.0, ready_timeout=2.0
+    )
     opts.update(kw)
     return AgentClient(url, dict(SESSION), **opts)
 
@@ -84,6 +86,7 @@ class Events:
                     raise self.error
                 self._changed.clear()
                 await self._changed.wait()
+
         return await asyncio.wait_for(loop(), timeout)
 
     async def wait_error(self, timeout: float = WAIT) -> BaseException:
@@ -99,6 +102,7 @@ async def wait_until(pred: Any, timeout: float = WAIT) -> None:
     async def loop() -> None:
         while not pred():
             await asyncio.sleep(0.005)
+
     await asyncio.wait_for(loop(), timeout)
 
 
@@ -356,8 +360,9 @@ async def test_resume_mid_reply_loses_no_inbound_audio() -> None:
         await c.close()
 
 
-@pytest.mark.parametrize("how", ["abort", "close1011", "close1001", "server_error",
-                                 "agent_timeout", "rate_limited"])
+@pytest.mark.parametrize(
+    "how", ["abort", "close1011", "close1001", "server_error", "agent_timeout", "rate_limited"]
+)
 async def test_transient_failures_resume(how: str) -> None:
     async def first(conn: Conn) -> None:
         await conn.ready("s1")
@@ -507,9 +512,15 @@ async def test_gives_up_when_the_service_stays_away() -> None:
 async def test_malformed_frames_are_counted_and_survived() -> None:
     async def script(conn: Conn) -> None:
         await conn.ready("s1")
-        for junk in ["{nope", "[1,2]", '{"type": 3}', b"\x00\x01binary",
-                     '{"type":"reply.audio","data":"%%%"}', '{"type":"reply.audio","data":"AAAA"}',
-                     '{"type":"tool.call","call_id":"c"}']:
+        for junk in [
+            "{nope",
+            "[1,2]",
+            '{"type": 3}',
+            b"\x00\x01binary",
+            '{"type":"reply.audio","data":"%%%"}',
+            '{"type":"reply.audio","data":"AAAA"}',
+            '{"type":"tool.call","call_id":"c"}',
+        ]:
             await conn.send(junk)
         await conn.send({"type": "reply.brand_new_event", "x": 1})
         await conn.send(TranscriptUser("still here", "i1"))

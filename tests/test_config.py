@@ -36,7 +36,10 @@ def test_default_config_is_valid_and_documented() -> None:
 
 
 def test_values_are_typed(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 [agent]
 greeting = "Hello"
 tools = ["pkg.mod:fn"]
@@ -49,7 +52,9 @@ interrupt_response = false
 [bridge]
 listen = "Alice"
 chunk_ms = 40
-"""))
+""",
+        )
+    )
     assert cfg.agent.input.turn_detection.vad_threshold == 0.7
     assert cfg.agent.input.turn_detection.interrupt_response is False
     assert cfg.agent.input.keyterms == ["botrun", "Daily"]
@@ -59,14 +64,16 @@ chunk_ms = 40
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[agent.input.turn_detection]\nvad_threshold = 1.5\n",
-         "'agent.input.turn_detection.vad_threshold': input should be less than or equal to 1"),
-        ("[bridge]\nchunk_ms = \"fast\"\n", "'bridge.chunk_ms'"),
+        (
+            "[agent.input.turn_detection]\nvad_threshold = 1.5\n",
+            "'agent.input.turn_detection.vad_threshold': input should be less than or equal to 1",
+        ),
+        ('[bridge]\nchunk_ms = "fast"\n', "'bridge.chunk_ms'"),
         ("[bridge]\nchunk_ms = 25\n", "multiple of 10"),
-        ("[agent]\nvoise = \"ivy\"\n", "unknown key 'agent.voise' (did you mean 'voice'?)"),
+        ('[agent]\nvoise = "ivy"\n', "unknown key 'agent.voise' (did you mean 'voice'?)"),
         ("[agnet]\n", "unknown key 'agnet' (did you mean 'agent'?)"),
-        ("[agent]\ntools = [\"no_colon\"]\n", "expected 'package.module:function'"),
-        ("[agent]\nurl = \"http://x\"\n", "ws:// or wss://"),
+        ('[agent]\ntools = ["no_colon"]\n', "expected 'package.module:function'"),
+        ('[agent]\nurl = "http://x"\n', "ws:// or wss://"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
@@ -80,7 +87,7 @@ def test_bad_values_name_file_key_and_expectation(tmp_path: Path, text: str, exp
 
 
 def test_invalid_toml_reports_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "[agent]\ngreeting = \"ok\"\nvoice = \n")
+    path = write(tmp_path, '[agent]\ngreeting = "ok"\nvoice = \n')
     with pytest.raises(ConfigError, match=r"invalid TOML: .*line 3"):
         load_config(path)
 
@@ -91,7 +98,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_cli_overrides_file(tmp_path: Path) -> None:
-    text = "[agent]\nurl = \"ws://127.0.0.1:1/a\"\n[bot]\nname = \"A\"\n"
+    text = '[agent]\nurl = "ws://127.0.0.1:1/a"\n[bot]\nname = "A"\n'
     cfg = load_config(write(tmp_path, text))
     cfg2 = apply_overrides(cfg, {"agent.url": "ws://127.0.0.1:2/b", "bot.name": None})
     assert cfg2.agent.url == "ws://127.0.0.1:2/b"
@@ -99,7 +106,9 @@ def test_cli_overrides_file(tmp_path: Path) -> None:
 
 
 SPEC = TransportSpec(
-    name="fake", help="x", factory=lambda ctx: None,  # type: ignore[arg-type,return-value]
+    name="fake",
+    help="x",
+    factory=lambda ctx: None,  # type: ignore[arg-type,return-value]
     options=(
         Option("room", "room", required=True),
         Option("join_timeout_s", "t", type=float, default=30.0, min=1),
@@ -112,11 +121,16 @@ SPEC = TransportSpec(
 
 def test_transport_table_and_flags(tmp_path: Path) -> None:
     cfg = load_config(
-        write(tmp_path, "[fake]\nroom = \"r1\"\njoin_timeout_s = 5\n"), transport_names=["fake"]
+        write(tmp_path, '[fake]\nroom = "r1"\njoin_timeout_s = 5\n'), transport_names=["fake"]
     )
     opts = transport_options(SPEC, cfg, {"join_timeout_s": 9.0, "audio_out": None})
-    assert opts == {"room": "r1", "join_timeout_s": 9.0, "audio_out": "virtual-mic", "token": None,
-                    "at": []}
+    assert opts == {
+        "room": "r1",
+        "join_timeout_s": 9.0,
+        "audio_out": "virtual-mic",
+        "token": None,
+        "at": [],
+    }
     opts = transport_options(SPEC, cfg, {"at": (1, 2.5)})
     assert opts["at"] == [1.0, 2.5]
 
@@ -124,12 +138,12 @@ def test_transport_table_and_flags(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "cli", "expected"),
     [
-        ("roomm = \"x\"\n", {}, "unknown key 'fake.roomm' (did you mean 'room'?)"),
-        ("token = \"secret\"\n", {}, "unknown key 'fake.token'"),
-        ("room = \"r\"\njoin_timeout_s = 0\n", {}, "'fake.join_timeout_s'"),
-        ("room = \"r\"\naudio_out = \"speaker\"\n", {}, "'fake.audio_out'"),
+        ('roomm = "x"\n', {}, "unknown key 'fake.roomm' (did you mean 'room'?)"),
+        ('token = "secret"\n', {}, "unknown key 'fake.token'"),
+        ('room = "r"\njoin_timeout_s = 0\n', {}, "'fake.join_timeout_s'"),
+        ('room = "r"\naudio_out = "speaker"\n', {}, "'fake.audio_out'"),
         ("", {}, "missing option --room"),
-        ("room = \"r\"\nat = [1.0, -2.0]\n", {}, "'fake.at.1': input should be greater than"),
+        ('room = "r"\nat = [1.0, -2.0]\n', {}, "'fake.at.1': input should be greater than"),
     ],
 )
 def test_transport_option_errors(tmp_path: Path, table: str, cli: dict, expected: str) -> None:
@@ -140,7 +154,7 @@ def test_transport_option_errors(tmp_path: Path, table: str, cli: dict, expected
 
 
 def test_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None:
-    path = write(tmp_path, "[bridge]\nlisten = \"\"\n")
+    path = write(tmp_path, '[bridge]\nlisten = ""\n')
     res = run_botrun("wav", "--config", str(path), "--input", "x.wav", "--output", "o.wav")
     assert res.returncode == 2
     assert "botrun: error:" in res.stderr and "bridge.listen" in res.stderr

@@ -14,15 +14,18 @@ CALL = [
     BridgeEvent(ev.PARTICIPANT_JOINED, {"id": "p1", "name": "Ann"}),
     BridgeEvent(ev.SESSION_STATE, {"state": "ready", "detail": "sess_1"}),
     BridgeEvent(ev.SPEECH_STARTED, {"participant_id": "p1", "name": "Ann"}),
-    BridgeEvent(ev.TRANSCRIPT_USER, {"text": "where is", "final": False,
-                                     "participant_name": "Ann"}),
-    BridgeEvent(ev.TRANSCRIPT_USER, {"text": "where is my order", "final": True,
-                                     "participant_name": "Ann"}),
+    BridgeEvent(
+        ev.TRANSCRIPT_USER, {"text": "where is", "final": False, "participant_name": "Ann"}
+    ),
+    BridgeEvent(
+        ev.TRANSCRIPT_USER, {"text": "where is my order", "final": True, "participant_name": "Ann"}
+    ),
     BridgeEvent(ev.TOOL_CALL, {"name": "lookup_order", "arguments": {"order_id": "A1"}}),
     BridgeEvent(ev.TRANSCRIPT_AGENT, {"text": "It ships", "final": False}),
     BridgeEvent(ev.TURN_METRICS, {"latency_ms": 812.4}),
-    BridgeEvent(ev.TRANSCRIPT_AGENT, {"text": "It ships today", "final": True,
-                                      "interrupted": True}),
+    BridgeEvent(
+        ev.TRANSCRIPT_AGENT, {"text": "It ships today", "final": True, "interrupted": True}
+    ),
     BridgeEvent(ev.BARGE_IN, {"flushed_ms": 420.0}),
     BridgeEvent(ev.PARTICIPANT_LEFT, {"id": "p1", "name": "Ann", "reason": "left"}),
     BridgeEvent(ev.ERROR, {"message": "invalid_audio: bad base64"}),

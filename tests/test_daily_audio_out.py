@@ -81,9 +81,7 @@ def test_close_that_cannot_wait_parks_the_source_instead_of_dropping_it() -> Non
 def test_virtual_mic_accepts_writes_offline() -> None:
     sink = make_sink("virtual-mic", 16000)
     assert isinstance(sink, VirtualMicSink)
-    assert sink.microphone_settings() == {
-        "isEnabled": True, "settings": {"deviceId": "botrun-mic"}
-    }
+    assert sink.microphone_settings() == {"isEnabled": True, "settings": {"deviceId": "botrun-mic"}}
     for _ in range(5):
         sink.write(bytes(MS20))
     assert sink.frames_written == 1600 and sink.write_errors == 0

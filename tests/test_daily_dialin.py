@@ -28,8 +28,13 @@ async def api():
 def dialin_transport(api: FakeDailyApi, **kw):
     kw.setdefault("dialin_attempts", 2)
     return make_transport(
-        api_key=API_KEY, api_url=api.base_url, dialin_call_id="call-1",
-        dialin_call_domain="domain-1", rest_backoff_s=0.01, dialin_backoff_s=0.01, **kw,
+        api_key=API_KEY,
+        api_url=api.base_url,
+        dialin_call_id="call-1",
+        dialin_call_domain="domain-1",
+        rest_backoff_s=0.01,
+        dialin_backoff_s=0.01,
+        **kw,
     )
 
 
@@ -81,8 +86,12 @@ async def test_dialin_server_errors_are_retried_then_succeed(api) -> None:
 
 
 async def test_dialin_final_failure_is_the_bots_error(api) -> None:
-    api.fail("POST", "/dialin/pinlessCallUpdate", 400,
-             {"error": "invalid-request-error", "info": "callId not found"})
+    api.fail(
+        "POST",
+        "/dialin/pinlessCallUpdate",
+        400,
+        {"error": "invalid-request-error", "info": "callId not found"},
+    )
     t = dialin_transport(api)
     events = RecordingEvents()
     t.prepare(events)
@@ -126,8 +135,13 @@ def test_dialin_needs_both_call_fields_and_an_api_key() -> None:
 async def test_token_is_minted_for_the_room_when_an_api_key_is_set(api) -> None:
     async with DailyRest(API_KEY, base_url=api.base_url) as rest:
         room = await rest.create_room(exp_s=600)
-    t = make_transport(api_key=API_KEY, api_url=api.base_url, room=room.url,
-                       room_name=room.name, bot_name="Concierge")
+    t = make_transport(
+        api_key=API_KEY,
+        api_url=api.base_url,
+        room=room.url,
+        room_name=room.name,
+        bot_name="Concierge",
+    )
     t.prepare(RecordingEvents())
     try:
         token = await t._meeting_token()
@@ -173,8 +187,13 @@ async def test_dialout_through_the_real_sdk_retries_then_fails_clearly() -> None
 async def test_dialout_error_events_retry_until_answered() -> None:
     starts: list[dict[str, str]] = []
     failures: list[str] = []
-    d = DialOut("sip:agent@example.com", lambda s, done: starts.append(s),
-                on_failure=failures.append, retries=3, backoff_s=0.01)
+    d = DialOut(
+        "sip:agent@example.com",
+        lambda s, done: starts.append(s),
+        on_failure=failures.append,
+        retries=3,
+        backoff_s=0.01,
+    )
     d.start()
     d.on_event("error", {"errorMsg": "no answer"})
     d.on_event("error", {"errorMsg": "no answer (same attempt, second report)"})
@@ -191,8 +210,7 @@ async def test_forwarder_without_retries_reports_a_network_failure() -> None:
     async def update(call_id: str, domain: str, sip: str) -> None:
         raise OSError("connection refused")
 
-    f = PinlessForwarder("c", "d", update, on_failure=failures.append, attempts=2,
-                         backoff_s=0.0)
+    f = PinlessForwarder("c", "d", update, on_failure=failures.append, attempts=2, backoff_s=0.0)
     f.on_ready("")  # no endpoint: ignored, the next one still counts
     f.on_ready(SIP)
     await f.task

@@ -81,7 +81,7 @@ def feed(transport: DailyTransport, pid: str, samples: np.ndarray) -> threading.
     def run() -> None:
         t0 = time.monotonic()
         for i, start in enumerate(range(0, len(samples), FRAME)):
-            chunk = samples[start:start + FRAME]
+            chunk = samples[start : start + FRAME]
             chunk = np.pad(chunk, (0, FRAME - len(chunk)))
             transport._renderer(pid, FakeAudioData(chunk.astype("<i2").tobytes()), "microphone")
             time.sleep(max(0.0, t0 + (i + 1) * 0.02 - time.monotonic()))
@@ -95,14 +95,12 @@ def feed(transport: DailyTransport, pid: str, samples: np.ndarray) -> threading.
 def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     d = tmp_path_factory.mktemp("daily-e2e")
     return {
-        "ann": speak("I would like to talk about my order, it has not arrived yet.",
-                     d / "ann.wav"),
+        "ann": speak("I would like to talk about my order, it has not arrived yet.", d / "ann.wav"),
         "bob": speak("Stop, wait a moment please.", d / "bob.wav"),
     }
 
 
-async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray],
-                                            tmp_path: Path) -> None:
+async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray], tmp_path: Path) -> None:
     from botrun.core.bridge import run_call
     from botrun.core.sim import Simulator
 
@@ -112,13 +110,24 @@ async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray],
     t = make_transport(CloudlessDaily, audio_out="custom-track")
     assert isinstance(t, CloudlessDaily)
     async with Simulator() as sim:
-        cfg = apply_overrides(config_from_dict({"agent": {"greeting": "Hello, how can I help?"}}), {
-            "agent.url": sim.url, "bridge.idle_timeout_s": 0.0, "bridge.leave_grace_s": 0.5,
-        })
-        call = asyncio.create_task(run_call(
-            t, cfg, api_key=None, observers=[seen.append], console=False,
-            install_signal_handlers=False,
-        ))
+        cfg = apply_overrides(
+            config_from_dict({"agent": {"greeting": "Hello, how can I help?"}}),
+            {
+                "agent.url": sim.url,
+                "bridge.idle_timeout_s": 0.0,
+                "bridge.leave_grace_s": 0.5,
+            },
+        )
+        call = asyncio.create_task(
+            run_call(
+                t,
+                cfg,
+                api_key=None,
+                observers=[seen.append],
+                console=False,
+                install_signal_handlers=False,
+            )
+        )
         await wait_until(lambda: t._joined)
         h = t._handler
         bot = participant("botrun", local=True, pid=t.bot_participant_id)
@@ -172,8 +181,9 @@ async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray],
     # Piece by piece (200 ms): under CPU load a starved delivery can leave a gap in what the
     # agent hears, which shifts whatever follows (see tests/speech.py). Ann spoke
     # alone, so each piece is there as she said it, in order.
-    assert_found_in_order(resample_poly(ann_voice.astype(np.float64), 3, 2), received,
-                          block=4800, min_corr=0.95)
+    assert_found_in_order(
+        resample_poly(ann_voice.astype(np.float64), 3, 2), received, block=4800, min_corr=0.95
+    )
     _, corr_bot = align(resample_poly(noise.astype(np.float64), 3, 2), received)
     assert corr_bot < 0.2
     # The bot's voice reached Daily as blocking writes of whole 20-ms chunks.

@@ -37,7 +37,8 @@ async def test_participants_reach_the_bridge_with_names_and_the_bot_is_filtered(
     await wait_until(lambda: len(events.of("joined")) == 2)
     assert t.bot_participant_id
     assert events.of("joined") == [
-        ("joined", alice["id"], "Alice"), ("joined", caller["id"], "+15551234567")
+        ("joined", alice["id"], "Alice"),
+        ("joined", caller["id"], "+15551234567"),
     ]
     assert set(t.remote_participants) == {alice["id"], caller["id"]}
     # Events reach the bridge on the loop thread, never on the SDK's thread.
@@ -90,7 +91,9 @@ async def test_renderer_passes_16k_mono_and_survives_bad_audio(prepared) -> None
     on_thread(r, pid, FakeAudioData(memoryview(frame)), "microphone")  # type: ignore[arg-type]
     assert r.bad == 1
     assert [(p, len(b), rate) for p, b, rate in events.audio_frames] == [
-        (pid, 640, 16000), (pid, 640, 16000), (pid, 640, 16000)
+        (pid, 640, 16000),
+        (pid, 640, 16000),
+        (pid, 640, 16000),
     ]
     assert events.audio_frames[0][1] == frame
     assert events.audio_frames[1][1] == b"\x20\x00" * 320

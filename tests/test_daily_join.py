@@ -44,7 +44,7 @@ async def test_join_timeout_is_a_clear_error_and_leave_does_not_block(caplog) ->
     [
         (OFFLINE_ERROR, f"cannot reach Daily to join {ROOM}"),
         ("Connection(Api(RoomLookup(RoomNotFound)))", f"the room {ROOM} does not exist"),
-        ("Join(Forbidden(\"meeting token is for another room\"))", "Daily refused the bot"),
+        ('Join(Forbidden("meeting token is for another room"))', "Daily refused the bot"),
         ("Join(TokenExpired)", f"the room {ROOM} or its meeting token has expired"),
         ("something new", f"could not join {ROOM}: something new"),
     ],
@@ -73,8 +73,13 @@ def test_only_non_join_request_errors_are_survivable() -> None:
 def test_cli_join_unreachable_daily_ends_in_one_clear_line() -> None:
     """The real SDK gives up after ~19 s offline; the user sees why, never the token."""
     r = run_botrun(
-        "daily", "--room", ROOM, "--agent-url", "ws://127.0.0.1:9/",
-        env={"DAILY_MEETING_TOKEN": TOKEN}, timeout=90,
+        "daily",
+        "--room",
+        ROOM,
+        "--agent-url",
+        "ws://127.0.0.1:9/",
+        env={"DAILY_MEETING_TOKEN": TOKEN},
+        timeout=90,
     )
     assert r.returncode == 1, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]

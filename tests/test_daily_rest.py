@@ -32,7 +32,10 @@ async def test_create_dialin_room_sends_sip_properties(api: FakeDailyApi) -> Non
     props = req.json["properties"]
     assert req.authorization == f"Bearer {API_KEY}"
     assert props["sip"] == {
-        "display_name": "+15551234567", "sip_mode": "dial-in", "num_endpoints": 1, "video": False
+        "display_name": "+15551234567",
+        "sip_mode": "dial-in",
+        "num_endpoints": 1,
+        "video": False,
     }
     assert props["eject_at_room_exp"] is True
     assert before + 600 - 1 <= props["exp"] <= time.time() + 600
@@ -99,8 +102,13 @@ async def test_retries_429_and_5xx_then_succeeds(api: FakeDailyApi) -> None:
 async def test_gives_up_after_retries_with_daily_error_body(
     api: FakeDailyApi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api.fail("POST", "/dialin/pinlessCallUpdate", 500,
-             {"error": "server-error", "info": "sip gateway unavailable"}, times=10)
+    api.fail(
+        "POST",
+        "/dialin/pinlessCallUpdate",
+        500,
+        {"error": "server-error", "info": "sip gateway unavailable"},
+        times=10,
+    )
     caplog.set_level(logging.DEBUG)
     caplog.handler.addFilter(RedactingFilter())
     async with client(api, retries=2) as rest:
@@ -190,8 +198,14 @@ def test_room_name_from_url(url: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["standup", "https://acme.daily.co/", "https://acme.daily.co/a/b", "ftp://x/y",
-            "https://acme.daily.co/ro%20om"],
+    "url",
+    [
+        "standup",
+        "https://acme.daily.co/",
+        "https://acme.daily.co/a/b",
+        "ftp://x/y",
+        "https://acme.daily.co/ro%20om",
+    ],
 )
 def test_room_name_from_bad_url(url: str) -> None:
     with pytest.raises(UsageError, match="not a Daily room URL"):

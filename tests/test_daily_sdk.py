@@ -15,7 +15,9 @@ pytest.importorskip("daily")
 
 def run_py(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -84,8 +86,12 @@ def test_missing_daily_python_is_a_usage_error_naming_the_extra() -> None:
 def test_cli_without_daily_python_prints_one_line_and_exits_2(tmp_path) -> None:
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['daily'] = None\n")
     r = run_botrun(
-        "daily", "--room", "https://botrun-test.daily.co/room",
-        "--agent-url", "ws://127.0.0.1:9/", env={"PYTHONPATH": str(tmp_path)},
+        "daily",
+        "--room",
+        "https://botrun-test.daily.co/room",
+        "--agent-url",
+        "ws://127.0.0.1:9/",
+        env={"PYTHONPATH": str(tmp_path)},
     )
     assert r.returncode == 2
     (line,) = r.stderr.strip().splitlines()
@@ -98,8 +104,10 @@ def test_cli_without_daily_python_prints_one_line_and_exits_2(tmp_path) -> None:
         (("--room", "botrun-test.daily.co/room"), "not a Daily room URL"),
         (("--room", "https://botrun-test.daily.co/"), "not a Daily room URL"),
         (("--room", "https://botrun-test.daily.co/r", "--dial-out", "555"), "E.164"),
-        (("--room", "https://botrun-test.daily.co/r", "--dialin-call-id", "x"),
-         "--dialin-call-domain"),
+        (
+            ("--room", "https://botrun-test.daily.co/r", "--dialin-call-id", "x"),
+            "--dialin-call-domain",
+        ),
         (("--room", "https://botrun-test.daily.co/r", "--audio-out", "speaker"), "speaker"),
     ],
 )

@@ -81,8 +81,13 @@ def test_check_slots_follows_opening_hours() -> None:
 def test_book_takes_a_slot_once() -> None:
     s = make_scheduler()
     ok = s.book("tomorrow", "9:30", "Ana Silva")
-    assert ok == {"booked": True, "confirmation": "BK-1001", "date": "2026-11-24",
-                  "time": "09:30", "name": "Ana Silva"}
+    assert ok == {
+        "booked": True,
+        "confirmation": "BK-1001",
+        "date": "2026-11-24",
+        "time": "09:30",
+        "name": "Ana Silva",
+    }
     again = s.book("2026-11-24", "09:30", "Ben")
     assert not again["booked"] and "taken" in again["reason"] and "09:30" not in again["free"]
     assert "09:30" not in s.check_slots("tomorrow")["free"]
@@ -92,8 +97,11 @@ def test_book_takes_a_slot_once() -> None:
 
 @pytest.mark.parametrize(
     ("date", "msg"),
-    [("next friday", "not YYYY-MM-DD"), ("2026-11-01", "in the past"),
-     ("2027-06-01", "at most 60 days")],
+    [
+        ("next friday", "not YYYY-MM-DD"),
+        ("2026-11-01", "in the past"),
+        ("2027-06-01", "at most 60 days"),
+    ],
 )
 def test_bad_dates_raise_for_the_agent(date: str, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
@@ -102,8 +110,7 @@ def test_bad_dates_raise_for_the_agent(date: str, msg: str) -> None:
 
 async def test_scheduler_tools_report_errors_as_results() -> None:
     registry = load_tools(["botrun.bots.examples.scheduler:book"])
-    out = json.loads(await registry.call("book", {"date": "someday", "time": "09:00",
-                                                  "name": "X"}))
+    out = json.loads(await registry.call("book", {"date": "someday", "time": "09:00", "name": "X"}))
     assert "not YYYY-MM-DD" in out["error"]
 
 
@@ -140,7 +147,7 @@ async def test_support_bot_end_to_end_through_the_client() -> None:
 async def test_scheduler_bot_end_to_end_through_the_client() -> None:
     cfg = load_config(CONFIGS / "scheduler.toml")
     registry = load_tools(cfg.agent.tools, [], timeout_s=cfg.agent.tool_timeout_s)
-    day = (dt.date.today() + dt.timedelta(days=1))
+    day = dt.date.today() + dt.timedelta(days=1)
     while day.weekday() >= 4:  # a monday-thursday with morning hours
         day += dt.timedelta(days=1)
     got: list[dict[str, Any]] = []
@@ -152,8 +159,11 @@ async def test_scheduler_bot_end_to_end_through_the_client() -> None:
         await conn.send(ReplyDone("r1"))
         free = json.loads((await conn.next()).result)["free"]  # type: ignore[union-attr]
         await conn.send(ReplyStarted("r2"))
-        await conn.send(ToolCall("c2", "book", {"date": day.isoformat(), "time": free[-1],
-                                                "name": "Test Caller"}))
+        await conn.send(
+            ToolCall(
+                "c2", "book", {"date": day.isoformat(), "time": free[-1], "name": "Test Caller"}
+            )
+        )
         await conn.send(ReplyDone("r2"))
         got.append(json.loads((await conn.next()).result))  # type: ignore[union-attr]
 

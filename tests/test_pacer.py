@@ -313,13 +313,13 @@ def test_prebuffer_holds_a_new_stream_until_enough_is_queued(make_pacer) -> None
     time.sleep(0.05)
     assert sink.calls == 0  # 50 ms queued, 45 ms passed: held
     clock.advance(0.005)
-    pacer.put(audio[piece:2 * piece])
+    pacer.put(audio[piece : 2 * piece])
     wait_for(lambda: sink.calls >= 1)  # 100 ms queued: it starts without waiting longer
     for step in range(1, 4 * 10 + 20):  # the rest in real time, 50 ms per piece
         clock.advance(0.005)
         if step % 10 == 0 and step // 10 < 5:
             k = 1 + step // 10
-            pacer.put(audio[k * piece:(k + 1) * piece])
+            pacer.put(audio[k * piece : (k + 1) * piece])
         wait_for(caught_up)
     pacer.close(drain=True, timeout=5.0)
     assert sink.data == audio

@@ -37,10 +37,22 @@ async def test_third_party_transport_runs_a_call(tmp_path: Path) -> None:
     transcript = tmp_path / "t.jsonl"
     async with Simulator() as sim:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "botrun.bots.cli", "loopback", "--seconds", "1",
-            "--result", str(result), "--agent-url", sim.url, "--transcript", str(transcript),
-            env={**os.environ, **plugin_env()}, cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "loopback",
+            "--seconds",
+            "1",
+            "--result",
+            str(result),
+            "--agent-url",
+            sim.url,
+            "--transcript",
+            str(transcript),
+            env={**os.environ, **plugin_env()},
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
@@ -54,8 +66,15 @@ async def test_third_party_transport_runs_a_call(tmp_path: Path) -> None:
     # The live console, as plain lines (stdout is a pipe): who came, who spoke, what was
     # said, the turn's latency, who left, and the summary at exit.
     console = out.decode()
-    for expected in ("+ Tess joined", "Tess is speaking", "Tess: ", "(reply after ",
-                     "- Tess left", "response latency", "bridge processing"):
+    for expected in (
+        "+ Tess joined",
+        "Tess is speaking",
+        "Tess: ",
+        "(reply after ",
+        "- Tess left",
+        "response latency",
+        "bridge processing",
+    ):
         assert expected in console, console
     assert "\033[" not in console
     lines = [json.loads(x) for x in transcript.read_text().splitlines()]

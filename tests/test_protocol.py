@@ -32,11 +32,15 @@ def test_module_has_no_io_imports() -> None:
 @pytest.mark.parametrize(
     ("event", "wire"),
     [
-        (p.SessionUpdate({"system_prompt": "hi"}),
-         {"type": "session.update", "session": {"system_prompt": "hi"}}),
+        (
+            p.SessionUpdate({"system_prompt": "hi"}),
+            {"type": "session.update", "session": {"system_prompt": "hi"}},
+        ),
         (p.InputAudio(PCM), {"type": "input.audio", "audio": base64.b64encode(PCM).decode()}),
-        (p.ToolResult("c1", '{"ok":true}'),
-         {"type": "tool.result", "call_id": "c1", "result": '{"ok":true}'}),
+        (
+            p.ToolResult("c1", '{"ok":true}'),
+            {"type": "tool.result", "call_id": "c1", "result": '{"ok":true}'},
+        ),
         (p.SessionResume("s1"), {"type": "session.resume", "session_id": "s1"}),
         (p.ReplyCreate(), {"type": "reply.create"}),
         (p.ReplyCreate("be brief"), {"type": "reply.create", "instructions": "be brief"}),
@@ -58,29 +62,61 @@ SERVER_CASES = [
     ({"type": "session.ready", "session_id": "s1"}, p.SessionReady("s1")),
     ({"type": "session.updated", "config": {"a": 1}}, p.SessionUpdated({"a": 1})),
     ({"type": "input.speech.started", "timestamp": 12.5}, p.SpeechStarted(12.5)),
-    ({"type": "input.speech.stopped", "timestamp": "2026-01-01T00:00:00Z"},
-     p.SpeechStopped("2026-01-01T00:00:00Z")),
-    ({"type": "transcript.user.delta", "text": "hel", "item_id": "i1"},
-     p.TranscriptUserDelta("hel", "i1")),
-    ({"type": "transcript.user", "text": "hello", "item_id": "i1"},
-     p.TranscriptUser("hello", "i1")),
+    (
+        {"type": "input.speech.stopped", "timestamp": "2026-01-01T00:00:00Z"},
+        p.SpeechStopped("2026-01-01T00:00:00Z"),
+    ),
+    (
+        {"type": "transcript.user.delta", "text": "hel", "item_id": "i1"},
+        p.TranscriptUserDelta("hel", "i1"),
+    ),
+    (
+        {"type": "transcript.user", "text": "hello", "item_id": "i1"},
+        p.TranscriptUser("hello", "i1"),
+    ),
     ({"type": "reply.started", "reply_id": "r1"}, p.ReplyStarted("r1")),
     ({"type": "reply.audio", "data": base64.b64encode(PCM).decode()}, p.ReplyAudio(PCM)),
-    ({"type": "transcript.agent.delta", "reply_id": "r1", "delta": "Hi", "start_ms": 0,
-      "end_ms": 120}, p.TranscriptAgentDelta("r1", "Hi", 0.0, 120.0)),
-    ({"type": "transcript.agent", "reply_id": "r1", "text": "Hi", "interrupted": True},
-     p.TranscriptAgent("r1", "Hi", True)),
-    ({"type": "reply.done", "reply_id": "r1", "status": "interrupted"},
-     p.ReplyDone("r1", "interrupted")),
+    (
+        {
+            "type": "transcript.agent.delta",
+            "reply_id": "r1",
+            "delta": "Hi",
+            "start_ms": 0,
+            "end_ms": 120,
+        },
+        p.TranscriptAgentDelta("r1", "Hi", 0.0, 120.0),
+    ),
+    (
+        {"type": "transcript.agent", "reply_id": "r1", "text": "Hi", "interrupted": True},
+        p.TranscriptAgent("r1", "Hi", True),
+    ),
+    (
+        {"type": "reply.done", "reply_id": "r1", "status": "interrupted"},
+        p.ReplyDone("r1", "interrupted"),
+    ),
     ({"type": "reply.done", "reply_id": "r1"}, p.ReplyDone("r1", "completed")),
-    ({"type": "tool.call", "call_id": "c1", "name": "f", "arguments": {"x": 1}},
-     p.ToolCall("c1", "f", {"x": 1})),
-    ({"type": "tool.call", "call_id": "c1", "name": "f", "arguments": '{"x": 1}'},
-     p.ToolCall("c1", "f", {"x": 1})),
-    ({"type": "session.error", "code": "invalid_value", "message": "bad", "param": "volume",
-      "timestamp": 1}, p.SessionError("invalid_value", "bad", "volume")),
-    ({"type": "session.ended", "session_duration_seconds": 3, "audio_duration_seconds": 1.5},
-     p.SessionEnded(3.0, 1.5)),
+    (
+        {"type": "tool.call", "call_id": "c1", "name": "f", "arguments": {"x": 1}},
+        p.ToolCall("c1", "f", {"x": 1}),
+    ),
+    (
+        {"type": "tool.call", "call_id": "c1", "name": "f", "arguments": '{"x": 1}'},
+        p.ToolCall("c1", "f", {"x": 1}),
+    ),
+    (
+        {
+            "type": "session.error",
+            "code": "invalid_value",
+            "message": "bad",
+            "param": "volume",
+            "timestamp": 1,
+        },
+        p.SessionError("invalid_value", "bad", "volume"),
+    ),
+    (
+        {"type": "session.ended", "session_duration_seconds": 3, "audio_duration_seconds": 1.5},
+        p.SessionEnded(3.0, 1.5),
+    ),
 ]
 
 
@@ -114,14 +150,19 @@ def test_reply_done_interrupted_property() -> None:
         ('{"type": "reply.audio", "data": 12}', "must be a base64 string"),
         ('{"type": "reply.audio", "data": "AAAA"}', "odd number of bytes (3)"),
         ('{"type": "reply.done", "reply_id": "r", "status": 1}', "must be a string"),
-        ('{"type": "tool.call", "call_id": "c", "name": "f", "arguments": [1]}',
-         "must be an object"),
-        ('{"type": "tool.call", "call_id": "c", "name": "f", "arguments": "{bad"}',
-         "not JSON"),
-        ('{"type": "transcript.agent", "reply_id": "r", "text": "", "interrupted": "yes"}',
-         "must be a boolean"),
-        ('{"type": "transcript.agent.delta", "reply_id": "r", "delta": "", "start_ms": true}',
-         "must be a number"),
+        (
+            '{"type": "tool.call", "call_id": "c", "name": "f", "arguments": [1]}',
+            "must be an object",
+        ),
+        ('{"type": "tool.call", "call_id": "c", "name": "f", "arguments": "{bad"}', "not JSON"),
+        (
+            '{"type": "transcript.agent", "reply_id": "r", "text": "", "interrupted": "yes"}',
+            "must be a boolean",
+        ),
+        (
+            '{"type": "transcript.agent.delta", "reply_id": "r", "delta": "", "start_ms": true}',
+            "must be a number",
+        ),
         ('{"type": "session.error", "message": "x"}', "missing string field 'code'"),
     ],
 )
@@ -152,7 +193,8 @@ def test_unknown_event_is_kept_for_forward_compatibility() -> None:
 def test_odd_length_audio_allowed_for_g711() -> None:
     data = base64.b64encode(b"\x01\x02\x03").decode()
     assert p.decode(json.dumps({"type": "reply.audio", "data": data}), pcm16=False) == (
-        p.ReplyAudio(b"\x01\x02\x03"))
+        p.ReplyAudio(b"\x01\x02\x03")
+    )
 
 
 def test_decode_client_rejects_object_tool_result() -> None:
@@ -161,23 +203,47 @@ def test_decode_client_rejects_object_tool_result() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.text(max_size=200),
-    st.binary(max_size=64),
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(
-            max_size=10),
-        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-        max_leaves=12,
-    ).map(json.dumps),
-    st.fixed_dictionaries(
-        {"type": st.sampled_from(sorted(p._SERVER))},
-        optional={k: st.one_of(st.none(), st.integers(), st.text(max_size=8), st.booleans(),
-                               st.lists(st.integers(), max_size=2))
-                  for k in ("session_id", "reply_id", "data", "status", "call_id", "name",
-                            "arguments", "code", "text", "interrupted", "start_ms", "config")},
-    ).map(json.dumps),
-))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=64),
+        st.recursive(
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.floats(allow_nan=False)
+            | st.text(max_size=10),
+            lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+            max_leaves=12,
+        ).map(json.dumps),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(sorted(p._SERVER))},
+            optional={
+                k: st.one_of(
+                    st.none(),
+                    st.integers(),
+                    st.text(max_size=8),
+                    st.booleans(),
+                    st.lists(st.integers(), max_size=2),
+                )
+                for k in (
+                    "session_id",
+                    "reply_id",
+                    "data",
+                    "status",
+                    "call_id",
+                    "name",
+                    "arguments",
+                    "code",
+                    "text",
+                    "interrupted",
+                    "start_ms",
+                    "config",
+                )
+            },
+        ).map(json.dumps),
+    )
+)
 def test_decode_never_raises(raw: str | bytes) -> None:
     ev = p.decode(raw)
     assert isinstance(ev, p.ProtocolError | p.UnknownEvent) or type(ev).__module__ == p.__name__
@@ -196,8 +262,13 @@ def test_session_payload_from_config() -> None:
         """
         return {}
 
-    cfg = _cfg(system_prompt="Be nice.", greeting="Hello!", voice="james", volume=70,
-               input={"keyterms": ["botrun"], "turn_detection": {"min_silence": 800}})
+    cfg = _cfg(
+        system_prompt="Be nice.",
+        greeting="Hello!",
+        voice="james",
+        volume=70,
+        input={"keyterms": ["botrun"], "turn_detection": {"min_silence": 800}},
+    )
     spec = make_spec(lookup, execution_mode="hold")
     s = p.session_payload(cfg, [spec])
     assert s == {
@@ -205,19 +276,34 @@ def test_session_payload_from_config() -> None:
         "greeting": "Hello!",
         "input": {
             "format": {"encoding": "audio/pcm", "sample_rate": 24000},
-            "turn_detection": {"vad_threshold": 0.5, "min_silence": 800, "max_silence": 3000,
-                               "interrupt_response": True},
+            "turn_detection": {
+                "vad_threshold": 0.5,
+                "min_silence": 800,
+                "max_silence": 3000,
+                "interrupt_response": True,
+            },
             "keyterms": ["botrun"],
         },
-        "output": {"voice": "james", "format": {"encoding": "audio/pcm", "sample_rate": 24000},
-                   "volume": 70},
-        "tools": [{
-            "type": "function", "name": "lookup", "description": "Find an order.",
-            "parameters": {"type": "object", "properties": {
-                "order_id": {"type": "string", "description": "The order number."}},
-                "required": ["order_id"]},
-            "execution_mode": "hold",
-        }],
+        "output": {
+            "voice": "james",
+            "format": {"encoding": "audio/pcm", "sample_rate": 24000},
+            "volume": 70,
+        },
+        "tools": [
+            {
+                "type": "function",
+                "name": "lookup",
+                "description": "Find an order.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "order_id": {"type": "string", "description": "The order number."}
+                    },
+                    "required": ["order_id"],
+                },
+                "execution_mode": "hold",
+            }
+        ],
     }
 
 
@@ -230,7 +316,8 @@ def test_session_payload_leaves_out_empty_values() -> None:
 def test_merge_session_replaces_lists_and_merges_objects() -> None:
     base = {"input": {"keyterms": ["a"], "turn_detection": {"min_silence": 1}}, "tools": [1]}
     out = p.merge_session(base, {"input": {"turn_detection": {"max_silence": 2}}, "tools": []})
-    assert out == {"input": {"keyterms": ["a"], "turn_detection": {"min_silence": 1,
-                                                                   "max_silence": 2}},
-                   "tools": []}
+    assert out == {
+        "input": {"keyterms": ["a"], "turn_detection": {"min_silence": 1, "max_silence": 2}},
+        "tools": [],
+    }
     assert base["tools"] == [1]

@@ -27,8 +27,12 @@ async def test_signed_dialin_creates_sip_room_token_and_one_bot(tmp_path: Path) 
 
         (record,) = await wait_for(h.bot_records, "the bot to start")
         assert record["argv"] == [
-            "--room", data["room_url"], "--dialin-call-id", "call-1",
-            "--dialin-call-domain", "dom-1",
+            "--room",
+            data["room_url"],
+            "--dialin-call-id",
+            "call-1",
+            "--dialin-call-domain",
+            "dom-1",
         ]
         assert record["env"]["DAILY_MEETING_TOKEN"] == token  # in the env, never argv
         assert token not in " ".join(record["argv"])
@@ -125,8 +129,12 @@ async def test_room_creation_failure_is_502_with_daily_message(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with serve_harness(tmp_path) as h:
-        h.api.fail("POST", "/rooms", 400, {"error": "invalid-request-error",
-                                           "info": "sip is not enabled for this domain"})
+        h.api.fail(
+            "POST",
+            "/rooms",
+            400,
+            {"error": "invalid-request-error", "info": "sip is not enabled for this domain"},
+        )
         with caplog.at_level(logging.ERROR, logger="botrun.serve"):
             resp = await h.dialin("call-x")
         assert resp.status == 502
@@ -174,8 +182,10 @@ async def test_bot_max_duration_stops_the_bot(tmp_path: Path) -> None:
     async with serve_harness(tmp_path, bot_max_duration_s=0.5) as h:
         resp = await h.dialin("call-long")
         assert resp.status == 200
-        await wait_for(lambda: h.api.rooms == {} and h.supervisor.busy == 0,
-                       "the bot to be stopped at its maximum duration")
+        await wait_for(
+            lambda: h.api.rooms == {} and h.supervisor.busy == 0,
+            "the bot to be stopped at its maximum duration",
+        )
         assert len(h.bot_records()) == 1
 
 
@@ -217,8 +227,12 @@ async def test_start_without_room_creates_and_later_deletes_one(tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"[1]", "not a JSON object"), (b"{oops", "not JSON"),
-     (b'{"room_url": 3}', "must be a string"), (b'{"room_url": "nope"}', "not a Daily room URL")],
+    [
+        (b"[1]", "not a JSON object"),
+        (b"{oops", "not JSON"),
+        (b'{"room_url": 3}', "must be a string"),
+        (b'{"room_url": "nope"}', "not a Daily room URL"),
+    ],
 )
 async def test_start_rejects_bad_bodies(tmp_path: Path, body: bytes, message: str) -> None:
     async with serve_harness(tmp_path) as h:

@@ -27,9 +27,13 @@ def test_missing_daily_api_key_is_a_one_line_usage_error(tmp_path: Path) -> None
 
 def test_bad_dialin_secret_is_a_usage_error(tmp_path: Path) -> None:
     res = run_botrun(
-        "serve", cwd=tmp_path,
-        env={"DAILY_API_KEY": API_KEY, "DAILY_DIALIN_SECRET": "not base64 !!",
-             "ASSEMBLYAI_API_KEY": "k"},
+        "serve",
+        cwd=tmp_path,
+        env={
+            "DAILY_API_KEY": API_KEY,
+            "DAILY_DIALIN_SECRET": "not base64 !!",
+            "ASSEMBLYAI_API_KEY": "k",
+        },
     )
     assert res.returncode == 2
     assert "DAILY_DIALIN_SECRET is not valid base64" in res.stderr
@@ -42,7 +46,10 @@ def test_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         res = run_botrun(
-            "serve", "--port", str(port), cwd=tmp_path,
+            "serve",
+            "--port",
+            str(port),
+            cwd=tmp_path,
             env={"DAILY_API_KEY": API_KEY, "ASSEMBLYAI_API_KEY": "k"},
         )
     assert res.returncode == 2
@@ -53,13 +60,28 @@ async def test_sigterm_asks_every_bot_to_leave_and_waits(tmp_path: Path) -> None
     script = write_stand_in(tmp_path)
     async with FakeDailyApi() as api:
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-        env.update(DAILY_API_KEY=API_KEY, DAILY_API_URL=api.base_url,
-                   DAILY_DIALIN_SECRET=DIALIN_SECRET, ASSEMBLYAI_API_KEY="agent-key",
-                   BOT_RECORD_DIR=str(tmp_path / "records"), BOT_MODE="wait")
+        env.update(
+            DAILY_API_KEY=API_KEY,
+            DAILY_API_URL=api.base_url,
+            DAILY_DIALIN_SECRET=DIALIN_SECRET,
+            ASSEMBLYAI_API_KEY="agent-key",
+            BOT_RECORD_DIR=str(tmp_path / "records"),
+            BOT_MODE="wait",
+        )
         serve = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "botrun.bots.cli", "serve", "--port", "0", "--max-bots", "3",
-            "--bot-command", shlex.join([sys.executable, str(script)]),
-            cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "serve",
+            "--port",
+            "0",
+            "--max-bots",
+            "3",
+            "--bot-command",
+            shlex.join([sys.executable, str(script)]),
+            cwd=tmp_path,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
         )
         assert serve.stderr is not None
         lines: list[str] = []

@@ -127,20 +127,22 @@ async def test_phone_call_is_forwarded_once_greeted_and_cleaned_up(tmp_path: Pat
     async with Simulator() as sim:
         config = tmp_path / "bot.toml"
         config.write_text(
-            f'[bot]\nname = "phone bot"\n\n[agent]\nurl = "{sim.url}"\n'
-            f'greeting = "{GREETING}"\n'
+            f'[bot]\nname = "phone bot"\n\n[agent]\nurl = "{sim.url}"\ngreeting = "{GREETING}"\n'
         )
         async with serve_harness(
-            tmp_path, bot_command=[sys.executable, str(harness), "daily"],
+            tmp_path,
+            bot_command=[sys.executable, str(harness), "daily"],
             extra_env={"E2E_DIR": str(tmp_path), "E2E_CALLER": CALLER},
-            config=str(config), stop_timeout_s=10.0,
+            config=str(config),
+            stop_timeout_s=10.0,
         ) as h:
             resp = await h.dialin("call-e2e", CALLER)
             assert resp.status == 200, await resp.text()
             (session,) = h.supervisor.sessions()
             (room_name,) = h.api.rooms
-            await wait_for(lambda: session.exit_code is not None, "the bot to hang up and exit",
-                           timeout=60)
+            await wait_for(
+                lambda: session.exit_code is not None, "the bot to hang up and exit", timeout=60
+            )
             await wait_for(lambda: h.api.rooms == {}, "the room to be deleted")
             output = "\n".join(session.tail)
             assert session.exit_code == 0, output
@@ -148,14 +150,18 @@ async def test_phone_call_is_forwarded_once_greeted_and_cleaned_up(tmp_path: Pat
 
         (record_file,) = tmp_path.glob("bot-*.json")
         record = json.loads(record_file.read_text())
-        assert record["steps"] == ["dialin_ready x2", "caller joined", "caller hung up",
-                                   "leave"], output
+        assert record["steps"] == ["dialin_ready x2", "caller joined", "caller hung up", "leave"], (
+            output
+        )
         # on_dialin_ready twice -> exactly one pinlessCallUpdate, to the room's endpoint.
         assert record["forward_calls"] == 1 and record["forwarded"] is True
-        assert h.api.pinless_updates == [{
-            "callId": "call-e2e", "callDomain": "dom-1",
-            "sipUri": f"sip:{room_name}@botrun-test.sip.daily.co",
-        }]
+        assert h.api.pinless_updates == [
+            {
+                "callId": "call-e2e",
+                "callDomain": "dom-1",
+                "sipUri": f"sip:{room_name}@botrun-test.sip.daily.co",
+            }
+        ]
         # The bot joined with the owner token serve minted, passed through its environment.
         (token,) = h.api.tokens
         assert h.api.tokens[token]["room_name"] == room_name

@@ -22,8 +22,7 @@ BODY = json.dumps(
 
 
 def headers(ts: str, body: bytes = BODY, key: bytes = KEY) -> dict[str, str]:
-    return {webhook.SIGNATURE_HEADER: webhook.sign(key, ts, body),
-            webhook.TIMESTAMP_HEADER: ts}
+    return {webhook.SIGNATURE_HEADER: webhook.sign(key, ts, body), webhook.TIMESTAMP_HEADER: ts}
 
 
 def test_signature_is_base64_hmac_sha256_of_timestamp_dot_body() -> None:
@@ -89,13 +88,21 @@ def test_decode_secret_rejects_bad_base64() -> None:
 
 
 def test_parse_call() -> None:
-    body = json.dumps({
-        "To": "+1 555 000", "From": "+1 555 111", "callId": "id", "callDomain": "dom",
-        "sipHeaders": {"X-Custom": "v"},
-    }).encode()
+    body = json.dumps(
+        {
+            "To": "+1 555 000",
+            "From": "+1 555 111",
+            "callId": "id",
+            "callDomain": "dom",
+            "sipHeaders": {"X-Custom": "v"},
+        }
+    ).encode()
     call = webhook.parse_call(body)
     assert call == webhook.DialinCall(
-        call_id="id", call_domain="dom", to="+1 555 000", from_="+1 555 111",
+        call_id="id",
+        call_domain="dom",
+        to="+1 555 000",
+        from_="+1 555 111",
         sip_headers={"X-Custom": "v"},
     )
 

@@ -113,8 +113,7 @@ def test_several_results_released_together_and_other_replies_untouched() -> None
     feed(s, [ReplyStarted("r1"), ToolCall("a", "f", {}), ToolCall("b", "g", {})])
     s.add_tool_result("b", "2")
     s.add_tool_result("a", "1")
-    assert feed(s, [ReplyDone("r1", "completed")]) == [ToolResult("a", "1"),
-                                                       ToolResult("b", "2")]
+    assert feed(s, [ReplyDone("r1", "completed")]) == [ToolResult("a", "1"), ToolResult("b", "2")]
 
 
 def test_interrupted_reply_discards_results_even_late_ones() -> None:
@@ -252,8 +251,11 @@ def test_update_before_first_ready_is_sent_after_it() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"greeting": "Bye"}, {"output": {"voice": "james"}},
-     {"output": {"format": {"encoding": "audio/pcmu"}}}],
+    [
+        {"greeting": "Bye"},
+        {"output": {"voice": "james"}},
+        {"output": {"format": {"encoding": "audio/pcmu"}}},
+    ],
 )
 def test_immutable_fields_refused_locally(change: dict) -> None:
     s = ready_state()
@@ -265,7 +267,8 @@ def test_immutable_fields_refused_locally(change: dict) -> None:
 def test_immutable_field_with_same_value_and_mutable_output_are_fine() -> None:
     s = ready_state()
     assert s.update_session({"output": {"voice": "ivy", "volume": 50}}) == [
-        SessionUpdate({"output": {"voice": "ivy", "volume": 50}})]
+        SessionUpdate({"output": {"voice": "ivy", "volume": 50}})
+    ]
 
 
 def test_immutable_fields_free_before_first_ready() -> None:

@@ -47,5 +47,5 @@ async def test_ten_concurrent_sessions_lose_nothing(sim: Simulator) -> None:
         assert s.received_audio == sent and s.received_samples == len(sent) // 2
         assert not s.errors
         a, b = s.utterances[0]
-        assert echoed == sent[a * 2:b * 2]
+        assert echoed == sent[a * 2 : b * 2]
     assert len(sim.sessions) == SESSIONS + 1

@@ -23,8 +23,12 @@ async def test_greeting_spoken_on_ready_with_matching_duration(sim: Simulator) -
     started = await c.wait("reply.started")
     final = await c.wait("transcript.agent")
     await c.wait("reply.done")
-    assert final == {"type": "transcript.agent", "reply_id": started["reply_id"],
-                     "text": "Hi, I am your meeting assistant.", "interrupted": False}
+    assert final == {
+        "type": "transcript.agent",
+        "reply_id": started["reply_id"],
+        "text": "Hi, I am your meeting assistant.",
+        "interrupted": False,
+    }
     audio = np.frombuffer(b"".join(pcm_of(e) for e in c.of_type("reply.audio")), "<i2")
     assert len(audio) == len("Hi, I am your meeting assistant.") * 65 * 24
     assert np.sqrt(np.mean(audio.astype(float) ** 2)) > 1000  # audible, speech-like level
@@ -54,8 +58,10 @@ async def test_echo_is_the_exact_received_speech(tmp_path: Path, sim: Simulator)
 
 
 async def test_speech_events_partials_and_scripted_transcript() -> None:
-    scenario = Scenario(turns=(Turn(user="What is the weather in Paris today", reply="Sunny."),),
-                        reply=ReplySettings(delay_ms=0))
+    scenario = Scenario(
+        turns=(Turn(user="What is the weather in Paris today", reply="Sunny."),),
+        reply=ReplySettings(delay_ms=0),
+    )
     async with Simulator(scenario, speed=8) as sim:
         c = await RawClient.connect(sim.url)
         await c.start()
@@ -144,7 +150,7 @@ async def test_barge_in_interrupts_reply_then_stale_frames() -> None:
         types = c.types()
         i_speech = types.index("input.speech.started")
         assert types.index("transcript.agent") > i_speech
-        after_done = types[types.index("reply.done") + 1:]
+        after_done = types[types.index("reply.done") + 1 :]
         assert after_done[:3] == ["reply.audio"] * 3
         rec = sim.session().replies[0]
         assert rec.status == "interrupted" and rec.spoken_text == final["text"]
@@ -154,9 +160,10 @@ async def test_barge_in_interrupts_reply_then_stale_frames() -> None:
 async def test_interrupt_response_false_disables_barge_in() -> None:
     async with Simulator(speed=4) as sim:
         c = await RawClient.connect(sim.url)
-        await c.start(greeting="A greeting long enough to talk over it.",
-                      input={"turn_detection": {"interrupt_response": False,
-                                                "min_silence": 300}})
+        await c.start(
+            greeting="A greeting long enough to talk over it.",
+            input={"turn_detection": {"interrupt_response": False, "min_silence": 300}},
+        )
         await c.wait("reply.audio")
         await c.send_audio(np.concatenate((voiced(300), silence(400))))
         await c.wait("input.speech.started")
@@ -177,10 +184,14 @@ async def test_scripted_tone_and_wav_replies(tmp_path: Path) -> None:
         w.setsampwidth(2)
         w.setframerate(16000)
         w.writeframes(voiced(500, rate=16000).tobytes())
-    scenario = Scenario(base_dir=tmp_path, reply=ReplySettings(delay_ms=0), turns=(
-        Turn(reply="Short tone.", audio="tone"),
-        Turn(reply="From a file.", audio="wav", wav=Path("reply.wav")),
-    ))
+    scenario = Scenario(
+        base_dir=tmp_path,
+        reply=ReplySettings(delay_ms=0),
+        turns=(
+            Turn(reply="Short tone.", audio="tone"),
+            Turn(reply="From a file.", audio="wav", wav=Path("reply.wav")),
+        ),
+    )
     async with Simulator(scenario, speed=8) as sim:
         c = await RawClient.connect(sim.url)
         await c.start(input={"turn_detection": {"min_silence": 300}})
@@ -189,8 +200,10 @@ async def test_scripted_tone_and_wav_replies(tmp_path: Path) -> None:
         await c.send_audio(utterance(300, 100, 400))
         await c.wait("reply.done")
         replies = sim.session().replies
-        assert [(r.kind, r.text) for r in replies] == [("tone", "Short tone."),
-                                                       ("wav", "From a file.")]
+        assert [(r.kind, r.text) for r in replies] == [
+            ("tone", "Short tone."),
+            ("wav", "From a file."),
+        ]
         assert len(replies[0].audio) // 2 == len("Short tone.") * 65 * 24
         assert len(replies[1].audio) // 2 == 500 * 24  # 16 kHz file resampled to 24 kHz
         await c.close()
@@ -201,8 +214,12 @@ async def test_non_24k_input_is_deaf_by_default_and_honoured_when_asked() -> Non
         scenario = Scenario(faults=FaultSettings(sample_rate=mode))
         async with Simulator(scenario, speed=8) as sim:
             c = await RawClient.connect(sim.url)
-            await c.start(input={"format": {"encoding": "audio/pcm", "sample_rate": 16000},
-                                 "turn_detection": {"min_silence": 300}})
+            await c.start(
+                input={
+                    "format": {"encoding": "audio/pcm", "sample_rate": 16000},
+                    "turn_detection": {"min_silence": 300},
+                }
+            )
             await c.send_audio(utterance(500, 100, 600, rate=16000), rate=16000)
             await c.send("session.end")
             await c.wait("session.ended")
@@ -216,14 +233,16 @@ async def test_non_24k_input_is_deaf_by_default_and_honoured_when_asked() -> Non
 async def test_g711_input_and_output() -> None:
     async with Simulator(speed=8) as sim:
         c = await RawClient.connect(sim.url)
-        await c.start(input={"format": {"encoding": "audio/pcmu"},
-                             "turn_detection": {"min_silence": 300}},
-                      output={"format": {"encoding": "audio/pcma"}})
+        await c.start(
+            input={"format": {"encoding": "audio/pcmu"}, "turn_detection": {"min_silence": 300}},
+            output={"format": {"encoding": "audio/pcma"}},
+        )
         lin = utterance(500, 100, 500, rate=8000).tobytes()
         ulaw = audioop.lin2ulaw(lin, 2)
         for i in range(0, len(ulaw), 400):
-            await c.send("input.audio", audio=__import__("base64").b64encode(
-                ulaw[i:i + 400]).decode())
+            await c.send(
+                "input.audio", audio=__import__("base64").b64encode(ulaw[i : i + 400]).decode()
+            )
         await c.wait("reply.done")
         s = sim.session()
         assert s.received_samples == len(ulaw)

@@ -22,8 +22,9 @@ def faulty(**faults: object) -> Scenario:
 
 
 # ---- auth and tokens ---------------------------------------------------------------------
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-key"},
-                                     {"Authorization": KEY}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": KEY}]
+)
 async def test_missing_or_wrong_key_is_unauthorized_1008(headers: dict) -> None:
     async with Simulator(api_key=KEY, speed=8) as sim:
         c = await RawClient.connect(sim.url, additional_headers=headers)
@@ -47,11 +48,13 @@ async def test_temporary_token_single_use_and_session_limit() -> None:
             async with http.get(http_url, params={"expires_in_seconds": 60}) as r:
                 assert r.status == 401
             auth = {"Authorization": f"Bearer {KEY}"}
-            async with http.get(http_url, params={"expires_in_seconds": 900},
-                                headers=auth) as r:
+            async with http.get(http_url, params={"expires_in_seconds": 900}, headers=auth) as r:
                 assert r.status == 400
-            async with http.get(http_url, headers=auth, params={
-                    "expires_in_seconds": 60, "max_session_duration_seconds": 120}) as r:
+            async with http.get(
+                http_url,
+                headers=auth,
+                params={"expires_in_seconds": 60, "max_session_duration_seconds": 120},
+            ) as r:
                 assert r.status == 200 and r.content_type == "application/json"
                 token = (await r.json())["token"]
         c = await RawClient.connect(f"{sim.url}/v1/ws?token={token}")
@@ -81,8 +84,9 @@ async def test_plain_http_to_websocket_path_is_refused_cleanly(sim: Simulator) -
 
 
 # ---- connect-time errors -----------------------------------------------------------------
-@pytest.mark.parametrize(("code", "close"), [("server_error", 1013), ("FORBIDDEN", 1008),
-                                             ("internal_error", 1011)])
+@pytest.mark.parametrize(
+    ("code", "close"), [("server_error", 1013), ("FORBIDDEN", 1008), ("internal_error", 1011)]
+)
 async def test_first_k_connections_refused(code: str, close: int) -> None:
     async with Simulator(faulty(connect_error=code, connect_error_count=2), speed=8) as sim:
         for _ in range(2):
@@ -210,7 +214,7 @@ async def test_injected_junk_frames(at: int) -> None:
         types = c.types()
         junk = ["<malformed>", "<binary>", UNKNOWN_EVENT_TYPE, "sim.padding"]
         i = types.index("<malformed>")
-        assert types[i:i + 4] == junk
+        assert types[i : i + 4] == junk
         assert types[:i].count("reply.audio") == at
         padding = c.of_type("sim.padding")[0]
         assert len(json.dumps(padding)) >= 1_999_000

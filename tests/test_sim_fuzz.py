@@ -11,10 +11,23 @@ from typing import Any
 from botrun.core.sim import Simulator
 from tests.sim_support import RawClient, silence, utterance
 
-TYPES = ["session.update", "input.audio", "tool.result", "session.resume", "reply.create",
-         "bogus"]
-KEYS = ["session", "audio", "call_id", "result", "session_id", "instructions", "input", "output",
-        "tools", "turn_detection", "format", "voice", "greeting", "vad_threshold"]
+TYPES = ["session.update", "input.audio", "tool.result", "session.resume", "reply.create", "bogus"]
+KEYS = [
+    "session",
+    "audio",
+    "call_id",
+    "result",
+    "session_id",
+    "instructions",
+    "input",
+    "output",
+    "tools",
+    "turn_detection",
+    "format",
+    "voice",
+    "greeting",
+    "vad_threshold",
+]
 
 
 def junk_value(rng: random.Random, depth: int = 0) -> Any:
@@ -69,8 +82,13 @@ async def test_random_junk_never_breaks_a_session(sim: Simulator) -> None:
     await c.wait("session.ended", timeout=10)
     s = sim.sessions[sid]
     codes = set(s.error_codes)
-    assert codes and codes <= {"invalid_format", "invalid_value", "invalid_audio",
-                               "invalid_config", "immutable_field"}
+    assert codes and codes <= {
+        "invalid_format",
+        "invalid_value",
+        "invalid_audio",
+        "invalid_config",
+        "immutable_field",
+    }
     assert len(sim.sessions) == 1
 
 

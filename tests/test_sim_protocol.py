@@ -20,17 +20,24 @@ async def test_update_first_then_ready_updated_with_defaults(sim: Simulator) -> 
     cfg = updated["config"]
     assert cfg["system_prompt"] == "Be brief."
     assert cfg["input"]["format"] == {"encoding": "audio/pcm", "sample_rate": 24000}
-    assert cfg["input"]["turn_detection"] == {"vad_threshold": 0.5, "min_silence": 1000,
-                                              "max_silence": 3000, "interrupt_response": True}
+    assert cfg["input"]["turn_detection"] == {
+        "vad_threshold": 0.5,
+        "min_silence": 1000,
+        "max_silence": 3000,
+        "interrupt_response": True,
+    }
     assert cfg["output"]["voice"] == "ivy"
     await c.close()
 
 
-@pytest.mark.parametrize("first", [
-    {"type": "input.audio", "audio": b64(silence(20))},
-    {"type": "reply.create"},
-    {"type": "tool.result", "call_id": "call_x", "result": "{}"},
-])
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"type": "input.audio", "audio": b64(silence(20))},
+        {"type": "reply.create"},
+        {"type": "tool.result", "call_id": "call_x", "result": "{}"},
+    ],
+)
 async def test_first_message_must_be_session_update(sim: Simulator, first: dict) -> None:
     c = await RawClient.connect(sim.url)
     await c.send_raw(json.dumps(first))
@@ -58,26 +65,40 @@ async def test_audio_before_ready_is_an_error() -> None:
         await c.close()
 
 
-@pytest.mark.parametrize(("session", "param"), [
-    ({"output": {"voice": "hal9000"}}, "session.output.voice"),
-    ({"input": {"turn_detection": {"vad_threshold": 1.5}}},
-     "session.input.turn_detection.vad_threshold"),
-    ({"input": {"turn_detection": {"min_silence": -1}}},
-     "session.input.turn_detection.min_silence"),
-    ({"input": {"turn_detection": {"min_silence": 2000, "max_silence": 1000}}},
-     "session.input.turn_detection.max_silence"),
-    ({"input": {"turn_detection": {"interrupt_response": "yes"}}},
-     "session.input.turn_detection.interrupt_response"),
-    ({"input": {"format": {"encoding": "audio/mp3"}}}, "session.input.format.encoding"),
-    ({"input": {"format": {"encoding": "audio/pcmu", "sample_rate": 16000}}},
-     "session.input.format.sample_rate"),
-    ({"input": {"keyterms": ["x"] * 101}}, "session.input.keyterms"),
-    ({"output": {"volume": 101}}, "session.output.volume"),
-    ({"greeting": 5}, "session.greeting"),
-    ({"tools": [{"type": "function", "name": "has space"}]}, "session.tools[0].name"),
-])
-async def test_invalid_values_are_rejected_and_nothing_applied(sim: Simulator, session: dict,
-                                                               param: str) -> None:
+@pytest.mark.parametrize(
+    ("session", "param"),
+    [
+        ({"output": {"voice": "hal9000"}}, "session.output.voice"),
+        (
+            {"input": {"turn_detection": {"vad_threshold": 1.5}}},
+            "session.input.turn_detection.vad_threshold",
+        ),
+        (
+            {"input": {"turn_detection": {"min_silence": -1}}},
+            "session.input.turn_detection.min_silence",
+        ),
+        (
+            {"input": {"turn_detection": {"min_silence": 2000, "max_silence": 1000}}},
+            "session.input.turn_detection.max_silence",
+        ),
+        (
+            {"input": {"turn_detection": {"interrupt_response": "yes"}}},
+            "session.input.turn_detection.interrupt_response",
+        ),
+        ({"input": {"format": {"encoding": "audio/mp3"}}}, "session.input.format.encoding"),
+        (
+            {"input": {"format": {"encoding": "audio/pcmu", "sample_rate": 16000}}},
+            "session.input.format.sample_rate",
+        ),
+        ({"input": {"keyterms": ["x"] * 101}}, "session.input.keyterms"),
+        ({"output": {"volume": 101}}, "session.output.volume"),
+        ({"greeting": 5}, "session.greeting"),
+        ({"tools": [{"type": "function", "name": "has space"}]}, "session.tools[0].name"),
+    ],
+)
+async def test_invalid_values_are_rejected_and_nothing_applied(
+    sim: Simulator, session: dict, param: str
+) -> None:
     c = await RawClient.connect(sim.url)
     await c.send("session.update", session=session)
     err = await c.wait("session.error")
@@ -91,11 +112,14 @@ async def test_invalid_values_are_rejected_and_nothing_applied(sim: Simulator, s
     await c.close()
 
 
-@pytest.mark.parametrize("session", [
-    {"tools": {"name": "x"}},
-    {"tools": [{"function": {"name": "x"}}]},
-    {"agent_id": "agent_1", "greeting": "hi"},
-])
+@pytest.mark.parametrize(
+    "session",
+    [
+        {"tools": {"name": "x"}},
+        {"tools": [{"function": {"name": "x"}}]},
+        {"agent_id": "agent_1", "greeting": "hi"},
+    ],
+)
 async def test_invalid_config(sim: Simulator, session: dict) -> None:
     c = await RawClient.connect(sim.url)
     await c.send("session.update", session=session)
@@ -110,11 +134,14 @@ async def test_agent_id_alone_is_accepted(sim: Simulator) -> None:
     await c.close()
 
 
-@pytest.mark.parametrize(("session", "param"), [
-    ({"greeting": "Something else"}, "session.greeting"),
-    ({"output": {"voice": "james"}}, "session.output.voice"),
-    ({"output": {"format": {"encoding": "audio/pcmu"}}}, "session.output.format"),
-])
+@pytest.mark.parametrize(
+    ("session", "param"),
+    [
+        ({"greeting": "Something else"}, "session.greeting"),
+        ({"output": {"voice": "james"}}, "session.output.voice"),
+        ({"output": {"format": {"encoding": "audio/pcmu"}}}, "session.output.format"),
+    ],
+)
 async def test_immutable_fields_after_ready(sim: Simulator, session: dict, param: str) -> None:
     c = await RawClient.connect(sim.url)
     await c.start(greeting="", output={"voice": "sophie"})
@@ -129,13 +156,19 @@ async def test_mutable_fields_after_ready_and_same_value_is_not_a_change(sim: Si
     c = await RawClient.connect(sim.url)
     await c.start(output={"voice": "diego"})
     await c.wait("session.updated")
-    await c.send("session.update", session={
-        "system_prompt": "New prompt", "output": {"voice": "diego", "volume": 40},
-        "input": {"turn_detection": {"vad_threshold": 0.7, "min_silence": 500},
-                  "keyterms": ["botrun"]},
-        "tools": [{"type": "function", "name": "lookup", "description": "d", "parameters": {}}],
-        "future_field": 1,
-    })
+    await c.send(
+        "session.update",
+        session={
+            "system_prompt": "New prompt",
+            "output": {"voice": "diego", "volume": 40},
+            "input": {
+                "turn_detection": {"vad_threshold": 0.7, "min_silence": 500},
+                "keyterms": ["botrun"],
+            },
+            "tools": [{"type": "function", "name": "lookup", "description": "d", "parameters": {}}],
+            "future_field": 1,
+        },
+    )
     cfg = (await c.wait("session.updated"))["config"]
     assert cfg["system_prompt"] == "New prompt" and cfg["output"]["volume"] == 40
     assert cfg["input"]["turn_detection"]["min_silence"] == 500
@@ -164,18 +197,28 @@ async def test_bad_frames_get_invalid_format_and_session_survives(sim: Simulator
     await c.send("session.end")
     await c.wait("session.ended")
     assert sim.session().received_samples == 2400
-    assert sim.session().events[:6] == ["session.update", "<malformed>", "<binary>", "<untyped>",
-                                        "no.such.event", "<oversized>"]
+    assert sim.session().events[:6] == [
+        "session.update",
+        "<malformed>",
+        "<binary>",
+        "<untyped>",
+        "no.such.event",
+        "<oversized>",
+    ]
     await c.close()
 
 
-@pytest.mark.parametrize(("audio", "why"), [
-    ("!!!not base64!!!", "base64"),
-    (base64.b64encode(b"\x01\x02\x03").decode(), "even number"),
-    (None, "base64 string"),
-])
-async def test_invalid_audio_keeps_session_open(sim: Simulator, audio: str | None,
-                                                why: str) -> None:
+@pytest.mark.parametrize(
+    ("audio", "why"),
+    [
+        ("!!!not base64!!!", "base64"),
+        (base64.b64encode(b"\x01\x02\x03").decode(), "even number"),
+        (None, "base64 string"),
+    ],
+)
+async def test_invalid_audio_keeps_session_open(
+    sim: Simulator, audio: str | None, why: str
+) -> None:
     c = await RawClient.connect(sim.url)
     await c.start()
     await c.send("input.audio", **({} if audio is None else {"audio": audio}))

@@ -30,14 +30,17 @@ def test_shipped_scenarios_all_load() -> None:
     assert load_scenario("weather").turns[0].tool is not None  # bare name = shipped file
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[reply]\ndefualt = 'tone'\n", "unknown key 'reply.defualt' (did you mean 'default'?)"),
-    ("[faults]\ndrop_after_s = -1\n", "'faults.drop_after_s': input should be greater than"),
-    ("[faults]\nsample_rate = 'maybe'\n", "'faults.sample_rate'"),
-    ("[[turns]]\naudio = 'wav'\n", "needs a 'wav' file"),
-    ("[[turns]]\nwav = 'missing.wav'\naudio = 'wav'\n", "'turns.0.wav': file not found"),
-    ("[reply\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[reply]\ndefualt = 'tone'\n", "unknown key 'reply.defualt' (did you mean 'default'?)"),
+        ("[faults]\ndrop_after_s = -1\n", "'faults.drop_after_s': input should be greater than"),
+        ("[faults]\nsample_rate = 'maybe'\n", "'faults.sample_rate'"),
+        ("[[turns]]\naudio = 'wav'\n", "needs a 'wav' file"),
+        ("[[turns]]\nwav = 'missing.wav'\naudio = 'wav'\n", "'turns.0.wav': file not found"),
+        ("[reply\n", "invalid TOML"),
+    ],
+)
 def test_bad_scenario_files_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
@@ -51,7 +54,9 @@ def test_missing_scenario_lists_shipped_ones(tmp_path: Path) -> None:
 
 
 async def test_scenario_file_drives_the_conversation(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 name = "two-turns"
 [reply]
 default = "tone"
@@ -59,7 +64,8 @@ delay_ms = 0
 [[turns]]
 user = "Hello agent"
 reply = "Hello human"
-""")
+""",
+    )
     async with Simulator(load_scenario(path), speed=8) as sim:
         c = await RawClient.connect(sim.url)
         await c.start(input={"turn_detection": {"min_silence": 300}})
@@ -74,9 +80,14 @@ reply = "Hello human"
 # ---- the command ------------------------------------------------------------------------
 def _botrun(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "botrun.bots.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "botrun.bots.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def test_cli_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -96,14 +107,26 @@ def test_cli_bad_speed_is_a_usage_error() -> None:
 
 async def test_cli_serves_prints_url_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     record = tmp_path / "rec"
-    proc = _botrun("agent-sim", "--port", "0", "--speed", "8", "--scenario", "echo",
-                   "--record", str(record), "--api-key", "sk_cli_secret_999")
+    proc = _botrun(
+        "agent-sim",
+        "--port",
+        "0",
+        "--speed",
+        "8",
+        "--scenario",
+        "echo",
+        "--record",
+        str(record),
+        "--api-key",
+        "sk_cli_secret_999",
+    )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         assert url.startswith("ws://127.0.0.1:")
-        c = await RawClient.connect(url, additional_headers={
-            "Authorization": "Bearer sk_cli_secret_999"})
+        c = await RawClient.connect(
+            url, additional_headers={"Authorization": "Bearer sk_cli_secret_999"}
+        )
         sid = await c.start()
         await c.send_audio(utterance(300, 100, 200))
         await c.send("session.end")

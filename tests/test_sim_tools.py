@@ -8,16 +8,21 @@ from botrun.core.sim import Simulator
 from botrun.core.sim.scenario import ReplySettings, Scenario, ToolCallSpec, Turn
 from tests.sim_support import RawClient, silence, utterance, voiced
 
-WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 def tool_scenario(*turns: Turn, **reply: object) -> Scenario:
     return Scenario(turns=turns, reply=ReplySettings(delay_ms=0, **reply))
 
 
-WEATHER_TURN = Turn(user="Weather in Paris?",
-                    tool=ToolCallSpec(name="get_weather", arguments={"city": "Paris"}))
+WEATHER_TURN = Turn(
+    user="Weather in Paris?", tool=ToolCallSpec(name="get_weather", arguments={"city": "Paris"})
+)
 TURN_DETECTION = {"turn_detection": {"min_silence": 300}}
 
 
@@ -31,7 +36,7 @@ async def test_interactive_tool_call_then_result_reply() -> None:
         done = await c.wait("reply.done")
         assert call["name"] == "get_weather" and call["arguments"] == {"city": "Paris"}
         assert call["call_id"].startswith("call_") and done["status"] == "completed"
-        first = c.types()[c.types().index("reply.started"):c.types().index("reply.done")]
+        first = c.types()[c.types().index("reply.started") : c.types().index("reply.done")]
         assert first[1] == "tool.call" and "transcript.agent" not in first  # measured behaviour
         assert "transcript.agent.delta" in first and "reply.audio" in first  # transition phrase
         await c.send("tool.result", call_id=call["call_id"], result=json.dumps({"temp_c": 21}))
@@ -55,8 +60,9 @@ async def test_result_before_reply_done_is_flagged_and_still_answered() -> None:
         await c.send("tool.result", call_id=call["call_id"], result='"ok"')
         await c.wait("reply.done")
         assert (await c.wait("transcript.agent"))["text"].endswith('"ok"')
-        assert sim.session().violations == [f"tool.result for {call['call_id']} sent before "
-                                            "reply.done"]
+        assert sim.session().violations == [
+            f"tool.result for {call['call_id']} sent before reply.done"
+        ]
         await c.close()
 
 
@@ -96,15 +102,16 @@ async def test_hold_mode_holds_user_transcripts_until_result() -> None:
         await c.send_audio(utterance(400, 100, 400))
         call = await c.wait("tool.call")
         await c.wait("reply.done")
-        hold_reply = c.types()[c.types().index("reply.started"):c.types().index("reply.done")]
+        hold_reply = c.types()[c.types().index("reply.started") : c.types().index("reply.done")]
         assert "reply.audio" not in hold_reply  # no speech while the tool runs
         await c.send_audio(utterance(400, 100, 400))  # the user talks during the hold
         await c.wait("input.speech.stopped")
         await c.send_audio(silence(200))
         assert c.types().count("transcript.user") == 1  # held
         await c.send("tool.result", call_id=call["call_id"], result='"sunny"')
-        held = await c.wait(lambda e: e.get("type") == "transcript.user"
-                            and e["text"] == "Are you there?")
+        held = await c.wait(
+            lambda e: e.get("type") == "transcript.user" and e["text"] == "Are you there?"
+        )
         assert held
         await c.wait(lambda e: e.get("type") == "transcript.agent" and e["text"] == "Yes.")
         agent_texts = [e["text"] for e in c.of_type("transcript.agent")]
@@ -113,8 +120,10 @@ async def test_hold_mode_holds_user_transcripts_until_result() -> None:
 
 
 async def test_interrupted_tool_reply_discards_the_call() -> None:
-    scenario = tool_scenario(WEATHER_TURN, tool_transition="Let me look that up for you, this "
-                             "will take a little while to find out.")
+    scenario = tool_scenario(
+        WEATHER_TURN,
+        tool_transition="Let me look that up for you, this will take a little while to find out.",
+    )
     async with Simulator(scenario, speed=2) as sim:
         c = await RawClient.connect(sim.url)
         await c.start(tools=[WEATHER], input=TURN_DETECTION)

@@ -21,7 +21,7 @@ MS = 24  # samples per ms at 24 kHz
 def feed_chunks(vad: EnergyVad, audio: np.ndarray, chunk: int) -> list:
     events = []
     for i in range(0, len(audio), chunk):
-        events += vad.feed(audio[i:i + chunk])
+        events += vad.feed(audio[i : i + chunk])
     return events
 
 

@@ -73,24 +73,43 @@ def test_schema_from_hints_and_docstring() -> None:
     spec = make_spec(everything)
     assert spec.name == "everything"
     assert spec.description == (
-        "Do everything at once. A second paragraph that is also part of the description.")
+        "Do everything at once. A second paragraph that is also part of the description."
+    )
     props = spec.parameters["properties"]
     assert props["name"] == {"type": "string", "description": "Who it is for."}
-    assert props["count"] == {"type": "integer",
-                              "description": "How many, counted carefully over two lines."}
+    assert props["count"] == {
+        "type": "integer",
+        "description": "How many, counted carefully over two lines.",
+    }
     assert props["ratio"] == {"type": "number", "description": "A fraction."}
     assert props["urgent"] == {"type": "boolean"}
-    assert props["tags"] == {"type": "array", "items": {"type": "string"},
-                             "description": "Labels."}
+    assert props["tags"] == {"type": "array", "items": {"type": "string"}, "description": "Labels."}
     assert props["mode"] == {"enum": ["fast", "slow"]}
     assert props["color"] == {"enum": ["red", "blue"]}
     assert props["note"] == {"type": "string"}
     assert props["limit"] == {"type": "integer", "default": 5}
     assert props["where"]["properties"]["zip"]["type"] == "string"  # via pydantic
-    assert set(props) == {"name", "count", "ratio", "urgent", "tags", "mode", "color", "note",
-                          "limit", "where"}
-    assert spec.parameters["required"] == ["name", "count", "ratio", "urgent", "tags", "mode",
-                                           "color"]
+    assert set(props) == {
+        "name",
+        "count",
+        "ratio",
+        "urgent",
+        "tags",
+        "mode",
+        "color",
+        "note",
+        "limit",
+        "where",
+    }
+    assert spec.parameters["required"] == [
+        "name",
+        "count",
+        "ratio",
+        "urgent",
+        "tags",
+        "mode",
+        "color",
+    ]
 
 
 def test_docstring_parsing_edge_cases() -> None:
@@ -106,8 +125,11 @@ def test_function_without_hints_or_docs() -> None:
 
     spec = make_spec(raw)
     assert spec.description == "raw"
-    assert spec.parameters == {"type": "object", "properties": {"a": {}, "b": {"default": 2}},
-                               "required": ["a"]}
+    assert spec.parameters == {
+        "type": "object",
+        "properties": {"a": {}, "b": {"default": 2}},
+        "required": ["a"],
+    }
 
 
 def test_tool_decorator_bare_and_with_overrides() -> None:
@@ -116,8 +138,13 @@ def test_tool_decorator_bare_and_with_overrides() -> None:
         """Double x."""
         return x * 2
 
-    @tool(name="hold_me", execution_mode="hold", timeout_s=3,
-          parameters={"type": "object", "properties": {}}, description="Held.")
+    @tool(
+        name="hold_me",
+        execution_mode="hold",
+        timeout_s=3,
+        parameters={"type": "object", "properties": {}},
+        description="Held.",
+    )
     async def held() -> str:
         return "ok"
 
@@ -126,13 +153,20 @@ def test_tool_decorator_bare_and_with_overrides() -> None:
     assert spec.name == "plain" and spec.description == "Double x."
     spec2 = getattr(held, TOOL_ATTR)
     assert (spec2.name, spec2.execution_mode, spec2.timeout_s, spec2.description) == (
-        "hold_me", "hold", 3, "Held.")
+        "hold_me",
+        "hold",
+        3,
+        "Held.",
+    )
 
 
 @pytest.mark.parametrize(
     ("kw", "msg"),
-    [({"name": "bad name!"}, "tool name"), ({"execution_mode": "later"}, "execution_mode"),
-     ({"timeout_s": 0}, "timeout_s")],
+    [
+        ({"name": "bad name!"}, "tool name"),
+        ({"execution_mode": "later"}, "execution_mode"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ],
 )
 def test_make_spec_validates(kw: dict, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
@@ -175,8 +209,10 @@ def test_load_tools_from_paths_and_plugins(tool_module: Any) -> None:
     ("path", "msg"),
     [
         ("no_such_module_xyz:f", "tool 'no_such_module_xyz:f': cannot import module"),
-        ("botrun_test_toolmod:missing", "tool 'botrun_test_toolmod:missing': module "
-                                        "'botrun_test_toolmod' has no 'missing'"),
+        (
+            "botrun_test_toolmod:missing",
+            "tool 'botrun_test_toolmod:missing': module 'botrun_test_toolmod' has no 'missing'",
+        ),
         ("botrun_test_toolmod:not_callable", "not a function"),
         ("botrun_test_toolmod", "expected 'package.module:function'"),
     ],
@@ -194,8 +230,10 @@ def test_module_failing_on_import_is_a_config_error(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError) as info:
         load_tools(["botrun_broken_tools:f"])
-    assert str(info.value) == ("tool 'botrun_broken_tools:f': importing 'botrun_broken_tools' "
-                               "failed: RuntimeError: no db configured")
+    assert str(info.value) == (
+        "tool 'botrun_broken_tools:f': importing 'botrun_broken_tools' "
+        "failed: RuntimeError: no db configured"
+    )
 
 
 def test_duplicate_tool_names_refused(tool_module: Any) -> None:
@@ -266,13 +304,16 @@ async def test_timeouts_sync_and_async() -> None:
         await asyncio.sleep(5)
         return "late"
 
-    reg = ToolRegistry([make_spec(slow_sync, timeout_s=0.05), make_spec(slow_async)],
-                       timeout_s=0.05)
+    reg = ToolRegistry(
+        [make_spec(slow_sync, timeout_s=0.05), make_spec(slow_async)], timeout_s=0.05
+    )
     try:
         assert json.loads(await reg.call("slow_sync", {})) == {
-            "error": "tool 'slow_sync' timed out after 0.05 s"}
+            "error": "tool 'slow_sync' timed out after 0.05 s"
+        }
         assert json.loads(await reg.call("slow_async", {})) == {
-            "error": "tool 'slow_async' timed out after 0.05 s"}
+            "error": "tool 'slow_async' timed out after 0.05 s"
+        }
     finally:
         release.set()
     assert reg.stats.timeouts == 2
@@ -284,4 +325,8 @@ def test_to_json_serialises_common_values() -> None:
 
     assert to_json("plain text") == '"plain text"'
     assert json.loads(to_json({"c": Color.RED, "m": Model(a=1), "s": {3}, "o": object})) == {
-        "c": "red", "m": {"a": 1}, "s": [3], "o": "<class 'object'>"}
+        "c": "red",
+        "m": {"a": 1},
+        "s": [3],
+        "o": "<class 'object'>",
+    }

@@ -88,8 +88,11 @@ class Scheduler:
     def check_slots(self, date: str) -> dict[str, Any]:
         day = self.parse_date(date)
         free = self.free_slots(day)
-        result: dict[str, Any] = {"date": day.isoformat(), "weekday": _WEEKDAYS[day.weekday()],
-                                  "free": free}
+        result: dict[str, Any] = {
+            "date": day.isoformat(),
+            "weekday": _WEEKDAYS[day.weekday()],
+            "free": free,
+        }
         if not self.all_slots(day):
             result["note"] = f"{self.schedule.get('business', 'We')} is closed that day."
         return result
@@ -104,15 +107,23 @@ class Scheduler:
         key = (day.isoformat(), slot)
         with self._lock:
             if slot not in self.all_slots(day):
-                return {"booked": False, "reason": f"{slot} is not a bookable time that day",
-                        "free": [t for t in self.all_slots(day)
-                                 if (key[0], t) not in self._booked]}
+                return {
+                    "booked": False,
+                    "reason": f"{slot} is not a bookable time that day",
+                    "free": [t for t in self.all_slots(day) if (key[0], t) not in self._booked],
+                }
             if key in self._booked:
-                return {"booked": False, "reason": f"{slot} was just taken",
-                        "free": [t for t in self.all_slots(day)
-                                 if (key[0], t) not in self._booked]}
-            booking = {"confirmation": f"BK-{next(self._numbers)}", "date": key[0],
-                       "time": slot, "name": name.strip()}
+                return {
+                    "booked": False,
+                    "reason": f"{slot} was just taken",
+                    "free": [t for t in self.all_slots(day) if (key[0], t) not in self._booked],
+                }
+            booking = {
+                "confirmation": f"BK-{next(self._numbers)}",
+                "date": key[0],
+                "time": slot,
+                "name": name.strip(),
+            }
             self._booked[key] = booking
         return {"booked": True, **booking}
 

@@ -61,8 +61,7 @@ async def delete_owned_room(api: DailyRest, session: BotSession) -> None:
     try:
         await api.delete_room(session.owned_room)
     except DailyApiError as exc:
-        log.error("could not delete room %s after bot %s: %s",
-                  session.owned_room, session.id, exc)
+        log.error("could not delete room %s after bot %s: %s", session.owned_room, session.id, exc)
 
 
 async def _delete_quietly(api: DailyRest, room: Room | None) -> None:
@@ -100,10 +99,16 @@ async def _start_bot(
     try:
         token = await api.create_meeting_token(
             room.name if room else room_name_from_url(room_url),
-            owner=True, exp_s=settings.room_exp_s, user_name=settings.bot_name,
+            owner=True,
+            exp_s=settings.room_exp_s,
+            user_name=settings.bot_name,
         )
         session = await supervisor.spawn(
-            reservation, room_url=room_url, token=token, kind=kind, config=settings.config,
+            reservation,
+            room_url=room_url,
+            token=token,
+            kind=kind,
+            config=settings.config,
             owned_room=room.name if room else None,
             call_id=call.call_id if call else None,
             call_domain=call.call_domain if call else None,
@@ -140,8 +145,9 @@ async def dialin(request: web.Request) -> web.Response:
             webhook.verify(settings.dialin_key, request.headers, body)
         call = webhook.parse_call(body)
     except webhook.WebhookRejected as exc:
-        log.warning("dial-in webhook from %s refused (%d): %s",
-                    request.remote, exc.status, exc.reason)
+        log.warning(
+            "dial-in webhook from %s refused (%d): %s", request.remote, exc.status, exc.reason
+        )
         return _error(exc.status, exc.reason)
 
     supervisor = request.app[SUPERVISOR]
@@ -217,9 +223,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def sessions(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"sessions": [s.info() for s in request.app[SUPERVISOR].sessions()]}
-    )
+    return web.json_response({"sessions": [s.info() for s in request.app[SUPERVISOR].sessions()]})
 
 
 async def stop_session(request: web.Request) -> web.Response:
@@ -237,9 +241,7 @@ async def _close_api(app: web.Application) -> None:
     await app[API].close()
 
 
-def create_app(
-    settings: ServeSettings, api: DailyRest, supervisor: Supervisor
-) -> web.Application:
+def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) -> web.Application:
     """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
 
     async def on_exit(session: BotSession) -> None:

@@ -29,23 +29,54 @@ ROOM_EXP_MARGIN_S = 300.0
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port, logged at start).")
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
-              help="Bot configuration (TOML) passed to every bot.")
-@click.option("--max-bots", default=4, show_default=True, type=click.IntRange(1, 1000),
-              help="Most bots running at once; more calls are answered 503.")
-@click.option("--bot-max-duration-s", default=3600.0, show_default=True,
-              type=click.FloatRange(1, 24 * 3600),
-              help="A bot still running after this long is asked to leave.")
-@click.option("--bot-command", metavar="CMD",
-              help="Command that runs one bot (room and dial-in flags are appended) "
-              "[default: python -m botrun.bots.cli daily].")
-@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
-              help="Logging verbosity.")
+@click.option(
+    "--port",
+    default=7860,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port, logged at start).",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Bot configuration (TOML) passed to every bot.",
+)
+@click.option(
+    "--max-bots",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Most bots running at once; more calls are answered 503.",
+)
+@click.option(
+    "--bot-max-duration-s",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(1, 24 * 3600),
+    help="A bot still running after this long is asked to leave.",
+)
+@click.option(
+    "--bot-command",
+    metavar="CMD",
+    help="Command that runs one bot (room and dial-in flags are appended) "
+    "[default: python -m botrun.bots.cli daily].",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS),
+    default="info",
+    show_default=True,
+    help="Logging verbosity.",
+)
 def command(
-    host: str, port: int, config: Path | None, max_bots: int, bot_max_duration_s: float,
-    bot_command: str | None, log_level: str,
+    host: str,
+    port: int,
+    config: Path | None,
+    max_bots: int,
+    bot_max_duration_s: float,
+    bot_command: str | None,
+    log_level: str,
 ) -> None:
     """Answer Daily's pinless dial-in webhook and run one bot per call.
 
@@ -66,7 +97,11 @@ def command(
 
 
 def build(
-    host: str, port: int, config: Path | None, max_bots: int, bot_max_duration_s: float,
+    host: str,
+    port: int,
+    config: Path | None,
+    max_bots: int,
+    bot_max_duration_s: float,
     bot_command: str | None,
 ) -> web.Application:
     """Validate secrets, config and options (all failures are one-line errors) and build
@@ -98,17 +133,25 @@ def build(
     argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
     if not argv:
         raise UsageError("--bot-command is empty")
-    env = child_environment(os.environ, {
-        "DAILY_API_KEY": api_key,
-        "DAILY_API_URL": secrets.env("DAILY_API_URL"),
-        "ASSEMBLYAI_API_KEY": agent_key,
-    })
+    env = child_environment(
+        os.environ,
+        {
+            "DAILY_API_KEY": api_key,
+            "DAILY_API_URL": secrets.env("DAILY_API_URL"),
+            "ASSEMBLYAI_API_KEY": agent_key,
+        },
+    )
     settings = ServeSettings(
-        dialin_key=dialin_key, config=str(config.resolve()) if config else None,
-        room_exp_s=bot_max_duration_s + ROOM_EXP_MARGIN_S, bot_name=cfg.bot.name,
+        dialin_key=dialin_key,
+        config=str(config.resolve()) if config else None,
+        room_exp_s=bot_max_duration_s + ROOM_EXP_MARGIN_S,
+        bot_name=cfg.bot.name,
     )
     supervisor = Supervisor(
-        bot_command=argv, env=env, max_bots=max_bots, bot_max_duration_s=bot_max_duration_s,
+        bot_command=argv,
+        env=env,
+        max_bots=max_bots,
+        bot_max_duration_s=bot_max_duration_s,
     )
     api = DailyRest(api_key, base_url=secrets.env("DAILY_API_URL"))
     return create_app(settings, api, supervisor)

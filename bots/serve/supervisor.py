@@ -154,8 +154,12 @@ class Supervisor:
         return self._sessions.get(session_id)
 
     def build_argv(
-        self, room_url: str, *, config: str | None = None,
-        call_id: str | None = None, call_domain: str | None = None,
+        self,
+        room_url: str,
+        *,
+        config: str | None = None,
+        call_id: str | None = None,
+        call_domain: str | None = None,
     ) -> list[str]:
         argv = [*self.bot_command, "--room", room_url]
         if config:
@@ -202,8 +206,13 @@ class Supervisor:
         finally:
             reservation.release()
         session = BotSession(
-            id=uuid.uuid4().hex[:12], room_url=room_url, kind=kind, process=process,
-            owned_room=owned_room, call_id=call_id, caller=caller,
+            id=uuid.uuid4().hex[:12],
+            room_url=room_url,
+            kind=kind,
+            process=process,
+            owned_room=owned_room,
+            call_id=call_id,
+            caller=caller,
         )
         self._sessions[session.id] = session
         log.info("bot %s started (pid %d, %s) in %s", session.id, process.pid, kind, room_url)
@@ -236,8 +245,9 @@ class Supervisor:
             try:
                 await asyncio.wait_for(asyncio.shield(session.process.wait()), limit)
             except TimeoutError:
-                log.warning("bot %s reached the maximum duration (%.0f s); stopping it",
-                            session.id, limit)
+                log.warning(
+                    "bot %s reached the maximum duration (%.0f s); stopping it", session.id, limit
+                )
                 await self._terminate(session)
             code = await session.process.wait()
             with contextlib.suppress(TimeoutError):
@@ -250,8 +260,13 @@ class Supervisor:
             log.info("bot %s exited (code %d) after %.1f s", session.id, code, session.uptime_s)
         else:
             tail = " | ".join(list(session.tail)[-5:]) or "no output"
-            log.error("bot %s crashed (exit code %d) after %.1f s; last output: %s",
-                      session.id, code, session.uptime_s, tail)
+            log.error(
+                "bot %s crashed (exit code %d) after %.1f s; last output: %s",
+                session.id,
+                code,
+                session.uptime_s,
+                tail,
+            )
         if self.on_exit is not None:
             try:
                 await self.on_exit(session)
@@ -264,8 +279,9 @@ class Supervisor:
         try:
             await asyncio.wait_for(asyncio.shield(session.process.wait()), self.stop_timeout_s)
         except TimeoutError:
-            log.warning("bot %s ignored SIGTERM for %.0f s; killing it",
-                        session.id, self.stop_timeout_s)
+            log.warning(
+                "bot %s ignored SIGTERM for %.0f s; killing it", session.id, self.stop_timeout_s
+            )
             self._signal(session, signal.SIGKILL)
 
     @staticmethod

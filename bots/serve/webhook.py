@@ -146,6 +146,9 @@ def parse_call(body: bytes) -> DialinCall:
     ):
         raise WebhookRejected(400, "'sipHeaders' must be an object of strings")
     return DialinCall(
-        call_id=values["callId"], call_domain=values["callDomain"], to=values["To"],
-        from_=values["From"], sip_headers=dict(headers),
+        call_id=values["callId"],
+        call_domain=values["callDomain"],
+        to=values["To"],
+        from_=values["From"],
+        sip_headers=dict(headers),
     )

@@ -186,8 +186,19 @@ class StreamResampler:
     """
 
     __slots__ = (
-        "_buf", "_carry", "_consumed", "_design", "_fill", "_history", "_hop", "_matrix",
-        "_produced", "_views", "delay", "in_rate", "out_rate",
+        "_buf",
+        "_carry",
+        "_consumed",
+        "_design",
+        "_fill",
+        "_history",
+        "_hop",
+        "_matrix",
+        "_produced",
+        "_views",
+        "delay",
+        "in_rate",
+        "out_rate",
     )
 
     def __init__(self, in_rate: int, out_rate: int) -> None:
@@ -276,9 +287,7 @@ class StreamResampler:
         if len(self._views) > 16:
             self._views.clear()
         item = self._buf.strides[0]
-        windows = np.ndarray(
-            (steps, d.window), _DTYPE, self._buf, 0, (d.hop * item, item)
-        )
+        windows = np.ndarray((steps, d.window), _DTYPE, self._buf, 0, (d.hop * item, item))
         out = np.empty((steps, d.step_out), dtype=_DTYPE)
         cached = (windows, out, out.reshape(-1))
         self._views[steps] = cached

@@ -120,24 +120,28 @@ class Agent:
         text = _fill(r.reply_create, instructions=instructions) if instructions else r.text
         self._enqueue(r.delay_ms, lambda: self._tone(text or r.text))
 
-    async def user_turn(self, item_id: str, text: str, samples: np.ndarray, rate: int,
-                        turn: Turn | None) -> None:
+    async def user_turn(
+        self, item_id: str, text: str, samples: np.ndarray, rate: int, turn: Turn | None
+    ) -> None:
         """A finished user turn: transcribe it (unless a hold-mode tool runs) and reply."""
         self.session.context.append(("user", text))
         if self.holding:
             self._held.append(_Held(item_id, text, samples, rate, turn))
             return
         await self.conn.send({"type": "transcript.user", "text": text, "item_id": item_id})
-        self._enqueue(self.scenario.reply.delay_ms,
-                      lambda: self._turn_plan(text, samples, rate, turn))
+        self._enqueue(
+            self.scenario.reply.delay_ms, lambda: self._turn_plan(text, samples, rate, turn)
+        )
 
     async def _release_held(self) -> None:
         self.holding = False
         held, self._held = self._held, []
         for h in held:
             await self.conn.send({"type": "transcript.user", "text": h.text, "item_id": h.item_id})
-            self._enqueue(self.scenario.reply.delay_ms,
-                          lambda h=h: self._turn_plan(h.text, h.samples, h.rate, h.turn))
+            self._enqueue(
+                self.scenario.reply.delay_ms,
+                lambda h=h: self._turn_plan(h.text, h.samples, h.rate, h.turn),
+            )
 
     # ---- plans -------------------------------------------------------------------------
     def _out_rate(self) -> int:
@@ -146,23 +150,34 @@ class Agent:
     def _tone(self, text: str) -> ReplyPlan:
         return tone_plan(text, self._out_rate(), self.scenario.reply.ms_per_char)
 
-    def _turn_plan(self, text: str, samples: np.ndarray, rate: int,
-                   turn: Turn | None) -> ReplyPlan | None:
+    def _turn_plan(
+        self, text: str, samples: np.ndarray, rate: int, turn: Turn | None
+    ) -> ReplyPlan | None:
         r = self.scenario.reply
         out_rate = self._out_rate()
         if turn is not None and turn.tool is not None:
             declared = tool_mode(self.session.config, turn.tool.name)
             if declared is None:
-                log.warning("scenario calls tool %r, which the client did not declare: "
-                            "speaking the reply instead", turn.tool.name)
+                log.warning(
+                    "scenario calls tool %r, which the client did not declare: "
+                    "speaking the reply instead",
+                    turn.tool.name,
+                )
                 self.session.violations.append(f"scenario tool {turn.tool.name!r} not declared")
             else:
                 mode = turn.tool.mode or declared[0]
-                plan = (self._tone(r.tool_transition) if mode == "interactive"
-                        else audio_plan(np.zeros(0, np.int16), out_rate, "", "silence"))
+                plan = (
+                    self._tone(r.tool_transition)
+                    if mode == "interactive"
+                    else audio_plan(np.zeros(0, np.int16), out_rate, "", "silence")
+                )
                 plan.final_transcript = False
-                plan.tool_call = {"name": turn.tool.name, "arguments": dict(turn.tool.arguments),
-                                  "mode": mode, "timeout_s": declared[1]}
+                plan.tool_call = {
+                    "name": turn.tool.name,
+                    "arguments": dict(turn.tool.arguments),
+                    "mode": mode,
+                    "timeout_s": declared[1],
+                }
                 return plan
         kind = (turn.audio if turn is not None and turn.audio else None) or r.default
         reply_text = turn.reply if turn is not None and turn.reply is not None else None
@@ -172,8 +187,9 @@ class Agent:
         if kind == "wav":
             assert turn is not None
             data, wav_rate = _wav(self.scenario.wav_path(turn))
-            return audio_plan(codec.resample_linear(data, wav_rate, out_rate), out_rate,
-                              reply_text or "", "wav")
+            return audio_plan(
+                codec.resample_linear(data, wav_rate, out_rate), out_rate, reply_text or "", "wav"
+            )
         reply_text = reply_text if reply_text is not None else r.text
         if kind == "silence":
             n = max(1, len(reply_text)) * r.ms_per_char * out_rate // 1000
@@ -219,10 +235,16 @@ class Agent:
                 while words and words[0].start_ms < frame_end_ms:
                     w = words.pop(0)
                     lead = "" if w is plan.words[0] else " "
-                    await conn.send({"type": "transcript.agent.delta", "reply_id": reply_id,
-                                     "delta": lead + w.text, "start_ms": w.start_ms,
-                                     "end_ms": w.end_ms})
-                pcm = audio[i * chunk:(i + 1) * chunk]
+                    await conn.send(
+                        {
+                            "type": "transcript.agent.delta",
+                            "reply_id": reply_id,
+                            "delta": lead + w.text,
+                            "start_ms": w.start_ms,
+                            "end_ms": w.end_ms,
+                        }
+                    )
+                pcm = audio[i * chunk : (i + 1) * chunk]
                 await self._send_audio(pcm, fmt.encoding)
                 record.audio.extend(pcm.astype("<i2").tobytes())
                 sent_frames += 1
@@ -234,8 +256,9 @@ class Agent:
                 return
             sent_ms = sent_frames * chunk * 1000 // rate
             if pb.interrupted and sent_frames < n_frames:
-                await self._finish_interrupted(plan, record, call, sent_ms,
-                                               audio[sent_frames * chunk:], chunk, fmt.encoding)
+                await self._finish_interrupted(
+                    plan, record, call, sent_ms, audio[sent_frames * chunk :], chunk, fmt.encoding
+                )
             else:
                 await self._finish_completed(plan, record, call)
         finally:
@@ -259,24 +282,37 @@ class Agent:
     async def _make_call(self, plan: ReplyPlan, reply_id: str) -> PendingCall:
         assert plan.tool_call is not None
         tc = plan.tool_call
-        call = PendingCall(new_id("call"), tc["name"], tc["arguments"], tc["mode"],
-                           tc["timeout_s"], reply_id)
+        call = PendingCall(
+            new_id("call"), tc["name"], tc["arguments"], tc["mode"], tc["timeout_s"], reply_id
+        )
         self.session.pending[call.call_id] = call
-        self.session.tool_calls.append({"call_id": call.call_id, "name": call.name,
-                                        "arguments": call.arguments, "mode": call.mode})
+        self.session.tool_calls.append(
+            {
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+                "mode": call.mode,
+            }
+        )
         if call.mode == "hold":
             self.holding = True
         await self.conn.send(call.event())
         return call
 
-    async def _finish_completed(self, plan: ReplyPlan, record: ReplyRecord,
-                                call: PendingCall | None) -> None:
+    async def _finish_completed(
+        self, plan: ReplyPlan, record: ReplyRecord, call: PendingCall | None
+    ) -> None:
         conn, s = self.conn, self.session
         if plan.final_transcript:
-            await conn.send({"type": "transcript.agent", "reply_id": record.reply_id,
-                             "text": plan.text, "interrupted": False})
-        await conn.send({"type": "reply.done", "reply_id": record.reply_id,
-                         "status": "completed"})
+            await conn.send(
+                {
+                    "type": "transcript.agent",
+                    "reply_id": record.reply_id,
+                    "text": plan.text,
+                    "interrupted": False,
+                }
+            )
+        await conn.send({"type": "reply.done", "reply_id": record.reply_id, "status": "completed"})
         record.status, record.spoken_text = "completed", plan.text
         if plan.text:
             s.context.append(("agent", plan.text))
@@ -287,15 +323,29 @@ class Agent:
             else:
                 conn.spawn(self._tool_timeout(call))
 
-    async def _finish_interrupted(self, plan: ReplyPlan, record: ReplyRecord,
-                                  call: PendingCall | None, sent_ms: int, rest: np.ndarray,
-                                  chunk: int, encoding: str) -> None:
+    async def _finish_interrupted(
+        self,
+        plan: ReplyPlan,
+        record: ReplyRecord,
+        call: PendingCall | None,
+        sent_ms: int,
+        rest: np.ndarray,
+        chunk: int,
+        encoding: str,
+    ) -> None:
         conn, s = self.conn, self.session
         text = spoken_text(plan.words, sent_ms)
-        await conn.send({"type": "transcript.agent", "reply_id": record.reply_id, "text": text,
-                         "interrupted": True})
-        await conn.send({"type": "reply.done", "reply_id": record.reply_id,
-                         "status": "interrupted"})
+        await conn.send(
+            {
+                "type": "transcript.agent",
+                "reply_id": record.reply_id,
+                "text": text,
+                "interrupted": True,
+            }
+        )
+        await conn.send(
+            {"type": "reply.done", "reply_id": record.reply_id, "status": "interrupted"}
+        )
         record.status, record.spoken_text = "interrupted", text
         if text:
             s.context.append(("agent", text))
@@ -304,7 +354,7 @@ class Agent:
             if call.mode == "hold":
                 await self._release_held()
         for i in range(self.scenario.reply.stale_frames):
-            pcm = rest[i * chunk:(i + 1) * chunk]
+            pcm = rest[i * chunk : (i + 1) * chunk]
             if len(pcm) < chunk:
                 pcm = np.concatenate((pcm, np.zeros(chunk - len(pcm), np.int16)))
             await self._send_audio(pcm, encoding)
@@ -326,8 +376,7 @@ class Agent:
             return
         text = _fill(self.scenario.reply.tool_result, result=call.result, name=call.name)
         self._enqueue(self.scenario.reply.delay_ms, lambda: self._tone(text))
-        if call.mode == "hold" and not any(c.mode == "hold"
-                                           for c in self.session.pending.values()):
+        if call.mode == "hold" and not any(c.mode == "hold" for c in self.session.pending.values()):
             await self._release_held()
 
     async def resend_pending(self) -> None:
@@ -363,4 +412,3 @@ class Agent:
         for record in self.session.replies if self.conn.session else []:
             if record.status == "in_progress":
                 record.status = "lost"
-

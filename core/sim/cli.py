@@ -25,35 +25,102 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
     short_help="Run the local voice-agent simulator (no account needed).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
-              help="TCP port (0 picks a free one).")
-@click.option("--scenario", "scenario_path", metavar="FILE",
-              help="Scenario TOML file, or the name of a shipped one (e.g. 'weather').")
-@click.option("--api-key", envvar="BOTRUN_SIM_API_KEY", metavar="KEY",
-              help="Require this key (Bearer header) or a token minted with it. "
-              "[env: BOTRUN_SIM_API_KEY]")
-@click.option("--speed", default=1.0, show_default=True, type=float, callback=_validate_speed,
-              help="Time factor for pacing and waits (2 = twice as fast as real time).")
-@click.option("--resume-window", default=30.0, show_default=True,
-              type=click.FloatRange(min=0), help="Seconds a dropped session can be resumed.")
-@click.option("--record", "record_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Write each session's received audio (WAV) and events (JSON) to DIR.")
-@click.option("--fail-first", type=click.IntRange(min=0), default=None, metavar="K",
-              help="Refuse the first K connections with server_error (overrides the scenario).")
-@click.option("--drop-at-audio", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Drop each session's socket once, at its Nth reply.audio frame.")
-@click.option("--drop-after", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
-              help="Drop each session's socket once, this long after session.ready.")
-@click.option("--refuse-resume", is_flag=True, default=False, help="Answer every "
-              "session.resume with session_not_found.")
-@click.option("--ready-delay", type=click.FloatRange(min=0, max=600), default=None,
-              metavar="SECONDS", help="Delay session.ready.")
-@click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True,
-              help="Logging verbosity.")
-def command(host: str, port: int, scenario_path: str | None, api_key: str | None,
-            speed: float, resume_window: float, record_dir: Path | None,
-            fail_first: int | None, drop_at_audio: int | None, drop_after: float | None,
-            refuse_resume: bool, ready_delay: float | None, log_level: str) -> None:
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0 picks a free one).",
+)
+@click.option(
+    "--scenario",
+    "scenario_path",
+    metavar="FILE",
+    help="Scenario TOML file, or the name of a shipped one (e.g. 'weather').",
+)
+@click.option(
+    "--api-key",
+    envvar="BOTRUN_SIM_API_KEY",
+    metavar="KEY",
+    help="Require this key (Bearer header) or a token minted with it. [env: BOTRUN_SIM_API_KEY]",
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    type=float,
+    callback=_validate_speed,
+    help="Time factor for pacing and waits (2 = twice as fast as real time).",
+)
+@click.option(
+    "--resume-window",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a dropped session can be resumed.",
+)
+@click.option(
+    "--record",
+    "record_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write each session's received audio (WAV) and events (JSON) to DIR.",
+)
+@click.option(
+    "--fail-first",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="K",
+    help="Refuse the first K connections with server_error (overrides the scenario).",
+)
+@click.option(
+    "--drop-at-audio",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Drop each session's socket once, at its Nth reply.audio frame.",
+)
+@click.option(
+    "--drop-after",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Drop each session's socket once, this long after session.ready.",
+)
+@click.option(
+    "--refuse-resume",
+    is_flag=True,
+    default=False,
+    help="Answer every session.resume with session_not_found.",
+)
+@click.option(
+    "--ready-delay",
+    type=click.FloatRange(min=0, max=600),
+    default=None,
+    metavar="SECONDS",
+    help="Delay session.ready.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS),
+    default="info",
+    show_default=True,
+    help="Logging verbosity.",
+)
+def command(
+    host: str,
+    port: int,
+    scenario_path: str | None,
+    api_key: str | None,
+    speed: float,
+    resume_window: float,
+    record_dir: Path | None,
+    fail_first: int | None,
+    drop_at_audio: int | None,
+    drop_after: float | None,
+    refuse_resume: bool,
+    ready_delay: float | None,
+    log_level: str,
+) -> None:
     from botrun.core.logs import setup_logging
     from botrun.core.secrets import register_secret
 
@@ -63,8 +130,10 @@ def command(host: str, port: int, scenario_path: str | None, api_key: str | None
     setup_logging(log_level)
     scenario = load_scenario(scenario_path) if scenario_path else Scenario()
     overrides = {
-        "connect_error_count": fail_first, "drop_at_reply_audio": drop_at_audio,
-        "drop_after_s": drop_after, "ready_delay_s": ready_delay,
+        "connect_error_count": fail_first,
+        "drop_at_reply_audio": drop_at_audio,
+        "drop_after_s": drop_after,
+        "ready_delay_s": ready_delay,
         "refuse_resume": True if refuse_resume else None,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -74,18 +143,35 @@ def command(host: str, port: int, scenario_path: str | None, api_key: str | None
     asyncio.run(_serve(scenario, host, port, api_key, speed, resume_window, record_dir))
 
 
-async def _serve(scenario: object, host: str, port: int, api_key: str | None, speed: float,
-                 resume_window: float, record_dir: Path | None) -> None:
+async def _serve(
+    scenario: object,
+    host: str,
+    port: int,
+    api_key: str | None,
+    speed: float,
+    resume_window: float,
+    record_dir: Path | None,
+) -> None:
     from .scenario import Scenario
     from .server import Simulator
 
     assert isinstance(scenario, Scenario)
-    sim = Simulator(scenario, host=host, port=port, api_key=api_key, speed=speed,
-                    resume_window_s=resume_window, record_dir=record_dir, retain_audio=False)
+    sim = Simulator(
+        scenario,
+        host=host,
+        port=port,
+        api_key=api_key,
+        speed=speed,
+        resume_window_s=resume_window,
+        record_dir=record_dir,
+        retain_audio=False,
+    )
     await sim.start()
     click.echo(sim.url, err=False)
-    click.echo(f"botrun agent-sim: serving scenario '{scenario.name}' on {sim.url} "
-               f"(Ctrl-C to stop)", err=True)
+    click.echo(
+        f"botrun agent-sim: serving scenario '{scenario.name}' on {sim.url} (Ctrl-C to stop)",
+        err=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -28,8 +28,12 @@ def default_config() -> dict[str, Any]:
         "greeting": "",
         "input": {
             "format": dict(fmt),
-            "turn_detection": {"vad_threshold": 0.5, "min_silence": 1000, "max_silence": 3000,
-                               "interrupt_response": True},
+            "turn_detection": {
+                "vad_threshold": 0.5,
+                "min_silence": 1000,
+                "max_silence": 3000,
+                "interrupt_response": True,
+            },
             "keyterms": [],
         },
         "output": {"voice": "ivy", "format": dict(fmt), "volume": 100},
@@ -58,7 +62,8 @@ def _is_number(v: Any) -> bool:
 
 def _is_int(v: Any) -> bool:
     return (isinstance(v, int) and not isinstance(v, bool)) or (
-        isinstance(v, float) and v.is_integer())
+        isinstance(v, float) and v.is_integer()
+    )
 
 
 def _obj(v: Any, param: str) -> dict[str, Any]:
@@ -84,15 +89,18 @@ def _format(v: Any, param: str, ignored: list[str]) -> dict[str, Any]:
     _known(fmt, {"encoding", "sample_rate"}, param, ignored)
     enc = fmt.get("encoding", PCM)
     if enc not in ENCODINGS:
-        raise UpdateError("invalid_value",
-                          f"{param}.encoding must be one of {', '.join(ENCODINGS)}",
-                          f"{param}.encoding")
+        raise UpdateError(
+            "invalid_value",
+            f"{param}.encoding must be one of {', '.join(ENCODINGS)}",
+            f"{param}.encoding",
+        )
     default_rate = DEFAULT_RATE if enc == PCM else G711_RATE
     rate = fmt.get("sample_rate", default_rate)
     rate = _number(rate, f"{param}.sample_rate", 8000, 48000, integer=True)
     if enc != PCM and rate != G711_RATE:
-        raise UpdateError("invalid_value", f"{param}.sample_rate must be 8000 for {enc}",
-                          f"{param}.sample_rate")
+        raise UpdateError(
+            "invalid_value", f"{param}.sample_rate must be 8000 for {enc}", f"{param}.sample_rate"
+        )
     return {"encoding": enc, "sample_rate": rate}
 
 
@@ -115,12 +123,16 @@ def _turn_detection(v: Any, cur: dict[str, Any], ignored: list[str]) -> dict[str
         if key in td:
             out[key] = _number(td[key], f"{p}.{key}", 0, 60000, integer=True)
     if out["max_silence"] < out["min_silence"]:
-        raise UpdateError("invalid_value", f"{p}.max_silence must be >= min_silence",
-                          f"{p}.max_silence")
+        raise UpdateError(
+            "invalid_value", f"{p}.max_silence must be >= min_silence", f"{p}.max_silence"
+        )
     if "interrupt_response" in td:
         if not isinstance(td["interrupt_response"], bool):
-            raise UpdateError("invalid_value", f"{p}.interrupt_response must be a boolean",
-                              f"{p}.interrupt_response")
+            raise UpdateError(
+                "invalid_value",
+                f"{p}.interrupt_response must be a boolean",
+                f"{p}.interrupt_response",
+            )
         out["interrupt_response"] = td["interrupt_response"]
     return out
 
@@ -135,33 +147,41 @@ def _tools(v: Any) -> list[dict[str, Any]]:
         if not isinstance(tool, dict):
             raise UpdateError("invalid_config", f"{q} must be an object", q)
         if "function" in tool and "name" not in tool:
-            raise UpdateError("invalid_config",
-                              f"{q}: tools are flat ({{type, name, ...}}), not OpenAI's nested "
-                              "'function'", q)
+            raise UpdateError(
+                "invalid_config",
+                f"{q}: tools are flat ({{type, name, ...}}), not OpenAI's nested 'function'",
+                q,
+            )
         if tool.get("type", "function") != "function":
             raise UpdateError("invalid_value", f"{q}.type must be 'function'", f"{q}.type")
         name = tool.get("name")
         if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise UpdateError("invalid_value",
-                              f"{q}.name must be 1-64 letters, digits, '_' or '-'", f"{q}.name")
+            raise UpdateError(
+                "invalid_value", f"{q}.name must be 1-64 letters, digits, '_' or '-'", f"{q}.name"
+            )
         if not isinstance(tool.get("description", ""), str):
-            raise UpdateError("invalid_value", f"{q}.description must be a string",
-                              f"{q}.description")
+            raise UpdateError(
+                "invalid_value", f"{q}.description must be a string", f"{q}.description"
+            )
         if not isinstance(tool.get("parameters", {}), dict):
-            raise UpdateError("invalid_value", f"{q}.parameters must be a JSON Schema object",
-                              f"{q}.parameters")
+            raise UpdateError(
+                "invalid_value", f"{q}.parameters must be a JSON Schema object", f"{q}.parameters"
+            )
         mode = tool.get("execution_mode", "interactive")
         if mode not in ("interactive", "hold"):
-            raise UpdateError("invalid_value", f"{q}.execution_mode must be interactive or hold",
-                              f"{q}.execution_mode")
+            raise UpdateError(
+                "invalid_value",
+                f"{q}.execution_mode must be interactive or hold",
+                f"{q}.execution_mode",
+            )
         timeout = _number(tool.get("timeout_seconds", 120), f"{q}.timeout_seconds", 1, 300)
-        out.append({**tool, "type": "function", "execution_mode": mode,
-                    "timeout_seconds": timeout})
+        out.append({**tool, "type": "function", "execution_mode": mode, "timeout_seconds": timeout})
     return out
 
 
-def apply_update(current: dict[str, Any], session: Any, *, ready: bool,
-                 voices: tuple[str, ...]) -> UpdateResult:
+def apply_update(
+    current: dict[str, Any], session: Any, *, ready: bool, voices: tuple[str, ...]
+) -> UpdateResult:
     """Validate ``session`` (the update's ``session`` object) against ``current`` and return the
     merged configuration. Raises :class:`UpdateError` and applies nothing on any bad field."""
     if not isinstance(session, dict):
@@ -172,59 +192,86 @@ def apply_update(current: dict[str, Any], session: Any, *, ready: bool,
     _known(session, top, "session", ignored)
     if "agent_id" in session:
         if not isinstance(session["agent_id"], str) or not session["agent_id"]:
-            raise UpdateError("invalid_value", "session.agent_id must be a string",
-                              "session.agent_id")
+            raise UpdateError(
+                "invalid_value", "session.agent_id must be a string", "session.agent_id"
+            )
         if ready or len(session) > 1:
-            raise UpdateError("invalid_config", "agent_id must be the only field of the first "
-                              "session.update", "session.agent_id")
+            raise UpdateError(
+                "invalid_config",
+                "agent_id must be the only field of the first session.update",
+                "session.agent_id",
+            )
         new["agent_id"] = session["agent_id"]
     for key in ("system_prompt", "greeting"):
         if key in session:
             if not isinstance(session[key], str):
-                raise UpdateError("invalid_value", f"session.{key} must be a string",
-                                  f"session.{key}")
+                raise UpdateError(
+                    "invalid_value", f"session.{key} must be a string", f"session.{key}"
+                )
             if key == "greeting" and ready and session[key] != current["greeting"]:
-                raise UpdateError("immutable_field", "greeting cannot change after session.ready",
-                                  "session.greeting")
+                raise UpdateError(
+                    "immutable_field",
+                    "greeting cannot change after session.ready",
+                    "session.greeting",
+                )
             new[key] = session[key]
     if "input" in session:
         inp = _obj(session["input"], "session.input")
-        _known(inp, {"format", "turn_detection", "keyterms", "language_codes",
-                     "transcription_prompt"}, "session.input", ignored)
+        _known(
+            inp,
+            {"format", "turn_detection", "keyterms", "language_codes", "transcription_prompt"},
+            "session.input",
+            ignored,
+        )
         if "format" in inp:
             new["input"]["format"] = _format(inp["format"], "session.input.format", ignored)
         if "turn_detection" in inp:
             new["input"]["turn_detection"] = _turn_detection(
-                inp["turn_detection"], current["input"]["turn_detection"], ignored)
+                inp["turn_detection"], current["input"]["turn_detection"], ignored
+            )
         if "keyterms" in inp:
-            new["input"]["keyterms"] = _strings(inp["keyterms"], "session.input.keyterms",
-                                                MAX_KEYTERMS)
+            new["input"]["keyterms"] = _strings(
+                inp["keyterms"], "session.input.keyterms", MAX_KEYTERMS
+            )
         if "language_codes" in inp:
-            new["input"]["language_codes"] = _strings(inp["language_codes"],
-                                                      "session.input.language_codes", 20)
+            new["input"]["language_codes"] = _strings(
+                inp["language_codes"], "session.input.language_codes", 20
+            )
         if "transcription_prompt" in inp:
             tp = inp["transcription_prompt"]
             if not isinstance(tp, str) or len(tp) > MAX_TRANSCRIPTION_PROMPT:
-                raise UpdateError("invalid_value", "session.input.transcription_prompt must be "
-                                  f"a string of at most {MAX_TRANSCRIPTION_PROMPT} characters",
-                                  "session.input.transcription_prompt")
+                raise UpdateError(
+                    "invalid_value",
+                    "session.input.transcription_prompt must be "
+                    f"a string of at most {MAX_TRANSCRIPTION_PROMPT} characters",
+                    "session.input.transcription_prompt",
+                )
             new["input"]["transcription_prompt"] = tp
     if "output" in session:
         out = _obj(session["output"], "session.output")
         _known(out, {"voice", "format", "volume"}, "session.output", ignored)
         if "voice" in out:
             if out["voice"] not in voices:
-                raise UpdateError("invalid_value", "session.output.voice must be one of "
-                                  f"{', '.join(voices)}", "session.output.voice")
+                raise UpdateError(
+                    "invalid_value",
+                    f"session.output.voice must be one of {', '.join(voices)}",
+                    "session.output.voice",
+                )
             if ready and out["voice"] != current["output"]["voice"]:
-                raise UpdateError("immutable_field", "output.voice cannot change after "
-                                  "session.ready", "session.output.voice")
+                raise UpdateError(
+                    "immutable_field",
+                    "output.voice cannot change after session.ready",
+                    "session.output.voice",
+                )
             new["output"]["voice"] = out["voice"]
         if "format" in out:
             fmt = _format(out["format"], "session.output.format", ignored)
             if ready and fmt != current["output"]["format"]:
-                raise UpdateError("immutable_field", "output.format cannot change after "
-                                  "session.ready", "session.output.format")
+                raise UpdateError(
+                    "immutable_field",
+                    "output.format cannot change after session.ready",
+                    "session.output.format",
+                )
             new["output"]["format"] = fmt
         if "volume" in out:
             new["output"]["volume"] = _number(out["volume"], "session.output.volume", 0, 100)

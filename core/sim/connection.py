@@ -37,8 +37,14 @@ log = logging.getLogger("botrun.sim")
 #: Largest client message handled; bigger ones get ``invalid_format`` (the socket's own limit,
 #: above this, closes with 1009).
 MAX_MESSAGE_BYTES = 1024 * 1024
-CLIENT_TYPES = ("session.update", "input.audio", "tool.result", "session.resume", "reply.create",
-                "session.end")
+CLIENT_TYPES = (
+    "session.update",
+    "input.audio",
+    "tool.result",
+    "session.resume",
+    "reply.create",
+    "session.end",
+)
 IDLE_CHECK_S = 0.1  # wall-clock audio gap checks while a turn is open (divided by speed)
 
 
@@ -87,8 +93,12 @@ class Connection:
             self.closed = True
 
     async def error(self, code: str, message: str, param: str | None = None) -> None:
-        event: dict[str, Any] = {"type": "session.error", "code": code, "message": message,
-                                 "timestamp": now_iso()}
+        event: dict[str, Any] = {
+            "type": "session.error",
+            "code": code,
+            "message": message,
+            "timestamp": now_iso(),
+        }
         if param is not None:
             event["param"] = param
         if self.session is not None:
@@ -151,8 +161,9 @@ class Connection:
         if len(message) > MAX_MESSAGE_BYTES:
             if s is not None:
                 s.events.append("<oversized>")
-            await self.error("invalid_format",
-                             f"message of {len(message)} bytes exceeds {MAX_MESSAGE_BYTES}")
+            await self.error(
+                "invalid_format", f"message of {len(message)} bytes exceeds {MAX_MESSAGE_BYTES}"
+            )
             return
         try:
             event = json.loads(message)
@@ -164,8 +175,9 @@ class Connection:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             if s is not None:
                 s.events.append("<untyped>")
-            await self.error("invalid_format", "message must be a JSON object with a 'type'",
-                             "type")
+            await self.error(
+                "invalid_format", "message must be a JSON object with a 'type'", "type"
+            )
             return
         kind = event["type"]
         if s is not None:
@@ -182,11 +194,15 @@ class Connection:
             elif kind == "session.end":
                 await self._end(None)
             elif kind == "session.resume":
-                await self.error("invalid_format",
-                                 "session.resume must be the first message on a socket", "type")
+                await self.error(
+                    "invalid_format", "session.resume must be the first message on a socket", "type"
+                )
             else:
-                await self.error("invalid_format",
-                                 "session.update must be the first message of a session", "type")
+                await self.error(
+                    "invalid_format",
+                    "session.update must be the first message of a session",
+                    "type",
+                )
             return
         handler = {
             "session.update": self._update,
@@ -203,8 +219,9 @@ class Connection:
         s = SimSession(session_id=new_id("sess"), scenario=self.scenario)
         s.events.append("session.update")
         try:
-            result = apply_update(s.config, event.get("session", {}), ready=False,
-                                  voices=self.scenario.session.voices)
+            result = apply_update(
+                s.config, event.get("session", {}), ready=False, voices=self.scenario.session.voices
+            )
         except UpdateError as exc:
             await self.error(exc.code, exc.message, exc.param)
             return
@@ -223,9 +240,14 @@ class Connection:
         fmt = input_format(s.config)
         if fmt.encoding == codec.PCM and fmt.sample_rate != codec.DEFAULT_RATE:
             mode = self.scenario.faults.sample_rate
-            log.warning("session %s declares %d Hz input: %s", s.session_id, fmt.sample_rate,
-                        "honoured" if mode == "honour"
-                        else "the agent will be deaf (as the live service is)")
+            log.warning(
+                "session %s declares %d Hz input: %s",
+                s.session_id,
+                fmt.sample_rate,
+                "honoured"
+                if mode == "honour"
+                else "the agent will be deaf (as the live service is)",
+            )
 
     async def _become_ready(self, s: SimSession, *, fresh: bool) -> None:
         delay = self.scenario.faults.ready_delay_s
@@ -238,8 +260,11 @@ class Connection:
             s.ready_at = time.monotonic()
         ready = {"type": "session.ready", "session_id": s.session_id}
         updated = {"type": "session.updated", "config": s.config}
-        order = [ready, updated] if self.scenario.session.ready_order == "ready-first" else [
-            updated, ready]
+        order = (
+            [ready, updated]
+            if self.scenario.session.ready_order == "ready-first"
+            else [updated, ready]
+        )
         for ev in order if fresh else [ready]:
             await self.send(ev)
         faults = self.scenario.faults
@@ -266,8 +291,9 @@ class Connection:
         await asyncio.sleep(max(0.0, s.ready_at + s.max_duration_s - time.monotonic()))
         if self.closed or s.ended:
             return
-        await self.error("session_expired",
-                         f"session reached its maximum duration of {s.max_duration_s:g} s")
+        await self.error(
+            "session_expired", f"session reached its maximum duration of {s.max_duration_s:g} s"
+        )
         s.ended = True
         self.sim.session_ended(s)
         await self.close(CLOSE_NORMAL, "session expired")
@@ -308,14 +334,18 @@ class Connection:
         await self._become_ready(s, fresh=False)
 
     async def _late_resume(self, event: dict[str, Any]) -> None:
-        await self.error("invalid_format", "session.resume must be the first message on a socket",
-                         "type")
+        await self.error(
+            "invalid_format", "session.resume must be the first message on a socket", "type"
+        )
 
     async def _end(self, event: dict[str, Any] | None) -> None:
         s = self.session
-        ended = {"type": "session.ended", "timestamp": now_iso(),
-                 "session_duration_seconds": round(s.duration_s(), 3) if s else 0.0,
-                 "audio_duration_seconds": round(s.audio_duration_s(), 3) if s else 0.0}
+        ended = {
+            "type": "session.ended",
+            "timestamp": now_iso(),
+            "session_duration_seconds": round(s.duration_s(), 3) if s else 0.0,
+            "audio_duration_seconds": round(s.audio_duration_s(), 3) if s else 0.0,
+        }
         await self.agent.stop()
         await self.send(ended)
         if s is not None:
@@ -327,12 +357,14 @@ class Connection:
         s = self.session
         assert s is not None
         if not s.ready:
-            await self.error("invalid_format", "wait for session.ready before updating again",
-                             "type")
+            await self.error(
+                "invalid_format", "wait for session.ready before updating again", "type"
+            )
             return
         try:
-            result = apply_update(s.config, event.get("session", {}), ready=True,
-                                  voices=self.scenario.session.voices)
+            result = apply_update(
+                s.config, event.get("session", {}), ready=True, voices=self.scenario.session.voices
+            )
         except UpdateError as exc:
             await self.error(exc.code, exc.message, exc.param)
             return
@@ -357,8 +389,9 @@ class Connection:
         data = event.get("audio")
         if not isinstance(data, str):
             s.bad_audio_chunks += 1
-            await self.error("invalid_audio", "input.audio needs 'audio' as a base64 string",
-                             "audio")
+            await self.error(
+                "invalid_audio", "input.audio needs 'audio' as a base64 string", "audio"
+            )
             return
         try:
             raw = base64.b64decode(data, validate=True)
@@ -369,15 +402,21 @@ class Connection:
         fmt = input_format(s.config)
         if fmt.encoding == codec.PCM and len(raw) % 2:
             s.bad_audio_chunks += 1
-            await self.error("invalid_audio", f"PCM16 audio must have an even number of bytes, "
-                             f"got {len(raw)}", "audio")
+            await self.error(
+                "invalid_audio",
+                f"PCM16 audio must have an even number of bytes, got {len(raw)}",
+                "audio",
+            )
             return
         samples = codec.decode(raw, fmt.encoding)
         s.received_audio_buf.extend(samples.astype("<i2").tobytes())
         s.received_samples += len(samples)
         self._last_audio = time.monotonic()
-        deaf = (fmt.encoding == codec.PCM and fmt.sample_rate != codec.DEFAULT_RATE
-                and self.scenario.faults.sample_rate == "deaf")
+        deaf = (
+            fmt.encoding == codec.PCM
+            and fmt.sample_rate != codec.DEFAULT_RATE
+            and self.scenario.faults.sample_rate == "deaf"
+        )
         if s.vad is not None and not deaf:
             await self._vad_events(s, s.vad.feed(samples))
 
@@ -388,14 +427,24 @@ class Connection:
             if isinstance(ev, SpeechStarted):
                 if self._item_id is None:
                     self._start_turn(s)
-                await self.send({"type": "input.speech.started", "timestamp": now_iso(),
-                                 "audio_start_ms": ev.at * 1000 // rate})
+                await self.send(
+                    {
+                        "type": "input.speech.started",
+                        "timestamp": now_iso(),
+                        "audio_start_ms": ev.at * 1000 // rate,
+                    }
+                )
                 td = s.config["input"]["turn_detection"]
                 if td["interrupt_response"]:
                     await self.agent.barge_in()
             elif isinstance(ev, SpeechStopped):
-                await self.send({"type": "input.speech.stopped", "timestamp": now_iso(),
-                                 "audio_end_ms": ev.at * 1000 // rate})
+                await self.send(
+                    {
+                        "type": "input.speech.stopped",
+                        "timestamp": now_iso(),
+                        "audio_end_ms": ev.at * 1000 // rate,
+                    }
+                )
             elif isinstance(ev, TurnEnded):
                 await self._end_turn(s, ev)
         if self._item_id is not None and s.vad.in_turn:
@@ -418,7 +467,7 @@ class Connection:
             words = turn.user.split()
             if final:
                 return turn.user
-            return " ".join(words[:max(1, min(len(words) - 1, self._deltas_sent + 1))])
+            return " ".join(words[: max(1, min(len(words) - 1, self._deltas_sent + 1))])
         return f"[user speech {secs:.2f} s]" if final else f"[user speech {secs:.1f} s...]"
 
     async def _partial(self, s: SimSession) -> None:
@@ -427,8 +476,9 @@ class Connection:
         if s.vad.speech_samples >= every * (self._deltas_sent + 1):
             text = self._user_text(s, s.vad.speech_samples, final=False)
             self._deltas_sent += 1
-            await self.send({"type": "transcript.user.delta", "text": text,
-                             "item_id": self._item_id})
+            await self.send(
+                {"type": "transcript.user.delta", "text": text, "item_id": self._item_id}
+            )
 
     async def _end_turn(self, s: SimSession, ev: TurnEnded) -> None:
         start, end = s.vad_base + ev.start, s.vad_base + ev.end
@@ -438,7 +488,7 @@ class Connection:
         item_id, self._item_id = self._item_id or new_id("item"), None
         turn = self.scenario.turn(s.turn_count)
         s.turn_count += 1
-        samples = np.frombuffer(bytes(s.received_audio_buf[start * 2:end * 2]), dtype="<i2")
+        samples = np.frombuffer(bytes(s.received_audio_buf[start * 2 : end * 2]), dtype="<i2")
         await self.agent.user_turn(item_id, text, samples, s.vad.rate if s.vad else 24000, turn)
 
     async def _idle_watch(self, s: SimSession) -> None:
@@ -463,14 +513,18 @@ class Connection:
         call = s.pending.get(call_id)
         if call is None:
             if any(c.get("call_id") == call_id for c in s.tool_calls):
-                s.violations.append(f"tool.result for {call_id} that is no longer pending "
-                                    "(duplicate, or its reply was interrupted)")
+                s.violations.append(
+                    f"tool.result for {call_id} that is no longer pending "
+                    "(duplicate, or its reply was interrupted)"
+                )
                 return
             await self.error("invalid_value", f"unknown call_id {call_id!r}", "call_id")
             return
         if not isinstance(result, str):
-            s.violations.append(f"tool.result for {call_id}: result is not a JSON string "
-                                "(silently ignored, as the service does)")
+            s.violations.append(
+                f"tool.result for {call_id}: result is not a JSON string "
+                "(silently ignored, as the service does)"
+            )
             return
         if not call.reply_done:
             s.violations.append(f"tool.result for {call_id} sent before reply.done")

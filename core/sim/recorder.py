@@ -62,7 +62,7 @@ class SessionRecord:
     def utterance_audio(self, index: int) -> bytes:
         """The PCM16 bytes of the ``index``-th detected utterance (what an echo reply sends)."""
         start, end = self.utterances[index]
-        return bytes(self.received_audio_buf[start * 2:end * 2])
+        return bytes(self.received_audio_buf[start * 2 : end * 2])
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -75,9 +75,17 @@ class SessionRecord:
             "errors": self.errors,
             "utterances": self.utterances,
             "user_transcripts": self.user_transcripts,
-            "replies": [{"reply_id": r.reply_id, "kind": r.kind, "text": r.text,
-                         "status": r.status, "spoken_text": r.spoken_text,
-                         "audio_bytes": len(r.audio)} for r in self.replies],
+            "replies": [
+                {
+                    "reply_id": r.reply_id,
+                    "kind": r.kind,
+                    "text": r.text,
+                    "status": r.status,
+                    "spoken_text": r.spoken_text,
+                    "audio_bytes": len(r.audio),
+                }
+                for r in self.replies
+            ],
             "tool_calls": self.tool_calls,
             "tool_results": self.tool_results,
             "violations": self.violations,

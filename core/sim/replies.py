@@ -79,8 +79,9 @@ def tone_for_text(text: str, rate: int, ms_per_char: int) -> tuple[np.ndarray, l
 def echo_plan(utterance: np.ndarray, rate: int, text: str) -> ReplyPlan:
     """The user's own audio, unchanged, with ``text`` spread over it."""
     duration_ms = len(utterance) * 1000 // rate
-    return ReplyPlan(text, np.asarray(utterance, dtype=np.int16),
-                     word_timings(text, duration_ms), kind="echo")
+    return ReplyPlan(
+        text, np.asarray(utterance, dtype=np.int16), word_timings(text, duration_ms), kind="echo"
+    )
 
 
 def tone_plan(text: str, rate: int, ms_per_char: int) -> ReplyPlan:
@@ -91,8 +92,9 @@ def tone_plan(text: str, rate: int, ms_per_char: int) -> ReplyPlan:
 def audio_plan(audio: np.ndarray, rate: int, text: str, kind: str) -> ReplyPlan:
     """Given audio (a WAV reply, or silence) with ``text`` spread over it."""
     duration_ms = len(audio) * 1000 // rate
-    return ReplyPlan(text, np.asarray(audio, dtype=np.int16), word_timings(text, duration_ms),
-                     kind=kind)
+    return ReplyPlan(
+        text, np.asarray(audio, dtype=np.int16), word_timings(text, duration_ms), kind=kind
+    )
 
 
 def spoken_text(words: list[Word], sent_ms: int) -> str:

@@ -25,8 +25,13 @@ InjectKind = Literal["malformed_json", "binary_frame", "unknown_event", "oversiz
 
 #: Error codes a connection attempt can be refused with (``FaultSettings.connect_error``).
 ConnectErrorCode = Literal[
-    "server_error", "FORBIDDEN", "UNAUTHORIZED", "rate_limited", "internal_error",
-    "agent_init_failed", "agent_timeout",
+    "server_error",
+    "FORBIDDEN",
+    "UNAUTHORIZED",
+    "rate_limited",
+    "internal_error",
+    "agent_init_failed",
+    "agent_timeout",
 ]
 
 
@@ -128,8 +133,9 @@ class Scenario(_Model):
         return turn.wav if turn.wav.is_absolute() else self.base_dir / turn.wav
 
 
-def scenario_from_dict(data: dict[str, Any], source: str = "scenario",
-                       base_dir: Path | None = None) -> Scenario:
+def scenario_from_dict(
+    data: dict[str, Any], source: str = "scenario", base_dir: Path | None = None
+) -> Scenario:
     """Validate a parsed scenario; raise :class:`ConfigError` naming ``source`` and the key."""
     if "base_dir" in data:
         raise ConfigError(f"{source}: unknown key 'base_dir'")

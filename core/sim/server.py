@@ -53,10 +53,18 @@ class Simulator:
     """A local voice-agent service. ``sessions`` holds every session ever created (in creation
     order), each with its recording, so tests can inspect them after the socket closed."""
 
-    def __init__(self, scenario: Scenario | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0, api_key: str | None = None, speed: float = 1.0,
-                 resume_window_s: float = 30.0, record_dir: Path | None = None,
-                 retain_audio: bool = True) -> None:
+    def __init__(
+        self,
+        scenario: Scenario | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        speed: float = 1.0,
+        resume_window_s: float = 30.0,
+        record_dir: Path | None = None,
+        retain_audio: bool = True,
+    ) -> None:
         if not speed > 0:
             raise UsageError(f"speed must be > 0, got {speed}")
         if resume_window_s < 0:
@@ -81,24 +89,37 @@ class Simulator:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
     async def start(self) -> None:
         """Listen; ``port=0`` picks a free port (read it from :attr:`url`)."""
         try:
             self._server = await serve(
-                self._handle, self.host, self.port, process_request=self._process_request,
-                max_size=SOCKET_MAX_SIZE, ping_interval=None,
+                self._handle,
+                self.host,
+                self.port,
+                process_request=self._process_request,
+                max_size=SOCKET_MAX_SIZE,
+                ping_interval=None,
             )
         except OSError as exc:
-            raise UsageError(f"cannot listen on {self.host}:{self.port}: "
-                             f"{exc.strerror or exc}") from None
+            raise UsageError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        log.info("voice-agent simulator listening on %s (scenario %r, speed %gx)", self.url,
-                 self.scenario.name, self.speed)
+        log.info(
+            "voice-agent simulator listening on %s (scenario %r, speed %gx)",
+            self.url,
+            self.scenario.name,
+            self.speed,
+        )
 
     async def stop(self) -> None:
         """Close every socket (1001) and the listener; save recordings."""
@@ -147,11 +168,11 @@ class Simulator:
             return True
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(value.strip(),
-                                                                     self.api_key)
+        return scheme.lower() == "bearer" and secrets.compare_digest(value.strip(), self.api_key)
 
-    def mint_token(self, expires_in_s: float = 60.0,
-                   max_session_duration_s: float = 10800.0) -> str:
+    def mint_token(
+        self, expires_in_s: float = 60.0, max_session_duration_s: float = 10800.0
+    ) -> str:
         """A single-use temporary token, as ``GET /v1/token`` returns."""
         token = "tok_" + secrets.token_urlsafe(18)
         register_secret(token)
@@ -163,20 +184,28 @@ class Simulator:
         if path != TOKEN_PATH:
             return None
         if not self._bearer_ok(request):
-            return self._json(conn, HTTPStatus.UNAUTHORIZED,
-                              {"error": "missing or invalid API key"})
+            return self._json(
+                conn, HTTPStatus.UNAUTHORIZED, {"error": "missing or invalid API key"}
+            )
         query = parse_qs(urlsplit(request.path).query)
         try:
             expires = float(query.get("expires_in_seconds", [""])[0])
             max_dur = float(query.get("max_session_duration_seconds", ["10800"])[0])
         except ValueError:
-            return self._json(conn, HTTPStatus.BAD_REQUEST,
-                              {"error": "expires_in_seconds and max_session_duration_seconds "
-                               "must be numbers"})
+            return self._json(
+                conn,
+                HTTPStatus.BAD_REQUEST,
+                {"error": "expires_in_seconds and max_session_duration_seconds must be numbers"},
+            )
         if not 1 <= expires <= 600 or not 60 <= max_dur <= 10800:
-            return self._json(conn, HTTPStatus.BAD_REQUEST,
-                              {"error": "expires_in_seconds must be 1..600 and "
-                               "max_session_duration_seconds 60..10800"})
+            return self._json(
+                conn,
+                HTTPStatus.BAD_REQUEST,
+                {
+                    "error": "expires_in_seconds must be 1..600 and "
+                    "max_session_duration_seconds 60..10800"
+                },
+            )
         return self._json(conn, HTTPStatus.OK, {"token": self.mint_token(expires, max_dur)})
 
     @staticmethod
@@ -226,9 +255,17 @@ class Simulator:
             self._connections.discard(conn)
 
     async def _refuse(self, conn: Connection, code: str) -> None:
-        self.connection_errors.append({"code": code, "message": CONNECT_MESSAGES[code],
-                                       "param": None})
-        await conn.send_raw(json.dumps({"type": "session.error", "code": code,
-                                        "message": CONNECT_MESSAGES[code],
-                                        "timestamp": now_iso()}))
+        self.connection_errors.append(
+            {"code": code, "message": CONNECT_MESSAGES[code], "param": None}
+        )
+        await conn.send_raw(
+            json.dumps(
+                {
+                    "type": "session.error",
+                    "code": code,
+                    "message": CONNECT_MESSAGES[code],
+                    "timestamp": now_iso(),
+                }
+            )
+        )
         await conn.close(CONNECT_CLOSE_CODES[code], code)

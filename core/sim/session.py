@@ -40,8 +40,12 @@ class PendingCall:
     result: str | None = None  # a result received (possibly early, before reply.done)
 
     def event(self) -> dict[str, Any]:
-        return {"type": "tool.call", "call_id": self.call_id, "name": self.name,
-                "arguments": self.arguments}
+        return {
+            "type": "tool.call",
+            "call_id": self.call_id,
+            "name": self.name,
+            "arguments": self.arguments,
+        }
 
 
 @dataclass
@@ -80,8 +84,12 @@ class SimSession(SessionRecord):
         rate = input_format(self.config).sample_rate
         self.input_rate = rate
         self.vad = EnergyVad(
-            rate, vad_threshold=td["vad_threshold"], min_silence_ms=td["min_silence"],
-            max_silence_ms=td["max_silence"], start_ms=v.start_ms, hangover_ms=v.hangover_ms,
+            rate,
+            vad_threshold=td["vad_threshold"],
+            min_silence_ms=td["min_silence"],
+            max_silence_ms=td["max_silence"],
+            start_ms=v.start_ms,
+            hangover_ms=v.hangover_ms,
             preroll_ms=v.preroll_ms,
         )
         self.vad_base = self.received_samples

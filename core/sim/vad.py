@@ -57,9 +57,17 @@ class EnergyVad:
 
     IDLE, SPEAKING, PAUSED = "idle", "speaking", "paused"
 
-    def __init__(self, sample_rate: int, *, vad_threshold: float = 0.5, min_silence_ms: int = 1000,
-                 max_silence_ms: int = 3000, start_ms: int = 60, hangover_ms: int = 300,
-                 preroll_ms: int = 100) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        vad_threshold: float = 0.5,
+        min_silence_ms: int = 1000,
+        max_silence_ms: int = 3000,
+        start_ms: int = 60,
+        hangover_ms: int = 300,
+        preroll_ms: int = 100,
+    ) -> None:
         self.rate = sample_rate
         self.frame = max(1, sample_rate // 100)
         self.start_ms, self.hangover_ms, self.preroll_ms = start_ms, hangover_ms, preroll_ms
@@ -87,8 +95,11 @@ class EnergyVad:
         return self.state != self.IDLE
 
     def _turn_silence_ms(self) -> int:
-        return self.min_silence_ms if self.expect_complete else max(self.max_silence_ms,
-                                                                     self.min_silence_ms)
+        return (
+            self.min_silence_ms
+            if self.expect_complete
+            else max(self.max_silence_ms, self.min_silence_ms)
+        )
 
     def feed(self, samples: np.ndarray) -> list[VadEvent]:
         """Consume samples; return the events they caused, in order."""
@@ -97,10 +108,10 @@ class EnergyVad:
         n_frames = len(buf) // self.frame
         events: list[VadEvent] = []
         for i in range(n_frames):
-            chunk = buf[i * self.frame:(i + 1) * self.frame]
+            chunk = buf[i * self.frame : (i + 1) * self.frame]
             self._frame(rms_dbfs(chunk) >= self.threshold, events)
             self._frame_pos += self.frame
-        self._carry = np.array(buf[n_frames * self.frame:], dtype=np.int16)
+        self._carry = np.array(buf[n_frames * self.frame :], dtype=np.int16)
         return events
 
     def idle(self, ms: float) -> list[VadEvent]:

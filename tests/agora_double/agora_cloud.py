@@ -38,7 +38,11 @@ TICK_S = 0.010
 
 # Connection states and change reasons (native enums).
 STATE_DISCONNECTED, STATE_CONNECTING, STATE_CONNECTED, STATE_RECONNECTING, STATE_FAILED = (
-    1, 2, 3, 4, 5,
+    1,
+    2,
+    3,
+    4,
+    5,
 )
 REASON_CONNECTING = 0
 REASON_JOIN_SUCCESS = 1
@@ -332,8 +336,12 @@ class NativeConnection:
                 return
             if left <= self.cloud.token_warning_s and not self.warned:
                 self.warned = True
-                self._call(self.conn_observer, "on_token_privilege_will_expire",
-                           self.conn_wrapper, self.token)
+                self._call(
+                    self.conn_observer,
+                    "on_token_privilege_will_expire",
+                    self.conn_wrapper,
+                    self.token,
+                )
         with self.cloud.lock:
             frames = []
             for user in ch.users.values():
@@ -365,15 +373,33 @@ class NativeConnection:
             self.cloud.violation(f"frame parameters {channels} ch @ {rate} Hz not modelled")
             return
         frame = AudioFrame(
-            type=0, samples_per_channel=samples, bytes_per_sample=2, channels=channels,
-            samples_per_sec=rate, buffer=bytearray(pcm16k), render_time_ms=0, avsync_type=0,
-            presentation_ms=0, audio_track_number=0, rtp_timestamp=0, far_field_flag=0,
-            rms=0, voice_prob=0, music_prob=0, pitch=0,
+            type=0,
+            samples_per_channel=samples,
+            bytes_per_sample=2,
+            channels=channels,
+            samples_per_sec=rate,
+            buffer=bytearray(pcm16k),
+            render_time_ms=0,
+            avsync_type=0,
+            presentation_ms=0,
+            audio_track_number=0,
+            rtp_timestamp=0,
+            far_field_flag=0,
+            rms=0,
+            voice_prob=0,
+            music_prob=0,
+            pitch=0,
         )
         assert self.channel is not None
         ret = self._call(
-            self.audio_observer, "on_playback_audio_frame_before_mixing",
-            self.local_user_wrapper, self.channel.name, uid, frame, -1, None,
+            self.audio_observer,
+            "on_playback_audio_frame_before_mixing",
+            self.local_user_wrapper,
+            self.channel.name,
+            uid,
+            frame,
+            -1,
+            None,
         )
         if not isinstance(ret, int):
             self.cloud.violation(f"on_playback_audio_frame_before_mixing returned {ret!r}")
@@ -422,8 +448,13 @@ class NativeConnection:
             self._call(self.conn_observer, "on_user_left", self.conn_wrapper, uid, reason)
 
     def publish_failed(self, error: int) -> None:
-        self._call(self.user_observer, "on_audio_track_publication_failure",
-                   self.local_user_wrapper, None, error)
+        self._call(
+            self.user_observer,
+            "on_audio_track_publication_failure",
+            self.local_user_wrapper,
+            None,
+            error,
+        )
 
     def _notify_conn(self, name: str, *args: Any) -> None:
         from agora.rtc.agora_base import RTCConnInfo
@@ -432,8 +463,11 @@ class NativeConnection:
             self._call(self.conn_observer, name, self.conn_wrapper)
             return
         info = RTCConnInfo(
-            id=id(self), channel_id=self.channel.name if self.channel else "",
-            state=self.state, local_user_id=self.uid, internal_uid=int(self.uid or 0),
+            id=id(self),
+            channel_id=self.channel.name if self.channel else "",
+            state=self.state,
+            local_user_id=self.uid,
+            internal_uid=int(self.uid or 0),
         )
         self._call(self.conn_observer, name, self.conn_wrapper, info, *args)
 

@@ -126,10 +126,26 @@ def speech_pcm16k(text: str, workdir: Path) -> np.ndarray:
     workdir.mkdir(parents=True, exist_ok=True)
     stem = workdir / f"s{abs(hash(text))}"
     wav, raw = stem.with_suffix(".wav"), stem.with_suffix(".raw")
-    subprocess.run([espeak, "-v", "en-us", "-w", str(wav), text], check=True,
-                   capture_output=True)
-    subprocess.run([sox, str(wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer",
-                    "-t", "raw", str(raw)], check=True, capture_output=True)
+    subprocess.run([espeak, "-v", "en-us", "-w", str(wav), text], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sox,
+            str(wav),
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+            str(raw),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return np.frombuffer(raw.read_bytes(), dtype="<i2").copy()
 
 
@@ -144,6 +160,6 @@ def best_correlation(segment: np.ndarray, recording: np.ndarray) -> float:
         return 0.0
     c = correlate(rec, ref, mode="valid", method="fft")
     lag = int(np.argmax(np.abs(c)))
-    window = rec[lag: lag + len(ref)]
+    window = rec[lag : lag + len(ref)]
     denom = np.sqrt(np.dot(ref, ref) * np.dot(window, window)) or 1.0
     return float(c[lag] / denom)

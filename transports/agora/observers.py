@@ -214,7 +214,8 @@ class AudioFrameHandler:
             if relay.stats.frames_dropped == 1:
                 log.warning(
                     "agora: dropping audio that is not 16-bit mono (%s ch, %s bytes/sample)",
-                    frame.channels, frame.bytes_per_sample,
+                    frame.channels,
+                    frame.bytes_per_sample,
                 )
             return 1
         pcm = bytes(frame.buffer)  # our own immutable copy
@@ -238,7 +239,11 @@ class LocalUserHandler:
 
     @_guarded(None)
     def on_audio_publish_state_changed(
-        self, agora_local_user: Any, channel: str, old_state: int, new_state: int,
+        self,
+        agora_local_user: Any,
+        channel: str,
+        old_state: int,
+        new_state: int,
         elapse_since_last_state: int,
     ) -> None:
         log.debug("agora: publish state %s -> %s", old_state, new_state)

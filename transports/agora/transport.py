@@ -139,8 +139,12 @@ class AgoraTransport(Transport):
         if self.certificate is None:
             return self.app_id
         token = build_rtc_token(
-            self.app_id, self.certificate, self.channel, self.uid,
-            role=ROLE_PUBLISHER, expire_s=self.token_expiry_s,
+            self.app_id,
+            self.certificate,
+            self.channel,
+            self.uid,
+            role=ROLE_PUBLISHER,
+            expire_s=self.token_expiry_s,
         )
         register_secret(token)
         return token
@@ -230,8 +234,11 @@ class AgoraTransport(Transport):
                 client_role_type=base.ClientRoleType.CLIENT_ROLE_BROADCASTER,
                 channel_profile=base.ChannelProfileType.CHANNEL_PROFILE_LIVE_BROADCASTING,
                 audio_subs_options=base.AudioSubscriptionOptions(
-                    packet_only=0, pcm_data_only=1, bytes_per_sample=2,
-                    number_of_channels=CHANNELS, sample_rate_hz=SAMPLE_RATE,
+                    packet_only=0,
+                    pcm_data_only=1,
+                    bytes_per_sample=2,
+                    number_of_channels=CHANNELS,
+                    sample_rate_hz=SAMPLE_RATE,
                 ),
             ),
             base.RtcConnectionPublishConfig(
@@ -275,9 +282,7 @@ class AgoraTransport(Transport):
                 f"Agora refused to start connecting to channel {self.channel!r} (error {ret})"
             )
         try:
-            local_uid = await asyncio.wait_for(
-                asyncio.shield(self._connected), self.join_timeout_s
-            )
+            local_uid = await asyncio.wait_for(asyncio.shield(self._connected), self.join_timeout_s)
         except TimeoutError:
             raise TransportError(
                 f"timed out after {self.join_timeout_s:g} s joining Agora channel "

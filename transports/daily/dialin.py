@@ -40,8 +40,14 @@ class PinlessForwarder:
     """Forwards one held dial-in call to the first SIP endpoint Daily reports."""
 
     def __init__(
-        self, call_id: str, call_domain: str, update: UpdateFn, *,
-        on_failure: Callable[[str], None], attempts: int = 3, backoff_s: float = 1.0,
+        self,
+        call_id: str,
+        call_domain: str,
+        update: UpdateFn,
+        *,
+        on_failure: Callable[[str], None],
+        attempts: int = 3,
+        backoff_s: float = 1.0,
     ) -> None:
         self.call_id = call_id
         self.call_domain = call_domain
@@ -75,8 +81,9 @@ class PinlessForwarder:
                 raise
             except Exception as exc:  # every failure is reported below
                 error = redact(str(exc)) or type(exc).__name__
-                log.warning("pinlessCallUpdate attempt %d/%d failed: %s",
-                            attempt, self.attempts, error)
+                log.warning(
+                    "pinlessCallUpdate attempt %d/%d failed: %s", attempt, self.attempts, error
+                )
                 if _is_final(exc) or attempt == self.attempts:
                     break
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
@@ -113,8 +120,13 @@ class DialOut:
     ``done(error | None)`` to run on the loop with the completion's error."""
 
     def __init__(
-        self, target: str, start: Callable[[dict[str, str], Callable[[str | None], None]], None],
-        *, on_failure: Callable[[str], None], retries: int = 3, backoff_s: float = 2.0,
+        self,
+        target: str,
+        start: Callable[[dict[str, str], Callable[[str | None], None]], None],
+        *,
+        on_failure: Callable[[str], None],
+        retries: int = 3,
+        backoff_s: float = 2.0,
     ) -> None:
         self.settings = dialout_settings(target)
         self._start = start

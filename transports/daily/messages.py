@@ -13,17 +13,43 @@ from botrun.core.secrets import redact
 _MAX_RAW = 240
 
 _FAMILIES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("notfound", "not found", "no such room", "does not exist", "nonexistent"),
-     "the room {url} does not exist (check the URL, or whether it was deleted)"),
-    (("expired", "roomexpired", "tokenexpired"),
-     "the room {url} or its meeting token has expired"),
-    (("forbidden", "403", "unauthorized", "401", "not allowed", "notallowed", "invalid token",
-      "invalidtoken", "tokenerror", "ejected", "knock", "private"),
-     "Daily refused the bot access to {url} (a private room needs a valid meeting token for "
-     "this room: pass --token or set DAILY_API_KEY)"),
-    (("connect", "lookup address", "dns", "network", "timedout", "timed out", "roomlookup",
-      "roominfofetchfailed", "websocket"),
-     "cannot reach Daily to join {url} (network down, DNS failure or a firewall)"),
+    (
+        ("notfound", "not found", "no such room", "does not exist", "nonexistent"),
+        "the room {url} does not exist (check the URL, or whether it was deleted)",
+    ),
+    (("expired", "roomexpired", "tokenexpired"), "the room {url} or its meeting token has expired"),
+    (
+        (
+            "forbidden",
+            "403",
+            "unauthorized",
+            "401",
+            "not allowed",
+            "notallowed",
+            "invalid token",
+            "invalidtoken",
+            "tokenerror",
+            "ejected",
+            "knock",
+            "private",
+        ),
+        "Daily refused the bot access to {url} (a private room needs a valid meeting token for "
+        "this room: pass --token or set DAILY_API_KEY)",
+    ),
+    (
+        (
+            "connect",
+            "lookup address",
+            "dns",
+            "network",
+            "timedout",
+            "timed out",
+            "roomlookup",
+            "roominfofetchfailed",
+            "websocket",
+        ),
+        "cannot reach Daily to join {url} (network down, DNS failure or a firewall)",
+    ),
 )
 
 

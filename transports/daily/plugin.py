@@ -17,30 +17,55 @@ AUDIO_OUT_CHOICES = ("virtual-mic", "custom-track")
 OPTIONS: tuple[Option, ...] = (
     Option("room", "Daily room URL (https://DOMAIN.daily.co/ROOM).", required=True, metavar="URL"),
     Option(
-        "token", "Meeting token for the room. Without one, an owner token is minted when "
-        "DAILY_API_KEY is set.", envvar="DAILY_MEETING_TOKEN", secret=True, config=False,
+        "token",
+        "Meeting token for the room. Without one, an owner token is minted when "
+        "DAILY_API_KEY is set.",
+        envvar="DAILY_MEETING_TOKEN",
+        secret=True,
+        config=False,
         metavar="TOKEN",
     ),
     Option(
-        "audio_out", "How the bot's voice is published: a virtual microphone device or a "
-        "custom audio track.", default="virtual-mic", choices=AUDIO_OUT_CHOICES,
+        "audio_out",
+        "How the bot's voice is published: a virtual microphone device or a custom audio track.",
+        default="virtual-mic",
+        choices=AUDIO_OUT_CHOICES,
     ),
     Option(
-        "dial_out", "Once joined, call this phone number (+E.164) or SIP URI (sip:...). "
-        "Needs dial-out enabled on the room and an owner token.", metavar="NUMBER",
+        "dial_out",
+        "Once joined, call this phone number (+E.164) or SIP URI (sip:...). "
+        "Needs dial-out enabled on the room and an owner token.",
+        metavar="NUMBER",
     ),
     Option(
-        "dial_out_retries", "How often a failed dial-out is retried.", type=int, default=3,
-        min=0, max=10,
+        "dial_out_retries",
+        "How often a failed dial-out is retried.",
+        type=int,
+        default=3,
+        min=0,
+        max=10,
     ),
     Option(
-        "join_timeout_s", "Give up joining after this many seconds.", type=float, default=30.0,
-        min=0.1, max=600.0, metavar="SECONDS",
+        "join_timeout_s",
+        "Give up joining after this many seconds.",
+        type=float,
+        default=30.0,
+        min=0.1,
+        max=600.0,
+        metavar="SECONDS",
     ),
-    Option("dialin_call_id", "Dial-in: the held call's callId (set by botrun serve).",
-           config=False, metavar="ID"),
-    Option("dialin_call_domain", "Dial-in: the held call's callDomain (set by botrun serve).",
-           config=False, metavar="DOMAIN"),
+    Option(
+        "dialin_call_id",
+        "Dial-in: the held call's callId (set by botrun serve).",
+        config=False,
+        metavar="ID",
+    ),
+    Option(
+        "dialin_call_domain",
+        "Dial-in: the held call's callDomain (set by botrun serve).",
+        config=False,
+        metavar="DOMAIN",
+    ),
 )
 
 

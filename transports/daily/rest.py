@@ -93,7 +93,8 @@ def _room_from_json(data: Any) -> Room:
     return Room(
         name=str(data["name"]),
         url=str(data["url"]),
-        sip_endpoint=normalise_sip_uri(endpoint) if isinstance(endpoint, str) and endpoint
+        sip_endpoint=normalise_sip_uri(endpoint)
+        if isinstance(endpoint, str) and endpoint
         else None,
     )
 
@@ -139,9 +140,7 @@ class DailyRest:
             raise UsageError("a Daily API key is needed (DAILY_API_KEY)")
         register_secret(api_key)
         self._api_key = api_key
-        self.base_url = (base_url or os.environ.get("DAILY_API_URL") or DEFAULT_API_URL).rstrip(
-            "/"
-        )
+        self.base_url = (base_url or os.environ.get("DAILY_API_URL") or DEFAULT_API_URL).rstrip("/")
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = max(0.0, backoff)
@@ -178,8 +177,12 @@ class DailyRest:
         return self._session
 
     async def _request(
-        self, method: str, path: str, payload: dict[str, Any] | None = None,
-        *, ok_statuses: tuple[int, ...] = (),
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        ok_statuses: tuple[int, ...] = (),
     ) -> Any:
         """One API call with retries. Returns the decoded JSON body (or ``None``)."""
         import aiohttp
@@ -207,20 +210,30 @@ class DailyRest:
                         wait = hinted
                     log.warning(
                         "%s: HTTP %s (%s); retry %d/%d in %.2fs",
-                        what, resp.status, _describe_body(body) or "no body",
-                        attempt + 1, self.retries, wait,
+                        what,
+                        resp.status,
+                        _describe_body(body) or "no body",
+                        attempt + 1,
+                        self.retries,
+                        wait,
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = "timed out" if isinstance(exc, TimeoutError) else (
-                    f"network error: {type(exc).__name__}: {exc}"
+                reason = (
+                    "timed out"
+                    if isinstance(exc, TimeoutError)
+                    else (f"network error: {type(exc).__name__}: {exc}")
                 )
                 if last:
                     raise DailyApiError(
                         f"{what} failed after {attempts} attempt(s): {reason}"
                     ) from None
                 log.warning(
-                    "%s %s; retry %d/%d in %.2fs", what, redact(reason),
-                    attempt + 1, self.retries, wait,
+                    "%s %s; retry %d/%d in %.2fs",
+                    what,
+                    redact(reason),
+                    attempt + 1,
+                    self.retries,
+                    wait,
                 )
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover

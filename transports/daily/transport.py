@@ -194,8 +194,11 @@ class DailyTransport(Transport):
     def start_dial_out(self, target: str) -> DialOut:
         """Dial ``target`` (+E.164 or sip:) from the room, retrying on errors (loop)."""
         self.dialout = DialOut(
-            target, self._start_dialout, on_failure=self._fail,
-            retries=self.options.dial_out_retries, backoff_s=self.options.dialout_backoff_s,
+            target,
+            self._start_dialout,
+            on_failure=self._fail,
+            retries=self.options.dial_out_retries,
+            backoff_s=self.options.dialout_backoff_s,
         )
         self.dialout.start()
         return self.dialout
@@ -220,9 +223,12 @@ class DailyTransport(Transport):
         self._client.set_user_name(self.options.bot_name)
         if self.options.dialin:
             self.forwarder = PinlessForwarder(
-                self.options.dialin_call_id or "", self.options.dialin_call_domain or "",
-                self._pinless_update, on_failure=self._fail,
-                attempts=self.options.dialin_attempts, backoff_s=self.options.dialin_backoff_s,
+                self.options.dialin_call_id or "",
+                self.options.dialin_call_domain or "",
+                self._pinless_update,
+                on_failure=self._fail,
+                attempts=self.options.dialin_attempts,
+                backoff_s=self.options.dialin_backoff_s,
             )
 
     async def leave(self) -> None:
@@ -386,7 +392,10 @@ class DailyTransport(Transport):
             self._events.participant_joined(pid, name)
         if self._client is not None and not self._leaving:
             self._client.set_audio_renderer(
-                pid, self._renderer, audio_source="microphone", sample_rate=INPUT_RATE,
+                pid,
+                self._renderer,
+                audio_source="microphone",
+                sample_rate=INPUT_RATE,
                 callback_interval_ms=RENDER_INTERVAL_MS,
             )
 
@@ -455,7 +464,8 @@ class DailyTransport(Transport):
     def _rest_client(self) -> DailyRest:
         if self._rest is None:
             self._rest = DailyRest(
-                self.options.api_key or "", base_url=self.options.api_url,
+                self.options.api_key or "",
+                base_url=self.options.api_url,
                 backoff=self.options.rest_backoff_s,
             )
         return self._rest

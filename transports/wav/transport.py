@@ -39,8 +39,9 @@ class WavInput:
 class WavTransport(Transport):
     name = "wav"
 
-    def __init__(self, inputs: list[WavInput], output: Path, rate: int = 16000,
-                 speed: float = 1.0) -> None:
+    def __init__(
+        self, inputs: list[WavInput], output: Path, rate: int = 16000, speed: float = 1.0
+    ) -> None:
         if rate not in RATES:
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
         self.inputs = inputs
@@ -70,7 +71,8 @@ class WavTransport(Transport):
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
         inputs = [
             WavInput(
-                path=p, pcm=read_wav_mono16(p, rate),
+                path=p,
+                pcm=read_wav_mono16(p, rate),
                 at_s=ats[i] if i < len(ats) else 0.0,
                 name=names[i] if i < len(names) else p.stem,
             )
@@ -117,8 +119,9 @@ class WavTransport(Transport):
         while k < n:
             due = int((time.monotonic() - start) / frame_s) + 1  # frames due by now
             while k < min(due, n):
-                self._events.audio(pid, inp.pcm[k * frame:(k + 1) * frame],
-                                   self.output_sample_rate)
+                self._events.audio(
+                    pid, inp.pcm[k * frame : (k + 1) * frame], self.output_sample_rate
+                )
                 k += 1
             await asyncio.sleep(max(0.005, start + k * frame_s - time.monotonic()))
         self._events.participant_left(pid, "input ended")
@@ -147,5 +150,8 @@ class WavTransport(Transport):
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-                log.info("recorded the bot to %s (%.1f s)", self.output,
-                         self._written / self.output_sample_rate)
+                log.info(
+                    "recorded the bot to %s (%.1f s)",
+                    self.output,
+                    self._written / self.output_sample_rate,
+                )
