@@ -112,7 +112,12 @@ async def call(
 
     pm = get_plugin_manager()
     plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
-    tools = load_tools(cfg.agent.tools, plugin_tools, timeout_s=cfg.agent.tool_timeout_s)
+    tools = load_tools(
+        cfg.agent.tools,
+        plugin_tools,
+        timeout_s=cfg.agent.tool_timeout_s,
+        max_result_bytes=cfg.agent.tool_result_max_bytes,
+    )
 
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from .defaults import DEFAULT_AGENT_URL
+from .defaults import DEFAULT_AGENT_URL, DEFAULT_TOOL_RESULT_MAX_BYTES
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class AgentConfig(_Model):
     input: AgentInput = Field(default_factory=AgentInput)
     tools: list[str] = Field(default_factory=list)
     tool_timeout_s: float = Field(10.0, gt=0, le=300)
+    tool_result_max_bytes: int = Field(DEFAULT_TOOL_RESULT_MAX_BYTES, ge=1024, le=512 * 1024)
 
     @field_validator("url")
     @classmethod
