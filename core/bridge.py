@@ -311,7 +311,9 @@ class Bridge:
         elif isinstance(e, p.ReplyDone):
             self._on_reply_done(e.status == "interrupted")
         elif isinstance(e, p.ToolCall):
-            self._emit(ev.TOOL_CALL, name=e.name, arguments=e.arguments)
+            log.debug("agent called tool %s (%s)", e.name, e.call_id)
+        elif isinstance(e, p.ToolDone):
+            self._on_tool_done(e)
         elif isinstance(e, p.SessionReady):
             self._emit(ev.SESSION_STATE, state="ready", detail=e.session_id)
         elif isinstance(e, p.SessionError):
@@ -332,6 +334,31 @@ class Bridge:
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SESSION_STATE, state=name.lower(), detail=str(detail))
+
+    def _on_tool_done(self, e: Any) -> None:
+        """A tool call finished: report it (console, observers) and record it."""
+        from .secrets import redact
+
+        self._emit(
+            ev.TOOL_CALL,
+            call_id=e.call_id,
+            name=e.name,
+            arguments=e.arguments,
+            result=e.result,
+            error=redact(e.error) if e.error else None,
+            duration_ms=e.duration_ms,
+            truncated=e.truncated,
+        )
+        if self.transcript:
+            self.transcript.write_tool(
+                e.name,
+                e.arguments,
+                e.result,
+                call_id=e.call_id,
+                error=e.error,
+                duration_ms=e.duration_ms,
+                truncated=e.truncated,
+            )
 
     def _on_user_transcript(self, text: str) -> None:
         speaker = self.roster.loudest()
