@@ -102,7 +102,8 @@ class Bridge:
         self._muted_reply = False  # barge-in on speech.started: drop the rest of this reply
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
-        self._turn: Turn | None = None
+        self._turn: Turn | None = None  # the user turn the next reply answers
+        self._reply_turn: Turn | None = None  # the turn of the reply in flight
         self._agent_partial = ""
         # timers
         self._empty_since: float | None = time.monotonic()
@@ -299,16 +300,20 @@ class Bridge:
             self._reply_active = True
             self._muted_reply = False
             self._agent_partial = ""
-            if self._turn is None or self._turn.first_audio_at is not None:
+            if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
+            self._reply_turn = self._turn
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
             self._emit(ev.TRANSCRIPT_AGENT, text=self._agent_partial.strip(), final=False)
         elif isinstance(e, p.TranscriptAgent):
+            self._agent_partial = ""
             self._emit(ev.TRANSCRIPT_AGENT, text=e.text, interrupted=e.interrupted, final=True)
             if self.transcript:
                 self.transcript.write("agent", e.text, interrupted=e.interrupted)
         elif isinstance(e, p.ReplyDone):
+            # a reply with words but no final transcript (tool-call replies): record them
+            self._finish_agent_text(interrupted=e.status == "interrupted")
             self._on_reply_done(e.status == "interrupted")
         elif isinstance(e, p.ToolCall):
             log.debug("agent called tool %s (%s)", e.name, e.call_id)
@@ -326,14 +331,39 @@ class Bridge:
             if name == "Reconnecting":
                 # The reply in flight is lost with the socket and no reply.done will come
                 # for it: what was already queued plays out, the turn state resets.
-                if self._turn is not None and self._reply_active:
-                    self.metrics.turns.append(self._turn)
+                turn, self._reply_turn = self._reply_turn, None
+                if turn is not None and self._reply_active:
+                    self.metrics.turns.append(turn)
+                if self._turn is turn:
                     self._turn = None
                 self._reply_active = self._muted_reply = False
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SESSION_STATE, state=name.lower(), detail=str(detail))
+
+    def _finish_agent_text(self, interrupted: bool) -> None:
+        """The words of the reply in flight that no final ``transcript.agent`` covered go to
+        the console and the transcript (at ``reply.done``, or marked interrupted when the
+        call ends mid-reply)."""
+        text, self._agent_partial = self._agent_partial.strip(), ""
+        if not text:
+            return
+        self._emit(ev.TRANSCRIPT_AGENT, text=text, interrupted=interrupted, final=True)
+        if self.transcript:
+            self.transcript.write("agent", text, interrupted=interrupted)
+
+    def _settle_report(self) -> None:
+        """At the end of the call, make the summary and the transcript agree with what reached
+        the transport: the reply in flight counts (interrupted) if its audio was played, its
+        words are recorded, and spoken time comes from the pacer, not from what was queued."""
+        turn, self._reply_turn = self._reply_turn, None
+        if turn is not None and turn.sink_start_ms is not None:
+            turn.interrupted = True
+            self.metrics.turns.append(turn)
+        self._finish_agent_text(interrupted=True)
+        if self.pacer is not None:
+            self.metrics.settle(self.pacer.stats.written_ms)
 
     def _on_tool_done(self, e: Any) -> None:
         """A tool call finished: report it (console, observers) and record it."""
@@ -377,19 +407,19 @@ class Bridge:
             return
         t0 = time.perf_counter()
         out = self._out_rs.process(pcm24)
-        turn = self._turn
+        turn = self._reply_turn
         on_start = None
         if turn is not None and not turn.audio_queued:
             turn.audio_queued = True
+            pacer = self.pacer
 
-            def on_start(turn: Turn = turn) -> None:  # pacer thread
+            def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
                 t = time.monotonic()
+                turn.sink_start_ms = pacer.stats.written_ms
                 self._call(self._first_audio, turn, t)
 
         if out:
             self.pacer.put(out, on_start)
-            if turn is not None:
-                turn.reply_ms += len(out) / (2 * self.transport.output_sample_rate) * 1000
         self.metrics.outbound.add(time.perf_counter() - t0)
 
     def _first_audio(self, turn: Turn, t: float) -> None:
@@ -400,9 +430,11 @@ class Bridge:
     def _on_reply_done(self, interrupted: bool) -> None:
         if interrupted:
             self._barge_in("reply.done")
-        if self._turn is not None:
-            self._turn.interrupted = interrupted or self._muted_reply
-            self.metrics.turns.append(self._turn)
+        turn, self._reply_turn = self._reply_turn, None
+        if turn is not None:
+            turn.interrupted = interrupted or self._muted_reply
+            self.metrics.turns.append(turn)
+        if self._turn is turn:  # (a user turn that began during this reply stays pending)
             self._turn = None
         self._reply_active = False
         self._awaiting_reply_since = None
@@ -554,6 +586,8 @@ class Bridge:
         for what, res in zip(("agent session end", "leave"), results, strict=True):
             if isinstance(res, BaseException):
                 log.warning("%s did not complete cleanly: %s", what, res or type(res).__name__)
+        await asyncio.sleep(0)  # first-audio callbacks the pacer scheduled before it stopped
+        self._settle_report()
         if self.transcript:
             self.transcript.close()
 
