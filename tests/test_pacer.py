@@ -365,3 +365,20 @@ def test_partial_chunk_waits_for_more_audio_until_the_sink_runs_dry(make_pacer) 
     wait_for(lambda: sink.calls == 3)
     assert sink.data == numbered(50) + bytes(CHUNK_BYTES // 2)
     assert pacer.stats.padded_ms == pytest.approx(10)
+
+
+def test_written_ms_counts_audio_that_reached_the_sink_not_padding_or_flushed(
+    make_pacer,
+) -> None:
+    # 400 ms flushed before the pacer runs; then 70 ms: three full chunks and a 10 ms tail
+    # padded to a fourth
+    sink = RecordingSink()
+    pacer = make_pacer(sink)
+    pacer.put(numbered(400))
+    pacer.flush()
+    pacer.put(numbered(70))
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks == 4)
+    assert pacer.stats.written_ms == pytest.approx(70.0)
+    assert pacer.stats.padded_ms == pytest.approx(10.0)
+    assert sum(len(w) for w in sink.writes) == 4 * CHUNK_BYTES
