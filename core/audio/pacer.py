@@ -304,5 +304,5 @@ class OutboundPacer:
                         "%s: sink write failed (%d so far)", self.name, self.stats.sink_errors
                     )
             else:
+                self.stats.written_ms += audio_ms  # before the count others wait on
                 self.stats.written_chunks += 1
-                self.stats.written_ms += audio_ms
