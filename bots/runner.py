@@ -38,15 +38,13 @@ def agent_api_key(url: str, secrets: Secrets) -> str | None:
 def build_config(
     shared: SharedOptions, spec: TransportSpec | None, transport_names: list[str]
 ) -> BotConfig:
-    cfg = load_config(shared.config, transport_names)
+    """The config a command runs with: the model's defaults, then the transport's own
+    defaults (the WAV transport leaves when its files end), then the keys the config file
+    really writes (packaged files write only what they choose; default.toml writes nothing),
+    then the command-line flags."""
+    defaults = {"bridge": dict(spec.bridge_defaults)} if spec is not None else None
+    cfg = load_config(shared.config, transport_names, defaults=defaults)
     overrides: dict[str, Any] = {"agent.url": shared.agent_url, "bot.name": shared.name}
-    if spec is not None:
-        # The packaged default.toml spells out every key; only a user's own file counts
-        # as having chosen a [bridge] value over the transport's default.
-        explicit = cfg.bridge.model_fields_set if shared.config is not None else set()
-        for key, value in spec.bridge_defaults.items():
-            if key not in explicit:
-                overrides[f"bridge.{key}"] = value
     return apply_overrides(cfg, overrides)
 
 
