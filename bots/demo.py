@@ -5,6 +5,7 @@ a latency summary and the bot's voice recorded to ``demo-output.wav``."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,9 @@ def command(
                 summary = await call(transport, local, None, transcript)
         if summary.error is not None:
             raise summary.error
-        return 0
+        return int(summary.exit_code)  # 130 after Ctrl-C, like every transport command
 
-    asyncio.run(run())
+    code = asyncio.run(run())
     click.echo(f"bot voice recorded to {output}")
+    if code:
+        sys.exit(code)

@@ -48,13 +48,13 @@ def build_config(
     return apply_overrides(cfg, overrides)
 
 
-def prepare(
+def transport_context(
     spec: TransportSpec,
     shared: SharedOptions,
     cli_values: dict[str, Any],
     secrets: Secrets | None = None,
-) -> tuple[TransportContext, str | None]:
-    """Validate everything a transport command needs before anything connects."""
+) -> TransportContext:
+    """The validated options and config a transport command runs with."""
     from botrun.core.plugins import transports
 
     secrets = secrets or Secrets()
@@ -67,9 +67,18 @@ def prepare(
             register_secret(value)
     cfg = build_config(shared, spec, list(transports()))
     options = transport_options(spec, cfg, cli_values)
-    key = agent_api_key(cfg.agent.url, secrets)
-    ctx = TransportContext(options=options, config=cfg, secrets=secrets, bot_name=cfg.bot.name)
-    return ctx, key
+    return TransportContext(options=options, config=cfg, secrets=secrets, bot_name=cfg.bot.name)
+
+
+def prepare(
+    spec: TransportSpec,
+    shared: SharedOptions,
+    cli_values: dict[str, Any],
+    secrets: Secrets | None = None,
+) -> tuple[TransportContext, str | None]:
+    """Validate everything a transport command needs before anything connects."""
+    ctx = transport_context(spec, shared, cli_values, secrets)
+    return ctx, agent_api_key(ctx.config.agent.url, ctx.secrets)
 
 
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
@@ -77,8 +86,11 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     from botrun.core.logs import setup_logging
 
     setup_logging(shared.log_level)
-    ctx, key = prepare(spec, shared, cli_values)
+    ctx = transport_context(spec, shared, cli_values)
+    # Problems on this machine first (a missing input file, a missing SDK), then the key
+    # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
+    key = agent_api_key(ctx.config.agent.url, ctx.secrets)
     return run_with_transport(transport, ctx.config, key, shared.transcript)
 
 

@@ -64,7 +64,7 @@ ROOM_EXP_MARGIN_S = 300.0
 )
 @click.option(
     "--log-level",
-    type=click.Choice(LEVELS),
+    type=click.Choice(LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
     help="Logging verbosity.",
