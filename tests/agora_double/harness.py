@@ -8,7 +8,6 @@ Imported by tests as ``agora_double.harness`` (pytest puts tests/ on sys.path).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import threading
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from system_tools import require
 
 from .native import Cloud
 from .sdist import VERSIONS, installed
@@ -112,9 +112,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def speech_pcm16k(text: str, workdir: Path) -> np.ndarray:
     """``text`` spoken by espeak-ng, as 16 kHz mono PCM16 samples (sox converts)."""
-    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
-    if espeak is None or sox is None:
-        raise RuntimeError("espeak-ng and sox are required (apt-get install espeak-ng sox)")
+    espeak, sox = require("espeak-ng"), require("sox")
     workdir.mkdir(parents=True, exist_ok=True)
     stem = workdir / f"s{abs(hash(text))}"
     wav, raw = stem.with_suffix(".wav"), stem.with_suffix(".raw")
