@@ -82,7 +82,7 @@ def install() -> SDKStdout:
     if isinstance(current, SDKStdout):
         return current
     router = SDKStdout(current)
-    sys.stdout = router  # type: ignore[assignment]
+    sys.stdout = router
     return router
 
 
