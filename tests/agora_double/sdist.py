@@ -17,6 +17,7 @@ seams, both outside Agora's code:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import io
@@ -61,8 +62,12 @@ def _cache_dir() -> Path:
     global _root
     if _root is None:
         env = os.environ.get("BOTRUN_AGORA_SDIST_DIR")
-        _root = Path(env) if env else Path(tempfile.mkdtemp(prefix="botrun-agora-sdist-"))
-        _root.mkdir(parents=True, exist_ok=True)
+        if env:
+            _root = Path(env)
+            _root.mkdir(parents=True, exist_ok=True)
+        else:
+            _root = Path(tempfile.mkdtemp(prefix="botrun-agora-sdist-"))
+            atexit.register(shutil.rmtree, _root, ignore_errors=True)
     return _root
 
 
