@@ -225,3 +225,19 @@ def test_cli_without_the_sdk_exits_2_with_one_clear_line(tmp_path: Path) -> None
     assert "pip install 'botrun[agora]'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert APP_ID not in proc.stderr + proc.stdout
+
+
+def test_an_initialize_that_raises_is_named_an_init_failure(tmp_path: Path) -> None:
+    """After a failed init, 2.4.x's initialize() goes on to use the service's parameter
+    object; should that be missing, it raises from inside the wrapper."""
+    from botrun.core.errors import TransportError
+    from botrun.transports.agora.sdk import initialize_service
+
+    class Service:
+        inited = False
+
+        def initialize(self, config: object) -> int:
+            raise AttributeError("'NoneType' object has no attribute 'set_int'")
+
+    with pytest.raises(TransportError, match=r"failed to initialize \(AttributeError: "):
+        initialize_service(Service(), object(), log_path=tmp_path / "agorasdk.log")
