@@ -122,6 +122,8 @@ def command(
     setup_logging(log_level)
     shared = SharedOptions(config, agent_url, transcript, log_level, name)
     cfg = build_config(shared, SPEC, list(transports()))
+    if agent_url and scenario:
+        raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
     sim_scenario = None if agent_url else pick_scenario(scenario, cfg.source)
     if sim_scenario is None and not agent_url:
         sim_scenario = demo_scenario(input_wav is None)

@@ -79,3 +79,10 @@ def test_demo_scheduler_checks_free_slots(tmp_path: Path) -> None:
     tomorrow = dt.date.today() + dt.timedelta(days=1)
     assert result["date"] == tomorrow.isoformat()
     assert isinstance(result["free"], list)
+
+
+def test_scenario_is_for_the_simulator_only() -> None:
+    res = run_botrun("demo", "--scenario", "weather", "--agent-url", "ws://127.0.0.1:9")
+    assert res.returncode == 2 and "--scenario scripts the local simulator" in res.stderr
+    assert pick_scenario("weather", "configs/support.toml") == load_scenario("weather")
+    assert pick_scenario(None, "/home/me/my-bot.toml") is None  # the echo demo
