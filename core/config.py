@@ -68,6 +68,9 @@ class AgentConfig(_Model):
     input: AgentInput = Field(default_factory=AgentInput)
     tools: list[str] = Field(default_factory=list)
     tool_timeout_s: float = Field(10.0, gt=0, le=300)
+    ready_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="wait this long for the agent to accept the session"
+    )
 
     @field_validator("url")
     @classmethod
@@ -97,6 +100,9 @@ class BridgeConfig(_Model):
     listen: str = Field("mix", min_length=1, description="mix | first | a participant name")
     chunk_ms: int = Field(20, ge=10, le=200, multiple_of=10)
     leave_grace_s: float = Field(2.0, ge=0, le=3600)
+    reply_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="a reply with no audio or text for this long is over"
+    )
     idle_timeout_s: float = Field(300.0, ge=0, description="leave after this long with no humans")
     max_duration_s: float = Field(3 * 3600.0, gt=0)
     reconnect_buffer_s: float = Field(5.0, ge=0, le=120)
