@@ -83,7 +83,9 @@ def test_native_load_oserror_becomes_a_usage_error(fake_site: Path) -> None:
         fake_site,
         "2.4.10",
         {
-            "agora/__init__.py": "raise OSError('libagora_rtc_sdk.so: cannot open shared object')\n",
+            "agora/__init__.py": (
+                "raise OSError('libagora_rtc_sdk.so: cannot open shared object')\n"
+            ),
         },
     )
     with pytest.raises(UsageError, match=r"OSError: libagora_rtc_sdk\.so"):

@@ -8,7 +8,6 @@ puts this folder on sys.path so ``import agora`` finds the double, and removes i
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from system_tools import require
 
 DOUBLE_DIR = Path(__file__).resolve().parent
 CHANNEL = "botrun-test"
@@ -120,9 +120,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def speech_pcm16k(text: str, workdir: Path) -> np.ndarray:
     """``text`` spoken by espeak-ng, as 16 kHz mono PCM16 samples (sox converts)."""
-    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
-    if espeak is None or sox is None:
-        raise RuntimeError("espeak-ng and sox are required (apt-get install espeak-ng sox)")
+    espeak, sox = require("espeak-ng"), require("sox")
     workdir.mkdir(parents=True, exist_ok=True)
     stem = workdir / f"s{abs(hash(text))}"
     wav, raw = stem.with_suffix(".wav"), stem.with_suffix(".raw")

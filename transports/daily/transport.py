@@ -129,13 +129,17 @@ def client_settings(sink: AudioSink) -> dict[str, Any]:
 
 
 def _participant_name(p: dict[str, Any]) -> str | None:
-    info = p.get("info") if isinstance(p.get("info"), dict) else {}
+    info = p.get("info")
+    if not isinstance(info, dict):
+        return None
     name = info.get("userName")
     return str(name) if name else None
 
 
 def _is_local(p: dict[str, Any]) -> bool:
-    info = p.get("info") if isinstance(p.get("info"), dict) else {}
+    info = p.get("info")
+    if not isinstance(info, dict):
+        return False
     return bool(info.get("isLocal"))
 
 
