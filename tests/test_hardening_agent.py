@@ -208,7 +208,10 @@ async def test_refused_update_after_ready_keeps_the_session() -> None:
         async for ev in c.events():
             if isinstance(ev, SessionError):
                 break
-        await asyncio.sleep(0.2)  # room for a (wrong) disconnect to happen
+        # the same socket still carries the session: the next update arrives on it
+        await c.update_session({"input": {"keyterms": ["y"]}})
+        later = await (await srv.conn(0)).next()
+        assert isinstance(later, SessionUpdate) and later.session["input"]["keyterms"] == ["y"]
         assert c.ready and len(srv.conns) == 1 and c.stats.reconnects == 0
         await c.close()
 
