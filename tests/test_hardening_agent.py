@@ -184,6 +184,19 @@ async def test_session_refused_at_setup_is_fatal(code: str, param: str | None) -
         assert param in msg
 
 
+async def test_oversized_prompt_refused_by_the_simulator_is_fatal() -> None:
+    """The issue's example against the real simulator: a 10 MB system prompt makes the first
+    session.update too big; the service answers invalid_format and never becomes ready."""
+    from botrun.core.sim import Simulator
+
+    async with Simulator() as sim:
+        c = AgentClient(sim.url, {"system_prompt": "x" * 10_000_000}, ready_timeout=5.0)
+        with pytest.raises(AgentError, match="refused the session: invalid_format"):
+            await c.start()
+        await c.close()
+        assert sim.connection_attempts == 1
+
+
 async def test_session_refused_at_setup_fails_the_call(tmp_path: Path) -> None:
     async with AgentServer([_refuse("invalid_value", "session.output.voice")]) as srv:
         summary, lines = await run_wav_call(tmp_path, srv.url)
