@@ -372,3 +372,55 @@ def test_messages_from_the_service_are_quoted_short() -> None:
 
     assert len(_quote("x" * 1_000_000)) <= 200
     assert _quote("a\nb") == "a b"
+
+
+# -- the same faults from the simulator (what `botrun agent-sim` users can reproduce) ---------
+
+
+@pytest.mark.parametrize("in_band", [True, False], ids=["error-then-close", "close-only"])
+async def test_simulator_refusals_closed_as_policy_are_retried(in_band: bool) -> None:
+    from botrun.core.sim import Simulator
+    from botrun.core.sim.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict(
+        {
+            "faults": {
+                "connect_error_count": 2,
+                "connect_error_close": "policy",
+                "connect_error_in_band": in_band,
+            }
+        }
+    )
+    async with Simulator(scenario) as sim:
+        c = client(sim.url, start_attempts=5)
+        await c.start()
+        assert c.ready and sim.connection_attempts == 3
+        await c.close()
+    assert [e["code"] for e in sim.connection_errors] == ["server_error"] * 2
+
+
+async def test_simulator_reply_that_never_ends_does_not_hold_the_bot(tmp_path: Path) -> None:
+    from botrun.core.sim import Simulator
+    from botrun.core.sim.scenario import scenario_from_dict
+
+    # a short tone reply soon after a short turn: spoken well before the bounds below
+    scenario = scenario_from_dict(
+        {
+            "reply": {"default": "tone", "text": "Hi.", "delay_ms": 0},
+            "faults": {"reply_never_done": True},
+        }
+    )
+    async with Simulator(scenario) as sim:
+        summary, _ = await run_wav_call(
+            tmp_path,
+            sim.url,
+            seconds=1.0,
+            **{
+                "bridge.reply_timeout_s": 3.0,
+                "agent.input.turn_detection.min_silence": 200,
+                "agent.input.turn_detection.max_silence": 500,
+            },
+        )
+        statuses = [r.status for s in sim.sessions.values() for r in s.replies]
+    assert "stuck" in statuses  # the fault fired: a reply never sent reply.done
+    assert summary.error is None and summary.reason == "no one left in the meeting"
