@@ -427,7 +427,9 @@ class AgentClient:
 
     def _fail(self, err: AgentError) -> None:
         self._fatal = err
-        log.error("%s", err)
+        # Raised to the caller (start() or events()), who reports it: the CLI prints it as
+        # its one error line, so logging it as an error too would say it twice.
+        log.info("agent session failed: %s", err)
         if self._first_ready is not None and not self._first_ready.done():
             self._first_ready.set_exception(err)
         self._queue.put_nowait(_END)
