@@ -25,11 +25,15 @@ from fake_daily_api import API_KEY, FakeDailyApi
 
 from botrun.bots.serve import webhook
 from botrun.bots.serve.app import ServeSettings, create_app
+from botrun.bots.serve.auth import Access, ApiAuth
 from botrun.bots.serve.supervisor import Supervisor, child_environment
 from botrun.transports.daily.rest import DailyRest
 
 DIALIN_KEY = b"serve-test-dialin-key-32-bytes!!"
 DIALIN_SECRET = base64.b64encode(DIALIN_KEY).decode()
+#: The harness's BOTRUN_API_TOKEN; its client sends it on every request.
+API_TOKEN = "serve-test-api-token-0123456789"
+AUTH_HEADER = {"Authorization": f"Bearer {API_TOKEN}"}
 
 STAND_IN_BOT = r"""
 import json, os, signal, sys, time
@@ -132,8 +136,11 @@ async def serve_harness(
     extra_env: dict[str, str] | None = None,
     config: str | None = None,
     configure: Callable[[FakeDailyApi], Awaitable[None] | None] | None = None,
+    auth: ApiAuth | None = None,
+    dialin_key: bytes | None = DIALIN_KEY,
 ) -> AsyncIterator[ServeHarness]:
-    """The real app on a loopback port, the fake Daily API, stand-in bots."""
+    """The real app on a loopback port, the fake Daily API, stand-in bots. The API needs
+    :data:`API_TOKEN` (unless ``auth`` says otherwise); the harness client sends it."""
     script = write_stand_in(tmp_path)
     async with FakeDailyApi() as api:
         if configure is not None:
@@ -158,9 +165,14 @@ async def serve_harness(
             stop_timeout_s=stop_timeout_s,
         )
         rest = DailyRest(API_KEY, base_url=api.base_url, backoff=0.01, retries=1)
-        settings = ServeSettings(dialin_key=DIALIN_KEY, room_exp_s=600, config=config)
+        settings = ServeSettings(
+            dialin_key=dialin_key,
+            auth=auth or ApiAuth(Access.TOKEN, API_TOKEN),
+            room_exp_s=600,
+            config=config,
+        )
         app = create_app(settings, rest, supervisor)
-        client = TestClient(TestServer(app, host="127.0.0.1"))
+        client = TestClient(TestServer(app, host="127.0.0.1"), headers=AUTH_HEADER)
         await client.start_server()
         try:
             yield ServeHarness(client, api, supervisor, tmp_path / "records")

@@ -2,18 +2,21 @@
 
 * ``POST /dialin``   Daily's pinless dial-in webhook → SIP room + owner token + one bot.
 * ``POST /start``    a bot in a given room URL, or in a new room → ``{session_id, room_url}``.
-* ``GET /health``, ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
+* ``GET /health`` (liveness; open, says nothing more than "ok" without the API token),
+  ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
 
-Every answer is JSON. Refusals happen before any Daily resource exists (401 unsigned,
-400 malformed, 413 oversized, 503 no free slot); a Daily REST failure part-way is logged
-with Daily's message, the room created so far is deleted and the slot freed (502).
+Every answer is JSON. Everything but a signed webhook and ``/health`` needs the API token
+(:mod:`.auth`). Refusals happen before any Daily resource exists (401 unsigned or no token,
+403 API disabled, 400 malformed, 413 oversized, 503 no free slot); a Daily REST failure
+part-way is logged with Daily's message, the room created so far is deleted and the slot
+freed (502).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +25,7 @@ from botrun.core.errors import UsageError
 from botrun.transports.daily.rest import DailyApiError, DailyRest, Room, room_name_from_url
 
 from . import webhook
+from .auth import Access, ApiAuth
 from .supervisor import BotSession, CapacityError, Reservation, Supervisor
 
 log = logging.getLogger("botrun.serve")
@@ -36,6 +40,8 @@ class ServeSettings:
 
     #: Raw HMAC key (base64-decoded ``DAILY_DIALIN_SECRET``); None: webhooks unsigned.
     dialin_key: bytes | None = None
+    #: Who may call the API (and ``/dialin`` when webhooks are unsigned).
+    auth: ApiAuth = field(default_factory=lambda: ApiAuth(Access.OPEN))
     #: Bot config file passed to every bot (``--config``).
     config: str | None = None
     #: Rooms serve creates expire (and eject everyone) after this many seconds.
@@ -216,10 +222,43 @@ async def start(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness. Open to anyone, so it reveals nothing unless the caller may use the API."""
+    if request.app[SETTINGS].auth.check(request.headers.get("Authorization")) is not None:
+        return web.json_response({"status": "ok"})
     supervisor = request.app[SUPERVISOR]
     return web.json_response(
         {"status": "ok", "bots": len(supervisor.sessions()), "max_bots": supervisor.max_bots}
     )
+
+
+#: Paths that do their own authentication (``/dialin`` only when webhooks are signed).
+_SELF_AUTHENTICATED = ("/health",)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The API token on every endpoint that is not a signed webhook or the liveness probe."""
+    settings = request.app[SETTINGS]
+    if request.path in _SELF_AUTHENTICATED or (
+        request.path == "/dialin" and settings.dialin_key is not None
+    ):
+        return await handler(request)
+    refusal = settings.auth.check(request.headers.get("Authorization"))
+    if refusal is not None:
+        status, message = refusal
+        log.warning(
+            "%s %s from %s refused (%d): %s",
+            request.method,
+            request.path,
+            request.remote,
+            status,
+            message,
+        )
+        response = _error(status, message)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="botrun serve"'
+        return response
+    return await handler(request)
 
 
 async def sessions(request: web.Request) -> web.Response:
@@ -248,7 +287,7 @@ def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) 
         await delete_owned_room(api, session)
 
     supervisor.on_exit = on_exit
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[authenticate])
     app[SETTINGS], app[API], app[SUPERVISOR] = settings, api, supervisor
     app.router.add_post("/dialin", dialin)
     app.router.add_post("/start", start)

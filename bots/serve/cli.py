@@ -63,6 +63,12 @@ ROOM_EXP_MARGIN_S = 300.0
     "[default: python -m botrun.bots.cli daily].",
 )
 @click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a non-loopback --host with neither BOTRUN_API_TOKEN nor DAILY_DIALIN_SECRET "
+    "(anyone who reaches the port can start bots).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LEVELS),
     default="info",
@@ -76,6 +82,7 @@ def command(
     max_bots: int,
     bot_max_duration_s: float,
     bot_command: str | None,
+    insecure: bool,
     log_level: str,
 ) -> None:
     """Answer Daily's pinless dial-in webhook and run one bot per call.
@@ -83,16 +90,19 @@ def command(
     \b
     POST /dialin          Daily's dial-in webhook (verified with DAILY_DIALIN_SECRET)
     POST /start           {"room_url": URL} or {} to create a room; returns the session id
-    GET  /health          liveness and bot count
+    GET  /health          liveness (open; bot count only with the token)
     GET  /sessions        running bots
     DELETE /sessions/ID   ask one bot to leave
 
+    Every endpoint but a signed /dialin and /health needs the header
+    "Authorization: Bearer $BOTRUN_API_TOKEN". Without a token the API is open on a
+    loopback --host (or with --insecure) and disabled otherwise.
     Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env.
     """
     from botrun.core.logs import setup_logging
 
     setup_logging(log_level)
-    app = build(host, port, config, max_bots, bot_max_duration_s, bot_command)
+    app = build(host, port, config, max_bots, bot_max_duration_s, bot_command, insecure=insecure)
     asyncio.run(run_server(app, host, port))
 
 
@@ -103,6 +113,8 @@ def build(
     max_bots: int,
     bot_max_duration_s: float,
     bot_command: str | None,
+    *,
+    insecure: bool = False,
 ) -> web.Application:
     """Validate secrets, config and options (all failures are one-line errors) and build
     the application."""
@@ -114,6 +126,7 @@ def build(
     from botrun.transports.daily.rest import DailyRest
 
     from .app import ServeSettings, create_app
+    from .auth import TOKEN_VARIABLE, Access, decide
     from .supervisor import Supervisor, child_environment
     from .webhook import decode_secret
 
@@ -126,8 +139,25 @@ def build(
             dialin_key = decode_secret(raw_secret)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    else:
-        log.warning("DAILY_DIALIN_SECRET is not set: dial-in webhooks are accepted unsigned")
+    auth = decide(
+        host=host,
+        token=secrets.get(TOKEN_VARIABLE),  # registered for redaction by Secrets.get
+        has_dialin_secret=dialin_key is not None,
+        insecure=insecure,
+    )
+    if auth.access is Access.OPEN:
+        log.warning(
+            "%s is not set: the API%s is open to anyone who can reach %s",
+            TOKEN_VARIABLE,
+            "" if dialin_key else " (and unsigned dial-in webhooks)",
+            host,
+        )
+    elif auth.access is Access.CLOSED:
+        log.warning("%s is not set: the API is disabled, only signed webhooks", TOKEN_VARIABLE)
+    if dialin_key is None and auth.access is Access.TOKEN:
+        log.warning(
+            "DAILY_DIALIN_SECRET is not set: /dialin needs the API token, which Daily cannot send"
+        )
     cfg = load_config(config, list(transports()))
     agent_key = agent_api_key(cfg.agent.url, secrets)
     argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
@@ -143,6 +173,7 @@ def build(
     )
     settings = ServeSettings(
         dialin_key=dialin_key,
+        auth=auth,
         config=str(config.resolve()) if config else None,
         room_exp_s=bot_max_duration_s + ROOM_EXP_MARGIN_S,
         bot_name=cfg.bot.name,

@@ -315,10 +315,15 @@ class Supervisor:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+#: Secrets serve needs and its bots never get.
+_SERVE_ONLY_SECRETS = frozenset({"DAILY_DIALIN_SECRET", "BOTRUN_API_TOKEN"})
+
+
 def child_environment(base: Mapping[str, str], extra: Mapping[str, str | None]) -> dict[str, str]:
     """The environment of a bot: ``base`` (usually ``os.environ``) plus ``extra`` values that
-    are set, minus the dial-in webhook secret (a bot never needs it)."""
-    env = {k: v for k, v in base.items() if k != "DAILY_DIALIN_SECRET"}
+    are set, minus serve's own secrets (the webhook secret and the API token: a bot never
+    needs them)."""
+    env = {k: v for k, v in base.items() if k not in _SERVE_ONLY_SECRETS}
     env.update({k: v for k, v in extra.items() if v})
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
