@@ -138,9 +138,11 @@ async def serve_harness(
     configure: Callable[[FakeDailyApi], Awaitable[None] | None] | None = None,
     auth: ApiAuth | None = None,
     dialin_key: bytes | None = DIALIN_KEY,
+    daily_url: str | None = None,
 ) -> AsyncIterator[ServeHarness]:
     """The real app on a loopback port, the fake Daily API, stand-in bots. The API needs
-    :data:`API_TOKEN` (unless ``auth`` says otherwise); the harness client sends it."""
+    :data:`API_TOKEN` (unless ``auth`` says otherwise); the harness client sends it.
+    ``daily_url`` points serve's REST client elsewhere (e.g. a closed port)."""
     script = write_stand_in(tmp_path)
     async with FakeDailyApi() as api:
         if configure is not None:
@@ -164,7 +166,7 @@ async def serve_harness(
             bot_max_duration_s=bot_max_duration_s,
             stop_timeout_s=stop_timeout_s,
         )
-        rest = DailyRest(API_KEY, base_url=api.base_url, backoff=0.01, retries=1)
+        rest = DailyRest(API_KEY, base_url=daily_url or api.base_url, backoff=0.01, retries=1)
         settings = ServeSettings(
             dialin_key=dialin_key,
             auth=auth or ApiAuth(Access.TOKEN, API_TOKEN),

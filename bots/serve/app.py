@@ -60,6 +60,16 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _daily_failed(what: str, exc: DailyApiError) -> web.Response:
+    """Log and answer a failed Daily REST call (502): "could not reach Daily" when it never
+    answered, "Daily refused <what>" when it did."""
+    if exc.unreachable:
+        log.error("could not reach Daily (for %s): %s", what, exc)
+        return _error(502, f"could not reach Daily: {exc}")
+    log.error("Daily refused %s: %s", what, exc)
+    return _error(502, f"Daily API error: {exc}")
+
+
 async def delete_owned_room(api: DailyRest, session: BotSession) -> None:
     """``on_exit`` of every bot: delete the room serve created for it, if any."""
     if session.owned_room is None:
@@ -121,9 +131,8 @@ async def _start_bot(
             caller=call.from_ if call else None,
         )
     except DailyApiError as exc:
-        log.error("%s: Daily refused a meeting token: %s", kind, exc)
         await _delete_quietly(api, room)
-        return _error(502, f"Daily API error: {exc}")
+        return _daily_failed(f"the meeting token of a {kind} bot", exc)
     except CapacityError as exc:  # serve began shutting down meanwhile
         await _delete_quietly(api, room)
         return _error(503, f"no free bot slot: {exc}")
@@ -177,8 +186,7 @@ async def dialin(request: web.Request) -> web.Response:
         )
     except DailyApiError as exc:
         reservation.release()
-        log.error("dial-in call %s: Daily refused the room: %s", call.call_id, exc)
-        return _error(502, f"Daily API error: {exc}")
+        return _daily_failed(f"the room of dial-in call {call.call_id}", exc)
     return await _start_bot(
         request, reservation, kind="dialin", room=room, room_url=room.url, call=call
     )
@@ -215,8 +223,7 @@ async def start(request: web.Request) -> web.Response:
             room = await request.app[API].create_room(exp_s=settings.room_exp_s)
         except DailyApiError as exc:
             reservation.release()
-            log.error("start: Daily refused the room: %s", exc)
-            return _error(502, f"Daily API error: {exc}")
+            return _daily_failed("the room of a started bot", exc)
         room_url = room.url
     return await _start_bot(request, reservation, kind="start", room=room, room_url=room_url)
 
