@@ -4,7 +4,8 @@ fake Daily API, and signed webhook requests.
 The stand-in bot is a real child process (what serve spawns), written to a temp dir. It
 records its argv and the environment variables serve is responsible for, then behaves as
 ``BOT_MODE`` says: ``wait`` (until SIGTERM, exit 0), ``crash`` (print, exit 3) or
-``stubborn`` (ignore SIGTERM).
+``stubborn`` (ignore SIGTERM). ``BOT_GRANDCHILD`` (``plain`` or ``stubborn``: ignores
+SIGTERM) makes it first start a descendant that shares its stdout; its pid is in the record.
 """
 
 from __future__ import annotations
@@ -36,8 +37,16 @@ API_TOKEN = "serve-test-api-token-0123456789"
 AUTH_HEADER = {"Authorization": f"Bearer {API_TOKEN}"}
 
 STAND_IN_BOT = r"""
-import json, os, signal, sys, time
+import json, os, signal, subprocess, sys, time
 mode = os.environ.get("BOT_MODE", "wait")
+grandchild = None
+if os.environ.get("BOT_GRANDCHILD"):
+    ignore = os.environ["BOT_GRANDCHILD"] == "stubborn"
+    code = ("import signal, time\n"
+            + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore else "")
+            + "print('grandchild up', flush=True)\n"
+            + "time.sleep(120)\n")
+    grandchild = subprocess.Popen([sys.executable, "-c", code]).pid  # inherits stdout
 # The signal disposition is set before the record is written: tests take the record as
 # "the bot is up" and may SIGTERM it at once (on a loaded machine a handler installed after
 # the record was sometimes not there yet, and the default action killed the bot silently).
@@ -48,7 +57,7 @@ elif mode != "crash":
         print("leaving on SIGTERM", flush=True)
         sys.exit(0)
     signal.signal(signal.SIGTERM, leave)
-record = {"argv": sys.argv[1:], "pid": os.getpid(),
+record = {"argv": sys.argv[1:], "pid": os.getpid(), "grandchild": grandchild,
           "env": {k: os.environ.get(k) for k in (
               "DAILY_MEETING_TOKEN", "DAILY_API_KEY", "DAILY_API_URL", "ASSEMBLYAI_API_KEY",
               "DAILY_DIALIN_SECRET")}}
@@ -60,6 +69,8 @@ print(f"stand-in bot up in {mode} mode", flush=True)
 if mode == "crash":
     print("boom: the bot fell over", flush=True)
     sys.exit(3)
+if mode == "exit":
+    sys.exit(0)
 while True:
     time.sleep(0.05)
 """

@@ -1,0 +1,89 @@
+"""Hardening suite, ``botrun serve`` part (issue 13 items 11-14): what misbehaving bots, slow
+or hostile HTTP clients, signals and replayed webhooks can still do to serve.
+
+Everything runs for real on loopback: serve's app (or the ``botrun serve`` command), stand-in
+bot processes (tests/serve_support.py) and the fake Daily REST API. No timing asserts: every
+wait is for a condition, with a generous limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from serve_support import serve_harness, wait_for
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+@contextlib.contextmanager
+def _cleanup_grandchildren(records: Path) -> Iterator[None]:
+    """Whatever happens in the test, no stand-in descendant outlives it."""
+    try:
+        yield
+    finally:
+        import json
+
+        for path in records.glob("*.json"):
+            pid = json.loads(path.read_text()).get("grandchild")
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+# -- item 11: process groups --------------------------------------------------------------
+async def test_slot_is_freed_when_the_bot_exits_though_a_descendant_holds_its_output(
+    tmp_path: Path,
+) -> None:
+    """The bot exits at once, leaving a child that keeps the bot's stdout open: the slot and
+    the room are freed (before: serve waited for the pipe, i.e. the descendant, answering 503
+    meanwhile), and the descendant is told to go."""
+    env = {"BOT_GRANDCHILD": "plain"}
+    async with serve_harness(tmp_path, mode="exit", max_bots=1, extra_env=env) as h:
+        with _cleanup_grandchildren(h.records):
+            assert (await h.dialin("call-1")).status == 200
+            (record,) = await wait_for(h.bot_records, "the bot to start")
+            await wait_for(lambda: h.supervisor.busy == 0, "the slot to be freed")
+            await wait_for(lambda: h.api.rooms == {}, "the room to be deleted")
+            await wait_for(lambda: not _alive(record["grandchild"]), "the descendant to go")
+            assert (await h.dialin("call-2")).status == 200  # the slot really is free
+
+
+async def test_stopping_a_bot_signals_its_whole_process_group(tmp_path: Path) -> None:
+    """DELETE /sessions/ID: SIGTERM reaches the bot's descendants too, and one that ignores
+    it is killed (before: only the bot's pid was signalled; the descendant lived on)."""
+    env = {"BOT_GRANDCHILD": "stubborn"}
+    async with serve_harness(tmp_path, stop_timeout_s=0.5, extra_env=env) as h:
+        with _cleanup_grandchildren(h.records):
+            data = await (await h.dialin("call-1")).json()
+            (record,) = await wait_for(h.bot_records, "the bot to start")
+            assert _alive(record["grandchild"])
+            assert (await h.client.delete(f"/sessions/{data['session_id']}")).status == 202
+            await wait_for(lambda: h.supervisor.busy == 0, "the bot to leave")
+            await wait_for(lambda: not _alive(record["grandchild"]), "the descendant to go")
+            assert not _alive(record["pid"])
+
+
+async def test_shutdown_kills_every_process_group(tmp_path: Path) -> None:
+    """Serve stops with a bot and a descendant that both ignore SIGTERM: both are killed,
+    nothing is orphaned, the room is deleted."""
+    env = {"BOT_GRANDCHILD": "stubborn"}
+    async with serve_harness(tmp_path, mode="stubborn", stop_timeout_s=0.5, extra_env=env) as h:
+        with _cleanup_grandchildren(h.records):
+            await h.dialin("call-1")
+            (record,) = await wait_for(h.bot_records, "the bot to start")
+            await h.client.close()  # serve's shutdown
+            assert not _alive(record["pid"])
+            await wait_for(lambda: not _alive(record["grandchild"]), "the descendant to go")
+            assert h.api.rooms == {}
