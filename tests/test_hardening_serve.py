@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from serve_support import serve_harness, wait_for
+
+from botrun.bots.serve.webhook import RecentCalls
 
 
 def _alive(pid: int) -> bool:
@@ -87,3 +90,49 @@ async def test_shutdown_kills_every_process_group(tmp_path: Path) -> None:
             assert not _alive(record["pid"])
             await wait_for(lambda: not _alive(record["grandchild"]), "the descendant to go")
             assert h.api.rooms == {}
+
+
+# -- item 14: replayed webhooks -----------------------------------------------------------
+async def test_a_signed_webhook_replayed_after_its_bot_ended_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    """The very same signed request, sent again inside the 5-minute window after the call's
+    bot has ended, answers "duplicate" (before: a second room and a second bot)."""
+    async with serve_harness(tmp_path) as h:
+        ts = str(int(time.time()))
+        first = await h.dialin("call-r", timestamp=ts)
+        assert first.status == 200
+        data = await first.json()
+        await wait_for(h.bot_records, "the bot to start")
+        assert (await h.client.delete(f"/sessions/{data['session_id']}")).status == 202
+        await wait_for(lambda: h.supervisor.busy == 0 and h.api.rooms == {}, "the call to end")
+
+        replay = await h.dialin("call-r", timestamp=ts)  # same body, same signature
+        assert replay.status == 200
+        assert await replay.json() == {"duplicate": True, "ended": True, **data}
+        assert len(h.api.calls("POST", "/rooms")) == 1
+        assert len(h.bot_records()) == 1 and h.supervisor.sessions() == []
+        # Another call is still answered.
+        assert (await h.dialin("call-other")).status == 200
+
+
+async def test_a_call_refused_for_a_daily_failure_can_be_retried(tmp_path: Path) -> None:
+    """Only calls that got a bot are remembered: Daily's retry after a 502 gets its bot."""
+    async with serve_harness(tmp_path) as h:
+        h.api.fail("POST", "/rooms", 400, {"error": "invalid-request-error", "info": "x"})
+        assert (await h.dialin("call-f")).status == 502
+        assert (await h.dialin("call-f")).status == 200
+        await wait_for(h.bot_records, "the bot to start")
+
+
+def test_recent_calls_forget_after_the_window_and_stay_bounded() -> None:
+    now = [1000.0]
+    recent = RecentCalls(ttl_s=600, max_entries=3, clock=lambda: now[0])
+    recent.remember("a", {"session_id": "s-a"})
+    now[0] += 599
+    assert recent.get("a") == {"session_id": "s-a"}
+    now[0] += 2
+    assert recent.get("a") is None
+    for name in "bcde":
+        recent.remember(name, {})
+    assert len(recent) == 3 and recent.get("b") is None and recent.get("e") == {}

@@ -54,6 +54,7 @@ class ServeSettings:
 SETTINGS = web.AppKey("settings", ServeSettings)
 API = web.AppKey("api", DailyRest)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
+RECENT_CALLS = web.AppKey("recent_calls", webhook.RecentCalls)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -142,7 +143,10 @@ async def _start_bot(
         return _error(500, "cannot start a bot process (see the server log)")
     finally:
         reservation.release()
-    return web.json_response({"session_id": session.id, "room_url": session.room_url})
+    info = {"session_id": session.id, "room_url": session.room_url}
+    if call is not None:  # remembered for the replay window, beyond the bot's life
+        app[RECENT_CALLS].remember(call.call_id, info)
+    return web.json_response(info)
 
 
 async def dialin(request: web.Request) -> web.Response:
@@ -173,6 +177,10 @@ async def dialin(request: web.Request) -> web.Response:
         if isinstance(existing, BotSession):
             info.update(session_id=existing.id, room_url=existing.room_url)
         return web.json_response(info)
+    handled = request.app[RECENT_CALLS].get(call.call_id)
+    if handled is not None:  # a retry or a replay after its bot ended: never a second bot
+        log.warning("dial-in call %s was already handled; not starting it again", call.call_id)
+        return web.json_response({"duplicate": True, "ended": True, **handled})
     try:
         reservation = supervisor.reserve(call.call_id)
     except CapacityError as exc:
@@ -296,6 +304,7 @@ def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) 
     supervisor.on_exit = on_exit
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[authenticate])
     app[SETTINGS], app[API], app[SUPERVISOR] = settings, api, supervisor
+    app[RECENT_CALLS] = webhook.RecentCalls()
     app.router.add_post("/dialin", dialin)
     app.router.add_post("/start", start)
     app.router.add_get("/health", health)
