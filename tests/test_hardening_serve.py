@@ -8,14 +8,28 @@ wait is for a condition, with a generous limit.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
+import re
+import shlex
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from serve_support import serve_harness, wait_for
+import aiohttp
+from fake_daily_api import API_KEY, FakeDailyApi
+from serve_support import (
+    API_TOKEN,
+    AUTH_HEADER,
+    DIALIN_SECRET,
+    serve_harness,
+    wait_for,
+    write_stand_in,
+)
 
 from botrun.bots.serve.webhook import RecentCalls
 
@@ -32,17 +46,16 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def _cleanup_grandchildren(records: Path) -> Iterator[None]:
-    """Whatever happens in the test, no stand-in descendant outlives it."""
+    """Whatever happens in the test, no stand-in bot or descendant outlives it."""
     try:
         yield
     finally:
-        import json
-
         for path in records.glob("*.json"):
-            pid = json.loads(path.read_text()).get("grandchild")
-            if pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            record = json.loads(path.read_text())
+            for pid in (record["pid"], record.get("grandchild")):
+                if pid and _alive(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
 
 
 # -- item 11: process groups --------------------------------------------------------------
@@ -136,3 +149,86 @@ def test_recent_calls_forget_after_the_window_and_stay_bounded() -> None:
     for name in "bcde":
         recent.remember(name, {})
     assert len(recent) == 3 and recent.get("b") is None and recent.get("e") == {}
+
+
+# -- item 13: the second signal ------------------------------------------------------------
+async def _serve_process(
+    tmp_path: Path, api_url: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+    """``botrun serve`` as a user runs it, with stand-in bots; returns it once it listens."""
+    script = write_stand_in(tmp_path)
+    full = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    full.update(
+        DAILY_API_KEY=API_KEY,
+        DAILY_API_URL=api_url,
+        DAILY_DIALIN_SECRET=DIALIN_SECRET,
+        ASSEMBLYAI_API_KEY="agent-key",
+        BOTRUN_API_TOKEN=API_TOKEN,
+        BOT_RECORD_DIR=str(tmp_path / "records"),
+        **(env or {}),
+    )
+    serve = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "botrun.bots.cli",
+        "serve",
+        "--port",
+        "0",
+        "--bot-command",
+        shlex.join([sys.executable, str(script)]),
+        *args,
+        cwd=tmp_path,
+        env=full,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    lines: list[str] = []
+    port = await _read_until(serve, lines, r"listening on http://127\.0\.0\.1:(\d+)")
+    return serve, int(port), lines
+
+
+async def _read_until(serve: asyncio.subprocess.Process, lines: list[str], pattern: str) -> str:
+    assert serve.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(serve.stderr.readline(), 60)).decode()
+        assert line, "serve exited early:\n" + "".join(lines)
+        lines.append(line)
+        found = re.search(pattern, line)
+        if found:
+            return found.group(1) if found.groups() else line
+
+
+async def test_second_sigterm_kills_bot_groups_and_deletes_rooms(tmp_path: Path) -> None:
+    """Bots (and their descendants) that ignore SIGTERM; serve gets SIGTERM twice. Serve
+    exits, no process is left behind and every room is deleted (before: the second signal
+    ended serve on the spot, leaving the rooms and orphaning the bots)."""
+    records = tmp_path / "records"
+    env = {"BOT_MODE": "stubborn", "BOT_GRANDCHILD": "stubborn"}
+    async with FakeDailyApi() as api:
+        serve, port, lines = await _serve_process(tmp_path, api.base_url, env=env)
+        try:
+            with _cleanup_grandchildren(records):
+                async with aiohttp.ClientSession(headers=AUTH_HEADER) as http:
+                    for _ in range(2):
+                        async with http.post(f"http://127.0.0.1:{port}/start", json={}) as r:
+                            assert r.status == 200, await r.text()
+                await wait_for(lambda: len(list(records.glob("*.json"))) == 2, "two bots")
+                bots = [json.loads(p.read_text()) for p in records.glob("*.json")]
+                pids = [pid for bot in bots for pid in (bot["pid"], bot["grandchild"])]
+                assert len(api.rooms) == 2
+
+                serve.send_signal(signal.SIGTERM)
+                await _read_until(serve, lines, r"(shutting down)")
+                serve.send_signal(signal.SIGTERM)
+                assert serve.stderr is not None
+                rest = (await asyncio.wait_for(serve.stderr.read(), 60)).decode()
+                code = await asyncio.wait_for(serve.wait(), 60)
+                output = "".join(lines) + rest
+                assert code == 0, output
+                assert "second signal" in output
+                assert api.rooms == {} and len(api.deleted) == 2
+                for pid in pids:
+                    await wait_for(lambda pid=pid: not _alive(pid), f"process {pid} to go")
+        finally:
+            if serve.returncode is None:
+                serve.kill()
+                await serve.wait()

@@ -14,6 +14,8 @@ freed (502).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -55,6 +57,8 @@ SETTINGS = web.AppKey("settings", ServeSettings)
 API = web.AppKey("api", DailyRest)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
 RECENT_CALLS = web.AppKey("recent_calls", webhook.RecentCalls)
+#: Rooms serve created and has not deleted yet.
+OWNED_ROOMS = web.AppKey("owned_rooms", set[str])
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -71,23 +75,28 @@ def _daily_failed(what: str, exc: DailyApiError) -> web.Response:
     return _error(502, f"Daily API error: {exc}")
 
 
-async def delete_owned_room(api: DailyRest, session: BotSession) -> None:
-    """``on_exit`` of every bot: delete the room serve created for it, if any."""
-    if session.owned_room is None:
-        return
+async def _delete_room(app: web.Application, name: str, context: str) -> None:
+    """Delete a room serve created; failures are logged (the room expires on its own)."""
     try:
-        await api.delete_room(session.owned_room)
+        await app[API].delete_room(name)
     except DailyApiError as exc:
-        log.error("could not delete room %s after bot %s: %s", session.owned_room, session.id, exc)
+        log.error("could not delete room %s %s: %s", name, context, exc)
+    else:
+        app[OWNED_ROOMS].discard(name)
 
 
-async def _delete_quietly(api: DailyRest, room: Room | None) -> None:
-    if room is None:
-        return
-    try:
-        await api.delete_room(room.name)
-    except DailyApiError as exc:
-        log.error("could not delete room %s while cleaning up: %s", room.name, exc)
+async def delete_rooms_now(app: web.Application, timeout_s: float) -> list[str]:
+    """One best-effort pass, at most ``timeout_s`` long, over every room serve created and
+    has not deleted yet (serve's second signal). Returns the rooms left undeleted."""
+    owned: set[str] = app[OWNED_ROOMS]
+    rooms = sorted(owned)
+    if rooms:
+        log.info("deleting %d room(s) now", len(rooms))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(_delete_room(app, r, "at shutdown") for r in rooms)), timeout_s
+            )
+    return sorted(owned)
 
 
 async def _read_body(request: web.Request) -> bytes | web.Response:
@@ -132,14 +141,17 @@ async def _start_bot(
             caller=call.from_ if call else None,
         )
     except DailyApiError as exc:
-        await _delete_quietly(api, room)
+        if room is not None:
+            await _delete_room(app, room.name, "while cleaning up")
         return _daily_failed(f"the meeting token of a {kind} bot", exc)
     except CapacityError as exc:  # serve began shutting down meanwhile
-        await _delete_quietly(api, room)
+        if room is not None:
+            await _delete_room(app, room.name, "while cleaning up")
         return _error(503, f"no free bot slot: {exc}")
     except OSError as exc:
         log.error("%s: cannot start the bot command %s: %s", kind, supervisor.bot_command, exc)
-        await _delete_quietly(api, room)
+        if room is not None:
+            await _delete_room(app, room.name, "while cleaning up")
         return _error(500, "cannot start a bot process (see the server log)")
     finally:
         reservation.release()
@@ -195,6 +207,7 @@ async def dialin(request: web.Request) -> web.Response:
     except DailyApiError as exc:
         reservation.release()
         return _daily_failed(f"the room of dial-in call {call.call_id}", exc)
+    request.app[OWNED_ROOMS].add(room.name)
     return await _start_bot(
         request, reservation, kind="dialin", room=room, room_url=room.url, call=call
     )
@@ -232,6 +245,7 @@ async def start(request: web.Request) -> web.Response:
         except DailyApiError as exc:
             reservation.release()
             return _daily_failed("the room of a started bot", exc)
+        request.app[OWNED_ROOMS].add(room.name)
         room_url = room.url
     return await _start_bot(request, reservation, kind="start", room=room, room_url=room_url)
 
@@ -298,13 +312,16 @@ async def _close_api(app: web.Application) -> None:
 def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) -> web.Application:
     """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
 
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[authenticate])
+
     async def on_exit(session: BotSession) -> None:
-        await delete_owned_room(api, session)
+        if session.owned_room is not None:
+            await _delete_room(app, session.owned_room, f"after bot {session.id}")
 
     supervisor.on_exit = on_exit
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[authenticate])
     app[SETTINGS], app[API], app[SUPERVISOR] = settings, api, supervisor
     app[RECENT_CALLS] = webhook.RecentCalls()
+    app[OWNED_ROOMS] = set()
     app.router.add_post("/dialin", dialin)
     app.router.add_post("/start", start)
     app.router.add_get("/health", health)

@@ -4,6 +4,7 @@ SIGINT/SIGTERM, and on the way out asks every bot to leave and waits for them.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -25,6 +26,9 @@ DEFAULT_BOT_COMMAND = (sys.executable, "-m", "botrun.bots.cli", "daily")
 #: Rooms outlive a bot's maximum duration by this much, so the bot is stopped (and leaves
 #: cleanly) before Daily's expiry ejects it.
 ROOM_EXP_MARGIN_S = 300.0
+#: After a second SIGINT/SIGTERM, the longest serve spends deleting rooms (and again waiting
+#: for its own shutdown) before it exits.
+URGENT_CLEANUP_S = 10.0
 
 
 @click.command("serve")
@@ -189,10 +193,16 @@ def build(
 
 
 async def run_server(app: web.Application, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM; then stop accepting, stop every bot, wait, close."""
+    """Serve until SIGINT/SIGTERM; then stop accepting, stop every bot, wait, close.
+
+    A second signal means "now": every bot's process group is killed and one pass, at most
+    :data:`URGENT_CLEANUP_S` long, deletes the rooms serve created. A third ends serve at once.
+    """
     from aiohttp import web
 
-    from botrun.core.errors import UsageError
+    from botrun.core.errors import BotrunError, UsageError
+
+    from .app import SUPERVISOR, delete_rooms_now
 
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -204,15 +214,48 @@ async def run_server(app: web.Application, host: str, port: int) -> None:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     for address in runner.addresses:
         log.info("botrun serve listening on http://%s:%d", address[0], address[1])
-    stop = asyncio.Event()
+    stop, urgent = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            urgent.set()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
+    cleanup: asyncio.Task[None] | None = None
     try:
         await stop.wait()
-        log.info("shutting down: asking every bot to leave")
-        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal ends serve at once
+        log.info("shutting down: asking every bot to leave (a second signal: stop them now)")
+        cleanup = loop.create_task(runner.cleanup())
+        urgent_wait = loop.create_task(urgent.wait())
+        await asyncio.wait({cleanup, urgent_wait}, return_when=asyncio.FIRST_COMPLETED)
+        urgent_wait.cancel()
+        if not urgent.is_set():
+            await cleanup
+            log.info("stopped")
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a third signal ends serve at once
             loop.remove_signal_handler(sig)
+        log.warning(
+            "second signal: killing every bot and deleting rooms (at most %.0f s)",
+            URGENT_CLEANUP_S,
+        )
+        app[SUPERVISOR].kill_all()
+        left = await delete_rooms_now(app, URGENT_CLEANUP_S)
+        with contextlib.suppress(TimeoutError):  # the bots' own exit handling, bounded too
+            await asyncio.wait_for(asyncio.shield(cleanup), URGENT_CLEANUP_S)
+        if left:
+            raise BotrunError(
+                f"stopped; {len(left)} room(s) could not be deleted (they expire on their "
+                f"own): {', '.join(left)}"
+            )
+        log.info("stopped")
     finally:
-        await runner.cleanup()
-    log.info("stopped")
+        if cleanup is None:
+            await runner.cleanup()
+        elif not cleanup.done():
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await cleanup
