@@ -150,6 +150,7 @@ async def serve_harness(
     auth: ApiAuth | None = None,
     dialin_key: bytes | None = DIALIN_KEY,
     daily_url: str | None = None,
+    read_timeout_s: float = 10.0,
 ) -> AsyncIterator[ServeHarness]:
     """The real app on a loopback port, the fake Daily API, stand-in bots. The API needs
     :data:`API_TOKEN` (unless ``auth`` says otherwise); the harness client sends it.
@@ -183,6 +184,7 @@ async def serve_harness(
             auth=auth or ApiAuth(Access.TOKEN, API_TOKEN),
             room_exp_s=600,
             config=config,
+            read_timeout_s=read_timeout_s,
         )
         app = create_app(settings, rest, supervisor)
         client = TestClient(TestServer(app, host="127.0.0.1"), headers=AUTH_HEADER)

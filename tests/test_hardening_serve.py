@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -31,6 +32,7 @@ from serve_support import (
     write_stand_in,
 )
 
+from botrun.bots.serve.listener import RateLimit
 from botrun.bots.serve.webhook import RecentCalls
 
 
@@ -153,7 +155,11 @@ def test_recent_calls_forget_after_the_window_and_stay_bounded() -> None:
 
 # -- item 13: the second signal ------------------------------------------------------------
 async def _serve_process(
-    tmp_path: Path, api_url: str, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path,
+    api_url: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> tuple[asyncio.subprocess.Process, int, list[str]]:
     """``botrun serve`` as a user runs it, with stand-in bots; returns it once it listens."""
     script = write_stand_in(tmp_path)
@@ -180,6 +186,7 @@ async def _serve_process(
         cwd=tmp_path,
         env=full,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
     lines: list[str] = []
     port = await _read_until(serve, lines, r"listening on http://127\.0\.0\.1:(\d+)")
@@ -232,3 +239,99 @@ async def test_second_sigterm_kills_bot_groups_and_deletes_rooms(tmp_path: Path)
             if serve.returncode is None:
                 serve.kill()
                 await serve.wait()
+
+
+# -- item 12: slow and idle clients ---------------------------------------------------------
+async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
+    """Read until the server closes the connection (what it sent, if anything)."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
+
+
+async def test_a_request_body_that_never_arrives_is_answered_408(tmp_path: Path) -> None:
+    """Headers promise 100 bytes, one arrives: serve answers 408 and closes (before: the
+    handler waited for the body for ever)."""
+    async with serve_harness(tmp_path, read_timeout_s=0.5) as h:
+        port = h.client.port
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(
+                b"POST /start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {API_TOKEN}\r\n".encode()
+                + b"Content-Length: 100\r\n\r\n{"
+            )
+            await writer.drain()
+            answer = await asyncio.wait_for(_closed_by_server(reader), 30)
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert h.api.requests == [] and h.supervisor.busy == 0
+
+
+async def test_idle_half_open_and_surplus_connections_are_closed(tmp_path: Path) -> None:
+    """``botrun serve`` with 256 descriptors and 300 client connections: some send nothing,
+    some half a request, some one request and then idle. Every one of them is closed by serve
+    (over the cap at once, the rest after the idle timeout), the refusals are logged at a
+    limited rate, and afterwards serve still answers and still starts bots (before: the
+    connections stayed open for an hour and serve ran out of descriptors)."""
+    import resource
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    async with FakeDailyApi() as api:
+        serve, port, lines = await _serve_process(
+            tmp_path, api.base_url, "--idle-timeout-s", "1", preexec_fn=low_fd_limit
+        )
+        conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        try:
+            for i in range(300):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                if i % 3 == 1:
+                    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finished
+                elif i % 3 == 2:
+                    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # then idle
+                conns.append((reader, writer))
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(_closed_by_server(r) for r, _ in conns)), 60
+            )
+            # Some keep-alive requests were answered before their connection went idle.
+            assert any(a.startswith(b"HTTP/1.1 200") for a in answers)
+            async with aiohttp.ClientSession(headers=AUTH_HEADER) as http:
+                async with http.get(f"http://127.0.0.1:{port}/health") as resp:
+                    assert resp.status == 200
+                async with http.post(f"http://127.0.0.1:{port}/start", json={}) as resp:
+                    assert resp.status == 200, await resp.text()
+            await wait_for(lambda: len(list((tmp_path / "records").glob("*.json"))) == 1, "bot")
+        finally:
+            for _, writer in conns:
+                writer.close()
+            if serve.returncode is None:
+                serve.terminate()
+            assert serve.stderr is not None
+            rest = (await asyncio.wait_for(serve.stderr.read(), 60)).decode()
+            await serve.wait()
+        output = "".join(lines) + rest
+        assert "out of system resource" not in output, output[-2000:]
+        refused = output.count("refused: ")
+        expired = output.count("no complete request within")
+        assert refused + expired > 0, output[-2000:]
+        assert refused <= 20 and expired <= 20, output[-3000:]  # rate-limited, not 1 per conn
+
+
+def test_rate_limited_logging_says_how_much_it_dropped() -> None:
+    now = [0.0]
+    limit = RateLimit(burst=3, period_s=10, clock=lambda: now[0])
+    log = logging.getLogger("botrun.serve.net.test")
+    records = [
+        log.makeRecord(log.name, logging.WARNING, "f", 1, "refused %s", (i,), None)
+        for i in range(8)
+    ]
+    assert [limit.filter(r) for r in records[:5]] == [True, True, True, False, False]
+    other = log.makeRecord(log.name, logging.WARNING, "f", 1, "another message", (), None)
+    assert limit.filter(other)  # each message template has its own budget
+    now[0] = 10.0
+    assert limit.filter(records[5])
+    assert records[5].getMessage() == "refused 5 (2 similar message(s) suppressed)"

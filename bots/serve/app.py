@@ -28,9 +28,12 @@ from botrun.transports.daily.rest import DailyApiError, DailyRest, Room, room_na
 
 from . import webhook
 from .auth import Access, ApiAuth
+from .listener import note_request
 from .supervisor import BotSession, CapacityError, Reservation, Supervisor
 
 log = logging.getLogger("botrun.serve")
+#: What a client can cause in bulk (refusals): rate-limited by ``serve`` (listener.py).
+net_log = logging.getLogger("botrun.serve.net")
 
 #: Largest request body accepted (Daily's webhook is well under 2 KiB).
 MAX_BODY_BYTES = 64 * 1024
@@ -51,6 +54,8 @@ class ServeSettings:
     #: The name the bot's owner token carries into the meeting.
     bot_name: str = "botrun"
     max_body_bytes: int = MAX_BODY_BYTES
+    #: A request body must arrive within this many seconds (else 408, connection closed).
+    read_timeout_s: float = 10.0
 
 
 SETTINGS = web.AppKey("settings", ServeSettings)
@@ -104,9 +109,20 @@ async def _read_body(request: web.Request) -> bytes | web.Response:
     if (request.content_length or 0) > settings.max_body_bytes:
         return _error(413, f"body larger than {settings.max_body_bytes} bytes")
     try:
-        return await request.read()
+        return await asyncio.wait_for(request.read(), settings.read_timeout_s)
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+    except TimeoutError:
+        net_log.warning(
+            "%s %s from %s: body not received within %.0f s",
+            request.method,
+            request.path,
+            request.remote,
+            settings.read_timeout_s,
+        )
+        response = _error(408, f"request body not received within {settings.read_timeout_s} s")
+        response.force_close()
+        return response
 
 
 async def _start_bot(
@@ -176,7 +192,7 @@ async def dialin(request: web.Request) -> web.Response:
             webhook.verify(settings.dialin_key, request.headers, body)
         call = webhook.parse_call(body)
     except webhook.WebhookRejected as exc:
-        log.warning(
+        net_log.warning(
             "dial-in webhook from %s refused (%d): %s", request.remote, exc.status, exc.reason
         )
         return _error(exc.status, exc.reason)
@@ -275,7 +291,7 @@ async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse
     refusal = settings.auth.check(request.headers.get("Authorization"))
     if refusal is not None:
         status, message = refusal
-        log.warning(
+        net_log.warning(
             "%s %s from %s refused (%d): %s",
             request.method,
             request.path,
@@ -312,7 +328,9 @@ async def _close_api(app: web.Application) -> None:
 def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) -> web.Application:
     """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
 
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[authenticate])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
+    )
 
     async def on_exit(session: BotSession) -> None:
         if session.owned_room is not None:

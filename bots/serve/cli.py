@@ -20,6 +20,8 @@ from botrun.core.logs import LEVELS
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from .listener import Limits
+
 log = logging.getLogger("botrun.serve")
 
 DEFAULT_BOT_COMMAND = (sys.executable, "-m", "botrun.bots.cli", "daily")
@@ -67,6 +69,28 @@ URGENT_CLEANUP_S = 10.0
     "[default: python -m botrun.bots.cli daily].",
 )
 @click.option(
+    "--idle-timeout-s",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Close a connection idle this long, or that has not sent a whole request by then.",
+)
+@click.option(
+    "--read-timeout-s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="A request body must arrive within this time (else 408).",
+)
+@click.option(
+    "--max-connections",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Most client connections open at once; more are closed at once "
+    "(0: from the open-file limit, at most 1000).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Allow a non-loopback --host with neither BOTRUN_API_TOKEN nor DAILY_DIALIN_SECRET "
@@ -86,6 +110,9 @@ def command(
     max_bots: int,
     bot_max_duration_s: float,
     bot_command: str | None,
+    idle_timeout_s: float,
+    read_timeout_s: float,
+    max_connections: int,
     insecure: bool,
     log_level: str,
 ) -> None:
@@ -105,9 +132,26 @@ def command(
     """
     from botrun.core.logs import setup_logging
 
+    from .listener import Limits, auto_max_connections, install_rate_limits
+
     setup_logging(log_level)
-    app = build(host, port, config, max_bots, bot_max_duration_s, bot_command, insecure=insecure)
-    asyncio.run(run_server(app, host, port))
+    install_rate_limits()
+    limits = Limits(
+        idle_timeout_s=idle_timeout_s,
+        read_timeout_s=read_timeout_s,
+        max_connections=max_connections or auto_max_connections(max_bots),
+    )
+    app = build(
+        host,
+        port,
+        config,
+        max_bots,
+        bot_max_duration_s,
+        bot_command,
+        insecure=insecure,
+        read_timeout_s=read_timeout_s,
+    )
+    asyncio.run(run_server(app, host, port, limits))
 
 
 def build(
@@ -119,6 +163,7 @@ def build(
     bot_command: str | None,
     *,
     insecure: bool = False,
+    read_timeout_s: float = 10.0,
 ) -> web.Application:
     """Validate secrets, config and options (all failures are one-line errors) and build
     the application."""
@@ -181,6 +226,7 @@ def build(
         config=str(config.resolve()) if config else None,
         room_exp_s=bot_max_duration_s + ROOM_EXP_MARGIN_S,
         bot_name=cfg.bot.name,
+        read_timeout_s=read_timeout_s,
     )
     supervisor = Supervisor(
         bot_command=argv,
@@ -192,7 +238,9 @@ def build(
     return create_app(settings, api, supervisor)
 
 
-async def run_server(app: web.Application, host: str, port: int) -> None:
+async def run_server(
+    app: web.Application, host: str, port: int, limits: Limits | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, stop every bot, wait, close.
 
     A second signal means "now": every bot's process group is killed and one pass, at most
@@ -203,17 +251,30 @@ async def run_server(app: web.Application, host: str, port: int) -> None:
     from botrun.core.errors import BotrunError, UsageError
 
     from .app import SUPERVISOR, delete_rooms_now
+    from .listener import GUARD, ConnectionGuard, Limits, auto_max_connections, listen
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    limits = limits or Limits()
+    max_connections = limits.max_connections or auto_max_connections(app[SUPERVISOR].max_bots)
+    guard = ConnectionGuard(limits, max_connections)
+    app[GUARD] = guard
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
     try:
-        await site.start()
+        listener = await listen(runner, host, port, guard)
     except OSError as exc:
         await runner.cleanup()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    for address in runner.addresses:
+    for sock in listener.sockets:
+        address = sock.getsockname()
         log.info("botrun serve listening on http://%s:%d", address[0], address[1])
+    log.info(
+        "at most %d connections; idle %.0f s, body %.0f s",
+        max_connections,
+        limits.idle_timeout_s,
+        limits.read_timeout_s,
+    )
     stop, urgent = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -228,6 +289,7 @@ async def run_server(app: web.Application, host: str, port: int) -> None:
     try:
         await stop.wait()
         log.info("shutting down: asking every bot to leave (a second signal: stop them now)")
+        listener.close()  # no new connections; aiohttp closes the open ones
         cleanup = loop.create_task(runner.cleanup())
         urgent_wait = loop.create_task(urgent.wait())
         await asyncio.wait({cleanup, urgent_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -253,6 +315,7 @@ async def run_server(app: web.Application, host: str, port: int) -> None:
             )
         log.info("stopped")
     finally:
+        listener.close()
         if cleanup is None:
             await runner.cleanup()
         elif not cleanup.done():
