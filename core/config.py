@@ -237,18 +237,18 @@ def transport_options(
     for opt in spec.options:
         typ: Any = opt.type
         if opt.choices:
-            typ = Literal[opt.choices]  # type: ignore[valid-type]
-        constraints = {}
+            typ = Literal[opt.choices]
+        constraints: dict[str, Any] = {}
         if opt.min is not None:
             constraints["ge"] = opt.min
         if opt.max is not None:
             constraints["le"] = opt.max
         if opt.multiple:  # constraints apply to each value
-            typ = list[Annotated[typ, Field(**constraints)]]  # type: ignore[valid-type]
+            typ = list[Annotated[typ, Field(**constraints)]]
             constraints = {}
         default = list(opt.default or []) if opt.multiple else opt.default
         fields[opt.name] = (typ | None if default is None else typ, Field(default, **constraints))
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{spec.name.title()}Options", __config__=ConfigDict(extra="forbid"), **fields
     )
     merged = {**table, **{k: v for k, v in cli_values.items() if v is not None and v != ()}}

@@ -96,8 +96,12 @@ def normalise_sip_uri(value: str) -> str:
 def _room_from_json(data: Any) -> Room:
     if not isinstance(data, dict) or not data.get("name") or not data.get("url"):
         raise DailyApiError("Daily returned an unexpected room object", body=data)
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    sip_uri = config.get("sip_uri") if isinstance(config.get("sip_uri"), dict) else {}
+    config = data.get("config")
+    if not isinstance(config, dict):
+        config = {}
+    sip_uri = config.get("sip_uri")
+    if not isinstance(sip_uri, dict):
+        sip_uri = {}
     endpoint = sip_uri.get("endpoint")
     return Room(
         name=str(data["name"]),
