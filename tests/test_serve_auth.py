@@ -227,9 +227,7 @@ async def test_token_is_required_over_the_network_and_never_logged(tmp_path: Pat
         "BOTRUN_API_TOKEN": token,
         "DAILY_DIALIN_SECRET": DIALIN_SECRET,
     }
-    serve, port, lines = await _run_serve_until_listening(
-        tmp_path, "--host", "0.0.0.0", "--log-level", "debug", env=env
-    )
+    serve, port, lines = await _run_serve_until_listening(tmp_path, "--log-level", "debug", env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         # A wrong token that contains the real one, and the real one in the wrong scheme.

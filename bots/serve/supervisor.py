@@ -141,6 +141,8 @@ class Supervisor:
         self._sessions: dict[str, BotSession] = {}
         self._reserved: set[Reservation] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Process groups of exited bots that still have members (being stopped).
+        self._lingering: set[int] = set()
         self._closing = False
 
     # -- slots -----------------------------------------------------------------------------
@@ -317,6 +319,7 @@ class Supervisor:
         if not _group_alive(pgid):
             return
         log.info("bot %s left processes behind; stopping them", session.id)
+        self._lingering.add(pgid)
         self._signal(session, signal.SIGTERM, stopping=False)
         task = asyncio.get_running_loop().create_task(self._kill_group_later(session))
         self._tasks.add(task)
@@ -324,9 +327,14 @@ class Supervisor:
 
     async def _kill_group_later(self, session: BotSession) -> None:
         deadline = time.monotonic() + self.stop_timeout_s
-        while _group_alive(session.process.pid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        self._signal(session, signal.SIGKILL, stopping=False)
+        pgid = session.process.pid
+        try:
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            if _group_alive(pgid):
+                self._signal(session, signal.SIGKILL, stopping=False)
+        finally:
+            self._lingering.discard(pgid)
 
     async def _terminate(self, session: BotSession) -> None:
         """SIGTERM (leave cleanly), then SIGKILL after ``stop_timeout_s``, to the bot's
@@ -350,9 +358,13 @@ class Supervisor:
             os.killpg(session.process.pid, sig)
 
     def kill_all(self) -> None:
-        """SIGKILL every bot's process group at once (serve's second signal)."""
+        """SIGKILL every bot's process group at once, and what exited bots left behind
+        (serve's second signal)."""
         for session in self.sessions():
             self._signal(session, signal.SIGKILL)
+        for pgid in list(self._lingering):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
 
     def stop(self, session_id: str) -> BotSession | None:
         """Ask one bot to leave (SIGTERM; killed if it has not exited in time)."""
