@@ -126,3 +126,18 @@ def test_demo_with_a_copy_of_default_toml_leaves_when_the_sample_ends(tmp_path: 
     m = re.search(r"call length ([0-9.]+) s", res.stdout)
     assert m is not None, res.stdout
     assert float(m.group(1)) < 100  # the sample and replies last seconds, not 300 s
+
+
+def test_serve_passes_a_packaged_config_by_name_to_its_bots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botrun.bots.serve.app import SETTINGS
+    from botrun.bots.serve.cli import build
+
+    monkeypatch.setenv("DAILY_API_KEY", "test-daily-key")
+    monkeypatch.setenv("DAILY_DIALIN_SECRET", "")
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key")
+    monkeypatch.setenv("BOTRUN_API_TOKEN", "t" * 32)
+    app = build("127.0.0.1", 0, Path("support"), 1, 60.0, None)
+    # Each bot runs `botrun daily --config <this>` in its own working directory.
+    assert app[SETTINGS].config == str(packaged_configs()["support"].resolve())
