@@ -260,6 +260,12 @@ class Agent:
             if conn.closed:
                 record.status = "lost"
                 return
+            if self.scenario.faults.reply_never_done and not pb.interrupted:
+                log.info("fault: reply %s never sends reply.done", reply_id)
+                record.status = "stuck"
+                while not (pb.interrupted or conn.closed):
+                    await pb.wait(1.0)
+                return
             sent_ms = sent_frames * chunk * 1000 // rate
             if pb.interrupted and sent_frames < n_frames:
                 await self._finish_interrupted(

@@ -45,14 +45,23 @@ MAX_BODY_CHARS = 500
 
 class DailyApiError(TransportError):
     """A Daily REST call failed. ``status`` is the HTTP status (``None`` for network errors
-    and timeouts); ``body`` is Daily's error JSON (a dict) or text."""
+    and timeouts); ``body`` is Daily's error JSON (a dict) or text; ``unreachable`` is True
+    when Daily never answered (connection refused, DNS, timeout), as opposed to a refusal."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        unreachable: bool = False,
+    ) -> None:
         detail = _describe_body(body)
         text = f"{message}: {detail}" if detail else message
         super().__init__(redact(text))
         self.status = status
         self.body = body
+        self.unreachable = unreachable
 
 
 def _describe_body(body: Any) -> str:
@@ -229,7 +238,7 @@ class DailyRest:
                 )
                 if last:
                     raise DailyApiError(
-                        f"{what} failed after {attempts} attempt(s): {reason}"
+                        f"{what} failed after {attempts} attempt(s): {reason}", unreachable=True
                     ) from None
                 log.warning(
                     "%s %s; retry %d/%d in %.2fs",
