@@ -12,6 +12,11 @@ hears the greeting), closes it once the last one has left and the agent has gone
 ``leave_grace_s``, leaves the meeting after ``idle_timeout_s`` with nobody there or after
 ``max_duration_s``, and keeps the agent's speech detector fed with silence when no
 participant audio arrives.
+
+Nothing the agent does can hold the bot in a call: a session that never becomes ready fails
+the call after ``agent.ready_timeout_s`` (the client's bounded start); a reply with no audio
+or text for ``reply_timeout_s`` is over; once the room is empty the session is closed after
+at most ``leave_grace_s + reply_timeout_s`` whatever the agent keeps sending.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class Bridge:
         self._closing_session: asyncio.Task[None] | None = None
         # agent-side state
         self._reply_active = False
+        self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
+        self._session_ready = False  # the current agent session has been ready at least once
         self._muted_reply = False  # barge-in on speech.started: drop the rest of this reply
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
@@ -110,6 +117,7 @@ class Bridge:
         self._quiet_since: float | None = None
         self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
+        self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
         self.joined = False  # the transport joined: there is a call to summarise
 
@@ -186,7 +194,9 @@ class Bridge:
     def _refresh_listened(self) -> None:
         listened = self.roster.listened()
         if listened != self._listened and self._inbound is not None:
-            self._inbound.set_members(listened)
+            now = time.monotonic()
+            self._inbound.set_members(listened, now)
+            self._send_due(now)  # a leaver's last words go now, not with the next audio
         self._listened = listened
 
     def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
@@ -198,8 +208,29 @@ class Bridge:
         pcm24 = self._inbound.push(pid, pcm, rate, now)
         if pcm24:
             self.roster.hear(pid, _energy(pcm24), self._user_speaking)
-        self._send_frames(self._inbound.pop(now), now)
+        self._send_due(now)
         self.metrics.inbound.add(time.perf_counter() - t_in)
+
+    def _send_due(self, now: float) -> None:
+        """Send the mixed frames due at ``now``; if audio stays queued, come back when it
+        falls due even if nothing else arrives (the mixer drains on a clock)."""
+        inbound = self._inbound
+        if inbound is None:
+            return
+        self._send_frames(inbound.pop(now), now)
+        due = inbound.next_due()
+        timer = self._drain_timer
+        if due is None or (timer is not None and timer.when() <= due):
+            return
+        if timer is not None:
+            timer.cancel()
+        loop = self._loop or asyncio.get_running_loop()
+        self._drain_timer = loop.call_at(due, self._on_drain_timer, due)
+
+    def _on_drain_timer(self, due: float) -> None:
+        self._drain_timer = None
+        # loop.time() is time.monotonic(); never ask the mixer before the moment it named
+        self._send_due(max(time.monotonic(), due))
 
     def _send_frames(self, frames: list[bytes], now: float) -> None:
         if not frames:
@@ -222,7 +253,11 @@ class Bridge:
             api_key=self.api_key,
             tools=self.tools,
             buffer_s=self.config.bridge.reconnect_buffer_s,
+            start_timeout=self.config.agent.ready_timeout_s,
         )
+        self._session_ready = False
+        if self.metrics.agent_answered is None:
+            self.metrics.agent_answered = False
         self._audio_clock = time.monotonic()
         self._emit(ev.SESSION_STATE, state="connecting", detail=self.config.agent.url)
         self._session_task = asyncio.create_task(self._run_session(self.client))
@@ -264,6 +299,8 @@ class Bridge:
     def _on_agent_event(self, e: Any) -> None:
         from . import protocol as p
 
+        if isinstance(e, p.ReplyAudio | p.ReplyStarted | p.TranscriptAgentDelta | p.ToolCall):
+            self._reply_progress_at = time.monotonic()
         if isinstance(e, p.ReplyAudio):
             self._on_reply_audio(e.pcm)
         elif isinstance(e, p.SpeechStarted):
@@ -320,6 +357,8 @@ class Bridge:
         elif isinstance(e, p.ToolDone):
             self._on_tool_done(e)
         elif isinstance(e, p.SessionReady):
+            self._session_ready = True
+            self.metrics.agent_answered = True
             self._emit(ev.SESSION_STATE, state="ready", detail=e.session_id)
         elif isinstance(e, p.SessionError):
             log.warning("agent error %s: %s", e.code, e.message)
@@ -455,13 +494,47 @@ class Bridge:
 
     # ------------------------------------------------------------------ timers
     def _busy(self, now: float) -> bool:
+        if not self._session_ready:
+            return True  # starting: bounded by the client's start_timeout (ready_timeout_s)
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
         return self._user_speaking or self._reply_active or waiting or self._pending_out_ms() > 0
+
+    def _keep_alive(self, now: float, chunk_s: float) -> None:
+        """Keep the agent's speech detector running: silence while nobody is heard. Only once
+        no audio has arrived for a while: a stalled loop or a late SDK frame must not get
+        silence inserted into the middle of someone's sentence. The silence leaves through
+        the inbound path, after anything it still holds."""
+        if (
+            self.client is not None
+            and self._inbound is not None
+            and now - self._last_heard > _SILENT_AFTER_S
+            and now - self._audio_clock > 2 * chunk_s
+        ):
+            n = int((now - self._audio_clock) / chunk_s)
+            self._send_frames(self._inbound.keepalive(min(n, 50)), now)
+
+    def _end_stalled_reply(self, now: float) -> None:
+        """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
+        most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
+        limit = self.config.bridge.reply_timeout_s
+        if not self._reply_active or now - self._reply_progress_at < limit:
+            return
+        log.warning(
+            "the agent's reply made no progress for %.0f s without reply.done; treating it as over",
+            limit,
+        )
+        turn, self._reply_turn = self._reply_turn, None
+        if turn is not None:
+            self.metrics.turns.append(turn)
+        if self._turn is turn:
+            self._turn = None
+        self._finish_agent_text(interrupted=True)
+        self._reply_active = self._muted_reply = False
+        self._awaiting_reply_since = None
 
     async def _watchdog(self) -> None:
         cfg = self.config.bridge
         started = time.monotonic()
-        silence = b"\0\0" * (AGENT_RATE * cfg.chunk_ms // 1000)
         chunk_s = cfg.chunk_ms / 1000
         while not self._stop.is_set():
             await asyncio.sleep(_TICK_S)
@@ -469,22 +542,29 @@ class Bridge:
             if now - started >= cfg.max_duration_s:
                 self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
                 break
-            # Keep the agent's speech detector running: silence while nobody is heard. Only
-            # once no audio has arrived for a while: a stalled loop or a late SDK frame must
-            # not get silence inserted into the middle of someone's sentence.
-            if (
-                self.client is not None
-                and now - self._last_heard > _SILENT_AFTER_S
-                and now - self._audio_clock > 2 * chunk_s
-            ):
-                n = int((now - self._audio_clock) / chunk_s)
-                self._send_frames([silence] * min(n, 50), now)
+            self._keep_alive(now, chunk_s)
+            self._end_stalled_reply(now)
             if len(self.roster):
                 self._quiet_since = None
                 continue
-            # Nobody left: close the agent session once it has gone quiet, then leave.
+            # Nobody left: close the agent session once it has gone quiet, then leave. However
+            # much audio the agent keeps sending, not later than leave_grace_s + reply_timeout_s
+            # after the room emptied (a session still starting has its own bound).
             if self.client is not None:
-                if self._busy(now):
+                overdue = (
+                    self._session_ready
+                    and self._empty_since is not None
+                    and now - self._empty_since >= cfg.leave_grace_s + cfg.reply_timeout_s
+                )
+                if overdue:
+                    if self._closing_session is None:
+                        log.warning(
+                            "the agent is still busy %.0f s after everyone left; ending the "
+                            "session",
+                            now - (self._empty_since or now),
+                        )
+                        self._closing_session = asyncio.create_task(self._close_session())
+                elif self._busy(now):
                     self._quiet_since = None
                 elif self._quiet_since is None:
                     self._quiet_since = now
@@ -535,6 +615,8 @@ class Bridge:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
             await self._shutdown()
         return self.summary
 

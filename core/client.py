@@ -9,7 +9,14 @@ protocol and I/O layers. What it adds is the part that needs a socket and a cloc
   compress; deflate would only cost CPU);
 * on transient failures (close codes 1005/1006/1011/1009, network errors, ``server_error``,
   ``agent_timeout``, ``agent_init_failed``, ``rate_limited``) reconnect with exponential
-  backoff and jitter, resuming the session within its window;
+  backoff and jitter, resuming the session within its window. An error code is classified the
+  same whether it arrives in-band (``session.error``) or as a close reason (a 1008 close
+  with reason ``server_error`` is retried, whichever of the two frames is read first);
+* a first ``session.update`` answered with ``invalid_value``, ``invalid_config`` or
+  ``invalid_format`` before ``session.ready`` means the service refused the configuration:
+  fatal (an :class:`AgentError` quoting the service's message and parameter);
+* ``start_timeout`` bounds the whole start (every attempt until ``session.ready``): an agent
+  that never answers is an :class:`AgentError` saying so, not a silent call;
 * on ``session_not_found`` / ``session_forbidden`` / ``session_expired`` (in-band or as a 1008
   close) start a fresh session with the same config;
 * on ``UNAUTHORIZED`` / ``FORBIDDEN`` stop with an :class:`AgentError` naming
@@ -29,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,6 +49,7 @@ from .protocol import (
     BYTES_PER_SECOND,
     FATAL_AUTH,
     FRESH_SESSION,
+    SETUP_REFUSED,
     TRANSIENT,
     ClientEvent,
     InputAudio,
@@ -75,6 +84,25 @@ REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 10
 KEY_VAR = "ASSEMBLYAI_API_KEY"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _LOG_FIRST = 5  # log the first N bad messages, then every 100th
+_QUOTE_MAX = 200  # characters of a service-supplied message quoted in our errors
+
+
+def _quote(text: str) -> str:
+    """A message from the network, made safe to quote: one line, bounded, secrets redacted."""
+    text = " ".join(str(text).split())
+    if len(text) > _QUOTE_MAX:
+        text = text[: _QUOTE_MAX - 3] + "..."
+    return redact(text)
+
+
+def _named_code(reason: str) -> str | None:
+    """The service error code a close reason names (``"server_error"``,
+    ``"UNAUTHORIZED: bad key"``), if any; auth first, then session, then transient codes."""
+    words = set(re.findall(r"[A-Za-z_]+", reason))
+    for group in (FATAL_AUTH, FRESH_SESSION, TRANSIENT):
+        for code in sorted(group & words):
+            return code
+    return None
 
 
 @dataclass
@@ -134,8 +162,10 @@ class AgentClient:
     async callable that mints a new one. ``buffer_s`` bounds inbound audio held while not
     ready. ``reconnect_window_s`` is how long a lost session can be resumed; ``give_up_s``
     how long an outage may last before :meth:`events` raises :class:`AgentError`;
-    ``start_attempts`` how many connects :meth:`start` tries. ``regreet`` speaks the
-    greeting again when a fresh session replaces a lost one (default: no).
+    ``start_attempts`` how many connects :meth:`start` tries, and ``start_timeout`` (None:
+    no bound beyond those attempts) how long :meth:`start` waits in all for the first
+    ``session.ready``. ``regreet`` speaks the greeting again when a fresh session replaces a
+    lost one (default: no).
     """
 
     def __init__(
@@ -155,6 +185,7 @@ class AgentClient:
         ready_timeout: float = 15.0,
         give_up_s: float = 120.0,
         start_attempts: int = 3,
+        start_timeout: float | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         regreet: bool = False,
@@ -179,6 +210,8 @@ class AgentClient:
         self._ready_timeout = ready_timeout
         self._give_up_s = give_up_s
         self._start_attempts = max(1, start_attempts)
+        self._start_timeout = start_timeout
+        self._last_failure = ""  # why the last connection attempt ended (for messages)
         self._pings = (ping_interval, ping_timeout)
         self._rng = random.Random()
         self._stats = ClientStats()
@@ -233,13 +266,30 @@ class AgentClient:
             return
         if self._closed:
             raise AgentError("this agent client was closed; make a new one")
-        self._first_ready = asyncio.get_running_loop().create_future()
+        first_ready = self._first_ready = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.create_task(self._run(), name="agent-client")
         try:
-            await asyncio.shield(self._first_ready)
+            await asyncio.wait_for(asyncio.shield(first_ready), self._start_timeout)
         except asyncio.CancelledError:
             await self._shutdown()  # nobody will use this session: do not leave it open
             raise
+        except TimeoutError:
+            if first_ready.done():  # ready (or failed) at the very deadline
+                first_ready.result()
+                return
+            why = f" (last attempt: {self._last_failure})" if self._last_failure else ""
+            self._fail(
+                AgentError(
+                    redact(
+                        f"the voice agent at {self._display_url} never answered: no "
+                        f"session.ready within {self._start_timeout:g} s{why}"
+                    )
+                )
+            )
+            first_ready.exception()  # mark retrieved: raised below
+            await self._shutdown()
+            assert self._fatal is not None
+            raise self._fatal from None
 
     def send_audio(self, pcm24k: bytes) -> None:
         """Queue PCM16 24 kHz mono audio for the agent. Non-blocking; call on the loop.
@@ -325,6 +375,7 @@ class AgentClient:
                 except _Disconnect as d:
                     if self._closing or d.kind == "closed":
                         return
+                    self._last_failure = redact(d.reason)
                     if d.kind == "fatal":
                         self._fail(AgentError(redact(d.reason)))
                         return
@@ -377,7 +428,9 @@ class AgentClient:
 
     def _fail(self, err: AgentError) -> None:
         self._fatal = err
-        log.error("%s", err)
+        # Raised to the caller (start() or events()), who reports it: the CLI prints it as
+        # its one error line, so logging it as an error too would say it twice.
+        log.info("agent session failed: %s", err)
         if self._first_ready is not None and not self._first_ready.done():
             self._first_ready.set_exception(err)
         self._queue.put_nowait(_END)
@@ -502,11 +555,18 @@ class AgentClient:
             return _Disconnect(
                 "transient", f"a message larger than {self._max_message} bytes (close 1009)"
             )
-        label = f"connection closed ({code}{': ' + reason if reason else ''})"
-        if code == 1008 or reason in FATAL_AUTH or reason in FRESH_SESSION:
-            if any(c in reason for c in FATAL_AUTH):
-                return _Disconnect("fatal", self._auth_message(label))
-            if any(c in reason for c in FRESH_SESSION) or self._state.session_id is not None:
+        label = f"connection closed ({code}{': ' + _quote(reason) if reason else ''})"
+        # The reason names the error code when the service closes because of one: classify
+        # by that code, as if the in-band session.error had been read first.
+        named = _named_code(reason)
+        if named in FATAL_AUTH:
+            return _Disconnect("fatal", self._auth_message(label))
+        if named in FRESH_SESSION:
+            return _Disconnect("fresh", label)
+        if named in TRANSIENT:
+            return _Disconnect("transient", label)
+        if code == 1008:
+            if self._state.session_id is not None:
                 return _Disconnect("fresh", label)
             return _Disconnect("fatal", f"the voice agent at {self._display_url} {label}")
         if self._state.ended:
@@ -585,16 +645,25 @@ class AgentClient:
         self._stats.session_errors += 1
         self._emit(ev)
         if ev.code in FATAL_AUTH:
-            raise _Disconnect("fatal", self._auth_message(f"{ev.code}: {ev.message}"))
+            raise _Disconnect("fatal", self._auth_message(f"{ev.code}: {_quote(ev.message)}"))
         if ev.code in FRESH_SESSION:
-            raise _Disconnect("fresh", f"{ev.code}: {ev.message}")
+            raise _Disconnect("fresh", f"{ev.code}: {_quote(ev.message)}")
         if ev.code in TRANSIENT:
-            raise _Disconnect("transient", f"{ev.code}: {ev.message}")
+            raise _Disconnect("transient", f"{ev.code}: {_quote(ev.message)}")
+        if ev.code in SETUP_REFUSED and not self._state.ready:
+            detail = f"{ev.code}: {_quote(ev.message)}"
+            if ev.param:
+                detail += f" (param {_quote(ev.param)})"
+            if self._state.resuming:  # refused the resume: set the session up afresh
+                raise _Disconnect("fresh", f"resume refused: {detail}")
+            raise _Disconnect(
+                "fatal", f"the voice agent at {self._display_url} refused the session: {detail}"
+            )
         log.warning(
             "agent reported %s: %s%s",
             ev.code,
-            redact(ev.message),
-            f" (param {ev.param})" if ev.param else "",
+            _quote(ev.message),
+            f" (param {_quote(ev.param)})" if ev.param else "",
         )
 
     def _emit(self, item: ServerEvent | Notice) -> None:

@@ -7,12 +7,21 @@ Errors name the file, the key and what was expected, and raise :class:`ConfigErr
 from __future__ import annotations
 
 import difflib
+import reprlib
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from .defaults import DEFAULT_AGENT_URL, DEFAULT_TOOL_RESULT_MAX_BYTES
 from .errors import ConfigError
@@ -21,6 +30,8 @@ if TYPE_CHECKING:
     from .plugin_types import TransportSpec
 
 __all__ = ["DEFAULT_AGENT_URL", "BotConfig", "load_config"]
+#: Output voices the voice-agent service accepts (``session.output.voice``); any other value
+#: makes it refuse the session at setup, so it is refused here at load time instead.
 VOICES = ("ivy", "james", "sophie", "diego", "arjun")
 
 
@@ -34,6 +45,14 @@ class TurnDetection(_Model):
     max_silence: int = Field(3000, ge=0, le=60000, description="ms of silence that always ends it")
     interrupt_response: bool = True
 
+    @model_validator(mode="after")
+    def _silences(self) -> TurnDetection:
+        if self.max_silence < self.min_silence:  # the service refuses this at setup
+            raise ValueError(
+                f"max_silence ({self.max_silence}) must be >= min_silence ({self.min_silence})"
+            )
+        return self
+
 
 class AgentInput(_Model):
     keyterms: list[str] = Field(default_factory=list, max_length=100)
@@ -42,14 +61,19 @@ class AgentInput(_Model):
 
 class AgentConfig(_Model):
     url: str = DEFAULT_AGENT_URL
-    system_prompt: str = "You are a helpful voice assistant in a meeting. Keep answers short."
-    greeting: str = ""
+    system_prompt: str = (
+        "You are a helpful voice assistant in a meeting. Keep answers short and friendly."
+    )
+    greeting: str = "Hi, I'm listening. How can I help?"
     voice: str = "ivy"
     volume: int | None = Field(None, ge=0, le=100)
     input: AgentInput = Field(default_factory=AgentInput)
     tools: list[str] = Field(default_factory=list)
     tool_timeout_s: float = Field(10.0, gt=0, le=300)
     tool_result_max_bytes: int = Field(DEFAULT_TOOL_RESULT_MAX_BYTES, ge=1024, le=512 * 1024)
+    ready_timeout_s: float = Field(
+        15.0, gt=0, le=600, description="wait this long for the agent to accept the session"
+    )
 
     @field_validator("url")
     @classmethod
@@ -58,13 +82,20 @@ class AgentConfig(_Model):
             raise ValueError("expected a ws:// or wss:// URL")
         return v
 
+    @field_validator("voice")
+    @classmethod
+    def _voice(cls, v: str) -> str:
+        if v not in VOICES:
+            raise ValueError(f"unknown voice; expected one of {', '.join(VOICES)}")
+        return v
+
     @field_validator("tools")
     @classmethod
     def _tools(cls, v: list[str]) -> list[str]:
         for item in v:
             mod, sep, fn = item.partition(":")
             if not sep or not mod or not fn:
-                raise ValueError(f"expected 'package.module:function', got {item!r}")
+                raise ValueError(f"expected 'package.module:function', got {excerpt(item)}")
         return v
 
 
@@ -72,6 +103,9 @@ class BridgeConfig(_Model):
     listen: str = Field("mix", min_length=1, description="mix | first | a participant name")
     chunk_ms: int = Field(20, ge=10, le=200, multiple_of=10)
     leave_grace_s: float = Field(2.0, ge=0, le=3600)
+    reply_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="a reply with no audio or text for this long is over"
+    )
     idle_timeout_s: float = Field(300.0, ge=0, description="leave after this long with no humans")
     max_duration_s: float = Field(3 * 3600.0, gt=0)
     reconnect_buffer_s: float = Field(5.0, ge=0, le=120)
@@ -99,10 +133,63 @@ def default_config_path() -> Path:
     return Path(str(resources.files("botrun.configs").joinpath("default.toml")))
 
 
+def packaged_configs() -> dict[str, Path]:
+    """The bot configs shipped with botrun (configs/*.toml), by name (file stem)."""
+    root = resources.files("botrun.configs")
+    return {
+        e.name[: -len(".toml")]: Path(str(e)) for e in root.iterdir() if e.name.endswith(".toml")
+    }
+
+
+def resolve_config_path(path: Path | str) -> Path:
+    """``path`` itself, or for a bare name that is not a file here (``support``) the
+    packaged config of that name (``configs/support.toml``)."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and p.name == str(path):
+        return packaged_configs().get(p.name, p)
+    return p
+
+
+def _layer(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, table by table: a key wins only where ``top`` writes it."""
+    out = dict(base)
+    for key, value in top.items():
+        below = out.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            out[key] = _layer(below, value)
+        else:
+            out[key] = value
+    return out
+
+
 def suggest(word: str, options: list[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest option, or nothing."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxstring = _EXCERPT.maxother = _EXCERPT.maxlong = 60
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxset = _EXCERPT.maxdict = 5
+_EXCERPT.maxlevel = 3
+#: Validation errors listed in one message; the rest are counted.
+MAX_ERRORS_SHOWN = 5
+
+
+def excerpt(value: Any) -> str:
+    """A short ``repr`` of ``value`` for an error message: long strings and lists are cut
+    (``...``), deep nesting is elided, so a huge value never floods the terminal or a log."""
+    try:
+        return _EXCERPT.repr(value)
+    except Exception:  # an object whose repr fails, or an int too long to print
+        return f"<{type(value).__name__}>"
+
+
+def short_key(key: str) -> str:
+    """A key name as it can appear in a message: printable and at most ~60 characters."""
+    if len(key) <= 60 and key.isprintable():
+        return key
+    return excerpt(key)[1:-1]
 
 
 def known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -129,18 +216,27 @@ def format_validation_error(
     """One line naming ``source``, each bad key (dotted) and what was expected; unknown keys
     get a suggestion from ``model``'s fields."""
     lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    errors = exc.errors()
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        loc = ".".join(short_key(str(p)) for p in (prefix, *err["loc"]) if p != "")
         if err["type"] == "extra_forbidden":
             key = str(err["loc"][-1])
             known = known_keys(model, err["loc"][:-1]) if model is not None else []
             lines.append(f"unknown key '{loc}'{suggest(key, known)}")
         else:
             got = err.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            shown = "" if isinstance(got, dict) else f" (got {excerpt(got)})"
             where = f"'{loc}': " if loc else ""
-            lines.append(f"{where}{err['msg'].lower()}{shown}")
+            lines.append(f"{where}{short_message(err['msg'].lower())}{shown}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more errors")
     return f"{source}: " + "; ".join(lines)
+
+
+def short_message(msg: str, limit: int = 300) -> str:
+    """One line of at most ``limit`` characters (a validator's message can quote input)."""
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
 def read_toml(path: Path, what: str = "config file", hint: str = "") -> dict[str, Any]:
@@ -157,21 +253,28 @@ def read_toml(path: Path, what: str = "config file", hint: str = "") -> dict[str
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{path}: invalid TOML: {short_message(str(exc))}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays/tables
+        raise ConfigError(f"{path}: invalid TOML: values are nested too deeply") from None
 
 
 def load_config(
     path: Path | str | None = None,
     transport_names: tuple[str, ...] | list[str] = (),
     extra_sections: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
 ) -> BotConfig:
-    """Read and validate a bot config; ``None`` loads the packaged ``default.toml``.
+    """Read and validate a bot config; ``None`` loads the packaged ``default.toml``, and a
+    bare name (``"support"``) a packaged config.
 
+    Values are resolved in layers: the model's defaults, then ``defaults`` (a transport's
+    own, e.g. ``{"bridge": {"idle_timeout_s": 0}}``), then the keys the file really writes.
     Tables named after a transport are kept raw in ``transports`` and validated by
     :func:`transport_options` for the transport that runs."""
-    p = Path(path) if path is not None else default_config_path()
-    data = read_toml(p)
-    return config_from_dict(data, str(p), transport_names, extra_sections)
+    p = resolve_config_path(path) if path is not None else default_config_path()
+    names = ", ".join(sorted(packaged_configs())) or "none"
+    data = read_toml(p, hint=f" (packaged configs: {names})" if path is not None else "")
+    return config_from_dict(data, str(p), transport_names, extra_sections, defaults)
 
 
 def config_from_dict(
@@ -179,6 +282,7 @@ def config_from_dict(
     source: str = "<config>",
     transport_names: tuple[str, ...] | list[str] = (),
     extra_sections: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
 ) -> BotConfig:
     known = [*_SECTIONS, *transport_names, *extra_sections]
     core: dict[str, Any] = {}
@@ -192,6 +296,8 @@ def config_from_dict(
             tables[key] = value
         else:
             raise ConfigError(f"{source}: unknown key '{key}'{suggest(key, known)}")
+    if defaults:
+        core = _layer(defaults, core)
     try:
         cfg = BotConfig.model_validate(core)
     except ValidationError as exc:
@@ -238,18 +344,19 @@ def transport_options(
     for opt in spec.options:
         typ: Any = opt.type
         if opt.choices:
-            typ = Literal[opt.choices]  # type: ignore[valid-type]
-        constraints = {}
+            typ = Literal[opt.choices]
+        constraints: dict[str, Any] = {}
         if opt.min is not None:
             constraints["ge"] = opt.min
         if opt.max is not None:
             constraints["le"] = opt.max
         if opt.multiple:  # constraints apply to each value
-            typ = list[Annotated[typ, Field(**constraints)]]  # type: ignore[valid-type]
+            item: Any = Annotated[typ, Field(**constraints)]
+            typ = list[item | None] if opt.follows else list[item]  # None: not given
             constraints = {}
         default = list(opt.default or []) if opt.multiple else opt.default
         fields[opt.name] = (typ | None if default is None else typ, Field(default, **constraints))
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{spec.name.title()}Options", __config__=ConfigDict(extra="forbid"), **fields
     )
     merged = {**table, **{k: v for k, v in cli_values.items() if v is not None and v != ()}}

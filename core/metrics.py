@@ -58,6 +58,8 @@ class CallMetrics:
     barge_ins: int = 0
     stale_ms_flushed: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
+    #: None: no agent session was opened (nobody joined); False: one was, never ready.
+    agent_answered: bool | None = None
     spoken_ms: float | None = None  # all bot audio that reached the transport (set at the end)
 
     def settle(self, spoken_ms: float) -> None:
@@ -85,6 +87,8 @@ class CallMetrics:
             f"call length {time.monotonic() - self.started_at:.1f} s, "
             f"{len(self.turns)} agent replies, {self.barge_ins} interruptions"
         ]
+        if self.agent_answered is False:
+            lines.append("the voice agent never answered (no session.ready)")
         if lat:
             mid = lat[len(lat) // 2]
             lines.append(

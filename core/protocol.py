@@ -49,6 +49,9 @@ FRESH_SESSION: frozenset[str] = frozenset(
 RECOVERABLE: frozenset[str] = frozenset(
     {"invalid_format", "invalid_audio", "invalid_value", "immutable_field", "invalid_config"}
 )
+#: Answered to the first ``session.update`` (before ``session.ready``) they mean the service
+#: refused the session's configuration: fatal, a retry would send the same config.
+SETUP_REFUSED: frozenset[str] = frozenset({"invalid_value", "invalid_config", "invalid_format"})
 #: WebSocket close codes after which the same session can be resumed.
 TRANSIENT_CLOSE_CODES: frozenset[int] = frozenset({1001, 1005, 1006, 1009, 1011, 1012, 1013})
 #: Session fields the service refuses to change once applied (``immutable_field``).

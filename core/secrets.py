@@ -22,6 +22,7 @@ KNOWN_SECRETS: tuple[str, ...] = (
     "DAILY_DIALIN_SECRET",
     "AGORA_APP_ID",
     "AGORA_APP_CERTIFICATE",
+    "BOTRUN_API_TOKEN",
 )
 
 MASK = "***"

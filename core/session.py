@@ -105,6 +105,11 @@ class SessionState:
         return self.connected and self.ready
 
     @property
+    def resuming(self) -> bool:
+        """The current socket started with ``session.resume`` (not a new session's setup)."""
+        return self._resuming
+
+    @property
     def reply_active(self) -> bool:
         """A reply is in progress (its audio may be playing)."""
         return self.reply_id is not None

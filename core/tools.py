@@ -194,7 +194,7 @@ def make_spec(
     timeout_s: float | None = None,
 ) -> ToolSpec:
     """A :class:`ToolSpec` for ``func``; what is not given is derived from it."""
-    tool_name: str = name or str(getattr(func, "__name__", ""))
+    tool_name = name or str(getattr(func, "__name__", ""))
     if not _NAME_RE.match(tool_name):
         raise ValueError(f"tool name {tool_name!r} must be 1-64 letters, digits, _ or -")
     if execution_mode not in (None, "interactive", "hold"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import websockets
+from system_tools import require
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -41,9 +41,7 @@ def utterance(
 
 def espeak_24k(text: str, directory: Path) -> np.ndarray:
     """``text`` spoken by espeak-ng, converted to 24 kHz mono PCM16 by sox."""
-    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
-    if espeak is None or sox is None:
-        raise RuntimeError("espeak-ng and sox are required for speech tests")
+    espeak, sox = require("espeak-ng"), require("sox")
     raw, out = directory / "espeak.wav", directory / "speech24k.wav"
     subprocess.run([espeak, "-v", "en-us", "-w", str(raw), text], check=True, capture_output=True)
     subprocess.run(

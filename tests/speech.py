@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import wave
 from pathlib import Path
 
 import numpy as np
+from system_tools import require
 
 from botrun.transports.wav.wavio import read_wav_mono16
 
@@ -17,9 +17,7 @@ def speak(
 ) -> np.ndarray:
     """Write ``text`` spoken by espeak-ng to ``path`` (PCM16 mono at ``rate``, plus ``pad_s``
     of trailing silence) and return the samples."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is required (apt-get install espeak-ng); .ci/run installs it")
+    exe = require("espeak-ng")
     raw = path.with_suffix(".espeak.wav")
     subprocess.run(
         [exe, "-v", voice, "-s", "165", "-w", str(raw), text], check=True, capture_output=True

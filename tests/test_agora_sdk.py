@@ -4,14 +4,18 @@ and the plugin registers ``botrun agora`` without importing it."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agora_double.harness import APP_ID, DOUBLE_DIR
+from agora_double.harness import APP_ID
+from agora_double.native import Cloud
+from agora_double.sdist import VERSIONS, FakeCDN, installed
 
 from botrun.core.errors import MissingSecretError, UsageError
 from botrun.transports.agora.sdk import load_sdk, parse_version
@@ -83,7 +87,9 @@ def test_native_load_oserror_becomes_a_usage_error(fake_site: Path) -> None:
         fake_site,
         "2.4.10",
         {
-            "agora/__init__.py": "raise OSError('libagora_rtc_sdk.so: cannot open shared object')\n",
+            "agora/__init__.py": (
+                "raise OSError('libagora_rtc_sdk.so: cannot open shared object')\n"
+            ),
         },
     )
     with pytest.raises(UsageError, match=r"OSError: libagora_rtc_sdk\.so"):
@@ -110,15 +116,46 @@ def test_old_api_shape_without_metadata_is_recognised(fake_site: Path) -> None:
         load_sdk()
 
 
-def test_the_double_loads_as_2_4(monkeypatch: pytest.MonkeyPatch) -> None:
-    _forget_agora()
-    monkeypatch.syspath_prepend(str(DOUBLE_DIR))
-    try:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_published_sdk_loads_without_side_effects(
+    version: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14 item 3: the first import (which downloads the native library) leaves the
+    process's HTTPS certificate checks on and logs nothing above DEBUG."""
+    caplog.set_level("DEBUG")
+    before = ssl._create_default_https_context
+    cdn = FakeCDN()
+    with installed(version, Cloud(), cdn, fresh=tmp_path / "site"):
         sdk = load_sdk()
-        assert sdk.version == "2.4.10"
+        assert sdk.version == version
         assert hasattr(sdk.RTCConnection, "push_audio_pcm_data")
-    finally:
-        _forget_agora()
+        assert ssl._create_default_https_context is before
+        load_sdk()  # again, as a second call in the same process would
+        assert ssl._create_default_https_context is before
+    assert len(cdn.requests) >= 1  # the import really went through the download path
+    loud = [r for r in caplog.records if r.name.split(".")[0] == "agora"]
+    assert loud == []  # the SDK's own ERROR lines did not reach the user's handlers
+    assert "agora SDK import: " in caplog.text  # ... they are in botrun's log, at DEBUG
+    assert all(
+        r.levelno == logging.DEBUG for r in caplog.records if "agora SDK import" in r.message
+    )
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_offline_first_import_names_the_native_library_download(
+    version: str, tmp_path: Path
+) -> None:
+    before = ssl._create_default_https_context
+    cdn = FakeCDN()
+    cdn.offline = True
+    with installed(version, Cloud(), cdn, fresh=tmp_path / "site"):
+        with pytest.raises(UsageError) as info:
+            load_sdk()
+        assert ssl._create_default_https_context is before  # restored after a failed import
+    message = str(info.value)
+    assert "native library" in message and "download.agora.io" in message
+    assert "Temporary failure in name resolution" in message
+    assert "internet access" in message
 
 
 def test_plugin_registers_agora_without_importing_the_sdk() -> None:
@@ -188,3 +225,19 @@ def test_cli_without_the_sdk_exits_2_with_one_clear_line(tmp_path: Path) -> None
     assert "pip install 'botrun[agora]'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert APP_ID not in proc.stderr + proc.stdout
+
+
+def test_an_initialize_that_raises_is_named_an_init_failure(tmp_path: Path) -> None:
+    """After a failed init, 2.4.x's initialize() goes on to use the service's parameter
+    object; should that be missing, it raises from inside the wrapper."""
+    from botrun.core.errors import TransportError
+    from botrun.transports.agora.sdk import initialize_service
+
+    class Service:
+        inited = False
+
+        def initialize(self, config: object) -> int:
+            raise AttributeError("'NoneType' object has no attribute 'set_int'")
+
+    with pytest.raises(TransportError, match=r"failed to initialize \(AttributeError: "):
+        initialize_service(Service(), object(), log_path=tmp_path / "agorasdk.log")

@@ -1,10 +1,14 @@
-"""The Agora transport through the in-repo SDK double (tests/agora_double): join, per-user
-audio from the native thread, the bot's voice pushed and flushed, tokens, failures and the
-release order. A recording TransportEvents stands in for the bridge."""
+"""The Agora transport through the published SDK wrapper of every supported version (fetched
+from the package registry, unmodified) over a fake native library (tests/agora_double):
+join, per-user audio from the native thread, the bot's voice pushed, padded and
+interrupted, tokens, initialisation, failures, the SDK's stdout prints and the release
+order. A recording TransportEvents stands in for the bridge."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,20 +18,16 @@ from agora_double.harness import (  # the fixture is used by name
     APP_ID,
     CERTIFICATE,
     CHANNEL,
+    RELEASE_ORDER,
     RecordingEvents,
     cloud_fixture,  # noqa: F401
+    released,
     speech_pcm16k,
     until,
 )
 
 from botrun.core.errors import TransportError
 from botrun.transports.agora.transport import AgoraTransport
-
-RELEASE_ORDER = ["RTCConnection.disconnect", "RTCConnection.release", "AgoraService.release"]
-
-
-def released(trace: list[str]) -> list[str]:
-    return [t for t in trace if t in RELEASE_ORDER]
 
 
 def transport(**kw: Any) -> AgoraTransport:
@@ -46,9 +46,23 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     }
 
 
+#: Native calls the fake answers with the C default (0 / nothing): setters whose effect
+#: botrun does not depend on. Anything else unmodelled shows up here and fails the tests.
+DEFAULTED_OK = {
+    "agora_local_audio_track_set_enabled",
+    "agora_local_audio_track_set_max_bufferd_frame_number",
+    "agora_local_audio_track_set_send_delay_ms",
+    "agora_local_user_set_audio_encoder_config",
+    "agora_local_user_set_audio_scenario",
+    "agora_parameter_set_int",
+    "agora_parameter_set_parameters",
+}
+
+
 def assert_clean(cloud: Any) -> None:
     assert cloud.violations == []
     assert cloud.callback_errors == []
+    assert cloud.defaulted <= DEFAULTED_OK
 
 
 async def test_two_users_audio_arrives_per_user_from_the_native_thread(
@@ -104,26 +118,29 @@ async def test_bot_own_uid_is_ignored(cloud: Any) -> None:
     assert_clean(cloud)
 
 
-async def test_bot_voice_is_pushed_as_bytearray_and_flush_interrupts(cloud: Any) -> None:
+async def test_bot_voice_is_pushed_padded_and_interrupted(cloud: Any) -> None:
     cloud.add_project(APP_ID)
     t = transport()
     await t.join(RecordingEvents(asyncio.get_running_loop()))
     chunk = bytes(range(256)) * 2 + bytes(128)  # 640 bytes = 20 ms at 16 kHz mono
     for _ in range(5):
-        t.write_audio(chunk)  # bytes in: the transport hands the SDK a bytearray
+        t.write_audio(chunk)  # bytes in: the transport hands the wrapper a bytearray
     assert t.push_stats.chunks == 5 and t.push_stats.push_errors == 0
     assert await until(lambda: len(cloud.heard(CHANNEL)) == 5 * 640)
     assert cloud.heard(CHANNEL) == chunk * 5
 
-    for _ in range(50):  # one second queued inside the SDK
+    for _ in range(50):  # one second queued inside the SDK's track
         t.write_audio(chunk)
+    n = len(cloud.trace)
     t.flush_audio()
     before = len(cloud.heard(CHANNEL))
+    # interrupt_audio in the AI-server scenario: unpublish (drops the queue) + publish.
+    assert cloud.trace[n:] == ["agora_local_user_unpublish_audio", "agora_local_user_publish_audio"]
     await asyncio.sleep(0.1)
-    assert "RTCConnection.interrupt_audio" in cloud.trace
     assert len(cloud.heard(CHANNEL)) - before <= 640  # at most the frame in flight
-    t.write_audio(b"\x00" * 10)  # not whole milliseconds: padded, not rejected with -1002
+    t.write_audio(b"\x01" * 10)  # not whole milliseconds: padded, not rejected with -1002
     assert t.push_stats.padded == 1 and t.push_stats.push_errors == 0
+    assert await until(lambda: cloud.heard(CHANNEL).endswith(b"\x01" * 10 + b"\x00" * 22))
     await t.leave()
     t.write_audio(chunk)  # after leave: dropped, no SDK call
     t.flush_audio()
@@ -132,8 +149,9 @@ async def test_bot_voice_is_pushed_as_bytearray_and_flush_interrupts(cloud: Any)
     assert_clean(cloud)
 
 
-async def test_double_keeps_the_sdk_buffer_rule(cloud: Any) -> None:
-    """The real sender wraps the data with ctypes from_buffer: bytes is not writable."""
+async def test_the_wrappers_buffer_rules(cloud: Any) -> None:
+    """The published sender wraps the data with ctypes from_buffer: bytes is not writable;
+    lengths must be whole milliseconds; interrupt_audio reports -1000 even when it worked."""
     cloud.add_project(APP_ID)
     t = transport()
     await t.join(RecordingEvents(asyncio.get_running_loop()))
@@ -141,8 +159,9 @@ async def test_double_keeps_the_sdk_buffer_rule(cloud: Any) -> None:
     with pytest.raises(TypeError):
         conn.push_audio_pcm_data(b"\x00" * 320, 16000, 1)
     assert conn.push_audio_pcm_data(bytearray(330), 16000, 1) == -1002
-    assert conn.interrupt_audio() == -1000  # the SDK's "success" value
+    assert conn.interrupt_audio() == -1000
     await t.leave()
+    assert_clean(cloud)
 
 
 async def test_certificate_builds_a_token_and_renews_it_off_the_callback_thread(
@@ -160,8 +179,8 @@ async def test_certificate_builds_a_token_and_renews_it_off_the_callback_thread(
     assert "renewed" in caplog.text and cloud.renewed_tokens[0] not in caplog.text
     assert events.ended_calls == []
     await t.leave()
-    assert cloud.trace.index("RTCConnection.renew_token") < cloud.trace.index(
-        "RTCConnection.disconnect"
+    assert cloud.trace.index("agora_rtc_conn_renew_token") < cloud.trace.index(
+        "agora_rtc_conn_disconnect"
     )
     assert_clean(cloud)
 
@@ -240,7 +259,7 @@ async def test_cancelled_join_releases_in_order(cloud: Any) -> None:
     cloud.never_answer = True
     t = transport()
     task = asyncio.create_task(t.join(RecordingEvents(asyncio.get_running_loop())))
-    assert await until(lambda: "RTCConnection.connect" in cloud.trace)
+    assert await until(lambda: "agora_rtc_conn_connect" in cloud.trace)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -259,7 +278,7 @@ async def test_callback_exceptions_never_reach_the_sdk(cloud: Any) -> None:
     cloud.user_speaks(CHANNEL, "9", b"\x00\x01" * 800)
     assert await until(lambda: t.callback_stats.callback_errors >= 5)
     await t.leave()
-    assert cloud.callback_errors == []  # nothing escaped into the (double's) native layer
+    assert cloud.callback_errors == []  # nothing escaped into the (fake) native layer
 
 
 async def test_observers_subclass_the_sdk_interfaces(cloud: Any) -> None:
@@ -294,3 +313,83 @@ def test_invalid_settings_are_usage_errors() -> None:
 def test_make_token_without_certificate_is_the_app_id(tmp_path: Path) -> None:
     t = AgoraTransport(app_id=APP_ID, channel=CHANNEL)
     assert t.make_token() == APP_ID
+
+
+# ---------------------------------------------------------------------- issue 14 items 1-2
+@pytest.mark.parametrize(("init", "extension"), [(0, -4), (-7, 0)])
+async def test_initialisation_is_judged_by_the_service_itself(
+    cloud: Any, init: int, extension: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2.4.x's initialize() returns the result of enabling extensions, not of initialising
+    (2.3.x returns the init result): botrun must judge by the service's own state."""
+    cloud.add_project(APP_ID)
+    cloud.init_return, cloud.extension_return = init, extension
+    t = transport()
+    if init == 0:  # initialised; an optional extension failed: the call goes on
+        await t.join(RecordingEvents(asyncio.get_running_loop()))
+        assert t._joined
+        await t.leave()
+        assert released(cloud.trace) == RELEASE_ORDER
+    else:  # the service did not initialise: say so, and go no further
+        with pytest.raises(TransportError, match=r"failed to initialize \(error -7\)"):
+            await t.join(RecordingEvents(asyncio.get_running_loop()))
+        assert "agora_rtc_conn_create" not in cloud.trace
+    assert cloud.violations == [] and cloud.callback_errors == []
+
+
+async def test_sdk_prints_stay_off_the_console(
+    cloud: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wrapper print()s from native threads (capabilities, and in 2.4.x every remote
+    audio subscription): those lines go to botrun's log, the console keeps its own."""
+    from botrun.core import events as ev
+    from botrun.core.console import Console
+    from botrun.core.events import BridgeEvent
+
+    caplog.set_level("DEBUG")
+    screen = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", screen)
+    console = Console(tty=False)  # like run_call: it takes sys.stdout before the join
+    cloud.add_project(APP_ID)
+    events = RecordingEvents(asyncio.get_running_loop())
+    t = transport()
+    await t.join(events)
+    cloud.user_joins(CHANNEL, "101")
+    assert await until(lambda: "subscribed to audio of uid 101" in caplog.text)
+    console(BridgeEvent(ev.PARTICIPANT_JOINED, {"id": "101"}))
+    print("after the SDK's lines, botrun's own print still reaches the screen")
+    await t.leave()
+
+    shown = screen.getvalue()
+    assert "+ 101 joined" in shown and "botrun's own print" in shown
+    sdk_lines = ["update audio scenario to False"]
+    if cloud.version.startswith("2.3."):
+        sdk_lines += [
+            "ConnCB _on_capabilities_changed",
+            "Capability[0] - Type: 19",
+            "Item[0] - ID: 1, Name: SUPPORT",
+        ]
+    else:
+        sdk_lines += ["LocalUser _set_apm_filter_properties: -1001"]
+    for line in sdk_lines:
+        assert line not in shown
+        assert line in caplog.text  # kept, in the log
+    assert sys.stdout is screen  # restored at leave
+    assert_clean(cloud)
+
+
+async def test_channel_without_ai_qos_keeps_the_scenario(
+    cloud: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wrapper asks botrun's observer what to do when a client lacks AI QoS and compares
+    the answer with >= 0; botrun keeps the AI-server scenario (-1)."""
+    caplog.set_level("INFO")
+    cloud.add_project(APP_ID)
+    cloud.aiqos_supported = False
+    t = transport()
+    await t.join(RecordingEvents(asyncio.get_running_loop()))
+    assert await until(lambda: "lacks AI QoS support" in caplog.text)
+    await t.leave()
+    # update_audio_scenario was not called: the only unpublish is the one of disconnect.
+    assert cloud.trace.count("agora_local_user_unpublish_audio") == 1
+    assert_clean(cloud)

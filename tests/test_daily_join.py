@@ -84,4 +84,6 @@ def test_cli_join_unreachable_daily_ends_in_one_clear_line() -> None:
     assert r.returncode == 1, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"botrun: error: cannot reach Daily to join {ROOM}")
+    # Daily's native JSON records went to the log, not onto the terminal (issue 12 item 8).
+    assert '{"timestamp"' not in r.stderr
     assert "Traceback" not in r.stderr and TOKEN not in r.stderr + r.stdout

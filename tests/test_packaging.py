@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPED = {
@@ -16,26 +20,43 @@ MAPPED = {
 }
 
 
-def test_wheel_contains_every_module_under_botrun(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from a clean copy of this checkout (once per module): setuptools
+    builds in the source tree's build/, whose leftovers from earlier builds would otherwise
+    end up in the wheel and hide a missing file."""
+    out_dir = tmp_path_factory.mktemp("wheel")
+    source = tmp_path_factory.mktemp("source") / "botrun"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     out = subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(source),
             "--no-deps",
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(out_dir),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    (wheel,) = tmp_path.glob("botrun-*.whl")
+    (built,) = out_dir.glob("botrun-*.whl")
+    return built
+
+
+def test_wheel_contains_every_module_under_botrun(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
 
     expected = set()
@@ -59,3 +80,38 @@ def test_wheel_contains_every_module_under_botrun(tmp_path: Path) -> None:
     assert "botrun = botrun.bots.cli:main" in text
     for plugin in ("wav", "daily", "agora"):
         assert f"{plugin} = botrun.transports.{plugin}.plugin" in text
+
+
+def test_wheel_ships_py_typed_in_every_package(wheel: Path) -> None:
+    # PEP 561 (issue 12 item 9): `botrun` is a namespace package, so each package under it
+    # carries its own marker
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for dst in MAPPED.values():
+        assert f"{dst}/py.typed" in names, dst
+
+
+def test_type_checkers_use_the_installed_packages_types(wheel: Path, tmp_path: Path) -> None:
+    """What py.typed is for: a user's mypy checks their code against botrun's annotations
+    (without the marker mypy refuses to analyse the installed package: import-untyped)."""
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), wheel],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stderr
+    (tmp_path / "user.py").write_text(
+        "from botrun.core.tools import make_spec\n\nspec: int = make_spec(print)\n"
+    )
+    check = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "user.py"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "import-untyped" not in check.stdout, check.stdout
+    assert 'expression has type "ToolSpec", variable has type "int"' in check.stdout, check.stdout
+    assert "Found 1 error" in check.stdout, check.stdout

@@ -253,3 +253,41 @@ def test_bot_command_default_is_this_python(tmp_path: Path) -> None:
     assert DEFAULT_BOT_COMMAND[:3] == (sys.executable, "-m", "botrun.bots.cli")
     assert DEFAULT_BOT_COMMAND[3] == "daily"
     assert DIALIN_SECRET  # the shared fixture secret is valid base64
+
+
+def _closed_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the block ends: nothing listens
+
+
+async def test_unreachable_daily_says_so_not_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12 item 8: a network failure is "could not reach Daily", not "Daily refused"."""
+    url = f"http://127.0.0.1:{_closed_loopback_port()}/v1"
+    async with serve_harness(tmp_path, daily_url=url) as h:
+        with caplog.at_level(logging.ERROR, logger="botrun.serve"):
+            dialin = await h.dialin("call-n")
+            start = await h.client.post("/start", json={})
+        for resp in (dialin, start):
+            assert resp.status == 502
+            assert (await resp.json())["error"].startswith("could not reach Daily")
+        assert caplog.text.count("could not reach Daily") == 2
+        assert "refused" not in caplog.text
+        assert API_KEY not in caplog.text
+        assert h.supervisor.busy == 0 and h.bot_records() == []
+
+
+async def test_a_refusal_by_daily_still_says_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve_harness(tmp_path) as h:
+        h.api.fail("POST", "/rooms", 403, {"error": "authorization-error", "info": "nope"})
+        with caplog.at_level(logging.ERROR, logger="botrun.serve"):
+            resp = await h.client.post("/start", json={})
+        assert resp.status == 502 and "nope" in (await resp.json())["error"]
+        assert "Daily refused the room" in caplog.text
+        assert "could not reach" not in caplog.text

@@ -2,18 +2,23 @@
 
 * ``POST /dialin``   Daily's pinless dial-in webhook → SIP room + owner token + one bot.
 * ``POST /start``    a bot in a given room URL, or in a new room → ``{session_id, room_url}``.
-* ``GET /health``, ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
+* ``GET /health`` (liveness; open, says nothing more than "ok" without the API token),
+  ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
 
-Every answer is JSON. Refusals happen before any Daily resource exists (401 unsigned,
-400 malformed, 413 oversized, 503 no free slot); a Daily REST failure part-way is logged
-with Daily's message, the room created so far is deleted and the slot freed (502).
+Every answer is JSON. Everything but a signed webhook and ``/health`` needs the API token
+(:mod:`.auth`). Refusals happen before any Daily resource exists (401 unsigned or no token,
+403 API disabled, 400 malformed, 413 oversized, 503 no free slot); a Daily REST failure
+part-way is logged with Daily's message, the room created so far is deleted and the slot
+freed (502).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -22,9 +27,13 @@ from botrun.core.errors import UsageError
 from botrun.transports.daily.rest import DailyApiError, DailyRest, Room, room_name_from_url
 
 from . import webhook
+from .auth import Access, ApiAuth
+from .listener import note_request
 from .supervisor import BotSession, CapacityError, Reservation, Supervisor
 
 log = logging.getLogger("botrun.serve")
+#: What a client can cause in bulk (refusals): rate-limited by ``serve`` (listener.py).
+net_log = logging.getLogger("botrun.serve.net")
 
 #: Largest request body accepted (Daily's webhook is well under 2 KiB).
 MAX_BODY_BYTES = 64 * 1024
@@ -36,6 +45,8 @@ class ServeSettings:
 
     #: Raw HMAC key (base64-decoded ``DAILY_DIALIN_SECRET``); None: webhooks unsigned.
     dialin_key: bytes | None = None
+    #: Who may call the API (and ``/dialin`` when webhooks are unsigned).
+    auth: ApiAuth = field(default_factory=lambda: ApiAuth(Access.OPEN))
     #: Bot config file passed to every bot (``--config``).
     config: str | None = None
     #: Rooms serve creates expire (and eject everyone) after this many seconds.
@@ -43,34 +54,54 @@ class ServeSettings:
     #: The name the bot's owner token carries into the meeting.
     bot_name: str = "botrun"
     max_body_bytes: int = MAX_BODY_BYTES
+    #: A request body must arrive within this many seconds (else 408, connection closed).
+    read_timeout_s: float = 10.0
 
 
 SETTINGS = web.AppKey("settings", ServeSettings)
 API = web.AppKey("api", DailyRest)
 SUPERVISOR = web.AppKey("supervisor", Supervisor)
+RECENT_CALLS = web.AppKey("recent_calls", webhook.RecentCalls)
+#: Rooms serve created and has not deleted yet.
+OWNED_ROOMS = web.AppKey("owned_rooms", set[str])
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def delete_owned_room(api: DailyRest, session: BotSession) -> None:
-    """``on_exit`` of every bot: delete the room serve created for it, if any."""
-    if session.owned_room is None:
-        return
-    try:
-        await api.delete_room(session.owned_room)
-    except DailyApiError as exc:
-        log.error("could not delete room %s after bot %s: %s", session.owned_room, session.id, exc)
+def _daily_failed(what: str, exc: DailyApiError) -> web.Response:
+    """Log and answer a failed Daily REST call (502): "could not reach Daily" when it never
+    answered, "Daily refused <what>" when it did."""
+    if exc.unreachable:
+        log.error("could not reach Daily (for %s): %s", what, exc)
+        return _error(502, f"could not reach Daily: {exc}")
+    log.error("Daily refused %s: %s", what, exc)
+    return _error(502, f"Daily API error: {exc}")
 
 
-async def _delete_quietly(api: DailyRest, room: Room | None) -> None:
-    if room is None:
-        return
+async def _delete_room(app: web.Application, name: str, context: str) -> None:
+    """Delete a room serve created; failures are logged (the room expires on its own)."""
     try:
-        await api.delete_room(room.name)
+        await app[API].delete_room(name)
     except DailyApiError as exc:
-        log.error("could not delete room %s while cleaning up: %s", room.name, exc)
+        log.error("could not delete room %s %s: %s", name, context, exc)
+    else:
+        app[OWNED_ROOMS].discard(name)
+
+
+async def delete_rooms_now(app: web.Application, timeout_s: float) -> list[str]:
+    """One best-effort pass, at most ``timeout_s`` long, over every room serve created and
+    has not deleted yet (serve's second signal). Returns the rooms left undeleted."""
+    owned: set[str] = app[OWNED_ROOMS]
+    rooms = sorted(owned)
+    if rooms:
+        log.info("deleting %d room(s) now", len(rooms))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(_delete_room(app, r, "at shutdown") for r in rooms)), timeout_s
+            )
+    return sorted(owned)
 
 
 async def _read_body(request: web.Request) -> bytes | web.Response:
@@ -78,9 +109,20 @@ async def _read_body(request: web.Request) -> bytes | web.Response:
     if (request.content_length or 0) > settings.max_body_bytes:
         return _error(413, f"body larger than {settings.max_body_bytes} bytes")
     try:
-        return await request.read()
+        return await asyncio.wait_for(request.read(), settings.read_timeout_s)
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+    except TimeoutError:
+        net_log.warning(
+            "%s %s from %s: body not received within %.0f s",
+            request.method,
+            request.path,
+            request.remote,
+            settings.read_timeout_s,
+        )
+        response = _error(408, f"request body not received within {settings.read_timeout_s} s")
+        response.force_close()
+        return response
 
 
 async def _start_bot(
@@ -115,19 +157,24 @@ async def _start_bot(
             caller=call.from_ if call else None,
         )
     except DailyApiError as exc:
-        log.error("%s: Daily refused a meeting token: %s", kind, exc)
-        await _delete_quietly(api, room)
-        return _error(502, f"Daily API error: {exc}")
+        if room is not None:
+            await _delete_room(app, room.name, "while cleaning up")
+        return _daily_failed(f"the meeting token of a {kind} bot", exc)
     except CapacityError as exc:  # serve began shutting down meanwhile
-        await _delete_quietly(api, room)
+        if room is not None:
+            await _delete_room(app, room.name, "while cleaning up")
         return _error(503, f"no free bot slot: {exc}")
     except OSError as exc:
         log.error("%s: cannot start the bot command %s: %s", kind, supervisor.bot_command, exc)
-        await _delete_quietly(api, room)
+        if room is not None:
+            await _delete_room(app, room.name, "while cleaning up")
         return _error(500, "cannot start a bot process (see the server log)")
     finally:
         reservation.release()
-    return web.json_response({"session_id": session.id, "room_url": session.room_url})
+    info = {"session_id": session.id, "room_url": session.room_url}
+    if call is not None:  # remembered for the replay window, beyond the bot's life
+        app[RECENT_CALLS].remember(call.call_id, info)
+    return web.json_response(info)
 
 
 async def dialin(request: web.Request) -> web.Response:
@@ -145,7 +192,7 @@ async def dialin(request: web.Request) -> web.Response:
             webhook.verify(settings.dialin_key, request.headers, body)
         call = webhook.parse_call(body)
     except webhook.WebhookRejected as exc:
-        log.warning(
+        net_log.warning(
             "dial-in webhook from %s refused (%d): %s", request.remote, exc.status, exc.reason
         )
         return _error(exc.status, exc.reason)
@@ -158,6 +205,10 @@ async def dialin(request: web.Request) -> web.Response:
         if isinstance(existing, BotSession):
             info.update(session_id=existing.id, room_url=existing.room_url)
         return web.json_response(info)
+    handled = request.app[RECENT_CALLS].get(call.call_id)
+    if handled is not None:  # a retry or a replay after its bot ended: never a second bot
+        log.warning("dial-in call %s was already handled; not starting it again", call.call_id)
+        return web.json_response({"duplicate": True, "ended": True, **handled})
     try:
         reservation = supervisor.reserve(call.call_id)
     except CapacityError as exc:
@@ -171,8 +222,8 @@ async def dialin(request: web.Request) -> web.Response:
         )
     except DailyApiError as exc:
         reservation.release()
-        log.error("dial-in call %s: Daily refused the room: %s", call.call_id, exc)
-        return _error(502, f"Daily API error: {exc}")
+        return _daily_failed(f"the room of dial-in call {call.call_id}", exc)
+    request.app[OWNED_ROOMS].add(room.name)
     return await _start_bot(
         request, reservation, kind="dialin", room=room, room_url=room.url, call=call
     )
@@ -209,17 +260,50 @@ async def start(request: web.Request) -> web.Response:
             room = await request.app[API].create_room(exp_s=settings.room_exp_s)
         except DailyApiError as exc:
             reservation.release()
-            log.error("start: Daily refused the room: %s", exc)
-            return _error(502, f"Daily API error: {exc}")
+            return _daily_failed("the room of a started bot", exc)
+        request.app[OWNED_ROOMS].add(room.name)
         room_url = room.url
     return await _start_bot(request, reservation, kind="start", room=room, room_url=room_url)
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness. Open to anyone, so it reveals nothing unless the caller may use the API."""
+    if request.app[SETTINGS].auth.check(request.headers.get("Authorization")) is not None:
+        return web.json_response({"status": "ok"})
     supervisor = request.app[SUPERVISOR]
     return web.json_response(
         {"status": "ok", "bots": len(supervisor.sessions()), "max_bots": supervisor.max_bots}
     )
+
+
+#: Paths that do their own authentication (``/dialin`` only when webhooks are signed).
+_SELF_AUTHENTICATED = ("/health",)
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The API token on every endpoint that is not a signed webhook or the liveness probe."""
+    settings = request.app[SETTINGS]
+    if request.path in _SELF_AUTHENTICATED or (
+        request.path == "/dialin" and settings.dialin_key is not None
+    ):
+        return await handler(request)
+    refusal = settings.auth.check(request.headers.get("Authorization"))
+    if refusal is not None:
+        status, message = refusal
+        net_log.warning(
+            "%s %s from %s refused (%d): %s",
+            request.method,
+            request.path,
+            request.remote,
+            status,
+            message,
+        )
+        response = _error(status, message)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="botrun serve"'
+        return response
+    return await handler(request)
 
 
 async def sessions(request: web.Request) -> web.Response:
@@ -244,12 +328,18 @@ async def _close_api(app: web.Application) -> None:
 def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) -> web.Application:
     """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
 
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
+    )
+
     async def on_exit(session: BotSession) -> None:
-        await delete_owned_room(api, session)
+        if session.owned_room is not None:
+            await _delete_room(app, session.owned_room, f"after bot {session.id}")
 
     supervisor.on_exit = on_exit
-    app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS], app[API], app[SUPERVISOR] = settings, api, supervisor
+    app[RECENT_CALLS] = webhook.RecentCalls()
+    app[OWNED_ROOMS] = set()
     app.router.add_post("/dialin", dialin)
     app.router.add_post("/start", start)
     app.router.add_get("/health", health)

@@ -4,6 +4,7 @@ SIGINT/SIGTERM, and on the way out asks every bot to leave and waits for them.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -19,12 +20,17 @@ from botrun.core.logs import LEVELS
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from .listener import Limits
+
 log = logging.getLogger("botrun.serve")
 
 DEFAULT_BOT_COMMAND = (sys.executable, "-m", "botrun.bots.cli", "daily")
 #: Rooms outlive a bot's maximum duration by this much, so the bot is stopped (and leaves
 #: cleanly) before Daily's expiry ejects it.
 ROOM_EXP_MARGIN_S = 300.0
+#: After a second SIGINT/SIGTERM, the longest serve spends deleting rooms (and again waiting
+#: for its own shutdown) before it exits.
+URGENT_CLEANUP_S = 10.0
 
 
 @click.command("serve")
@@ -63,8 +69,36 @@ ROOM_EXP_MARGIN_S = 300.0
     "[default: python -m botrun.bots.cli daily].",
 )
 @click.option(
+    "--idle-timeout-s",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Close a connection idle this long, or that has not sent a whole request by then.",
+)
+@click.option(
+    "--read-timeout-s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="A request body must arrive within this time (else 408).",
+)
+@click.option(
+    "--max-connections",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Most client connections open at once; more are closed at once "
+    "(0: from the open-file limit, at most 1000).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a non-loopback --host with neither BOTRUN_API_TOKEN nor DAILY_DIALIN_SECRET "
+    "(anyone who reaches the port can start bots).",
+)
+@click.option(
     "--log-level",
-    type=click.Choice(LEVELS),
+    type=click.Choice(LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
     help="Logging verbosity.",
@@ -76,6 +110,10 @@ def command(
     max_bots: int,
     bot_max_duration_s: float,
     bot_command: str | None,
+    idle_timeout_s: float,
+    read_timeout_s: float,
+    max_connections: int,
+    insecure: bool,
     log_level: str,
 ) -> None:
     """Answer Daily's pinless dial-in webhook and run one bot per call.
@@ -83,17 +121,37 @@ def command(
     \b
     POST /dialin          Daily's dial-in webhook (verified with DAILY_DIALIN_SECRET)
     POST /start           {"room_url": URL} or {} to create a room; returns the session id
-    GET  /health          liveness and bot count
+    GET  /health          liveness (open; bot count only with the token)
     GET  /sessions        running bots
     DELETE /sessions/ID   ask one bot to leave
 
+    Every endpoint but a signed /dialin and /health needs the header
+    "Authorization: Bearer $BOTRUN_API_TOKEN". Without a token the API is open on a
+    loopback --host (or with --insecure) and disabled otherwise.
     Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env.
     """
     from botrun.core.logs import setup_logging
 
+    from .listener import Limits, auto_max_connections, install_rate_limits
+
     setup_logging(log_level)
-    app = build(host, port, config, max_bots, bot_max_duration_s, bot_command)
-    asyncio.run(run_server(app, host, port))
+    install_rate_limits()
+    limits = Limits(
+        idle_timeout_s=idle_timeout_s,
+        read_timeout_s=read_timeout_s,
+        max_connections=max_connections or auto_max_connections(max_bots),
+    )
+    app = build(
+        host,
+        port,
+        config,
+        max_bots,
+        bot_max_duration_s,
+        bot_command,
+        insecure=insecure,
+        read_timeout_s=read_timeout_s,
+    )
+    asyncio.run(run_server(app, host, port, limits))
 
 
 def build(
@@ -103,17 +161,21 @@ def build(
     max_bots: int,
     bot_max_duration_s: float,
     bot_command: str | None,
+    *,
+    insecure: bool = False,
+    read_timeout_s: float = 10.0,
 ) -> web.Application:
     """Validate secrets, config and options (all failures are one-line errors) and build
     the application."""
     from botrun.bots.runner import agent_api_key
-    from botrun.core.config import load_config
+    from botrun.core.config import load_config, resolve_config_path
     from botrun.core.errors import ConfigError, UsageError
     from botrun.core.plugins import transports
     from botrun.core.secrets import Secrets
     from botrun.transports.daily.rest import DailyRest
 
     from .app import ServeSettings, create_app
+    from .auth import TOKEN_VARIABLE, Access, decide
     from .supervisor import Supervisor, child_environment
     from .webhook import decode_secret
 
@@ -126,8 +188,25 @@ def build(
             dialin_key = decode_secret(raw_secret)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    else:
-        log.warning("DAILY_DIALIN_SECRET is not set: dial-in webhooks are accepted unsigned")
+    auth = decide(
+        host=host,
+        token=secrets.get(TOKEN_VARIABLE),  # registered for redaction by Secrets.get
+        has_dialin_secret=dialin_key is not None,
+        insecure=insecure,
+    )
+    if auth.access is Access.OPEN:
+        log.warning(
+            "%s is not set: the API%s is open to anyone who can reach %s",
+            TOKEN_VARIABLE,
+            "" if dialin_key else " (and unsigned dial-in webhooks)",
+            host,
+        )
+    elif auth.access is Access.CLOSED:
+        log.warning("%s is not set: the API is disabled, only signed webhooks", TOKEN_VARIABLE)
+    if dialin_key is None and auth.access is Access.TOKEN:
+        log.warning(
+            "DAILY_DIALIN_SECRET is not set: /dialin needs the API token, which Daily cannot send"
+        )
     cfg = load_config(config, list(transports()))
     agent_key = agent_api_key(cfg.agent.url, secrets)
     argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
@@ -143,9 +222,11 @@ def build(
     )
     settings = ServeSettings(
         dialin_key=dialin_key,
-        config=str(config.resolve()) if config else None,
+        auth=auth,
+        config=str(resolve_config_path(config).resolve()) if config else None,
         room_exp_s=bot_max_duration_s + ROOM_EXP_MARGIN_S,
         bot_name=cfg.bot.name,
+        read_timeout_s=read_timeout_s,
     )
     supervisor = Supervisor(
         bot_command=argv,
@@ -157,31 +238,87 @@ def build(
     return create_app(settings, api, supervisor)
 
 
-async def run_server(app: web.Application, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM; then stop accepting, stop every bot, wait, close."""
+async def run_server(
+    app: web.Application, host: str, port: int, limits: Limits | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM; then stop accepting, stop every bot, wait, close.
+
+    A second signal means "now": every bot's process group is killed and one pass, at most
+    :data:`URGENT_CLEANUP_S` long, deletes the rooms serve created. A third ends serve at once.
+    """
     from aiohttp import web
 
-    from botrun.core.errors import UsageError
+    from botrun.core.errors import BotrunError, UsageError
 
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    from .app import SUPERVISOR, delete_rooms_now
+    from .listener import GUARD, ConnectionGuard, Limits, auto_max_connections, listen
+
+    limits = limits or Limits()
+    max_connections = limits.max_connections or auto_max_connections(app[SUPERVISOR].max_bots)
+    guard = ConnectionGuard(limits, max_connections)
+    app[GUARD] = guard
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
     try:
-        await site.start()
+        listener = await listen(runner, host, port, guard)
     except OSError as exc:
         await runner.cleanup()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    for address in runner.addresses:
+    for sock in listener.sockets:
+        address = sock.getsockname()
         log.info("botrun serve listening on http://%s:%d", address[0], address[1])
-    stop = asyncio.Event()
+    log.info(
+        "at most %d connections; idle %.0f s, body %.0f s",
+        max_connections,
+        limits.idle_timeout_s,
+        limits.read_timeout_s,
+    )
+    stop, urgent = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            urgent.set()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
+    cleanup: asyncio.Task[None] | None = None
     try:
         await stop.wait()
-        log.info("shutting down: asking every bot to leave")
-        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal ends serve at once
+        log.info("shutting down: asking every bot to leave (a second signal: stop them now)")
+        listener.close()  # no new connections; aiohttp closes the open ones
+        cleanup = loop.create_task(runner.cleanup())
+        urgent_wait = loop.create_task(urgent.wait())
+        await asyncio.wait({cleanup, urgent_wait}, return_when=asyncio.FIRST_COMPLETED)
+        urgent_wait.cancel()
+        if not urgent.is_set():
+            await cleanup
+            log.info("stopped")
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a third signal ends serve at once
             loop.remove_signal_handler(sig)
+        log.warning(
+            "second signal: killing every bot and deleting rooms (at most %.0f s)",
+            URGENT_CLEANUP_S,
+        )
+        app[SUPERVISOR].kill_all()
+        left = await delete_rooms_now(app, URGENT_CLEANUP_S)
+        with contextlib.suppress(TimeoutError):  # the bots' own exit handling, bounded too
+            await asyncio.wait_for(asyncio.shield(cleanup), URGENT_CLEANUP_S)
+        if left:
+            raise BotrunError(
+                f"stopped; {len(left)} room(s) could not be deleted (they expire on their "
+                f"own): {', '.join(left)}"
+            )
+        log.info("stopped")
     finally:
-        await runner.cleanup()
-    log.info("stopped")
+        listener.close()
+        if cleanup is None:
+            await runner.cleanup()
+        elif not cleanup.done():
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await cleanup

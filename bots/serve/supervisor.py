@@ -6,6 +6,11 @@ refused without creating rooms), then turned into a running :class:`BotSession` 
 :meth:`Supervisor.spawn`. When a child exits, for whatever reason, its slot is freed and the
 ``on_exit`` callback runs (``serve`` deletes the room it created there). ``shutdown`` sends
 SIGTERM to every child (the bot leaves its meeting cleanly), waits, and kills stragglers.
+
+Each bot runs in its own process group (``start_new_session``): SIGTERM and SIGKILL go to the
+whole group (``killpg``), so whatever a bot started goes with it. A bot's slot is freed when
+the bot process itself exits, even if a descendant still holds its output pipe open (the
+group is then told to leave as well).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 import uuid
@@ -28,6 +34,8 @@ bot_log = logging.getLogger("botrun.serve.bot")
 
 #: Lines of a child's output kept to explain a crash.
 TAIL_LINES = 20
+#: Longest output line read from a bot (asyncio's default stream limit).
+_STREAM_LIMIT = 2**16
 
 
 class CapacityError(Exception):
@@ -42,6 +50,9 @@ class BotSession:
     room_url: str
     kind: str  # "dialin" or "start"
     process: asyncio.subprocess.Process
+    #: Set when the bot process itself has exited (its pipes may still be held open).
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    transport: asyncio.SubprocessTransport | None = None
     #: The room serve created for this bot and deletes after it (None: the user's room).
     owned_room: str | None = None
     call_id: str | None = None
@@ -89,6 +100,19 @@ class Reservation:
 ExitCallback = Callable[[BotSession], Awaitable[None]]
 
 
+class _BotProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's subprocess protocol, plus an event for "the process exited": ``wait()``
+    only returns once every pipe is closed too, which a descendant can delay forever."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
 class Supervisor:
     """Runs bot processes with a concurrency limit and a per-bot maximum duration.
 
@@ -117,6 +141,8 @@ class Supervisor:
         self._sessions: dict[str, BotSession] = {}
         self._reserved: set[Reservation] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Process groups of exited bots that still have members (being stopped).
+        self._lingering: set[int] = set()
         self._closing = False
 
     # -- slots -----------------------------------------------------------------------------
@@ -194,22 +220,29 @@ class Supervisor:
         if token:
             env["DAILY_MEETING_TOKEN"] = token
         argv = self.build_argv(room_url, config=config, call_id=call_id, call_domain=call_domain)
+        loop = asyncio.get_running_loop()
         try:
-            process = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _BotProtocol(limit=_STREAM_LIMIT, loop=loop),
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
-                start_new_session=True,  # a Ctrl-C at serve's terminal reaches serve only
+                # Its own process group: a Ctrl-C at serve's terminal reaches serve only, and
+                # serve can signal the bot together with everything it started.
+                start_new_session=True,
             )
         finally:
             reservation.release()
+        process = asyncio.subprocess.Process(transport, protocol, loop)
         session = BotSession(
             id=uuid.uuid4().hex[:12],
             room_url=room_url,
             kind=kind,
             process=process,
+            exited=protocol.exited,
+            transport=transport,
             owned_room=owned_room,
             call_id=call_id,
             caller=caller,
@@ -243,18 +276,22 @@ class Supervisor:
         try:
             limit = self.bot_max_duration_s
             try:
-                await asyncio.wait_for(asyncio.shield(session.process.wait()), limit)
+                await asyncio.wait_for(session.exited.wait(), limit)
             except TimeoutError:
                 log.warning(
                     "bot %s reached the maximum duration (%.0f s); stopping it", session.id, limit
                 )
                 await self._terminate(session)
-            code = await session.process.wait()
+            await session.exited.wait()
+            # The last lines the bot wrote; a descendant may keep the pipe open for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(pump, 2.0)
+                await asyncio.wait_for(asyncio.shield(pump), 2.0)
         finally:
             pump.cancel()
             self._sessions.pop(session.id, None)
+        code = session.process.returncode
+        assert code is not None  # set before ``exited``
+        self._release_group(session)
         session.exit_code = code
         if code == 0 or (session.stopping and code in (-signal.SIGTERM, 128 + signal.SIGTERM)):
             log.info("bot %s exited (code %d) after %.1f s", session.id, code, session.uptime_s)
@@ -273,11 +310,38 @@ class Supervisor:
             except Exception:  # cleanup problems are logged, never fatal to the server
                 log.exception("cleanup after bot %s failed", session.id)
 
+    def _release_group(self, session: BotSession) -> None:
+        """The bot has exited: close its pipes (a descendant may hold them) and make whatever
+        is left of its process group go: SIGTERM, SIGKILL after ``stop_timeout_s``."""
+        if session.transport is not None:
+            session.transport.close()  # the pipes: asyncio stops waiting on them
+        pgid = session.process.pid
+        if not _group_alive(pgid):
+            return
+        log.info("bot %s left processes behind; stopping them", session.id)
+        self._lingering.add(pgid)
+        self._signal(session, signal.SIGTERM, stopping=False)
+        task = asyncio.get_running_loop().create_task(self._kill_group_later(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _kill_group_later(self, session: BotSession) -> None:
+        deadline = time.monotonic() + self.stop_timeout_s
+        pgid = session.process.pid
+        try:
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            if _group_alive(pgid):
+                self._signal(session, signal.SIGKILL, stopping=False)
+        finally:
+            self._lingering.discard(pgid)
+
     async def _terminate(self, session: BotSession) -> None:
-        """SIGTERM (leave cleanly), then SIGKILL after ``stop_timeout_s``."""
+        """SIGTERM (leave cleanly), then SIGKILL after ``stop_timeout_s``, to the bot's
+        whole process group."""
         self._signal(session, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(session.process.wait()), self.stop_timeout_s)
+            await asyncio.wait_for(session.exited.wait(), self.stop_timeout_s)
         except TimeoutError:
             log.warning(
                 "bot %s ignored SIGTERM for %.0f s; killing it", session.id, self.stop_timeout_s
@@ -285,12 +349,22 @@ class Supervisor:
             self._signal(session, signal.SIGKILL)
 
     @staticmethod
-    def _signal(session: BotSession, sig: int) -> None:
-        if sig == signal.SIGTERM:
+    def _signal(session: BotSession, sig: int, *, stopping: bool = True) -> None:
+        """Send ``sig`` to the bot's process group (its pid: ``start_new_session``). A group
+        with nobody left in it is fine: the kernel never reuses a pid still naming a group."""
+        if sig == signal.SIGTERM and stopping:
             session.stopping = True
-        if session.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                session.process.send_signal(sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(session.process.pid, sig)
+
+    def kill_all(self) -> None:
+        """SIGKILL every bot's process group at once, and what exited bots left behind
+        (serve's second signal)."""
+        for session in self.sessions():
+            self._signal(session, signal.SIGKILL)
+        for pgid in list(self._lingering):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
 
     def stop(self, session_id: str) -> BotSession | None:
         """Ask one bot to leave (SIGTERM; killed if it has not exited in time)."""
@@ -315,10 +389,26 @@ class Supervisor:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+def _group_alive(pgid: int) -> bool:
+    """True while process group ``pgid`` has members (zombies count until reaped)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+#: Secrets serve needs and its bots never get.
+_SERVE_ONLY_SECRETS = frozenset({"DAILY_DIALIN_SECRET", "BOTRUN_API_TOKEN"})
+
+
 def child_environment(base: Mapping[str, str], extra: Mapping[str, str | None]) -> dict[str, str]:
     """The environment of a bot: ``base`` (usually ``os.environ``) plus ``extra`` values that
-    are set, minus the dial-in webhook secret (a bot never needs it)."""
-    env = {k: v for k, v in base.items() if k != "DAILY_DIALIN_SECRET"}
+    are set, minus serve's own secrets (the webhook secret and the API token: a bot never
+    needs them)."""
+    env = {k: v for k, v in base.items() if k not in _SERVE_ONLY_SECRETS}
     env.update({k: v for k, v in extra.items() if v})
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import json
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -152,3 +154,51 @@ def parse_call(body: bytes) -> DialinCall:
         from_=values["From"],
         sip_headers=dict(headers),
     )
+
+
+#: How long a handled call id is remembered: a signed webhook stays valid until its timestamp
+#: is :data:`MAX_AGE_S` old, and that timestamp may itself be up to :data:`MAX_AGE_S` ahead
+#: of our clock.
+REMEMBER_S = 2 * MAX_AGE_S
+#: Most call ids remembered at once (the oldest are forgotten first).
+REMEMBER_MAX = 100_000
+
+
+class RecentCalls:
+    """Call ids that already got a bot, remembered for the whole replay window so a replayed
+    webhook cannot start a second room and bot after the first bot ended."""
+
+    def __init__(
+        self,
+        ttl_s: float = REMEMBER_S,
+        max_entries: int = REMEMBER_MAX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._calls: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+
+    def _prune(self) -> None:
+        now = self._clock()
+        while self._calls:
+            _, (expires, _) = next(iter(self._calls.items()))
+            if expires > now and len(self._calls) <= self.max_entries:
+                return
+            self._calls.popitem(last=False)
+
+    def remember(self, call_id: str, info: dict[str, Any]) -> None:
+        """Remember ``call_id`` (with what to answer a replay) for ``ttl_s`` from now."""
+        self._calls.pop(call_id, None)
+        self._calls[call_id] = (self._clock() + self.ttl_s, dict(info))
+        self._prune()
+
+    def get(self, call_id: str) -> dict[str, Any] | None:
+        """What was remembered about ``call_id``, or None (never seen, or forgotten)."""
+        self._prune()
+        entry = self._calls.get(call_id)
+        return dict(entry[1]) if entry else None
+
+    def __len__(self) -> int:
+        self._prune()
+        return len(self._calls)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,13 +73,19 @@ class _Playback:
         if delay <= 0 or self.interrupted:
             return
         loop = asyncio.get_running_loop()
-        self._wake = loop.create_future()
-        handle = loop.call_later(delay, lambda f=self._wake: f.done() or f.set_result(None))
+        wake: asyncio.Future[None] = loop.create_future()
+        self._wake = wake
+        handle = loop.call_later(delay, _settle, wake)
         try:
-            await self._wake
+            await wake
         finally:
             handle.cancel()
             self._wake = None
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class Agent:
@@ -140,7 +146,7 @@ class Agent:
             await self.conn.send({"type": "transcript.user", "text": h.text, "item_id": h.item_id})
             self._enqueue(
                 self.scenario.reply.delay_ms,
-                lambda h=h: self._turn_plan(h.text, h.samples, h.rate, h.turn),
+                partial(self._turn_plan, h.text, h.samples, h.rate, h.turn),
             )
 
     # ---- plans -------------------------------------------------------------------------
@@ -253,6 +259,12 @@ class Agent:
                 await pb.wait(t0 + (i + 1) * chunk / rate / self.speed - loop.time())
             if conn.closed:
                 record.status = "lost"
+                return
+            if self.scenario.faults.reply_never_done and not pb.interrupted:
+                log.info("fault: reply %s never sends reply.done", reply_id)
+                record.status = "stuck"
+                while not (pb.interrupted or conn.closed):
+                    await pb.wait(1.0)
                 return
             sent_ms = sent_frames * chunk * 1000 // rate
             if pb.interrupted and sent_frames < n_frames:

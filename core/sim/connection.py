@@ -258,8 +258,8 @@ class Connection:
         s.ready = True
         if s.ready_at is None:
             s.ready_at = time.monotonic()
-        ready = {"type": "session.ready", "session_id": s.session_id}
-        updated = {"type": "session.updated", "config": s.config}
+        ready: dict[str, Any] = {"type": "session.ready", "session_id": s.session_id}
+        updated: dict[str, Any] = {"type": "session.updated", "config": s.config}
         order = (
             [ready, updated]
             if self.scenario.session.ready_order == "ready-first"

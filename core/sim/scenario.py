@@ -101,6 +101,15 @@ class FaultSettings(_Model):
 
     connect_error: ConnectErrorCode = "server_error"
     connect_error_count: int = Field(0, ge=0, description="refuse the first K connections")
+    #: How a refused connection closes: the documented code (1013/1008/1011), or "policy":
+    #: 1008 with the error code as the reason, as some deployments do.
+    connect_error_close: Literal["documented", "policy"] = "documented"
+    #: False: only the close frame, no session.error first (what a client sees when the
+    #: close frame is read before the in-band error).
+    connect_error_in_band: bool = True
+    #: Replies start and speak but never send reply.done (an agent stuck mid-reply); a
+    #: barge-in silences them without a reply.done either.
+    reply_never_done: bool = False
     drop_at_reply_audio: int = Field(0, ge=0, description="abort the socket at the Nth frame")
     drop_after_s: float = Field(0.0, ge=0, description="abort the socket T s after ready")
     refuse_resume: bool = False

@@ -29,7 +29,7 @@ from botrun.core.errors import UsageError
 from botrun.core.secrets import register_secret
 
 from .connection import Connection, now_iso
-from .faults import CLOSE_INTERNAL, CONNECT_CLOSE_CODES, CONNECT_MESSAGES
+from .faults import CLOSE_INTERNAL, CLOSE_POLICY, CONNECT_CLOSE_CODES, CONNECT_MESSAGES
 from .recorder import save_record
 from .scenario import Scenario
 from .session import SimSession
@@ -241,7 +241,7 @@ class Simulator:
             await self._refuse(conn, "UNAUTHORIZED")
             return
         if self.connection_attempts <= faults.connect_error_count:
-            await self._refuse(conn, faults.connect_error)
+            await self._refuse(conn, faults.connect_error, injected=True)
             return
         self._connections.add(conn)
         try:
@@ -254,18 +254,24 @@ class Simulator:
         finally:
             self._connections.discard(conn)
 
-    async def _refuse(self, conn: Connection, code: str) -> None:
+    async def _refuse(self, conn: Connection, code: str, injected: bool = False) -> None:
+        """Refuse a connection with ``code``: in-band ``session.error`` then a close whose
+        reason is the code. ``injected`` refusals follow the scenario's delivery knobs."""
+        faults = self.scenario.faults
+        in_band = faults.connect_error_in_band or not injected
+        policy = injected and faults.connect_error_close == "policy"
         self.connection_errors.append(
             {"code": code, "message": CONNECT_MESSAGES[code], "param": None}
         )
-        await conn.send_raw(
-            json.dumps(
-                {
-                    "type": "session.error",
-                    "code": code,
-                    "message": CONNECT_MESSAGES[code],
-                    "timestamp": now_iso(),
-                }
+        if in_band:
+            await conn.send_raw(
+                json.dumps(
+                    {
+                        "type": "session.error",
+                        "code": code,
+                        "message": CONNECT_MESSAGES[code],
+                        "timestamp": now_iso(),
+                    }
+                )
             )
-        )
-        await conn.close(CONNECT_CLOSE_CODES[code], code)
+        await conn.close(CLOSE_POLICY if policy else CONNECT_CLOSE_CODES[code], code)

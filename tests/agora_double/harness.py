@@ -1,56 +1,48 @@
-"""Test helpers for the Agora transport: the double fixture and a recording TransportEvents
-and real speech (espeak-ng + sox).
+"""Test helpers for the Agora transport: the ``cloud`` fixture (the published SDK wrapper of
+every supported version over a fake native library, see sdist.py and native.py), a
+recording TransportEvents and real speech (espeak-ng + sox).
 
-Imported by tests as ``agora_double.harness`` (pytest puts tests/ on sys.path); the fixture
-puts this folder on sys.path so ``import agora`` finds the double, and removes it again.
+Imported by tests as ``agora_double.harness`` (pytest puts tests/ on sys.path).
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from system_tools import require
 
-DOUBLE_DIR = Path(__file__).resolve().parent
+from .native import Cloud
+from .sdist import VERSIONS, installed
+
 CHANNEL = "botrun-test"
 APP_ID = "0123456789abcdef0123456789abcdef"
 CERTIFICATE = "fedcba9876543210fedcba9876543210"
+#: The native calls of a full teardown, in the order the wrapper makes them for botrun's
+#: disconnect -> connection.release -> service.release.
+RELEASE_ORDER = ["agora_rtc_conn_disconnect", "agora_rtc_conn_destroy", "agora_service_release"]
 
 
-def _forget_agora_modules() -> None:
-    for name in list(sys.modules):
-        if name == "agora" or name.startswith("agora.") or name == "agora_cloud":
-            del sys.modules[name]
+def released(trace: list[str]) -> list[str]:
+    return [t for t in trace if t in RELEASE_ORDER]
 
 
-@pytest.fixture(name="cloud")
-def cloud_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The double importable as ``agora``; yields its :class:`agora_cloud.Cloud` (reset)."""
-    _forget_agora_modules()
-    monkeypatch.syspath_prepend(str(DOUBLE_DIR))
-    import agora_cloud
-
-    cloud = agora_cloud.CLOUD
-    cloud.reset()
-    try:
+@pytest.fixture(name="cloud", params=VERSIONS, ids=[f"sdk{v}" for v in VERSIONS])
+def cloud_fixture(request: pytest.FixtureRequest) -> Iterator[Cloud]:
+    """``import agora`` finds the published wrapper of one supported version, over a fake
+    native library; yields the :class:`~native.Cloud` behind it (``cloud.version`` says which)."""
+    cloud = Cloud()
+    cloud.version = request.param
+    with installed(request.param, cloud) as lib:
+        cloud.lib = lib
         yield cloud
-    finally:
-        for conn in list(cloud.connections):
-            conn.destroy()  # no stray native threads, even after a failed test
-        import agora.rtc.agora_service as svc
-
-        svc._dbl_live_services.clear()
-        _forget_agora_modules()
 
 
 @dataclass
@@ -120,9 +112,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def speech_pcm16k(text: str, workdir: Path) -> np.ndarray:
     """``text`` spoken by espeak-ng, as 16 kHz mono PCM16 samples (sox converts)."""
-    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
-    if espeak is None or sox is None:
-        raise RuntimeError("espeak-ng and sox are required (apt-get install espeak-ng sox)")
+    espeak, sox = require("espeak-ng"), require("sox")
     workdir.mkdir(parents=True, exist_ok=True)
     stem = workdir / f"s{abs(hash(text))}"
     wav, raw = stem.with_suffix(".wav"), stem.with_suffix(".raw")

@@ -29,8 +29,9 @@ from botrun.core.secrets import register_secret
 from botrun.core.transport import Transport, TransportEvents
 
 from . import reasons
+from . import stdout as sdk_stdout
 from .observers import Relay, observer_classes
-from .sdk import AgoraSDK, load_sdk
+from .sdk import AgoraSDK, initialize_service, load_sdk
 from .token import ROLE_PUBLISHER, build_rtc_token, is_hex32
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class AgoraTransport(Transport):
         self._released = False
         self._send_lock = threading.Lock()
         self._publishing = False
+        self._stdout: sdk_stdout.SDKStdout | None = None
 
     # ------------------------------------------------------------------ public surface
     @property
@@ -154,8 +156,11 @@ class AgoraTransport(Transport):
             raise TransportError("this Agora transport has already left; create a new one")
         self._loop = asyncio.get_running_loop()
         self._events = events
-        sdk = self._sdk_loader()
+        # The SDK print()s from its native threads (and while importing): keep that off the
+        # console until the call is over (see stdout.py).
+        self._stdout = sdk_stdout.install()
         try:
+            sdk = self._sdk_loader()
             await self._join(sdk, events)
         except BaseException:
             await self.leave()
@@ -165,6 +170,14 @@ class AgoraTransport(Transport):
         if self._released:
             return
         self._released = True
+        try:
+            await self._leave()
+        finally:
+            if self._stdout is not None:
+                sdk_stdout.uninstall(self._stdout)
+                self._stdout = None
+
+    async def _leave(self) -> None:
         if self._relay is not None:
             self._relay.active = False
         with self._send_lock:
@@ -212,7 +225,8 @@ class AgoraTransport(Transport):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         service = sdk.AgoraService()
         self._service = service
-        ret = service.initialize(
+        initialize_service(
+            service,
             base.AgoraServiceConfig(
                 appid=self.app_id,
                 audio_scenario=base.AudioScenarioType.AUDIO_SCENARIO_AI_SERVER,
@@ -223,10 +237,9 @@ class AgoraTransport(Transport):
                 log_path=str(self.log_dir / "agorasdk.log"),
                 data_dir=str(self.log_dir),
                 config_dir=str(self.log_dir),
-            )
+            ),
+            log_path=self.log_dir / "agorasdk.log",
         )
-        if ret != 0:
-            raise TransportError(f"the Agora SDK failed to initialize (error {ret})")
         conn = service.create_rtc_connection(
             base.RTCConnConfig(
                 auto_subscribe_audio=1,

@@ -45,14 +45,23 @@ MAX_BODY_CHARS = 500
 
 class DailyApiError(TransportError):
     """A Daily REST call failed. ``status`` is the HTTP status (``None`` for network errors
-    and timeouts); ``body`` is Daily's error JSON (a dict) or text."""
+    and timeouts); ``body`` is Daily's error JSON (a dict) or text; ``unreachable`` is True
+    when Daily never answered (connection refused, DNS, timeout), as opposed to a refusal."""
 
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        unreachable: bool = False,
+    ) -> None:
         detail = _describe_body(body)
         text = f"{message}: {detail}" if detail else message
         super().__init__(redact(text))
         self.status = status
         self.body = body
+        self.unreachable = unreachable
 
 
 def _describe_body(body: Any) -> str:
@@ -87,8 +96,12 @@ def normalise_sip_uri(value: str) -> str:
 def _room_from_json(data: Any) -> Room:
     if not isinstance(data, dict) or not data.get("name") or not data.get("url"):
         raise DailyApiError("Daily returned an unexpected room object", body=data)
-    config = data.get("config") if isinstance(data.get("config"), dict) else {}
-    sip_uri = config.get("sip_uri") if isinstance(config.get("sip_uri"), dict) else {}
+    config = data.get("config")
+    if not isinstance(config, dict):
+        config = {}
+    sip_uri = config.get("sip_uri")
+    if not isinstance(sip_uri, dict):
+        sip_uri = {}
     endpoint = sip_uri.get("endpoint")
     return Room(
         name=str(data["name"]),
@@ -225,7 +238,7 @@ class DailyRest:
                 )
                 if last:
                     raise DailyApiError(
-                        f"{what} failed after {attempts} attempt(s): {reason}"
+                        f"{what} failed after {attempts} attempt(s): {reason}", unreachable=True
                     ) from None
                 log.warning(
                     "%s %s; retry %d/%d in %.2fs",

@@ -27,7 +27,7 @@ from botrun.core.plugin_types import TransportContext
 from botrun.core.secrets import register_secret
 from botrun.core.transport import Transport, TransportEvents
 
-from . import sdk
+from . import native_log, sdk
 from .audio_out import AudioSink, make_sink
 from .dialin import DialOut, PinlessForwarder, dialout_settings
 from .messages import call_error_message, is_request_error, join_error_message
@@ -129,13 +129,17 @@ def client_settings(sink: AudioSink) -> dict[str, Any]:
 
 
 def _participant_name(p: dict[str, Any]) -> str | None:
-    info = p.get("info") if isinstance(p.get("info"), dict) else {}
+    info = p.get("info")
+    if not isinstance(info, dict):
+        return None
     name = info.get("userName")
     return str(name) if name else None
 
 
 def _is_local(p: dict[str, Any]) -> bool:
-    info = p.get("info") if isinstance(p.get("info"), dict) else {}
+    info = p.get("info")
+    if not isinstance(info, dict):
+        return False
     return bool(info.get("isLocal"))
 
 
@@ -167,6 +171,7 @@ class DailyTransport(Transport):
         self.forwarder: PinlessForwarder | None = None
         self.dialout: DialOut | None = None
         self.errors: list[str] = []
+        self._capturing = False
 
     # ------------------------------------------------------------------ Transport API
     @property
@@ -178,6 +183,11 @@ class DailyTransport(Transport):
         return dict(self._remote)
 
     async def join(self, events: TransportEvents) -> None:
+        # Daily's native core prints a JSON line to stderr for every failed request, even
+        # with logging off: until leave() those lines go to botrun's log (native_log.py).
+        if not self._capturing:
+            native_log.capture()
+            self._capturing = True
         self.prepare(events)
         token = await self._meeting_token()
         data = await self._join_call(token)
@@ -246,6 +256,9 @@ class DailyTransport(Transport):
                 rest, self._rest = self._rest, None
                 with contextlib.suppress(Exception):
                     await rest.close()
+            if self._capturing:
+                self._capturing = False
+                native_log.release()
 
     def write_audio(self, pcm: bytes) -> None:
         sink = self._sink
