@@ -73,9 +73,9 @@ class CallMetrics:
             (t for t in self.turns if t.sink_start_ms is not None),
             key=lambda t: t.sink_start_ms or 0.0,
         )
-        for turn, nxt in zip(started, [*started[1:], None], strict=True):
-            end = nxt.sink_start_ms if nxt is not None else spoken_ms
-            turn.reply_ms = max(0.0, (end or 0.0) - (turn.sink_start_ms or 0.0))
+        ends = [t.sink_start_ms or 0.0 for t in started[1:]] + [spoken_ms]
+        for turn, end in zip(started, ends, strict=False):  # (both empty without audio)
+            turn.reply_ms = max(0.0, end - (turn.sink_start_ms or 0.0))
 
     @property
     def latencies_ms(self) -> list[float]:

@@ -201,3 +201,15 @@ async def test_ctrl_c_during_the_greeting_cli_summary_matches_the_recording(
     ]
     assert len(agent) == 1 and agent[0]["interrupted"] is True
     assert "Hi, I'm listening. How can I help?".startswith(agent[0]["text"])
+
+
+def test_settle_without_any_audio_and_with_several_turns() -> None:
+    from botrun.core.metrics import CallMetrics, Turn
+
+    m = CallMetrics(turns=[Turn(audio_queued=True), Turn()])  # queued, never played
+    m.settle(0.0)
+    assert m.spoken_ms == 0.0 and [t.reply_ms for t in m.turns] == [0.0, 0.0]
+    m = CallMetrics(turns=[Turn(sink_start_ms=500.0), Turn(sink_start_ms=0.0), Turn()])
+    m.settle(1200.0)
+    assert [t.reply_ms for t in m.turns] == [700.0, 500.0, 0.0]
+    assert "bot spoke 1.2 s" in m.summary()
