@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
+from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
 from .transcripts import TranscriptWriter
@@ -100,8 +101,10 @@ class Bridge:
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
         self._stop = asyncio.Event()
+        self.lifecycle = CallLifecycle()
         self._session_task: asyncio.Task[None] | None = None
-        self._closing_session: asyncio.Task[None] | None = None
+        self._closing_session: asyncio.Task[None] | None = None  # the close the lifecycle awaits
+        self._closes: set[asyncio.Task[None]] = set()  # every session close still under way
         # agent-side state
         self._reply_active = False
         self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
@@ -150,6 +153,23 @@ class Bridge:
             if error is not None and self.summary.error is None:
                 self.summary.error = error
             self._stop.set()
+            self._fire(CallEvent.STOP)
+
+    def _fire(self, event: CallEvent) -> None:
+        """Move the call's lifecycle (core/lifecycle.py) and do what the transition says."""
+        before = self.lifecycle.state
+        try:
+            action = self.lifecycle.handle(event)
+        except LifecycleError:
+            log.exception("internal error in the call lifecycle")
+            return
+        if self.lifecycle.state is not before:
+            log.debug("call: %s --%s--> %s", before.value, event.value, self.lifecycle.state.value)
+        if action is Action.OPEN_SESSION:
+            self._closing_session = None  # an old session still closing finishes aside
+            self._open_session()
+        elif action is Action.CLOSE_SESSION:
+            self._closing_session = self._begin_close()
 
     def _emit(self, kind: str, **data: Any) -> None:
         event = BridgeEvent(kind, data)
@@ -172,8 +192,7 @@ class Bridge:
         self._emit(ev.PARTICIPANT_JOINED, id=pid, name=name)
         self._empty_since = None
         self._refresh_listened()
-        if self.client is None and self._session_task is None:
-            self._open_session()
+        self._fire(CallEvent.PERSON_JOINED)
 
     def _on_updated(self, pid: str, name: str | None) -> None:
         self.roster.update(pid, name)
@@ -247,29 +266,52 @@ class Bridge:
         except BotrunError as exc:
             self.stop("agent failed", exc)
         except Exception as exc:
-            log.debug("agent session crashed", exc_info=True)
+            log.error("the voice-agent session crashed: %r", exc, exc_info=True)
             self.stop("agent failed", AgentError(f"voice-agent session failed: {exc}"))
         finally:
             if self.client is client:
                 self.summary.client_stats = client.stats
 
-    async def _close_session(self) -> None:
+    def _begin_close(self, timeout: float = 2.0) -> asyncio.Task[None] | None:
+        """Detach the current session and close it in a task of its own: a person who joins
+        meanwhile gets a new session at once (lifecycle: closing -> in session)."""
         client, task = self.client, self._session_task
         self.client = None
+        self._session_task = None
         if client is None:
-            return
+            return None
+        self._reply_active = self._user_speaking = self._muted_reply = False
+        self._awaiting_reply_since = None
+        self._emit(ev.SESSION_STATE, state="closing")
+        close = asyncio.create_task(self._close_session(client, task, timeout))
+        self._closes.add(close)
+        close.add_done_callback(self._session_close_done)
+        return close
+
+    async def _close_session(
+        self, client: AgentClient, task: asyncio.Task[None] | None, timeout: float
+    ) -> None:
         try:
-            await client.close()
+            await client.close(timeout)
         finally:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            self.summary.client_stats = client.stats
-            self._session_task = None
-            self._reply_active = self._user_speaking = False
-            self._awaiting_reply_since = None
+            if self.client is None:
+                self.summary.client_stats = client.stats
             self._emit(ev.SESSION_STATE, state="closed")
+
+    def _session_close_done(self, close: asyncio.Task[None]) -> None:
+        self._closes.discard(close)
+        if not close.cancelled() and close.exception() is not None:
+            exc = close.exception()
+            log.warning("closing the agent session failed: %s", _describe(exc))
+        if close is self._closing_session:
+            self._closing_session = None
+            self._empty_since = time.monotonic()
+            if self.lifecycle.state is CallState.CLOSING:
+                self._fire(CallEvent.SESSION_CLOSED)
 
     def _on_agent_event(self, e: Any) -> None:
         from . import protocol as p
@@ -457,41 +499,43 @@ class Bridge:
             if len(self.roster):
                 self._quiet_since = None
                 continue
-            # Nobody left: close the agent session once it has gone quiet, then leave. However
-            # much audio the agent keeps sending, not later than leave_grace_s + reply_timeout_s
-            # after the room emptied (a session still starting has its own bound).
-            if self.client is not None:
-                overdue = (
-                    self._session_ready
-                    and self._empty_since is not None
-                    and now - self._empty_since >= cfg.leave_grace_s + cfg.reply_timeout_s
-                )
-                if overdue:
-                    if self._closing_session is None:
-                        log.warning(
-                            "the agent is still busy %.0f s after everyone left; ending the "
-                            "session",
-                            now - (self._empty_since or now),
-                        )
-                        self._closing_session = asyncio.create_task(self._close_session())
-                elif self._busy(now):
-                    self._quiet_since = None
-                elif self._quiet_since is None:
-                    self._quiet_since = now
-                elif now - self._quiet_since >= cfg.leave_grace_s and self._closing_session is None:
-                    self._closing_session = asyncio.create_task(self._close_session())
-                continue
-            if self._closing_session is not None and self._closing_session.done():
-                self._closing_session = None
-                self._empty_since = now
-            if self.transport.participants_pending():
-                self._empty_since = now
-            elif (
-                self._closing_session is None
-                and self._empty_since is not None
-                and (now - self._empty_since >= cfg.idle_timeout_s)
-            ):
-                self.stop("no one left in the meeting")
+            state = self.lifecycle.state
+            if state is CallState.IN_SESSION:
+                self._watch_empty_session(now)
+            elif state is CallState.WAITING:
+                if self.transport.participants_pending():
+                    self._empty_since = now
+                elif (
+                    self._empty_since is not None and now - self._empty_since >= cfg.idle_timeout_s
+                ):
+                    self._fire(CallEvent.IDLE_TIMEOUT)
+                    self.stop("no one left in the meeting")
+
+    def _watch_empty_session(self, now: float) -> None:
+        """Nobody left: close the agent session once it has gone quiet. However much audio
+        the agent keeps sending, not later than leave_grace_s + reply_timeout_s after the
+        room emptied (a session still starting has its own bound)."""
+        cfg = self.config.bridge
+        overdue = (
+            self._session_ready
+            and self._empty_since is not None
+            and now - self._empty_since >= cfg.leave_grace_s + cfg.reply_timeout_s
+        )
+        if overdue:
+            log.warning(
+                "the agent is still busy %.0f s after everyone left; ending the session",
+                now - (self._empty_since or now),
+            )
+        elif self._busy(now):
+            self._quiet_since = None
+            return
+        elif self._quiet_since is None:
+            self._quiet_since = now
+            return
+        elif now - self._quiet_since < cfg.leave_grace_s:
+            return
+        self._quiet_since = None
+        self._fire(CallEvent.ROOM_QUIET)
 
     # ------------------------------------------------------------------ run
     async def run(self) -> CallSummary:
@@ -518,6 +562,7 @@ class Bridge:
         try:
             if await self._join():
                 self.joined = True
+                self._fire(CallEvent.JOINED)
                 self.roster.bot_id = t.bot_participant_id
                 watchdog = asyncio.create_task(self._watchdog())
                 watchdog.add_done_callback(self._watchdog_done)
@@ -558,9 +603,12 @@ class Bridge:
         graceful = self.summary.error is None and self.summary.reason not in ("SIGINT", "SIGTERM")
 
         async def end_session() -> None:
-            if self._closing_session is not None:
-                await self._closing_session
-            await self._close_session()
+            # session.ended gets what the budget leaves after the socket's own closing
+            # handshake (client close_timeout 1 s): the client then closes the socket well
+            # within the budget instead of being cancelled half-way (issue 15 bug 4).
+            self._begin_close(timeout=max(0.1, _SHUTDOWN_BUDGET_S - 1.3))
+            while self._closes:
+                await asyncio.gather(*self._closes, return_exceptions=True)
 
         async def leave() -> None:
             if self.pacer is not None:
@@ -575,9 +623,17 @@ class Bridge:
         )
         for what, res in zip(("agent session end", "leave"), results, strict=True):
             if isinstance(res, BaseException):
-                log.warning("%s did not complete cleanly: %s", what, res or type(res).__name__)
+                log.warning("%s did not complete cleanly: %s", what, _describe(res))
         if self.transcript:
             self.transcript.close()
+
+
+def _describe(exc: BaseException | None) -> str:
+    """One line naming a failure; a bare TimeoutError says which budget ran out."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"not done within {_SHUTDOWN_BUDGET_S:g} s (timed out)"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _energy(pcm: bytes) -> float:

@@ -230,6 +230,7 @@ class AgentClient:
         self._closed = False
         self._want_end = False
         self._was_ready = False  # the current connection reached session.ready
+        self._writer_error: str | None = None  # why the writer task died, if it did
 
     # -- public surface ---------------------------------------------------------------------
 
@@ -348,18 +349,39 @@ class AgentClient:
 
     async def close(self, timeout: float = 2.0) -> None:
         """End the session cleanly: flush queued audio, ``session.end``, wait briefly for
-        ``session.ended``, close the socket. Idempotent."""
+        ``session.ended``, close the socket. Idempotent. The closing handshake takes at most
+        ``timeout`` plus 1 s; cancelled before that, the socket is dropped at once (never left
+        open behind a caller that gave up waiting)."""
         if self._closed:
             return
         self._closing = True
-        if self._ws is not None and self._state.can_send_audio:
-            self._want_end = True
-            self._wake.set()
-            try:
-                await asyncio.wait_for(self._ended.wait(), timeout)
-            except TimeoutError:
-                log.info("no session.ended within %.1f s; closing anyway", timeout)
-        await self._shutdown()
+        try:
+            if self._ws is not None and self._state.can_send_audio:
+                self._want_end = True
+                self._wake.set()
+                try:
+                    await asyncio.wait_for(self._ended.wait(), timeout)
+                except TimeoutError:
+                    log.info("no session.ended within %.1f s; closing anyway", timeout)
+            await self._shutdown()
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        """Drop the connection now, without waiting for anything (close was cancelled)."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.transport.abort()
+        sup, self._supervisor = self._supervisor, None
+        if sup is not None:
+            sup.cancel()
+        for task in list(self._tool_tasks):
+            task.cancel()
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(_END)
 
     # -- supervisor: connect, serve, reconnect ------------------------------------------
 
@@ -447,16 +469,34 @@ class AgentClient:
             except Exception as exc:
                 raise self._closed_reason(exc) from None
             writer = asyncio.create_task(self._writer(ws), name="agent-writer")
+            writer.add_done_callback(lambda t: self._writer_done(t, ws))
             await self._read(ws)
         finally:
             self._state.connection_lost()
             self._ws = None
-            if writer is not None:
+            if writer is not None and not writer.done():
                 writer.cancel()
-                with contextlib.suppress(BaseException):
-                    await writer
-            with contextlib.suppress(Exception):
+                await asyncio.wait([writer])
+            try:
                 await asyncio.wait_for(ws.close(), 1.0)
+            except asyncio.CancelledError:
+                ws.transport.abort()  # never leave the socket open behind us
+                raise
+            except Exception:
+                ws.transport.abort()
+
+    def _writer_done(self, task: asyncio.Task[None], ws: Any) -> None:
+        """A writer that died of an error would leave a socket that pings keep alive but
+        that carries no audio: log it and drop the socket, so the reader reconnects."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self._writer_error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "sending to the agent failed (%s); reconnecting", self._writer_error, exc_info=exc
+        )
+        with contextlib.suppress(Exception):
+            ws.transport.abort()
 
     async def _open(self) -> Any:
         from websockets.asyncio.client import connect
@@ -544,6 +584,9 @@ class AgentClient:
 
         if self._closing:
             return _Disconnect("closed", "closed by us")
+        if self._writer_error is not None:
+            why, self._writer_error = self._writer_error, None
+            return _Disconnect("transient", f"sending failed: {why}")
         if not isinstance(exc, ConnectionClosed):
             return _Disconnect("transient", f"{type(exc).__name__}: {exc}")
         sent = exc.sent.code if exc.sent is not None else None
@@ -731,8 +774,9 @@ class AgentClient:
         sup, self._supervisor = self._supervisor, None
         if sup is not None and not sup.done():
             sup.cancel()
-            with contextlib.suppress(BaseException):
-                await sup
+            # asyncio.wait: a cancellation of *this* call is not swallowed with the
+            # supervisor's own (which closes its socket in its finally either way)
+            await asyncio.wait([sup])
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):

@@ -1,0 +1,165 @@
+"""Call-level regressions through the real bridge (issue 15): a join while the session is
+closing, and a shutdown that must close the agent's socket.
+
+A tiny in-test transport stands in for the meeting (the test says who joins and leaves);
+the agent is the simulator (core/sim) or the scripted stand-in of tests/agent_server.py on
+loopback. Nothing waits on wall-clock luck: every wait is for a condition, with a generous
+timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from agent_server import AgentServer, Conn
+
+from botrun.core import events as ev
+from botrun.core.bridge import Bridge
+from botrun.core.config import BotConfig, apply_overrides, config_from_dict
+from botrun.core.events import BridgeEvent
+from botrun.core.lifecycle import CallState
+from botrun.core.protocol import SessionEnd
+from botrun.core.sim import Simulator
+from botrun.core.transport import Transport, TransportEvents
+
+WAIT = 10.0
+
+
+class Room(Transport):
+    """A meeting the test drives by hand: ``room.events.participant_joined(...)``."""
+
+    name = "room"
+
+    def __init__(self, leave_hangs: bool = False) -> None:
+        self.events: TransportEvents | None = None
+        self.leave_hangs = leave_hangs
+
+    async def join(self, events: TransportEvents) -> None:
+        self.events = events
+
+    async def leave(self) -> None:
+        if self.leave_hangs:
+            await asyncio.sleep(30)
+
+    def write_audio(self, pcm: bytes) -> None:
+        pass
+
+
+class States:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, e: BridgeEvent) -> None:
+        if e.kind == ev.SESSION_STATE:
+            self.seen.append(e.data["state"])
+
+
+async def until(pred: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    async def poll() -> None:
+        while not pred():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout} s: {what}") from None
+
+
+def config(url: str, **overrides: Any) -> BotConfig:
+    base = config_from_dict({"agent": {"greeting": ""}})
+    return apply_overrides(
+        base,
+        {
+            "agent.url": url,
+            "bridge.leave_grace_s": 0.0,
+            "bridge.idle_timeout_s": 60.0,
+            **overrides,
+        },
+    )
+
+
+class JoinAtSessionEnd(Simulator):
+    """Runs ``on_end`` when a session ends: someone joins while the bridge is closing it."""
+
+    on_end: Callable[[], None] | None = None
+
+    def session_ended(self, s: Any) -> None:
+        super().session_ended(s)
+        if self.on_end is not None:
+            fn, self.on_end = self.on_end, None
+            fn()
+
+
+async def test_a_join_while_the_session_closes_gets_a_new_session() -> None:
+    # issue 15 bug 1: the join was ignored (a session task still existed), and nothing
+    # reopened later because the roster was no longer empty: deaf and mute for 3 h.
+    room, states = Room(), States()
+    async with JoinAtSessionEnd(speed=8.0) as sim:
+        bridge = Bridge(room, config(sim.url), observers=[states])
+        call = asyncio.create_task(bridge.run())
+        try:
+            await until(lambda: room.events is not None, "joined")
+            assert room.events is not None
+            room.events.participant_joined("ann", "Ann")
+            await until(lambda: "ready" in states.seen, "first session ready")
+
+            def bob_joins() -> None:
+                assert room.events is not None
+                room.events.participant_joined("bob", "Bob")
+
+            sim.on_end = bob_joins
+            room.events.participant_left("ann", "hung up")
+            await until(lambda: states.seen.count("ready") == 2, "a session for Bob")
+            assert "closing" in states.seen
+            assert states.seen.index("closing") < len(states.seen) - 1
+            assert len(sim.sessions) == 2
+            assert bridge.lifecycle.state is CallState.IN_SESSION
+            assert bridge.client is not None and bridge.client.ready
+        finally:
+            bridge.stop("test over")
+            summary = await asyncio.wait_for(call, WAIT)
+    assert summary.error is None
+    path = [(a.value, e.value, b.value) for a, e, b in bridge.lifecycle.history]
+    assert ("closing", "person_joined", "in session") in path
+
+
+async def _hold_without_ending(conn: Conn) -> None:
+    await conn.ready()
+    await conn.hold()
+
+
+async def test_shutdown_closes_the_agent_socket_when_session_end_goes_unanswered() -> None:
+    # issue 15 bug 4: client.close() waited 2.0 s for session.ended inside a 1.8 s budget;
+    # the cancellation skipped the rest of the shutdown and the socket stayed open.
+    room = Room()
+    async with AgentServer([_hold_without_ending], auto_end=False) as srv:
+        bridge = Bridge(room, config(srv.url))
+        call = asyncio.create_task(bridge.run())
+        await until(lambda: room.events is not None, "joined")
+        assert room.events is not None
+        room.events.participant_joined("ann", "Ann")
+        await until(lambda: bridge.client is not None and bridge.client.ready, "session ready")
+        conn = await srv.conn(0)
+        bridge.stop("SIGTERM")
+        summary = await asyncio.wait_for(call, WAIT)
+        assert summary.reason == "SIGTERM"
+        # the stand-in sees the socket closed (by our close frame or, at worst, a dropped TCP)
+        await asyncio.wait_for(conn.closed.wait(), 5.0)
+        assert any(isinstance(m, SessionEnd) for m in conn.log)
+
+
+async def test_a_shutdown_step_over_budget_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    # issue 15 bug 4: the warning printed an empty reason (str(TimeoutError()) == "")
+    room = Room(leave_hangs=True)
+    async with AgentServer() as srv:
+        bridge = Bridge(room, config(srv.url))
+        call = asyncio.create_task(bridge.run())
+        await until(lambda: room.events is not None, "joined")
+        bridge.stop("SIGTERM")
+        with caplog.at_level(logging.WARNING, logger="botrun.bridge"):
+            await asyncio.wait_for(call, WAIT)
+    lines = [r.getMessage() for r in caplog.records if "did not complete" in r.getMessage()]
+    assert lines == ["leave did not complete cleanly: not done within 1.8 s (timed out)"]
