@@ -13,8 +13,9 @@ hears the greeting), closes it once the last one has left and the agent has gone
 ``max_duration_s``, and keeps the agent's speech detector fed with silence when no
 participant audio arrives.
 
-Nothing the agent does can hold the bot in a call: a session that never becomes ready fails
-the call after ``agent.ready_timeout_s`` (the client's bounded start); a reply with no audio
+Nothing the agent does can hold the bot in a call: a session that is not ready for
+``agent.ready_timeout_s`` -- at the start or after a loss, transient failures retried
+within that one window -- fails the call; a reply with no audio
 or text for ``reply_timeout_s`` is over; once the room is empty the session is closed after
 at most ``leave_grace_s + reply_timeout_s`` whatever the agent keeps sending.
 """
@@ -247,7 +248,7 @@ class Bridge:
             api_key=self.api_key,
             tools=self.tools,
             buffer_s=self.config.bridge.reconnect_buffer_s,
-            start_timeout=self.config.agent.ready_timeout_s,
+            give_up_s=self.config.agent.ready_timeout_s,  # one retry window: start and mid-call
         )
         self._session_ready = False
         if self.metrics.agent_answered is None:
@@ -454,7 +455,7 @@ class Bridge:
     # ------------------------------------------------------------------ timers
     def _busy(self, now: float) -> bool:
         if not self._session_ready:
-            return True  # starting: bounded by the client's start_timeout (ready_timeout_s)
+            return True  # starting: bounded by the client's retry window (ready_timeout_s)
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
         return self._user_speaking or self._reply_active or waiting or self._pending_out_ms() > 0
 

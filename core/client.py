@@ -7,16 +7,20 @@ protocol and I/O layers. What it adds is the part that needs a socket and a cloc
 * connect with a Bearer API key or a ``?token=`` temporary token, a connect timeout, keepalive
   pings, a size limit on incoming messages, and no per-message compression (audio does not
   compress; deflate would only cost CPU);
-* on transient failures (close codes 1005/1006/1011/1009, network errors, ``server_error``,
-  ``agent_timeout``, ``agent_init_failed``, ``rate_limited``) reconnect with exponential
-  backoff and jitter, resuming the session within its window. An error code is classified the
+* on transient failures (close codes 1005/1006/1011/1009, HTTP 429/5xx, network errors,
+  ``server_error``, ``agent_timeout``, ``agent_init_failed``, ``rate_limited``) reconnect with
+  exponential backoff and jitter, resuming the session within its window. **One retry
+  policy** covers the start of a call and a mid-call loss alike: the session may be without
+  ``session.ready`` for at most ``give_up_s`` (the bridge passes ``agent.ready_timeout_s``),
+  counted from the first connect or from the loss; every attempt's connect and ready waits
+  are cut to what is left of it. An error code is classified the
   same whether it arrives in-band (``session.error``) or as a close reason (a 1008 close
   with reason ``server_error`` is retried, whichever of the two frames is read first);
 * a first ``session.update`` answered with ``invalid_value``, ``invalid_config`` or
   ``invalid_format`` before ``session.ready`` means the service refused the configuration:
   fatal (an :class:`AgentError` quoting the service's message and parameter);
-* ``start_timeout`` bounds the whole start (every attempt until ``session.ready``): an agent
-  that never answers is an :class:`AgentError` saying so, not a silent call;
+* an agent that never answers within that window at the start is an :class:`AgentError`
+  saying so ("never answered"), not a silent call;
 * on ``session_not_found`` / ``session_forbidden`` / ``session_expired`` (in-band or as a 1008
   close) start a fresh session with the same config;
 * on ``UNAUTHORIZED`` / ``FORBIDDEN`` stop with an :class:`AgentError` naming
@@ -160,11 +164,11 @@ class AgentClient:
     Temporary tokens are single use, so reconnecting with one needs ``token_provider``, an
     async callable that mints a new one. ``buffer_s`` bounds inbound audio held while not
     ready. ``reconnect_window_s`` is how long a lost session can be resumed; ``give_up_s``
-    how long an outage may last before :meth:`events` raises :class:`AgentError`;
-    ``start_attempts`` how many connects :meth:`start` tries, and ``start_timeout`` (None:
-    no bound beyond those attempts) how long :meth:`start` waits in all for the first
-    ``session.ready``. ``regreet`` speaks the greeting again when a fresh session replaces a
-    lost one (default: no).
+    how long the session may go without ``session.ready`` -- from the first connect, or from
+    a loss mid-call -- before :meth:`start` or :meth:`events` raises :class:`AgentError` (one
+    policy for both); ``start_attempts`` (None: no limit) optionally caps how many connects
+    :meth:`start` tries within it. ``regreet`` speaks the greeting again when a fresh session
+    replaces a lost one (default: no).
     """
 
     def __init__(
@@ -182,9 +186,8 @@ class AgentClient:
         backoff_base: float = 0.25,
         backoff_max: float = 5.0,
         ready_timeout: float = 15.0,
-        give_up_s: float = 120.0,
-        start_attempts: int = 3,
-        start_timeout: float | None = None,
+        give_up_s: float = 30.0,
+        start_attempts: int | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         regreet: bool = False,
@@ -208,8 +211,8 @@ class AgentClient:
         self._backoff = (backoff_base, backoff_max)
         self._ready_timeout = ready_timeout
         self._give_up_s = give_up_s
-        self._start_attempts = max(1, start_attempts)
-        self._start_timeout = start_timeout
+        self._start_attempts = None if start_attempts is None else max(1, start_attempts)
+        self._deadline: float | None = None  # monotonic end of the current outage window
         self._last_failure = ""  # why the last connection attempt ended (for messages)
         self._pings = (ping_interval, ping_timeout)
         self._rng = random.Random()
@@ -269,7 +272,8 @@ class AgentClient:
         first_ready = self._first_ready = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.create_task(self._run(), name="agent-client")
         try:
-            await asyncio.wait_for(asyncio.shield(first_ready), self._start_timeout)
+            # the supervisor fails the start when the window passes; this is the backstop
+            await asyncio.wait_for(asyncio.shield(first_ready), self._give_up_s + 1.0)
         except asyncio.CancelledError:
             await self._shutdown()  # nobody will use this session: do not leave it open
             raise
@@ -277,15 +281,7 @@ class AgentClient:
             if first_ready.done():  # ready (or failed) at the very deadline
                 first_ready.result()
                 return
-            why = f" (last attempt: {self._last_failure})" if self._last_failure else ""
-            self._fail(
-                AgentError(
-                    redact(
-                        f"the voice agent at {self._display_url} never answered: no "
-                        f"session.ready within {self._start_timeout:g} s{why}"
-                    )
-                )
-            )
+            self._fail(self._never_answered())
             first_ready.exception()  # mark retrieved: raised below
             await self._shutdown()
             assert self._fatal is not None
@@ -387,7 +383,8 @@ class AgentClient:
 
     async def _run(self) -> None:
         attempt = 0
-        outage_since: float | None = None
+        # The start is an outage until the first session.ready: one window for both.
+        self._deadline = time.monotonic() + self._give_up_s
         try:
             while not self._closing:
                 try:
@@ -403,10 +400,11 @@ class AgentClient:
                     if d.kind == "fresh":
                         self._state.forget_session()
                     started = self._first_ready is not None and self._first_ready.done()
-                    if self._was_ready:
-                        attempt, outage_since = 0, time.monotonic()
+                    if self._was_ready:  # a loss mid-call: a new window opens
+                        attempt, self._deadline = 0, time.monotonic() + self._give_up_s
                     attempt += 1
-                    if not started and attempt >= self._start_attempts:
+                    capped = self._start_attempts is not None and attempt >= self._start_attempts
+                    if not started and capped:
                         self._fail(
                             AgentError(
                                 redact(
@@ -416,19 +414,10 @@ class AgentClient:
                             )
                         )
                         return
-                    if outage_since is not None and (
-                        time.monotonic() - outage_since > self._give_up_s
-                    ):
-                        self._fail(
-                            AgentError(
-                                redact(
-                                    f"lost the voice agent at {self._display_url} and could not "
-                                    f"reconnect within {self._give_up_s:g} s: {d.reason}"
-                                )
-                            )
-                        )
-                        return
                     delay = 0.0 if d.kind == "fresh" and attempt == 1 else self._delay(attempt)
+                    if time.monotonic() + delay >= self._deadline:
+                        self._fail(self._never_answered() if not started else self._lost(d))
+                        return
                     log.warning(
                         "agent connection: %s; reconnecting in %.2f s (attempt %d)",
                         redact(d.reason),
@@ -442,6 +431,29 @@ class AgentClient:
         except Exception as exc:  # a bug here must not hang the call
             log.exception("agent client failed")
             self._fail(AgentError(f"agent client failed: {type(exc).__name__}: {exc}"))
+
+    def _never_answered(self) -> AgentError:
+        why = f" (last attempt: {self._last_failure})" if self._last_failure else ""
+        return AgentError(
+            redact(
+                f"the voice agent at {self._display_url} never answered: no "
+                f"session.ready within {self._give_up_s:g} s{why}"
+            )
+        )
+
+    def _lost(self, d: _Disconnect) -> AgentError:
+        return AgentError(
+            redact(
+                f"lost the voice agent at {self._display_url} and could not "
+                f"reconnect within {self._give_up_s:g} s: {d.reason}"
+            )
+        )
+
+    def _left(self, limit: float) -> float:
+        """``limit``, cut to what is left of the outage window (never below 10 ms)."""
+        if self._deadline is None or self._state.ready:
+            return limit
+        return max(0.01, min(limit, self._deadline - time.monotonic()))
 
     def _delay(self, attempt: int) -> float:
         base, cap = self._backoff
@@ -518,11 +530,12 @@ class AgentClient:
             url = urlunsplit(parts._replace(query=urlencode(query)))
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         local = (urlsplit(url).hostname or "") in _LOCAL_HOSTS
+        open_timeout = self._left(self._connect_timeout)
         try:
             ws = await connect(
                 url,
                 additional_headers=headers,
-                open_timeout=self._connect_timeout,
+                open_timeout=open_timeout,
                 ping_interval=self._pings[0],
                 ping_timeout=self._pings[1],
                 close_timeout=1.0,
@@ -544,9 +557,7 @@ class AgentClient:
         except InvalidURI as exc:
             raise _Disconnect("fatal", f"invalid voice-agent URL: {exc}") from None
         except TimeoutError:
-            raise _Disconnect(
-                "transient", f"no connection within {self._connect_timeout:g} s"
-            ) from None
+            raise _Disconnect("transient", f"no connection within {open_timeout:.3g} s") from None
         except Exception as exc:  # OSError (refused, DNS), handshake trouble
             raise _Disconnect("transient", f"{type(exc).__name__}: {exc}") from None
 
@@ -563,7 +574,8 @@ class AgentClient:
 
     async def _read(self, ws: Any) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._ready_timeout
+        wait = self._left(self._ready_timeout)
+        deadline = loop.time() + wait
         while True:
             try:
                 if self._state.ready:
@@ -571,9 +583,7 @@ class AgentClient:
                 else:
                     msg = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise _Disconnect(
-                    "transient", f"no session.ready within {self._ready_timeout:g} s"
-                ) from None
+                raise _Disconnect("transient", f"no session.ready within {wait:.3g} s") from None
             except Exception as exc:
                 raise self._closed_reason(exc) from None
             self._stats.messages_received += 1

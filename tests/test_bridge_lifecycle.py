@@ -163,3 +163,68 @@ async def test_a_shutdown_step_over_budget_is_named(caplog: pytest.LogCaptureFix
             await asyncio.wait_for(call, WAIT)
     lines = [r.getMessage() for r in caplog.records if "did not complete" in r.getMessage()]
     assert lines == ["leave did not complete cleanly: not done within 1.8 s (timed out)"]
+
+
+# -- issue 15 bug 2: one retry policy, at the first join and mid-call ----------------------
+
+
+async def test_transient_refusals_at_the_first_join_do_not_end_the_call() -> None:
+    # The first four connections are refused with server_error (close 1013): the call used
+    # to end 0.6 s after the join (start_attempts=3) while a mid-call outage got 120 s.
+    from botrun.core.sim.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict({"faults": {"connect_error_count": 4}})
+    room, states = Room(), States()
+    async with Simulator(scenario, speed=8.0) as sim:
+        bridge = Bridge(room, config(sim.url), observers=[states])
+        call = asyncio.create_task(bridge.run())
+        try:
+            await until(lambda: room.events is not None, "joined")
+            assert room.events is not None
+            room.events.participant_joined("caller", "+1555")
+            await until(lambda: "ready" in states.seen or call.done(), "a session")
+            assert not call.done(), call.result().error
+            assert sim.connection_attempts == 5
+        finally:
+            bridge.stop("test over")
+            summary = await asyncio.wait_for(call, WAIT)
+    assert summary.error is None
+
+
+class Refuses503(AgentServer):
+    """Answers the first ``refusals`` handshakes with HTTP 503 (None: all of them)."""
+
+    def __init__(self, refusals: int | None) -> None:
+        super().__init__(http_status=503)
+        self.refusals = refusals
+        self.refused = 0
+
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        if self.refusals is not None and self.refused >= self.refusals:
+            return None
+        self.refused += 1
+        return super()._process_request(connection, request)
+
+
+async def test_http_503_at_connect_is_retried_within_the_window() -> None:
+    from botrun.core.client import AgentClient
+
+    async with Refuses503(4) as srv:
+        c = AgentClient(srv.url, {"system_prompt": "t"}, backoff_base=0.01, backoff_max=0.05)
+        await c.start()
+        assert c.ready and srv.refused == 4
+        await c.close()
+
+
+async def test_an_agent_that_stays_away_fails_the_start_after_the_window() -> None:
+    from botrun.core.client import AgentClient
+    from botrun.core.errors import AgentError
+
+    async with Refuses503(None) as srv:
+        c = AgentClient(
+            srv.url, {"system_prompt": "t"}, backoff_base=0.01, backoff_max=0.05, give_up_s=1.0
+        )
+        with pytest.raises(AgentError, match=r"never answered: no session\.ready within 1 s"):
+            await c.start()
+        await c.close()
+    assert srv.refused > 3  # retried all along the window, not 3 attempts and out
