@@ -30,6 +30,10 @@ Figures, each against its target (DESIGN.md, "Performance bars"):
   what was written before it and had not played out yet (the sink plays chunks back to back
   from their arrival), plus anything written in the next 250 ms (the interrupted reply
   leaking through; the next reply cannot start that soon because the user is still talking);
+* the WebSocket floor (benchmarks/ws_floor.py, run in this same process before the
+  bridges, its sink in another process): N sessions that only send the 20 ms
+  ``input.audio`` messages the bridge sends. The bridge's net CPU per session divided by
+  that floor is printed against the goal of 2x;
 * peak RSS of the process (``ru_maxrss``), and the RSS before any session started (after
   loading SciPy, websockets and the agent client, so the difference is what sessions cost).
 
@@ -66,6 +70,9 @@ from botrun.core.events import BridgeEvent
 from botrun.core.metrics import LatencyStats
 from botrun.core.transport import Transport, TransportEvents
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ws_floor import measure_floor  # a sibling script (benchmarks/ is not a package)
+
 RATE = 16000
 FRAME_MS = 20
 FRAME_BYTES = RATE * FRAME_MS // 1000 * 2
@@ -77,6 +84,7 @@ WARMUP_S = 1.0
 TARGET_P99_MS = 2.0
 TARGET_CPU_PCT = 1.0
 TARGET_STALE_MS = 40.0
+TARGET_FLOOR_RATIO = 2.0  # bridge net CPU per session <= 2x what sending the audio costs
 
 
 # ---------------------------------------------------------------------- synthetic audio
@@ -359,6 +367,7 @@ async def run(args: argparse.Namespace) -> int:
     warm_up_imports()
     bank = Bank()
     base_cpu = await baseline(bank, args.sessions, args.participants, args.baseline_seconds)
+    floor = await measure_floor(args.sessions, args.floor_seconds)
     rss_before = rss_mb()
 
     proc = start_simulator()
@@ -472,6 +481,7 @@ async def run(args: argparse.Namespace) -> int:
         "(runnable, not running: the machine's other work and this process's other threads)"
     )
     print(f"simulator process CPU (not counted above): {sim_cpu:.1f} s")
+    print(floor.describe())
     if stale_ms:
         print(
             f"stale after barge-in: median {statistics.median(stale_ms):.1f} ms, "
@@ -491,6 +501,14 @@ async def run(args: argparse.Namespace) -> int:
     print(ratio_line("inbound p99", pct(inbound, 99) * 1000, TARGET_P99_MS, "ms"))
     print(ratio_line("outbound p99", pct(outbound, 99) * 1000, TARGET_P99_MS, "ms"))
     print(ratio_line("CPU per session (net)", cpu_net, TARGET_CPU_PCT, "%"))
+    floor_ratio = cpu_net / floor.cpu_pct_per_session
+    print(
+        f"{'bridge net CPU per session / floor':34s} {floor_ratio:8.2f} x   "
+        f"target <= {TARGET_FLOOR_RATIO:g} x    "
+        f"ratio {floor_ratio / TARGET_FLOOR_RATIO:5.2f}  "
+        f"{'ok' if floor_ratio <= TARGET_FLOOR_RATIO else 'OVER'}  "
+        f"({cpu_net:.3f} % / {floor.cpu_pct_per_session:.3f} %)"
+    )
     if stale_ms:
         print(ratio_line("stale after barge-in (max)", max(stale_ms), TARGET_STALE_MS, "ms"))
     if n != 50:
@@ -523,6 +541,12 @@ def main() -> None:
         type=float,
         default=3.0,
         help="seconds of the idle baseline (synthetic transports alone)",
+    )
+    p.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of the WebSocket floor (benchmarks/ws_floor.py; default 5)",
     )
     args = p.parse_args()
     if args.sessions < 1 or args.seconds <= 0:

@@ -44,7 +44,8 @@ def shared_options(fn: Any) -> Any:
             "--config",
             "config",
             type=click.Path(path_type=Path, dir_okay=False),
-            help="Bot configuration (TOML). Default: the packaged configs/default.toml.",
+            help="Bot configuration: a TOML file, or a packaged config by name (support, "
+            "scheduler). Default: every key at its default (see configs/default.toml).",
         ),
         click.option(
             "--agent-url",
@@ -59,7 +60,7 @@ def shared_options(fn: Any) -> Any:
         ),
         click.option(
             "--log-level",
-            type=click.Choice(LEVELS),
+            type=click.Choice(LEVELS, case_sensitive=False),
             default="warning",
             show_default=True,
             help="Logging verbosity (the live console shows the call either way).",
@@ -101,7 +102,47 @@ def _click_option(opt: Option) -> click.Option:
     )
 
 
+_ORDER = "botrun.option_order"
+
+
+class TransportCommand(click.Command):
+    """A transport's command. It remembers the order options were given in, so an option
+    declared ``follows`` (``--at``) applies to the option before it (``--input``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        ctx.meta[_ORDER] = [p.name for p in order]
+        return super().parse_args(ctx, args)
+
+
+def follow(opt: Option, anchor: Option, order: list[str], values: tuple[Any, ...]) -> Any:
+    """Align ``opt``'s values with ``anchor``'s: each belongs to the last ``anchor`` given
+    before it (``None`` for an anchor without one). Unchanged when ``anchor`` came only from
+    the config file."""
+    n = order.count(anchor.name)
+    if not values or n == 0:
+        return values
+    out: list[Any] = [None] * n
+    i, k = -1, 0
+    for name in order:
+        if name == anchor.name:
+            i += 1
+        elif name == opt.name:
+            if i < 0:
+                raise click.UsageError(
+                    f"{opt.flag} {values[k]} comes before any {anchor.flag}: put it after the "
+                    f"{anchor.flag} it belongs to"
+                )
+            if out[i] is not None:
+                raise click.UsageError(f"two {opt.flag} values for {anchor.flag} number {i + 1}")
+            out[i] = values[k]
+            k += 1
+    return out
+
+
 def transport_command(spec: TransportSpec) -> click.Command:
+    by_name = {o.name: o for o in spec.options}
+
     def callback(**kwargs: Any) -> None:
         from botrun.bots.runner import SharedOptions, run_transport
 
@@ -112,11 +153,15 @@ def transport_command(spec: TransportSpec) -> click.Command:
             log_level=kwargs.pop("log_level"),
             name=kwargs.pop("name"),
         )
+        order = click.get_current_context().meta.get(_ORDER, [])
+        for opt in spec.options:
+            if opt.follows in by_name:
+                kwargs[opt.name] = follow(opt, by_name[opt.follows], order, kwargs[opt.name])
         code = run_transport(spec, shared, kwargs)
         if code:
             sys.exit(code)
 
-    cmd = click.Command(
+    cmd = TransportCommand(
         spec.name,
         callback=callback,
         help=spec.description or spec.help,

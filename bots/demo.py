@@ -1,20 +1,29 @@
 """``botrun demo``: the whole path with no account — the local agent simulator, a bundled
 spoken sample played as a meeting participant through the WAV transport, the live console,
-a latency summary and the bot's voice recorded to ``demo-output.wav``."""
+a latency summary and the bot's voice recorded to ``demo-output.wav``.
+
+With an example bot's config (``--config support``) the simulator plays that bot's scenario
+(core/sim/scenarios/support.toml) and the caller's bundled sample asks what makes the agent
+call the bot's tool, so the tool really runs and its result comes back in the reply."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from botrun.bots.cli import shared_options
 
+if TYPE_CHECKING:
+    from botrun.core.sim.scenario import Scenario
+
 SAMPLE_TEXT = "Hello bot. Can you hear me? Please say this back to me."
-GREETING_S = 3.0  # the packaged greeting lasts about 2.2 s in the simulator
+GREETING_S = 3.0  # lead-in before the caller speaks, when the greeting's length is unknown
+READY_S = 1.0  # joining, session.ready and a margin before the greeting starts and ends
 
 
 def demo_scenario(bundled_sample: bool) -> Any:
@@ -33,8 +42,34 @@ def demo_scenario(bundled_sample: bool) -> Any:
     )
 
 
-def sample_path() -> Path:
-    return Path(str(resources.files("botrun.bots").joinpath("assets/demo-hello.wav")))
+def sample_path(scenario: str | None = None) -> Path:
+    """The bundled caller sample for a scenario (``assets/<name>-caller.wav``), or the
+    default demo sample."""
+    assets = resources.files("botrun.bots").joinpath("assets")
+    if scenario is not None and assets.joinpath(f"{scenario}-caller.wav").is_file():
+        return Path(str(assets.joinpath(f"{scenario}-caller.wav")))
+    return Path(str(assets.joinpath("demo-hello.wav")))
+
+
+def pick_scenario(choice: str | None, config_source: str) -> Scenario | None:
+    """``--scenario`` (a shipped name or a file), else the shipped scenario named like the
+    config (``support.toml`` -> ``support``), else ``None`` (the echo demo)."""
+    from botrun.core.sim.scenario import builtin_scenarios, load_scenario
+
+    if choice is not None:
+        return load_scenario(choice)
+    stem = Path(config_source).stem
+    return load_scenario(stem) if stem in builtin_scenarios() else None
+
+
+def lead_in_s(greeting: str, scenario: Scenario | None) -> float:
+    """How long the caller waits before speaking: until the simulator's spoken greeting
+    (a tone of ``ms_per_char`` per character) is over."""
+    if scenario is None:
+        from botrun.core.sim.scenario import Scenario
+
+        scenario = Scenario()
+    return READY_S + len(greeting) * scenario.reply.ms_per_char / 1000
 
 
 @click.command("demo")
@@ -52,6 +87,12 @@ def sample_path() -> Path:
     show_default=True,
     help="Where to record the bot's voice.",
 )
+@click.option(
+    "--scenario",
+    metavar="NAME|FILE",
+    help="Simulator scenario: a shipped one by name (echo, weather, support, scheduler, ...) "
+    "or a TOML file. Default: the one named like --config (support, scheduler), else echo.",
+)
 def command(
     config: Path | None,
     agent_url: str | None,
@@ -60,12 +101,16 @@ def command(
     name: str | None,
     input_wav: Path | None,
     output: Path,
+    scenario: str | None,
 ) -> None:
     """Talk to a local simulated voice agent through a simulated meeting (no account).
 
     The simulator answers by echoing what it heard, so the recording in --output is your
-    sample played back by the bot, with the bot's real timing. Pass --agent-url (and set
-    ASSEMBLYAI_API_KEY) to talk to the real service with the same sample instead."""
+    sample played back by the bot, with the bot's real timing. With an example bot
+    (--config support, --config scheduler) it plays that bot's scenario instead: the
+    bundled caller asks a question, the agent calls the bot's tool, and the tool's result
+    comes back in the reply. Pass --agent-url (and set ASSEMBLYAI_API_KEY) to talk to the
+    real service with the same sample instead."""
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
@@ -77,11 +122,18 @@ def command(
     setup_logging(log_level)
     shared = SharedOptions(config, agent_url, transcript, log_level, name)
     cfg = build_config(shared, SPEC, list(transports()))
+    if agent_url and scenario:
+        raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
+    sim_scenario = None if agent_url else pick_scenario(scenario, cfg.source)
+    if sim_scenario is None and not agent_url:
+        sim_scenario = demo_scenario(input_wav is None)
+    sample = input_wav or sample_path(sim_scenario.name if sim_scenario else None)
     transport = WavTransport.from_options(
-        {"input": [input_wav or sample_path()], "output": output, "participant": ["you"]}
+        {"input": [sample], "output": output, "participant": ["you"]}
     )
     # You join, the bot greets you, and you start talking once the greeting is over.
-    lead_in = bytes(int(GREETING_S * transport.output_sample_rate) * 2)
+    wait_s = GREETING_S if agent_url else lead_in_s(cfg.agent.greeting, sim_scenario)
+    lead_in = bytes(int(wait_s * transport.output_sample_rate) * 2)
     for inp in transport.inputs:
         inp.pcm = lead_in + inp.pcm
 
@@ -92,13 +144,16 @@ def command(
         else:
             from botrun.core.sim import Simulator
 
-            async with Simulator(demo_scenario(input_wav is None)) as sim:
-                click.echo(f"agent simulator listening on {sim.url}")
+            async with Simulator(sim_scenario) as sim:
+                what = f" (scenario '{sim_scenario.name}')" if sim_scenario else ""
+                click.echo(f"agent simulator listening on {sim.url}{what}")
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 summary = await call(transport, local, None, transcript)
         if summary.error is not None:
             raise summary.error
-        return 0
+        return int(summary.exit_code)  # 130 after Ctrl-C, like every transport command
 
-    asyncio.run(run())
+    code = asyncio.run(run())
     click.echo(f"bot voice recorded to {output}")
+    if code:
+        sys.exit(code)

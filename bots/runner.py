@@ -38,25 +38,23 @@ def agent_api_key(url: str, secrets: Secrets) -> str | None:
 def build_config(
     shared: SharedOptions, spec: TransportSpec | None, transport_names: list[str]
 ) -> BotConfig:
-    cfg = load_config(shared.config, transport_names)
+    """The config a command runs with: the model's defaults, then the transport's own
+    defaults (the WAV transport leaves when its files end), then the keys the config file
+    really writes (packaged files write only what they choose; default.toml writes nothing),
+    then the command-line flags."""
+    defaults = {"bridge": dict(spec.bridge_defaults)} if spec is not None else None
+    cfg = load_config(shared.config, transport_names, defaults=defaults)
     overrides: dict[str, Any] = {"agent.url": shared.agent_url, "bot.name": shared.name}
-    if spec is not None:
-        # The packaged default.toml spells out every key; only a user's own file counts
-        # as having chosen a [bridge] value over the transport's default.
-        explicit = cfg.bridge.model_fields_set if shared.config is not None else set()
-        for key, value in spec.bridge_defaults.items():
-            if key not in explicit:
-                overrides[f"bridge.{key}"] = value
     return apply_overrides(cfg, overrides)
 
 
-def prepare(
+def transport_context(
     spec: TransportSpec,
     shared: SharedOptions,
     cli_values: dict[str, Any],
     secrets: Secrets | None = None,
-) -> tuple[TransportContext, str | None]:
-    """Validate everything a transport command needs before anything connects."""
+) -> TransportContext:
+    """The validated options and config a transport command runs with."""
     from botrun.core.plugins import transports
 
     secrets = secrets or Secrets()
@@ -69,9 +67,18 @@ def prepare(
             register_secret(value)
     cfg = build_config(shared, spec, list(transports()))
     options = transport_options(spec, cfg, cli_values)
-    key = agent_api_key(cfg.agent.url, secrets)
-    ctx = TransportContext(options=options, config=cfg, secrets=secrets, bot_name=cfg.bot.name)
-    return ctx, key
+    return TransportContext(options=options, config=cfg, secrets=secrets, bot_name=cfg.bot.name)
+
+
+def prepare(
+    spec: TransportSpec,
+    shared: SharedOptions,
+    cli_values: dict[str, Any],
+    secrets: Secrets | None = None,
+) -> tuple[TransportContext, str | None]:
+    """Validate everything a transport command needs before anything connects."""
+    ctx = transport_context(spec, shared, cli_values, secrets)
+    return ctx, agent_api_key(ctx.config.agent.url, ctx.secrets)
 
 
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
@@ -79,8 +86,11 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     from botrun.core.logs import setup_logging
 
     setup_logging(shared.log_level)
-    ctx, key = prepare(spec, shared, cli_values)
+    ctx = transport_context(spec, shared, cli_values)
+    # Problems on this machine first (a missing input file, a missing SDK), then the key
+    # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
+    key = agent_api_key(ctx.config.agent.url, ctx.secrets)
     return run_with_transport(transport, ctx.config, key, shared.transcript)
 
 

@@ -120,6 +120,7 @@ class Bridge:
         self._quiet_since: float | None = None
         self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
+        self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
         self.joined = False  # the transport joined: there is a call to summarise
 
@@ -212,7 +213,9 @@ class Bridge:
     def _refresh_listened(self) -> None:
         listened = self.roster.listened()
         if listened != self._listened and self._inbound is not None:
-            self._inbound.set_members(listened)
+            now = time.monotonic()
+            self._inbound.set_members(listened, now)
+            self._send_due(now)  # a leaver's last words go now, not with the next audio
         self._listened = listened
 
     def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
@@ -224,8 +227,29 @@ class Bridge:
         pcm24 = self._inbound.push(pid, pcm, rate, now)
         if pcm24:
             self.roster.hear(pid, _energy(pcm24), self._user_speaking)
-        self._send_frames(self._inbound.pop(now), now)
+        self._send_due(now)
         self.metrics.inbound.add(time.perf_counter() - t_in)
+
+    def _send_due(self, now: float) -> None:
+        """Send the mixed frames due at ``now``; if audio stays queued, come back when it
+        falls due even if nothing else arrives (the mixer drains on a clock)."""
+        inbound = self._inbound
+        if inbound is None:
+            return
+        self._send_frames(inbound.pop(now), now)
+        due = inbound.next_due()
+        timer = self._drain_timer
+        if due is None or (timer is not None and timer.when() <= due):
+            return
+        if timer is not None:
+            timer.cancel()
+        loop = self._loop or asyncio.get_running_loop()
+        self._drain_timer = loop.call_at(due, self._on_drain_timer, due)
+
+    def _on_drain_timer(self, due: float) -> None:
+        self._drain_timer = None
+        # loop.time() is time.monotonic(); never ask the mixer before the moment it named
+        self._send_due(max(time.monotonic(), due))
 
     def _send_frames(self, frames: list[bytes], now: float) -> None:
         if not frames:
@@ -459,6 +483,20 @@ class Bridge:
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
         return self._user_speaking or self._reply_active or waiting or self._pending_out_ms() > 0
 
+    def _keep_alive(self, now: float, chunk_s: float) -> None:
+        """Keep the agent's speech detector running: silence while nobody is heard. Only once
+        no audio has arrived for a while: a stalled loop or a late SDK frame must not get
+        silence inserted into the middle of someone's sentence. The silence leaves through
+        the inbound path, after anything it still holds."""
+        if (
+            self.client is not None
+            and self._inbound is not None
+            and now - self._last_heard > _SILENT_AFTER_S
+            and now - self._audio_clock > 2 * chunk_s
+        ):
+            n = int((now - self._audio_clock) / chunk_s)
+            self._send_frames(self._inbound.keepalive(min(n, 50)), now)
+
     def _end_stalled_reply(self, now: float) -> None:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
@@ -478,7 +516,6 @@ class Bridge:
     async def _watchdog(self) -> None:
         cfg = self.config.bridge
         started = time.monotonic()
-        silence = b"\0\0" * (AGENT_RATE * cfg.chunk_ms // 1000)
         chunk_s = cfg.chunk_ms / 1000
         while not self._stop.is_set():
             await asyncio.sleep(_TICK_S)
@@ -486,16 +523,7 @@ class Bridge:
             if now - started >= cfg.max_duration_s:
                 self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
                 break
-            # Keep the agent's speech detector running: silence while nobody is heard. Only
-            # once no audio has arrived for a while: a stalled loop or a late SDK frame must
-            # not get silence inserted into the middle of someone's sentence.
-            if (
-                self.client is not None
-                and now - self._last_heard > _SILENT_AFTER_S
-                and now - self._audio_clock > 2 * chunk_s
-            ):
-                n = int((now - self._audio_clock) / chunk_s)
-                self._send_frames([silence] * min(n, 50), now)
+            self._keep_alive(now, chunk_s)
             self._end_stalled_reply(now)
             if len(self.roster):
                 self._quiet_since = None
@@ -571,6 +599,8 @@ class Bridge:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
             await self._shutdown()
         return self.summary
 

@@ -61,8 +61,10 @@ class AgentInput(_Model):
 
 class AgentConfig(_Model):
     url: str = DEFAULT_AGENT_URL
-    system_prompt: str = "You are a helpful voice assistant in a meeting. Keep answers short."
-    greeting: str = ""
+    system_prompt: str = (
+        "You are a helpful voice assistant in a meeting. Keep answers short and friendly."
+    )
+    greeting: str = "Hi, I'm listening. How can I help?"
     voice: str = "ivy"
     volume: int | None = Field(None, ge=0, le=100)
     input: AgentInput = Field(default_factory=AgentInput)
@@ -132,6 +134,35 @@ _SECTIONS = ("bot", "agent", "bridge")
 
 def default_config_path() -> Path:
     return Path(str(resources.files("botrun.configs").joinpath("default.toml")))
+
+
+def packaged_configs() -> dict[str, Path]:
+    """The bot configs shipped with botrun (configs/*.toml), by name (file stem)."""
+    root = resources.files("botrun.configs")
+    return {
+        e.name[: -len(".toml")]: Path(str(e)) for e in root.iterdir() if e.name.endswith(".toml")
+    }
+
+
+def resolve_config_path(path: Path | str) -> Path:
+    """``path`` itself, or for a bare name that is not a file here (``support``) the
+    packaged config of that name (``configs/support.toml``)."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and p.name == str(path):
+        return packaged_configs().get(p.name, p)
+    return p
+
+
+def _layer(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, table by table: a key wins only where ``top`` writes it."""
+    out = dict(base)
+    for key, value in top.items():
+        below = out.get(key)
+        if isinstance(value, dict) and isinstance(below, dict):
+            out[key] = _layer(below, value)
+        else:
+            out[key] = value
+    return out
 
 
 def suggest(word: str, options: list[str]) -> str:
@@ -234,14 +265,19 @@ def load_config(
     path: Path | str | None = None,
     transport_names: tuple[str, ...] | list[str] = (),
     extra_sections: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
 ) -> BotConfig:
-    """Read and validate a bot config; ``None`` loads the packaged ``default.toml``.
+    """Read and validate a bot config; ``None`` loads the packaged ``default.toml``, and a
+    bare name (``"support"``) a packaged config.
 
+    Values are resolved in layers: the model's defaults, then ``defaults`` (a transport's
+    own, e.g. ``{"bridge": {"idle_timeout_s": 0}}``), then the keys the file really writes.
     Tables named after a transport are kept raw in ``transports`` and validated by
     :func:`transport_options` for the transport that runs."""
-    p = Path(path) if path is not None else default_config_path()
-    data = read_toml(p)
-    return config_from_dict(data, str(p), transport_names, extra_sections)
+    p = resolve_config_path(path) if path is not None else default_config_path()
+    names = ", ".join(sorted(packaged_configs())) or "none"
+    data = read_toml(p, hint=f" (packaged configs: {names})" if path is not None else "")
+    return config_from_dict(data, str(p), transport_names, extra_sections, defaults)
 
 
 def config_from_dict(
@@ -249,6 +285,7 @@ def config_from_dict(
     source: str = "<config>",
     transport_names: tuple[str, ...] | list[str] = (),
     extra_sections: tuple[str, ...] = (),
+    defaults: dict[str, Any] | None = None,
 ) -> BotConfig:
     known = [*_SECTIONS, *transport_names, *extra_sections]
     core: dict[str, Any] = {}
@@ -262,6 +299,8 @@ def config_from_dict(
             tables[key] = value
         else:
             raise ConfigError(f"{source}: unknown key '{key}'{suggest(key, known)}")
+    if defaults:
+        core = _layer(defaults, core)
     try:
         cfg = BotConfig.model_validate(core)
     except ValidationError as exc:
@@ -315,7 +354,8 @@ def transport_options(
         if opt.max is not None:
             constraints["le"] = opt.max
         if opt.multiple:  # constraints apply to each value
-            typ = list[Annotated[typ, Field(**constraints)]]
+            item: Any = Annotated[typ, Field(**constraints)]
+            typ = list[item | None] if opt.follows else list[item]  # None: not given
             constraints = {}
         default = list(opt.default or []) if opt.multiple else opt.default
         fields[opt.name] = (typ | None if default is None else typ, Field(default, **constraints))

@@ -1,5 +1,12 @@
 """Inbound audio path: per-participant resampling to the agent's 24 kHz, mixing and
-batching into ``chunk_ms`` frames."""
+batching into ``chunk_ms`` frames.
+
+Everything the agent hears leaves through here, in order: mixed participant audio as it
+becomes due (:meth:`InboundPath.pop`, called when audio arrives and again at
+:meth:`InboundPath.next_due`, so queued audio drains on a clock even when nobody sends
+any more), and the keep-alive silence (:meth:`InboundPath.keepalive`), which first drains
+whatever is still queued so silence never lands in front of the end of someone's words.
+"""
 
 from __future__ import annotations
 
@@ -19,24 +26,31 @@ class InboundPath:
         self.rate = rate
         self.chunk_ms = chunk_ms
         self._mixer = Mixer(sample_rate=rate, frame_ms=chunk_ms, max_lag_ms=max_lag_ms)
-        self._resamplers: dict[str, StreamResampler] = {}
+        self._resamplers: dict[str, StreamResampler | None] = {}
+        self._silence = bytes(self._mixer.frame_bytes)
 
     def add(self, pid: str) -> None:
+        self._resamplers.setdefault(pid, None)  # created on its first audio
         self._mixer.add(pid)
 
-    def remove(self, pid: str) -> None:
-        self._resamplers.pop(pid, None)
+    def remove(self, pid: str, now: float) -> None:
+        """Stop mixing ``pid``: the end of its audio still inside the resampler and the
+        mixer is played out (see :meth:`pop`), then it is forgotten."""
+        rs = self._resamplers.pop(pid, None)
+        if rs is not None:
+            tail = rs.flush()
+            if tail:
+                self._mixer.push(pid, tail, now)
         self._mixer.remove(pid)
 
-    def set_members(self, pids: Iterable[str]) -> None:
-        """Make exactly ``pids`` the mixed participants (listen policy changes)."""
+    def set_members(self, pids: Iterable[str], now: float) -> None:
+        """Make exactly ``pids`` the mixed participants (joins, leaves, listen policy)."""
         wanted = set(pids)
         for pid in list(self._resamplers):
             if pid not in wanted:
-                self.remove(pid)
+                self.remove(pid, now)
         for pid in wanted:
             if pid not in self._resamplers:
-                self._resamplers[pid] = None  # type: ignore[assignment]  # created lazily
                 self.add(pid)
 
     def push(self, pid: str, pcm: bytes, sample_rate: int, now: float) -> bytes:
@@ -51,5 +65,16 @@ class InboundPath:
         return out
 
     def pop(self, now: float) -> list[bytes]:
-        """Complete mixed frames of ``chunk_ms``."""
+        """Complete mixed frames of ``chunk_ms`` that are due at ``now``."""
         return self._mixer.pop(now)
+
+    def next_due(self) -> float | None:
+        """When queued audio becomes due if nothing else arrives (call :meth:`pop` then), or
+        None when nothing is queued."""
+        return self._mixer.next_due()
+
+    def keepalive(self, frames: int) -> list[bytes]:
+        """``frames`` frames for a stream nobody is feeding: whatever is still queued first
+        (padded with silence), then silence for the rest."""
+        out = self._mixer.drain()
+        return out + [self._silence] * max(0, frames - len(out))

@@ -30,6 +30,10 @@ class Option:
     max: float | None = None
     config: bool = True  # settable from the config file's transport table
     metavar: str | None = None
+    # A repeatable option that belongs to the repeatable option named here, given before
+    # it on the command line (``--input b.wav --at 2.5``): its values arrive aligned with
+    # that option's, ``None`` where one was not given. In a config table: by position.
+    follows: str | None = None
 
     @property
     def flag(self) -> str:

@@ -520,3 +520,36 @@ async def test_sigint_ends_the_call_cleanly(tmp_path: Path, voices: dict) -> Non
     assert "session.end" in session.events  # the agent session was ended, not dropped
     recorded, rate = read_wav(tmp_path / "o.wav")  # the recording was finalised
     assert rate == RATE and np.abs(recorded).max() > 1000  # with the greeting in it
+
+
+async def test_a_sole_leavers_last_words_reach_the_agent_whole(
+    tmp_path: Path, voices: dict
+) -> None:
+    """Issue 15 bug 3: the caller hangs up mid-word (the last 20 ms frame only half full);
+    everything they said, to the last sample the resampler still held, reaches the agent,
+    followed by nothing but silence."""
+    from speech import write_wav
+
+    from botrun.core.audio.resampler import StreamResampler
+
+    _, long = voices["long"]
+    # cut where the voice is loud, 10 ms into a 20 ms frame
+    power = np.convolve(long.astype(np.float64) ** 2, np.ones(800), mode="same")
+    loud = int(np.argmax(power[RATE : 3 * RATE])) + RATE
+    cut = loud // 320 * 320 + 160
+    speech = long[:cut]
+    path = tmp_path / "hangup.wav"
+    write_wav(path, speech.tobytes(), RATE)
+    summary, _out, sim, _rec, _ = await run_wav_call(tmp_path, [(path, 0.0, "Ann")], config())
+    assert summary.error is None
+    received = np.frombuffer(sim.session().received_audio, dtype="<i2")
+    rs = StreamResampler(RATE, 24000)
+    ref24 = np.frombuffer(rs.process(speech.tobytes()) + rs.flush(), dtype="<i2")
+    assert np.abs(ref24[-480:]).max() > 3000  # the last words are loud, not silence
+    tail = ref24[-2400:]  # the last 100 ms, filter tail included
+    [(_, pos, corr)] = blocks_found(tail, received, len(tail), min_rms=0.0)
+    assert corr > 0.999
+    heard = received[pos : pos + len(tail)].astype(np.int32)
+    assert len(heard) == len(tail)
+    assert np.abs(heard - tail).max() <= 1  # the streaming resampler: within 1 LSB
+    assert not received[pos + len(tail) :].any()  # then only padding and keep-alive silence

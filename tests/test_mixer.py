@@ -43,15 +43,24 @@ def test_two_streams_in_different_chunk_sizes_are_summed_sample_aligned() -> Non
     assert mixer.stats.forced_frames == 0
 
 
-def test_frames_wait_for_every_active_participant_until_max_lag() -> None:
+def test_frames_wait_for_a_present_participant_until_max_lag_once() -> None:
     mixer = Mixer(RATE, frame_ms=20, max_lag_ms=60)
     mixer.add("a")
     mixer.add("b")
-    mixer.push("a", pcm(ramp(0, FRAME)), 0.0)
-    assert mixer.pop(0.0) == []
-    assert mixer.pop(0.059) == []  # b may still be on its way
-    frames = mixer.pop(0.060)  # now a's audio is max_lag old: b counts as silence
+    mixer.push("a", pcm(np.full(FRAME, 1)), 0.0)
+    mixer.push("b", pcm(np.full(FRAME, 2)), 0.0)  # b's audio flows: b is present
+    assert len(mixer.pop(0.0)) == 1
+    mixer.push("a", pcm(ramp(0, FRAME)), 0.02)
+    assert mixer.pop(0.02) == []
+    assert mixer.next_due() == pytest.approx(0.08)
+    assert mixer.pop(0.079) == []  # b may still be on its way
+    frames = mixer.pop(0.080)  # now a's audio is max_lag old: b counts as silence
     np.testing.assert_array_equal(arr(frames), ramp(0, FRAME))
+    assert mixer.stats.forced_frames == 1
+    # b is now absent: a's next frames are emitted the moment they arrive
+    for i in range(2, 6):
+        mixer.push("a", pcm(ramp(i, FRAME)), i * 0.02)
+        np.testing.assert_array_equal(arr(mixer.pop(i * 0.02)), ramp(i, FRAME))
     assert mixer.stats.forced_frames == 1
 
 
@@ -93,13 +102,14 @@ def test_burst_after_a_stall_is_trimmed_so_the_voice_stays_aligned() -> None:
         elif i > 10:
             mixer.push("b", pcm(np.full(FRAME, 100)), t)
         out += mixer.pop(t)
-    # a's audio up to 0.14 s was already played with b silent: b's audio from then is
+    # a's audio up to 0.18 s was already played with b silent: b's audio from then is
     # dropped, the rest mixed beside a's audio of the same capture time.
-    assert mixer.stats.trimmed_ms == pytest.approx(120)
+    assert mixer.stats.trimmed_ms == pytest.approx(180)
     mixed = arr(out)
     assert mixed.size == FRAME * 20
-    np.testing.assert_array_equal(mixed[: 7 * FRAME], 1)  # frames 0-6 were forced out alone
-    np.testing.assert_array_equal(mixed[7 * FRAME :], 101)
+    # b had sent nothing: it held nothing back, a's frames 0-9 went out as they arrived
+    np.testing.assert_array_equal(mixed[: 10 * FRAME], 1)
+    np.testing.assert_array_equal(mixed[10 * FRAME :], 101)
 
 
 def test_late_joiner_lines_up_with_audio_captured_at_the_same_time() -> None:

@@ -98,7 +98,7 @@ URGENT_CLEANUP_S = 10.0
 )
 @click.option(
     "--log-level",
-    type=click.Choice(LEVELS),
+    type=click.Choice(LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
     help="Logging verbosity.",
@@ -168,7 +168,7 @@ def build(
     """Validate secrets, config and options (all failures are one-line errors) and build
     the application."""
     from botrun.bots.runner import agent_api_key
-    from botrun.core.config import load_config
+    from botrun.core.config import load_config, resolve_config_path
     from botrun.core.errors import ConfigError, UsageError
     from botrun.core.plugins import transports
     from botrun.core.secrets import Secrets
@@ -223,7 +223,7 @@ def build(
     settings = ServeSettings(
         dialin_key=dialin_key,
         auth=auth,
-        config=str(config.resolve()) if config else None,
+        config=str(resolve_config_path(config).resolve()) if config else None,
         room_exp_s=bot_max_duration_s + ROOM_EXP_MARGIN_S,
         bot_name=cfg.bot.name,
         read_timeout_s=read_timeout_s,

@@ -6,11 +6,19 @@ audio arrives from the SDK on its own schedule (10 or 20 ms pieces, sometimes la
 in bursts), already resampled to the mixer's rate. The mixer keeps one queue per participant
 and emits fixed frames:
 
-* a frame is emitted as soon as every active participant has a full frame queued, so with
-  everyone's audio flowing the mixer adds no latency beyond one frame;
-* if somebody's audio stops (muted without comfort noise, network stall, SDK hiccup), the
-  others are not held back longer than ``max_lag_ms``: once the oldest queued audio is that
-  old, frames are emitted with the missing participant counted as silence;
+* a frame is emitted as soon as every *present* participant has a full frame queued, so with
+  everyone's audio flowing the mixer adds no latency beyond one frame. A participant is
+  present once its audio flows; one that has not sent anything yet (joined muted, a track
+  that never started) or whose audio stopped is *absent* and holds nobody back;
+* if a present participant's audio stops (muted without comfort noise, network stall, SDK
+  hiccup), the others are held back at most ``max_lag_ms`` once: when the oldest queued
+  audio is that old, a frame is emitted with the missing participant counted as silence,
+  and from then on that participant is absent until its audio flows again;
+* the mixer drains on a clock, not only when audio arrives: :meth:`Mixer.next_due` says when
+  queued audio becomes due without any new input (the caller schedules a :meth:`Mixer.pop`
+  for then), so the last partial frame of an utterance is emitted, padded with silence,
+  ``max_lag_ms`` after it arrived, and :meth:`Mixer.drain` emits everything still queued
+  at once (before keep-alive silence, so silence is never spliced in front of a tail);
 * a participant that resumes after such a gap, or joins late, is aligned by arrival time:
   its first sample is placed next to the other participants' audio that arrived at the same
   moment (silence fills the queued audio that arrived before it; audio older than anything
@@ -18,8 +26,8 @@ and emits fixed frames:
   end at their arrival time. Any later backlog that puts one voice more than ``max_lag_ms``
   (plus a frame) behind the others is trimmed from its oldest end (counted in
   :attr:`Mixer.stats`), because a permanent delay on one voice is worse than a short gap;
-* a leaver's queued audio is still mixed (it no longer holds frames back), then the
-  participant is forgotten.
+* a leaver's queued audio is still mixed (it no longer holds frames back; with nobody
+  present it is emitted at once, padded), then the participant is forgotten.
 
 Summing is done in int32 and passed through a static soft limiter: below 0.75 of full scale
 samples are untouched (a lone speaker passes bit-exact), above it a tanh knee bends the
@@ -80,7 +88,9 @@ class _Track:
     consumed: int = 0  # absolute byte offset of buf[0] in this participant's stream
     carry: OddByteCarry = field(default_factory=OddByteCarry)
     leaving: bool = False
-    starved: bool = True  # no place on the timeline yet (new, or silence-filled while late)
+    # Absent: no place on the timeline (new, or counted as silence after its audio stopped);
+    # holds no frames back until it sends again.
+    starved: bool = True
 
     def oldest_arrival(self) -> float | None:
         """Arrival time of the oldest byte still queued, or None when empty."""
@@ -98,8 +108,14 @@ class _Track:
 
     def take(self, nbytes: int) -> bytes:
         """Remove and return up to ``nbytes`` from the front of the queue."""
-        chunk = bytes(self.buf[:nbytes])
-        del self.buf[:nbytes]
+        buf = self.buf
+        if nbytes >= len(buf):  # the common case: the queue holds exactly one frame
+            chunk = bytes(buf)
+            buf.clear()
+        else:
+            with memoryview(buf) as view:  # one copy, not a bytearray slice and a copy of it
+                chunk = bytes(view[:nbytes])
+            del buf[:nbytes]
         self.consumed += len(chunk)
         return chunk
 
@@ -173,32 +189,50 @@ class Mixer:
         track.buf += data
         track.arrivals.append((start, start + len(data), now))
 
+    @property
+    def queued(self) -> bool:
+        """Whether any audio is waiting to be mixed."""
+        return any(t.buf for t in self._tracks.values())
+
+    def next_due(self) -> float | None:
+        """When queued audio becomes due without any new input (the time to call
+        :meth:`pop` again), or None when nothing is queued. Meant to be called right after
+        :meth:`pop`, which has already emitted whatever was due then."""
+        arrivals = [t.oldest_arrival() for t in self._tracks.values() if t.buf]
+        known = [a for a in arrivals if a is not None]
+        return min(known) + self._max_lag_s if known else None
+
+    def drain(self) -> list[bytes]:
+        """Emit everything still queued now, the last frame padded with silence; whoever is
+        short of audio counts as silence and becomes absent (as after ``max_lag_ms``)."""
+        return self.pop(float("inf"))
+
     def pop(self, now: float) -> list[bytes]:
         """Return every mixed frame that is due at ``now`` (possibly none)."""
         frames: list[bytes] = []
         fb = self.frame_bytes
+        tracks = self._tracks
         while True:
-            queued = [t for t in self._tracks.values() if t.buf]
+            queued = [t for t in tracks.values() if t.buf]
             if not queued:
                 break
-            active = [t for t in self._tracks.values() if not t.leaving]
-            if active and all(len(t.buf) >= fb for t in active):
-                pass  # everybody has a frame
-            elif not active:
-                pass  # only leavers: play out what they left
-            else:
+            active = [t for t in tracks.values() if not t.leaving]
+            # Only present participants hold a frame back; with none (absent or leaving
+            # only), what is queued plays out at once.
+            if any(len(t.buf) < fb for t in active if not t.starved):
                 arrivals = [t.oldest_arrival() for t in queued]
                 oldest = min(a for a in arrivals if a is not None)
-                if now - oldest < self._max_lag_s:
+                if now < oldest + self._max_lag_s:  # the very sum next_due() returns
                     break
                 self.stats.forced_frames += 1
                 for t in active:
                     if len(t.buf) < fb:
                         t.starved = True
-            self._trim_backlog(active)
+            if len(active) > 1:
+                self._trim_backlog(active)
             frames.append(self._mix([t.take(fb) for t in queued]))
-            for pid in [p for p, t in self._tracks.items() if t.leaving and not t.buf]:
-                del self._tracks[pid]
+            for pid in [p for p, t in tracks.items() if t.leaving and not t.buf]:
+                del tracks[pid]
         return frames
 
     def _alignment(self, track: _Track, when: float) -> int:
@@ -240,11 +274,13 @@ class Mixer:
         self.stats.frames += 1
         if len(pieces) == 1 and len(pieces[0]) == self.frame_bytes:
             lone = np.frombuffer(pieces[0], dtype="<i2")
-            if int(np.abs(lone.astype(np.int32)).max()) <= KNEE:
+            if int(lone.min()) >= -KNEE and int(lone.max()) <= KNEE:  # no int32 copy, no abs
                 return pieces[0]
         total = np.zeros(n, dtype=np.int32)
         for piece in pieces:
             samples = np.frombuffer(piece, dtype="<i2")
             total[: samples.size] += samples
+        if int(total.min()) >= -KNEE and int(total.max()) <= KNEE:  # the usual case
+            return total.astype("<i2").tobytes()
         self.stats.limited_samples += int(np.count_nonzero(np.abs(total) > KNEE))
-        return soft_limit(total).astype("<i2").tobytes()
+        return soft_limit(total).astype("<i2", copy=False).tobytes()

@@ -101,7 +101,7 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
 )
 @click.option(
     "--log-level",
-    type=click.Choice(LEVELS),
+    type=click.Choice(LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
     help="Logging verbosity.",

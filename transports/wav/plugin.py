@@ -22,8 +22,10 @@ SPEC = TransportSpec(
     name="wav",
     help="Play WAV files as meeting participants; record the bot to a WAV file.",
     description=(
-        "Each --input is a participant who speaks its file in real time, starting at the "
-        "matching --at offset (seconds), and leaves when the file ends. The bot's voice is "
+        "Each --input is a participant who speaks its file in real time and leaves when the "
+        "file ends. An --at or --participant after an --input belongs to that input: "
+        "--input a.wav --input b.wav --at 2.5 starts a.wav at 0 s and b.wav at 2.5 s (in a "
+        "[wav] table the lists pair by position). The bot's voice is "
         "recorded to --output at the meeting rate with true timing (silence while it is "
         "quiet). --speed N runs N times faster than real time (use a simulator at the same "
         "speed). Any WAV sample rate, width or channel count is converted."
@@ -40,17 +42,19 @@ SPEC = TransportSpec(
         ),
         Option(
             "at",
-            "When the matching --input starts, in seconds (repeatable; default 0).",
+            "When the --input before it starts, in seconds (default 0).",
             type=float,
             multiple=True,
             min=0,
             metavar="SECONDS",
+            follows="input",
         ),
         Option(
             "participant",
-            "Display name of the matching --input (default: file name).",
+            "Display name of the --input before it (default: file name).",
             multiple=True,
             metavar="NAME",
+            follows="input",
         ),
         Option(
             "output",

@@ -36,6 +36,10 @@ class WavInput:
     name: str
 
 
+def _nth(values: list[Any], i: int) -> Any:
+    return values[i] if i < len(values) else None
+
+
 class WavTransport(Transport):
     name = "wav"
 
@@ -60,8 +64,9 @@ class WavTransport(Transport):
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> WavTransport:
         paths: list[Path] = list(opts["input"])
-        ats: list[float] = list(opts.get("at") or [])
-        names: list[str] = list(opts.get("participant") or [])
+        # Aligned with the inputs by the CLI (None: not given for that input) or by position.
+        ats: list[float | None] = list(opts.get("at") or [])
+        names: list[str | None] = list(opts.get("participant") or [])
         if len(ats) > len(paths):
             raise UsageError(f"{len(ats)} --at values for {len(paths)} --input files")
         if len(names) > len(paths):
@@ -73,8 +78,8 @@ class WavTransport(Transport):
             WavInput(
                 path=p,
                 pcm=read_wav_mono16(p, rate),
-                at_s=ats[i] if i < len(ats) else 0.0,
-                name=names[i] if i < len(names) else p.stem,
+                at_s=_nth(ats, i) or 0.0,
+                name=_nth(names, i) or p.stem,
             )
             for i, p in enumerate(paths)
         ]

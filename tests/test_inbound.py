@@ -1,0 +1,249 @@
+"""The inbound path (resample, mix, batch) and how the bridge drives it (issue 15 bug 3):
+absent members hold nobody back, queued audio drains on a clock and when someone leaves,
+and the keep-alive silence leaves through the same path, after the tail.
+
+The InboundPath tests pass time explicitly (``now``), as the bridge does. The bridge tests
+run a real Bridge on the event loop with a stub agent client that records what it was sent;
+they wait for conditions (generous timeouts), never for a duration."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+import numpy as np
+
+from botrun.core.audio.resampler import StreamResampler
+from botrun.core.bridge import Bridge
+from botrun.core.config import config_from_dict
+from botrun.core.inbound import InboundPath
+from botrun.core.transport import Transport, TransportEvents
+
+IN_RATE = 16000
+OUT_FRAME = 480  # 20 ms at 24 kHz
+PIECE = 160  # 10 ms at 16 kHz, as Daily delivers
+
+
+def speech16(ms: int, seed: int = 1) -> np.ndarray:
+    """Loud-ish harmonic signal that stays non-zero to its last sample."""
+    t = np.arange(ms * IN_RATE // 1000) / IN_RATE
+    f0 = 150 + 50 * seed
+    x = sum(np.sin(2 * np.pi * f0 * k * t + k) / k for k in (1, 2, 3))
+    return np.round(x / np.max(np.abs(x)) * 9000).astype(np.int16)
+
+
+def pieces(x: np.ndarray, n: int = PIECE) -> list[bytes]:
+    return [x[i : i + n].astype("<i2").tobytes() for i in range(0, len(x), n)]
+
+
+def chunked_ref(chunks: list[bytes], flush: bool = False) -> np.ndarray:
+    """What a StreamResampler makes of these chunks (the bridge's own resampler path)."""
+    rs = StreamResampler(IN_RATE, 24000)
+    out = b"".join(rs.process(c) for c in chunks) + (rs.flush() if flush else b"")
+    return np.frombuffer(out, dtype="<i2")
+
+
+def samples(frames: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(frames), dtype="<i2")
+
+
+def padded(x: np.ndarray) -> np.ndarray:
+    return np.r_[x, np.zeros(-len(x) % OUT_FRAME, dtype=x.dtype)]
+
+
+# ---------------------------------------------------------------------- InboundPath
+def test_a_member_who_never_sends_does_not_delay_the_one_who_talks() -> None:
+    path = InboundPath(max_lag_ms=60)
+    path.add("talker")
+    path.add("muted")  # listened, joined muted: never sends a frame
+    chunks = pieces(speech16(400), 320)  # 20 ms frames
+    out: list[bytes] = []
+    for i, c in enumerate(chunks):
+        t = 10.0 + i * 0.02
+        path.push("talker", c, IN_RATE, t)
+        frames = path.pop(t)
+        assert len(frames) == 1, f"frame {i} was held back waiting for the absent member"
+        out += frames
+    np.testing.assert_array_equal(samples(out), chunked_ref(chunks))
+
+
+def test_a_member_who_stops_sending_delays_the_others_once_not_on_every_frame() -> None:
+    path = InboundPath(max_lag_ms=60)
+    a, b = pieces(speech16(600), 320), pieces(speech16(600, seed=2), 320)
+    arrived: deque[float] = deque()
+    delays: list[float] = []  # per frame of a's: emitted - arrived
+
+    def emitted(frames: list[bytes], now: float) -> None:
+        delays.extend(now - arrived.popleft() for _ in frames)
+
+    for i in range(len(a)):
+        t = 10.0 + i * 0.02
+        due = path.next_due()  # the clock the bridge keeps: drain what falls due
+        if due is not None and due <= t:
+            emitted(path.pop(due), due)
+        path.push("a", a[i], IN_RATE, t)
+        arrived.append(t)
+        if i < 3:  # b talks, then its track stalls for good
+            path.push("b", b[i], IN_RATE, t)
+        emitted(path.pop(t), t)
+    # the frame b first misses waits max_lag (the two behind it less); none after that
+    assert np.round(np.array(delays) * 1000).tolist() == [0, 0, 0, 60, 40, 20] + [0] * 24
+    assert path.next_due() is None
+
+
+def test_a_sole_speakers_tail_is_emitted_on_the_clock_after_they_stop() -> None:
+    path = InboundPath(max_lag_ms=60)
+    path.add("a")
+    chunks = pieces(speech16(1010))  # ends with half a 20 ms frame
+    out: list[bytes] = []
+    t = 0.0
+    for i, c in enumerate(chunks):
+        t = 5.0 + (i + 1) * 0.01
+        path.push("a", c, IN_RATE, t)
+        out += path.pop(t)
+    body = chunked_ref(chunks)
+    assert len(samples(out)) == len(body) - OUT_FRAME // 2  # the last half frame waits
+    due = path.next_due()  # nothing else will arrive: the caller comes back then
+    assert due is not None and abs(due - (t + 0.06)) < 1e-9
+    assert path.pop(due - 0.001) == []
+    out += path.pop(due)
+    np.testing.assert_array_equal(samples(out), padded(body))
+    assert path.next_due() is None
+
+
+def test_a_sole_leavers_last_words_are_emitted_whole_at_once() -> None:
+    path = InboundPath(max_lag_ms=60)
+    path.set_members(["a"], 0.0)
+    chunks = pieces(speech16(1010))
+    out: list[bytes] = []
+    for i, c in enumerate(chunks):
+        path.push("a", c, IN_RATE, (i + 1) * 0.01)
+        out += path.pop((i + 1) * 0.01)
+    path.set_members([], 1.015)  # a leaves 5 ms after its last audio
+    out += path.pop(1.015)
+    # everything, including what was still inside the resampler's filter, nothing after
+    np.testing.assert_array_equal(samples(out), padded(chunked_ref(chunks, flush=True)))
+    assert path.next_due() is None
+    assert path.pop(99.0) == [] and path.keepalive(0) == []
+
+
+def test_keepalive_silence_comes_after_the_queued_tail() -> None:
+    path = InboundPath(max_lag_ms=60)
+    path.add("a")
+    chunks = pieces(speech16(1010))
+    out: list[bytes] = []
+    for i, c in enumerate(chunks):
+        path.push("a", c, IN_RATE, (i + 1) * 0.01)
+        out += path.pop((i + 1) * 0.01)
+    silence = path.keepalive(4)  # the keep-alive asks for 4 frames while a tail is queued
+    assert len(silence) == 4
+    out += silence
+    body = chunked_ref(chunks)
+    expected = np.r_[padded(body), np.zeros(3 * OUT_FRAME, dtype=np.int16)]
+    np.testing.assert_array_equal(samples(out), expected)
+
+
+# ---------------------------------------------------------------------- through the bridge
+class StubTransport(Transport):
+    name = "stub"
+
+    @property
+    def bot_participant_id(self) -> str | None:
+        return "bot"
+
+    async def join(self, events: TransportEvents) -> None: ...
+
+    async def leave(self) -> None: ...
+
+    def write_audio(self, pcm: bytes) -> None: ...
+
+
+class RecordingClient:
+    """Stands in for the agent client: records every frame the bridge sends."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+        self.changed = asyncio.Event()
+
+    def send_audio(self, pcm: bytes) -> None:
+        self.sent += pcm
+        self.changed.set()
+
+    async def until(self, nbytes: int, timeout: float = 5.0) -> np.ndarray:
+        async def wait() -> None:
+            while len(self.sent) < nbytes:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+        return np.frombuffer(bytes(self.sent), dtype="<i2")
+
+
+def bridge_with(client: RecordingClient, max_lag_ms: int = 60) -> Bridge:
+    bridge = Bridge(StubTransport(), config_from_dict({"agent": {"greeting": ""}}))
+    bridge._loop = asyncio.get_running_loop()
+    bridge._inbound = InboundPath(max_lag_ms=max_lag_ms)
+    bridge.client = client  # type: ignore[assignment]
+    return bridge
+
+
+def cancel_drain(bridge: Bridge) -> None:
+    timer = getattr(bridge, "_drain_timer", None)  # a test must not leave it on the loop
+    if timer is not None:
+        timer.cancel()
+
+
+def talk(bridge: Bridge, pid: str, chunks: list[bytes]) -> None:
+    for c in chunks:
+        bridge._on_audio(pid, c, IN_RATE, time.perf_counter())
+
+
+async def test_bridge_sends_a_sole_leavers_last_words_when_they_leave() -> None:
+    client = RecordingClient()
+    # max_lag 0.5 s: a loaded machine pausing this loop between two pieces must not force
+    # a padded frame out mid-speech (that is the mixer's job, tested above)
+    bridge = bridge_with(client, max_lag_ms=500)
+    bridge._on_joined("a", "Ann")
+    chunks = pieces(speech16(1010))
+    talk(bridge, "a", chunks)
+    bridge._on_left("a", "hung up")
+    expected = padded(chunked_ref(chunks, flush=True))
+    got = await client.until(2 * len(expected), timeout=2.0)
+    np.testing.assert_array_equal(got, expected)
+
+
+async def test_bridge_drains_a_stopped_speakers_tail_on_a_clock() -> None:
+    client = RecordingClient()
+    bridge = bridge_with(client, max_lag_ms=500)  # see above
+    bridge._on_joined("a", "Ann")
+    bridge._on_joined("b", "Bob")  # listened, never sends
+    chunks = pieces(speech16(1010))
+    talk(bridge, "a", chunks)
+    body = chunked_ref(chunks)
+    # everything but the last half frame went out as it arrived, Bob's absence held nothing
+    assert len(client.sent) == 2 * (len(body) - OUT_FRAME // 2)
+    got = await client.until(2 * len(padded(body)))  # no new audio: the clock sends the tail
+    np.testing.assert_array_equal(got, padded(body))
+    cancel_drain(bridge)
+
+
+async def test_bridge_keepalive_silence_follows_the_tail_never_precedes_it() -> None:
+    client = RecordingClient()
+    # The mixer would hold the tail a long time (max_lag 10 s): the keep-alive, 300 ms after
+    # the last audio, must send that tail first and only then silence.
+    bridge = bridge_with(client, max_lag_ms=10_000)
+    bridge._on_joined("a", "Ann")
+    chunks = pieces(speech16(1010))
+    talk(bridge, "a", chunks)
+    body = padded(chunked_ref(chunks))
+    watchdog = asyncio.create_task(bridge._watchdog())
+    try:
+        got = await client.until(2 * (len(body) + 3 * OUT_FRAME))
+    finally:
+        bridge._stop.set()
+        await asyncio.wait_for(watchdog, 5.0)
+        cancel_drain(bridge)
+    np.testing.assert_array_equal(got[: len(body)], body)
+    assert not got[len(body) :].any()
+    assert len(got) % OUT_FRAME == 0
