@@ -106,11 +106,11 @@ class Bridge:
         self._session_task: asyncio.Task[None] | None = None
         self._closing_session: asyncio.Task[None] | None = None  # the close the lifecycle awaits
         self._closes: set[asyncio.Task[None]] = set()  # every session close still under way
-        # agent-side state
-        self._reply_active = False
+        # agent-side state. Whether a reply is active and whether its audio plays are the
+        # session's answers (client.state, core/session.py): the bridge keeps no copy.
         self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
         self._session_ready = False  # the current agent session has been ready at least once
-        self._muted_reply = False  # barge-in on speech.started: drop the rest of this reply
+        self._reply_turn: Turn | None = None  # metrics: the turn whose reply is under way
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
         self._turn: Turn | None = None
@@ -305,7 +305,8 @@ class Bridge:
         self._session_task = None
         if client is None:
             return None
-        self._reply_active = self._user_speaking = self._muted_reply = False
+        self._user_speaking = False
+        self._reply_turn = None
         self._awaiting_reply_since = None
         self._emit(ev.SESSION_STATE, state="closing")
         close = asyncio.create_task(self._close_session(client, task, timeout))
@@ -354,10 +355,13 @@ class Bridge:
                 participant_id=speaker.id if speaker else None,
                 name=speaker.name if speaker else None,
             )
+            # The session has already muted the rest of the reply (core/session.py); here
+            # the audio already queued for the meeting is flushed.
             interrupt = self.config.agent.input.turn_detection.interrupt_response
-            if interrupt and (self._reply_active or self._pending_out_ms() > 0):
+            if interrupt and (self._replying() or self._pending_out_ms() > 0):
                 self._barge_in("speech")
-                self._muted_reply = self._reply_active
+                if self._reply_turn is not None:
+                    self._reply_turn.interrupted = True
         elif isinstance(e, p.SpeechStopped):
             if self._user_speaking or self._awaiting_reply_since is None:
                 self._awaiting_reply_since = time.monotonic()
@@ -376,11 +380,10 @@ class Bridge:
         elif isinstance(e, p.TranscriptUser):
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
-            self._reply_active = True
-            self._muted_reply = False
             self._agent_partial = ""
             if self._turn is None or self._turn.first_audio_at is not None:
                 self._turn = Turn()
+            self._reply_turn = self._turn
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
             self._emit(ev.TRANSCRIPT_AGENT, text=self._agent_partial.strip(), final=False)
@@ -406,10 +409,10 @@ class Bridge:
             if name == "Reconnecting":
                 # The reply in flight is lost with the socket and no reply.done will come
                 # for it: what was already queued plays out, the turn state resets.
-                if self._turn is not None and self._reply_active:
+                if self._turn is not None and self._turn is self._reply_turn:
                     self.metrics.turns.append(self._turn)
                     self._turn = None
-                self._reply_active = self._muted_reply = False
+                self._reply_turn = None
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
@@ -428,7 +431,9 @@ class Bridge:
             self.transcript.write("user", text, participant_id=pid, participant_name=name)
 
     def _on_reply_audio(self, pcm24: bytes) -> None:
-        if self._muted_reply or self.pacer is None or self._out_rs is None:
+        # Only audio the session accepted reaches here (AgentClient asks
+        # SessionState.accept_audio in arrival order): stale or late audio is already gone.
+        if self.pacer is None or self._out_rs is None:
             return
         t0 = time.perf_counter()
         out = self._out_rs.process(pcm24)
@@ -456,10 +461,10 @@ class Bridge:
         if interrupted:
             self._barge_in("reply.done")
         if self._turn is not None:
-            self._turn.interrupted = interrupted or self._muted_reply
+            self._turn.interrupted = interrupted or self._turn.interrupted
             self.metrics.turns.append(self._turn)
             self._turn = None
-        self._reply_active = False
+        self._reply_turn = None
         self._awaiting_reply_since = None
 
     def _barge_in(self, cause: str) -> None:
@@ -473,6 +478,10 @@ class Bridge:
             self.metrics.stale_ms_flushed += flushed
             self._emit(ev.BARGE_IN, flushed_ms=flushed, cause=cause)
 
+    def _replying(self) -> bool:
+        """The session's answer: is a reply under way?"""
+        return self.client is not None and self.client.state.reply_active
+
     def _pending_out_ms(self) -> float:
         return self.pacer.pending_ms if self.pacer is not None else 0.0
 
@@ -481,7 +490,7 @@ class Bridge:
         if not self._session_ready:
             return True  # starting: bounded by the client's retry window (ready_timeout_s)
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
-        return self._user_speaking or self._reply_active or waiting or self._pending_out_ms() > 0
+        return self._user_speaking or self._replying() or waiting or self._pending_out_ms() > 0
 
     def _keep_alive(self, now: float, chunk_s: float) -> None:
         """Keep the agent's speech detector running: silence while nobody is heard. Only once
@@ -501,16 +510,18 @@ class Bridge:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
         limit = self.config.bridge.reply_timeout_s
-        if not self._reply_active or now - self._reply_progress_at < limit:
+        if not self._replying() or now - self._reply_progress_at < limit:
             return
         log.warning(
             "the agent's reply made no progress for %.0f s without reply.done; treating it as over",
             limit,
         )
+        if self.client is not None:
+            self.client.abandon_reply()  # the session drops whatever of it still comes
         if self._turn is not None:
             self.metrics.turns.append(self._turn)
             self._turn = None
-        self._reply_active = self._muted_reply = False
+        self._reply_turn = None
         self._awaiting_reply_since = None
 
     async def _watchdog(self) -> None:

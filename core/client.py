@@ -126,6 +126,7 @@ class ClientStats:
     audio_dropped_ms: float = 0.0
     audio_replayed_ms: float = 0.0
     stale_audio_chunks: int = 0
+    late_audio_chunks: int = 0  # reply audio after its reply.done: dropped
     tool_calls: int = 0
     tool_results_sent: int = 0
     tool_results_discarded: int = 0
@@ -254,6 +255,7 @@ class AgentClient:
     @property
     def stats(self) -> ClientStats:
         self._stats.stale_audio_chunks = self._state.stale_audio_chunks
+        self._stats.late_audio_chunks = self._state.late_audio_chunks
         self._stats.tool_results_discarded = self._state.discarded_results
         return self._stats
 
@@ -338,6 +340,11 @@ class AgentClient:
         output.voice, output.format) raise :class:`UsageError` without a round-trip."""
         for ev in self._state.update_session(changes):
             self._send_control(ev)
+
+    def abandon_reply(self) -> None:
+        """Treat the reply in progress as over (it stopped progressing and no ``reply.done``
+        came): the session rules then drop whatever audio of it still arrives."""
+        self._state.abandon_reply()
 
     async def request_reply(self, instructions: str | None = None) -> None:
         """Ask the agent to reply now (``reply.create``); sent once the session is ready."""

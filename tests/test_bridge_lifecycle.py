@@ -36,6 +36,7 @@ class Room(Transport):
     def __init__(self, leave_hangs: bool = False) -> None:
         self.events: TransportEvents | None = None
         self.leave_hangs = leave_hangs
+        self.played = bytearray()
 
     async def join(self, events: TransportEvents) -> None:
         self.events = events
@@ -45,7 +46,7 @@ class Room(Transport):
             await asyncio.sleep(30)
 
     def write_audio(self, pcm: bytes) -> None:
-        pass
+        self.played += pcm  # pacer thread; read by the test once the pacer is idle
 
 
 class States:
@@ -228,3 +229,58 @@ async def test_an_agent_that_stays_away_fails_the_start_after_the_window() -> No
             await c.start()
         await c.close()
     assert srv.refused > 3  # retried all along the window, not 3 attempts and out
+
+
+# -- issue 15 bug 5: reply audio after reply.done is not played ------------------------------
+
+
+def _tone(ms: int, level: int) -> bytes:
+    import numpy as np
+
+    n = 24 * ms
+    t = np.arange(n) / 24000
+    return (np.sin(2 * np.pi * 300 * t) * level).astype("<i2").tobytes()
+
+
+async def test_reply_audio_after_reply_done_is_not_played() -> None:
+    from botrun.core.protocol import ReplyAudio, ReplyDone, ReplyStarted
+
+    quiet, loud = _tone(200, 3000), _tone(200, 25000)
+
+    async def script(conn: Conn) -> None:
+        await conn.ready()
+        await conn.send(ReplyStarted("r1"))
+        await conn.send(ReplyAudio(quiet, "r1"))
+        await conn.send(ReplyDone("r1", "completed"))
+        await conn.send(ReplyAudio(loud))  # late: after reply.done, before reply.started
+        await conn.send(ReplyAudio(loud, "r1"))
+        await conn.send(ReplyStarted("r2"))
+        await conn.send(ReplyAudio(quiet, "r2"))
+        await conn.send(ReplyDone("r2", "completed"))
+
+    room = Room()
+    async with AgentServer([script]) as srv:
+        bridge = Bridge(room, config(srv.url))
+        call = asyncio.create_task(bridge.run())
+        try:
+            await until(lambda: room.events is not None, "joined")
+            assert room.events is not None
+            room.events.participant_joined("ann", "Ann")
+            await until(lambda: len(bridge.metrics.turns) == 2, "both replies done")
+            assert bridge.client is not None
+            stats = bridge.client.stats
+            pacer = bridge.pacer
+            assert pacer is not None
+            await until(lambda: pacer.pending_ms == 0, "the pacer played everything")
+        finally:
+            bridge.stop("test over")
+            await asyncio.wait_for(call, WAIT)
+    import numpy as np
+
+    played = np.frombuffer(bytes(room.played), dtype="<i2")
+    assert len(played) > 0
+    # both quiet replies played (16 kHz, 0.4 s, give or take the resampler's delay and a
+    # padded chunk), the loud late audio not at all
+    assert 0.35 <= len(played) / 16000 <= 0.5
+    assert np.abs(played).max() < 6000
+    assert stats.late_audio_chunks == 2  # dropped and counted
