@@ -778,6 +778,10 @@ class AgentClient:
                         self._audio.appendleft(chunk)
                         self._audio_bytes += len(chunk)
                         return
+                    except BaseException:  # kept for the next socket (see _writer_done)
+                        self._audio.appendleft(chunk)
+                        self._audio_bytes += len(chunk)
+                        raise
                     self._stats.audio_sent_bytes += len(chunk)
                 elif self._want_end:
                     self._want_end = False

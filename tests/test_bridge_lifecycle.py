@@ -284,3 +284,76 @@ async def test_reply_audio_after_reply_done_is_not_played() -> None:
     assert 0.35 <= len(played) / 16000 <= 0.5
     assert np.abs(played).max() < 6000
     assert stats.late_audio_chunks == 2  # dropped and counted
+
+
+# -- issue 15 bug 6: failures are surfaced, not swallowed --------------------------------------
+
+
+async def test_a_failing_writer_is_logged_and_the_client_reconnects(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The writer task's exceptions were suppressed: audio stopped while pings kept the
+    # socket alive. Now the error is logged and the socket replaced; no audio is lost.
+    import botrun.core.client as client_mod
+    from botrun.core.client import AgentClient
+    from botrun.core.protocol import InputAudio, Reconnecting, Resumed, SessionReady, SessionResume
+
+    real_encode = client_mod.encode
+    failures = []
+
+    def encode_once_broken(ev: Any) -> str:
+        if isinstance(ev, InputAudio) and not failures:
+            failures.append(ev)
+            raise RuntimeError("encoder broke")
+        return real_encode(ev)
+
+    monkeypatch.setattr(client_mod, "encode", encode_once_broken)
+
+    async def second(conn: Conn) -> None:
+        assert await conn.next() == SessionResume("sess-1")
+        await conn.send(SessionReady("sess-1"))
+
+    async with AgentServer([_hold_without_ending, second]) as srv:
+        c = AgentClient(srv.url, {"system_prompt": "t"}, backoff_base=0.01, backoff_max=0.05)
+        seen: list[Any] = []
+
+        async def pump() -> None:
+            async for e in c.events():
+                seen.append(e)
+
+        pumping = asyncio.create_task(pump())
+        with caplog.at_level(logging.ERROR, logger="botrun.agent"):
+            await c.start()
+            c.send_audio(b"\x01\x00" * 480)
+            await until(lambda: any(isinstance(e, Resumed) for e in seen), "a resumed session")
+        conn = await srv.conn(1)
+        await conn.wait_audio(960)
+        await c.close()
+        pumping.cancel()
+    assert failures
+    assert any(isinstance(e, Reconnecting) and "encoder broke" in e.reason for e in seen)
+    assert any("sending to the agent failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_session_crash_is_logged_as_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botrun.core.errors import AgentError
+
+    room = Room()
+    async with AgentServer() as srv:
+        bridge = Bridge(room, config(srv.url))
+
+        def broken(e: Any) -> None:
+            raise KeyError("a bug in the bridge")
+
+        monkeypatch.setattr(bridge, "_on_agent_event", broken)
+        call = asyncio.create_task(bridge.run())
+        await until(lambda: room.events is not None, "joined")
+        assert room.events is not None
+        with caplog.at_level(logging.WARNING, logger="botrun.bridge"):
+            room.events.participant_joined("ann", "Ann")
+            summary = await asyncio.wait_for(call, WAIT)
+    assert isinstance(summary.error, AgentError)
+    crash = [r for r in caplog.records if "session crashed" in r.getMessage()]
+    assert crash and crash[0].levelno == logging.ERROR
