@@ -7,11 +7,13 @@ Data flow (see docs/architecture in DESIGN.md)::
     AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
     --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
 
-The bridge owns timing: it opens the agent session when the first human joins (so a caller
-hears the greeting), closes it once the last one has left and the agent has gone quiet for
-``leave_grace_s``, leaves the meeting after ``idle_timeout_s`` with nobody there or after
-``max_duration_s``, and keeps the agent's speech detector fed with silence when no
-participant audio arrives.
+The bridge owns timing and drives the call's lifecycle (core/lifecycle.py: one transition
+table): it opens the agent session when the first human joins (so a caller hears the
+greeting), closes it once the last one has left and the agent has gone quiet for
+``leave_grace_s`` (a person who joins meanwhile gets a new session at once), leaves the
+meeting after ``idle_timeout_s`` with nobody there or after ``max_duration_s``, and keeps the
+agent's speech detector fed with silence when no participant audio arrives. Whether a reply
+is active and whether its audio plays are the session's answers (core/session.py).
 
 Nothing the agent does can hold the bot in a call: a session that is not ready for
 ``agent.ready_timeout_s`` -- at the start or after a loss, transient failures retried

@@ -83,3 +83,13 @@ def test_every_state_but_joining_is_reachable_and_closed_is_final() -> None:
     reached = {to for to, _ in TRANSITIONS.values()}
     assert reached == set(CallState) - {S.JOINING}
     assert all(to is S.CLOSED for (frm, _), (to, _) in TRANSITIONS.items() if frm is S.CLOSED)
+
+
+def test_the_architecture_doc_shows_this_table() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+    for (state, event), (nxt, action) in TRANSITIONS.items():
+        act = "—" if action is A.NONE else action.value.replace("_", " ")
+        row = f"| {state.value} | `{event.value}` | {nxt.value} | {act} |"
+        assert row in doc, f"docs/architecture.md lacks the row {row}"
