@@ -171,7 +171,8 @@ class Bridge:
             log.debug("call: %s --%s--> %s", before.value, event.value, self.lifecycle.state.value)
         if action is Action.OPEN_SESSION:
             self._closing_session = None  # an old session still closing finishes aside
-            self._open_session()
+            if self.client is None:  # (a client handed in from outside, e.g. a test, stays)
+                self._open_session()
         elif action is Action.CLOSE_SESSION:
             self._closing_session = self._begin_close()
 
