@@ -288,7 +288,9 @@ class Bridge:
         try:
             await client.start()
             async for event in client.events():
-                self._on_agent_event(event)
+                # a session closing aside while a newer one runs must not touch its state
+                if self.client is client or self.client is None:
+                    self._on_agent_event(event)
         except asyncio.CancelledError:
             raise
         except BotrunError as exc:

@@ -82,6 +82,17 @@ def config(url: str, **overrides: Any) -> BotConfig:
     )
 
 
+async def speak(room: Room, pid: str) -> None:
+    """A 16 kHz utterance from ``pid`` in real-time 20 ms frames."""
+    from sim_support import utterance
+
+    pcm = utterance(speech_ms=600, lead_ms=200, tail_ms=1200, rate=16000).tobytes()
+    assert room.events is not None
+    for i in range(0, len(pcm), 640):
+        room.events.audio(pid, pcm[i : i + 640], 16000)
+        await asyncio.sleep(0.02)
+
+
 class JoinAtSessionEnd(Simulator):
     """Runs ``on_end`` when a session ends: someone joins while the bridge is closing it."""
 
@@ -119,6 +130,10 @@ async def test_a_join_while_the_session_closes_gets_a_new_session() -> None:
             assert len(sim.sessions) == 2
             assert bridge.lifecycle.state is CallState.IN_SESSION
             assert bridge.client is not None and bridge.client.ready
+            # and Bob is heard and answered: he speaks, the simulator echoes, the bot talks
+            await speak(room, "bob")
+            await until(lambda: len(room.played) > 0, "the bot answering Bob")
+            assert len(sim.session().replies) >= 1
         finally:
             bridge.stop("test over")
             summary = await asyncio.wait_for(call, WAIT)
