@@ -360,13 +360,11 @@ class Bridge:
                 participant_id=speaker.id if speaker else None,
                 name=speaker.name if speaker else None,
             )
-            # The session has already muted the rest of the reply (core/session.py); here
-            # the audio already queued for the meeting is flushed.
+            # A reply under way was cut by the session (ReplyMuted, just before); audio of
+            # a finished reply may still be playing: cut that too.
             interrupt = self.config.agent.input.turn_detection.interrupt_response
-            if interrupt and (self._replying() or self._pending_out_ms() > 0):
+            if interrupt and self._pending_out_ms() > 0:
                 self._barge_in("speech")
-                if self._reply_turn is not None:
-                    self._reply_turn.interrupted = True
         elif isinstance(e, p.SpeechStopped):
             if self._user_speaking or self._awaiting_reply_since is None:
                 self._awaiting_reply_since = time.monotonic()
@@ -409,6 +407,11 @@ class Bridge:
             self._emit(ev.ERROR, message=f"{e.code}: {e.message}")
         elif isinstance(e, p.SessionEnded):
             self._emit(ev.SESSION_STATE, state="ended")
+        elif isinstance(e, p.ReplyMuted):
+            # the session drops the rest of this reply; flush what is queued for the meeting
+            self._barge_in("speech")
+            if self._reply_turn is not None:
+                self._reply_turn.interrupted = True
         else:
             name = type(e).__name__
             if name == "Reconnecting":

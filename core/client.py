@@ -63,12 +63,14 @@ from .protocol import (
     Reconnecting,
     ReplyAudio,
     ReplyCreate,
+    ReplyMuted,
     Resumed,
     ServerEvent,
     SessionEnd,
     SessionEnded,
     SessionError,
     SessionReady,
+    SpeechStarted,
     ToolCall,
     ToolResult,
     UnknownEvent,
@@ -667,6 +669,8 @@ class AgentClient:
                 return
         for action in self._state.receive(ev):
             self._send_control(action)
+        if isinstance(ev, SpeechStarted) and self._state.muted_reply_id is not None:
+            self._emit(ReplyMuted(self._state.muted_reply_id))  # before it: see ReplyMuted
         self._emit(ev)
         if isinstance(ev, SessionReady):
             self._on_ready(ev)

@@ -96,6 +96,8 @@ class SessionState:
         self._stale = False  # dropping audio of an interrupted reply
         self._stale_reply_id: str | None = None
         self._between_replies = False  # after a reply.done, before the next reply.started
+        #: The reply the last ``input.speech.started`` cut (barge-in), if it cut one.
+        self.muted_reply_id: str | None = None
         self._done_reply_id: str | None = None  # the last reply that finished
         self.ended = False  # session.ended received
         # turn timing
@@ -247,8 +249,10 @@ class SessionState:
             case ToolCall(call_id=cid):
                 self._calls[cid] = _Call(self.reply_id, released=self.reply_id is None)
             case SpeechStarted():
+                self.muted_reply_id = None
                 if self.reply_id is not None and self._interrupts():
                     # barge-in: the rest of this reply must not resume mid-sentence
+                    self.muted_reply_id = self.reply_id
                     self._mark_stale(self.reply_id)
                 self.speech_stopped_at = None
                 self.first_audio_at = None

@@ -372,3 +372,36 @@ async def test_a_session_crash_is_logged_as_an_error(
     assert isinstance(summary.error, AgentError)
     crash = [r for r in caplog.records if "session crashed" in r.getMessage()]
     assert crash and crash[0].levelno == logging.ERROR
+
+
+async def test_a_barge_in_is_decided_in_event_order() -> None:
+    # The session cuts the reply as input.speech.started arrives and says so (ReplyMuted);
+    # the bridge used to keep its own reply flag, and asking the session's *current* state
+    # instead would miss a barge-in whose reply.done the client had already read.
+    from botrun.core.protocol import ReplyAudio, ReplyDone, ReplyStarted, SpeechStarted
+
+    async def script(conn: Conn) -> None:
+        await conn.ready()
+        await conn.send(ReplyStarted("r1"))
+        await conn.send(SpeechStarted())
+        await conn.send(ReplyAudio(_tone(200, 25000), "r1"))  # stale: after the barge-in
+        await conn.send(ReplyDone("r1", "interrupted"))
+
+    room, barge_ins = Room(), []
+    async with AgentServer([script]) as srv:
+        bridge = Bridge(room, config(srv.url), observers=[barge_ins.append])
+        call = asyncio.create_task(bridge.run())
+        try:
+            await until(lambda: room.events is not None, "joined")
+            assert room.events is not None
+            room.events.participant_joined("ann", "Ann")
+            await until(lambda: len(bridge.metrics.turns) == 1, "the reply done")
+            assert bridge.client is not None
+            stats = bridge.client.stats
+        finally:
+            bridge.stop("test over")
+            await asyncio.wait_for(call, WAIT)
+    cuts = [e.data for e in barge_ins if e.kind == ev.BARGE_IN]
+    assert [c["cause"] for c in cuts] == ["speech"]
+    assert bridge.metrics.turns[0].interrupted
+    assert stats.stale_audio_chunks == 1 and not room.played

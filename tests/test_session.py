@@ -239,6 +239,9 @@ def test_speech_started_mutes_the_rest_of_the_reply() -> None:
     events = [ReplyStarted("r1"), AUDIO, SpeechStarted(), AUDIO, ReplyDone("r1", "interrupted")]
     assert play(s, [*events, AUDIO, ReplyStarted("r2"), AUDIO]) == [True, False, False, True]
     assert s.stale_audio_chunks == 2
+    assert s.muted_reply_id == "r1"  # the answer the client passes on as ReplyMuted
+    feed(s, [ReplyDone("r2"), SpeechStarted()])  # no reply under way: nothing cut
+    assert s.muted_reply_id is None
 
 
 def test_speech_started_without_interrupt_response_keeps_the_reply() -> None:
