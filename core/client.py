@@ -159,7 +159,7 @@ class AgentClient:
         client = AgentClient(url, session_payload(cfg, tools.specs), api_key=key, tools=tools)
         await client.start()                 # connected and ready, or AgentError
         client.send_audio(pcm24k)            # any time; buffered while not ready
-        async for event in client.events():  # server events + Reconnecting/Resumed/NewSession
+        async for event in client.events():  # server events + notices (Reconnecting, ...)
             ...
         await client.close()
 
@@ -322,9 +322,10 @@ class AgentClient:
             self._wake.set()
 
     async def events(self) -> AsyncIterator[ServerEvent | Notice]:
-        """Server events (stale audio of an interrupted reply already dropped; tool calls
-        are handled here and still yielded for observers) and the notices
-        :class:`Reconnecting`, :class:`Resumed`, :class:`NewSession`. Ends after
+        """Server events (reply audio the session rules refuse -- stale or late -- already
+        dropped; tool calls are handled here and still yielded for observers) and the notices
+        :class:`Reconnecting`, :class:`Resumed`, :class:`NewSession`, :class:`ReplyMuted`
+        (just before the ``input.speech.started`` that cut a reply). Ends after
         :meth:`close`; raises :class:`AgentError` when the session failed for good.
         One consumer at a time."""
         while True:
