@@ -72,7 +72,11 @@ class AgentConfig(_Model):
     tool_timeout_s: float = Field(10.0, gt=0, le=300)
     tool_result_max_bytes: int = Field(DEFAULT_TOOL_RESULT_MAX_BYTES, ge=1024, le=512 * 1024)
     ready_timeout_s: float = Field(
-        15.0, gt=0, le=600, description="wait this long for the agent to accept the session"
+        30.0,
+        gt=0,
+        le=600,
+        description="the longest the call may go without a ready agent session while botrun"
+        " retries, at the start and after a lost connection",
     )
 
     @field_validator("url")
