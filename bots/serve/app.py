@@ -6,10 +6,11 @@
   ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
 
 Every answer is JSON. Everything but a signed webhook and ``/health`` needs the API token
-(:mod:`.auth`). Refusals happen before any Daily resource exists (401 unsigned or no token,
-403 API disabled, 400 malformed, 413 oversized, 503 no free slot); a Daily REST failure
-part-way is logged with Daily's message, the room created so far is deleted and the slot
-freed (502).
+(:mod:`.auth`); an API open without a token refuses web pages (foreign ``Origin``, non-JSON
+POST, a ``Host`` not naming this machine: 403). Refusals happen before any Daily resource
+exists (401 unsigned or no token, 403 API disabled or a browser's request, 400 malformed,
+413 oversized, 503 no free slot); a Daily REST failure part-way is logged with Daily's
+message, the room created so far is deleted and the slot freed (502).
 """
 
 from __future__ import annotations
@@ -268,7 +269,11 @@ async def start(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """Liveness. Open to anyone, so it reveals nothing unless the caller may use the API."""
-    if request.app[SETTINGS].auth.check(request.headers.get("Authorization")) is not None:
+    auth = request.app[SETTINGS].auth
+    if (
+        auth.check(request.headers.get("Authorization")) is not None
+        or auth.refuse_browser(request.method, request.headers) is not None
+    ):
         return web.json_response({"status": "ok"})
     supervisor = request.app[SUPERVISOR]
     return web.json_response(
@@ -282,13 +287,17 @@ _SELF_AUTHENTICATED = ("/health",)
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
-    """The API token on every endpoint that is not a signed webhook or the liveness probe."""
+    """The API token on every endpoint that is not a signed webhook or the liveness probe;
+    without a token (an open API), no web page may drive it."""
     settings = request.app[SETTINGS]
     if request.path in _SELF_AUTHENTICATED or (
         request.path == "/dialin" and settings.dialin_key is not None
     ):
         return await handler(request)
     refusal = settings.auth.check(request.headers.get("Authorization"))
+    if refusal is None:
+        browser = settings.auth.refuse_browser(request.method, request.headers)
+        refusal = None if browser is None else (403, browser)
     if refusal is not None:
         status, message = refusal
         net_log.warning(

@@ -127,7 +127,9 @@ def command(
 
     Every endpoint but a signed /dialin and /health needs the header
     "Authorization: Bearer $BOTRUN_API_TOKEN". Without a token the API is open on a
-    loopback --host (or with --insecure) and disabled otherwise.
+    loopback --host (or with --insecure) and disabled otherwise; an open API refuses web
+    pages (a foreign Origin, a POST that is not Content-Type: application/json, a Host
+    that is not this machine).
     Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env.
     """
     from botrun.core.logs import setup_logging
