@@ -160,7 +160,8 @@ async def _start_bot(
     except DailyApiError as exc:
         if room is not None:
             await _delete_room(app, room.name, "while cleaning up")
-        return _daily_failed(f"the meeting token of a {kind} bot", exc)
+        purpose = f"dial-in call {call.call_id}" if call is not None else "POST /start"
+        return _daily_failed(f"a meeting token for the bot of {purpose}", exc)
     except CapacityError as exc:  # serve began shutting down meanwhile
         if room is not None:
             await _delete_room(app, room.name, "while cleaning up")
@@ -261,7 +262,7 @@ async def start(request: web.Request) -> web.Response:
             room = await request.app[API].create_room(exp_s=settings.room_exp_s)
         except DailyApiError as exc:
             reservation.release()
-            return _daily_failed("the room of a started bot", exc)
+            return _daily_failed("the room for POST /start", exc)
         request.app[OWNED_ROOMS].add(room.name)
         room_url = room.url
     return await _start_bot(request, reservation, kind="start", room=room, room_url=room_url)
