@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from botrun.core.config import BotConfig, apply_overrides, load_config, transport_options
+from botrun.core.config import (
+    BotConfig,
+    apply_overrides,
+    check_transport_tables,
+    load_config,
+    transport_options,
+)
 from botrun.core.plugin_types import TransportContext, TransportSpec
 from botrun.core.secrets import Secrets, register_secret
 
@@ -42,8 +48,13 @@ def build_config(
     defaults (the WAV transport leaves when its files end), then the keys the config file
     really writes (packaged files write only what they choose; default.toml writes nothing),
     then the command-line flags."""
+    from botrun.core.plugins import transports
+
     defaults = {"bridge": dict(spec.bridge_defaults)} if spec is not None else None
     cfg = load_config(shared.config, transport_names, defaults=defaults)
+    # Every installed transport's table, not just this command's: a bad [daily] table is
+    # reported by `botrun wav` too, before anything runs.
+    check_transport_tables(cfg, [s for n, s in transports().items() if n in transport_names])
     overrides: dict[str, Any] = {"agent.url": shared.agent_url, "bot.name": shared.name}
     return apply_overrides(cfg, overrides)
 

@@ -170,7 +170,7 @@ def build(
     """Validate secrets, config and options (all failures are one-line errors) and build
     the application."""
     from botrun.bots.runner import agent_api_key
-    from botrun.core.config import load_config, resolve_config_path
+    from botrun.core.config import check_transport_tables, load_config, resolve_config_path
     from botrun.core.errors import ConfigError, UsageError
     from botrun.core.plugins import transports
     from botrun.core.secrets import Secrets
@@ -210,6 +210,7 @@ def build(
             "DAILY_DIALIN_SECRET is not set: /dialin needs the API token, which Daily cannot send"
         )
     cfg = load_config(config, list(transports()))
+    check_transport_tables(cfg, transports().values())
     agent_key = agent_api_key(cfg.agent.url, secrets)
     argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
     if not argv:
