@@ -17,7 +17,7 @@ from botrun.core.config import (
     transport_options,
 )
 from botrun.core.plugin_types import TransportContext, TransportSpec
-from botrun.core.secrets import Secrets, register_secret
+from botrun.core.secrets import Secrets, mask_url, register_secret
 
 log = logging.getLogger("botrun")
 
@@ -38,7 +38,9 @@ def agent_api_key(url: str, secrets: Secrets) -> str | None:
     host = urlparse(url).hostname or ""
     if host in LOCAL_HOSTS:
         return secrets.get("ASSEMBLYAI_API_KEY")
-    return secrets.require("ASSEMBLYAI_API_KEY", f"to connect to the voice agent at {url}")
+    return secrets.require(
+        "ASSEMBLYAI_API_KEY", f"to connect to the voice agent at {mask_url(url)}"
+    )
 
 
 def build_config(

@@ -36,6 +36,7 @@ from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
 from .metrics import CallMetrics, Turn
 from .participants import Roster
+from .secrets import mask_url
 from .transcripts import TranscriptWriter
 
 if TYPE_CHECKING:
@@ -258,7 +259,7 @@ class Bridge:
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
         self._audio_clock = time.monotonic()
-        self._emit(ev.SESSION_STATE, state="connecting", detail=self.config.agent.url)
+        self._emit(ev.SESSION_STATE, state="connecting", detail=mask_url(self.config.agent.url))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
     async def _run_session(self, client: AgentClient) -> None:

@@ -72,7 +72,7 @@ from .protocol import (
     encode,
     tool_payload,
 )
-from .secrets import redact, register_secret
+from .secrets import mask_url, redact, register_secret
 from .session import SessionState
 from .tools import ToolRegistry, error_result
 
@@ -193,7 +193,7 @@ class AgentClient:
         register_secret(api_key)
         register_secret(token)
         self.url = url
-        self._display_url = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+        self._display_url = mask_url(urlunsplit(urlsplit(url)._replace(query="", fragment="")))
         self._api_key = api_key
         self._token = token
         self._token_provider = token_provider

@@ -28,6 +28,7 @@ from pydantic import (
 
 from .defaults import DEFAULT_AGENT_URL
 from .errors import ConfigError
+from .secrets import register_url_credentials
 
 if TYPE_CHECKING:
     from .plugin_types import TransportSpec
@@ -93,6 +94,7 @@ class AgentConfig(_Model):
     def _url(cls, v: str) -> str:
         if not v.startswith(("ws://", "wss://")):
             raise ValueError("expected a ws:// or wss:// URL")
+        register_url_credentials(v)  # a password or ?token= in it never reaches a log line
         return v
 
     @field_validator("voice")
