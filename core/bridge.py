@@ -661,6 +661,7 @@ async def run_call(
         for sig in installed:
             loop.remove_signal_handler(sig)
     if console and bridge.joined:
-        print(summary.metrics.summary(), flush=True)
+        reached = summary.client_stats is not None and summary.client_stats.connects > 0
+        print(summary.metrics.summary(agent_reached=reached), flush=True)
     log.info("call ended: %s", summary.reason or "done")
     return summary
