@@ -221,6 +221,8 @@ class Bridge:
             self._inbound.set_members(listened, now)
             self._send_due(now)  # a leaver's last words go now, not with the next audio
         self._listened = listened
+        if (unmatched := self.roster.unmatched_listen()) is not None:
+            log.warning("%s", unmatched)
 
     def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
         if pid not in self._listened or self._inbound is None:
