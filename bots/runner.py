@@ -121,6 +121,19 @@ def run_with_transport(
     return summary.exit_code
 
 
+def bot_tools(cfg: BotConfig) -> Any:
+    """The tools a bot with ``cfg`` offers the agent: the config's tools, then every installed
+    plugin's (a :class:`~botrun.core.tools.ToolRegistry`); :class:`ConfigError` when one
+    cannot be loaded. ``botrun serve`` calls this at start, so a bad tool is found before
+    any call."""
+    from botrun.core.plugins import get_plugin_manager
+    from botrun.core.tools import load_tools
+
+    pm = get_plugin_manager()
+    plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
+    return load_tools(cfg.agent.tools, plugin_tools, timeout_s=cfg.agent.tool_timeout_s)
+
+
 async def call(
     transport: Any,
     cfg: BotConfig,
@@ -131,11 +144,9 @@ async def call(
     """One call with the config's tools and every installed plugin's tools and observers."""
     from botrun.core.bridge import run_call
     from botrun.core.plugins import get_plugin_manager
-    from botrun.core.tools import load_tools
 
     pm = get_plugin_manager()
-    plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
-    tools = load_tools(cfg.agent.tools, plugin_tools, timeout_s=cfg.agent.tool_timeout_s)
+    tools = bot_tools(cfg)
 
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
