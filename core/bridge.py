@@ -739,7 +739,7 @@ async def run_call(
         for sig in installed:
             loop.remove_signal_handler(sig)
     if console and bridge.joined:
-        reached = summary.client_stats is not None and summary.client_stats.connects > 0
+        reached = summary.client_stats is not None and summary.client_stats.reached
         print(summary.metrics.summary(agent_reached=reached), flush=True)
     log.info("call ended: %s", summary.reason or "done")
     return summary

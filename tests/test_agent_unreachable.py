@@ -56,7 +56,11 @@ async def test_nothing_listening_says_could_not_reach(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     code, output = await _wav_call(tmp_path, f"ws://127.0.0.1:{port}/v1/ws")
     assert code != 0, output
-    assert "could not reach the voice agent" in output.splitlines()
+    assert "could not reach the voice agent" in output.splitlines()  # the summary
+    error = output.strip().splitlines()[-1]
+    assert error.startswith(
+        f"botrun: error: could not reach the voice agent at ws://127.0.0.1:{port}"
+    )
     assert "never answered" not in output
 
 
