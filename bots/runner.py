@@ -104,7 +104,12 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
     key = agent_api_key(ctx.config.agent.url, ctx.secrets)
-    return run_with_transport(transport, ctx.config, key, shared.transcript)
+    try:
+        return run_with_transport(transport, ctx.config, key, shared.transcript)
+    finally:
+        recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
+        if recorded is not None:
+            print(f"bot voice recorded to {recorded}", flush=True)
 
 
 def run_with_transport(
