@@ -36,6 +36,6 @@ def test_keep_alive_delay_in_architecture_doc_is_the_bridges() -> None:
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_docs_point_at_no_protocol_notes_outside_the_repo(doc: Path) -> None:
-    """"The protocol notes" were a file outside the repository (polish item 8): the docs
+    """ "The protocol notes" were a file outside the repository (polish item 8): the docs
     point at core/protocol.py and docs/simulator.md instead."""
     assert "protocol notes" not in doc.read_text().lower()
