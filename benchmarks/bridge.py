@@ -267,8 +267,8 @@ class Session:
             self.barge_ins.append(
                 (time.monotonic(), e.data.get("cause", ""), e.data.get("flushed_ms", 0.0))
             )
-        elif e.kind == ev.TURN_METRICS:
-            self.turn_ms.append(e.data["latency_ms"])
+        elif isinstance(e, ev.ReplyStarted) and e.latency_ms is not None:
+            self.turn_ms.append(e.latency_ms)
         elif e.kind == ev.SESSION_STATE and e.data.get("state") == "ready":
             self.ready.set()
 

@@ -178,13 +178,12 @@ class Bridge:
         elif action is Action.CLOSE_SESSION:
             self._closing_session = self._begin_close()
 
-    def _emit(self, kind: str, **data: Any) -> None:
-        event = BridgeEvent(kind, data)
+    def _emit(self, event: BridgeEvent) -> None:
         for obs in self.observers:
             try:
                 obs(event)
             except Exception:
-                log.exception("observer %r failed on %s", obs, kind)
+                log.exception("observer %r failed on %s", obs, event.kind)
 
     def _on_ended(self, reason: str, error: str | None) -> None:
         self.stop(reason, TransportError(error) if error else None)
@@ -196,7 +195,7 @@ class Bridge:
         if p is None:
             return
         log.info("participant joined: %s (%s)", name or pid, pid)
-        self._emit(ev.PARTICIPANT_JOINED, id=pid, name=name)
+        self._emit(ev.ParticipantJoined(pid, name))
         self._empty_since = None
         self._refresh_listened()
         self._fire(CallEvent.PERSON_JOINED)
@@ -210,7 +209,7 @@ class Bridge:
         if p is None:
             return
         log.info("participant left: %s (%s)", p.name or pid, reason or "left")
-        self._emit(ev.PARTICIPANT_LEFT, id=pid, name=p.name, reason=reason)
+        self._emit(ev.ParticipantLeft(pid, p.name, reason))
         self._refresh_listened()
         if not len(self.roster):
             self._empty_since = time.monotonic()
@@ -285,7 +284,7 @@ class Bridge:
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
         self._audio_clock = time.monotonic()
-        self._emit(ev.SESSION_STATE, state="connecting", detail=mask_url(self.config.agent.url))
+        self._emit(ev.SessionStateChanged("connecting", mask_url(self.config.agent.url)))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
     async def _run_session(self, client: AgentClient) -> None:
@@ -321,7 +320,7 @@ class Bridge:
                 self._turn = None
         self._reply_turn = None
         self._awaiting_reply_since = None
-        self._emit(ev.SESSION_STATE, state="closing")
+        self._emit(ev.SessionStateChanged("closing"))
         close = asyncio.create_task(self._close_session(client, task, timeout))
         self._closes.add(close)
         close.add_done_callback(self._session_close_done)
@@ -339,7 +338,7 @@ class Bridge:
                     await task
             if self.client is None:
                 self.summary.client_stats = client.stats
-            self._emit(ev.SESSION_STATE, state="closed")
+            self._emit(ev.SessionStateChanged("closed"))
 
     def _session_close_done(self, close: asyncio.Task[None]) -> None:
         self._closes.discard(close)
@@ -364,9 +363,7 @@ class Bridge:
             self.roster.reset_turn()
             speaker = self.roster.speaking_now(self._listened)
             self._emit(
-                ev.SPEECH_STARTED,
-                participant_id=speaker.id if speaker else None,
-                name=speaker.name if speaker else None,
+                ev.SpeechStarted(speaker.id if speaker else None, speaker.name if speaker else None)
             )
             # A reply under way was cut by the session (ReplyMuted, just before); audio of
             # a finished reply may still be playing: cut that too.
@@ -378,15 +375,16 @@ class Bridge:
                 self._awaiting_reply_since = time.monotonic()
                 self._turn = Turn(speech_stopped_at=self._awaiting_reply_since)
             self._user_speaking = False
-            self._emit(ev.SPEECH_STOPPED)
+            self._emit(ev.SpeechStopped())
         elif isinstance(e, p.TranscriptUserDelta):
             speaker = self.roster.loudest()
             self._emit(
-                ev.TRANSCRIPT_USER,
-                text=e.text,
-                final=False,
-                participant_id=speaker.id if speaker else None,
-                participant_name=speaker.name if speaker else None,
+                ev.UserTranscript(
+                    e.text,
+                    final=False,
+                    participant_id=speaker.id if speaker else None,
+                    participant_name=speaker.name if speaker else None,
+                )
             )
         elif isinstance(e, p.TranscriptUser):
             self._on_user_transcript(e.text)
@@ -397,10 +395,10 @@ class Bridge:
             self._reply_turn = self._turn
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
-            self._emit(ev.TRANSCRIPT_AGENT, text=self._agent_partial.strip(), final=False)
+            self._emit(ev.AgentTranscript(self._agent_partial.strip(), final=False))
         elif isinstance(e, p.TranscriptAgent):
             self._agent_partial = ""
-            self._emit(ev.TRANSCRIPT_AGENT, text=e.text, interrupted=e.interrupted, final=True)
+            self._emit(ev.AgentTranscript(e.text, final=True, interrupted=e.interrupted))
             if self.transcript:
                 self.transcript.write("agent", e.text, interrupted=e.interrupted)
         elif isinstance(e, p.ReplyDone):
@@ -414,12 +412,12 @@ class Bridge:
         elif isinstance(e, p.SessionReady):
             self._session_ready = True
             self.metrics.agent_answered = True
-            self._emit(ev.SESSION_STATE, state="ready", detail=e.session_id)
+            self._emit(ev.SessionStateChanged("ready", e.session_id))
         elif isinstance(e, p.SessionError):
             log.warning("agent error %s: %s", e.code, e.message)
-            self._emit(ev.ERROR, message=f"{e.code}: {e.message}")
+            self._emit(ev.ErrorOccurred(f"{e.code}: {e.message}"))
         elif isinstance(e, p.SessionEnded):
-            self._emit(ev.SESSION_STATE, state="ended")
+            self._emit(ev.SessionStateChanged("ended"))
         elif isinstance(e, p.ReplyMuted):
             # the session drops the rest of this reply; flush what is queued for the meeting
             self._barge_in("speech")
@@ -433,12 +431,13 @@ class Bridge:
                 turn, self._reply_turn = self._reply_turn, None
                 if turn is not None:
                     self.metrics.turns.append(turn)
+                    self._report_turn(turn, "lost")
                 if self._turn is turn:
                     self._turn = None
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
-                self._emit(ev.SESSION_STATE, state=name.lower(), detail=str(detail))
+                self._emit(ev.SessionStateChanged(name.lower(), str(detail)))
 
     def _finish_agent_text(self, interrupted: bool) -> None:
         """The words of the reply in flight that no final ``transcript.agent`` covered go to
@@ -447,7 +446,7 @@ class Bridge:
         text, self._agent_partial = self._agent_partial.strip(), ""
         if not text:
             return
-        self._emit(ev.TRANSCRIPT_AGENT, text=text, interrupted=interrupted, final=True)
+        self._emit(ev.AgentTranscript(text, final=True, interrupted=interrupted))
         if self.transcript:
             self.transcript.write("agent", text, interrupted=interrupted)
 
@@ -463,6 +462,7 @@ class Bridge:
             if turn.sink_start_ms is not None and turn not in self.metrics.turns:
                 turn.interrupted = True
                 self.metrics.turns.append(turn)
+                self._report_turn(turn, "ended")
         self._finish_agent_text(interrupted=True)
         if self.pacer is not None:
             self.metrics.settle(self.pacer.stats.written_ms)
@@ -472,14 +472,15 @@ class Bridge:
         from .secrets import redact
 
         self._emit(
-            ev.TOOL_CALL,
-            call_id=e.call_id,
-            name=e.name,
-            arguments=e.arguments,
-            result=e.result,
-            error=redact(e.error) if e.error else None,
-            duration_ms=e.duration_ms,
-            truncated=e.truncated,
+            ev.ToolCalled(
+                e.call_id,
+                e.name,
+                e.arguments,
+                e.result,
+                redact(e.error) if e.error else None,
+                e.duration_ms,
+                e.truncated,
+            )
         )
         if self.transcript:
             self.transcript.write_tool(
@@ -498,9 +499,7 @@ class Bridge:
             speaker = self.roster.get(next(iter(self._listened)))
         pid = speaker.id if speaker else None
         name = speaker.name if speaker else None
-        self._emit(
-            ev.TRANSCRIPT_USER, text=text, final=True, participant_id=pid, participant_name=name
-        )
+        self._emit(ev.UserTranscript(text, final=True, participant_id=pid, participant_name=name))
         if self.transcript:
             self.transcript.write("user", text, participant_id=pid, participant_name=name)
 
@@ -523,13 +522,19 @@ class Bridge:
                 self._call(self._first_audio, turn, t)
 
         if out:
+            if turn is not None:
+                turn.queued_ms += len(out) * 500 / self._out_rs.out_rate
             self.pacer.put(out, on_start)
         self.metrics.outbound.add(time.perf_counter() - t0)
 
     def _first_audio(self, turn: Turn, t: float) -> None:
         turn.first_audio_at = t
-        if turn.latency_ms is not None:
-            self._emit(ev.TURN_METRICS, latency_ms=turn.latency_ms)
+        self._emit(ev.ReplyStarted(turn.latency_ms))
+
+    def _report_turn(self, turn: Turn, status: str) -> None:
+        """A reply is over: say so, with its figures (bug 6: reply_ms and interrupted)."""
+        self._emit(ev.ReplyDone(status))
+        self._emit(ev.TurnMetrics(turn.latency_ms, turn.sent_ms, turn.interrupted))
 
     def _on_reply_done(self, interrupted: bool) -> None:
         if interrupted:
@@ -538,6 +543,7 @@ class Bridge:
         if turn is not None:
             turn.interrupted = interrupted or turn.interrupted
             self.metrics.turns.append(turn)
+            self._report_turn(turn, "interrupted" if interrupted else "completed")
         if self._turn is turn:  # (a user turn that began during this reply stays pending)
             self._turn = None
         self._awaiting_reply_since = None
@@ -551,7 +557,9 @@ class Bridge:
         if cause == "speech" or flushed > 0:
             self.metrics.barge_ins += 1
             self.metrics.stale_ms_flushed += flushed
-            self._emit(ev.BARGE_IN, flushed_ms=flushed, cause=cause)
+            if self._reply_turn is not None:
+                self._reply_turn.flushed_ms += flushed
+            self._emit(ev.ReplyInterrupted(flushed, cause))
 
     def _replying(self) -> bool:
         """The session's answer: is a reply under way?"""
@@ -600,6 +608,7 @@ class Bridge:
         turn, self._reply_turn = self._reply_turn, None
         if turn is not None:
             self.metrics.turns.append(turn)
+            self._report_turn(turn, "stalled")
         if self._turn is turn:
             self._turn = None
         self._finish_agent_text(interrupted=True)

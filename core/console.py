@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import IO
 
 from . import events as ev
 from .events import BridgeEvent
@@ -36,32 +36,29 @@ class Console:
         self.stream.flush()
 
     def _render(self, e: BridgeEvent) -> tuple[str, str, bool] | None:
-        d = e.data
-        if e.kind == ev.PARTICIPANT_JOINED:
-            return "info", f"+ {d.get('name') or d.get('id')} joined", False
-        if e.kind == ev.PARTICIPANT_LEFT:
-            return "info", f"- {d.get('name') or d.get('id')} left", False
-        if e.kind == ev.SPEECH_STARTED:
-            who = d.get("name")
-            text = f"… {who} is speaking" if who else "… someone is speaking"
-            return "info", text, self.tty  # a line of its own in plain output
-        if e.kind == ev.TRANSCRIPT_USER:
-            who = d.get("participant_name") or "user"
-            return "user", f"{who}: {d.get('text', '')}", not d.get("final", True)
-        if e.kind == ev.TRANSCRIPT_AGENT:
-            mark = " [interrupted]" if d.get("interrupted") else ""
-            return "agent", f"bot: {d.get('text', '')}{mark}", not d.get("final", True)
-        if e.kind == ev.TURN_METRICS and d.get("latency_ms") is not None:
-            return "info", f"  (reply after {d['latency_ms']:.0f} ms)", False
-        if e.kind == ev.BARGE_IN:
-            return "warn", f"  (interrupted: dropped {d.get('flushed_ms', 0):.0f} ms)", False
-        if e.kind == ev.SESSION_STATE:
-            detail = f": {d['detail']}" if d.get("detail") else ""
-            return "info", f"agent {d.get('state')}{detail}", False
-        if e.kind == ev.TOOL_CALL:
-            return _tool_line(d)
-        if e.kind == ev.ERROR:
-            return "warn", f"error: {d.get('message')}", False
+        match e:
+            case ev.ParticipantJoined(participant_id=pid, name=name):
+                return "info", f"+ {name or pid} joined", False
+            case ev.ParticipantLeft(participant_id=pid, name=name):
+                return "info", f"- {name or pid} left", False
+            case ev.SpeechStarted(name=who):
+                text = f"… {who} is speaking" if who else "… someone is speaking"
+                return "info", text, self.tty  # a line of its own in plain output
+            case ev.UserTranscript(text=text, final=final, participant_name=who):
+                return "user", f"{who or 'user'}: {text}", not final
+            case ev.AgentTranscript(text=text, final=final, interrupted=interrupted):
+                mark = " [interrupted]" if interrupted else ""
+                return "agent", f"bot: {text}{mark}", not final
+            case ev.ReplyStarted(latency_ms=latency) if latency is not None:
+                return "info", f"  (reply after {latency:.0f} ms)", False
+            case ev.ReplyInterrupted(flushed_ms=flushed):
+                return "warn", f"  (interrupted: dropped {flushed:.0f} ms)", False
+            case ev.SessionStateChanged(state=state, detail=detail):
+                return "info", f"agent {state}{f': {detail}' if detail else ''}", False
+            case ev.ToolCalled():
+                return _tool_line(e)
+            case ev.ErrorOccurred(message=message):
+                return "warn", f"error: {message}", False
         return None
 
 
@@ -69,7 +66,7 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _tool_line(d: dict[str, Any]) -> tuple[str, str, bool]:
+def _tool_line(e: ev.ToolCalled) -> tuple[str, str, bool]:
     """``tool NAME(ARGS) -> RESULT (N ms)`` or ``tool NAME(ARGS) failed (N ms): WHY``, each
     part kept short, secrets masked."""
     import json
@@ -77,16 +74,14 @@ def _tool_line(d: dict[str, Any]) -> tuple[str, str, bool]:
     from .secrets import redact
 
     try:
-        args = json.dumps(d.get("arguments"), ensure_ascii=False, default=str)
+        args = json.dumps(e.arguments, ensure_ascii=False, default=str)
     except ValueError:
-        args = str(d.get("arguments"))
-    call = f"tool {d.get('name')}({_short(args, 80)})"
-    notes = []
-    if d.get("duration_ms") is not None:
-        notes.append(f"{d['duration_ms']:.0f} ms")
-    if d.get("truncated"):
+        args = str(e.arguments)
+    call = f"tool {e.name}({_short(args, 80)})"
+    notes = [f"{e.duration_ms:.0f} ms"]
+    if e.truncated:
         notes.append("result truncated")
-    took = f" ({', '.join(notes)})" if notes else ""
-    if d.get("error"):
-        return "warn", redact(f"  {call} failed{took}: {_short(str(d['error']))}"), False
-    return "info", redact(f"  {call} -> {_short(str(d.get('result', '')), 80)}{took}"), False
+    took = f" ({', '.join(notes)})"
+    if e.error:
+        return "warn", redact(f"  {call} failed{took}: {_short(str(e.error))}"), False
+    return "info", redact(f"  {call} -> {_short(str(e.result), 80)}{took}"), False

@@ -1,30 +1,197 @@
-"""Bridge events: what observers (the console, transcripts, metrics, plugins) receive."""
+"""Bridge events: what observers (the console, transcripts, metrics, plugins) receive.
+
+Every event is a frozen dataclass deriving from :class:`BridgeEvent`, which gives each one
+
+* ``kind``: a class-level string (``"participant.joined"``...) for observers that dispatch
+  on a string (logs, JSON exporters); the module constants below name them;
+* ``time``: the wall-clock time (``time.time()``) the bridge emitted it.
+
+Dispatch with ``match``/``isinstance`` on the classes, or on ``event.kind``. For observers
+written against the old ``kind`` + dict shape, :attr:`BridgeEvent.data` returns the fields
+(all but ``time``) as a dict; the field names are the new ones (``participant_id``, not
+``id``), and the barge-in kind is now ``"reply.interrupted"`` (:data:`BARGE_IN` follows it).
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import Any
-
-# Event kinds. data keys are listed next to each.
-PARTICIPANT_JOINED = "participant.joined"  # id, name
-PARTICIPANT_LEFT = "participant.left"  # id, name, reason
-SPEECH_STARTED = "speech.started"  # participant_id, name (who is loudest; the agent hears a mix)
-SPEECH_STOPPED = "speech.stopped"
-TRANSCRIPT_USER = "transcript.user"  # text, participant_id, participant_name, final
-TRANSCRIPT_AGENT = "transcript.agent"  # text, interrupted, final
-TURN_METRICS = "turn.metrics"  # latency_ms, reply_ms, interrupted
-# state: connecting|ready|reconnecting|resumed|newsession|ended|closing|closed; detail
-SESSION_STATE = "session.state"
-BARGE_IN = "barge_in"  # flushed_ms
-# a tool call finished: call_id, name, arguments, result (the JSON string the agent got),
-# error (str | None), duration_ms, truncated (the result was cut to its size limit)
-TOOL_CALL = "tool.call"
-ERROR = "error"  # message
+import time as _time
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
 class BridgeEvent:
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-    time: float = field(default_factory=time.time)
+    """The base of every bridge event."""
+
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=_time.time, kw_only=True)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's fields but ``time``, as a dict (for observers that want one)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "time"}
+
+
+@dataclass(frozen=True)
+class ParticipantJoined(BridgeEvent):
+    """A human joined the meeting (the bot itself is never reported)."""
+
+    kind: ClassVar[str] = "participant.joined"
+    participant_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantLeft(BridgeEvent):
+    kind: ClassVar[str] = "participant.left"
+    participant_id: str
+    name: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SpeechStarted(BridgeEvent):
+    """The agent heard someone start speaking: the loudest listened participant, if known
+    (the agent hears a mix)."""
+
+    kind: ClassVar[str] = "speech.started"
+    participant_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SpeechStopped(BridgeEvent):
+    kind: ClassVar[str] = "speech.stopped"
+
+
+@dataclass(frozen=True)
+class UserTranscript(BridgeEvent):
+    """What a participant said; ``final`` False for a partial that later text replaces."""
+
+    kind: ClassVar[str] = "transcript.user"
+    text: str
+    final: bool = True
+    participant_id: str | None = None
+    participant_name: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentTranscript(BridgeEvent):
+    """What the agent said; ``final`` False for a partial (the reply so far)."""
+
+    kind: ClassVar[str] = "transcript.agent"
+    text: str
+    final: bool = True
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyStarted(BridgeEvent):
+    """The first audio of an agent reply reached the transport. ``latency_ms``: from the
+    user stopping speaking to that moment (None for a reply nobody asked for, e.g. the
+    greeting)."""
+
+    kind: ClassVar[str] = "reply.started"
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ReplyDone(BridgeEvent):
+    """The agent's reply is over. ``status``: ``completed`` or ``interrupted`` (the agent's
+    ``reply.done``), ``lost`` (the connection dropped mid-reply), ``stalled`` (no progress
+    for ``reply_timeout_s``)."""
+
+    kind: ClassVar[str] = "reply.done"
+    status: str = "completed"
+
+
+@dataclass(frozen=True)
+class ReplyInterrupted(BridgeEvent):
+    """Barge-in: the bot's queued speech was flushed. ``flushed_ms`` of it never played;
+    ``cause`` is ``speech`` (someone spoke over it) or ``reply.done`` (the agent said so)."""
+
+    kind: ClassVar[str] = "reply.interrupted"
+    flushed_ms: float = 0.0
+    cause: str = "speech"
+
+
+@dataclass(frozen=True)
+class ToolCalled(BridgeEvent):
+    """A tool call finished. ``result`` is the JSON string the agent got; ``error`` says why
+    it failed (None when it did not); ``truncated``: the result was cut to its size limit."""
+
+    kind: ClassVar[str] = "tool.call"
+    call_id: str
+    name: str
+    arguments: Any = None
+    result: str = ""
+    error: str | None = None
+    duration_ms: float = 0.0
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class TurnMetrics(BridgeEvent):
+    """One reply's figures, sent when the reply is over (with :class:`ReplyDone`).
+
+    ``latency_ms``: user stopped speaking -> first reply audio reached the transport (None
+    when there was no user turn or no audio); ``reply_ms``: the reply's audio handed to the
+    transport, less what a barge-in flushed (the end-of-call summary re-counts it from what
+    the transport really got); ``interrupted``: the reply was cut."""
+
+    kind: ClassVar[str] = "turn.metrics"
+    latency_ms: float | None = None
+    reply_ms: float = 0.0
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class SessionStateChanged(BridgeEvent):
+    """The agent session moved: ``state`` is one of connecting, ready, reconnecting,
+    resumed, newsession, ended, closing, closed; ``detail`` a URL (masked), session id or
+    reason."""
+
+    kind: ClassVar[str] = "session.state"
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ErrorOccurred(BridgeEvent):
+    """The agent reported an error the call survives (``code: message``)."""
+
+    kind: ClassVar[str] = "error"
+    message: str
+
+
+# The kinds, for observers that dispatch on strings.
+PARTICIPANT_JOINED = ParticipantJoined.kind
+PARTICIPANT_LEFT = ParticipantLeft.kind
+SPEECH_STARTED = SpeechStarted.kind
+SPEECH_STOPPED = SpeechStopped.kind
+TRANSCRIPT_USER = UserTranscript.kind
+TRANSCRIPT_AGENT = AgentTranscript.kind
+REPLY_STARTED = ReplyStarted.kind
+REPLY_DONE = ReplyDone.kind
+REPLY_INTERRUPTED = BARGE_IN = ReplyInterrupted.kind
+TOOL_CALL = ToolCalled.kind
+TURN_METRICS = TurnMetrics.kind
+SESSION_STATE = SessionStateChanged.kind
+ERROR = ErrorOccurred.kind
+
+#: Every event class, for observers that register by type.
+ALL: tuple[type[BridgeEvent], ...] = (
+    ParticipantJoined,
+    ParticipantLeft,
+    SpeechStarted,
+    SpeechStopped,
+    UserTranscript,
+    AgentTranscript,
+    ReplyStarted,
+    ReplyDone,
+    ReplyInterrupted,
+    ToolCalled,
+    TurnMetrics,
+    SessionStateChanged,
+    ErrorOccurred,
+)

@@ -38,5 +38,10 @@ def botrun_tools() -> list[Callable[..., Any]]:
 
 @hookspec
 def botrun_observe(event: BridgeEvent) -> None:
-    """Called on the event loop for every bridge event (participants, transcripts, turn
-    metrics, session state). Must return quickly; exceptions are logged and ignored."""
+    """Called on the event loop for every bridge event: one frozen dataclass per kind
+    (:mod:`botrun.core.events`: ``ParticipantJoined``, ``UserTranscript``,
+    ``AgentTranscript``, ``ReplyStarted``, ``ReplyDone``, ``ReplyInterrupted``,
+    ``ToolCalled``, ``TurnMetrics``, ``SessionStateChanged``, ``ErrorOccurred``, ...).
+    Dispatch with ``match``/``isinstance``, or on ``event.kind`` (a string); ``event.time``
+    is when it happened and ``event.data`` its fields as a dict. Must return quickly
+    (no blocking I/O: hand writes to a thread); exceptions are logged and ignored."""

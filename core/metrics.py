@@ -42,6 +42,13 @@ class Turn:
     interrupted: bool = False
     audio_queued: bool = False  # the first reply audio has been handed to the pacer
     sink_start_ms: float | None = None  # audio the transport had got before this reply's
+    queued_ms: float = 0.0  # reply audio handed to the pacer
+    flushed_ms: float = 0.0  # of which a barge-in flushed while the reply was in flight
+
+    @property
+    def sent_ms(self) -> float:
+        """The reply's audio handed to the transport's queue and not flushed."""
+        return max(0.0, self.queued_ms - self.flushed_ms)
 
     @property
     def latency_ms(self) -> float | None:

@@ -96,7 +96,7 @@ async def test_agora_call_into_the_simulator(
         received = sim.session().received_samples
 
     assert summary.error is None, summary.error
-    joined = {e.data["id"] for e in seen if e.kind == ev.PARTICIPANT_JOINED}
+    joined = {e.participant_id for e in seen if isinstance(e, ev.ParticipantJoined)}
     assert joined == {"101", "102"}
     # Capture: every sample Ann said reached the agent (16 kHz in, 24 kHz at the agent).
     assert received >= len(ann) * 3 // 2

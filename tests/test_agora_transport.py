@@ -344,7 +344,6 @@ async def test_sdk_prints_stay_off_the_console(
     audio subscription): those lines go to botrun's log, the console keeps its own."""
     from botrun.core import events as ev
     from botrun.core.console import Console
-    from botrun.core.events import BridgeEvent
 
     caplog.set_level("DEBUG")
     screen = io.StringIO()
@@ -356,7 +355,7 @@ async def test_sdk_prints_stay_off_the_console(
     await t.join(events)
     cloud.user_joins(CHANNEL, "101")
     assert await until(lambda: "subscribed to audio of uid 101" in caplog.text)
-    console(BridgeEvent(ev.PARTICIPANT_JOINED, {"id": "101"}))
+    console(ev.ParticipantJoined("101"))
     print("after the SDK's lines, botrun's own print still reaches the screen")
     await t.leave()
 

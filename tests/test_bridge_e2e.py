@@ -180,8 +180,14 @@ async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: di
     assert first_write > (lag_src + len(echo16)) / RATE - 0.3
     assert len(out) >= int(first_write * RATE) + len(sent)
     assert np.abs(out[int(first_write * RATE) :]).max() > 1000
-    latency = rec.of(ev.TURN_METRICS)
-    assert latency and latency[0].data["latency_ms"] > 0
+    started = rec.of(ev.REPLY_STARTED)
+    assert started and started[0].data["latency_ms"] > 0
+    # the turn's figures when the reply is over: reply_ms and interrupted too (bug 6)
+    (turn,) = [e for e in rec.events if isinstance(e, ev.TurnMetrics)]
+    assert turn.latency_ms == started[0].data["latency_ms"]
+    assert turn.reply_ms >= 0.95 * len(echo16) / RATE * 1000 and not turn.interrupted
+    done = [e for e in rec.events if isinstance(e, ev.ReplyDone)]
+    assert [d.status for d in done] == ["completed"]
     assert summary.metrics.turns[0].reply_ms >= 0.95 * len(echo16) / RATE * 1000
 
 
@@ -217,6 +223,8 @@ async def test_barge_in_stops_the_bot_within_the_pacer_bound(tmp_path: Path, voi
         assert after[0] - flush_t > 0.2
     transcripts = rec.of(ev.TRANSCRIPT_AGENT)
     assert any(e.data.get("interrupted") for e in transcripts if e.data.get("final"))
+    turns = [e for e in rec.events if isinstance(e, ev.TurnMetrics)]
+    assert turns and turns[0].interrupted  # the cut reply's figures say so (bug 6)
 
 
 async def test_two_participants_are_mixed_time_aligned(tmp_path: Path, voices: dict) -> None:

@@ -108,7 +108,7 @@ async def test_ctrl_c_mid_reply_summary_matches_the_recording(
     # the reply in flight is a reply (interrupted), with the latency the console printed
     assert len(m.turns) == 1 and m.turns[0].interrupted
     assert m.turns[0].reply_ms == pytest.approx(m.spoken_ms)
-    printed = [e.data["latency_ms"] for e in rec.of(ev.TURN_METRICS)]
+    printed = [e.data["latency_ms"] for e in rec.of(ev.REPLY_STARTED)]
     assert printed and m.latencies_ms == pytest.approx(printed)
     text = m.summary()
     assert "1 agent replies" in text and "response latency" in text

@@ -8,47 +8,50 @@ import re
 
 from botrun.core import events as ev
 from botrun.core.console import Console
-from botrun.core.events import BridgeEvent
 
-CALL = [
-    BridgeEvent(ev.PARTICIPANT_JOINED, {"id": "p1", "name": "Ann"}),
-    BridgeEvent(ev.SESSION_STATE, {"state": "ready", "detail": "sess_1"}),
-    BridgeEvent(ev.SPEECH_STARTED, {"participant_id": "p1", "name": "Ann"}),
-    BridgeEvent(
-        ev.TRANSCRIPT_USER, {"text": "where is", "final": False, "participant_name": "Ann"}
+CALL: list[ev.BridgeEvent] = [
+    ev.ParticipantJoined("p1", "Ann"),
+    ev.SessionStateChanged("ready", "sess_1"),
+    ev.SpeechStarted("p1", "Ann"),
+    ev.UserTranscript("where is", final=False, participant_name="Ann"),
+    ev.UserTranscript("where is my order", final=True, participant_name="Ann"),
+    ev.ToolCalled(
+        "c1", "lookup_order", {"order_id": "A1"}, '{"found": true}', None, duration_ms=12.3
     ),
-    BridgeEvent(
-        ev.TRANSCRIPT_USER, {"text": "where is my order", "final": True, "participant_name": "Ann"}
+    ev.ToolCalled(
+        "c2",
+        "lookup_order",
+        {"order_id": "B2"},
+        '{"error": "..."}',
+        "tool 'lookup_order' timed out after 5 s",
+        duration_ms=5001.0,
     ),
-    BridgeEvent(
-        ev.TOOL_CALL,
-        {
-            "name": "lookup_order",
-            "arguments": {"order_id": "A1"},
-            "result": '{"found": true}',
-            "error": None,
-            "duration_ms": 12.3,
-        },
-    ),
-    BridgeEvent(
-        ev.TOOL_CALL,
-        {
-            "name": "lookup_order",
-            "arguments": {"order_id": "B2"},
-            "result": '{"error": "..."}',
-            "error": "tool 'lookup_order' timed out after 5 s",
-            "duration_ms": 5001.0,
-        },
-    ),
-    BridgeEvent(ev.TRANSCRIPT_AGENT, {"text": "It ships", "final": False}),
-    BridgeEvent(ev.TURN_METRICS, {"latency_ms": 812.4}),
-    BridgeEvent(
-        ev.TRANSCRIPT_AGENT, {"text": "It ships today", "final": True, "interrupted": True}
-    ),
-    BridgeEvent(ev.BARGE_IN, {"flushed_ms": 420.0}),
-    BridgeEvent(ev.PARTICIPANT_LEFT, {"id": "p1", "name": "Ann", "reason": "left"}),
-    BridgeEvent(ev.ERROR, {"message": "invalid_audio: bad base64"}),
+    ev.AgentTranscript("It ships", final=False),
+    ev.ReplyStarted(latency_ms=812.4),
+    ev.AgentTranscript("It ships today", final=True, interrupted=True),
+    ev.ReplyInterrupted(flushed_ms=420.0),
+    ev.ReplyDone("interrupted"),
+    ev.TurnMetrics(latency_ms=812.4, reply_ms=1500.0, interrupted=True),
+    ev.ParticipantLeft("p1", "Ann", "left"),
+    ev.ErrorOccurred("invalid_audio: bad base64"),
 ]
+
+
+def test_events_are_typed_with_a_kind_and_a_time() -> None:
+    """Each event is a frozen dataclass; ``kind`` and ``data`` serve string dispatchers."""
+    import dataclasses
+
+    import pytest
+
+    joined = CALL[0]
+    assert isinstance(joined, ev.ParticipantJoined) and joined.kind == ev.PARTICIPANT_JOINED
+    assert joined.data == {"participant_id": "p1", "name": "Ann"}
+    assert joined.time > 0
+    metrics = CALL[-3]
+    assert metrics.data == {"latency_ms": 812.4, "reply_ms": 1500.0, "interrupted": True}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        joined.name = "Bob"  # type: ignore[misc]
+    assert len({cls.kind for cls in ev.ALL}) == len(ev.ALL)  # one kind per class
 
 
 def test_plain_output_is_one_timestamped_line_per_final_event() -> None:

@@ -172,7 +172,7 @@ async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray], tmp_
     assert greeting_writes >= 10
     # Renderers: one per remote participant at 16 kHz / 20 ms, never the bot itself.
     assert t.spy.renderers == [(ann["id"], 16000, 20), (bob["id"], 16000, 20)]
-    joined = [(e.data["id"], e.data["name"]) for e in seen if e.kind == ev.PARTICIPANT_JOINED]
+    joined = [(e.participant_id, e.name) for e in seen if isinstance(e, ev.ParticipantJoined)]
     assert joined == [(ann["id"], "Ann"), (bob["id"], "Bob")]
     # What the agent heard is Ann's voice (at 24 kHz), and none of the bot's own noise.
     from scipy.signal import resample_poly
