@@ -1,9 +1,15 @@
-"""Runs one transport command: config + secrets + transport + bridge, with clean exits."""
+"""Runs one transport command: config + secrets + transport + bridge, with clean exits.
+
+The runner owns what belongs to the process, not the call: SIGINT/SIGTERM handlers (they
+call ``Bridge.stop``) and the console (an observer it attaches; the bridge never prints)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,15 +150,49 @@ def bot_tools(cfg: BotConfig) -> Any:
     )
 
 
+@contextlib.contextmanager
+def stop_on_signals(bridge: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM ask ``bridge`` to leave (``bridge.stop(name)``: summary reason
+    ``SIGINT``, exit code 130 for Ctrl-C); a second one exits at once. Installed on the
+    running loop for the ``with`` block, where the platform allows it."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if bridge.stopping:
+            log.warning("second %s: exiting now", sig.name)
+            raise SystemExit(130)
+        log.info("%s: leaving the meeting", sig.name)
+        bridge.stop(sig.name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 async def call(
     transport: Any,
     cfg: BotConfig,
     api_key: str | None,
     transcript: Path | None,
     console: bool = True,
+    *,
+    observers: Iterable[Callable[[Any], None]] = (),
+    signals: bool = True,
 ) -> Any:
-    """One call with the config's tools and every installed plugin's tools and observers."""
-    from botrun.core.bridge import run_call
+    """One call with the config's tools and every installed plugin's tools and observers.
+    The runner owns the process's side: it attaches the live console (an observer writing
+    from a thread of its own), turns SIGINT/SIGTERM into ``Bridge.stop``, and prints the
+    end-of-call summary once the console has written everything before it."""
+    from botrun.core.bridge import Bridge
     from botrun.core.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
@@ -161,12 +201,23 @@ async def call(
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
 
-    return await run_call(
-        transport,
-        cfg,
-        api_key=api_key,
-        transcript=transcript,
-        tools=tools,
-        observers=[plugin_observer],
-        console=console,
+    screen = None
+    if console:
+        from botrun.core.console import Console
+
+        screen = Console()
+    obs = [o for o in (screen, plugin_observer, *observers) if o is not None]
+    bridge = Bridge(
+        transport, cfg, api_key=api_key, tools=tools, observers=obs, transcript=transcript
     )
+    try:
+        with stop_on_signals(bridge) if signals else contextlib.nullcontext():
+            summary = await bridge.run()
+        if screen is not None and bridge.joined:
+            reached = summary.client_stats is not None and summary.client_stats.reached
+            screen.print(summary.metrics.summary(agent_reached=reached))
+    finally:
+        if screen is not None:
+            await asyncio.to_thread(screen.close)  # everything on screen before we return
+    log.info("call ended: %s", summary.reason or "done")
+    return summary

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -95,6 +94,8 @@ class Bridge:
         self.tools = tools
         self.observers = list(observers)
         self.transcript = TranscriptWriter(transcript) if transcript else None
+        if self.transcript is not None:  # an observer like any other, after the caller's
+            self.observers.append(self.transcript)
         self.roster = Roster(config.bridge.listen)
         self.metrics = CallMetrics()
         self.summary = CallSummary(metrics=self.metrics)
@@ -153,6 +154,11 @@ class Bridge:
         self._call(self._on_ended, reason, error)
 
     # ------------------------------------------------------------------ loop
+    @property
+    def stopping(self) -> bool:
+        """:meth:`stop` was called: the call is ending."""
+        return self._stop.is_set()
+
     def stop(self, reason: str = "stopped", error: BotrunError | None = None) -> None:
         if not self._stop.is_set():
             self.summary.reason = reason
@@ -399,8 +405,6 @@ class Bridge:
         elif isinstance(e, p.TranscriptAgent):
             self._agent_partial = ""
             self._emit(ev.AgentTranscript(e.text, final=True, interrupted=e.interrupted))
-            if self.transcript:
-                self.transcript.write("agent", e.text, interrupted=e.interrupted)
         elif isinstance(e, p.ReplyDone):
             # a reply with words but no final transcript (tool-call replies): record them
             self._finish_agent_text(interrupted=e.status == "interrupted")
@@ -447,8 +451,6 @@ class Bridge:
         if not text:
             return
         self._emit(ev.AgentTranscript(text, final=True, interrupted=interrupted))
-        if self.transcript:
-            self.transcript.write("agent", text, interrupted=interrupted)
 
     def _settle_report(self) -> None:
         """At the end of the call, make the summary and the transcript agree with what reached
@@ -468,7 +470,7 @@ class Bridge:
             self.metrics.settle(self.pacer.stats.written_ms)
 
     def _on_tool_done(self, e: Any) -> None:
-        """A tool call finished: report it (console, observers) and record it."""
+        """A tool call finished: report it (console, transcript, observers)."""
         from .secrets import redact
 
         self._emit(
@@ -482,16 +484,6 @@ class Bridge:
                 e.truncated,
             )
         )
-        if self.transcript:
-            self.transcript.write_tool(
-                e.name,
-                e.arguments,
-                e.result,
-                call_id=e.call_id,
-                error=e.error,
-                duration_ms=e.duration_ms,
-                truncated=e.truncated,
-            )
 
     def _on_user_transcript(self, text: str) -> None:
         speaker = self.roster.loudest()
@@ -500,8 +492,6 @@ class Bridge:
         pid = speaker.id if speaker else None
         name = speaker.name if speaker else None
         self._emit(ev.UserTranscript(text, final=True, participant_id=pid, participant_name=name))
-        if self.transcript:
-            self.transcript.write("user", text, participant_id=pid, participant_name=name)
 
     def _on_reply_audio(self, pcm24: bytes) -> None:
         # Only audio the session accepted reaches here (AgentClient asks
@@ -759,7 +749,7 @@ class Bridge:
         await asyncio.sleep(0)  # first-audio callbacks the pacer scheduled before it stopped
         self._settle_report()
         if self.transcript:
-            self.transcript.close()
+            await asyncio.to_thread(self.transcript.close)  # every line on disk
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -785,42 +775,13 @@ async def run_call(
     transcript: Path | None = None,
     tools: ToolRegistry | None = None,
     observers: Iterable[Observer] = (),
-    console: bool = True,
-    install_signal_handlers: bool = True,
 ) -> CallSummary:
-    """Run one call to its end (meeting over, Ctrl-C/SIGTERM, timeout or fatal error)."""
-    obs = list(observers)
-    if console:
-        from .console import Console
-
-        obs.insert(0, Console())
+    """Run one call to its end (meeting over, :meth:`Bridge.stop`, timeout or fatal error).
+    Prints nothing and installs no signal handlers: the runner (bots/runner.py) attaches
+    the console and turns SIGINT/SIGTERM into ``stop()``."""
     bridge = Bridge(
-        transport, config, api_key=api_key, tools=tools, observers=obs, transcript=transcript
+        transport, config, api_key=api_key, tools=tools, observers=observers, transcript=transcript
     )
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    if install_signal_handlers:
-
-        def on_signal(sig: signal.Signals) -> None:
-            if bridge._stop.is_set():
-                log.warning("second %s: exiting now", sig.name)
-                raise SystemExit(130)
-            log.info("%s: leaving the meeting", sig.name)
-            bridge.stop(sig.name)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-    try:
-        summary = await bridge.run()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-    if console and bridge.joined:
-        reached = summary.client_stats is not None and summary.client_stats.reached
-        print(summary.metrics.summary(agent_reached=reached), flush=True)
+    summary = await bridge.run()
     log.info("call ended: %s", summary.reason or "done")
     return summary

@@ -1,6 +1,7 @@
 """The live console every transport command shows: who joins and leaves, who is speaking,
 what each side says, and each turn's latency. On a terminal, partial transcripts update in
-place with colour; otherwise every event is one plain, timestamped line."""
+place with colour; otherwise every event is one plain, timestamped line. The lines are
+written by a thread of their own (core/writer.py), never on the event loop."""
 
 from __future__ import annotations
 
@@ -10,16 +11,22 @@ from typing import IO
 
 from . import events as ev
 from .events import BridgeEvent
+from .writer import BackgroundWriter
 
 _COLORS = {"user": "\033[36m", "agent": "\033[35m", "info": "\033[2m", "warn": "\033[33m"}
 _RESET = "\033[0m"
 
 
 class Console:
+    """An observer (the runner attaches it): renders each event to one line and hands it to
+    a writer thread, so a slow terminal never stalls the call. :meth:`close` (or
+    :meth:`flush`) waits until everything is on screen."""
+
     def __init__(self, stream: IO[str] | None = None, tty: bool | None = None) -> None:
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self._partial = False  # a partial line is on screen (tty only)
+        self._out = BackgroundWriter(self.stream, name="console")
 
     def __call__(self, event: BridgeEvent) -> None:
         line = self._render(event)
@@ -29,11 +36,23 @@ class Console:
         if self.tty:
             color = _COLORS.get(kind, "")
             out = f"\r\033[K{color}{text}{_RESET}"
-            self.stream.write(out if partial else out + "\n")
+            self._out.write(out if partial else out + "\n")
             self._partial = partial
         elif not partial:
-            self.stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
-        self.stream.flush()
+            self._out.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+
+    def print(self, text: str) -> None:
+        """Plain text (the end-of-call summary) after whatever is queued, on a line of its own."""
+        if self._partial:
+            self._out.write("\n")
+            self._partial = False
+        self._out.write(text + "\n")
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        return self._out.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._out.close(timeout)
 
     def _render(self, e: BridgeEvent) -> tuple[str, str, bool] | None:
         match e:

@@ -1,5 +1,9 @@
 """The conversation as JSON Lines (``--transcript FILE``): one object per final utterance and
-one per tool call. Every string is passed through the secret redaction the logs use."""
+one per tool call. Every string is passed through the secret redaction the logs use.
+
+:class:`TranscriptWriter` is an observer of the bridge's events (final transcripts and
+finished tool calls); the lines are written and flushed by a writer thread (core/writer.py),
+never on the event loop, and :meth:`TranscriptWriter.close` waits until all are on disk."""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from . import events as ev
 from .errors import UsageError
 from .secrets import redact
+from .writer import BackgroundWriter
 
 
 def _redacted(value: Any) -> Any:
@@ -26,17 +32,44 @@ def _redacted(value: Any) -> Any:
 class TranscriptWriter:
     """Appends ``{"time", "role", "participant_id", "participant_name", "text",
     "interrupted"}`` lines (``role`` is ``user`` or ``agent``) and ``{"time", "role": "tool",
-    "call_id", "name", "arguments", "result", "error", "duration_ms", "truncated"}`` lines,
-    flushing each one, so a crash loses nothing written so far."""
+    "call_id", "name", "arguments", "result", "error", "duration_ms", "truncated"}`` lines.
+    Each line is flushed as soon as the writer thread gets to it, so a crash loses at most
+    what was still queued."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: IO[str] | None = path.open("a", encoding="utf-8")
+            fh: IO[str] = path.open("a", encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write transcript {path}: {exc.strerror or exc}") from None
+        self._out: BackgroundWriter | None = BackgroundWriter(
+            fh, owns_stream=True, name="transcript"
+        )
         self.lines = 0
+
+    def __call__(self, event: ev.BridgeEvent) -> None:
+        """The observer: final utterances and finished tool calls become lines."""
+        match event:
+            case ev.UserTranscript(final=True):
+                self.write(
+                    "user",
+                    event.text,
+                    participant_id=event.participant_id,
+                    participant_name=event.participant_name,
+                )
+            case ev.AgentTranscript(final=True):
+                self.write("agent", event.text, interrupted=event.interrupted)
+            case ev.ToolCalled():
+                self.write_tool(
+                    event.name,
+                    event.arguments,
+                    event.result,
+                    call_id=event.call_id,
+                    error=event.error,
+                    duration_ms=event.duration_ms,
+                    truncated=event.truncated,
+                )
 
     def write(
         self,
@@ -85,15 +118,15 @@ class TranscriptWriter:
         )
 
     def _append(self, fields: dict[str, Any]) -> None:
-        if self._fh is None:
+        if self._out is None:
             return
         record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **fields}
         line = json.dumps(_redacted(record), ensure_ascii=False, default=str)
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        self._out.write(line + "\n")
         self.lines += 1
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Write every queued line, close the file. Waits: not for the loop's hot path."""
+        out, self._out = self._out, None
+        if out is not None:
+            out.close()

@@ -76,8 +76,6 @@ async def test_agora_call_into_the_simulator(
                 cfg,
                 api_key=None,
                 observers=[seen.append],
-                console=False,
-                install_signal_handlers=False,
             )
         )
         assert await until(lambda: "agora_local_user_publish_audio" in cloud.trace)

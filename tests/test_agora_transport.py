@@ -358,6 +358,7 @@ async def test_sdk_prints_stay_off_the_console(
     console(ev.ParticipantJoined("101"))
     print("after the SDK's lines, botrun's own print still reaches the screen")
     await t.leave()
+    console.close()
 
     shown = screen.getvalue()
     assert "+ 101 joined" in shown and "botrun's own print" in shown

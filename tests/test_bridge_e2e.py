@@ -110,8 +110,6 @@ async def run_wav_call(
             transcript=transcript,
             tools=tools,
             observers=[rec, *(observers or [])],
-            console=False,
-            install_signal_handlers=False,
         )
     samples, rate = read_wav(out)
     assert rate == RATE

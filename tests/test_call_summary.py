@@ -24,7 +24,6 @@ from speech import read_wav, speak, write_wav
 from test_bridge_e2e import RATE, Recorder, RecordingWav, config
 
 from botrun.core import events as ev
-from botrun.core.bridge import run_call
 from botrun.core.config import apply_overrides
 from botrun.core.sim import Simulator
 from botrun.core.sim.scenario import scenario_from_dict
@@ -70,8 +69,12 @@ class StopAfterWav(RecordingWav):
 
 
 async def test_ctrl_c_mid_reply_summary_matches_the_recording(
-    tmp_path: Path, long_speech: Path
+    tmp_path: Path, long_speech: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Through the runner, as ``botrun wav`` runs it: its signal handler turns the SIGINT
+    into ``Bridge.stop``, and its console has printed everything, summary last, by the time
+    the call returns (issue 15: the console writes from a thread of its own)."""
+    from botrun.bots.runner import call
     from botrun.transports.wav.wavio import read_wav_mono16
 
     out = tmp_path / "bot.wav"
@@ -86,14 +89,7 @@ async def test_ctrl_c_mid_reply_summary_matches_the_recording(
     rec = Recorder()
     async with Simulator() as sim:
         cfg = apply_overrides(config(), {"agent.url": sim.url, "bridge.idle_timeout_s": 0.0})
-        summary = await run_call(
-            transport,
-            cfg,
-            transcript=transcript,
-            observers=[rec],
-            console=False,
-            install_signal_handlers=True,
-        )
+        summary = await call(transport, cfg, None, transcript, observers=[rec])
     assert transport.pressed.is_set() and summary.reason == "SIGINT"
     m = summary.metrics
     sent_ms = len(transport.sent) / 2 / RATE * 1000
@@ -118,6 +114,13 @@ async def test_ctrl_c_mid_reply_summary_matches_the_recording(
         x for x in map(json.loads, transcript.read_text().splitlines()) if x["role"] == "agent"
     ]
     assert len(agent) == 1 and agent[0]["interrupted"] is True and agent[0]["text"]
+    # the console's output is complete when the call returns: every line, summary last
+    screen = capsys.readouterr().out.splitlines()
+    assert "+ Ann joined" in screen[0]
+    assert any(f"bot: {agent[0]['text']} [interrupted]" in line for line in screen)
+    assert any(f"(reply after {printed[0]:.0f} ms)" in line for line in screen)
+    assert f"bot spoke {m.spoken_ms / 1000:.1f} s" in screen[-3:]
+    assert screen[-1] == text.splitlines()[-1]
 
 
 async def test_barge_in_summary_counts_only_what_was_played(

@@ -4,10 +4,14 @@ in-place partial transcripts on a terminal."""
 from __future__ import annotations
 
 import io
+import json
 import re
+import threading
+from pathlib import Path
 
 from botrun.core import events as ev
 from botrun.core.console import Console
+from botrun.core.transcripts import TranscriptWriter
 
 CALL: list[ev.BridgeEvent] = [
     ev.ParticipantJoined("p1", "Ann"),
@@ -59,6 +63,7 @@ def test_plain_output_is_one_timestamped_line_per_final_event() -> None:
     console = Console(out, tty=False)
     for e in CALL:
         console(e)
+    console.close()
     lines = out.getvalue().splitlines()
     assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in lines)
     assert "\033" not in out.getvalue()  # no colour codes off a terminal
@@ -84,9 +89,54 @@ def test_terminal_output_updates_partials_in_place() -> None:
     console = Console(out, tty=True)
     for e in CALL[2:5]:
         console(e)
+    console.close()
     raw = out.getvalue()
     # partial lines are rewritten with \r and a clear-line code, finals end with a newline
     assert raw.count("\r\033[K") == 3
     assert raw.count("\n") == 1
     assert raw.endswith("Ann: where is my order\033[0m\n")
     assert "\033[36m" in raw  # the user's words in colour
+
+
+class GatedStream(io.StringIO):
+    """A terminal that hangs (a pipe nobody reads) until ``gate`` opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def write(self, s: str) -> int:
+        if not self.gate.wait(5):
+            raise AssertionError("the console wrote on the caller's thread (it blocked)")
+        return super().write(s)
+
+
+def test_a_stalled_terminal_never_blocks_the_caller() -> None:
+    """Issue 15 bug 6: the console wrote and flushed on the event loop for every event.
+    Now the caller only queues; a writer thread writes, and close() waits for all of it."""
+    out = GatedStream()
+    console = Console(out, tty=False)
+    for e in CALL:
+        console(e)  # the stream is stalled: these must return without writing
+    console.print("summary line")
+    assert out.getvalue() == ""  # nothing could be written yet, and nobody waited for it
+    out.gate.set()
+    console.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 12 and lines[-1] == "summary line"
+
+
+def test_transcript_lines_are_all_on_disk_after_close(tmp_path: Path) -> None:
+    """The transcript observer queues its lines; close() leaves every one written."""
+    path = tmp_path / "t.jsonl"
+    writer = TranscriptWriter(path)
+    for e in CALL:
+        writer(e)
+    writer.close()
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [r["role"] for r in records] == ["user", "tool", "tool", "agent"]
+    assert records[0]["participant_name"] == "Ann" and records[0]["text"] == "where is my order"
+    assert records[2]["error"] == "tool 'lookup_order' timed out after 5 s"
+    assert records[3]["interrupted"] is True
+    writer(ev.AgentTranscript("after close"))  # ignored, no error
+    assert len(path.read_text().splitlines()) == 4

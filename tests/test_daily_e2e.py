@@ -124,8 +124,6 @@ async def test_daily_call_into_the_simulator(voices: dict[str, np.ndarray], tmp_
                 cfg,
                 api_key=None,
                 observers=[seen.append],
-                console=False,
-                install_signal_handlers=False,
             )
         )
         await wait_until(lambda: t._joined)

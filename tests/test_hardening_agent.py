@@ -77,9 +77,7 @@ async def run_wav_call(
     transport = WavTransport(
         [WavInput(tmp_path / "in.wav", tone(seconds), 0.0, "alice")], tmp_path / "out.wav", RATE
     )
-    summary = await run_call(
-        transport, cfg, api_key=None, console=False, install_signal_handlers=False
-    )
+    summary = await run_call(transport, cfg, api_key=None)
     return summary, summary.metrics.summary().splitlines()
 
 
