@@ -2,8 +2,9 @@
 
 Data flow (see docs/architecture in DESIGN.md)::
 
-    transport thread --audio()--> call_soon_threadsafe --> InboundPath (resample 16k->24k,
-    listen policy, mix, batch chunk_ms) --> AgentClient.send_audio
+    transport thread --audio()--> Handoff (one loop wake-up per batch of frames) -->
+    InboundPath (resample 16k->24k, listen policy, mix, batch chunk_ms) -->
+    AgentClient.send_audio
     AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
     --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
+from .handoff import Handoff
 from .metrics import CallMetrics, Turn
 from .participants import Roster
 from .transcripts import TranscriptWriter
@@ -118,6 +120,7 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
+        self._audio_in: Handoff[tuple[str, bytes, int, float]] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
 
     # ------------------------------------------------------------------ any thread
@@ -139,7 +142,10 @@ class Bridge:
 
     def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
         # bytes() copies a bytearray/memoryview the SDK may reuse; bytes stay as they are.
-        self._call(self._on_audio, participant_id, bytes(pcm), sample_rate, time.perf_counter())
+        # No loop wake-up per frame: the loop takes every call's frames on a 10 ms clock.
+        handoff = self._audio_in
+        if handoff is not None:
+            handoff.put((participant_id, bytes(pcm), sample_rate, time.monotonic()))
 
     def ended(self, reason: str, error: str | None = None) -> None:
         self._call(self._on_ended, reason, error)
@@ -198,17 +204,33 @@ class Bridge:
             self._send_due(now)  # a leaver's last words go now, not with the next audio
         self._listened = listened
 
-    def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
-        if pid not in self._listened or self._inbound is None:
-            self._ignored_frames += 1  # the bot itself, unknown or not-listened participants
+    def _on_audio(self, frames: list[tuple[str, bytes, int, float]]) -> None:
+        """Frames handed over from the transport's threads since the hand-off's last tick
+        (participant, PCM16, rate, monotonic arrival time): the mixer lines voices up by
+        when they arrived, not by when the loop picked them up."""
+        inbound = self._inbound
+        if inbound is None:
             return
-        now = time.monotonic()
+        t_pick = time.perf_counter()  # processing latency counts from here: the hand-off
+        now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
+        heard = False
+        listened = self._listened
+        for pid, pcm, rate, arrived in frames:
+            if pid not in listened:
+                self._ignored_frames += 1  # the bot itself, unknown or not-listened people
+                continue
+            heard = True
+            pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
+            if pcm24:
+                self.roster.hear(pid, _energy(pcm24), self._user_speaking)
+        if not heard:
+            return
         self._last_heard = now
-        pcm24 = self._inbound.push(pid, pcm, rate, now)
-        if pcm24:
-            self.roster.hear(pid, _energy(pcm24), self._user_speaking)
         self._send_due(now)
-        self.metrics.inbound.add(time.perf_counter() - t_in)
+        took = time.perf_counter() - t_pick
+        for pid, _pcm, _rate, _arrived in frames:
+            if pid in listened:
+                self.metrics.inbound.add(took)
 
     def _send_due(self, now: float) -> None:
         """Send the mixed frames due at ``now``; if audio stays queued, come back when it
@@ -528,6 +550,7 @@ class Bridge:
         from .inbound import InboundPath
 
         self._loop = asyncio.get_running_loop()
+        self._audio_in = Handoff(self._loop, self._on_audio)
         t = self.transport
         self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
         self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)

@@ -196,7 +196,7 @@ def cancel_drain(bridge: Bridge) -> None:
 
 def talk(bridge: Bridge, pid: str, chunks: list[bytes]) -> None:
     for c in chunks:
-        bridge._on_audio(pid, c, IN_RATE, time.perf_counter())
+        bridge._on_audio([(pid, c, IN_RATE, time.monotonic())])
 
 
 async def test_bridge_sends_a_sole_leavers_last_words_when_they_leave() -> None:
