@@ -238,6 +238,23 @@ class SyntheticTransport(Transport):
         return stale
 
 
+def sink_gaps(writes: list[tuple[float, int]], t_from: float) -> list[float]:
+    """Gaps heard inside replies: the sink plays chunks back to back from their arrival;
+    a write that comes more than 5 ms after the sink ran dry, but less than 300 ms after
+    (replies are at least a second apart: the user speaks, then the agent's 1 s
+    min_silence), is a reply's audio arriving too late: a gap the listener hears. Seconds."""
+    gaps = []
+    playing_until = None
+    for t, n in writes:
+        if playing_until is not None and t >= t_from:
+            dry = t - playing_until
+            if 0.005 < dry < 0.3:
+                gaps.append(dry)
+        start = t if playing_until is None else max(t, playing_until)
+        playing_until = start + n / 2 / RATE
+    return gaps
+
+
 def make_transport(
     bank: Bank, session: int, participants: int, seconds: float
 ) -> SyntheticTransport:
@@ -535,6 +552,7 @@ async def run(args: argparse.Namespace) -> int:
     dropped = sum(getattr(x.client_stats, "audio_dropped_ms", 0.0) or 0.0 for x in summaries)
     underruns = sum(b.pacer.underruns for b in bridges if b.pacer is not None)
     chunks = sum(len(s.transport.writes) for s in sessions)
+    gaps = [g for s in sessions for g in sink_gaps(list(s.transport.writes), t_from)]
     lat_in = [
         x
         for i, s in enumerate(sessions)
@@ -605,7 +623,8 @@ async def run(args: argparse.Namespace) -> int:
         f"bridge-added latency, outbound (first reply.audio off the socket -> its first "
         f"sample written to the SDK): p50 {pct(lat_out, 50) * 1000:.1f} ms, "
         f"p99 {pct(lat_out, 99) * 1000:.1f} ms, max {max(lat_out, default=0) * 1000:.1f} ms "
-        f"({len(lat_out)} replies); pacer underruns {underruns}"
+        f"({len(lat_out)} replies); pacer underruns {underruns}; gaps heard inside "
+        f"replies {len(gaps)} (longest {max(gaps, default=0) * 1000:.0f} ms)"
     )
     print(f"simulator process CPU (not counted above): {sim_cpu:.1f} s")
     print(floor.describe())
@@ -647,6 +666,7 @@ async def run(args: argparse.Namespace) -> int:
             ratio_line("added latency outbound (max)", max(lat_out) * 1000, TARGET_ADDED_MS, "ms")
         )
     print(f"{'pacer underruns':34s} {underruns:8d}     target 0")
+    print(f"{'gaps heard inside replies':34s} {len(gaps):8d}     target 0")
     if n != 50:
         print("(the latency target is stated for 50 sessions; this run had", n, ")")
     if "Traceback" in err:
