@@ -263,8 +263,13 @@ def make_transport(
 
 
 # ---------------------------------------------------------------------- measurement
+_HEAD = '{"type":"input.audio","audio":"'
+
+
 def _audio_bytes(message: str | bytes) -> int:
     """PCM bytes in an ``input.audio`` message (from its base64 length)."""
+    if isinstance(message, bytes) and message.endswith(b'"}'):  # the client's own encoding
+        return (len(message) - len(_HEAD) - 2) * 3 // 4 - (message[-3] == 61) - (message[-4] == 61)
     text = message.decode() if isinstance(message, bytes | bytearray) else str(message)
     i = text.find('"audio":"') + 9
     b64 = text[i : text.find('"', i)]
