@@ -556,6 +556,7 @@ async def run(args: argparse.Namespace) -> int:
     cpu_net = cpu_raw - cpu_base
     dropped = sum(getattr(x.client_stats, "audio_dropped_ms", 0.0) or 0.0 for x in summaries)
     underruns = sum(b.pacer.underruns for b in bridges if b.pacer is not None)
+    late_audio = sum(b.pacer.stats.late_audio for b in bridges if b.pacer is not None)
     chunks = sum(len(s.transport.writes) for s in sessions)
     gaps = [g for s in sessions for g in sink_gaps(list(s.transport.writes), t_from)]
     lat_in = [
@@ -628,7 +629,8 @@ async def run(args: argparse.Namespace) -> int:
         f"bridge-added latency, outbound (first reply.audio off the socket -> its first "
         f"sample written to the SDK): p50 {pct(lat_out, 50) * 1000:.1f} ms, "
         f"p99 {pct(lat_out, 99) * 1000:.1f} ms, max {max(lat_out, default=0) * 1000:.1f} ms "
-        f"({len(lat_out)} replies); pacer underruns {underruns}; gaps heard inside "
+        f"({len(lat_out)} replies); pacer underruns {underruns} ({late_audio} of them "
+        f"audio that came after the sink ran dry); gaps heard inside "
         f"replies {len(gaps)} (longest {max(gaps, default=0) * 1000:.0f} ms)"
     )
     print(f"simulator process CPU (not counted above): {sim_cpu:.1f} s")

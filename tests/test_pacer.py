@@ -458,3 +458,34 @@ def test_a_real_time_stream_starts_after_the_margin_and_plays_without_gaps(make_
     assert sink.data == audio
     assert pacer.stats.padded_ms == 0
     assert pacer.underruns == 0
+
+
+def test_audio_arriving_just_after_the_sink_ran_dry_continues_the_stream_at_once(
+    make_pacer,
+) -> None:
+    """A late piece of a playing stream is written at once and counted as an underrun; it
+    is not held like a new stream (that would lengthen the gap). Audio arriving long after
+    the sink ran dry is a new stream and is held again."""
+    clock = SteppedClock()
+    sink = RecordingSink()
+    pacer = make_pacer(sink, max_ahead=2, prebuffer_ms=60, margin_ms=15, clock=clock)
+    pacer.start()
+    pacer.put(numbered(40))
+    clock.advance(0.015)  # the hold
+    wait_for(lambda: sink.calls == 2)
+    clock.advance(0.040 + 0.010)  # both chunks played, then 10 ms of silence
+    time.sleep(0.05)
+    pacer.put(numbered(20, first=641))  # the stream's next piece, late
+    wait_for(lambda: sink.calls == 3)  # written without a new hold (the clock stood still)
+    assert pacer.underruns == 1 and pacer.stats.late_audio == 1
+    assert sink.data == numbered(60)
+    clock.advance(0.020 + 0.300)  # played; the sink has been dry for 300 ms
+    pacer.put(numbered(20, first=961))
+    time.sleep(0.05)
+    # a new stream, held: the last one's second piece came 65 ms after its start with 40 ms
+    # before it (a 25 ms deficit), plus the 15 ms margin
+    assert sink.calls == 3
+    assert pacer.start_delay_ms == pytest.approx(40, abs=0.1)
+    clock.advance(0.040)
+    wait_for(lambda: sink.calls == 4)
+    assert pacer.underruns == 1

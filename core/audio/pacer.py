@@ -23,7 +23,9 @@ keeping at most ``max_ahead`` chunks (default 2, i.e. 40 ms) inside the sink:
   later than ``prebuffer_ms``), or at once when ``prebuffer_ms`` is already queued. The
   first stream assumes a real-time sender (deficit 0). So a bursting TTS service starts at
   once, a real-time sender pays ``margin_ms`` (default 15), and a late, jittery sender
-  gets the buffer it showed it needs, up to ``prebuffer_ms``;
+  gets the buffer it showed it needs, up to ``prebuffer_ms``. Audio that comes less than
+  250 ms after the sink ran dry is the same stream arriving late: it is played at once
+  (holding it would only lengthen the gap) and counted as an underrun;
 * ``speed`` runs the clock model faster than real time (simulated meetings, tests);
 * a final partial chunk is padded with silence, but only once the sink has run dry and no
   audio has arrived for a chunk's duration: a reply whose pieces arrive in odd sizes is not
@@ -52,6 +54,9 @@ from .pcm import SAMPLE_WIDTH
 log = logging.getLogger(__name__)
 
 _LATE_S = 0.005  # a chunk written this long after the sink ran dry counts as an underrun
+# Audio arriving less than this after the sink ran dry continues the stream (late: an
+# underrun); later than that it starts a new stream (a new reply, held as above).
+_RESUME_S = 0.25
 
 
 @dataclass
@@ -62,7 +67,9 @@ class PacerStats:
     padded_ms: float = 0.0  # silence added to complete final partial chunks
     flushed_ms: float = 0.0  # audio dropped by flush() (never reached the sink)
     flushes: int = 0
-    underruns: int = 0  # the sink ran dry while more of the same stream was coming
+    underruns: int = 0  # the sink ran dry while more of the same stream was coming (late
+    # writes with audio queued, and audio arriving within 250 ms of the sink running dry)
+    late_audio: int = 0  # of those, audio that arrived after the sink had run dry
     sink_errors: int = 0
 
 
@@ -104,6 +111,7 @@ class OutboundPacer:
         if margin_ms < 0:
             raise ValueError(f"margin_ms must be >= 0, got {margin_ms}")
         self._margin_s = margin_ms / 1000 / speed
+        self._resume_s = _RESUME_S / speed
         self._playing = False  # a stream is playing: no pre-buffering until it runs dry
         self._stream_start = 0.0
         self._stream_audio_s = 0.0  # clock seconds of audio the current stream has received
@@ -151,8 +159,20 @@ class OutboundPacer:
                 return
             now = self._clock()
             queued = len(self._queue)
-            if not queued and (not self._playing or now >= self._horizon):
-                self._playing = False  # the sink ran dry: this is a new stream
+            if (
+                not queued
+                and self._playing
+                and self._horizon <= now < self._horizon + self._resume_s
+            ):
+                # The sink ran dry a moment ago: this is the same stream, late. Play it at
+                # once (holding it now would only lengthen the gap); count the gap.
+                self.stats.underruns += 1
+                self.stats.late_audio += 1
+                deficit = now - self._stream_start - self._stream_audio_s
+                if self._stream_deficit is None or deficit > self._stream_deficit:
+                    self._stream_deficit = deficit
+            elif not queued and (not self._playing or now >= self._horizon):
+                self._playing = False  # the sink ran dry long ago: this is a new stream
                 self._new_stream(now)
             else:
                 deficit = now - self._stream_start - self._stream_audio_s
