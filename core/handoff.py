@@ -38,7 +38,8 @@ class _Inbox:
     """The pending items of every :class:`Handoff` on one loop, and the loop's clock."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, period_s: float) -> None:
-        self.loop = loop
+        # weak: _inboxes maps the loop to this inbox, which must not keep the loop alive
+        self._loop = weakref.ref(loop)
         self.period_s = period_s
         self.lock = threading.Lock()
         self.items: list[tuple[Handoff[Any], Any]] = []
@@ -54,8 +55,11 @@ class _Inbox:
                 return
             self.ticking = True
             self.wakeups += 1
+        loop = self._loop()
+        if loop is None:
+            return  # the loop is gone: the call is over
         with contextlib.suppress(RuntimeError):  # loop closed: the call is over
-            self.loop.call_soon_threadsafe(self._tick)
+            loop.call_soon_threadsafe(self._tick)
 
     def _tick(self) -> None:
         with self.lock:
@@ -70,7 +74,7 @@ class _Inbox:
                     self.idle = 0
                     return
         try:
-            self.loop.call_later(self.period_s, self._tick)
+            asyncio.get_running_loop().call_later(self.period_s, self._tick)
         except RuntimeError:  # the loop is closing
             with self.lock:
                 self.ticking = False

@@ -112,3 +112,16 @@ def test_put_after_the_loop_closed_is_dropped_quietly() -> None:
     loop.close()
     h.put(1)  # no exception: the call is over
     assert h.pending == 1
+
+
+def test_a_finished_loop_is_not_kept_alive_by_its_inbox() -> None:
+    import gc
+    import weakref
+
+    loop = asyncio.new_event_loop()
+    Handoff(loop, lambda items: None).put(1)
+    ref = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert ref() is None
