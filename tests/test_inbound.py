@@ -163,8 +163,11 @@ class RecordingClient:
     """Stands in for the agent client: records every frame the bridge sends."""
 
     def __init__(self) -> None:
+        from botrun.core.session import SessionState
+
         self.sent = bytearray()
         self.changed = asyncio.Event()
+        self.state = SessionState({})  # the session the bridge asks (no reply under way)
 
     def send_audio(self, pcm: bytes) -> None:
         self.sent += pcm
@@ -247,3 +250,51 @@ async def test_bridge_keepalive_silence_follows_the_tail_never_precedes_it() -> 
     np.testing.assert_array_equal(got[: len(body)], body)
     assert not got[len(body) :].any()
     assert len(got) % OUT_FRAME == 0
+
+
+def test_a_reply_the_bridge_has_not_handled_yet_is_not_taken_for_a_stalled_one() -> None:
+    """reply.started reaches the session (the client's reader) a moment before the bridge
+    handles the event and marks the reply's progress; a watchdog tick in between must not
+    abandon the reply as stalled (it did: the progress mark was still 0)."""
+    from botrun.core import protocol as p
+
+    client = RecordingClient()
+    abandoned: list[bool] = []
+    client.abandon_reply = lambda: abandoned.append(True)  # type: ignore[attr-defined]
+    bridge = Bridge(StubTransport(), config_from_dict({"agent": {"greeting": ""}}))
+    bridge.client = client  # type: ignore[assignment]
+    client.state.receive(p.SessionReady("s1"))
+    client.state.receive(p.ReplyStarted("r1"))
+    assert bridge._replying()
+    now = time.monotonic()
+    bridge._end_stalled_reply(now)
+    assert not abandoned
+    limit = bridge.config.bridge.reply_timeout_s
+    bridge._end_stalled_reply(now + limit)  # a reply that really made no progress
+    assert abandoned
+
+
+async def test_a_leave_never_overtakes_the_leavers_last_frames() -> None:
+    """Frames and participant events from the transport's thread reach the loop in the
+    order they were handed over: the leave comes after the last words, which are sent."""
+    from botrun.core.handoff import Handoff
+
+    client = RecordingClient()
+    bridge = bridge_with(client, max_lag_ms=500)
+    bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge._on_handoff)
+    bridge._on_joined("a", "Ann")
+    chunks = pieces(speech16(1010))
+    # computed first: it also designs the resampler's filter (once per process, slow), which
+    # must not delay the frames below past the mixer's max_lag after their arrival stamps
+    expected = padded(chunked_ref(chunks, flush=True))
+    handoff = bridge._audio_in
+    bridge.audio("a", chunks[0], IN_RATE)  # the hand-off's clock starts with the first frame
+    while handoff.pending:
+        await asyncio.sleep(0.001)
+    assert handoff._inbox.ticking  # later frames wait for its next tick: no wake-up each
+    for c in chunks[1:]:  # as the SDK thread does: audio(), then the leave
+        bridge.audio("a", c, IN_RATE)
+    bridge.participant_left("a", "hung up")
+    got = await client.until(2 * len(expected), timeout=5.0)
+    np.testing.assert_array_equal(got, expected)
+    cancel_drain(bridge)
