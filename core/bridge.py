@@ -42,6 +42,7 @@ from .handoff import Handoff
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
+from .secrets import mask_url
 from .transcripts import TranscriptWriter
 
 if TYPE_CHECKING:
@@ -115,12 +116,12 @@ class Bridge:
         # agent-side state. Whether a reply is active and whether its audio plays are the
         # session's answers (client.state, core/session.py): the bridge keeps no copy.
         self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
-        self._reply_seen_at: float | None = None  # a watchdog tick first saw the reply
         self._session_ready = False  # the current agent session has been ready at least once
-        self._reply_turn: Turn | None = None  # metrics: the turn whose reply is under way
+        self._cut_turns: list[Turn] = []  # metrics: replies whose session closed under them
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
-        self._turn: Turn | None = None
+        self._turn: Turn | None = None  # the user turn the next reply answers
+        self._reply_turn: Turn | None = None  # the turn of the reply in flight
         self._agent_partial = ""
         # timers
         self._empty_since: float | None = time.monotonic()
@@ -229,6 +230,8 @@ class Bridge:
             self._inbound.set_members(listened, now)
             self._send_due(now)  # a leaver's last words go now, not with the next audio
         self._listened = listened
+        if (unmatched := self.roster.unmatched_listen()) is not None:
+            log.warning("%s", unmatched)
 
     def _on_handoff(self, items: list[_Frame | _Call]) -> None:
         """What the transport's threads handed over since the hand-off's last tick, in
@@ -325,7 +328,7 @@ class Bridge:
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
         self._audio_clock = time.monotonic()
-        self._emit(ev.SESSION_STATE, state="connecting", detail=self.config.agent.url)
+        self._emit(ev.SESSION_STATE, state="connecting", detail=mask_url(self.config.agent.url))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
     async def _run_session(self, client: AgentClient) -> None:
@@ -355,6 +358,10 @@ class Bridge:
         if client is None:
             return None
         self._user_speaking = False
+        if self._reply_turn is not None:  # its reply ends with the session: settled at the end
+            self._cut_turns.append(self._reply_turn)
+            if self._turn is self._reply_turn:
+                self._turn = None
         self._reply_turn = None
         self._awaiting_reply_since = None
         self._emit(ev.SESSION_STATE, state="closing")
@@ -428,20 +435,25 @@ class Bridge:
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
             self._agent_partial = ""
-            if self._turn is None or self._turn.first_audio_at is not None:
+            if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
             self._reply_turn = self._turn
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
             self._emit(ev.TRANSCRIPT_AGENT, text=self._agent_partial.strip(), final=False)
         elif isinstance(e, p.TranscriptAgent):
+            self._agent_partial = ""
             self._emit(ev.TRANSCRIPT_AGENT, text=e.text, interrupted=e.interrupted, final=True)
             if self.transcript:
                 self.transcript.write("agent", e.text, interrupted=e.interrupted)
         elif isinstance(e, p.ReplyDone):
+            # a reply with words but no final transcript (tool-call replies): record them
+            self._finish_agent_text(interrupted=e.status == "interrupted")
             self._on_reply_done(e.status == "interrupted")
         elif isinstance(e, p.ToolCall):
-            self._emit(ev.TOOL_CALL, name=e.name, arguments=e.arguments)
+            log.debug("agent called tool %s (%s)", e.name, e.call_id)
+        elif isinstance(e, p.ToolDone):
+            self._on_tool_done(e)
         elif isinstance(e, p.SessionReady):
             self._session_ready = True
             self.metrics.agent_answered = True
@@ -461,14 +473,67 @@ class Bridge:
             if name == "Reconnecting":
                 # The reply in flight is lost with the socket and no reply.done will come
                 # for it: what was already queued plays out, the turn state resets.
-                if self._turn is not None and self._turn is self._reply_turn:
-                    self.metrics.turns.append(self._turn)
+                turn, self._reply_turn = self._reply_turn, None
+                if turn is not None:
+                    self.metrics.turns.append(turn)
+                if self._turn is turn:
                     self._turn = None
-                self._reply_turn = None
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SESSION_STATE, state=name.lower(), detail=str(detail))
+
+    def _finish_agent_text(self, interrupted: bool) -> None:
+        """The words of the reply in flight that no final ``transcript.agent`` covered go to
+        the console and the transcript (at ``reply.done``, or marked interrupted when the
+        call ends mid-reply)."""
+        text, self._agent_partial = self._agent_partial.strip(), ""
+        if not text:
+            return
+        self._emit(ev.TRANSCRIPT_AGENT, text=text, interrupted=interrupted, final=True)
+        if self.transcript:
+            self.transcript.write("agent", text, interrupted=interrupted)
+
+    def _settle_report(self) -> None:
+        """At the end of the call, make the summary and the transcript agree with what reached
+        the transport: the reply in flight counts (interrupted) if its audio was played, its
+        words are recorded, and spoken time comes from the pacer, not from what was queued."""
+        cut, self._cut_turns = self._cut_turns, []
+        if self._reply_turn is not None:
+            cut.append(self._reply_turn)
+            self._reply_turn = None
+        for turn in cut:  # counted if any of its audio was played
+            if turn.sink_start_ms is not None and turn not in self.metrics.turns:
+                turn.interrupted = True
+                self.metrics.turns.append(turn)
+        self._finish_agent_text(interrupted=True)
+        if self.pacer is not None:
+            self.metrics.settle(self.pacer.stats.written_ms)
+
+    def _on_tool_done(self, e: Any) -> None:
+        """A tool call finished: report it (console, observers) and record it."""
+        from .secrets import redact
+
+        self._emit(
+            ev.TOOL_CALL,
+            call_id=e.call_id,
+            name=e.name,
+            arguments=e.arguments,
+            result=e.result,
+            error=redact(e.error) if e.error else None,
+            duration_ms=e.duration_ms,
+            truncated=e.truncated,
+        )
+        if self.transcript:
+            self.transcript.write_tool(
+                e.name,
+                e.arguments,
+                e.result,
+                call_id=e.call_id,
+                error=e.error,
+                duration_ms=e.duration_ms,
+                truncated=e.truncated,
+            )
 
     def _on_user_transcript(self, text: str) -> None:
         speaker = self.roster.loudest()
@@ -489,19 +554,19 @@ class Bridge:
             return
         t0 = time.perf_counter()
         out = self._out_rs.process(pcm24)
-        turn = self._turn
+        turn = self._reply_turn
         on_start = None
         if turn is not None and not turn.audio_queued:
             turn.audio_queued = True
+            pacer = self.pacer
 
-            def on_start(turn: Turn = turn) -> None:  # pacer thread
+            def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
                 t = time.monotonic()
+                turn.sink_start_ms = pacer.stats.written_ms
                 self._call(self._first_audio, turn, t)
 
         if out:
             self.pacer.put(out, on_start)
-            if turn is not None:
-                turn.reply_ms += len(out) / (2 * self.transport.output_sample_rate) * 1000
         self.metrics.outbound.add(time.perf_counter() - t0)
 
     def _first_audio(self, turn: Turn, t: float) -> None:
@@ -512,11 +577,12 @@ class Bridge:
     def _on_reply_done(self, interrupted: bool) -> None:
         if interrupted:
             self._barge_in("reply.done")
-        if self._turn is not None:
-            self._turn.interrupted = interrupted or self._turn.interrupted
-            self.metrics.turns.append(self._turn)
+        turn, self._reply_turn = self._reply_turn, None
+        if turn is not None:
+            turn.interrupted = interrupted or turn.interrupted
+            self.metrics.turns.append(turn)
+        if self._turn is turn:  # (a user turn that began during this reply stays pending)
             self._turn = None
-        self._reply_turn = None
         self._awaiting_reply_since = None
 
     def _barge_in(self, cause: str) -> None:
@@ -562,15 +628,11 @@ class Bridge:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
         limit = self.config.bridge.reply_timeout_s
-        if not self._replying():
-            self._reply_seen_at = None
+        # (_reply_turn: the bridge has itself seen the reply start, and so set its progress
+        # time; the client's state changes when the message arrives, before the bridge reads it)
+        if not self._replying() or self._reply_turn is None:
             return
-        # The session knows of a reply as soon as reply.started arrives; the bridge's
-        # progress mark comes when it handles that event, a moment later. A tick in
-        # between must not take a reply that has just started for a stalled one.
-        if self._reply_seen_at is None:
-            self._reply_seen_at = now
-        if now - max(self._reply_progress_at, self._reply_seen_at) < limit:
+        if now - self._reply_progress_at < limit:
             return
         log.warning(
             "the agent's reply made no progress for %.0f s without reply.done; treating it as over",
@@ -578,10 +640,12 @@ class Bridge:
         )
         if self.client is not None:
             self.client.abandon_reply()  # the session drops whatever of it still comes
-        if self._turn is not None:
-            self.metrics.turns.append(self._turn)
+        turn, self._reply_turn = self._reply_turn, None
+        if turn is not None:
+            self.metrics.turns.append(turn)
+        if self._turn is turn:
             self._turn = None
-        self._reply_turn = None
+        self._finish_agent_text(interrupted=True)
         self._awaiting_reply_since = None
 
     async def _watchdog(self) -> None:
@@ -727,6 +791,8 @@ class Bridge:
         for what, res in zip(("agent session end", "leave"), results, strict=True):
             if isinstance(res, BaseException):
                 log.warning("%s did not complete cleanly: %s", what, _describe(res))
+        await asyncio.sleep(0)  # first-audio callbacks the pacer scheduled before it stopped
+        self._settle_report()
         if self.transcript:
             self.transcript.close()
 
@@ -789,6 +855,7 @@ async def run_call(
         for sig in installed:
             loop.remove_signal_handler(sig)
     if console and bridge.joined:
-        print(summary.metrics.summary(), flush=True)
+        reached = summary.client_stats is not None and summary.client_stats.reached
+        print(summary.metrics.summary(agent_reached=reached), flush=True)
     log.info("call ended: %s", summary.reason or "done")
     return summary

@@ -38,9 +38,10 @@ class Turn:
 
     speech_stopped_at: float | None = None
     first_audio_at: float | None = None  # first reply audio handed to the transport
-    reply_ms: float = 0.0  # audio length of the reply at the transport
+    reply_ms: float = 0.0  # audio of the reply that reached the transport (set at the end)
     interrupted: bool = False
     audio_queued: bool = False  # the first reply audio has been handed to the pacer
+    sink_start_ms: float | None = None  # audio the transport had got before this reply's
 
     @property
     def latency_ms(self) -> float | None:
@@ -59,26 +60,51 @@ class CallMetrics:
     started_at: float = field(default_factory=time.monotonic)
     #: None: no agent session was opened (nobody joined); False: one was, never ready.
     agent_answered: bool | None = None
+    spoken_ms: float | None = None  # all bot audio that reached the transport (set at the end)
+
+    def settle(self, spoken_ms: float) -> None:
+        """At the end of the call: ``spoken_ms`` is what the transport got in all; each
+        turn's ``reply_ms`` is what it got from that turn's first audio to the next turn's."""
+        self.spoken_ms = spoken_ms
+        for t in self.turns:
+            if t.sink_start_ms is None:
+                t.reply_ms = 0.0  # none of its audio reached the transport
+        started = sorted(
+            (t for t in self.turns if t.sink_start_ms is not None),
+            key=lambda t: t.sink_start_ms or 0.0,
+        )
+        ends = [t.sink_start_ms or 0.0 for t in started[1:]] + [spoken_ms]
+        for turn, end in zip(started, ends, strict=False):  # (both empty without audio)
+            turn.reply_ms = max(0.0, end - (turn.sink_start_ms or 0.0))
 
     @property
     def latencies_ms(self) -> list[float]:
         return [t.latency_ms for t in self.turns if t.latency_ms is not None]
 
-    def summary(self) -> str:
+    def summary(self, agent_reached: bool = True) -> str:
+        """The end-of-call lines. ``agent_reached``: a connection to the voice agent was
+        ever open (else it was unreachable, and did not merely stay silent)."""
         lat = sorted(self.latencies_ms)
         lines = [
             f"call length {time.monotonic() - self.started_at:.1f} s, "
             f"{len(self.turns)} agent replies, {self.barge_ins} interruptions"
         ]
         if self.agent_answered is False:
-            lines.append("the voice agent never answered (no session.ready)")
+            lines.append(
+                "the voice agent never answered (no session.ready)"
+                if agent_reached
+                else "could not reach the voice agent"
+            )
         if lat:
             mid = lat[len(lat) // 2]
             lines.append(
                 f"response latency (you stop speaking -> bot audio out): median {mid:.0f} ms, "
                 f"min {lat[0]:.0f} ms, max {lat[-1]:.0f} ms"
             )
-        spoken = sum(t.reply_ms for t in self.turns) / 1000
+        spoken_ms = self.spoken_ms
+        if spoken_ms is None:
+            spoken_ms = sum(t.reply_ms for t in self.turns)
+        spoken = spoken_ms / 1000
         lines.append(f"bot spoke {spoken:.1f} s")
         lines.append(
             f"bridge processing: in {self.inbound.summary_ms()}; out {self.outbound.summary_ms()}"

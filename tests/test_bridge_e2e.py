@@ -91,6 +91,7 @@ async def run_wav_call(
     scenario: Scenario | None = None,
     transcript: Path | None = None,
     tools: Any = None,
+    observers: list[Any] | None = None,
 ) -> tuple[CallSummary, np.ndarray, Simulator, Recorder, RecordingWav]:
     from botrun.transports.wav.wavio import read_wav_mono16
 
@@ -108,7 +109,7 @@ async def run_wav_call(
             api_key=None,
             transcript=transcript,
             tools=tools,
-            observers=[rec],
+            observers=[rec, *(observers or [])],
             console=False,
             install_signal_handlers=False,
         )

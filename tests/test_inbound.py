@@ -252,28 +252,6 @@ async def test_bridge_keepalive_silence_follows_the_tail_never_precedes_it() -> 
     assert len(got) % OUT_FRAME == 0
 
 
-def test_a_reply_the_bridge_has_not_handled_yet_is_not_taken_for_a_stalled_one() -> None:
-    """reply.started reaches the session (the client's reader) a moment before the bridge
-    handles the event and marks the reply's progress; a watchdog tick in between must not
-    abandon the reply as stalled (it did: the progress mark was still 0)."""
-    from botrun.core import protocol as p
-
-    client = RecordingClient()
-    abandoned: list[bool] = []
-    client.abandon_reply = lambda: abandoned.append(True)  # type: ignore[attr-defined]
-    bridge = Bridge(StubTransport(), config_from_dict({"agent": {"greeting": ""}}))
-    bridge.client = client  # type: ignore[assignment]
-    client.state.receive(p.SessionReady("s1"))
-    client.state.receive(p.ReplyStarted("r1"))
-    assert bridge._replying()
-    now = time.monotonic()
-    bridge._end_stalled_reply(now)
-    assert not abandoned
-    limit = bridge.config.bridge.reply_timeout_s
-    bridge._end_stalled_reply(now + limit)  # a reply that really made no progress
-    assert abandoned
-
-
 async def test_a_leave_never_overtakes_the_leavers_last_frames() -> None:
     """Frames and participant events from the transport's thread reach the loop in the
     order they were handed over: the leave comes after the last words, which are sent."""

@@ -489,3 +489,20 @@ def test_audio_arriving_just_after_the_sink_ran_dry_continues_the_stream_at_once
     clock.advance(0.040)
     wait_for(lambda: sink.calls == 4)
     assert pacer.underruns == 1
+
+
+def test_written_ms_counts_audio_that_reached_the_sink_not_padding_or_flushed(
+    make_pacer,
+) -> None:
+    # 400 ms flushed before the pacer runs; then 70 ms: three full chunks and a 10 ms tail
+    # padded to a fourth
+    sink = RecordingSink()
+    pacer = make_pacer(sink)
+    pacer.put(numbered(400))
+    pacer.flush()
+    pacer.put(numbered(70))
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks == 4)
+    assert pacer.stats.written_ms == pytest.approx(70.0)
+    assert pacer.stats.padded_ms == pytest.approx(10.0)
+    assert sum(len(w) for w in sink.writes) == 4 * CHUNK_BYTES

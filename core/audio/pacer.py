@@ -64,6 +64,7 @@ class PacerStats:
     """Counters (read from any thread; written by the pacer thread and by ``flush``)."""
 
     written_chunks: int = 0
+    written_ms: float = 0.0  # audio handed to the sink (what was spoken), padding not counted
     padded_ms: float = 0.0  # silence added to complete final partial chunks
     flushed_ms: float = 0.0  # audio dropped by flush() (never reached the sink)
     flushes: int = 0
@@ -284,10 +285,10 @@ class OutboundPacer:
             job = self._next_chunk()
             if job is None:
                 return
-            chunk, callbacks, generation = job
-            self._write(chunk, callbacks, generation)
+            chunk, callbacks, generation, audio_ms = job
+            self._write(chunk, callbacks, generation, audio_ms)
 
-    def _next_chunk(self) -> tuple[bytes, list[Callable[[], None]], int] | None:
+    def _next_chunk(self) -> tuple[bytes, list[Callable[[], None]], int, float] | None:
         """Wait until a chunk is due and take it from the queue; None when closing."""
         cb = self.chunk_bytes
         ahead_s = (self.max_ahead - 1) * self._chunk_s
@@ -319,13 +320,15 @@ class OutboundPacer:
                     continue
                 return self._take(now)
 
-    def _take(self, now: float) -> tuple[bytes, list[Callable[[], None]], int]:
-        """Cut the next chunk (padded if short) and its on_start callbacks. Lock held."""
+    def _take(self, now: float) -> tuple[bytes, list[Callable[[], None]], int, float]:
+        """Cut the next chunk (padded if short), its on_start callbacks, the generation and
+        the ms of real audio in it. Lock held."""
         cb = self.chunk_bytes
         chunk = bytes(self._queue[:cb])
         del self._queue[:cb]
         end = self._queue_start + len(chunk)
         self._queue_start = end
+        audio_ms = len(chunk) / self._bytes_per_ms
         if len(chunk) < cb:
             self.stats.padded_ms += (cb - len(chunk)) / self._bytes_per_ms
             chunk += bytes(cb - len(chunk))
@@ -338,9 +341,11 @@ class OutboundPacer:
         if not self._queue:
             self._cond.notify_all()  # a draining close() may be waiting for this
         self._horizon = max(self._horizon, now) + self._chunk_s
-        return chunk, callbacks, self._generation
+        return chunk, callbacks, self._generation, audio_ms
 
-    def _write(self, chunk: bytes, callbacks: list[Callable[[], None]], generation: int) -> None:
+    def _write(
+        self, chunk: bytes, callbacks: list[Callable[[], None]], generation: int, audio_ms: float
+    ) -> None:
         with self._sink_lock:
             if generation != self._generation:
                 with self._cond:  # flushed between taking and writing: it never plays
@@ -360,4 +365,5 @@ class OutboundPacer:
                         "%s: sink write failed (%d so far)", self.name, self.stats.sink_errors
                     )
             else:
+                self.stats.written_ms += audio_ms  # before the count others wait on
                 self.stats.written_chunks += 1
