@@ -34,6 +34,12 @@ Figures, each against its target (DESIGN.md, "Performance bars"):
   bridges, its sink in another process): N sessions that only send the 20 ms
   ``input.audio`` messages the bridge sends. The bridge's net CPU per session divided by
   that floor is printed against the goal of 2x;
+* bridge-added latency each way, end to end (issue 15): inbound, participant A's last
+  sample of each 20 ms frame -> the ``input.audio`` message holding it handed to the socket
+  (websockets' ``Connection.send`` returned; the resampler's fixed 2.75 ms group delay is
+  not included); outbound, the first ``reply.audio`` of a reply off the socket -> the first
+  write into the SDK after it. Goal 30 ms each way, with zero pacer underruns and zero gaps
+  heard inside replies (the sink's own timeline: a write more than 5 ms after it ran dry);
 * peak RSS of the process (``ru_maxrss``), and the RSS before any session started (after
   loading SciPy, websockets and the agent client, so the difference is what sessions cost).
 
