@@ -2,8 +2,9 @@
 
 Data flow (see docs/architecture in DESIGN.md)::
 
-    transport thread --audio()--> call_soon_threadsafe --> InboundPath (resample 16k->24k,
-    listen policy, mix, batch chunk_ms) --> AgentClient.send_audio
+    transport thread --audio()--> Handoff (one loop wake-up per batch of frames) -->
+    InboundPath (resample 16k->24k, listen policy, mix, batch chunk_ms) -->
+    AgentClient.send_audio
     AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
     --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
 
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
+from .handoff import Handoff
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("botrun.bridge")
 
 Observer = Callable[[BridgeEvent], None]
+_Frame = tuple[str, bytes, int, float]  # participant, PCM16, rate, monotonic arrival
+_Call = tuple[None, Callable[..., None], tuple[Any, ...]]  # a call to make on the loop
 AGENT_RATE = 24000
 _SILENT_AFTER_S = 0.3  # no participant audio for this long: feed the agent silence
 _TICK_S = 0.1  # timers and the silence keep-alive; 10 wake-ups a second per call
@@ -127,15 +131,16 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
+        self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
 
     # ------------------------------------------------------------------ any thread
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # loop already closed: call is over
-            loop.call_soon_threadsafe(fn, *args)
+        # Through the same hand-off as the audio frames, so a participant's last frames
+        # are never overtaken by their leave (or any event by audio sent before it).
+        handoff = self._audio_in
+        if handoff is not None:
+            handoff.put((None, fn, args))
 
     def participant_joined(self, participant_id: str, name: str | None = None) -> None:
         self._call(self._on_joined, str(participant_id), name)
@@ -148,7 +153,10 @@ class Bridge:
 
     def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
         # bytes() copies a bytearray/memoryview the SDK may reuse; bytes stay as they are.
-        self._call(self._on_audio, participant_id, bytes(pcm), sample_rate, time.perf_counter())
+        # No loop wake-up per frame: the loop takes every call's frames on a 10 ms clock.
+        handoff = self._audio_in
+        if handoff is not None:
+            handoff.put((participant_id, bytes(pcm), sample_rate, time.monotonic()))
 
     def ended(self, reason: str, error: str | None = None) -> None:
         self._call(self._on_ended, reason, error)
@@ -230,17 +238,52 @@ class Bridge:
         if (unmatched := self.roster.unmatched_listen()) is not None:
             log.warning("%s", unmatched)
 
-    def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
-        if pid not in self._listened or self._inbound is None:
-            self._ignored_frames += 1  # the bot itself, unknown or not-listened participants
+    def _on_handoff(self, items: list[_Frame | _Call]) -> None:
+        """What the transport's threads handed over since the hand-off's last tick, in
+        order: audio frames (participant, PCM16, rate, monotonic arrival time) and calls
+        (participant events, ``ended``, the pacer's first-audio mark)."""
+        frames: list[_Frame] = []
+        for item in items:
+            if item[0] is not None:
+                frames.append(item)
+                continue
+            if frames:
+                self._on_audio(frames)
+                frames = []
+            _, fn, args = item
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("bridge: handling %s failed", getattr(fn, "__name__", fn))
+        if frames:
+            self._on_audio(frames)
+
+    def _on_audio(self, frames: list[_Frame]) -> None:
+        """Audio frames, in arrival order: the mixer lines voices up by when they arrived,
+        not by when the loop picked them up."""
+        inbound = self._inbound
+        if inbound is None:
             return
-        now = time.monotonic()
+        t_pick = time.perf_counter()  # processing latency counts from here: the hand-off
+        now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
+        heard = False
+        listened = self._listened
+        for pid, pcm, rate, arrived in frames:
+            if pid not in listened:
+                self._ignored_frames += 1  # the bot itself, unknown or not-listened people
+                continue
+            heard = True
+            pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
+            if pcm24:
+                self.roster.hear(pid, _energy(pcm24), self._user_speaking)
+        if not heard:
+            return
         self._last_heard = now
-        pcm24 = self._inbound.push(pid, pcm, rate, now)
-        if pcm24:
-            self.roster.hear(pid, _energy(pcm24), self._user_speaking)
         self._send_due(now)
-        self.metrics.inbound.add(time.perf_counter() - t_in)
+        took = time.perf_counter() - t_pick
+        for pid, _pcm, _rate, _arrived in frames:
+            if pid in listened:
+                self.metrics.inbound.add(took)
 
     def _send_due(self, now: float) -> None:
         """Send the mixed frames due at ``now``; if audio stays queued, come back when it
@@ -664,6 +707,7 @@ class Bridge:
         from .inbound import InboundPath
 
         self._loop = asyncio.get_running_loop()
+        self._audio_in = Handoff(self._loop, self._on_handoff)
         t = self.transport
         self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
         self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)

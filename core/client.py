@@ -56,7 +56,6 @@ from .protocol import (
     SETUP_REFUSED,
     TRANSIENT,
     ClientEvent,
-    InputAudio,
     NewSession,
     Notice,
     ProtocolError,
@@ -77,6 +76,7 @@ from .protocol import (
     UnknownEvent,
     decode,
     encode,
+    encode_input_audio,
     tool_payload,
 )
 from .secrets import mask_url, redact, register_secret
@@ -803,7 +803,7 @@ class AgentClient:
                 elif self._audio:
                     chunk = self._pop_audio()
                     try:
-                        await ws.send(encode(InputAudio(chunk)))
+                        await ws.send(encode_input_audio(chunk), text=True)
                     except ConnectionClosed:
                         self._audio.appendleft(chunk)
                         self._audio_bytes += len(chunk)

@@ -129,7 +129,13 @@ class BridgeConfig(_Model):
     idle_timeout_s: float = Field(300.0, ge=0, description="leave after this long with no humans")
     max_duration_s: float = Field(3 * 3600.0, gt=0)
     reconnect_buffer_s: float = Field(5.0, ge=0, le=120)
-    prebuffer_ms: int = Field(60, ge=0, le=1000, description="reply audio queued before playing")
+    prebuffer_ms: int = Field(
+        60,
+        ge=0,
+        le=1000,
+        description="most a new reply is held before playing (adaptive: a sender faster "
+        "than real time is played at once, a real-time one after 15 ms plus its jitter)",
+    )
 
 
 class BotSection(_Model):

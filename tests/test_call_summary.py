@@ -27,9 +27,10 @@ from botrun.core import events as ev
 from botrun.core.config import apply_overrides
 from botrun.core.sim import Simulator
 from botrun.core.sim.scenario import scenario_from_dict
+from botrun.core.transport import Transport
 from botrun.transports.wav.transport import WavInput
 
-CHUNK_MS = 20
+CHUNK_MS = Transport.output_chunk_ms  # what the WAV transport's pacer writes
 
 
 def voiced_ms(samples: np.ndarray, rate: int = RATE) -> float:
@@ -84,7 +85,7 @@ async def test_ctrl_c_mid_reply_summary_matches_the_recording(
         out,
         RATE,
         1.0,
-        stop_after=40,  # 0.8 s into the echo of Ann's 5 s sentence
+        stop_after=800 // CHUNK_MS,  # 0.8 s into the echo of Ann's 5 s sentence
     )
     rec = Recorder()
     async with Simulator() as sim:
@@ -100,7 +101,7 @@ async def test_ctrl_c_mid_reply_summary_matches_the_recording(
     assert m.spoken_ms is not None
     assert sent_ms - CHUNK_MS <= m.spoken_ms <= sent_ms
     assert voiced_ms(recording) <= m.spoken_ms + 2 * CHUNK_MS
-    assert m.spoken_ms >= 40 * CHUNK_MS - CHUNK_MS
+    assert m.spoken_ms >= 800 - CHUNK_MS
     # the reply in flight is a reply (interrupted), with the latency the console printed
     assert len(m.turns) == 1 and m.turns[0].interrupted
     assert m.turns[0].reply_ms == pytest.approx(m.spoken_ms)

@@ -53,6 +53,16 @@ def test_encode_client_events(event: p.ClientEvent, wire: dict) -> None:
     assert p.decode_client(text) == event
 
 
+@pytest.mark.parametrize("pcm", [b"", PCM, bytes(range(256)) * 4, b"\xff\xfe" * 480])
+def test_encode_input_audio_is_the_same_text_as_the_general_encoder(pcm: bytes) -> None:
+    data = p.encode_input_audio(pcm)
+    general = json.dumps(
+        {"type": "input.audio", "audio": base64.b64encode(pcm).decode()}, separators=(",", ":")
+    )
+    assert data == general.encode()
+    assert p.decode_client(data.decode()) == p.InputAudio(pcm)
+
+
 def test_encode_rejects_non_events() -> None:
     with pytest.raises(TypeError):
         p.encode(p.SessionReady("x"))  # type: ignore[arg-type]
