@@ -13,9 +13,10 @@ protocol and I/O layers. What it adds is the part that needs a socket and a cloc
   policy** covers the start of a call and a mid-call loss alike: the session may be without
   ``session.ready`` for at most ``give_up_s`` (the bridge passes ``agent.ready_timeout_s``),
   counted from the first connect or from the loss; every attempt's connect and ready waits
-  are cut to what is left of it. An error code is classified the
-  same whether it arrives in-band (``session.error``) or as a close reason (a 1008 close
-  with reason ``server_error`` is retried, whichever of the two frames is read first);
+  are cut to what is left of it. What a close or an error code means is the session's
+  rule (:meth:`SessionState.classify_close`, :meth:`SessionState.classify_error`): a code
+  means the same in-band (``session.error``) or as a close reason (a 1008 close with
+  reason ``server_error`` is retried, whichever of the two frames is read first);
 * a first ``session.update`` answered with ``invalid_value``, ``invalid_config`` or
   ``invalid_format`` before ``session.ready`` means the service refused the configuration:
   fatal (an :class:`AgentError` quoting the service's message and parameter);
@@ -28,7 +29,11 @@ protocol and I/O layers. What it adds is the part that needs a socket and a cloc
 * inbound audio waits in a bounded buffer while the session is not ready and is replayed in
   order after the next ``session.ready``; what the bound forces out is counted and logged;
 * tool calls run through the :class:`~botrun.core.tools.ToolRegistry`, their results sent when
-  the session rules allow.
+  the session rules allow;
+* the session sees both directions: every message we send passes
+  :meth:`SessionState.send` first (a socket's first message, nothing before ready, results
+  of a replaced session dropped), every server event :meth:`SessionState.admit` (the
+  conversation only from a ready session). The client holds no protocol rule of its own.
 
 Audio written to a socket that dies before the service reads it cannot be detected (the
 protocol has no acknowledgements); everything the client still holds is replayed.
@@ -40,7 +45,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,10 +55,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .errors import AgentError
 from .protocol import (
     BYTES_PER_SECOND,
-    FATAL_AUTH,
-    FRESH_SESSION,
     SETUP_REFUSED,
-    TRANSIENT,
     ClientEvent,
     NewSession,
     Notice,
@@ -101,16 +102,6 @@ def _quote(text: str) -> str:
     return redact(text)
 
 
-def _named_code(reason: str) -> str | None:
-    """The service error code a close reason names (``"server_error"``,
-    ``"UNAUTHORIZED: bad key"``), if any; auth first, then session, then transient codes."""
-    words = set(re.findall(r"[A-Za-z_]+", reason))
-    for group in (FATAL_AUTH, FRESH_SESSION, TRANSIENT):
-        for code in sorted(group & words):
-            return code
-    return None
-
-
 @dataclass
 class ClientStats:
     """Counters for logs, metrics and tests."""
@@ -132,6 +123,7 @@ class ClientStats:
     audio_replayed_ms: float = 0.0
     stale_audio_chunks: int = 0
     late_audio_chunks: int = 0  # reply audio after its reply.done: dropped
+    refused_events: int = 0  # conversation events before session.ready / after session.ended
     tool_calls: int = 0
     tool_results_sent: int = 0
     tool_results_discarded: int = 0
@@ -266,6 +258,7 @@ class AgentClient:
     def stats(self) -> ClientStats:
         self._stats.stale_audio_chunks = self._state.stale_audio_chunks
         self._stats.late_audio_chunks = self._state.late_audio_chunks
+        self._stats.refused_events = self._state.refused_events
         self._stats.tool_results_discarded = self._state.discarded_results
         return self._stats
 
@@ -501,6 +494,7 @@ class AgentClient:
         writer: asyncio.Task[None] | None = None
         try:
             first = self._state.connection_opened()
+            self._state.send(first)
             try:
                 await ws.send(encode(first))
             except Exception as exc:
@@ -628,38 +622,42 @@ class AgentClient:
         sent = exc.sent.code if exc.sent is not None else None
         code = exc.rcvd.code if exc.rcvd is not None else (sent or 1006)
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
-        if sent == 1009 or code == 1009:
-            self._stats.oversized_messages += 1
-            return _Disconnect(
-                "transient", f"a message larger than {self._max_message} bytes (close 1009)"
-            )
         label = f"connection closed ({code}{': ' + _quote(reason) if reason else ''})"
-        # The reason names the error code when the service closes because of one: classify
-        # by that code, as if the in-band session.error had been read first.
-        named = _named_code(reason)
-        if named in FATAL_AUTH:
-            return _Disconnect("fatal", self._auth_message(label))
-        if named in FRESH_SESSION:
-            return _Disconnect("fresh", label)
-        if named in TRANSIENT:
-            return _Disconnect("transient", label)
-        if code == 1008:
-            if self._state.session_id is not None:
+        # what it means is a protocol rule: the session's (core/session.py)
+        match self._state.classify_close(code, reason, sent):
+            case "oversized":
+                self._stats.oversized_messages += 1
+                return _Disconnect(
+                    "transient", f"a message larger than {self._max_message} bytes (close 1009)"
+                )
+            case "auth":
+                return _Disconnect("fatal", self._auth_message(label))
+            case "refused":
+                return _Disconnect("fatal", f"the voice agent at {self._display_url} {label}")
+            case "fresh" if self._state.ended:
+                return _Disconnect("fresh", "the service ended the session")
+            case "fresh":
                 return _Disconnect("fresh", label)
-            return _Disconnect("fatal", f"the voice agent at {self._display_url} {label}")
-        if self._state.ended:
-            return _Disconnect("fresh", "the service ended the session")
         return _Disconnect("transient", label)
 
     def _handle(self, msg: str | bytes) -> None:
         ev = decode(msg)
+        if not self._state.admit(ev):  # forbidden where it came (core/session.py)
+            n = self._state.refused_events
+            if n <= _LOG_FIRST or n % 100 == 0:
+                log.warning(
+                    "agent sent %s %s (#%d, ignored)",
+                    type(ev).__name__,
+                    "after session.ended" if self._state.ended else "before session.ready",
+                    n,
+                )
+            return
         match ev:
             case ReplyAudio():
-                if ev.reply_id is None and self._state.reply_id is not None:
-                    ev = ReplyAudio(ev.pcm, self._state.reply_id)
-                if self._state.accept_audio(ev):
-                    self._stats.audio_received_bytes += len(ev.pcm)
-                    self._emit(ev)
+                play = self._state.audio_to_play(ev)  # stale or late audio: None
+                if play is not None:
+                    self._stats.audio_received_bytes += len(play.pcm)
+                    self._emit(play)
                 return
             case ProtocolError():
                 self._stats.protocol_errors += 1
@@ -705,9 +703,7 @@ class AgentClient:
         elif kind == "new":
             self._stats.fresh_sessions += 1
             self._emit(NewSession(ev.session_id, self._state.previous_session_id))
-            # results queued for the old session mean nothing to the new one
-            kept = [c for c in self._controls if not isinstance(c, ToolResult)]
-            self._controls = deque(kept)
+            # (results queued for the old session are refused by SessionState.send)
         if self._audio_bytes:
             self._stats.audio_replayed_ms += _ms(self._audio_bytes)
             log.info(
@@ -724,21 +720,23 @@ class AgentClient:
     def _on_error(self, ev: SessionError) -> None:
         self._stats.session_errors += 1
         self._emit(ev)
-        if ev.code in FATAL_AUTH:
-            raise _Disconnect("fatal", self._auth_message(f"{ev.code}: {_quote(ev.message)}"))
-        if ev.code in FRESH_SESSION:
-            raise _Disconnect("fresh", f"{ev.code}: {_quote(ev.message)}")
-        if ev.code in TRANSIENT:
-            raise _Disconnect("transient", f"{ev.code}: {_quote(ev.message)}")
-        if ev.code in SETUP_REFUSED and not self._state.ready:
-            detail = f"{ev.code}: {_quote(ev.message)}"
-            if ev.param:
-                detail += f" (param {_quote(ev.param)})"
-            if self._state.resuming:  # refused the resume: set the session up afresh
-                raise _Disconnect("fresh", f"resume refused: {detail}")
-            raise _Disconnect(
-                "fatal", f"the voice agent at {self._display_url} refused the session: {detail}"
-            )
+        detail = f"{ev.code}: {_quote(ev.message)}"
+        match self._state.classify_error(ev):  # a protocol rule: core/session.py
+            case "auth":
+                raise _Disconnect("fatal", self._auth_message(detail))
+            case "transient":
+                raise _Disconnect("transient", detail)
+            case "fresh" | "refused" as what if ev.code in SETUP_REFUSED:
+                if ev.param:
+                    detail += f" (param {_quote(ev.param)})"
+                if what == "fresh":  # the resume was refused: set the session up afresh
+                    raise _Disconnect("fresh", f"resume refused: {detail}")
+                raise _Disconnect(
+                    "fatal",
+                    f"the voice agent at {self._display_url} refused the session: {detail}",
+                )
+            case "fresh":
+                raise _Disconnect("fresh", detail)
         log.warning(
             "agent reported %s: %s%s",
             ev.code,
@@ -793,9 +791,12 @@ class AgentClient:
             while self._state.can_send_audio and ws is self._ws:
                 if self._controls:
                     ev = self._controls.popleft()
+                    if not self._state.send(ev):  # obsolete (its session is gone)
+                        continue
                     try:
                         await ws.send(encode(ev))
                     except ConnectionClosed:
+                        self._state.unsent(ev)
                         self._controls.appendleft(ev)
                         return
                     if isinstance(ev, ToolResult):
@@ -815,8 +816,10 @@ class AgentClient:
                     self._stats.audio_sent_bytes += len(chunk)
                 elif self._want_end:
                     self._want_end = False
+                    end = SessionEnd()
+                    self._state.send(end)
                     with contextlib.suppress(ConnectionClosed):
-                        await ws.send(encode(SessionEnd()))
+                        await ws.send(encode(end))
                     return
                 else:
                     break

@@ -17,12 +17,31 @@ the Voice Agent API that is about *order* lives here, so it is testable with lis
   ``reply.started`` (a greeting sent without one) is accepted;
 * the bridge asks, never keeps its own copy: ``reply_active``, ``accept_audio``, and
   :meth:`SessionState.abandon_reply` when it gives up on a reply that stopped progressing;
-* turn timing: user speech stopped -> first reply audio, for metrics.
+* turn timing: user speech stopped -> first reply audio, for metrics;
+* the conversation (speech, transcripts, replies, tool calls) is admitted only from a ready
+  session: before ``session.ready`` on a socket or after ``session.ended`` it is refused
+  and counted (:meth:`SessionState.admit`, h11's "remote" side; bad input from the network
+  is survived, never raised);
+* what we send passes :meth:`SessionState.send` first (h11's "local" side): the first
+  message of a socket must be ``session.update``/``session.resume`` and nothing else may be
+  first; ``session.resume`` is never sent later; nothing goes out before ``session.ready``
+  or after ``session.end`` (:class:`SessionProtocolError`: a bug in the caller); a
+  ``tool.result`` queued for a session the service has since replaced is dropped and
+  counted. Audio is gated by :attr:`SessionState.can_send_audio`, which the client's
+  writer checks before every message (the per-chunk hot path makes no further call);
+* reply audio without a ``reply_id`` belongs to the reply in progress (filled in by
+  :meth:`SessionState.audio_to_play`);
+* how a connection ended decides what comes next (:meth:`SessionState.classify_close`,
+  :meth:`SessionState.classify_error`): retry and resume, start a fresh session (the
+  service forgot ours, refused the resume, or sent ``session.ended``), or give up (the key
+  was refused, the configuration was refused). The same code means the same thing in-band
+  (``session.error``) or as a close reason.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +49,20 @@ from typing import Any, Literal
 
 from .errors import UsageError
 from .protocol import (
+    FATAL_AUTH,
+    FRESH_SESSION,
     IMMUTABLE_FIELDS,
+    SETUP_REFUSED,
+    TRANSIENT,
     ClientEvent,
+    InputAudio,
     ReplyAudio,
+    ReplyCreate,
     ReplyDone,
     ReplyStarted,
+    SessionEnd,
     SessionEnded,
+    SessionError,
     SessionReady,
     SessionResume,
     SessionUpdate,
@@ -44,6 +71,9 @@ from .protocol import (
     ToolCall,
     ToolResult,
     TranscriptAgent,
+    TranscriptAgentDelta,
+    TranscriptUser,
+    TranscriptUserDelta,
     get_path,
     merge_session,
 )
@@ -51,6 +81,40 @@ from .protocol import (
 log = logging.getLogger("botrun.session")
 
 ReadyKind = Literal["first", "resumed", "new"]
+#: What a lost connection means: ``transient`` retry (resume within the window), ``fresh``
+#: retry with a new session, ``auth`` give up (key refused), ``refused`` give up (the
+#: service refused the configuration or the connection), ``oversized`` retry (a message
+#: over the size limit).
+Disposition = Literal["transient", "fresh", "auth", "refused", "oversized"]
+
+
+#: Server events that only a ready session sends (see :meth:`SessionState.admit`).
+_CONVERSATION = (
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptUserDelta,
+    TranscriptUser,
+    ReplyStarted,
+    ReplyAudio,
+    TranscriptAgentDelta,
+    TranscriptAgent,
+    ReplyDone,
+    ToolCall,
+)
+
+
+class SessionProtocolError(RuntimeError):
+    """We were about to send something the protocol forbids now (a bug in the caller)."""
+
+
+def named_code(reason: str) -> str | None:
+    """The service error code a close reason names (``"server_error"``,
+    ``"UNAUTHORIZED: bad key"``), if any; auth first, then session, then transient codes."""
+    words = set(re.findall(r"[A-Za-z_]+", reason))
+    for group in (FATAL_AUTH, FRESH_SESSION, TRANSIENT):
+        for code in sorted(group & words):
+            return code
+    return None
 
 
 @dataclass
@@ -100,11 +164,16 @@ class SessionState:
         self.muted_reply_id: str | None = None
         self._done_reply_id: str | None = None  # the last reply that finished
         self.ended = False  # session.ended received
+        # outgoing (what we send on the current socket)
+        self._first_sent = False  # its session.update / session.resume went out
+        self._end_sent = False  # session.end went out: nothing more on this session
+        self._results_due: set[str] = set()  # tool.result handed out to send, not yet sent
         # turn timing
         self.speech_stopped_at: float | None = None
         self.first_audio_at: float | None = None
         self.first_audio_latency: float | None = None
         # counters
+        self.refused_events = 0  # server events the protocol forbids where they came
         self.stale_audio_chunks = 0
         self.late_audio_chunks = 0  # reply audio after reply.done (issue 15 bug 5)
         self.discarded_results = 0
@@ -143,6 +212,8 @@ class SessionState:
         self.connected = True
         self.ready = False
         self.ended = False
+        self._first_sent = False
+        self._end_sent = False
         msg = self.first_message()
         self._resuming = isinstance(msg, SessionResume)
         if not self._resuming:
@@ -185,6 +256,9 @@ class SessionState:
         self._lost_at = None
         self.discarded_results += sum(1 for c in self._calls.values() if c.result is not None)
         self._calls.clear()
+        # results already handed out to send belong to the old session: refused (and
+        # counted) by send()
+        self._results_due.clear()
         self._end_reply()
         self._between_replies = False  # a new session may greet before any reply.started
         self._done_reply_id = None
@@ -227,10 +301,22 @@ class SessionState:
         call.result = result
         if call.released and self.ready:
             del self._calls[call_id]
-            return [ToolResult(call_id, result)]
+            return [self._due(call_id, result)]
         return []
 
     # -- server events ----------------------------------------------------------------------
+
+    def admit(self, event: object) -> bool:
+        """May this server event be acted on now? The conversation (speech, transcripts,
+        replies, tool calls) belongs to a ready session: on a socket whose
+        ``session.ready`` has not come yet, or after ``session.ended``, such events are
+        refused (counted in ``refused_events``; the client logs and drops them)."""
+        if not isinstance(event, _CONVERSATION):
+            return True
+        if self.connected and self.ready and not self.ended:
+            return True
+        self.refused_events += 1
+        return False
 
     def receive(self, event: object) -> list[ClientEvent]:
         """Feed one decoded server event; returns the client events to send now."""
@@ -263,7 +349,9 @@ class SessionState:
                     self.first_audio_at = None
                     self.first_audio_latency = None
             case SessionEnded():
+                # the service ended our session: whatever connects next starts a new one
                 self.ended = True
+                self.forget_session()
         return []
 
     def _on_ready(self, sid: str) -> list[ClientEvent]:
@@ -285,7 +373,7 @@ class SessionState:
         self._pending_update = {}
         for cid, call in list(self._calls.items()):
             if call.released and call.result is not None:
-                out.append(ToolResult(cid, call.result))
+                out.append(self._due(cid, call.result))
                 del self._calls[cid]
         return out
 
@@ -302,7 +390,7 @@ class SessionState:
                 if call.reply_id == rid:
                     call.released = True
                     if call.result is not None and self.ready:
-                        out.append(ToolResult(cid, call.result))
+                        out.append(self._due(cid, call.result))
                         del self._calls[cid]
         if rid == self.reply_id or self.reply_id is None:
             self.reply_id = None
@@ -352,3 +440,96 @@ class SessionState:
             self.first_audio_at = self._clock()
             self.first_audio_latency = self.first_audio_at - self.speech_stopped_at
         return True
+
+    def audio_to_play(self, event: ReplyAudio) -> ReplyAudio | None:
+        """The audio to play, or None (stale or late: see :meth:`accept_audio`). Audio the
+        service sent without a ``reply_id`` is tagged with the reply in progress."""
+        if event.reply_id is None and self.reply_id is not None:
+            event = ReplyAudio(event.pcm, self.reply_id)
+        return event if self.accept_audio(event) else None
+
+    # -- outgoing ---------------------------------------------------------------------------
+
+    def _due(self, call_id: str, result: str) -> ToolResult:
+        self._results_due.add(call_id)
+        return ToolResult(call_id, result)
+
+    def send(self, event: ClientEvent) -> bool:
+        """About to send ``event`` on the current socket: True when it may go out (and it is
+        recorded as sent); False when it is obsolete and must be dropped (a ``tool.result``
+        for a session the service has replaced: counted in ``discarded_results``). Raises
+        :class:`SessionProtocolError` for what the protocol forbids now."""
+        if not self.connected:
+            raise SessionProtocolError(f"cannot send {type(event).__name__}: not connected")
+        if self._end_sent:
+            raise SessionProtocolError(
+                f"cannot send {type(event).__name__}: session.end was already sent"
+            )
+        first = isinstance(event, SessionResume) or (
+            isinstance(event, SessionUpdate) and not self._first_sent
+        )
+        if first:
+            if self._first_sent:
+                raise SessionProtocolError("session.resume may only be a socket's first message")
+            self._first_sent = True
+            return True
+        if not self._first_sent:
+            raise SessionProtocolError(
+                f"the first message must be session.update or session.resume, "
+                f"not {type(event).__name__}"
+            )
+        if isinstance(event, SessionEnd):
+            self._end_sent = True
+            return True
+        if not self.ready:
+            raise SessionProtocolError(f"cannot send {type(event).__name__} before session.ready")
+        if isinstance(event, ToolResult):
+            if event.call_id not in self._results_due:
+                self.discarded_results += 1
+                log.debug("dropping tool.result %s: its session is gone", event.call_id)
+                return False
+            self._results_due.discard(event.call_id)
+        elif not isinstance(event, InputAudio | ReplyCreate | SessionUpdate):
+            raise SessionProtocolError(f"unknown client event {type(event).__name__}")
+        return True
+
+    def unsent(self, event: ClientEvent) -> None:
+        """``event`` passed :meth:`send` but the socket closed under it: it is still due
+        (re-sent on the next socket, if its session survives)."""
+        if isinstance(event, ToolResult):
+            self._results_due.add(event.call_id)
+
+    # -- how a connection ended -----------------------------------------------------------------
+
+    def classify_error(self, event: SessionError) -> Disposition | None:
+        """What an in-band ``session.error`` means; None: reported, and the session goes on."""
+        if event.code in FATAL_AUTH:
+            return "auth"
+        if event.code in FRESH_SESSION:
+            return "fresh"
+        if event.code in TRANSIENT:
+            return "transient"
+        if event.code in SETUP_REFUSED and not self.ready:
+            # the setup was refused: our configuration (give up), or a resume (start afresh)
+            return "fresh" if self._resuming else "refused"
+        return None
+
+    def classify_close(self, code: int, reason: str = "", sent: int | None = None) -> Disposition:
+        """What a closed connection means: ``code``/``reason`` from the service's close frame
+        (1006 when there was none), ``sent`` the code of the close frame we sent, if any.
+        A reason that names an error code is classified like that ``session.error``."""
+        if sent == 1009 or code == 1009:
+            return "oversized"
+        named = named_code(reason)
+        if named in FATAL_AUTH:
+            return "auth"
+        if named in FRESH_SESSION:
+            return "fresh"
+        if named in TRANSIENT:
+            return "transient"
+        if self.ended:
+            return "fresh"  # after session.ended, a new session
+        if code == 1008:
+            # a policy close: of our session if we had one (start afresh), else of us
+            return "fresh" if self.session_id is not None else "refused"
+        return "transient"

@@ -351,3 +351,124 @@ def test_session_ended_and_unknown_things_are_noops() -> None:
     s = ready_state()
     assert feed(s, [SessionEnded(1.0, 1.0), object(), ReplyCreate()]) == []
     assert s.ended
+
+
+# -- the outgoing side: what we send passes SessionState.send (issue 15 redesign) -----------
+
+
+def ready_session(sid: str = "s1") -> SessionState:
+    state = SessionState(CONFIG)
+    state.send(state.connection_opened())
+    feed(state, [SessionReady(sid)])
+    return state
+
+
+def test_first_message_must_open_the_socket_and_nothing_goes_before_ready() -> None:
+    from botrun.core.protocol import InputAudio, SessionEnd
+    from botrun.core.session import SessionProtocolError
+
+    state = SessionState(CONFIG)
+    with pytest.raises(SessionProtocolError, match="not connected"):
+        state.send(InputAudio(b"\0\0"))
+    first = state.connection_opened()
+    with pytest.raises(SessionProtocolError, match="first message"):
+        state.send(ReplyCreate())
+    assert state.send(first)
+    for too_early in (InputAudio(b"\0\0"), ReplyCreate(), SessionUpdate({"x": 1})):
+        with pytest.raises(SessionProtocolError, match=r"before session\.ready"):
+            state.send(too_early)
+    feed(state, [SessionReady("s1")])
+    assert state.send(InputAudio(b"\0\0")) and state.send(SessionUpdate({"x": 1}))
+    with pytest.raises(SessionProtocolError, match="first message"):
+        state.send(SessionResume("s1"))
+    assert state.send(SessionEnd())
+    with pytest.raises(SessionProtocolError, match=r"session\.end was"):
+        state.send(InputAudio(b"\0\0"))
+
+
+def test_a_result_queued_for_a_replaced_session_is_refused_and_counted() -> None:
+    state = ready_session()
+    out = feed(state, [ReplyStarted("r1"), ToolCall("c1", "lookup", {}), ReplyDone("r1")])
+    assert out == []
+    (result,) = state.add_tool_result("c1", "{}")  # due: queued to send
+    state.connection_lost()
+    state.send(state.connection_opened())  # session.resume s1
+    feed(state, [SessionReady("s2")])  # the service started a new session instead
+    assert state.ready_kind == "new"
+    assert state.send(result) is False and state.discarded_results == 1
+
+
+def test_a_result_whose_socket_closed_under_it_is_sent_again_after_resume() -> None:
+    state = ready_session()
+    feed(state, [ReplyStarted("r1"), ToolCall("c1", "lookup", {}), ReplyDone("r1")])
+    (result,) = state.add_tool_result("c1", "{}")
+    assert state.send(result)
+    state.unsent(result)  # ConnectionClosed in the write
+    state.connection_lost()
+    first = state.connection_opened()
+    assert isinstance(first, SessionResume) and state.send(first)
+    feed(state, [SessionReady("s1")])
+    assert state.ready_kind == "resumed" and state.send(result) is True
+    assert state.send(result) is False  # once only
+
+
+def test_session_ended_means_a_fresh_session_next() -> None:
+    state = ready_session()
+    feed(state, [SessionEnded()])
+    assert state.classify_close(1000) == "fresh"
+    state.connection_lost()
+    first = state.connection_opened()
+    assert isinstance(first, SessionUpdate) and "greeting" not in first.session
+    assert state.previous_session_id == "s1"
+
+
+def test_close_codes_and_errors_are_classified_in_the_session() -> None:
+    from botrun.core.protocol import SessionError
+
+    state = SessionState(CONFIG)
+    state.connection_opened()
+    assert state.classify_close(1006) == "transient"
+    assert state.classify_close(1011) == "transient"
+    assert state.classify_close(1000, "", sent=1009) == "oversized"
+    assert state.classify_close(1008, "UNAUTHORIZED: bad key") == "auth"
+    assert state.classify_close(1008, "server_error") == "transient"
+    assert state.classify_close(1008) == "refused"  # no session yet: it is us
+    assert state.classify_error(SessionError("invalid_config", "bad")) == "refused"
+    feed(state, [SessionReady("s1")])
+    assert state.classify_close(1008) == "fresh"  # our session: start afresh
+    assert state.classify_close(1008, "session_expired") == "fresh"
+    assert state.classify_error(SessionError("FORBIDDEN", "no")) == "auth"
+    assert state.classify_error(SessionError("rate_limited", "slow")) == "transient"
+    assert state.classify_error(SessionError("session_not_found", "")) == "fresh"
+    assert state.classify_error(SessionError("invalid_config", "late")) is None  # reported only
+    state.connection_lost()
+    assert isinstance(state.connection_opened(), SessionResume)
+    assert state.classify_error(SessionError("invalid_value", "no resume")) == "fresh"
+
+
+def test_untagged_reply_audio_belongs_to_the_reply_in_progress() -> None:
+    state = ready_session()
+    greeting = state.audio_to_play(ReplyAudio(b"\0\0"))
+    assert greeting is not None and greeting.reply_id is None  # before any reply.started
+    feed(state, [ReplyStarted("r1")])
+    tagged = state.audio_to_play(ReplyAudio(b"\0\0"))
+    assert tagged is not None and tagged.reply_id == "r1"
+    feed(state, [ReplyDone("r1")])
+    assert state.audio_to_play(ReplyAudio(b"\0\0")) is None and state.late_audio_chunks == 1
+
+
+def test_the_conversation_is_refused_before_ready_and_after_ended() -> None:
+    """The remote side of the machine: events the protocol forbids where they come are
+    refused and counted, never acted on (bad input from the network is survived)."""
+    from botrun.core.protocol import SessionError
+
+    state = SessionState(CONFIG)
+    state.send(state.connection_opened())
+    early = [ReplyStarted("r0"), ReplyAudio(b"\0\0", "r0"), ToolCall("c0", "x", {})]
+    assert [state.admit(e) for e in early] == [False, False, False]
+    assert state.admit(SessionError("server_error", "")) and state.admit(SessionReady("s1"))
+    feed(state, [SessionReady("s1")])
+    assert state.admit(ReplyStarted("r1")) and state.admit(SpeechStarted())
+    feed(state, [SessionEnded()])
+    assert not state.admit(ReplyAudio(b"\0\0", "r1"))
+    assert state.refused_events == 4
