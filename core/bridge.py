@@ -7,14 +7,17 @@ Data flow (see docs/architecture in DESIGN.md)::
     AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
     --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
 
-The bridge owns timing: it opens the agent session when the first human joins (so a caller
-hears the greeting), closes it once the last one has left and the agent has gone quiet for
-``leave_grace_s``, leaves the meeting after ``idle_timeout_s`` with nobody there or after
-``max_duration_s``, and keeps the agent's speech detector fed with silence when no
-participant audio arrives.
+The bridge owns timing and drives the call's lifecycle (core/lifecycle.py: one transition
+table): it opens the agent session when the first human joins (so a caller hears the
+greeting), closes it once the last one has left and the agent has gone quiet for
+``leave_grace_s`` (a person who joins meanwhile gets a new session at once), leaves the
+meeting after ``idle_timeout_s`` with nobody there or after ``max_duration_s``, and keeps the
+agent's speech detector fed with silence when no participant audio arrives. Whether a reply
+is active and whether its audio plays are the session's answers (core/session.py).
 
-Nothing the agent does can hold the bot in a call: a session that never becomes ready fails
-the call after ``agent.ready_timeout_s`` (the client's bounded start); a reply with no audio
+Nothing the agent does can hold the bot in a call: a session that is not ready for
+``agent.ready_timeout_s`` -- at the start or after a loss, transient failures retried
+within that one window -- fails the call; a reply with no audio
 or text for ``reply_timeout_s`` is over; once the room is empty the session is closed after
 at most ``leave_grace_s + reply_timeout_s`` whatever the agent keeps sending.
 """
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
+from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
 from .transcripts import TranscriptWriter
@@ -100,13 +104,15 @@ class Bridge:
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
         self._stop = asyncio.Event()
+        self.lifecycle = CallLifecycle()
         self._session_task: asyncio.Task[None] | None = None
-        self._closing_session: asyncio.Task[None] | None = None
-        # agent-side state
-        self._reply_active = False
+        self._closing_session: asyncio.Task[None] | None = None  # the close the lifecycle awaits
+        self._closes: set[asyncio.Task[None]] = set()  # every session close still under way
+        # agent-side state. Whether a reply is active and whether its audio plays are the
+        # session's answers (client.state, core/session.py): the bridge keeps no copy.
         self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
         self._session_ready = False  # the current agent session has been ready at least once
-        self._muted_reply = False  # barge-in on speech.started: drop the rest of this reply
+        self._reply_turn: Turn | None = None  # metrics: the turn whose reply is under way
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
         self._turn: Turn | None = None
@@ -151,6 +157,24 @@ class Bridge:
             if error is not None and self.summary.error is None:
                 self.summary.error = error
             self._stop.set()
+            self._fire(CallEvent.STOP)
+
+    def _fire(self, event: CallEvent) -> None:
+        """Move the call's lifecycle (core/lifecycle.py) and do what the transition says."""
+        before = self.lifecycle.state
+        try:
+            action = self.lifecycle.handle(event)
+        except LifecycleError:
+            log.exception("internal error in the call lifecycle")
+            return
+        if self.lifecycle.state is not before:
+            log.debug("call: %s --%s--> %s", before.value, event.value, self.lifecycle.state.value)
+        if action is Action.OPEN_SESSION:
+            self._closing_session = None  # an old session still closing finishes aside
+            if self.client is None:  # (a client handed in from outside, e.g. a test, stays)
+                self._open_session()
+        elif action is Action.CLOSE_SESSION:
+            self._closing_session = self._begin_close()
 
     def _emit(self, kind: str, **data: Any) -> None:
         event = BridgeEvent(kind, data)
@@ -173,8 +197,7 @@ class Bridge:
         self._emit(ev.PARTICIPANT_JOINED, id=pid, name=name)
         self._empty_since = None
         self._refresh_listened()
-        if self.client is None and self._session_task is None:
-            self._open_session()
+        self._fire(CallEvent.PERSON_JOINED)
 
     def _on_updated(self, pid: str, name: str | None) -> None:
         self.roster.update(pid, name)
@@ -252,7 +275,7 @@ class Bridge:
             api_key=self.api_key,
             tools=self.tools,
             buffer_s=self.config.bridge.reconnect_buffer_s,
-            start_timeout=self.config.agent.ready_timeout_s,
+            give_up_s=self.config.agent.ready_timeout_s,  # one retry window: start and mid-call
         )
         self._session_ready = False
         if self.metrics.agent_answered is None:
@@ -265,35 +288,61 @@ class Bridge:
         try:
             await client.start()
             async for event in client.events():
-                self._on_agent_event(event)
+                # a session closing aside while a newer one runs must not touch its state
+                if self.client is client or self.client is None:
+                    self._on_agent_event(event)
         except asyncio.CancelledError:
             raise
         except BotrunError as exc:
             self.stop("agent failed", exc)
         except Exception as exc:
-            log.debug("agent session crashed", exc_info=True)
+            log.error("the voice-agent session crashed: %r", exc, exc_info=True)
             self.stop("agent failed", AgentError(f"voice-agent session failed: {exc}"))
         finally:
             if self.client is client:
                 self.summary.client_stats = client.stats
 
-    async def _close_session(self) -> None:
+    def _begin_close(self, timeout: float = 2.0) -> asyncio.Task[None] | None:
+        """Detach the current session and close it in a task of its own: a person who joins
+        meanwhile gets a new session at once (lifecycle: closing -> in session)."""
         client, task = self.client, self._session_task
         self.client = None
+        self._session_task = None
         if client is None:
-            return
+            return None
+        self._user_speaking = False
+        self._reply_turn = None
+        self._awaiting_reply_since = None
+        self._emit(ev.SESSION_STATE, state="closing")
+        close = asyncio.create_task(self._close_session(client, task, timeout))
+        self._closes.add(close)
+        close.add_done_callback(self._session_close_done)
+        return close
+
+    async def _close_session(
+        self, client: AgentClient, task: asyncio.Task[None] | None, timeout: float
+    ) -> None:
         try:
-            await client.close()
+            await client.close(timeout)
         finally:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            self.summary.client_stats = client.stats
-            self._session_task = None
-            self._reply_active = self._user_speaking = False
-            self._awaiting_reply_since = None
+            if self.client is None:
+                self.summary.client_stats = client.stats
             self._emit(ev.SESSION_STATE, state="closed")
+
+    def _session_close_done(self, close: asyncio.Task[None]) -> None:
+        self._closes.discard(close)
+        if not close.cancelled() and close.exception() is not None:
+            exc = close.exception()
+            log.warning("closing the agent session failed: %s", _describe(exc))
+        if close is self._closing_session:
+            self._closing_session = None
+            self._empty_since = time.monotonic()
+            if self.lifecycle.state is CallState.CLOSING:
+                self._fire(CallEvent.SESSION_CLOSED)
 
     def _on_agent_event(self, e: Any) -> None:
         from . import protocol as p
@@ -311,10 +360,11 @@ class Bridge:
                 participant_id=speaker.id if speaker else None,
                 name=speaker.name if speaker else None,
             )
+            # A reply under way was cut by the session (ReplyMuted, just before); audio of
+            # a finished reply may still be playing: cut that too.
             interrupt = self.config.agent.input.turn_detection.interrupt_response
-            if interrupt and (self._reply_active or self._pending_out_ms() > 0):
+            if interrupt and self._pending_out_ms() > 0:
                 self._barge_in("speech")
-                self._muted_reply = self._reply_active
         elif isinstance(e, p.SpeechStopped):
             if self._user_speaking or self._awaiting_reply_since is None:
                 self._awaiting_reply_since = time.monotonic()
@@ -333,11 +383,10 @@ class Bridge:
         elif isinstance(e, p.TranscriptUser):
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
-            self._reply_active = True
-            self._muted_reply = False
             self._agent_partial = ""
             if self._turn is None or self._turn.first_audio_at is not None:
                 self._turn = Turn()
+            self._reply_turn = self._turn
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
             self._emit(ev.TRANSCRIPT_AGENT, text=self._agent_partial.strip(), final=False)
@@ -358,15 +407,20 @@ class Bridge:
             self._emit(ev.ERROR, message=f"{e.code}: {e.message}")
         elif isinstance(e, p.SessionEnded):
             self._emit(ev.SESSION_STATE, state="ended")
+        elif isinstance(e, p.ReplyMuted):
+            # the session drops the rest of this reply; flush what is queued for the meeting
+            self._barge_in("speech")
+            if self._reply_turn is not None:
+                self._reply_turn.interrupted = True
         else:
             name = type(e).__name__
             if name == "Reconnecting":
                 # The reply in flight is lost with the socket and no reply.done will come
                 # for it: what was already queued plays out, the turn state resets.
-                if self._turn is not None and self._reply_active:
+                if self._turn is not None and self._turn is self._reply_turn:
                     self.metrics.turns.append(self._turn)
                     self._turn = None
-                self._reply_active = self._muted_reply = False
+                self._reply_turn = None
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
@@ -385,7 +439,9 @@ class Bridge:
             self.transcript.write("user", text, participant_id=pid, participant_name=name)
 
     def _on_reply_audio(self, pcm24: bytes) -> None:
-        if self._muted_reply or self.pacer is None or self._out_rs is None:
+        # Only audio the session accepted reaches here (AgentClient asks
+        # SessionState.accept_audio in arrival order): stale or late audio is already gone.
+        if self.pacer is None or self._out_rs is None:
             return
         t0 = time.perf_counter()
         out = self._out_rs.process(pcm24)
@@ -413,10 +469,10 @@ class Bridge:
         if interrupted:
             self._barge_in("reply.done")
         if self._turn is not None:
-            self._turn.interrupted = interrupted or self._muted_reply
+            self._turn.interrupted = interrupted or self._turn.interrupted
             self.metrics.turns.append(self._turn)
             self._turn = None
-        self._reply_active = False
+        self._reply_turn = None
         self._awaiting_reply_since = None
 
     def _barge_in(self, cause: str) -> None:
@@ -430,15 +486,19 @@ class Bridge:
             self.metrics.stale_ms_flushed += flushed
             self._emit(ev.BARGE_IN, flushed_ms=flushed, cause=cause)
 
+    def _replying(self) -> bool:
+        """The session's answer: is a reply under way?"""
+        return self.client is not None and self.client.state.reply_active
+
     def _pending_out_ms(self) -> float:
         return self.pacer.pending_ms if self.pacer is not None else 0.0
 
     # ------------------------------------------------------------------ timers
     def _busy(self, now: float) -> bool:
         if not self._session_ready:
-            return True  # starting: bounded by the client's start_timeout (ready_timeout_s)
+            return True  # starting: bounded by the client's retry window (ready_timeout_s)
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
-        return self._user_speaking or self._reply_active or waiting or self._pending_out_ms() > 0
+        return self._user_speaking or self._replying() or waiting or self._pending_out_ms() > 0
 
     def _keep_alive(self, now: float, chunk_s: float) -> None:
         """Keep the agent's speech detector running: silence while nobody is heard. Only once
@@ -458,16 +518,18 @@ class Bridge:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
         limit = self.config.bridge.reply_timeout_s
-        if not self._reply_active or now - self._reply_progress_at < limit:
+        if not self._replying() or now - self._reply_progress_at < limit:
             return
         log.warning(
             "the agent's reply made no progress for %.0f s without reply.done; treating it as over",
             limit,
         )
+        if self.client is not None:
+            self.client.abandon_reply()  # the session drops whatever of it still comes
         if self._turn is not None:
             self.metrics.turns.append(self._turn)
             self._turn = None
-        self._reply_active = self._muted_reply = False
+        self._reply_turn = None
         self._awaiting_reply_since = None
 
     async def _watchdog(self) -> None:
@@ -485,41 +547,43 @@ class Bridge:
             if len(self.roster):
                 self._quiet_since = None
                 continue
-            # Nobody left: close the agent session once it has gone quiet, then leave. However
-            # much audio the agent keeps sending, not later than leave_grace_s + reply_timeout_s
-            # after the room emptied (a session still starting has its own bound).
-            if self.client is not None:
-                overdue = (
-                    self._session_ready
-                    and self._empty_since is not None
-                    and now - self._empty_since >= cfg.leave_grace_s + cfg.reply_timeout_s
-                )
-                if overdue:
-                    if self._closing_session is None:
-                        log.warning(
-                            "the agent is still busy %.0f s after everyone left; ending the "
-                            "session",
-                            now - (self._empty_since or now),
-                        )
-                        self._closing_session = asyncio.create_task(self._close_session())
-                elif self._busy(now):
-                    self._quiet_since = None
-                elif self._quiet_since is None:
-                    self._quiet_since = now
-                elif now - self._quiet_since >= cfg.leave_grace_s and self._closing_session is None:
-                    self._closing_session = asyncio.create_task(self._close_session())
-                continue
-            if self._closing_session is not None and self._closing_session.done():
-                self._closing_session = None
-                self._empty_since = now
-            if self.transport.participants_pending():
-                self._empty_since = now
-            elif (
-                self._closing_session is None
-                and self._empty_since is not None
-                and (now - self._empty_since >= cfg.idle_timeout_s)
-            ):
-                self.stop("no one left in the meeting")
+            state = self.lifecycle.state
+            if state is CallState.IN_SESSION:
+                self._watch_empty_session(now)
+            elif state is CallState.WAITING:
+                if self.transport.participants_pending():
+                    self._empty_since = now
+                elif (
+                    self._empty_since is not None and now - self._empty_since >= cfg.idle_timeout_s
+                ):
+                    self._fire(CallEvent.IDLE_TIMEOUT)
+                    self.stop("no one left in the meeting")
+
+    def _watch_empty_session(self, now: float) -> None:
+        """Nobody left: close the agent session once it has gone quiet. However much audio
+        the agent keeps sending, not later than leave_grace_s + reply_timeout_s after the
+        room emptied (a session still starting has its own bound)."""
+        cfg = self.config.bridge
+        overdue = (
+            self._session_ready
+            and self._empty_since is not None
+            and now - self._empty_since >= cfg.leave_grace_s + cfg.reply_timeout_s
+        )
+        if overdue:
+            log.warning(
+                "the agent is still busy %.0f s after everyone left; ending the session",
+                now - (self._empty_since or now),
+            )
+        elif self._busy(now):
+            self._quiet_since = None
+            return
+        elif self._quiet_since is None:
+            self._quiet_since = now
+            return
+        elif now - self._quiet_since < cfg.leave_grace_s:
+            return
+        self._quiet_since = None
+        self._fire(CallEvent.ROOM_QUIET)
 
     # ------------------------------------------------------------------ run
     async def run(self) -> CallSummary:
@@ -546,6 +610,7 @@ class Bridge:
         try:
             if await self._join():
                 self.joined = True
+                self._fire(CallEvent.JOINED)
                 self.roster.bot_id = t.bot_participant_id
                 watchdog = asyncio.create_task(self._watchdog())
                 watchdog.add_done_callback(self._watchdog_done)
@@ -588,9 +653,12 @@ class Bridge:
         graceful = self.summary.error is None and self.summary.reason not in ("SIGINT", "SIGTERM")
 
         async def end_session() -> None:
-            if self._closing_session is not None:
-                await self._closing_session
-            await self._close_session()
+            # session.ended gets what the budget leaves after the socket's own closing
+            # handshake (client close_timeout 1 s): the client then closes the socket well
+            # within the budget instead of being cancelled half-way (issue 15 bug 4).
+            self._begin_close(timeout=max(0.1, _SHUTDOWN_BUDGET_S - 1.3))
+            while self._closes:
+                await asyncio.gather(*self._closes, return_exceptions=True)
 
         async def leave() -> None:
             if self.pacer is not None:
@@ -605,9 +673,17 @@ class Bridge:
         )
         for what, res in zip(("agent session end", "leave"), results, strict=True):
             if isinstance(res, BaseException):
-                log.warning("%s did not complete cleanly: %s", what, res or type(res).__name__)
+                log.warning("%s did not complete cleanly: %s", what, _describe(res))
         if self.transcript:
             self.transcript.close()
+
+
+def _describe(exc: BaseException | None) -> str:
+    """One line naming a failure; a bare TimeoutError says which budget ran out."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"not done within {_SHUTDOWN_BUDGET_S:g} s (timed out)"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _energy(pcm: bytes) -> float:

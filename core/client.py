@@ -7,16 +7,20 @@ protocol and I/O layers. What it adds is the part that needs a socket and a cloc
 * connect with a Bearer API key or a ``?token=`` temporary token, a connect timeout, keepalive
   pings, a size limit on incoming messages, and no per-message compression (audio does not
   compress; deflate would only cost CPU);
-* on transient failures (close codes 1005/1006/1011/1009, network errors, ``server_error``,
-  ``agent_timeout``, ``agent_init_failed``, ``rate_limited``) reconnect with exponential
-  backoff and jitter, resuming the session within its window. An error code is classified the
+* on transient failures (close codes 1005/1006/1011/1009, HTTP 429/5xx, network errors,
+  ``server_error``, ``agent_timeout``, ``agent_init_failed``, ``rate_limited``) reconnect with
+  exponential backoff and jitter, resuming the session within its window. **One retry
+  policy** covers the start of a call and a mid-call loss alike: the session may be without
+  ``session.ready`` for at most ``give_up_s`` (the bridge passes ``agent.ready_timeout_s``),
+  counted from the first connect or from the loss; every attempt's connect and ready waits
+  are cut to what is left of it. An error code is classified the
   same whether it arrives in-band (``session.error``) or as a close reason (a 1008 close
   with reason ``server_error`` is retried, whichever of the two frames is read first);
 * a first ``session.update`` answered with ``invalid_value``, ``invalid_config`` or
   ``invalid_format`` before ``session.ready`` means the service refused the configuration:
   fatal (an :class:`AgentError` quoting the service's message and parameter);
-* ``start_timeout`` bounds the whole start (every attempt until ``session.ready``): an agent
-  that never answers is an :class:`AgentError` saying so, not a silent call;
+* an agent that never answers within that window at the start is an :class:`AgentError`
+  saying so ("never answered"), not a silent call;
 * on ``session_not_found`` / ``session_forbidden`` / ``session_expired`` (in-band or as a 1008
   close) start a fresh session with the same config;
 * on ``UNAUTHORIZED`` / ``FORBIDDEN`` stop with an :class:`AgentError` naming
@@ -59,12 +63,14 @@ from .protocol import (
     Reconnecting,
     ReplyAudio,
     ReplyCreate,
+    ReplyMuted,
     Resumed,
     ServerEvent,
     SessionEnd,
     SessionEnded,
     SessionError,
     SessionReady,
+    SpeechStarted,
     ToolCall,
     ToolResult,
     UnknownEvent,
@@ -122,6 +128,7 @@ class ClientStats:
     audio_dropped_ms: float = 0.0
     audio_replayed_ms: float = 0.0
     stale_audio_chunks: int = 0
+    late_audio_chunks: int = 0  # reply audio after its reply.done: dropped
     tool_calls: int = 0
     tool_results_sent: int = 0
     tool_results_discarded: int = 0
@@ -152,7 +159,7 @@ class AgentClient:
         client = AgentClient(url, session_payload(cfg, tools.specs), api_key=key, tools=tools)
         await client.start()                 # connected and ready, or AgentError
         client.send_audio(pcm24k)            # any time; buffered while not ready
-        async for event in client.events():  # server events + Reconnecting/Resumed/NewSession
+        async for event in client.events():  # server events + notices (Reconnecting, ...)
             ...
         await client.close()
 
@@ -160,11 +167,11 @@ class AgentClient:
     Temporary tokens are single use, so reconnecting with one needs ``token_provider``, an
     async callable that mints a new one. ``buffer_s`` bounds inbound audio held while not
     ready. ``reconnect_window_s`` is how long a lost session can be resumed; ``give_up_s``
-    how long an outage may last before :meth:`events` raises :class:`AgentError`;
-    ``start_attempts`` how many connects :meth:`start` tries, and ``start_timeout`` (None:
-    no bound beyond those attempts) how long :meth:`start` waits in all for the first
-    ``session.ready``. ``regreet`` speaks the greeting again when a fresh session replaces a
-    lost one (default: no).
+    how long the session may go without ``session.ready`` -- from the first connect, or from
+    a loss mid-call -- before :meth:`start` or :meth:`events` raises :class:`AgentError` (one
+    policy for both); ``start_attempts`` (None: no limit) optionally caps how many connects
+    :meth:`start` tries within it. ``regreet`` speaks the greeting again when a fresh session
+    replaces a lost one (default: no).
     """
 
     def __init__(
@@ -182,9 +189,8 @@ class AgentClient:
         backoff_base: float = 0.25,
         backoff_max: float = 5.0,
         ready_timeout: float = 15.0,
-        give_up_s: float = 120.0,
-        start_attempts: int = 3,
-        start_timeout: float | None = None,
+        give_up_s: float = 30.0,
+        start_attempts: int | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         regreet: bool = False,
@@ -208,8 +214,8 @@ class AgentClient:
         self._backoff = (backoff_base, backoff_max)
         self._ready_timeout = ready_timeout
         self._give_up_s = give_up_s
-        self._start_attempts = max(1, start_attempts)
-        self._start_timeout = start_timeout
+        self._start_attempts = None if start_attempts is None else max(1, start_attempts)
+        self._deadline: float | None = None  # monotonic end of the current outage window
         self._last_failure = ""  # why the last connection attempt ended (for messages)
         self._pings = (ping_interval, ping_timeout)
         self._rng = random.Random()
@@ -230,6 +236,7 @@ class AgentClient:
         self._closed = False
         self._want_end = False
         self._was_ready = False  # the current connection reached session.ready
+        self._writer_error: str | None = None  # why the writer task died, if it did
 
     # -- public surface ---------------------------------------------------------------------
 
@@ -250,6 +257,7 @@ class AgentClient:
     @property
     def stats(self) -> ClientStats:
         self._stats.stale_audio_chunks = self._state.stale_audio_chunks
+        self._stats.late_audio_chunks = self._state.late_audio_chunks
         self._stats.tool_results_discarded = self._state.discarded_results
         return self._stats
 
@@ -268,7 +276,8 @@ class AgentClient:
         first_ready = self._first_ready = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.create_task(self._run(), name="agent-client")
         try:
-            await asyncio.wait_for(asyncio.shield(first_ready), self._start_timeout)
+            # the supervisor fails the start when the window passes; this is the backstop
+            await asyncio.wait_for(asyncio.shield(first_ready), self._give_up_s + 1.0)
         except asyncio.CancelledError:
             await self._shutdown()  # nobody will use this session: do not leave it open
             raise
@@ -276,15 +285,7 @@ class AgentClient:
             if first_ready.done():  # ready (or failed) at the very deadline
                 first_ready.result()
                 return
-            why = f" (last attempt: {self._last_failure})" if self._last_failure else ""
-            self._fail(
-                AgentError(
-                    redact(
-                        f"the voice agent at {self._display_url} never answered: no "
-                        f"session.ready within {self._start_timeout:g} s{why}"
-                    )
-                )
-            )
+            self._fail(self._never_answered())
             first_ready.exception()  # mark retrieved: raised below
             await self._shutdown()
             assert self._fatal is not None
@@ -321,9 +322,10 @@ class AgentClient:
             self._wake.set()
 
     async def events(self) -> AsyncIterator[ServerEvent | Notice]:
-        """Server events (stale audio of an interrupted reply already dropped; tool calls
-        are handled here and still yielded for observers) and the notices
-        :class:`Reconnecting`, :class:`Resumed`, :class:`NewSession`. Ends after
+        """Server events (reply audio the session rules refuse -- stale or late -- already
+        dropped; tool calls are handled here and still yielded for observers) and the notices
+        :class:`Reconnecting`, :class:`Resumed`, :class:`NewSession`, :class:`ReplyMuted`
+        (just before the ``input.speech.started`` that cut a reply). Ends after
         :meth:`close`; raises :class:`AgentError` when the session failed for good.
         One consumer at a time."""
         while True:
@@ -342,30 +344,57 @@ class AgentClient:
         for ev in self._state.update_session(changes):
             self._send_control(ev)
 
+    def abandon_reply(self) -> None:
+        """Treat the reply in progress as over (it stopped progressing and no ``reply.done``
+        came): the session rules then drop whatever audio of it still arrives."""
+        self._state.abandon_reply()
+
     async def request_reply(self, instructions: str | None = None) -> None:
         """Ask the agent to reply now (``reply.create``); sent once the session is ready."""
         self._send_control(ReplyCreate(instructions))
 
     async def close(self, timeout: float = 2.0) -> None:
         """End the session cleanly: flush queued audio, ``session.end``, wait briefly for
-        ``session.ended``, close the socket. Idempotent."""
+        ``session.ended``, close the socket. Idempotent. The closing handshake takes at most
+        ``timeout`` plus 1 s; cancelled before that, the socket is dropped at once (never left
+        open behind a caller that gave up waiting)."""
         if self._closed:
             return
         self._closing = True
-        if self._ws is not None and self._state.can_send_audio:
-            self._want_end = True
-            self._wake.set()
-            try:
-                await asyncio.wait_for(self._ended.wait(), timeout)
-            except TimeoutError:
-                log.info("no session.ended within %.1f s; closing anyway", timeout)
-        await self._shutdown()
+        try:
+            if self._ws is not None and self._state.can_send_audio:
+                self._want_end = True
+                self._wake.set()
+                try:
+                    await asyncio.wait_for(self._ended.wait(), timeout)
+                except TimeoutError:
+                    log.info("no session.ended within %.1f s; closing anyway", timeout)
+            await self._shutdown()
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        """Drop the connection now, without waiting for anything (close was cancelled)."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.transport.abort()
+        sup, self._supervisor = self._supervisor, None
+        if sup is not None:
+            sup.cancel()
+        for task in list(self._tool_tasks):
+            task.cancel()
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(_END)
 
     # -- supervisor: connect, serve, reconnect ------------------------------------------
 
     async def _run(self) -> None:
         attempt = 0
-        outage_since: float | None = None
+        # The start is an outage until the first session.ready: one window for both.
+        self._deadline = time.monotonic() + self._give_up_s
         try:
             while not self._closing:
                 try:
@@ -381,10 +410,11 @@ class AgentClient:
                     if d.kind == "fresh":
                         self._state.forget_session()
                     started = self._first_ready is not None and self._first_ready.done()
-                    if self._was_ready:
-                        attempt, outage_since = 0, time.monotonic()
+                    if self._was_ready:  # a loss mid-call: a new window opens
+                        attempt, self._deadline = 0, time.monotonic() + self._give_up_s
                     attempt += 1
-                    if not started and attempt >= self._start_attempts:
+                    capped = self._start_attempts is not None and attempt >= self._start_attempts
+                    if not started and capped:
                         self._fail(
                             AgentError(
                                 redact(
@@ -394,19 +424,10 @@ class AgentClient:
                             )
                         )
                         return
-                    if outage_since is not None and (
-                        time.monotonic() - outage_since > self._give_up_s
-                    ):
-                        self._fail(
-                            AgentError(
-                                redact(
-                                    f"lost the voice agent at {self._display_url} and could not "
-                                    f"reconnect within {self._give_up_s:g} s: {d.reason}"
-                                )
-                            )
-                        )
-                        return
                     delay = 0.0 if d.kind == "fresh" and attempt == 1 else self._delay(attempt)
+                    if time.monotonic() + delay >= self._deadline:
+                        self._fail(self._never_answered() if not started else self._lost(d))
+                        return
                     log.warning(
                         "agent connection: %s; reconnecting in %.2f s (attempt %d)",
                         redact(d.reason),
@@ -420,6 +441,29 @@ class AgentClient:
         except Exception as exc:  # a bug here must not hang the call
             log.exception("agent client failed")
             self._fail(AgentError(f"agent client failed: {type(exc).__name__}: {exc}"))
+
+    def _never_answered(self) -> AgentError:
+        why = f" (last attempt: {self._last_failure})" if self._last_failure else ""
+        return AgentError(
+            redact(
+                f"the voice agent at {self._display_url} never answered: no "
+                f"session.ready within {self._give_up_s:g} s{why}"
+            )
+        )
+
+    def _lost(self, d: _Disconnect) -> AgentError:
+        return AgentError(
+            redact(
+                f"lost the voice agent at {self._display_url} and could not "
+                f"reconnect within {self._give_up_s:g} s: {d.reason}"
+            )
+        )
+
+    def _left(self, limit: float) -> float:
+        """``limit``, cut to what is left of the outage window (never below 10 ms)."""
+        if self._deadline is None or self._state.ready:
+            return limit
+        return max(0.01, min(limit, self._deadline - time.monotonic()))
 
     def _delay(self, attempt: int) -> float:
         base, cap = self._backoff
@@ -447,16 +491,34 @@ class AgentClient:
             except Exception as exc:
                 raise self._closed_reason(exc) from None
             writer = asyncio.create_task(self._writer(ws), name="agent-writer")
+            writer.add_done_callback(lambda t: self._writer_done(t, ws))
             await self._read(ws)
         finally:
             self._state.connection_lost()
             self._ws = None
-            if writer is not None:
+            if writer is not None and not writer.done():
                 writer.cancel()
-                with contextlib.suppress(BaseException):
-                    await writer
-            with contextlib.suppress(Exception):
+                await asyncio.wait([writer])
+            try:
                 await asyncio.wait_for(ws.close(), 1.0)
+            except asyncio.CancelledError:
+                ws.transport.abort()  # never leave the socket open behind us
+                raise
+            except Exception:
+                ws.transport.abort()
+
+    def _writer_done(self, task: asyncio.Task[None], ws: Any) -> None:
+        """A writer that died of an error would leave a socket that pings keep alive but
+        that carries no audio: log it and drop the socket, so the reader reconnects."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self._writer_error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "sending to the agent failed (%s); reconnecting", self._writer_error, exc_info=exc
+        )
+        with contextlib.suppress(Exception):
+            ws.transport.abort()
 
     async def _open(self) -> Any:
         from websockets.asyncio.client import connect
@@ -478,11 +540,12 @@ class AgentClient:
             url = urlunsplit(parts._replace(query=urlencode(query)))
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         local = (urlsplit(url).hostname or "") in _LOCAL_HOSTS
+        open_timeout = self._left(self._connect_timeout)
         try:
             ws = await connect(
                 url,
                 additional_headers=headers,
-                open_timeout=self._connect_timeout,
+                open_timeout=open_timeout,
                 ping_interval=self._pings[0],
                 ping_timeout=self._pings[1],
                 close_timeout=1.0,
@@ -504,9 +567,7 @@ class AgentClient:
         except InvalidURI as exc:
             raise _Disconnect("fatal", f"invalid voice-agent URL: {exc}") from None
         except TimeoutError:
-            raise _Disconnect(
-                "transient", f"no connection within {self._connect_timeout:g} s"
-            ) from None
+            raise _Disconnect("transient", f"no connection within {open_timeout:.3g} s") from None
         except Exception as exc:  # OSError (refused, DNS), handshake trouble
             raise _Disconnect("transient", f"{type(exc).__name__}: {exc}") from None
 
@@ -523,7 +584,8 @@ class AgentClient:
 
     async def _read(self, ws: Any) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._ready_timeout
+        wait = self._left(self._ready_timeout)
+        deadline = loop.time() + wait
         while True:
             try:
                 if self._state.ready:
@@ -531,9 +593,7 @@ class AgentClient:
                 else:
                     msg = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise _Disconnect(
-                    "transient", f"no session.ready within {self._ready_timeout:g} s"
-                ) from None
+                raise _Disconnect("transient", f"no session.ready within {wait:.3g} s") from None
             except Exception as exc:
                 raise self._closed_reason(exc) from None
             self._stats.messages_received += 1
@@ -544,6 +604,9 @@ class AgentClient:
 
         if self._closing:
             return _Disconnect("closed", "closed by us")
+        if self._writer_error is not None:
+            why, self._writer_error = self._writer_error, None
+            return _Disconnect("transient", f"sending failed: {why}")
         if not isinstance(exc, ConnectionClosed):
             return _Disconnect("transient", f"{type(exc).__name__}: {exc}")
         sent = exc.sent.code if exc.sent is not None else None
@@ -607,6 +670,8 @@ class AgentClient:
                 return
         for action in self._state.receive(ev):
             self._send_control(action)
+        if isinstance(ev, SpeechStarted) and self._state.muted_reply_id is not None:
+            self._emit(ReplyMuted(self._state.muted_reply_id))  # before it: see ReplyMuted
         self._emit(ev)
         if isinstance(ev, SessionReady):
             self._on_ready(ev)
@@ -718,6 +783,10 @@ class AgentClient:
                         self._audio.appendleft(chunk)
                         self._audio_bytes += len(chunk)
                         return
+                    except BaseException:  # kept for the next socket (see _writer_done)
+                        self._audio.appendleft(chunk)
+                        self._audio_bytes += len(chunk)
+                        raise
                     self._stats.audio_sent_bytes += len(chunk)
                 elif self._want_end:
                     self._want_end = False
@@ -731,8 +800,9 @@ class AgentClient:
         sup, self._supervisor = self._supervisor, None
         if sup is not None and not sup.done():
             sup.cancel()
-            with contextlib.suppress(BaseException):
-                await sup
+            # asyncio.wait: a cancellation of *this* call is not swallowed with the
+            # supervisor's own (which closes its socket in its finally either way)
+            await asyncio.wait([sup])
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):

@@ -71,7 +71,11 @@ class AgentConfig(_Model):
     tools: list[str] = Field(default_factory=list)
     tool_timeout_s: float = Field(10.0, gt=0, le=300)
     ready_timeout_s: float = Field(
-        15.0, gt=0, le=600, description="wait this long for the agent to accept the session"
+        30.0,
+        gt=0,
+        le=600,
+        description="the longest the call may go without a ready agent session while botrun"
+        " retries, at the start and after a lost connection",
     )
 
     @field_validator("url")

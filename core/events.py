@@ -14,7 +14,8 @@ SPEECH_STOPPED = "speech.stopped"
 TRANSCRIPT_USER = "transcript.user"  # text, participant_id, participant_name, final
 TRANSCRIPT_AGENT = "transcript.agent"  # text, interrupted, final
 TURN_METRICS = "turn.metrics"  # latency_ms, reply_ms, interrupted
-SESSION_STATE = "session.state"  # state: connecting|ready|reconnecting|closed, detail
+# state: connecting|ready|reconnecting|resumed|newsession|ended|closing|closed; detail
+SESSION_STATE = "session.state"
 BARGE_IN = "barge_in"  # flushed_ms
 TOOL_CALL = "tool.call"  # name, arguments, result, error, duration_ms
 ERROR = "error"  # message

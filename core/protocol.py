@@ -268,7 +268,16 @@ class NewSession:
     previous_session_id: str | None = None
 
 
-Notice = Reconnecting | Resumed | NewSession
+@dataclass(frozen=True)
+class ReplyMuted:
+    """The user started speaking over reply ``reply_id`` with ``interrupt_response`` on: the
+    session drops the rest of its audio. Queued just before that ``input.speech.started``, so
+    the consumer knows, in event order, that a reply was cut (and flushes what it queued)."""
+
+    reply_id: str
+
+
+Notice = Reconnecting | Resumed | NewSession | ReplyMuted
 
 
 # -- encoding -------------------------------------------------------------------------------

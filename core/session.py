@@ -9,7 +9,14 @@ the Voice Agent API that is about *order* lives here, so it is testable with lis
   (a saved id, within the resume window);
 * ``tool.result`` values are held until ``reply.done`` of the reply that made the call; an
   ``interrupted`` reply discards them; after a resume the unanswered ones are sent again;
-* audio of an interrupted reply is stale until the next ``reply.started``;
+* reply audio is played only when :meth:`SessionState.accept_audio` says so: audio of an
+  interrupted reply (``reply.done`` interrupted, an interrupted agent transcript, or the
+  user starting to speak while ``interrupt_response`` is on) is stale until the next
+  ``reply.started``; audio after a ``reply.done`` of any status and before the next
+  ``reply.started`` is late (dropped and counted). Audio before the session's very first
+  ``reply.started`` (a greeting sent without one) is accepted;
+* the bridge asks, never keeps its own copy: ``reply_active``, ``accept_audio``, and
+  :meth:`SessionState.abandon_reply` when it gives up on a reply that stopped progressing;
 * turn timing: user speech stopped -> first reply audio, for metrics.
 """
 
@@ -88,6 +95,10 @@ class SessionState:
         self.reply_id: str | None = None
         self._stale = False  # dropping audio of an interrupted reply
         self._stale_reply_id: str | None = None
+        self._between_replies = False  # after a reply.done, before the next reply.started
+        #: The reply the last ``input.speech.started`` cut (barge-in), if it cut one.
+        self.muted_reply_id: str | None = None
+        self._done_reply_id: str | None = None  # the last reply that finished
         self.ended = False  # session.ended received
         # turn timing
         self.speech_stopped_at: float | None = None
@@ -95,6 +106,7 @@ class SessionState:
         self.first_audio_latency: float | None = None
         # counters
         self.stale_audio_chunks = 0
+        self.late_audio_chunks = 0  # reply audio after reply.done (issue 15 bug 5)
         self.discarded_results = 0
 
     # -- properties ---------------------------------------------------------------------
@@ -174,6 +186,8 @@ class SessionState:
         self.discarded_results += sum(1 for c in self._calls.values() if c.result is not None)
         self._calls.clear()
         self._end_reply()
+        self._between_replies = False  # a new session may greet before any reply.started
+        self._done_reply_id = None
 
     def _end_reply(self) -> None:
         self.reply_id = None
@@ -227,6 +241,7 @@ class SessionState:
                 self.reply_id = rid
                 self._stale = False
                 self._stale_reply_id = None
+                self._between_replies = False
             case TranscriptAgent(reply_id=rid, interrupted=True):
                 self._mark_stale(rid)
             case ReplyDone():
@@ -234,6 +249,11 @@ class SessionState:
             case ToolCall(call_id=cid):
                 self._calls[cid] = _Call(self.reply_id, released=self.reply_id is None)
             case SpeechStarted():
+                self.muted_reply_id = None
+                if self.reply_id is not None and self._interrupts():
+                    # barge-in: the rest of this reply must not resume mid-sentence
+                    self.muted_reply_id = self.reply_id
+                    self._mark_stale(self.reply_id)
                 self.speech_stopped_at = None
                 self.first_audio_at = None
                 self.first_audio_latency = None
@@ -284,9 +304,26 @@ class SessionState:
                     if call.result is not None and self.ready:
                         out.append(ToolResult(cid, call.result))
                         del self._calls[cid]
-        if rid == self.reply_id:
+        if rid == self.reply_id or self.reply_id is None:
             self.reply_id = None
+            self._between_replies = True
+            self._done_reply_id = rid
         return out
+
+    def _interrupts(self) -> bool:
+        """``input.turn_detection.interrupt_response`` of the current config (default on)."""
+        td = self.config.get("input", {}).get("turn_detection", {})
+        return bool(td.get("interrupt_response", True)) if isinstance(td, dict) else True
+
+    def abandon_reply(self) -> None:
+        """The caller gave up on the current reply (no progress, no ``reply.done``): it is
+        over, and whatever audio of it still comes is late."""
+        if self.reply_id is not None:
+            self._done_reply_id = self.reply_id
+        self.reply_id = None
+        self._stale = False
+        self._stale_reply_id = None
+        self._between_replies = True
 
     def _mark_stale(self, reply_id: str | None) -> None:
         if reply_id and self.reply_id and reply_id != self.reply_id:
@@ -299,10 +336,17 @@ class SessionState:
     # -- audio ------------------------------------------------------------------------------
 
     def accept_audio(self, event: ReplyAudio) -> bool:
-        """False for stale audio of an interrupted reply (until the next ``reply.started``);
-        the first accepted chunk after the user stopped speaking marks the turn latency."""
+        """Play this audio? False for stale audio of an interrupted reply (until the next
+        ``reply.started``) and for late audio after a ``reply.done`` (until the next
+        ``reply.started``, or tagged with a finished reply's id); both are counted. The first
+        accepted chunk after the user stopped speaking marks the turn latency."""
         if self._stale or (event.reply_id is not None and event.reply_id == self._stale_reply_id):
             self.stale_audio_chunks += 1
+            return False
+        if self._between_replies or (
+            event.reply_id is not None and event.reply_id == self._done_reply_id
+        ):
+            self.late_audio_chunks += 1
             return False
         if self.first_audio_at is None and self.speech_stopped_at is not None:
             self.first_audio_at = self._clock()

@@ -156,3 +156,24 @@ async def test_leave_is_idempotent_and_releases_once(prepared) -> None:
     await t.leave()
     assert t._client is None and t._released
     assert sdk.live_objects() == before - 2  # the client and its custom audio source
+
+
+async def test_a_callback_that_cannot_be_handed_over_is_logged_rate_limited(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # issue 15 bug 6: handler failures were counted, never logged
+    import asyncio
+    import logging
+
+    from botrun.transports.daily.handler import DailyHandler
+
+    h = DailyHandler(asyncio.get_running_loop(), make_transport())
+    odd = {**participant("Odd"), "lock": threading.Lock()}  # cannot be deep-copied
+    with caplog.at_level(logging.WARNING, logger="botrun.daily"):
+        for _ in range(120):
+            h.on_participant_joined(odd)
+    assert h.dropped == 120
+    lines = [r.getMessage() for r in caplog.records if "dropped Daily event" in r.getMessage()]
+    assert len(lines) == 6  # the first 5 and the 100th
+    assert "on_participant_joined (#1): TypeError" in lines[0]
+    assert "(#100)" in lines[-1]

@@ -163,8 +163,11 @@ class RecordingClient:
     """Stands in for the agent client: records every frame the bridge sends."""
 
     def __init__(self) -> None:
+        from botrun.core.session import SessionState
+
         self.sent = bytearray()
         self.changed = asyncio.Event()
+        self.state = SessionState({})  # the session the bridge asks (no reply under way)
 
     def send_audio(self, pcm: bytes) -> None:
         self.sent += pcm

@@ -188,11 +188,80 @@ def test_late_interruption_of_an_older_reply_keeps_the_current_one() -> None:
     assert s.reply_id == "r2"
 
 
-def test_completed_reply_audio_is_not_stale() -> None:
+def play(s: SessionState, events: list[object]) -> list[bool]:
+    """Feed events in order; for each ReplyAudio, whether the session says to play it."""
+    answers = []
+    for ev in events:
+        if isinstance(ev, ReplyAudio):
+            answers.append(s.accept_audio(ev))
+        else:
+            s.receive(ev)
+    return answers
+
+
+AUDIO = ReplyAudio(b"\0\0")
+
+
+@pytest.mark.parametrize("status", ["completed", "interrupted"])
+def test_audio_after_reply_done_is_dropped_until_the_next_reply(status: str) -> None:
+    # issue 15 bug 5: audio after reply.done (any status) used to be played
     s = ready_state()
-    feed(s, [ReplyStarted("r1"), ReplyDone("r1")])
+    events = [ReplyStarted("r1"), AUDIO, ReplyDone("r1", status), AUDIO, AUDIO]
+    assert play(s, events) == [True, False, False]
     assert not s.reply_active
-    assert s.accept_audio(ReplyAudio(b"\0\0"))
+    assert play(s, [ReplyStarted("r2"), AUDIO]) == [True]
+    assert s.late_audio_chunks + s.stale_audio_chunks == 2
+    if status == "completed":
+        assert s.late_audio_chunks == 2
+
+
+def test_late_audio_tagged_with_a_finished_reply_is_dropped_during_the_next() -> None:
+    s = ready_state()
+    events = [ReplyStarted("r1"), ReplyDone("r1"), ReplyStarted("r2")]
+    late, current = ReplyAudio(b"\0\0", "r1"), ReplyAudio(b"\0\0", "r2")
+    assert play(s, [*events, late, current]) == [False, True]
+    assert s.late_audio_chunks == 1
+
+
+def test_audio_before_the_first_reply_started_is_a_greeting() -> None:
+    s = ready_state()
+    assert play(s, [AUDIO, AUDIO, ReplyStarted("r1"), AUDIO]) == [True, True, True]
+    # a fresh session may greet again without reply.started
+    feed(s, [ReplyDone("r1")])
+    s.connection_lost()
+    s.forget_session()
+    s.connection_opened()
+    assert play(s, [SessionReady("s2"), AUDIO]) == [True]
+
+
+def test_speech_started_mutes_the_rest_of_the_reply() -> None:
+    s = ready_state()
+    events = [ReplyStarted("r1"), AUDIO, SpeechStarted(), AUDIO, ReplyDone("r1", "interrupted")]
+    assert play(s, [*events, AUDIO, ReplyStarted("r2"), AUDIO]) == [True, False, False, True]
+    assert s.stale_audio_chunks == 2
+    assert s.muted_reply_id == "r1"  # the answer the client passes on as ReplyMuted
+    feed(s, [ReplyDone("r2"), SpeechStarted()])  # no reply under way: nothing cut
+    assert s.muted_reply_id is None
+
+
+def test_speech_started_without_interrupt_response_keeps_the_reply() -> None:
+    cfg = {**CONFIG, "input": {"turn_detection": {"interrupt_response": False}}}
+    s = SessionState(cfg)
+    s.connection_opened()
+    events = [SessionReady("s1"), ReplyStarted("r1"), SpeechStarted(), AUDIO]
+    assert play(s, events) == [True]
+
+
+def test_an_abandoned_reply_is_over_and_its_audio_late() -> None:
+    s = ready_state()
+    assert play(s, [ReplyStarted("r1"), AUDIO]) == [True]
+    s.abandon_reply()
+    assert not s.reply_active
+    assert play(s, [ReplyAudio(b"\0\0", "r1"), AUDIO, ReplyStarted("r2"), AUDIO]) == [
+        False,
+        False,
+        True,
+    ]
 
 
 def test_reply_active_tracks_reply() -> None:

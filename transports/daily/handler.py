@@ -3,7 +3,9 @@
 Every callback does three things and nothing else: deep-copy its arguments (they belong to
 the SDK thread), hand them to the event loop with ``loop.call_soon_threadsafe``, and return.
 It never calls the SDK and never raises (an exception here would be printed by the SDK and
-the event lost); a callback that arrives after the loop closed is counted and dropped.
+the event lost); a callback that cannot be handed over (the loop closed after the call, a
+payload that cannot be copied) is counted, dropped and logged -- the first few and then
+every 100th, so a flood cannot drown the log.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from typing import Any, Protocol
 import daily
 
 log = logging.getLogger("botrun.daily")
+_LOG_FIRST = 5  # log the first N failures of a kind, then every 100th
+
+
+def _worth_logging(n: int) -> bool:
+    return n <= _LOG_FIRST or n % 100 == 0
 
 
 class CallEvents(Protocol):
@@ -38,14 +45,23 @@ class DailyHandler(daily.EventHandler):
         super().__init__()
         self._loop = loop
         self._target = target
-        self.dropped = 0  # events that arrived after the loop closed
+        self.dropped = 0  # events that could not be handed to the loop (closed, bad payload)
 
     def _post(self, method: str, *args: Any) -> None:
         try:
             args = copy.deepcopy(args)
             self._loop.call_soon_threadsafe(self._call, method, args)
-        except Exception:  # loop closed or odd data: never raise into the SDK
+        except Exception as exc:  # loop closed or odd data: never raise into the SDK
             self.dropped += 1
+            if _worth_logging(self.dropped):
+                closed = self._loop.is_closed()
+                log.log(
+                    logging.DEBUG if closed else logging.WARNING,
+                    "dropped Daily event %s (#%d): %s",
+                    method,
+                    self.dropped,
+                    "after the call ended" if closed else f"{type(exc).__name__}: {exc}",
+                )
 
     def _call(self, method: str, args: tuple[Any, ...]) -> None:
         try:
@@ -116,7 +132,7 @@ class AudioRenderer:
     def __init__(self, sink: Any) -> None:
         self._sink = sink  # a TransportEvents
         self.frames = 0
-        self.bad = 0  # malformed AudioData (counted, logged once)
+        self.bad = 0  # malformed AudioData (counted; the first few logged, then every 100th)
 
     def __call__(self, participant_id: Any, audio: Any, audio_source: Any = "microphone") -> None:
         try:
@@ -129,8 +145,10 @@ class AudioRenderer:
             self._sink.audio(str(participant_id), pcm, rate)
         except Exception as exc:  # never raise into the SDK's audio thread
             self.bad += 1
-            if self.bad == 1:
-                log.warning("unusable audio from participant %s: %s", participant_id, exc)
+            if _worth_logging(self.bad):
+                log.warning(
+                    "unusable audio from participant %s (#%d): %s", participant_id, self.bad, exc
+                )
 
 
 def _downmix(pcm: bytes, channels: int) -> bytes:
