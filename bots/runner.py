@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from botrun.core.config import BotConfig, apply_overrides, load_config, transport_options
+from botrun.core.config import (
+    BotConfig,
+    apply_overrides,
+    check_transport_tables,
+    load_config,
+    transport_options,
+)
 from botrun.core.plugin_types import TransportContext, TransportSpec
-from botrun.core.secrets import Secrets, register_secret
+from botrun.core.secrets import Secrets, mask_url, register_secret
 
 log = logging.getLogger("botrun")
 
@@ -32,7 +38,9 @@ def agent_api_key(url: str, secrets: Secrets) -> str | None:
     host = urlparse(url).hostname or ""
     if host in LOCAL_HOSTS:
         return secrets.get("ASSEMBLYAI_API_KEY")
-    return secrets.require("ASSEMBLYAI_API_KEY", f"to connect to the voice agent at {url}")
+    return secrets.require(
+        "ASSEMBLYAI_API_KEY", f"to connect to the voice agent at {mask_url(url)}"
+    )
 
 
 def build_config(
@@ -42,8 +50,13 @@ def build_config(
     defaults (the WAV transport leaves when its files end), then the keys the config file
     really writes (packaged files write only what they choose; default.toml writes nothing),
     then the command-line flags."""
+    from botrun.core.plugins import transports
+
     defaults = {"bridge": dict(spec.bridge_defaults)} if spec is not None else None
     cfg = load_config(shared.config, transport_names, defaults=defaults)
+    # Every installed transport's table, not just this command's: a bad [daily] table is
+    # reported by `botrun wav` too, before anything runs.
+    check_transport_tables(cfg, [s for n, s in transports().items() if n in transport_names])
     overrides: dict[str, Any] = {"agent.url": shared.agent_url, "bot.name": shared.name}
     return apply_overrides(cfg, overrides)
 
@@ -91,7 +104,12 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
     key = agent_api_key(ctx.config.agent.url, ctx.secrets)
-    return run_with_transport(transport, ctx.config, key, shared.transcript)
+    try:
+        return run_with_transport(transport, ctx.config, key, shared.transcript)
+    finally:
+        recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
+        if recorded is not None:
+            print(f"bot voice recorded to {recorded}", flush=True)
 
 
 def run_with_transport(
@@ -108,6 +126,19 @@ def run_with_transport(
     return summary.exit_code
 
 
+def bot_tools(cfg: BotConfig) -> Any:
+    """The tools a bot with ``cfg`` offers the agent: the config's tools, then every installed
+    plugin's (a :class:`~botrun.core.tools.ToolRegistry`); :class:`ConfigError` when one
+    cannot be loaded. ``botrun serve`` calls this at start, so a bad tool is found before
+    any call."""
+    from botrun.core.plugins import get_plugin_manager
+    from botrun.core.tools import load_tools
+
+    pm = get_plugin_manager()
+    plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
+    return load_tools(cfg.agent.tools, plugin_tools, timeout_s=cfg.agent.tool_timeout_s)
+
+
 async def call(
     transport: Any,
     cfg: BotConfig,
@@ -118,11 +149,9 @@ async def call(
     """One call with the config's tools and every installed plugin's tools and observers."""
     from botrun.core.bridge import run_call
     from botrun.core.plugins import get_plugin_manager
-    from botrun.core.tools import load_tools
 
     pm = get_plugin_manager()
-    plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
-    tools = load_tools(cfg.agent.tools, plugin_tools, timeout_s=cfg.agent.tool_timeout_s)
+    tools = bot_tools(cfg)
 
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)

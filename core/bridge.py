@@ -40,6 +40,7 @@ from .events import BridgeEvent
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
+from .secrets import mask_url
 from .transcripts import TranscriptWriter
 
 if TYPE_CHECKING:
@@ -220,6 +221,8 @@ class Bridge:
             self._inbound.set_members(listened, now)
             self._send_due(now)  # a leaver's last words go now, not with the next audio
         self._listened = listened
+        if (unmatched := self.roster.unmatched_listen()) is not None:
+            log.warning("%s", unmatched)
 
     def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
         if pid not in self._listened or self._inbound is None:
@@ -281,7 +284,7 @@ class Bridge:
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
         self._audio_clock = time.monotonic()
-        self._emit(ev.SESSION_STATE, state="connecting", detail=self.config.agent.url)
+        self._emit(ev.SESSION_STATE, state="connecting", detail=mask_url(self.config.agent.url))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
     async def _run_session(self, client: AgentClient) -> None:
@@ -736,6 +739,7 @@ async def run_call(
         for sig in installed:
             loop.remove_signal_handler(sig)
     if console and bridge.joined:
-        print(summary.metrics.summary(), flush=True)
+        reached = summary.client_stats is not None and summary.client_stats.reached
+        print(summary.metrics.summary(agent_reached=reached), flush=True)
     log.info("call ended: %s", summary.reason or "done")
     return summary

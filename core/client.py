@@ -78,7 +78,7 @@ from .protocol import (
     encode,
     tool_payload,
 )
-from .secrets import redact, register_secret
+from .secrets import mask_url, redact, register_secret
 from .session import SessionState
 from .tools import ToolRegistry, error_result
 
@@ -115,6 +115,8 @@ class ClientStats:
     """Counters for logs, metrics and tests."""
 
     connects: int = 0
+    #: WebSocket handshakes the service answered with an HTTP error (401, 503...).
+    refused_handshakes: int = 0
     reconnects: int = 0
     resumes: int = 0
     fresh_sessions: int = 0
@@ -132,6 +134,11 @@ class ClientStats:
     tool_calls: int = 0
     tool_results_sent: int = 0
     tool_results_discarded: int = 0
+
+    @property
+    def reached(self) -> bool:
+        """The service answered at all (a socket opened, or a handshake was refused)."""
+        return self.connects > 0 or self.refused_handshakes > 0
 
 
 Kind = Literal["transient", "fresh", "fatal", "closed"]
@@ -199,7 +206,7 @@ class AgentClient:
         register_secret(api_key)
         register_secret(token)
         self.url = url
-        self._display_url = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+        self._display_url = mask_url(urlunsplit(urlsplit(url)._replace(query="", fragment="")))
         self._api_key = api_key
         self._token = token
         self._token_provider = token_provider
@@ -444,6 +451,13 @@ class AgentClient:
 
     def _never_answered(self) -> AgentError:
         why = f" (last attempt: {self._last_failure})" if self._last_failure else ""
+        if not self._stats.reached:  # unreachable, not silent
+            return AgentError(
+                redact(
+                    f"could not reach the voice agent at {self._display_url} within "
+                    f"{self._give_up_s:g} s{why}"
+                )
+            )
         return AgentError(
             redact(
                 f"the voice agent at {self._display_url} never answered: no "
@@ -556,6 +570,7 @@ class AgentClient:
             self._token_spent = self._token is not None
             return ws
         except InvalidStatus as exc:
+            self._stats.refused_handshakes += 1
             status = exc.response.status_code
             if status in (401, 403):
                 raise _Disconnect("fatal", self._auth_message(f"HTTP {status}")) from None

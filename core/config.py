@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import reprlib
 import tomllib
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -17,6 +18,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StringConstraints,
     ValidationError,
     create_model,
     field_validator,
@@ -25,6 +28,7 @@ from pydantic import (
 
 from .defaults import DEFAULT_AGENT_URL
 from .errors import ConfigError
+from .secrets import register_url_credentials
 
 if TYPE_CHECKING:
     from .plugin_types import TransportSpec
@@ -33,17 +37,28 @@ __all__ = ["DEFAULT_AGENT_URL", "BotConfig", "load_config"]
 #: Output voices the voice-agent service accepts (``session.output.voice``); any other value
 #: makes it refuse the session at setup, so it is refused here at load time instead.
 VOICES = ("ivy", "james", "sophie", "diego", "arjun")
+#: Longest keyterm (AssemblyAI's keyterms prompting: short words or phrases, at most 50
+#: characters each); the protocol allows up to 100 of them.
+MAX_KEYTERM_CHARS = 50
+MAX_KEYTERMS = 100
+
+#: Config models: unknown keys are errors, booleans are TOML booleans (not "yes"), and
+#: floats are finite (no ``inf``/``nan``, which would turn a limit into "never").
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+Keyterm = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_KEYTERM_CHARS)
+]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(**_STRICT, validate_assignment=True)
 
 
 class TurnDetection(_Model):
     vad_threshold: float = Field(0.5, ge=0.0, le=1.0)
     min_silence: int = Field(1000, ge=0, le=60000, description="ms of silence that ends a turn")
     max_silence: int = Field(3000, ge=0, le=60000, description="ms of silence that always ends it")
-    interrupt_response: bool = True
+    interrupt_response: StrictBool = True
 
     @model_validator(mode="after")
     def _silences(self) -> TurnDetection:
@@ -55,7 +70,7 @@ class TurnDetection(_Model):
 
 
 class AgentInput(_Model):
-    keyterms: list[str] = Field(default_factory=list, max_length=100)
+    keyterms: list[Keyterm] = Field(default_factory=list, max_length=MAX_KEYTERMS)
     turn_detection: TurnDetection = Field(default_factory=TurnDetection)
 
 
@@ -83,6 +98,7 @@ class AgentConfig(_Model):
     def _url(cls, v: str) -> str:
         if not v.startswith(("ws://", "wss://")):
             raise ValueError("expected a ws:// or wss:// URL")
+        register_url_credentials(v)  # a password or ?token= in it never reaches a log line
         return v
 
     @field_validator("voice")
@@ -329,23 +345,11 @@ def apply_overrides(cfg: BotConfig, overrides: dict[str, Any]) -> BotConfig:
     return new
 
 
-def transport_options(
-    spec: TransportSpec, cfg: BotConfig, cli_values: dict[str, Any]
-) -> dict[str, Any]:
-    """Merge the transport's config table with CLI flags (flags win) and validate both
-    against the transport's declared options."""
-    table = dict(cfg.transports.get(spec.name, {}))
-    by_name = {o.name: o for o in spec.options}
-    for key in table:
-        opt = by_name.get(key)
-        if opt is None or not opt.config:
-            allowed = [o.name for o in spec.options if o.config]
-            raise ConfigError(
-                f"{cfg.source}: unknown key '{spec.name}.{key}'{suggest(key, allowed)}"
-            )
+def _options_model(spec: TransportSpec) -> type[BaseModel]:
+    """A pydantic model of ``spec``'s options (types, choices, ranges; nothing imported)."""
     fields: dict[str, Any] = {}
     for opt in spec.options:
-        typ: Any = opt.type
+        typ: Any = StrictBool if opt.type is bool else opt.type
         if opt.choices:
             typ = Literal[opt.choices]
         constraints: dict[str, Any] = {}
@@ -359,16 +363,80 @@ def transport_options(
             constraints = {}
         default = list(opt.default or []) if opt.multiple else opt.default
         fields[opt.name] = (typ | None if default is None else typ, Field(default, **constraints))
-    model = create_model(
-        f"{spec.name.title()}Options", __config__=ConfigDict(extra="forbid"), **fields
-    )
-    merged = {**table, **{k: v for k, v in cli_values.items() if v is not None and v != ()}}
+    return create_model(f"{spec.name.title()}Options", __config__=_STRICT, **fields)
+
+
+def check_transport_table(spec: TransportSpec, cfg: BotConfig) -> dict[str, Any]:
+    """Validate the config file's ``[<transport>]`` table on its own; errors name the file.
+    Returns the table."""
+    table = dict(cfg.transports.get(spec.name, {}))
+    by_name = {o.name: o for o in spec.options}
+    for key in table:
+        opt = by_name.get(key)
+        if opt is None or not opt.config:
+            allowed = [o.name for o in spec.options if o.config]
+            raise ConfigError(
+                f"{cfg.source}: unknown key '{spec.name}.{short_key(key)}'{suggest(key, allowed)}"
+            )
+    model = _options_model(spec)
     try:
-        values = model.model_validate(merged).model_dump()
+        model.model_validate(table)
     except ValidationError as exc:
-        raise ConfigError(
-            format_validation_error(f"{cfg.source} / command line", exc, model, spec.name)
-        ) from None
+        raise ConfigError(format_validation_error(cfg.source, exc, model, spec.name)) from None
+    return table
+
+
+def check_transport_tables(cfg: BotConfig, specs: Iterable[TransportSpec]) -> None:
+    """Validate every installed transport's table at load, whichever command runs (a bad
+    ``[daily]`` table is an error for ``botrun wav`` too). Cheap: no transport is imported."""
+    for spec in specs:
+        check_transport_table(spec, cfg)
+
+
+def _expected(err: Any) -> str:
+    """What a flag's value must be, in a few words (``must be ≥ 0.1``)."""
+    ctx = err.get("ctx") or {}
+    words = {
+        "greater_than_equal": ("≥", "ge"),
+        "less_than_equal": ("≤", "le"),
+        "greater_than": (">", "gt"),
+        "less_than": ("<", "lt"),
+    }.get(err["type"])
+    if words is not None and words[1] in ctx:
+        bound = ctx[words[1]]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # "≥ 0", not "≥ 0.0"
+        return f"must be {words[0]} {bound}"
+    return short_message(err["msg"].lower())
+
+
+def _flag_error(spec: TransportSpec, exc: ValidationError) -> str:
+    """One line naming each bad flag (``--speed: must be ≥ 0.1``): the user typed the value,
+    so no file is blamed and the value is not echoed (it may be a secret)."""
+    flags = {o.name: o for o in spec.options}
+    parts = []
+    for err in exc.errors()[:MAX_ERRORS_SHOWN]:
+        name = str(err["loc"][0]) if err["loc"] else ""
+        opt = flags.get(name)
+        flag = opt.flag if opt is not None else f"--{name.replace('_', '-')}"
+        if opt is not None and opt.envvar:
+            flag += f" (or {opt.envvar})"
+        parts.append(f"{flag}: {_expected(err)}")
+    return "; ".join(parts)
+
+
+def transport_options(
+    spec: TransportSpec, cfg: BotConfig, cli_values: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge the transport's config table with CLI flags (flags win) and validate both
+    against the transport's declared options: the table first (errors name the file), then
+    the flags (errors name the flag)."""
+    table = check_transport_table(spec, cfg)
+    given = {k: v for k, v in cli_values.items() if v is not None and v != ()}
+    try:
+        values = _options_model(spec).model_validate({**table, **given}).model_dump()
+    except ValidationError as exc:
+        raise ConfigError(_flag_error(spec, exc)) from None
     for opt in spec.options:
         v = values.get(opt.name)
         if opt.required and (v is None or v == []):

@@ -64,14 +64,20 @@ class CallMetrics:
     def latencies_ms(self) -> list[float]:
         return [t.latency_ms for t in self.turns if t.latency_ms is not None]
 
-    def summary(self) -> str:
+    def summary(self, agent_reached: bool = True) -> str:
+        """The end-of-call lines. ``agent_reached``: a connection to the voice agent was
+        ever open (else it was unreachable, and did not merely stay silent)."""
         lat = sorted(self.latencies_ms)
         lines = [
             f"call length {time.monotonic() - self.started_at:.1f} s, "
             f"{len(self.turns)} agent replies, {self.barge_ins} interruptions"
         ]
         if self.agent_answered is False:
-            lines.append("the voice agent never answered (no session.ready)")
+            lines.append(
+                "the voice agent never answered (no session.ready)"
+                if agent_reached
+                else "could not reach the voice agent"
+            )
         if lat:
             mid = lat[len(lat) // 2]
             lines.append(

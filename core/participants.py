@@ -32,6 +32,7 @@ class Roster:
         self._people: dict[str, Participant] = {}
         # Who left during the current turn: their words may still be transcribed.
         self._departed: dict[str, Participant] = {}
+        self._warned_unmatched = False
 
     def __len__(self) -> int:
         return len(self._people)
@@ -79,6 +80,23 @@ class Roster:
             return {first.id}
         wanted = self.policy.casefold()
         return {p.id for p in self._people.values() if (p.name or "").casefold() == wanted}
+
+    def unmatched_listen(self) -> str | None:
+        """A warning, the first time it applies in a call: the policy names someone, people
+        are present and none of them has that name (so the agent hears nobody)."""
+        if self._warned_unmatched or self.policy in (MIX, FIRST) or not self._people:
+            return None
+        if self.listened():
+            return None
+        self._warned_unmatched = True
+        present = [p.name or p.id for p in self._people.values()]
+        shown = ", ".join(repr(n[:60]) for n in present[:10])
+        more = f" and {len(present) - 10} more" if len(present) > 10 else ""
+        return (
+            f"[bridge] listen = {self.policy[:60]!r}, but nobody in the call has that name "
+            f"(present: {shown}{more}): the agent hears no one until that person joins "
+            '(listen = "mix" hears everyone)'
+        )
 
     def reset_turn(self) -> None:
         self._departed.clear()

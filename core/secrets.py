@@ -2,7 +2,8 @@
 
 Every secret value that botrun loads (or that the user passes on the command line, such as a
 meeting token) is registered here; :class:`RedactingFilter` replaces each registered value in
-every log record, and :func:`redact` does the same for error messages.
+every log record, and :func:`redact` does the same for error messages. A URL that may carry
+credentials (``ws://user:PASSWORD@host/?token=...``) is shown only through :func:`mask_url`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import MissingSecretError
 
@@ -49,6 +51,55 @@ def redact(text: str) -> str:
         if v in text:
             text = text.replace(v, MASK)
     return text
+
+
+#: Query parameters whose value is a credential (matched as a part of the lower-cased name:
+#: ``token``, ``access_token``, ``api_key``, ``X-Amz-Signature``...).
+_CREDENTIAL_PARAMS = ("token", "key", "secret", "pass", "pwd", "auth", "sig", "credential")
+
+
+def _is_credential_param(name: str) -> bool:
+    name = name.lower()
+    return any(word in name for word in _CREDENTIAL_PARAMS)
+
+
+def url_credentials(url: str) -> list[str]:
+    """The credentials a URL carries: its userinfo password and every credential-like query
+    value (see :func:`mask_url`)."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password] if parts.password else []
+    except ValueError:
+        return []
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    found += [v for k, v in pairs if v and _is_credential_param(k)]
+    return found
+
+
+def mask_url(url: str) -> str:
+    """``url`` as it may be shown: a userinfo password and credential-like query values
+    (``token``, ``api_key``, ``secret``...) become ``***``, and registered secrets too."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL we can take apart: still mask what we know
+        return redact(url)
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{MASK}@{hostport}"
+    query = parts.query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(v and _is_credential_param(k) for k, v in pairs):
+        masked = [(k, MASK if v and _is_credential_param(k) else v) for k, v in pairs]
+        query = urlencode(masked, safe="*")
+    return redact(urlunsplit(parts._replace(netloc=netloc, query=query)))
+
+
+def register_url_credentials(url: str) -> None:
+    """Register the credentials in ``url`` (:func:`url_credentials`) for redaction."""
+    for value in url_credentials(url):
+        register_secret(value)
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

@@ -156,3 +156,29 @@ def test_ctrl_c_exits_130_from_wav(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             sim.kill()
             sim.wait()
+
+
+async def test_wav_says_where_it_recorded(tmp_path: Path) -> None:
+    """``botrun wav`` ends with where the bot's voice is, like ``demo`` (polish item 8)."""
+    import asyncio
+
+    from botrun.core.sim import Simulator
+
+    _wav(tmp_path / "in.wav", 0.5)
+    async with Simulator(speed=8.0) as sim:
+        res = await asyncio.to_thread(
+            run_botrun,
+            "wav",
+            "--input",
+            "in.wav",
+            "--speed",
+            "8",
+            "--output",
+            "rec/bot.wav",
+            "--agent-url",
+            sim.url,
+            cwd=tmp_path,
+        )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "bot voice recorded to rec/bot.wav"
+    assert (tmp_path / "rec" / "bot.wav").is_file()

@@ -28,3 +28,10 @@ def test_keep_alive_delay_in_architecture_doc_is_the_bridges() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text()
     assert f"{round(bridge._SILENT_AFTER_S * 1000)} ms (`_SILENT_AFTER_S`" in text
     assert "two chunk periods" not in text
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_docs_point_at_no_protocol_notes_outside_the_repo(doc: Path) -> None:
+    """ "The protocol notes" were a file outside the repository (polish item 8): the docs
+    point at core/protocol.py and docs/simulator.md instead."""
+    assert "protocol notes" not in doc.read_text().lower()

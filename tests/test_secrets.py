@@ -82,3 +82,69 @@ def test_setup_logging_attaches_the_filter_once() -> None:
         for h in before:
             if h not in root.handlers:
                 root.addHandler(h)
+
+
+def test_mask_url_hides_passwords_and_credential_query_values() -> None:
+    from botrun.core.secrets import mask_url, url_credentials
+
+    url = "wss://bob:hunter2-pw@agent.example:8443/v1/ws?token=tmp_abc123&x=1&api_key=k-999#f"
+    assert mask_url(url) == "wss://bob:***@agent.example:8443/v1/ws?token=***&x=1&api_key=***#f"
+    assert url_credentials(url) == ["hunter2-pw", "tmp_abc123", "k-999"]
+    plain = "ws://127.0.0.1:8000/v1/ws?voice=ivy"
+    assert mask_url(plain) == plain and url_credentials(plain) == []
+    assert mask_url("ws://user@host/ws") == "ws://user@host/ws"  # no password, nothing hidden
+
+
+async def test_credentials_in_the_agent_url_are_never_shown(tmp_path: Path) -> None:
+    """``--agent-url`` with a password and a ``?token=``: the console ("agent connecting:"),
+    debug logs (the WebSocket request line), the transcript and the final error show
+    ``***`` instead (polish item 5; the token and password were printed)."""
+    import asyncio
+    import socket
+    import wave
+
+    from helpers_cli import run_botrun
+
+    from botrun.core.sim import Simulator
+
+    wav = tmp_path / "in.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0\0" * 8000)
+    token, password = "tmp_SECRET0123456789", "PASSWORD-sekrit"
+    async with Simulator(speed=8.0) as sim:
+        host_port = sim.url.split("://", 1)[1].split("/", 1)[0]
+        url = f"ws://user:{password}@{host_port}/v1/ws?token={token}"
+        transcript = tmp_path / "t.jsonl"
+        res = await asyncio.to_thread(
+            run_botrun,
+            "wav",
+            "--input",
+            str(wav),
+            "--speed",
+            "8",
+            "--output",
+            str(tmp_path / "out.wav"),
+            "--agent-url",
+            url,
+            "--transcript",
+            str(transcript),
+            "--log-level",
+            "debug",
+            cwd=tmp_path,
+        )
+    shown = res.stdout + res.stderr + transcript.read_text()
+    assert res.returncode == 0, res.stderr
+    assert f"agent connecting: ws://user:***@{host_port}/v1/ws?token=***" in res.stdout
+    assert token not in shown and password not in shown
+
+    with socket.socket() as s:  # a port nothing listens on: the call ends with an error
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    url = f"ws://user:{password}@127.0.0.1:{closed}/v1/ws?token={token}"
+    res = run_botrun("wav", "--input", str(wav), "--agent-url", url, cwd=tmp_path)
+    shown = res.stdout + res.stderr
+    assert f"ws://user:***@127.0.0.1:{closed}/v1/ws" in shown
+    assert token not in shown and password not in shown

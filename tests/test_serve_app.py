@@ -291,3 +291,18 @@ async def test_a_refusal_by_daily_still_says_refused(
         assert resp.status == 502 and "nope" in (await resp.json())["error"]
         assert "Daily refused the room" in caplog.text
         assert "could not reach" not in caplog.text
+
+
+async def test_a_refused_meeting_token_is_logged_in_plain_words(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log names what was refused and for whom (it said "the meeting token of a start
+    bot"; polish item 8)."""
+    caplog.set_level(logging.INFO, logger="botrun.serve")
+    async with serve_harness(tmp_path) as h:
+        h.api.fail("POST", "/meeting-tokens", 500, times=5)
+        assert (await h.client.post("/start", json={})).status == 502
+        assert (await h.dialin("call-t")).status == 502
+    assert "Daily refused a meeting token for the bot of POST /start" in caplog.text
+    assert "Daily refused a meeting token for the bot of dial-in call call-t" in caplog.text
+    assert "start bot" not in caplog.text

@@ -241,3 +241,78 @@ async def test_token_is_required_over_the_network_and_never_logged(tmp_path: Pat
     assert "GET /sessions" in output  # the refusals were logged ...
     assert token not in output  # ... without the token
     assert json.dumps(token) not in output
+
+
+async def test_open_loopback_api_cannot_be_driven_by_a_web_page(tmp_path: Path) -> None:
+    """Without a token the loopback API is open to this machine's programs, not to the web
+    pages its browser shows: a cross-site form POST (CSRF) and a page that rebinds its own
+    name to 127.0.0.1 (DNS rebinding) are refused before anything reaches Daily (item 1)."""
+    from fake_daily_api import FakeDailyApi
+    from serve_support import write_stand_in
+
+    script = write_stand_in(tmp_path)
+    async with FakeDailyApi() as api:
+        env = {
+            "DAILY_API_KEY": API_KEY,
+            "DAILY_API_URL": api.base_url,
+            "ASSEMBLYAI_API_KEY": "k",
+            "BOTRUN_API_TOKEN": "",
+            "DAILY_DIALIN_SECRET": "",
+            "BOT_RECORD_DIR": str(tmp_path / "records"),
+        }
+        serve, port, _ = await _run_serve_until_listening(
+            tmp_path, "--bot-command", f"{sys.executable} {script}", env=env
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            evil = "http://evil.example"
+            form = {"Origin": evil, "Content-Type": "text/plain"}
+            status, body = await _call(url, "POST", "/start", form, data="{}")
+            assert status == 403 and "cross-origin" in body["error"], body
+            json_from_page = {"Origin": evil, "Content-Type": "application/json"}
+            status, body = await _call(url, "POST", "/start", json_from_page, data="{}")
+            assert status == 403 and "cross-origin" in body["error"], body
+            status, body = await _call(
+                url, "POST", "/start", {"Content-Type": "text/plain"}, data="{}"
+            )
+            assert status == 403 and "application/json" in body["error"], body
+            status, body = await _call(url, "POST", "/start", data=b"")  # no Content-Type
+            assert status == 403 and "application/json" in body["error"], body
+            rebound = {"Host": f"rebind.evil.example:{port}"}
+            status, body = await _call(url, "GET", "/sessions", rebound)
+            assert status == 403 and "rebind.evil.example" in body["error"], body
+            status, body = await _call(url, "DELETE", "/sessions/x", rebound)
+            assert status == 403, body
+            rebound_post = {**rebound, "Content-Type": "application/json"}
+            status, body = await _call(url, "POST", "/start", rebound_post, data="{}")
+            assert status == 403, body
+            assert await _call(url, "GET", "/health", rebound) == (200, {"status": "ok"})
+            assert api.requests == []  # no room, no token
+            assert not list((tmp_path / "records").glob("*.json"))  # no bot
+
+            # What a program on this machine sends still works (docs/dialin.md's curl).
+            for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+                status, body = await _call(url, "GET", "/sessions", {"Host": host})
+                assert status == 200, (host, body)
+            local_page = {"Origin": "http://localhost:3000"}
+            status, started = await _call(url, "POST", "/start", local_page, json={})
+            assert status == 200 and started["session_id"], started
+        finally:
+            await _stop(serve)
+
+
+async def test_insecure_public_api_refuses_cross_origin_posts(tmp_path: Path) -> None:
+    """``--insecure`` on a public address: any Host is fine (a proxy's name), but the browser
+    checks on Origin and Content-Type still hold."""
+    auth = decide(host="0.0.0.0", token=None, has_dialin_secret=False, insecure=True)
+    assert auth.access is Access.OPEN and not auth.loopback
+    async with serve_harness(tmp_path, auth=auth) as h:
+        url = str(h.client.make_url(""))
+        status, _ = await _call(url, "GET", "/sessions", {"Host": "bots.example.com"})
+        assert status == 200
+        form = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
+        status, body = await _call(url, "POST", "/start", form, data="{}")
+        assert status == 403 and "cross-origin" in body["error"]
+        status, body = await _call(url, "POST", "/start", {"Content-Type": "text/plain"}, data="")
+        assert status == 403 and "application/json" in body["error"]
+        assert h.api.requests == [] and h.bot_records() == []

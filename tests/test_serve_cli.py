@@ -116,3 +116,64 @@ async def test_sigterm_asks_every_bot_to_leave_and_waits(tmp_path: Path) -> None
             assert not Path(f"/proc/{pid}").exists()
         assert api.rooms == {} and len(api.deleted) == 2
         assert API_KEY not in output and "agent-key" not in output
+
+
+# -- polish item 2: a config no bot could run is refused at start -----------------------------
+
+_SERVE_ENV = {"DAILY_API_KEY": API_KEY, "ASSEMBLYAI_API_KEY": "k", "BOTRUN_API_TOKEN": ""}
+
+
+def test_a_tool_that_cannot_load_stops_serve_at_start(tmp_path: Path) -> None:
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text('[agent]\ntools = ["nonexistent.mod:fn"]\n')
+    res = run_botrun("serve", "--port", "0", "--config", str(cfg), cwd=tmp_path, env=_SERVE_ENV)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "listening" not in res.stderr, res.stderr
+    assert str(cfg) in lines[0] and "nonexistent.mod:fn" in lines[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_serve_without_daily_python_refuses_to_start(tmp_path: Path) -> None:
+    """Every default bot runs ``botrun daily``: without the SDK each dial-in would crash."""
+    shadow = tmp_path / "shadow" / "daily"
+    shadow.mkdir(parents=True)  # an importable `daily` that fails like a missing one
+    (shadow / "__init__.py").write_text("raise ImportError('No module named daily')\n")
+    env = {**_SERVE_ENV, "PYTHONPATH": str(shadow.parent)}
+    res = run_botrun("serve", "--port", "0", cwd=tmp_path, env=env)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "daily-python" in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+async def test_serve_starts_with_a_tool_from_its_directory(tmp_path: Path) -> None:
+    """The check loads tools as the bot will (``python -m`` in serve's directory): a marked
+    tool in a module next to the config is fine."""
+    (tmp_path / "shop_tools.py").write_text(
+        "from botrun.core.tools import tool\n\n\n"
+        "@tool\n"
+        "def order_status(order: str) -> str:\n"
+        '    """Where an order is.\n\n    Args:\n        order: the order number\n    """\n'
+        '    return "shipped"\n'
+    )
+    (tmp_path / "bot.toml").write_text('[agent]\ntools = ["shop_tools:order_status"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(_SERVE_ENV)
+    serve = await asyncio.create_subprocess_exec(
+        *shlex.split(f"{sys.executable} -m botrun.bots.cli serve --port 0 --config bot.toml"),
+        cwd=tmp_path,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert serve.stderr is not None
+    seen = ""
+    try:
+        while "listening on" not in seen:
+            line = (await asyncio.wait_for(serve.stderr.readline(), 30)).decode()
+            assert line, "serve exited:\n" + seen
+            seen += line
+    finally:
+        if serve.returncode is None:
+            serve.terminate()
+        await asyncio.wait_for(serve.wait(), 30)

@@ -6,10 +6,11 @@
   ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
 
 Every answer is JSON. Everything but a signed webhook and ``/health`` needs the API token
-(:mod:`.auth`). Refusals happen before any Daily resource exists (401 unsigned or no token,
-403 API disabled, 400 malformed, 413 oversized, 503 no free slot); a Daily REST failure
-part-way is logged with Daily's message, the room created so far is deleted and the slot
-freed (502).
+(:mod:`.auth`); an API open without a token refuses web pages (foreign ``Origin``, non-JSON
+POST, a ``Host`` not naming this machine: 403). Refusals happen before any Daily resource
+exists (401 unsigned or no token, 403 API disabled or a browser's request, 400 malformed,
+413 oversized, 503 no free slot); a Daily REST failure part-way is logged with Daily's
+message, the room created so far is deleted and the slot freed (502).
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ async def _start_bot(
     except DailyApiError as exc:
         if room is not None:
             await _delete_room(app, room.name, "while cleaning up")
-        return _daily_failed(f"the meeting token of a {kind} bot", exc)
+        purpose = f"dial-in call {call.call_id}" if call is not None else "POST /start"
+        return _daily_failed(f"a meeting token for the bot of {purpose}", exc)
     except CapacityError as exc:  # serve began shutting down meanwhile
         if room is not None:
             await _delete_room(app, room.name, "while cleaning up")
@@ -260,7 +262,7 @@ async def start(request: web.Request) -> web.Response:
             room = await request.app[API].create_room(exp_s=settings.room_exp_s)
         except DailyApiError as exc:
             reservation.release()
-            return _daily_failed("the room of a started bot", exc)
+            return _daily_failed("the room for POST /start", exc)
         request.app[OWNED_ROOMS].add(room.name)
         room_url = room.url
     return await _start_bot(request, reservation, kind="start", room=room, room_url=room_url)
@@ -268,7 +270,11 @@ async def start(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """Liveness. Open to anyone, so it reveals nothing unless the caller may use the API."""
-    if request.app[SETTINGS].auth.check(request.headers.get("Authorization")) is not None:
+    auth = request.app[SETTINGS].auth
+    if (
+        auth.check(request.headers.get("Authorization")) is not None
+        or auth.refuse_browser(request.method, request.headers) is not None
+    ):
         return web.json_response({"status": "ok"})
     supervisor = request.app[SUPERVISOR]
     return web.json_response(
@@ -282,13 +288,17 @@ _SELF_AUTHENTICATED = ("/health",)
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
-    """The API token on every endpoint that is not a signed webhook or the liveness probe."""
+    """The API token on every endpoint that is not a signed webhook or the liveness probe;
+    without a token (an open API), no web page may drive it."""
     settings = request.app[SETTINGS]
     if request.path in _SELF_AUTHENTICATED or (
         request.path == "/dialin" and settings.dialin_key is not None
     ):
         return await handler(request)
     refusal = settings.auth.check(request.headers.get("Authorization"))
+    if refusal is None:
+        browser = settings.auth.refuse_browser(request.method, request.headers)
+        refusal = None if browser is None else (403, browser)
     if refusal is not None:
         status, message = refusal
         net_log.warning(

@@ -20,6 +20,8 @@ from botrun.core.logs import LEVELS
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from botrun.core.config import BotConfig
+
     from .listener import Limits
 
 log = logging.getLogger("botrun.serve")
@@ -127,7 +129,9 @@ def command(
 
     Every endpoint but a signed /dialin and /health needs the header
     "Authorization: Bearer $BOTRUN_API_TOKEN". Without a token the API is open on a
-    loopback --host (or with --insecure) and disabled otherwise.
+    loopback --host (or with --insecure) and disabled otherwise; an open API refuses web
+    pages (a foreign Origin, a POST that is not Content-Type: application/json, a Host
+    that is not this machine).
     Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env.
     """
     from botrun.core.logs import setup_logging
@@ -168,7 +172,7 @@ def build(
     """Validate secrets, config and options (all failures are one-line errors) and build
     the application."""
     from botrun.bots.runner import agent_api_key
-    from botrun.core.config import load_config, resolve_config_path
+    from botrun.core.config import check_transport_tables, load_config, resolve_config_path
     from botrun.core.errors import ConfigError, UsageError
     from botrun.core.plugins import transports
     from botrun.core.secrets import Secrets
@@ -194,6 +198,23 @@ def build(
         has_dialin_secret=dialin_key is not None,
         insecure=insecure,
     )
+    cfg = load_config(config, list(transports()))
+    check_transport_tables(cfg, transports().values())
+    agent_key = agent_api_key(cfg.agent.url, secrets)
+    argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
+    if not argv:
+        raise UsageError("--bot-command is empty")
+    if not bot_command:
+        check_default_bot(cfg)
+    env = child_environment(
+        os.environ,
+        {
+            "DAILY_API_KEY": api_key,
+            "DAILY_API_URL": secrets.env("DAILY_API_URL"),
+            "ASSEMBLYAI_API_KEY": agent_key,
+        },
+    )
+    # Warnings only once everything is checked: a serve that cannot start says one line.
     if auth.access is Access.OPEN:
         log.warning(
             "%s is not set: the API%s is open to anyone who can reach %s",
@@ -207,19 +228,6 @@ def build(
         log.warning(
             "DAILY_DIALIN_SECRET is not set: /dialin needs the API token, which Daily cannot send"
         )
-    cfg = load_config(config, list(transports()))
-    agent_key = agent_api_key(cfg.agent.url, secrets)
-    argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
-    if not argv:
-        raise UsageError("--bot-command is empty")
-    env = child_environment(
-        os.environ,
-        {
-            "DAILY_API_KEY": api_key,
-            "DAILY_API_URL": secrets.env("DAILY_API_URL"),
-            "ASSEMBLYAI_API_KEY": agent_key,
-        },
-    )
     settings = ServeSettings(
         dialin_key=dialin_key,
         auth=auth,
@@ -236,6 +244,32 @@ def build(
     )
     api = DailyRest(api_key, base_url=secrets.env("DAILY_API_URL"))
     return create_app(settings, api, supervisor)
+
+
+def check_default_bot(cfg: BotConfig) -> None:
+    """What every default bot (``python -m botrun.bots.cli daily`` in this directory) would
+    fail on at once, checked before serve answers a call: the Daily SDK must import, and
+    the config's tools must load as the bot loads them (:func:`botrun.bots.runner.bot_tools`,
+    with this directory importable, as ``python -m`` makes it). A :class:`UsageError`
+    (exit 2, one line) otherwise."""
+    from botrun.bots.runner import bot_tools
+    from botrun.core.errors import ConfigError, UsageError
+    from botrun.transports.daily import sdk
+
+    try:
+        sdk.load()
+    except UsageError as exc:
+        raise UsageError(f"every bot would fail: {exc}") from None
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        bot_tools(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
 
 
 async def run_server(

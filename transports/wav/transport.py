@@ -50,6 +50,8 @@ class WavTransport(Transport):
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
         self.inputs = inputs
         self.output = output
+        #: The finished recording (set when the call ends): the command says where it is.
+        self.recorded: Path | None = None
         self.output_sample_rate = rate
         self.time_scale = speed
         self._events: TransportEvents | None = None
@@ -155,6 +157,7 @@ class WavTransport(Transport):
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+                self.recorded = self.output
                 log.info(
                     "recorded the bot to %s (%.1f s)",
                     self.output,
