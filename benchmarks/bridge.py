@@ -34,6 +34,12 @@ Figures, each against its target (DESIGN.md, "Performance bars"):
   bridges, its sink in another process): N sessions that only send the 20 ms
   ``input.audio`` messages the bridge sends. The bridge's net CPU per session divided by
   that floor is printed against the goal of 2x;
+* bridge-added latency each way, end to end (issue 15): inbound, participant A's last
+  sample of each 20 ms frame -> the ``input.audio`` message holding it handed to the socket
+  (websockets' ``Connection.send`` returned; the resampler's fixed 2.75 ms group delay is
+  not included); outbound, the first ``reply.audio`` of a reply off the socket -> the first
+  write into the SDK after it. Goal 30 ms each way, with zero pacer underruns and zero gaps
+  heard inside replies (the sink's own timeline: a write more than 5 ms after it ran dry);
 * peak RSS of the process (``ru_maxrss``), and the RSS before any session started (after
   loading SciPy, websockets and the agent client, so the difference is what sessions cost).
 
@@ -60,6 +66,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +90,8 @@ WARMUP_S = 1.0
 
 TARGET_P99_MS = 2.0
 TARGET_CPU_PCT = 1.0
-TARGET_STALE_MS = 40.0
+TARGET_STALE_MS = 20.0  # issue 15: max at 50 sessions
+TARGET_ADDED_MS = 30.0  # issue 15: bridge-added latency each way, zero pacer underruns
 TARGET_FLOOR_RATIO = 2.0  # bridge net CPU per session <= 2x what sending the audio costs
 
 
@@ -174,6 +182,7 @@ class SyntheticTransport(Transport):
         self.tone = tone
         self.phase_s = phase_s  # calls join at random moments: their 20 ms ticks are not aligned
         self.writes: list[tuple[float, int]] = []  # appended on the pacer thread only
+        self.ticks: list[float] = []  # monotonic time each 20 ms tick's frames were handed over
         self.frames_delivered = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -205,6 +214,7 @@ class SyntheticTransport(Transport):
             delay = t0 + t - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # late? deliver at once, as an SDK catching up does
+            self.ticks.append(time.monotonic())
             for pid in self.lines:
                 events.audio(pid, self._frame(pid, t), RATE)
                 self.frames_delivered += 1
@@ -234,6 +244,23 @@ class SyntheticTransport(Transport):
         return stale
 
 
+def sink_gaps(writes: list[tuple[float, int]], t_from: float) -> list[float]:
+    """Gaps heard inside replies: the sink plays chunks back to back from their arrival;
+    a write that comes more than 5 ms after the sink ran dry, but less than 300 ms after
+    (replies are at least a second apart: the user speaks, then the agent's 1 s
+    min_silence), is a reply's audio arriving too late: a gap the listener hears. Seconds."""
+    gaps = []
+    playing_until = None
+    for t, n in writes:
+        if playing_until is not None and t >= t_from:
+            dry = t - playing_until
+            if 0.005 < dry < 0.3:
+                gaps.append(dry)
+        start = t if playing_until is None else max(t, playing_until)
+        playing_until = start + n / 2 / RATE
+    return gaps
+
+
 def make_transport(
     bank: Bank, session: int, participants: int, seconds: float
 ) -> SyntheticTransport:
@@ -242,6 +269,105 @@ def make_transport(
 
 
 # ---------------------------------------------------------------------- measurement
+_HEAD = '{"type":"input.audio","audio":"'
+
+
+def _audio_bytes(message: str | bytes) -> int:
+    """PCM bytes in an ``input.audio`` message (from its base64 length)."""
+    if isinstance(message, bytes) and message.endswith(b'"}'):  # the client's own encoding
+        return (len(message) - len(_HEAD) - 2) * 3 // 4 - (message[-3] == 61) - (message[-4] == 61)
+    text = message.decode() if isinstance(message, bytes | bytearray) else str(message)
+    i = text.find('"audio":"') + 9
+    b64 = text[i : text.find('"', i)]
+    return len(b64) * 3 // 4 - b64.endswith("=") - b64.endswith("==")
+
+
+class WireProbe:
+    """Timestamps of the agent connections' traffic, per connection: when each
+    ``input.audio`` message has been handed to the socket (``send`` returned) and its PCM
+    size, and when each ``reply.started`` / ``reply.audio`` came off the socket (``recv``
+    returned). Installed on websockets' Connection class after the floor was measured, so
+    only the bridges' connections in this process are seen."""
+
+    def __init__(self) -> None:
+        self.sent: dict[int, list[tuple[float, int]]] = {}
+        self.received: dict[int, list[tuple[float, str]]] = {}
+
+    def install(self) -> None:
+        from websockets.asyncio.connection import Connection
+
+        send, recv = Connection.send, Connection.recv
+        sent, received = self.sent, self.received
+
+        async def timed_send(conn: Any, message: Any, *args: Any, **kwargs: Any) -> None:
+            await send(conn, message, *args, **kwargs)
+            head = message[:24]
+            if isinstance(head, bytes | bytearray | memoryview):
+                head = bytes(head).decode(errors="replace")
+            if head.startswith('{"type":"input.audio"'):
+                sent.setdefault(id(conn), []).append((time.monotonic(), _audio_bytes(message)))
+
+        async def timed_recv(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            message = await recv(conn, *args, **kwargs)
+            t = time.monotonic()
+            head = message[:40] if isinstance(message, str) else ""
+            if '"reply.audio"' in head:
+                received.setdefault(id(conn), []).append((t, "audio"))
+            elif '"reply.started"' in head:
+                received.setdefault(id(conn), []).append((t, "started"))
+            return message
+
+        Connection.send = timed_send  # type: ignore[method-assign,assignment]
+        Connection.recv = timed_recv  # type: ignore[method-assign,assignment]
+
+
+def inbound_latencies(
+    ticks: list[float], sent: list[tuple[float, int]], t_from: float, t_to: float
+) -> list[float]:
+    """Participant A's last sample of each 20 ms tick -> the input.audio message holding
+    what the bridge made of it handed to the socket, for ticks in [t_from, t_to). A's
+    16 kHz frame k becomes 24 kHz stream bytes up to 960 * (k + 1) (the resampler returns
+    whole 1 ms steps); A's track is the mix's timeline (both participants start together,
+    their frames arrive together), so the mixed stream's byte offsets are A's."""
+    if not sent:
+        return []
+    t_sent = np.array([t for t, _ in sent])
+    cum = np.cumsum([n for _, n in sent])
+    out = []
+    step = FRAME_BYTES * 3 // 2  # 24 kHz bytes per 20 ms frame at 16 kHz
+    for k, t in enumerate(ticks):
+        if not t_from <= t < t_to:
+            continue
+        i = int(np.searchsorted(cum, step * (k + 1)))
+        if i < len(cum):
+            out.append(float(t_sent[i] - t))
+    return out
+
+
+def outbound_latencies(
+    received: list[tuple[float, str]], writes: list[tuple[float, int]], t_from: float
+) -> list[float]:
+    """First ``reply.audio`` of each reply off the socket -> the first write into the SDK
+    after it (the pacer hands the reply's first sample over). A reply muted by a barge-in
+    before any of it played has no write within 0.5 s and is skipped."""
+    firsts = []
+    fresh = False
+    for t, kind in received:
+        if kind == "started":
+            fresh = True
+        elif fresh:
+            fresh = False
+            if t >= t_from:
+                firsts.append(t)
+    t_w = np.array([t for t, _ in writes])
+    out = []
+    for t in firsts:
+        i = int(np.searchsorted(t_w, t))
+        if i < len(t_w) and t_w[i] - t < 0.5:
+            out.append(float(t_w[i] - t))
+    return out
+
+
 class SharedStats(LatencyStats):
     """A bridge's latency stats that also feed one list shared by all sessions."""
 
@@ -369,6 +495,8 @@ async def run(args: argparse.Namespace) -> int:
     base_cpu = await baseline(bank, args.sessions, args.participants, args.baseline_seconds)
     floor = await measure_floor(args.sessions, args.floor_seconds)
     rss_before = rss_mb()
+    probe = WireProbe()
+    probe.install()
 
     proc = start_simulator()
     assert proc.stdout is not None
@@ -402,8 +530,13 @@ async def run(args: argparse.Namespace) -> int:
     for b in bridges:  # steady state only: drop connect-time and first-import samples
         b.metrics.inbound = SharedStats(inbound)
         b.metrics.outbound = SharedStats(outbound)
+    conns = {
+        i: id(getattr(s.bridge.client, "_ws", None)) for i, s in enumerate(sessions) if s.bridge
+    }
+    t_from = time.monotonic()
     c0, w0, k0, q0 = cpu_s(), time.perf_counter(), thread_cpu(), loop_runqueue_wait_s()
     await asyncio.sleep(args.seconds)
+    t_to = time.monotonic()
     cpu, wall, k1 = cpu_s() - c0, time.perf_counter() - w0, thread_cpu()
     queued = loop_runqueue_wait_s() - q0
     load1 = os.getloadavg()
@@ -429,7 +562,19 @@ async def run(args: argparse.Namespace) -> int:
     cpu_net = cpu_raw - cpu_base
     dropped = sum(getattr(x.client_stats, "audio_dropped_ms", 0.0) or 0.0 for x in summaries)
     underruns = sum(b.pacer.underruns for b in bridges if b.pacer is not None)
+    late_audio = sum(b.pacer.stats.late_audio for b in bridges if b.pacer is not None)
     chunks = sum(len(s.transport.writes) for s in sessions)
+    gaps = [g for s in sessions for g in sink_gaps(list(s.transport.writes), t_from)]
+    lat_in = [
+        x
+        for i, s in enumerate(sessions)
+        for x in inbound_latencies(s.transport.ticks, probe.sent.get(conns[i], []), t_from, t_to)
+    ]
+    lat_out = [
+        x
+        for i, s in enumerate(sessions)
+        for x in outbound_latencies(probe.received.get(conns[i], []), s.transport.writes, t_from)
+    ]
     frames = sum(s.transport.frames_delivered for s in sessions)
 
     print(
@@ -480,6 +625,20 @@ async def run(args: argparse.Namespace) -> int:
         f"  the event loop thread waited {1000 * queued / wall:.0f} ms per second for a CPU "
         "(runnable, not running: the machine's other work and this process's other threads)"
     )
+    print(
+        f"bridge-added latency, inbound (A's last sample of a frame -> the input.audio "
+        f"holding it handed to the socket): p50 {pct(lat_in, 50) * 1000:.1f} ms, "
+        f"p99 {pct(lat_in, 99) * 1000:.1f} ms, max {max(lat_in, default=0) * 1000:.1f} ms "
+        f"({len(lat_in)} frames; plus the resampler's fixed 2.75 ms group delay)"
+    )
+    print(
+        f"bridge-added latency, outbound (first reply.audio off the socket -> its first "
+        f"sample written to the SDK): p50 {pct(lat_out, 50) * 1000:.1f} ms, "
+        f"p99 {pct(lat_out, 99) * 1000:.1f} ms, max {max(lat_out, default=0) * 1000:.1f} ms "
+        f"({len(lat_out)} replies); pacer underruns {underruns} ({late_audio} of them "
+        f"audio that came after the sink ran dry); gaps heard inside "
+        f"replies {len(gaps)} (longest {max(gaps, default=0) * 1000:.0f} ms)"
+    )
     print(f"simulator process CPU (not counted above): {sim_cpu:.1f} s")
     print(floor.describe())
     if stale_ms:
@@ -511,6 +670,16 @@ async def run(args: argparse.Namespace) -> int:
     )
     if stale_ms:
         print(ratio_line("stale after barge-in (max)", max(stale_ms), TARGET_STALE_MS, "ms"))
+    if lat_in:
+        print(
+            ratio_line("added latency inbound (p99)", pct(lat_in, 99) * 1000, TARGET_ADDED_MS, "ms")
+        )
+    if lat_out:
+        print(
+            ratio_line("added latency outbound (max)", max(lat_out) * 1000, TARGET_ADDED_MS, "ms")
+        )
+    print(f"{'pacer underruns':34s} {underruns:8d}     target 0")
+    print(f"{'gaps heard inside replies':34s} {len(gaps):8d}     target 0")
     if n != 50:
         print("(the latency target is stated for 50 sessions; this run had", n, ")")
     if "Traceback" in err:

@@ -2,9 +2,10 @@
 
 Each session is one ``websockets`` client connection (opened as botrun's agent client opens
 it: no compression) that sends one ``input.audio`` message every 20 ms: 20 ms of PCM16 at
-24 kHz, base64 in JSON, encoded by :func:`botrun.core.protocol.encode`, exactly what the
-bridge's client sends. Sends follow an absolute 20 ms schedule per session, each session
-with its own random phase (calls start at random moments). Nothing else happens: no
+24 kHz, base64 in JSON, encoded by :func:`botrun.core.protocol.encode_input_audio` and sent
+as a text frame, exactly as the bridge's client sends it. Sends follow an absolute 20 ms
+schedule per session, each session with its own random phase (calls start at random
+moments). Nothing else happens: no
 meeting SDK, no resampling, no mixing, no reading from the agent. The receiving end is a
 sink in ANOTHER process (this script with ``--sink``) that reads and discards every
 message, so only the sending side is measured.
@@ -97,7 +98,7 @@ async def _sender(
 ) -> None:
     from websockets.asyncio.client import connect
 
-    from botrun.core.protocol import InputAudio, encode
+    from botrun.core.protocol import encode_input_audio
 
     async with connect(url, compression=None, max_size=None) as ws:
         period = FRAME_MS / 1000
@@ -109,7 +110,7 @@ async def _sender(
                 await asyncio.sleep(delay)
             elif delay < -period:
                 counts[1] += 1
-            await ws.send(encode(InputAudio(pcm[k % len(pcm)])))
+            await ws.send(encode_input_audio(pcm[k % len(pcm)]), text=True)
             counts[0] += 1
             k += 1
 

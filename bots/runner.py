@@ -136,7 +136,12 @@ def bot_tools(cfg: BotConfig) -> Any:
 
     pm = get_plugin_manager()
     plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
-    return load_tools(cfg.agent.tools, plugin_tools, timeout_s=cfg.agent.tool_timeout_s)
+    return load_tools(
+        cfg.agent.tools,
+        plugin_tools,
+        timeout_s=cfg.agent.tool_timeout_s,
+        max_result_bytes=cfg.agent.tool_result_max_bytes,
+    )
 
 
 async def call(

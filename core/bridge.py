@@ -2,8 +2,9 @@
 
 Data flow (see docs/architecture in DESIGN.md)::
 
-    transport thread --audio()--> call_soon_threadsafe --> InboundPath (resample 16k->24k,
-    listen policy, mix, batch chunk_ms) --> AgentClient.send_audio
+    transport thread --audio()--> Handoff (one loop wake-up per batch of frames) -->
+    InboundPath (resample 16k->24k, listen policy, mix, batch chunk_ms) -->
+    AgentClient.send_audio
     AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
     --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
 
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
+from .handoff import Handoff
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("botrun.bridge")
 
 Observer = Callable[[BridgeEvent], None]
+_Frame = tuple[str, bytes, int, float]  # participant, PCM16, rate, monotonic arrival
+_Call = tuple[None, Callable[..., None], tuple[Any, ...]]  # a call to make on the loop
 AGENT_RATE = 24000
 _SILENT_AFTER_S = 0.3  # no participant audio for this long: feed the agent silence
 _TICK_S = 0.1  # timers and the silence keep-alive; 10 wake-ups a second per call
@@ -113,10 +117,11 @@ class Bridge:
         # session's answers (client.state, core/session.py): the bridge keeps no copy.
         self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
         self._session_ready = False  # the current agent session has been ready at least once
-        self._reply_turn: Turn | None = None  # metrics: the turn whose reply is under way
+        self._cut_turns: list[Turn] = []  # metrics: replies whose session closed under them
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
-        self._turn: Turn | None = None
+        self._turn: Turn | None = None  # the user turn the next reply answers
+        self._reply_turn: Turn | None = None  # the turn of the reply in flight
         self._agent_partial = ""
         # timers
         self._empty_since: float | None = time.monotonic()
@@ -125,15 +130,16 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
+        self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
 
     # ------------------------------------------------------------------ any thread
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # loop already closed: call is over
-            loop.call_soon_threadsafe(fn, *args)
+        # Through the same hand-off as the audio frames, so a participant's last frames
+        # are never overtaken by their leave (or any event by audio sent before it).
+        handoff = self._audio_in
+        if handoff is not None:
+            handoff.put((None, fn, args))
 
     def participant_joined(self, participant_id: str, name: str | None = None) -> None:
         self._call(self._on_joined, str(participant_id), name)
@@ -146,7 +152,10 @@ class Bridge:
 
     def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
         # bytes() copies a bytearray/memoryview the SDK may reuse; bytes stay as they are.
-        self._call(self._on_audio, participant_id, bytes(pcm), sample_rate, time.perf_counter())
+        # No loop wake-up per frame: the loop takes every call's frames on a 10 ms clock.
+        handoff = self._audio_in
+        if handoff is not None:
+            handoff.put((participant_id, bytes(pcm), sample_rate, time.monotonic()))
 
     def ended(self, reason: str, error: str | None = None) -> None:
         self._call(self._on_ended, reason, error)
@@ -224,17 +233,52 @@ class Bridge:
         if (unmatched := self.roster.unmatched_listen()) is not None:
             log.warning("%s", unmatched)
 
-    def _on_audio(self, pid: str, pcm: bytes, rate: int, t_in: float) -> None:
-        if pid not in self._listened or self._inbound is None:
-            self._ignored_frames += 1  # the bot itself, unknown or not-listened participants
+    def _on_handoff(self, items: list[_Frame | _Call]) -> None:
+        """What the transport's threads handed over since the hand-off's last tick, in
+        order: audio frames (participant, PCM16, rate, monotonic arrival time) and calls
+        (participant events, ``ended``, the pacer's first-audio mark)."""
+        frames: list[_Frame] = []
+        for item in items:
+            if item[0] is not None:
+                frames.append(item)
+                continue
+            if frames:
+                self._on_audio(frames)
+                frames = []
+            _, fn, args = item
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("bridge: handling %s failed", getattr(fn, "__name__", fn))
+        if frames:
+            self._on_audio(frames)
+
+    def _on_audio(self, frames: list[_Frame]) -> None:
+        """Audio frames, in arrival order: the mixer lines voices up by when they arrived,
+        not by when the loop picked them up."""
+        inbound = self._inbound
+        if inbound is None:
             return
-        now = time.monotonic()
+        t_pick = time.perf_counter()  # processing latency counts from here: the hand-off
+        now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
+        heard = False
+        listened = self._listened
+        for pid, pcm, rate, arrived in frames:
+            if pid not in listened:
+                self._ignored_frames += 1  # the bot itself, unknown or not-listened people
+                continue
+            heard = True
+            pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
+            if pcm24:
+                self.roster.hear(pid, _energy(pcm24), self._user_speaking)
+        if not heard:
+            return
         self._last_heard = now
-        pcm24 = self._inbound.push(pid, pcm, rate, now)
-        if pcm24:
-            self.roster.hear(pid, _energy(pcm24), self._user_speaking)
         self._send_due(now)
-        self.metrics.inbound.add(time.perf_counter() - t_in)
+        took = time.perf_counter() - t_pick
+        for pid, _pcm, _rate, _arrived in frames:
+            if pid in listened:
+                self.metrics.inbound.add(took)
 
     def _send_due(self, now: float) -> None:
         """Send the mixed frames due at ``now``; if audio stays queued, come back when it
@@ -314,6 +358,10 @@ class Bridge:
         if client is None:
             return None
         self._user_speaking = False
+        if self._reply_turn is not None:  # its reply ends with the session: settled at the end
+            self._cut_turns.append(self._reply_turn)
+            if self._turn is self._reply_turn:
+                self._turn = None
         self._reply_turn = None
         self._awaiting_reply_since = None
         self._emit(ev.SESSION_STATE, state="closing")
@@ -387,20 +435,25 @@ class Bridge:
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
             self._agent_partial = ""
-            if self._turn is None or self._turn.first_audio_at is not None:
+            if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
             self._reply_turn = self._turn
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
             self._emit(ev.TRANSCRIPT_AGENT, text=self._agent_partial.strip(), final=False)
         elif isinstance(e, p.TranscriptAgent):
+            self._agent_partial = ""
             self._emit(ev.TRANSCRIPT_AGENT, text=e.text, interrupted=e.interrupted, final=True)
             if self.transcript:
                 self.transcript.write("agent", e.text, interrupted=e.interrupted)
         elif isinstance(e, p.ReplyDone):
+            # a reply with words but no final transcript (tool-call replies): record them
+            self._finish_agent_text(interrupted=e.status == "interrupted")
             self._on_reply_done(e.status == "interrupted")
         elif isinstance(e, p.ToolCall):
-            self._emit(ev.TOOL_CALL, name=e.name, arguments=e.arguments)
+            log.debug("agent called tool %s (%s)", e.name, e.call_id)
+        elif isinstance(e, p.ToolDone):
+            self._on_tool_done(e)
         elif isinstance(e, p.SessionReady):
             self._session_ready = True
             self.metrics.agent_answered = True
@@ -420,14 +473,67 @@ class Bridge:
             if name == "Reconnecting":
                 # The reply in flight is lost with the socket and no reply.done will come
                 # for it: what was already queued plays out, the turn state resets.
-                if self._turn is not None and self._turn is self._reply_turn:
-                    self.metrics.turns.append(self._turn)
+                turn, self._reply_turn = self._reply_turn, None
+                if turn is not None:
+                    self.metrics.turns.append(turn)
+                if self._turn is turn:
                     self._turn = None
-                self._reply_turn = None
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SESSION_STATE, state=name.lower(), detail=str(detail))
+
+    def _finish_agent_text(self, interrupted: bool) -> None:
+        """The words of the reply in flight that no final ``transcript.agent`` covered go to
+        the console and the transcript (at ``reply.done``, or marked interrupted when the
+        call ends mid-reply)."""
+        text, self._agent_partial = self._agent_partial.strip(), ""
+        if not text:
+            return
+        self._emit(ev.TRANSCRIPT_AGENT, text=text, interrupted=interrupted, final=True)
+        if self.transcript:
+            self.transcript.write("agent", text, interrupted=interrupted)
+
+    def _settle_report(self) -> None:
+        """At the end of the call, make the summary and the transcript agree with what reached
+        the transport: the reply in flight counts (interrupted) if its audio was played, its
+        words are recorded, and spoken time comes from the pacer, not from what was queued."""
+        cut, self._cut_turns = self._cut_turns, []
+        if self._reply_turn is not None:
+            cut.append(self._reply_turn)
+            self._reply_turn = None
+        for turn in cut:  # counted if any of its audio was played
+            if turn.sink_start_ms is not None and turn not in self.metrics.turns:
+                turn.interrupted = True
+                self.metrics.turns.append(turn)
+        self._finish_agent_text(interrupted=True)
+        if self.pacer is not None:
+            self.metrics.settle(self.pacer.stats.written_ms)
+
+    def _on_tool_done(self, e: Any) -> None:
+        """A tool call finished: report it (console, observers) and record it."""
+        from .secrets import redact
+
+        self._emit(
+            ev.TOOL_CALL,
+            call_id=e.call_id,
+            name=e.name,
+            arguments=e.arguments,
+            result=e.result,
+            error=redact(e.error) if e.error else None,
+            duration_ms=e.duration_ms,
+            truncated=e.truncated,
+        )
+        if self.transcript:
+            self.transcript.write_tool(
+                e.name,
+                e.arguments,
+                e.result,
+                call_id=e.call_id,
+                error=e.error,
+                duration_ms=e.duration_ms,
+                truncated=e.truncated,
+            )
 
     def _on_user_transcript(self, text: str) -> None:
         speaker = self.roster.loudest()
@@ -448,19 +554,19 @@ class Bridge:
             return
         t0 = time.perf_counter()
         out = self._out_rs.process(pcm24)
-        turn = self._turn
+        turn = self._reply_turn
         on_start = None
         if turn is not None and not turn.audio_queued:
             turn.audio_queued = True
+            pacer = self.pacer
 
-            def on_start(turn: Turn = turn) -> None:  # pacer thread
+            def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
                 t = time.monotonic()
+                turn.sink_start_ms = pacer.stats.written_ms
                 self._call(self._first_audio, turn, t)
 
         if out:
             self.pacer.put(out, on_start)
-            if turn is not None:
-                turn.reply_ms += len(out) / (2 * self.transport.output_sample_rate) * 1000
         self.metrics.outbound.add(time.perf_counter() - t0)
 
     def _first_audio(self, turn: Turn, t: float) -> None:
@@ -471,11 +577,12 @@ class Bridge:
     def _on_reply_done(self, interrupted: bool) -> None:
         if interrupted:
             self._barge_in("reply.done")
-        if self._turn is not None:
-            self._turn.interrupted = interrupted or self._turn.interrupted
-            self.metrics.turns.append(self._turn)
+        turn, self._reply_turn = self._reply_turn, None
+        if turn is not None:
+            turn.interrupted = interrupted or turn.interrupted
+            self.metrics.turns.append(turn)
+        if self._turn is turn:  # (a user turn that began during this reply stays pending)
             self._turn = None
-        self._reply_turn = None
         self._awaiting_reply_since = None
 
     def _barge_in(self, cause: str) -> None:
@@ -521,7 +628,11 @@ class Bridge:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
         limit = self.config.bridge.reply_timeout_s
-        if not self._replying() or now - self._reply_progress_at < limit:
+        # (_reply_turn: the bridge has itself seen the reply start, and so set its progress
+        # time; the client's state changes when the message arrives, before the bridge reads it)
+        if not self._replying() or self._reply_turn is None:
+            return
+        if now - self._reply_progress_at < limit:
             return
         log.warning(
             "the agent's reply made no progress for %.0f s without reply.done; treating it as over",
@@ -529,10 +640,12 @@ class Bridge:
         )
         if self.client is not None:
             self.client.abandon_reply()  # the session drops whatever of it still comes
-        if self._turn is not None:
-            self.metrics.turns.append(self._turn)
+        turn, self._reply_turn = self._reply_turn, None
+        if turn is not None:
+            self.metrics.turns.append(turn)
+        if self._turn is turn:
             self._turn = None
-        self._reply_turn = None
+        self._finish_agent_text(interrupted=True)
         self._awaiting_reply_since = None
 
     async def _watchdog(self) -> None:
@@ -595,6 +708,7 @@ class Bridge:
         from .inbound import InboundPath
 
         self._loop = asyncio.get_running_loop()
+        self._audio_in = Handoff(self._loop, self._on_handoff)
         t = self.transport
         self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
         self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
@@ -677,6 +791,8 @@ class Bridge:
         for what, res in zip(("agent session end", "leave"), results, strict=True):
             if isinstance(res, BaseException):
                 log.warning("%s did not complete cleanly: %s", what, _describe(res))
+        await asyncio.sleep(0)  # first-audio callbacks the pacer scheduled before it stopped
+        self._settle_report()
         if self.transcript:
             self.transcript.close()
 

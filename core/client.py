@@ -56,7 +56,6 @@ from .protocol import (
     SETUP_REFUSED,
     TRANSIENT,
     ClientEvent,
-    InputAudio,
     NewSession,
     Notice,
     ProtocolError,
@@ -72,15 +71,17 @@ from .protocol import (
     SessionReady,
     SpeechStarted,
     ToolCall,
+    ToolDone,
     ToolResult,
     UnknownEvent,
     decode,
     encode,
+    encode_input_audio,
     tool_payload,
 )
 from .secrets import mask_url, redact, register_secret
 from .session import SessionState
-from .tools import ToolRegistry, error_result
+from .tools import ToolOutcome, ToolRegistry, error_result
 
 log = logging.getLogger("botrun.agent")
 
@@ -756,11 +757,20 @@ class AgentClient:
 
     async def _run_tool(self, call: ToolCall) -> None:
         if self._tools is None:
-            result = error_result(f"no tools are configured (the agent asked for '{call.name}')")
+            message = f"no tools are configured (the agent asked for '{call.name}')"
+            outcome = ToolOutcome(call.name, call.arguments, error_result(message), message)
+        elif call.bad_arguments is not None:
+            outcome = self._tools.reject(call.name, call.arguments, call.bad_arguments)
         else:
-            result = await self._tools.call(call.name, call.arguments)
-        for action in self._state.add_tool_result(call.call_id, result):
+            outcome = await self._tools.run(call.name, call.arguments)
+        for action in self._state.add_tool_result(call.call_id, outcome.result):
             self._send_control(action)
+        o = outcome
+        self._emit(
+            ToolDone(
+                call.call_id, o.name, o.arguments, o.result, o.error, o.duration_ms, o.truncated
+            )
+        )
 
     def _pop_audio(self) -> bytes:
         parts = [self._audio.popleft()]
@@ -793,7 +803,7 @@ class AgentClient:
                 elif self._audio:
                     chunk = self._pop_audio()
                     try:
-                        await ws.send(encode(InputAudio(chunk)))
+                        await ws.send(encode_input_audio(chunk), text=True)
                     except ConnectionClosed:
                         self._audio.appendleft(chunk)
                         self._audio_bytes += len(chunk)

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from .defaults import DEFAULT_AGENT_URL
+from .defaults import DEFAULT_AGENT_URL, DEFAULT_TOOL_RESULT_MAX_BYTES
 from .errors import ConfigError
 from .secrets import register_url_credentials
 
@@ -85,6 +85,7 @@ class AgentConfig(_Model):
     input: AgentInput = Field(default_factory=AgentInput)
     tools: list[str] = Field(default_factory=list)
     tool_timeout_s: float = Field(10.0, gt=0, le=300)
+    tool_result_max_bytes: int = Field(DEFAULT_TOOL_RESULT_MAX_BYTES, ge=1024, le=512 * 1024)
     ready_timeout_s: float = Field(
         30.0,
         gt=0,
@@ -128,7 +129,13 @@ class BridgeConfig(_Model):
     idle_timeout_s: float = Field(300.0, ge=0, description="leave after this long with no humans")
     max_duration_s: float = Field(3 * 3600.0, gt=0)
     reconnect_buffer_s: float = Field(5.0, ge=0, le=120)
-    prebuffer_ms: int = Field(60, ge=0, le=1000, description="reply audio queued before playing")
+    prebuffer_ms: int = Field(
+        60,
+        ge=0,
+        le=1000,
+        description="most a new reply is held before playing (adaptive: a sender faster "
+        "than real time is played at once, a real-time one after 15 ms plus its jitter)",
+    )
 
 
 class BotSection(_Model):

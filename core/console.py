@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from . import events as ev
 from .events import BridgeEvent
@@ -59,8 +59,34 @@ class Console:
             detail = f": {d['detail']}" if d.get("detail") else ""
             return "info", f"agent {d.get('state')}{detail}", False
         if e.kind == ev.TOOL_CALL:
-            status = "failed" if d.get("error") else "ok"
-            return "info", f"  tool {d.get('name')}({d.get('arguments')}) {status}", False
+            return _tool_line(d)
         if e.kind == ev.ERROR:
             return "warn", f"error: {d.get('message')}", False
         return None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _tool_line(d: dict[str, Any]) -> tuple[str, str, bool]:
+    """``tool NAME(ARGS) -> RESULT (N ms)`` or ``tool NAME(ARGS) failed (N ms): WHY``, each
+    part kept short, secrets masked."""
+    import json
+
+    from .secrets import redact
+
+    try:
+        args = json.dumps(d.get("arguments"), ensure_ascii=False, default=str)
+    except ValueError:
+        args = str(d.get("arguments"))
+    call = f"tool {d.get('name')}({_short(args, 80)})"
+    notes = []
+    if d.get("duration_ms") is not None:
+        notes.append(f"{d['duration_ms']:.0f} ms")
+    if d.get("truncated"):
+        notes.append("result truncated")
+    took = f" ({', '.join(notes)})" if notes else ""
+    if d.get("error"):
+        return "warn", redact(f"  {call} failed{took}: {_short(str(d['error']))}"), False
+    return "info", redact(f"  {call} -> {_short(str(d.get('result', '')), 80)}{took}"), False

@@ -17,7 +17,9 @@ TURN_METRICS = "turn.metrics"  # latency_ms, reply_ms, interrupted
 # state: connecting|ready|reconnecting|resumed|newsession|ended|closing|closed; detail
 SESSION_STATE = "session.state"
 BARGE_IN = "barge_in"  # flushed_ms
-TOOL_CALL = "tool.call"  # name, arguments, result, error, duration_ms
+# a tool call finished: call_id, name, arguments, result (the JSON string the agent got),
+# error (str | None), duration_ms, truncated (the result was cut to its size limit)
+TOOL_CALL = "tool.call"
 ERROR = "error"  # message
 
 

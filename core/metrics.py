@@ -38,9 +38,10 @@ class Turn:
 
     speech_stopped_at: float | None = None
     first_audio_at: float | None = None  # first reply audio handed to the transport
-    reply_ms: float = 0.0  # audio length of the reply at the transport
+    reply_ms: float = 0.0  # audio of the reply that reached the transport (set at the end)
     interrupted: bool = False
     audio_queued: bool = False  # the first reply audio has been handed to the pacer
+    sink_start_ms: float | None = None  # audio the transport had got before this reply's
 
     @property
     def latency_ms(self) -> float | None:
@@ -59,6 +60,22 @@ class CallMetrics:
     started_at: float = field(default_factory=time.monotonic)
     #: None: no agent session was opened (nobody joined); False: one was, never ready.
     agent_answered: bool | None = None
+    spoken_ms: float | None = None  # all bot audio that reached the transport (set at the end)
+
+    def settle(self, spoken_ms: float) -> None:
+        """At the end of the call: ``spoken_ms`` is what the transport got in all; each
+        turn's ``reply_ms`` is what it got from that turn's first audio to the next turn's."""
+        self.spoken_ms = spoken_ms
+        for t in self.turns:
+            if t.sink_start_ms is None:
+                t.reply_ms = 0.0  # none of its audio reached the transport
+        started = sorted(
+            (t for t in self.turns if t.sink_start_ms is not None),
+            key=lambda t: t.sink_start_ms or 0.0,
+        )
+        ends = [t.sink_start_ms or 0.0 for t in started[1:]] + [spoken_ms]
+        for turn, end in zip(started, ends, strict=False):  # (both empty without audio)
+            turn.reply_ms = max(0.0, end - (turn.sink_start_ms or 0.0))
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -84,7 +101,10 @@ class CallMetrics:
                 f"response latency (you stop speaking -> bot audio out): median {mid:.0f} ms, "
                 f"min {lat[0]:.0f} ms, max {lat[-1]:.0f} ms"
             )
-        spoken = sum(t.reply_ms for t in self.turns) / 1000
+        spoken_ms = self.spoken_ms
+        if spoken_ms is None:
+            spoken_ms = sum(t.reply_ms for t in self.turns)
+        spoken = spoken_ms / 1000
         lines.append(f"bot spoke {spoken:.1f} s")
         lines.append(
             f"bridge processing: in {self.inbound.summary_ms()}; out {self.outbound.summary_ms()}"

@@ -192,6 +192,9 @@ class ToolCall:
     call_id: str
     name: str
     arguments: dict[str, Any]
+    #: Why the call's ``arguments`` are unusable (not a JSON object); ``arguments`` is then
+    #: empty and the call is answered with an error result instead of being run.
+    bad_arguments: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,20 @@ class NewSession:
 
 
 @dataclass(frozen=True)
+class ToolDone:
+    """A tool call finished: the result the agent gets (a JSON string), ``error`` (why there
+    is no real result, or None), how long it took and whether the result was cut to size."""
+
+    call_id: str
+    name: str
+    arguments: Any
+    result: str
+    error: str | None = None
+    duration_ms: float = 0.0
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class ReplyMuted:
     """The user started speaking over reply ``reply_id`` with ``interrupt_response`` on: the
     session drops the rest of its audio. Queued just before that ``input.speech.started``, so
@@ -277,7 +294,7 @@ class ReplyMuted:
     reply_id: str
 
 
-Notice = Reconnecting | Resumed | NewSession | ReplyMuted
+Notice = Reconnecting | Resumed | NewSession | ReplyMuted | ToolDone
 
 
 # -- encoding -------------------------------------------------------------------------------
@@ -311,7 +328,20 @@ def to_dict(event: ClientEvent) -> dict[str, Any]:
 
 def encode(event: ClientEvent) -> str:
     """JSON text of a client event, ready for a WebSocket text frame."""
+    if isinstance(event, InputAudio):
+        return encode_input_audio(event.audio).decode("ascii")
     return json.dumps(to_dict(event), separators=(",", ":"), ensure_ascii=False)
+
+
+_INPUT_AUDIO_HEAD = b'{"type":"input.audio","audio":"'
+
+
+def encode_input_audio(pcm: bytes) -> bytes:
+    """``input.audio`` for ``pcm`` as UTF-8 JSON bytes, to send as a text frame
+    (``ws.send(data, text=True)``): the same text as ``encode(InputAudio(pcm))`` without a
+    dict, ``json.dumps`` or a str round trip (2.8 us instead of 15.6 us for 20 ms at
+    24 kHz; it runs 50 times a second per call). Base64 never needs JSON escaping."""
+    return _INPUT_AUDIO_HEAD + binascii.b2a_base64(pcm, newline=False) + b'"}'
 
 
 def encode_server(event: ServerEvent) -> str:
@@ -439,6 +469,14 @@ def _audio(d: dict[str, Any], key: str, pcm16: bool) -> bytes:
     return pcm
 
 
+def _dec_tool_call(d: dict[str, Any]) -> ToolCall:
+    call_id, name = _str(d, "call_id", required=True), _str(d, "name", required=True)
+    try:
+        return ToolCall(call_id, name, _obj(d, "arguments"))
+    except _Bad as bad:  # answerable: the agent gets an error result instead of waiting
+        return ToolCall(call_id, name, {}, bad_arguments=str(bad))
+
+
 def _dec_ended(d: dict[str, Any]) -> SessionEnded:
     return SessionEnded(
         _num(d, "session_duration_seconds") or 0.0, _num(d, "audio_duration_seconds") or 0.0
@@ -463,9 +501,7 @@ _SERVER: dict[str, Callable[[dict[str, Any], bool], Any]] = {
         _str(d, "reply_id", ""), _str(d, "text", ""), _bool(d, "interrupted", False)
     ),
     "reply.done": lambda d, _: ReplyDone(_str(d, "reply_id", ""), _str(d, "status", "completed")),
-    "tool.call": lambda d, _: ToolCall(
-        _str(d, "call_id", required=True), _str(d, "name", required=True), _obj(d, "arguments")
-    ),
+    "tool.call": lambda d, _: _dec_tool_call(d),
     "session.error": lambda d, _: SessionError(
         _str(d, "code", required=True), _str(d, "message", ""), _opt_str(d, "param")
     ),

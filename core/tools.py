@@ -1,17 +1,25 @@
 """Tools: Python callables the voice agent may call, with JSON-Schema descriptions.
 
-A tool is a plain or async function. Its schema comes from its type hints and the ``Args:``
+A tool is a plain or async function its author marked with :func:`tool` (``from
+botrun.core.tools import tool``). Its schema comes from its type hints and the ``Args:``
 section of its docstring unless the author gives one (``@tool(parameters=...)``). Tools come
-from the config (``tools = ["package.module:function"]``) and from plugins (the
-``botrun_tools`` hook). :meth:`ToolRegistry.call` never raises: an unknown tool, bad
-arguments, an exception or a timeout become an error result the agent is told about, and every
-result is serialised to the JSON string the protocol wants.
+from the config (``tools = ["package.module:function"]``, which must name a marked function:
+a config line cannot hand an arbitrary callable such as ``os:system`` to a language model)
+and from plugins (the ``botrun_tools`` hook, whose functions the plugin author chose).
+
+:meth:`ToolRegistry.run` never raises (but for its own cancellation) and never lets a tool
+stop the process: an unknown tool, bad arguments, any exception (``SystemExit`` and
+``KeyboardInterrupt`` included), a timeout or a value JSON cannot carry become an error result
+the agent is told about; a result larger than ``max_result_bytes`` is cut with a note the
+agent can read. Sync tools run in daemon threads, so one that never returns cannot keep the
+process alive after the call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections.abc as abc
+import contextlib
 import dataclasses
 import enum
 import importlib
@@ -19,6 +27,8 @@ import inspect
 import json
 import logging
 import re
+import sys
+import threading
 import time
 import types
 import typing
@@ -26,6 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .defaults import DEFAULT_TOOL_RESULT_MAX_BYTES
 from .errors import ConfigError
 from .secrets import redact
 
@@ -35,6 +46,8 @@ ExecutionMode = Literal["interactive", "hold"]
 #: The attribute ``@tool`` sets on a function (also honoured for plugin tools).
 TOOL_ATTR = "__botrun_tool__"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+DEFAULT_MAX_RESULT_BYTES = DEFAULT_TOOL_RESULT_MAX_BYTES
+_MAX_ERROR_CHARS = 1000  # an exception's message is quoted up to this length
 
 
 @dataclass(frozen=True)
@@ -208,9 +221,10 @@ def tool(
     execution_mode: ExecutionMode | None = None,
     timeout_s: float | None = None,
 ) -> Any:
-    """Mark a function as a tool (optional: any function is usable as one). Use bare
-    (``@tool``) or with overrides (``@tool(execution_mode="hold", timeout_s=30)``). The
-    function stays callable as before; its spec is stored on it as ``__botrun_tool__``."""
+    """Mark a function as a tool the agent may call. Use bare (``@tool``) or with overrides
+    (``@tool(execution_mode="hold", timeout_s=30)``). The function stays callable as before;
+    its spec is stored on it as ``__botrun_tool__``. Only marked functions can be named in a
+    config's ``tools`` list."""
 
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
         spec = make_spec(
@@ -228,12 +242,11 @@ def tool(
 
 
 def as_spec(obj: Any, where: str) -> ToolSpec:
-    """A :class:`ToolSpec` from a spec, an ``@tool`` function or a plain callable;
-    ``where`` names the origin in the :class:`ConfigError` raised for anything else."""
-    if isinstance(obj, ToolSpec):
-        return obj
-    spec = getattr(obj, TOOL_ATTR, None)
-    if isinstance(spec, ToolSpec):
+    """A :class:`ToolSpec` from a spec, an ``@tool`` function or (from a plugin, whose author
+    chose it) a plain callable; ``where`` names the origin in the :class:`ConfigError` raised
+    for anything else."""
+    spec = marked_spec(obj)
+    if spec is not None:
         return spec
     if not callable(obj):
         raise ConfigError(f"tool {where}: not a function (got {type(obj).__name__})")
@@ -243,11 +256,29 @@ def as_spec(obj: Any, where: str) -> ToolSpec:
         raise ConfigError(f"tool {where}: {exc}") from None
 
 
+def marked_spec(obj: Any) -> ToolSpec | None:
+    """The spec of a :class:`ToolSpec` or of a function marked with :func:`tool`, else None."""
+    if isinstance(obj, ToolSpec):
+        return obj
+    try:
+        spec = getattr(obj, TOOL_ATTR, None)
+    except Exception:  # an object whose __getattr__ fails is not a tool
+        return None
+    return spec if isinstance(spec, ToolSpec) else None
+
+
 def import_tool(path: str) -> ToolSpec:
-    """Import ``"package.module:function"``; a bad path is a :class:`ConfigError` naming it."""
+    """Import ``"package.module:function"``; the function must be marked with :func:`tool`.
+    A bad path, a standard-library module or an unmarked callable is a :class:`ConfigError`
+    naming it."""
     mod_name, sep, attr = path.partition(":")
     if not sep or not mod_name or not attr:
         raise ConfigError(f"tool '{path}': expected 'package.module:function'")
+    if mod_name.partition(".")[0] in sys.stdlib_module_names:
+        raise ConfigError(
+            f"tool '{path}': '{mod_name}' is a standard-library module; a tool must be a "
+            "function of your own marked with @tool (from botrun.core.tools import tool)"
+        )
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
@@ -262,19 +293,28 @@ def import_tool(path: str) -> ToolSpec:
             obj = getattr(obj, part)
         except AttributeError:
             raise ConfigError(f"tool '{path}': module '{mod_name}' has no '{attr}'") from None
-    return as_spec(obj, f"'{path}'")
+    spec = marked_spec(obj)
+    if spec is not None:
+        return spec
+    if not callable(obj):
+        raise ConfigError(f"tool '{path}': not a function (got {type(obj).__name__})")
+    raise ConfigError(
+        f"tool '{path}': '{attr}' is not marked as a tool; decorate it with @tool "
+        "(from botrun.core.tools import tool) or offer it through the botrun_tools plugin hook"
+    )
 
 
 def load_tools(
     paths: Iterable[str] = (),
     extra: Iterable[Callable[..., Any] | ToolSpec] = (),
     timeout_s: float = 10.0,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> ToolRegistry:
     """Build the registry the bridge hands to the agent client: config paths first, then
     plugin-provided tools. Duplicate names are a :class:`ConfigError`."""
     specs = [import_tool(p) for p in paths]
     specs += [as_spec(obj, f"{getattr(obj, '__name__', obj)!r} from a plugin") for obj in extra]
-    return ToolRegistry(specs, timeout_s=timeout_s)
+    return ToolRegistry(specs, timeout_s=timeout_s, max_result_bytes=max_result_bytes)
 
 
 # -- running tools ---------------------------------------------------------------------------
@@ -296,13 +336,52 @@ def _default(obj: Any) -> Any:
 def to_json(value: Any) -> str:
     """A tool's return value as the JSON string ``tool.result`` carries (a returned ``str``
     becomes a JSON string literal; dataclasses, pydantic models and enums are converted;
-    anything else unknown falls back to ``str()``)."""
-    return json.dumps(value, default=_default, ensure_ascii=False)
+    anything else unknown falls back to ``str()``). ``NaN`` and infinities raise
+    ``ValueError``: JSON has no such numbers."""
+    return json.dumps(value, default=_default, ensure_ascii=False, allow_nan=False)
 
 
 def error_result(message: str) -> str:
     """The result the agent gets when a tool could not produce one."""
-    return json.dumps({"error": redact(message)}, ensure_ascii=False)
+    return json.dumps({"error": _short(redact(message))}, ensure_ascii=False)
+
+
+def _short(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def cap_result(result: str, limit: int, name: str) -> str:
+    """``result`` if it fits in ``limit`` UTF-8 bytes, else a JSON object (within the limit)
+    holding a note the agent can read and as much of the result's JSON text as fits."""
+    size = len(result.encode("utf-8"))
+    if size <= limit:
+        return result
+    note = (
+        f"The result of tool '{name}' was {size} bytes, more than the {limit} allowed; "
+        "'partial' holds its beginning (cut, so it is not complete JSON)."
+    )
+    keep = limit
+    while keep > 0:
+        partial = result.encode("utf-8")[:keep].decode("utf-8", errors="ignore")
+        out = json.dumps({"truncated": True, "note": note, "partial": partial}, ensure_ascii=False)
+        over = len(out.encode("utf-8")) - limit
+        if over <= 0:
+            return out
+        keep -= over
+    return json.dumps({"truncated": True, "note": note}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """One finished tool call: the ``result`` sent to the agent (a JSON string), ``error``
+    (why there is no real result, or None) and how long it took."""
+
+    name: str
+    arguments: Any
+    result: str
+    error: str | None = None
+    duration_ms: float = 0.0
+    truncated: bool = False  # the result was cut to the size limit
 
 
 @dataclass
@@ -310,13 +389,67 @@ class ToolStats:
     calls: int = 0
     errors: int = 0
     timeouts: int = 0
+    truncated: int = 0
+    abandoned_threads: int = 0  # sync tools still running after their timeout
+
+
+_TIMED_OUT = TimeoutError("timed out")  # marks our own timeout apart from a tool's TimeoutError
+
+
+class _Failed:
+    """What a tool raised (any BaseException), carried out of its thread or task."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _start_in_thread(
+    func: Callable[..., Any], arguments: dict[str, Any], name: str
+) -> asyncio.Future[Any]:
+    """Run ``func(**arguments)`` in a new daemon thread; the future gets its value or a
+    :class:`_Failed`. A daemon thread never blocks interpreter exit, so a tool that hangs
+    cannot keep the process alive after the call (the default executor's threads would)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any) -> None:
+        if not fut.done():
+            fut.set_result(value)
+
+    def work() -> None:
+        try:
+            value: Any = func(**arguments)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt... belong to the tool
+            value = _Failed(exc)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(settle, value)
+
+    threading.Thread(target=work, name=f"tool-{name}", daemon=True).start()
+    return fut
+
+
+async def _guarded(awaitable: Any) -> Any:
+    """Await a tool's coroutine; anything it raises (but cancellation) becomes a
+    :class:`_Failed`, so SystemExit/KeyboardInterrupt never escape a task to the loop."""
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        return _Failed(exc)
 
 
 class ToolRegistry:
-    """The tools of one bot, by name; :meth:`call` runs one safely."""
+    """The tools of one bot, by name; :meth:`run` runs one safely."""
 
-    def __init__(self, specs: Iterable[ToolSpec] = (), timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        specs: Iterable[ToolSpec] = (),
+        timeout_s: float = 10.0,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    ) -> None:
         self.timeout_s = timeout_s
+        self.max_result_bytes = max_result_bytes
         self._by_name: dict[str, ToolSpec] = {}
         for spec in specs:
             if spec.name in self._by_name:
@@ -342,48 +475,131 @@ class ToolRegistry:
         return self._by_name.get(name)
 
     async def call(self, name: str, arguments: dict[str, Any]) -> str:
-        """Run tool ``name`` with ``arguments``; returns the JSON string for ``tool.result``.
+        """Run tool ``name``; the JSON string for ``tool.result`` (see :meth:`run`)."""
+        return (await self.run(name, arguments)).result
 
-        Sync tools run in a worker thread (the event loop keeps serving audio); async tools
-        are awaited. Never raises except for cancellation: failures become
-        ``{"error": "..."}`` results so the agent can tell the user."""
+    def reject(self, name: str, arguments: Any, reason: str) -> ToolOutcome:
+        """The outcome of a call that cannot run (e.g. its arguments are not an object)."""
+        self.stats.calls += 1
+        self.stats.errors += 1
+        log.warning("tool call %s not run: %s", name, reason)
+        message = f"tool '{name}': {reason}"
+        return ToolOutcome(name, arguments, error_result(message), redact(message))
+
+    async def run(self, name: str, arguments: Any) -> ToolOutcome:
+        """Run tool ``name`` with ``arguments``.
+
+        Sync tools run in a daemon thread (the event loop keeps serving audio); async tools
+        are awaited. Never raises except for cancellation: failures become ``{"error": ...}``
+        results so the agent can tell the user, and the outcome says what happened."""
+        started = time.perf_counter()
         self.stats.calls += 1
         spec = self._by_name.get(name)
+
+        def failed(message: str, timed_out: bool = False) -> ToolOutcome:
+            if timed_out:
+                self.stats.timeouts += 1
+            else:
+                self.stats.errors += 1
+            ms = (time.perf_counter() - started) * 1000
+            return ToolOutcome(name, arguments, error_result(message), _short(redact(message)), ms)
+
         if spec is None:
-            self.stats.errors += 1
             known = ", ".join(self._by_name) or "none"
             log.warning("agent called unknown tool %r (known: %s)", name, known)
-            return error_result(f"unknown tool '{name}' (available: {known})")
+            return failed(f"unknown tool '{name}' (available: {known})")
         if not isinstance(arguments, dict):
-            self.stats.errors += 1
-            return error_result(f"tool '{name}': arguments must be an object")
+            return failed(
+                f"tool '{name}': arguments must be an object, got {type(arguments).__name__}"
+            )
         try:
             inspect.signature(spec.func).bind(**arguments)
         except TypeError as exc:
-            self.stats.errors += 1
             log.warning("tool %s called with bad arguments %s: %s", name, arguments, exc)
-            return error_result(f"tool '{name}' got bad arguments: {exc}")
+            return failed(f"tool '{name}' got bad arguments: {exc}")
+        except ValueError:  # no signature to check (some builtins): let the call decide
+            pass
         timeout = spec.timeout_s or self.timeout_s
-        started = time.perf_counter()
-        try:
-            if inspect.iscoroutinefunction(spec.func):
-                value = await asyncio.wait_for(spec.func(**arguments), timeout)
-            else:
-                value = await asyncio.wait_for(asyncio.to_thread(spec.func, **arguments), timeout)
-                if inspect.isawaitable(value):  # a sync wrapper that returned a coroutine
-                    value = await asyncio.wait_for(value, timeout)
-        except TimeoutError:
-            self.stats.timeouts += 1
-            log.warning("tool %s timed out after %.1f s", name, timeout)
-            return error_result(f"tool '{name}' timed out after {timeout:g} s")
-        except Exception as exc:
-            self.stats.errors += 1
-            log.warning("tool %s failed: %s: %s", name, type(exc).__name__, exc, exc_info=True)
-            return error_result(f"tool '{name}' failed: {type(exc).__name__}: {exc}")
+        value = await self._execute(spec, arguments, timeout)
+        if isinstance(value, _Failed):
+            raised = value.exc
+            if raised is _TIMED_OUT:
+                log.warning("tool %s timed out after %.1f s", name, timeout)
+                return failed(f"tool '{name}' timed out after {timeout:g} s", timed_out=True)
+            log.warning(
+                "tool %s failed: %s: %s",
+                name,
+                type(raised).__name__,
+                _short(str(raised)),
+                exc_info=(type(raised), raised, raised.__traceback__),
+            )
+            return failed(f"tool '{name}' failed: {type(raised).__name__}: {raised}")
         try:
             result = to_json(value)
-        except (TypeError, ValueError) as exc:
-            self.stats.errors += 1
-            return error_result(f"tool '{name}' returned a value that is not JSON: {exc}")
-        log.debug("tool %s ok in %.0f ms", name, (time.perf_counter() - started) * 1000)
-        return result
+        except ValueError as exc:
+            if "Out of range float" in str(exc):
+                return failed(
+                    f"tool '{name}' returned a number JSON cannot carry (NaN or infinity)"
+                )
+            return failed(f"tool '{name}' returned a value that is not JSON: {exc}")
+        except BaseException as exc:  # a __str__/model_dump of the tool's that fails
+            return failed(
+                f"tool '{name}' returned a value that is not JSON: {type(exc).__name__}: {exc}"
+            )
+        capped = cap_result(result, self.max_result_bytes, name)
+        truncated = capped is not result
+        if truncated:
+            self.stats.truncated += 1
+            log.warning(
+                "tool %s returned %d bytes; sent the first part (limit %d bytes)",
+                name,
+                len(result.encode("utf-8")),
+                self.max_result_bytes,
+            )
+        ms = (time.perf_counter() - started) * 1000
+        log.debug("tool %s ok in %.0f ms", name, ms)
+        return ToolOutcome(name, arguments, capped, None, ms, truncated)
+
+    async def _execute(self, spec: ToolSpec, arguments: dict[str, Any], timeout: float) -> Any:
+        """The tool's return value, or a :class:`_Failed` (``_TIMED_OUT`` on a timeout)."""
+        deadline = time.monotonic() + timeout
+        if inspect.iscoroutinefunction(spec.func):
+            try:
+                coro = spec.func(**arguments)
+            except BaseException as exc:
+                return _Failed(exc)
+            return await self._await(coro, deadline, spec.name)
+        fut = _start_in_thread(spec.func, arguments, spec.name)
+        try:
+            done, _ = await asyncio.wait({fut}, timeout=timeout)
+        finally:
+            if not fut.done():
+                fut.cancel()
+        if not done:
+            self.stats.abandoned_threads += 1
+            log.warning(
+                "tool %s is still running after %g s; its thread is left behind (it cannot "
+                "be stopped) and its result will be ignored",
+                spec.name,
+                timeout,
+            )
+            return _Failed(_TIMED_OUT)
+        value = fut.result()
+        if inspect.isawaitable(value):  # a sync wrapper that returned a coroutine
+            return await self._await(value, deadline, spec.name)
+        return value
+
+    async def _await(self, awaitable: Any, deadline: float, name: str) -> Any:
+        """Await a tool's coroutine in its own task until ``deadline``. On timeout the task is
+        cancelled but not waited for: a tool that ignores cancellation cannot hold the call."""
+        task = asyncio.ensure_future(_guarded(awaitable))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            if not task.done():
+                task.cancel()
+        if not done:
+            return _Failed(_TIMED_OUT)
+        if task.cancelled():  # the tool itself raised CancelledError
+            return _Failed(asyncio.CancelledError("the tool was cancelled"))
+        return task.result()

@@ -54,8 +54,10 @@ class Transport(ABC):
     #: Sample rate the audio sink expects (the meeting rate of the bot's voice).
     output_sample_rate: int = 16000
     #: Chunk the pacer writes, in ms (a multiple of 10).
-    output_chunk_ms: int = 20
-    #: How many chunks the pacer keeps inside the sink at most (bounds barge-in staleness).
+    output_chunk_ms: int = 10
+    #: How many chunks the pacer keeps inside the sink at most. For a sink without
+    #: :meth:`flush_audio` this bounds the stale audio heard after a barge-in: at most
+    #: ``output_max_ahead * output_chunk_ms`` (the default 2 x 10 ms: 20 ms).
     output_max_ahead: int = 2
     #: How many times faster than real time the meeting runs. Only simulated transports
     #: (the WAV transport's ``--speed``) change it; the pacer's clock follows it.

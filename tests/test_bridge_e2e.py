@@ -91,6 +91,7 @@ async def run_wav_call(
     scenario: Scenario | None = None,
     transcript: Path | None = None,
     tools: Any = None,
+    observers: list[Any] | None = None,
 ) -> tuple[CallSummary, np.ndarray, Simulator, Recorder, RecordingWav]:
     from botrun.transports.wav.wavio import read_wav_mono16
 
@@ -108,7 +109,7 @@ async def run_wav_call(
             api_key=None,
             transcript=transcript,
             tools=tools,
-            observers=[rec],
+            observers=[rec, *(observers or [])],
             console=False,
             install_signal_handlers=False,
         )
@@ -172,7 +173,10 @@ async def test_speech_round_trip_is_clean_and_aligned(tmp_path: Path, voices: di
     # a rate mix-up or one dropped/duplicated 20 ms frame gives < 3 dB, a half-sample
     # misalignment ~10 dB, inserted padding or int16 clipping < 15 dB.
     assert corr_sent > 0.99
-    assert snr_db(source, spoken) > 25.0
+    # The reply's last 2.75 ms stay inside the outbound resampler (its group delay; nothing
+    # flushes it at a reply's end), so the bot's voice may end that much short of the echo.
+    assert len(source) - len(spoken) <= 44
+    assert snr_db(source[: len(spoken)], spoken) > 25.0
     # The bot answers after the participant finished, never over them, and the recording
     # holds its whole voice from there on (a chunk written late only moves it later).
     first_write = transport.writes[0][0]

@@ -311,18 +311,18 @@ async def test_a_failing_writer_is_logged_and_the_client_reconnects(
     # socket alive. Now the error is logged and the socket replaced; no audio is lost.
     import botrun.core.client as client_mod
     from botrun.core.client import AgentClient
-    from botrun.core.protocol import InputAudio, Reconnecting, Resumed, SessionReady, SessionResume
+    from botrun.core.protocol import Reconnecting, Resumed, SessionReady, SessionResume
 
-    real_encode = client_mod.encode
+    real_encode = client_mod.encode_input_audio  # the writer's input.audio encoder
     failures = []
 
-    def encode_once_broken(ev: Any) -> str:
-        if isinstance(ev, InputAudio) and not failures:
-            failures.append(ev)
+    def encode_once_broken(pcm: bytes) -> bytes:
+        if not failures:
+            failures.append(pcm)
             raise RuntimeError("encoder broke")
-        return real_encode(ev)
+        return real_encode(pcm)
 
-    monkeypatch.setattr(client_mod, "encode", encode_once_broken)
+    monkeypatch.setattr(client_mod, "encode_input_audio", encode_once_broken)
 
     async def second(conn: Conn) -> None:
         assert await conn.next() == SessionResume("sess-1")

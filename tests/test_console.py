@@ -20,7 +20,26 @@ CALL = [
     BridgeEvent(
         ev.TRANSCRIPT_USER, {"text": "where is my order", "final": True, "participant_name": "Ann"}
     ),
-    BridgeEvent(ev.TOOL_CALL, {"name": "lookup_order", "arguments": {"order_id": "A1"}}),
+    BridgeEvent(
+        ev.TOOL_CALL,
+        {
+            "name": "lookup_order",
+            "arguments": {"order_id": "A1"},
+            "result": '{"found": true}',
+            "error": None,
+            "duration_ms": 12.3,
+        },
+    ),
+    BridgeEvent(
+        ev.TOOL_CALL,
+        {
+            "name": "lookup_order",
+            "arguments": {"order_id": "B2"},
+            "result": '{"error": "..."}',
+            "error": "tool 'lookup_order' timed out after 5 s",
+            "duration_ms": 5001.0,
+        },
+    ),
     BridgeEvent(ev.TRANSCRIPT_AGENT, {"text": "It ships", "final": False}),
     BridgeEvent(ev.TURN_METRICS, {"latency_ms": 812.4}),
     BridgeEvent(
@@ -46,7 +65,9 @@ def test_plain_output_is_one_timestamped_line_per_final_event() -> None:
         "agent ready: sess_1",
         "… Ann is speaking",
         "Ann: where is my order",
-        "  tool lookup_order({'order_id': 'A1'}) ok",
+        '  tool lookup_order({"order_id": "A1"}) -> {"found": true} (12 ms)',
+        '  tool lookup_order({"order_id": "B2"}) failed (5001 ms): '
+        "tool 'lookup_order' timed out after 5 s",
         "  (reply after 812 ms)",
         "bot: It ships today [interrupted]",
         "  (interrupted: dropped 420 ms)",

@@ -199,7 +199,7 @@ def cancel_drain(bridge: Bridge) -> None:
 
 def talk(bridge: Bridge, pid: str, chunks: list[bytes]) -> None:
     for c in chunks:
-        bridge._on_audio(pid, c, IN_RATE, time.perf_counter())
+        bridge._on_audio([(pid, c, IN_RATE, time.monotonic())])
 
 
 async def test_bridge_sends_a_sole_leavers_last_words_when_they_leave() -> None:
@@ -250,3 +250,29 @@ async def test_bridge_keepalive_silence_follows_the_tail_never_precedes_it() -> 
     np.testing.assert_array_equal(got[: len(body)], body)
     assert not got[len(body) :].any()
     assert len(got) % OUT_FRAME == 0
+
+
+async def test_a_leave_never_overtakes_the_leavers_last_frames() -> None:
+    """Frames and participant events from the transport's thread reach the loop in the
+    order they were handed over: the leave comes after the last words, which are sent."""
+    from botrun.core.handoff import Handoff
+
+    client = RecordingClient()
+    bridge = bridge_with(client, max_lag_ms=500)
+    bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge._on_handoff)
+    bridge._on_joined("a", "Ann")
+    chunks = pieces(speech16(1010))
+    # computed first: it also designs the resampler's filter (once per process, slow), which
+    # must not delay the frames below past the mixer's max_lag after their arrival stamps
+    expected = padded(chunked_ref(chunks, flush=True))
+    handoff = bridge._audio_in
+    bridge.audio("a", chunks[0], IN_RATE)  # the hand-off's clock starts with the first frame
+    while handoff.pending:
+        await asyncio.sleep(0.001)
+    assert handoff._inbox.ticking  # later frames wait for its next tick: no wake-up each
+    for c in chunks[1:]:  # as the SDK thread does: audio(), then the leave
+        bridge.audio("a", c, IN_RATE)
+    bridge.participant_left("a", "hung up")
+    got = await client.until(2 * len(expected), timeout=5.0)
+    np.testing.assert_array_equal(got, expected)
+    cancel_drain(bridge)

@@ -290,8 +290,9 @@ class SteppedClock:
 
 
 def test_prebuffer_holds_a_new_stream_until_enough_is_queued(make_pacer) -> None:
-    """A sender pacing 50 ms pieces in real time: with a 100 ms pre-buffer the first write
-    waits for the second piece, and the stream then plays out with no padding inserted.
+    """A sender pacing 50 ms pieces in real time: with a 100 ms hold (margin_ms as large
+    as the pre-buffer) the first write waits for the second piece, and the stream then
+    plays out with no padding inserted.
 
     The clock is stepped by the test, 5 ms at a time, and each step waits until the pacer
     has written what is due (a real-time sender late by 50 ms on a loaded machine would
@@ -300,7 +301,7 @@ def test_prebuffer_holds_a_new_stream_until_enough_is_queued(make_pacer) -> None
     the clock, so that pause cannot turn a correct pacer into a failure."""
     clock = SteppedClock()
     sink = RecordingSink()
-    pacer = make_pacer(sink, max_ahead=2, prebuffer_ms=100, clock=clock)
+    pacer = make_pacer(sink, max_ahead=2, prebuffer_ms=100, margin_ms=100, clock=clock)
     pacer.start()
     audio = numbered(300)
     piece = len(audio) // 6
@@ -327,10 +328,11 @@ def test_prebuffer_holds_a_new_stream_until_enough_is_queued(make_pacer) -> None
 
 
 def test_prebuffer_time_limit_starts_a_short_stream(make_pacer) -> None:
-    """A stream that never fills the pre-buffer starts once prebuffer_ms has passed."""
+    """A stream that never fills the pre-buffer starts once its hold has passed (here the
+    whole pre-buffer: margin_ms as large)."""
     clock = SteppedClock()
     sink = RecordingSink()
-    pacer = make_pacer(sink, prebuffer_ms=100, clock=clock)
+    pacer = make_pacer(sink, prebuffer_ms=100, margin_ms=100, clock=clock)
     pacer.start()
     pacer.put(numbered(40))
     clock.advance(0.098)
@@ -365,3 +367,142 @@ def test_partial_chunk_waits_for_more_audio_until_the_sink_runs_dry(make_pacer) 
     wait_for(lambda: sink.calls == 3)
     assert sink.data == numbered(50) + bytes(CHUNK_BYTES // 2)
     assert pacer.stats.padded_ms == pytest.approx(10)
+
+
+# -- adaptive pre-buffer: the hold of a new stream follows the sender's timing -------------
+# put() measures the deficits and sets the next stream's hold; flush() ends a stream, so
+# these need no pacer thread and run entirely on the stepped clock.
+
+
+def stream(pacer: OutboundPacer, clock: SteppedClock, arrivals_ms: list[float], ms: int) -> None:
+    """One stream: pieces of ``ms`` arriving at ``arrivals_ms`` (from its start), then a
+    barge-in ends it."""
+    t = 0.0
+    for at in arrivals_ms:
+        clock.advance((at - t) / 1000)
+        t = at
+        pacer.put(numbered(ms))
+    pacer.flush()
+
+
+def test_the_first_stream_assumes_a_real_time_sender_and_holds_only_the_margin() -> None:
+    pacer = OutboundPacer(
+        RecordingSink(), RATE, prebuffer_ms=60, margin_ms=15, clock=SteppedClock()
+    )
+    assert pacer.start_delay_ms == pytest.approx(15)
+
+
+def test_a_sender_faster_than_real_time_makes_the_next_stream_start_at_once() -> None:
+    clock = SteppedClock()
+    pacer = OutboundPacer(RecordingSink(), RATE, prebuffer_ms=60, margin_ms=15, clock=clock)
+    stream(pacer, clock, [0, 1, 2, 3, 4], ms=40)  # 200 ms of audio within 4 ms
+    pacer.put(numbered(40))
+    assert pacer.start_delay_ms == 0
+
+
+def test_a_real_time_sender_is_held_for_its_jitter_plus_the_margin() -> None:
+    clock = SteppedClock()
+    pacer = OutboundPacer(RecordingSink(), RATE, prebuffer_ms=60, margin_ms=15, clock=clock)
+    stream(pacer, clock, [0, 50, 104, 150], ms=50)  # the third piece 4 ms late
+    pacer.put(numbered(50))
+    assert pacer.start_delay_ms == pytest.approx(19, abs=0.1)
+
+
+def test_a_late_sender_is_held_at_most_the_pre_buffer() -> None:
+    clock = SteppedClock()
+    pacer = OutboundPacer(RecordingSink(), RATE, prebuffer_ms=60, margin_ms=15, clock=clock)
+    stream(pacer, clock, [0, 60, 120, 180], ms=20)  # 20 ms every 60 ms: 120 ms behind
+    pacer.put(numbered(20))
+    assert pacer.start_delay_ms == pytest.approx(60)
+    stream(pacer, clock, [0, 1], ms=100)  # it caught up: the next hold shrinks again
+    pacer.put(numbered(20))
+    assert pacer.start_delay_ms == 0
+
+
+def test_prebuffer_zero_never_holds() -> None:
+    clock = SteppedClock()
+    pacer = OutboundPacer(RecordingSink(), RATE, prebuffer_ms=0, margin_ms=15, clock=clock)
+    assert pacer.start_delay_ms == 0
+    stream(pacer, clock, [0, 80, 160], ms=20)
+    pacer.put(numbered(20))
+    assert pacer.start_delay_ms == 0
+
+
+def test_a_real_time_stream_starts_after_the_margin_and_plays_without_gaps(make_pacer) -> None:
+    """The simulator's timing (50 ms pieces in real time), first stream: the first write
+    comes margin_ms after the first piece (not after a second piece or the whole
+    pre-buffer), and the stream plays out whole, with no padding and no underrun."""
+    clock = SteppedClock()
+    sink = RecordingSink()
+    pacer = make_pacer(sink, max_ahead=2, prebuffer_ms=60, margin_ms=15, clock=clock)
+    pacer.start()
+    audio = numbered(300)
+    piece = len(audio) // 6
+
+    def caught_up() -> bool:
+        return pacer.pending_ms < CHUNK_MS or pacer.in_sink_ms > CHUNK_MS
+
+    pacer.put(audio[:piece])
+    clock.advance(0.010)
+    time.sleep(0.05)
+    assert sink.calls == 0  # 10 ms of its 15 ms hold
+    for step in range(1, 4 * 10 + 20):  # 5 ms steps
+        clock.advance(0.005)
+        if step % 10 == 8 and step // 10 < 5:  # 50 ms after the previous piece
+            k = 1 + step // 10
+            pacer.put(audio[k * piece : (k + 1) * piece])
+        if step == 1:
+            wait_for(lambda: sink.calls >= 1)  # 15 ms: it started
+        wait_for(caught_up)
+    pacer.close(drain=True, timeout=5.0)
+    assert sink.data == audio
+    assert pacer.stats.padded_ms == 0
+    assert pacer.underruns == 0
+
+
+def test_audio_arriving_just_after_the_sink_ran_dry_continues_the_stream_at_once(
+    make_pacer,
+) -> None:
+    """A late piece of a playing stream is written at once and counted as an underrun; it
+    is not held like a new stream (that would lengthen the gap). Audio arriving long after
+    the sink ran dry is a new stream and is held again."""
+    clock = SteppedClock()
+    sink = RecordingSink()
+    pacer = make_pacer(sink, max_ahead=2, prebuffer_ms=60, margin_ms=15, clock=clock)
+    pacer.start()
+    pacer.put(numbered(40))
+    clock.advance(0.015)  # the hold
+    wait_for(lambda: sink.calls == 2)
+    clock.advance(0.040 + 0.010)  # both chunks played, then 10 ms of silence
+    time.sleep(0.05)
+    pacer.put(numbered(20, first=641))  # the stream's next piece, late
+    wait_for(lambda: sink.calls == 3)  # written without a new hold (the clock stood still)
+    assert pacer.underruns == 1 and pacer.stats.late_audio == 1
+    assert sink.data == numbered(60)
+    clock.advance(0.020 + 0.300)  # played; the sink has been dry for 300 ms
+    pacer.put(numbered(20, first=961))
+    time.sleep(0.05)
+    # a new stream, held: the last one's second piece came 65 ms after its start with 40 ms
+    # before it (a 25 ms deficit), plus the 15 ms margin
+    assert sink.calls == 3
+    assert pacer.start_delay_ms == pytest.approx(40, abs=0.1)
+    clock.advance(0.040)
+    wait_for(lambda: sink.calls == 4)
+    assert pacer.underruns == 1
+
+
+def test_written_ms_counts_audio_that_reached_the_sink_not_padding_or_flushed(
+    make_pacer,
+) -> None:
+    # 400 ms flushed before the pacer runs; then 70 ms: three full chunks and a 10 ms tail
+    # padded to a fourth
+    sink = RecordingSink()
+    pacer = make_pacer(sink)
+    pacer.put(numbered(400))
+    pacer.flush()
+    pacer.put(numbered(70))
+    pacer.start()
+    wait_for(lambda: pacer.written_chunks == 4)
+    assert pacer.stats.written_ms == pytest.approx(70.0)
+    assert pacer.stats.padded_ms == pytest.approx(10.0)
+    assert sum(len(w) for w in sink.writes) == 4 * CHUNK_BYTES

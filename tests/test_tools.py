@@ -180,6 +180,7 @@ def test_make_spec_validates(kw: dict, msg: str) -> None:
 def tool_module() -> Any:
     mod = types.ModuleType("botrun_test_toolmod")
 
+    @tool
     def greet(name: str) -> str:
         """Say hello."""
         return f"hello {name}"

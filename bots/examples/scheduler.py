@@ -3,8 +3,8 @@
 Run it with any transport, e.g. ``botrun agora --channel NAME --config configs/scheduler.toml``.
 Opening hours come from a small bundled file (``data/schedule.json``); bookings are kept in
 memory for the life of the process (a real bot would write to its calendar here). The tools
-are plain functions, so the runner calls them in a worker thread; a lock keeps two bookings
-from taking the same slot.
+are plain functions marked with ``@tool``, so the runner calls them in a worker thread; a lock
+keeps two bookings from taking the same slot.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
+
+from botrun.core.tools import tool
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -131,6 +133,7 @@ class Scheduler:
 _default = Scheduler()
 
 
+@tool
 def check_slots(date: str) -> dict[str, Any]:
     """List the free appointment times on a day.
 
@@ -140,6 +143,7 @@ def check_slots(date: str) -> dict[str, Any]:
     return _default.check_slots(date)
 
 
+@tool
 def book(date: str, time: str, name: str) -> dict[str, Any]:
     """Book an appointment. Check the free times first and confirm them with the caller.
 

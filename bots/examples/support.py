@@ -13,6 +13,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from botrun.core.tools import tool
+
 
 @cache
 def _orders() -> dict[str, dict[str, Any]]:
@@ -26,6 +28,7 @@ def normalize_order_id(spoken: str) -> str:
     return re.sub(r"[^0-9A-Za-z]", "", spoken).upper()
 
 
+@tool
 def lookup_order(order_id: str) -> dict[str, Any]:
     """Look up a customer's order: its status, items, carrier and delivery estimate.
 

@@ -134,6 +134,7 @@ class Mixer:
         self.frame_bytes = sample_rate * frame_ms // 1000 * SAMPLE_WIDTH
         self._max_lag_s = max_lag_ms / 1000
         self._max_lag_bytes = sample_rate * max_lag_ms // 1000 * SAMPLE_WIDTH
+        self._trim_above = self._max_lag_bytes + self.frame_bytes  # see _trim_backlog
         self._tracks: dict[str, _Track] = {}
         self.stats = MixerStats()
 
@@ -228,7 +229,9 @@ class Mixer:
                 for t in active:
                     if len(t.buf) < fb:
                         t.starved = True
-            if len(active) > 1:
+            # a backlog means a queue longer than max_lag plus a frame: check that cheaply
+            # first (this runs for every frame)
+            if len(active) > 1 and any(len(t.buf) > self._trim_above for t in active):
                 self._trim_backlog(active)
             frames.append(self._mix([t.take(fb) for t in queued]))
             for pid in [p for p, t in tracks.items() if t.leaving and not t.buf]:

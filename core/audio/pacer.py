@@ -13,11 +13,19 @@ keeping at most ``max_ahead`` chunks (default 2, i.e. 40 ms) inside the sink:
   remain ahead of now. A sink that blocks in real time (Daily's ``write_frames`` returns
   after the chunk's duration) paces the thread by itself; a sink that returns at once
   (Agora's push) is paced by the model. Either way the same number of chunks is in flight;
-* a new stream (the first audio after the sink ran dry, or after a flush) starts once
-  ``prebuffer_ms`` is queued or ``prebuffer_ms`` has passed since it began: a sender that
-  paces its audio in real time in pieces longer than a chunk (the simulator sends 50 ms)
-  would otherwise leave the sink dry between pieces. A sender that bursts faster than real
-  time (as TTS services do) fills it at once, so it costs nothing there;
+* a new stream (the first audio after the sink ran dry, or after a flush) is held only as
+  long as the sender's timing needs (adaptive pre-buffer). During each stream the pacer
+  measures the sender's *deficit*: for every piece after the first, how much later it
+  arrived than the audio before it would have run out had playback started the moment the
+  stream began (a sender faster than real time has a negative deficit; one that paces in
+  real time, like the simulator's 50 ms pieces, about zero plus its jitter). The next
+  stream starts ``margin_ms`` after that deficit (never before its first audio, never
+  later than ``prebuffer_ms``), or at once when ``prebuffer_ms`` is already queued. The
+  first stream assumes a real-time sender (deficit 0). So a bursting TTS service starts at
+  once, a real-time sender pays ``margin_ms`` (default 15), and a late, jittery sender
+  gets the buffer it showed it needs, up to ``prebuffer_ms``. Audio that comes less than
+  250 ms after the sink ran dry is the same stream arriving late: it is played at once
+  (holding it would only lengthen the gap) and counted as an underrun;
 * ``speed`` runs the clock model faster than real time (simulated meetings, tests);
 * a final partial chunk is padded with silence, but only once the sink has run dry and no
   audio has arrived for a chunk's duration: a reply whose pieces arrive in odd sizes is not
@@ -46,6 +54,9 @@ from .pcm import SAMPLE_WIDTH
 log = logging.getLogger(__name__)
 
 _LATE_S = 0.005  # a chunk written this long after the sink ran dry counts as an underrun
+# Audio arriving less than this after the sink ran dry continues the stream (late: an
+# underrun); later than that it starts a new stream (a new reply, held as above).
+_RESUME_S = 0.25
 
 
 @dataclass
@@ -53,10 +64,13 @@ class PacerStats:
     """Counters (read from any thread; written by the pacer thread and by ``flush``)."""
 
     written_chunks: int = 0
+    written_ms: float = 0.0  # audio handed to the sink (what was spoken), padding not counted
     padded_ms: float = 0.0  # silence added to complete final partial chunks
     flushed_ms: float = 0.0  # audio dropped by flush() (never reached the sink)
     flushes: int = 0
-    underruns: int = 0  # the sink ran dry while more of the same stream was coming
+    underruns: int = 0  # the sink ran dry while more of the same stream was coming (late
+    # writes with audio queued, and audio arriving within 250 ms of the sink running dry)
+    late_audio: int = 0  # of those, audio that arrived after the sink had run dry
     sink_errors: int = 0
 
 
@@ -74,6 +88,7 @@ class OutboundPacer:
         clock: Callable[[], float] = time.monotonic,
         prebuffer_ms: int = 0,
         speed: float = 1.0,
+        margin_ms: int = 15,
     ) -> None:
         if chunk_ms <= 0 or chunk_ms % 10:
             raise ValueError(f"chunk_ms must be a positive multiple of 10, got {chunk_ms}")
@@ -91,10 +106,19 @@ class OutboundPacer:
             raise ValueError(f"speed must be positive, got {speed}")
         self.chunk_bytes = sample_rate * chunk_ms // 1000 * SAMPLE_WIDTH
         self._chunk_s = chunk_ms / 1000 / speed
+        self._speed = speed
         self._prebuffer_bytes = sample_rate * prebuffer_ms // 1000 * SAMPLE_WIDTH
         self._prebuffer_s = prebuffer_ms / 1000 / speed
+        if margin_ms < 0:
+            raise ValueError(f"margin_ms must be >= 0, got {margin_ms}")
+        self._margin_s = margin_ms / 1000 / speed
+        self._resume_s = _RESUME_S / speed
         self._playing = False  # a stream is playing: no pre-buffering until it runs dry
         self._stream_start = 0.0
+        self._stream_audio_s = 0.0  # clock seconds of audio the current stream has received
+        self._stream_deficit: float | None = None  # its worst deficit so far (see above)
+        self._deficit = 0.0  # the last finished stream's worst deficit
+        self._start_delay = min(self._margin_s, self._prebuffer_s)  # the current stream's hold
         self._bytes_per_ms = sample_rate * SAMPLE_WIDTH / 1000
         self._clock = clock
         self._cond = threading.Condition()
@@ -135,14 +159,52 @@ class OutboundPacer:
             if self._closing:
                 return
             now = self._clock()
-            if not self._queue and (not self._playing or now >= self._horizon):
-                self._playing = False  # the sink ran dry: this is a new stream
-                self._stream_start = now
+            queued = len(self._queue)
+            if (
+                not queued
+                and self._playing
+                and self._horizon <= now < self._horizon + self._resume_s
+            ):
+                # The sink ran dry a moment ago: this is the same stream, late. Play it at
+                # once (holding it now would only lengthen the gap); count the gap.
+                self.stats.underruns += 1
+                self.stats.late_audio += 1
+                deficit = now - self._stream_start - self._stream_audio_s
+                if self._stream_deficit is None or deficit > self._stream_deficit:
+                    self._stream_deficit = deficit
+            elif not queued and (not self._playing or now >= self._horizon):
+                self._playing = False  # the sink ran dry long ago: this is a new stream
+                self._new_stream(now)
+            else:
+                deficit = now - self._stream_start - self._stream_audio_s
+                if self._stream_deficit is None or deficit > self._stream_deficit:
+                    self._stream_deficit = deficit
+            self._stream_audio_s += len(pcm) / self._bytes_per_ms / 1000 / self._speed
             if on_start is not None:
-                self._markers.append((self._queue_start + len(self._queue), on_start))
+                self._markers.append((self._queue_start + queued, on_start))
             self._queue += pcm
             self._last_put = now
-            self._cond.notify()
+            # Wake the thread only when this audio can change what it waits for: idle, a
+            # stream not started yet, or a partial chunk. A thread waiting to write the next
+            # whole chunk on time has nothing new to do (one futex wake less per piece).
+            if queued < self.chunk_bytes or not self._playing:
+                self._cond.notify()
+
+    def _new_stream(self, now: float) -> None:
+        """Start a new stream at ``now``: learn from the last one, set this one's hold."""
+        if self._stream_deficit is not None:
+            self._deficit = self._stream_deficit
+        self._stream_deficit = None
+        self._stream_start = now
+        self._stream_audio_s = 0.0
+        self._start_delay = min(self._prebuffer_s, max(0.0, self._deficit + self._margin_s))
+
+    @property
+    def start_delay_ms(self) -> float:
+        """How long the current (or next) stream is held before its first write, in ms of
+        the meeting's time (see the adaptive pre-buffer above)."""
+        with self._cond:
+            return self._start_delay * 1000 * self._speed
 
     def flush(self) -> float:
         """Drop everything queued (barge-in); call ``flush_sink`` if given.
@@ -223,10 +285,10 @@ class OutboundPacer:
             job = self._next_chunk()
             if job is None:
                 return
-            chunk, callbacks, generation = job
-            self._write(chunk, callbacks, generation)
+            chunk, callbacks, generation, audio_ms = job
+            self._write(chunk, callbacks, generation, audio_ms)
 
-    def _next_chunk(self) -> tuple[bytes, list[Callable[[], None]], int] | None:
+    def _next_chunk(self) -> tuple[bytes, list[Callable[[], None]], int, float] | None:
         """Wait until a chunk is due and take it from the queue; None when closing."""
         cb = self.chunk_bytes
         ahead_s = (self.max_ahead - 1) * self._chunk_s
@@ -237,7 +299,7 @@ class OutboundPacer:
                 queued = len(self._queue)
                 now = self._clock()
                 if queued and not self._playing:
-                    ready_at = self._stream_start + self._prebuffer_s
+                    ready_at = self._stream_start + self._start_delay
                     if queued < self._prebuffer_bytes and not self._drain and now < ready_at:
                         self._cond.wait(ready_at - now)
                         continue
@@ -258,13 +320,15 @@ class OutboundPacer:
                     continue
                 return self._take(now)
 
-    def _take(self, now: float) -> tuple[bytes, list[Callable[[], None]], int]:
-        """Cut the next chunk (padded if short) and its on_start callbacks. Lock held."""
+    def _take(self, now: float) -> tuple[bytes, list[Callable[[], None]], int, float]:
+        """Cut the next chunk (padded if short), its on_start callbacks, the generation and
+        the ms of real audio in it. Lock held."""
         cb = self.chunk_bytes
         chunk = bytes(self._queue[:cb])
         del self._queue[:cb]
         end = self._queue_start + len(chunk)
         self._queue_start = end
+        audio_ms = len(chunk) / self._bytes_per_ms
         if len(chunk) < cb:
             self.stats.padded_ms += (cb - len(chunk)) / self._bytes_per_ms
             chunk += bytes(cb - len(chunk))
@@ -277,9 +341,11 @@ class OutboundPacer:
         if not self._queue:
             self._cond.notify_all()  # a draining close() may be waiting for this
         self._horizon = max(self._horizon, now) + self._chunk_s
-        return chunk, callbacks, self._generation
+        return chunk, callbacks, self._generation, audio_ms
 
-    def _write(self, chunk: bytes, callbacks: list[Callable[[], None]], generation: int) -> None:
+    def _write(
+        self, chunk: bytes, callbacks: list[Callable[[], None]], generation: int, audio_ms: float
+    ) -> None:
         with self._sink_lock:
             if generation != self._generation:
                 with self._cond:  # flushed between taking and writing: it never plays
@@ -299,4 +365,5 @@ class OutboundPacer:
                         "%s: sink write failed (%d so far)", self.name, self.stats.sink_errors
                     )
             else:
+                self.stats.written_ms += audio_ms  # before the count others wait on
                 self.stats.written_chunks += 1

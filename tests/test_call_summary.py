@@ -1,0 +1,216 @@
+"""The end-of-call summary agrees with the recording (issue 12 item 7).
+
+"bot spoke" counts the audio that reached the transport (the pacer's sink), not what was
+queued; the reply in flight when the call ends (Ctrl-C) counts as an interrupted reply, with
+its latency, and its words go to the transcript marked interrupted. Everything is compared
+with what the WAV transport recorded; the only tolerances are chunk-sized (a final partial
+chunk is padded with silence; the printed figure is rounded to 0.1 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from speech import read_wav, speak, write_wav
+from test_bridge_e2e import RATE, Recorder, RecordingWav, config
+
+from botrun.core import events as ev
+from botrun.core.bridge import run_call
+from botrun.core.config import apply_overrides
+from botrun.core.sim import Simulator
+from botrun.core.sim.scenario import scenario_from_dict
+from botrun.core.transport import Transport
+from botrun.transports.wav.transport import WavInput
+
+CHUNK_MS = Transport.output_chunk_ms  # what the WAV transport's pacer writes
+
+
+def voiced_ms(samples: np.ndarray, rate: int = RATE) -> float:
+    """Milliseconds of 20 ms frames of the recording that hold sound (any sample above
+    -50 dBFS): a frame can only sound if bot audio reached the sink in it."""
+    frame = rate * CHUNK_MS // 1000
+    n = len(samples) // frame
+    frames = np.abs(samples[: n * frame].astype(np.int32)).reshape(n, frame).max(axis=1)
+    return float(np.count_nonzero(frames > 100) * CHUNK_MS)
+
+
+def printed_spoken_s(summary: str) -> float:
+    return float(re.search(r"bot spoke ([\d.]+) s", summary).group(1))  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def long_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("speech") / "long.wav"
+    speak("I would like to talk about my order, it has not arrived yet and I am worried.", path)
+    return path
+
+
+class StopAfterWav(RecordingWav):
+    """The WAV transport that presses Ctrl-C (a real SIGINT to this process) once
+    ``stop_after`` chunks of the bot's voice have reached it."""
+
+    def __init__(self, *a: Any, stop_after: int, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.stop_after = stop_after
+        self.pressed = threading.Event()
+
+    def write_audio(self, pcm: bytes) -> None:
+        super().write_audio(pcm)
+        if len(self.writes) >= self.stop_after and not self.pressed.is_set():
+            self.pressed.set()
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+async def test_ctrl_c_mid_reply_summary_matches_the_recording(
+    tmp_path: Path, long_speech: Path
+) -> None:
+    from botrun.transports.wav.wavio import read_wav_mono16
+
+    out = tmp_path / "bot.wav"
+    transcript = tmp_path / "t.jsonl"
+    transport = StopAfterWav(
+        [WavInput(long_speech, read_wav_mono16(long_speech, RATE), 0.0, "Ann")],
+        out,
+        RATE,
+        1.0,
+        stop_after=800 // CHUNK_MS,  # 0.8 s into the echo of Ann's 5 s sentence
+    )
+    rec = Recorder()
+    async with Simulator() as sim:
+        cfg = apply_overrides(config(), {"agent.url": sim.url, "bridge.idle_timeout_s": 0.0})
+        summary = await run_call(
+            transport,
+            cfg,
+            transcript=transcript,
+            observers=[rec],
+            console=False,
+            install_signal_handlers=True,
+        )
+    assert transport.pressed.is_set() and summary.reason == "SIGINT"
+    m = summary.metrics
+    sent_ms = len(transport.sent) / 2 / RATE * 1000
+    recording, _ = read_wav(out)
+    # the printed figure (one decimal) is what reached the sink
+    assert abs(printed_spoken_s(m.summary()) - sent_ms / 1000) <= 0.05 + CHUNK_MS / 1000
+    # spoken = what reached the sink, less the padding of at most one final partial chunk
+    assert m.spoken_ms is not None
+    assert sent_ms - CHUNK_MS <= m.spoken_ms <= sent_ms
+    assert voiced_ms(recording) <= m.spoken_ms + 2 * CHUNK_MS
+    assert m.spoken_ms >= 800 - CHUNK_MS
+    # the reply in flight is a reply (interrupted), with the latency the console printed
+    assert len(m.turns) == 1 and m.turns[0].interrupted
+    assert m.turns[0].reply_ms == pytest.approx(m.spoken_ms)
+    printed = [e.data["latency_ms"] for e in rec.of(ev.TURN_METRICS)]
+    assert printed and m.latencies_ms == pytest.approx(printed)
+    text = m.summary()
+    assert "1 agent replies" in text and "response latency" in text
+    assert f"bot spoke {m.spoken_ms / 1000:.1f} s" in text
+    # its words so far are in the transcript, marked interrupted
+    agent = [
+        x for x in map(json.loads, transcript.read_text().splitlines()) if x["role"] == "agent"
+    ]
+    assert len(agent) == 1 and agent[0]["interrupted"] is True and agent[0]["text"]
+
+
+async def test_barge_in_summary_counts_only_what_was_played(
+    tmp_path: Path, long_speech: Path
+) -> None:
+    from test_bridge_e2e import run_wav_call
+
+    stop = tmp_path / "stop.wav"
+    speak("Stop, wait a moment please.", stop)
+    samples = len(read_wav(long_speech)[0])
+    scenario = scenario_from_dict({"reply": {"delay_ms": 200}})
+    reply_starts = samples / RATE + 0.3 + 0.2
+    summary, recording, _sim, rec, transport = await run_wav_call(
+        tmp_path,
+        [(long_speech, 0.0, "Ann"), (stop, reply_starts + 1.5, "Bob")],
+        config(),
+        scenario,
+    )
+    assert summary.error is None and rec.of(ev.BARGE_IN)
+    m = summary.metrics
+    sent_ms = len(transport.sent) / 2 / RATE * 1000
+    slack_s = 0.05 + len(m.turns) * CHUNK_MS / 1000
+    assert abs(printed_spoken_s(m.summary()) - sent_ms / 1000) <= slack_s
+    assert m.spoken_ms is not None
+    # flushed audio never reached the sink and is not counted (one padded chunk per reply)
+    assert sent_ms - len(m.turns) * CHUNK_MS <= m.spoken_ms <= sent_ms
+    assert voiced_ms(recording) <= m.spoken_ms + 2 * CHUNK_MS * len(m.turns)
+    assert sum(t.reply_ms for t in m.turns) == pytest.approx(m.spoken_ms)
+    played = [t for t in m.turns if t.reply_ms > 0]
+    assert len(played) == 2 and played[0].interrupted and not played[1].interrupted
+
+
+async def test_ctrl_c_during_the_greeting_cli_summary_matches_the_recording(
+    tmp_path: Path, long_speech: Path
+) -> None:
+    """The real `botrun wav` command, Ctrl-C while the greeting plays: the printed summary
+    counts the greeting and the time it was heard; the transcript has its words."""
+    path = tmp_path / "late.wav"  # 3 s of silence first: the bot greets, then is cut off
+    write_wav(path, bytes(3 * 2 * RATE) + read_wav(long_speech)[0].tobytes(), RATE)
+    transcript = tmp_path / "t.jsonl"
+    async with Simulator() as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "wav",
+            "--input",
+            str(path),
+            "--output",
+            str(tmp_path / "o.wav"),
+            "--agent-url",
+            sim.url,
+            "--transcript",
+            str(transcript),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )
+        # Ctrl-C once the simulator has sent 1 s of the 2.2 s greeting (it paces in real time)
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            s = next(iter(sim.sessions.values()), None)
+            if s is not None and s.reply_audio_frames >= 20:
+                break
+        proc.send_signal(signal.SIGINT)
+        stdout, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    text = stdout.decode()
+    replies = int(re.search(r"(\d+) agent replies", text).group(1))  # type: ignore[union-attr]
+    spoken_s = printed_spoken_s(text)
+    recording, _ = read_wav(tmp_path / "o.wav")
+    heard_ms = voiced_ms(recording)
+    assert heard_ms > 200, "the greeting was not recorded"
+    assert replies == 1, text
+    # printed with one decimal: within 50 ms of the sink's figure, which the recording bounds
+    assert heard_ms / 1000 - 0.05 - 2 * CHUNK_MS / 1000 <= spoken_s
+    assert spoken_s <= len(recording) / RATE + 0.05
+    agent = [
+        x for x in map(json.loads, transcript.read_text().splitlines()) if x["role"] == "agent"
+    ]
+    assert len(agent) == 1 and agent[0]["interrupted"] is True
+    assert "Hi, I'm listening. How can I help?".startswith(agent[0]["text"])
+
+
+def test_settle_without_any_audio_and_with_several_turns() -> None:
+    from botrun.core.metrics import CallMetrics, Turn
+
+    m = CallMetrics(turns=[Turn(audio_queued=True), Turn()])  # queued, never played
+    m.settle(0.0)
+    assert m.spoken_ms == 0.0 and [t.reply_ms for t in m.turns] == [0.0, 0.0]
+    m = CallMetrics(turns=[Turn(sink_start_ms=500.0), Turn(sink_start_ms=0.0), Turn()])
+    m.settle(1200.0)
+    assert [t.reply_ms for t in m.turns] == [700.0, 500.0, 0.0]
+    assert "bot spoke 1.2 s" in m.summary()
