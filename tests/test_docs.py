@@ -15,16 +15,12 @@ DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 # a path with at least one folder and a file extension, anywhere (prose or code blocks)
 PATH = re.compile(r"(?<![\w/.:-])((?:[\w-]+/)+[\w.-]+\.(?:md|py|toml|wav|json|sh))\b")
 EXAMPLES = {"replies/umbrella.wav"}  # relative to a user's scenario file, not to the repo
-# docs/dialin.md is the serve engineer's (issue 12 item 8); drop this once it is fixed there
-PENDING = {("dialin.md", "configs/receptionist.toml")}
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_docs_name_only_files_that_are_in_the_repo(doc: Path) -> None:
     named = {m.group(1) for m in PATH.finditer(doc.read_text())}
-    missing = sorted(
-        p for p in named - EXAMPLES if not (ROOT / p).exists() and (doc.name, p) not in PENDING
-    )
+    missing = sorted(p for p in named - EXAMPLES if not (ROOT / p).exists())
     assert not missing, f"{doc.name} names files that are not in the repository: {missing}"
 
 
