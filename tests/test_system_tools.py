@@ -122,3 +122,11 @@ def test_readme_names_the_tools_in_its_test_section() -> None:
         assert f"`{exe}`" in section, exe
         assert package in section, package
     assert ".ci/run" in section
+
+
+def test_ci_run_names_every_listed_tool() -> None:
+    # a reader of .ci/run (and a fresh machine's operator) sees what it installs
+    line = next(
+        ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if "Installed today:" in ln
+    )
+    assert set(line.split("Installed today:")[1].split("(")[0].split()) == set(packages())
