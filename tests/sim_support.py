@@ -164,3 +164,31 @@ class RawClient:
     async def close(self) -> None:
         await self.ws.close()
         await self._reader
+
+
+async def start_wav_call(
+    wav: Path, tmp_path: Path, agent_url: str, transcript: Path
+) -> asyncio.subprocess.Process:
+    """The real ``botrun wav`` command as a subprocess: ``wav`` as the one participant, the
+    bot's voice to ``tmp_path/o.wav``, no API key in its environment (output piped)."""
+    import os
+    import sys
+
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "botrun.bots.cli",
+        "wav",
+        "--input",
+        str(wav),
+        "--output",
+        str(tmp_path / "o.wav"),
+        "--agent-url",
+        agent_url,
+        "--transcript",
+        str(transcript),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+    )

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sim_support import start_wav_call
 from speech import (
     align,
     assert_found_in_order,
@@ -486,9 +487,7 @@ def test_any_wav_format_is_converted(tmp_path: Path) -> None:
 
 async def test_sigint_ends_the_call_cleanly(tmp_path: Path, voices: dict) -> None:
     import asyncio
-    import os
     import signal
-    import sys
 
     from speech import write_wav
 
@@ -497,24 +496,7 @@ async def test_sigint_ends_the_call_cleanly(tmp_path: Path, voices: dict) -> Non
     write_wav(path, bytes(2 * 2 * RATE) + long.tobytes(), RATE)
     transcript = tmp_path / "t.jsonl"
     async with Simulator() as sim:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "botrun.bots.cli",
-            "wav",
-            "--input",
-            str(path),
-            "--output",
-            str(tmp_path / "o.wav"),
-            "--agent-url",
-            sim.url,
-            "--transcript",
-            str(transcript),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path,
-            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
-        )
+        proc = await start_wav_call(path, tmp_path, sim.url, transcript)
         # wait until the call is up (the greeting has started), then Ctrl-C
         for _ in range(200):
             await asyncio.sleep(0.05)

@@ -13,13 +13,13 @@ import json
 import os
 import re
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from sim_support import start_wav_call
 from speech import read_wav, speak, write_wav
 from test_bridge_e2e import RATE, Recorder, RecordingWav, config
 
@@ -163,24 +163,7 @@ async def test_ctrl_c_during_the_greeting_cli_summary_matches_the_recording(
     write_wav(path, bytes(3 * 2 * RATE) + read_wav(long_speech)[0].tobytes(), RATE)
     transcript = tmp_path / "t.jsonl"
     async with Simulator() as sim:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "botrun.bots.cli",
-            "wav",
-            "--input",
-            str(path),
-            "--output",
-            str(tmp_path / "o.wav"),
-            "--agent-url",
-            sim.url,
-            "--transcript",
-            str(transcript),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path,
-            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
-        )
+        proc = await start_wav_call(path, tmp_path, sim.url, transcript)
         # Ctrl-C once the simulator has sent 1 s of the 2.2 s greeting (it paces in real time)
         for _ in range(600):
             await asyncio.sleep(0.05)
