@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from system_tools import missing_message, packages, require
@@ -66,7 +67,16 @@ def test_speech_helpers_fail_not_skip_without_the_tools(tmp_path: Path) -> None:
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inner.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--junitxml=report.xml",
+            "test_inner.py",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -77,7 +87,14 @@ def test_speech_helpers_fail_not_skip_without_the_tools(tmp_path: Path) -> None:
     assert proc.returncode == 1, out
     assert "3 failed" in out, out
     assert "skipped" not in out, out
-    assert out.count(missing_message("espeak-ng")) == 3, out
+    # Judge each test from the JUnit report, not by counting lines in the console: how
+    # often pytest repeats a message there depends on the terminal's width.
+    cases = ElementTree.parse(tmp_path / "report.xml").getroot().iter("testcase")
+    failures = {case.get("name"): case.find("failure") for case in cases}
+    assert set(failures) == {"test_speak", "test_espeak_24k", "test_speech_pcm16k"}, out
+    for name, failure in failures.items():
+        assert failure is not None, f"{name} did not fail:\n{out}"
+        assert failure.get("message") == f"Failed: {missing_message('espeak-ng')}", out
 
 
 def _dry_run(path: Path) -> list[str]:
