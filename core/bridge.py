@@ -109,6 +109,7 @@ class Bridge:
         self._inbound: InboundPath | None = None
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
+        self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
         self._stop = asyncio.Event()
         self.lifecycle = CallLifecycle()
         self._session_task: asyncio.Task[None] | None = None
@@ -161,6 +162,15 @@ class Bridge:
     def ended(self, reason: str, error: str | None = None) -> None:
         self._call(self._on_ended, reason, error)
 
+    def participant_phone(self, participant_id: str, number: str | None = None) -> None:
+        self._call(self._on_phone, str(participant_id), number)
+
+    def dtmf(self, participant_id: str | None, digit: str) -> None:
+        self._call(self._on_dtmf, None if participant_id is None else str(participant_id), digit)
+
+    def status(self, state: str, detail: str = "") -> None:
+        self._call(self._on_status, str(state), str(detail))
+
     # ------------------------------------------------------------------ loop
     @property
     def stopping(self) -> bool:
@@ -208,11 +218,27 @@ class Bridge:
         p = self.roster.join(pid, name)
         if p is None:
             return
+        if pid in self._phones:
+            p.phone, p.number = True, self._phones[pid]
         log.info("participant joined: %s (%s)", name or pid, pid)
         self._emit(ev.ParticipantJoined(pid, name))
         self._empty_since = None
         self._refresh_listened()
         self._fire(CallEvent.PERSON_JOINED)
+
+    def _on_phone(self, pid: str, number: str | None) -> None:
+        self._phones[pid] = number  # kept for a participant who has not joined yet
+        p = self.roster.get(pid)
+        if p is not None:
+            p.phone, p.number = True, number
+
+    def _on_dtmf(self, pid: str | None, digit: str) -> None:
+        log.info("keypad: %r from %s", digit, pid or "a participant")
+        self._emit(ev.DtmfReceived(digit, pid))
+
+    def _on_status(self, state: str, detail: str) -> None:
+        log.info("%s: %s%s", self.transport.name, state, f" ({detail})" if detail else "")
+        self._emit(ev.TransportStatus(state, detail))
 
     def _on_updated(self, pid: str, name: str | None) -> None:
         self.roster.update(pid, name)

@@ -37,3 +37,22 @@ class TransportError(BotrunError):
 
 class AgentError(BotrunError):
     """The voice-agent service failed in a way retries cannot fix (bad key, refused, ...)."""
+
+
+class CallActionError(BotrunError):
+    """A call action (hang up, transfer, DTMF, dial-out, ...) failed or was refused.
+
+    Raised by :class:`botrun.core.call.CallContext` actions and by transports. Inside a tool
+    it becomes the tool's error result, which the agent hears about; in a hook it is logged.
+    """
+
+
+class ActionUnsupported(CallActionError):
+    """The transport cannot perform this action (e.g. DTMF on the WAV transport without a
+    schedule, transfer on Agora). The message names the transport and the action."""
+
+    def __init__(self, transport: str, action: str, hint: str = "") -> None:
+        detail = f": {hint}" if hint else ""
+        super().__init__(f"the {transport} transport cannot {action}{detail}")
+        self.transport = transport
+        self.action = action

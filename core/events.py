@@ -164,6 +164,25 @@ class ErrorOccurred(BridgeEvent):
     message: str
 
 
+@dataclass(frozen=True)
+class DtmfReceived(BridgeEvent):
+    """A keypad digit pressed by a participant (a phone caller)."""
+
+    kind: ClassVar[str] = "dtmf"
+    digit: str
+    participant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TransportStatus(BridgeEvent):
+    """A transport-level state the user should see: ``reconnecting`` / ``reconnected``
+    (network), a phone call's status (``ringing``, ``in-progress``, ``busy``, ...)."""
+
+    kind: ClassVar[str] = "transport.status"
+    state: str
+    detail: str = ""
+
+
 # The kinds, for observers that dispatch on strings.
 PARTICIPANT_JOINED = ParticipantJoined.kind
 PARTICIPANT_LEFT = ParticipantLeft.kind
@@ -178,6 +197,8 @@ TOOL_CALL = ToolCalled.kind
 TURN_METRICS = TurnMetrics.kind
 SESSION_STATE = SessionStateChanged.kind
 ERROR = ErrorOccurred.kind
+DTMF = DtmfReceived.kind
+TRANSPORT_STATUS = TransportStatus.kind
 
 #: Every event class, for observers that register by type.
 ALL: tuple[type[BridgeEvent], ...] = (
@@ -194,4 +215,6 @@ ALL: tuple[type[BridgeEvent], ...] = (
     TurnMetrics,
     SessionStateChanged,
     ErrorOccurred,
+    DtmfReceived,
+    TransportStatus,
 )

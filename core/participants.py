@@ -17,6 +17,9 @@ class Participant:
     turn_energy: float = 0.0
     #: Recent loudness (a moving average of frame energy), to name who starts speaking.
     level: float = 0.0
+    #: A phone caller (dial-in, dial-out or SIP leg), and their number when known.
+    phone: bool = False
+    number: str | None = None
 
 
 class Roster:

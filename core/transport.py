@@ -23,6 +23,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
+from .errors import ActionUnsupported
+
 
 @runtime_checkable
 class TransportEvents(Protocol):
@@ -44,6 +46,17 @@ class TransportEvents(Protocol):
     def ended(self, reason: str, error: str | None = None) -> None:
         """The meeting is over for the bot (left, kicked, room expired, inputs finished).
         With ``error`` the command exits non-zero and prints it."""
+
+    def participant_phone(self, participant_id: str, number: str | None = None) -> None:
+        """The participant is a phone caller (dial-in/dial-out/SIP leg); ``number`` is the
+        caller's number when known (E.164 or SIP URI). Call before or after joined."""
+
+    def dtmf(self, participant_id: str | None, digit: str) -> None:
+        """A keypad digit (``0-9*#ABCD``) pressed by a participant (``None``: unknown)."""
+
+    def status(self, state: str, detail: str = "") -> None:
+        """A transport-level state the user should see, e.g. ``"reconnecting"`` /
+        ``"reconnected"`` (network) or a phone call's status (``"ringing"``, ...)."""
 
 
 class Transport(ABC):
@@ -91,3 +104,30 @@ class Transport(ABC):
         """Drop audio queued inside the SDK, where the SDK can (barge-in). Pacer thread.
         The default does nothing: SDKs without a flush rely on the pacer's short queue."""
         return
+
+    # ------------------------------------------------------------------ call actions
+    # Coroutines run on the event loop, called by the bridge for CallContext actions (the
+    # bot's tools and hooks). A transport overrides what it can do; the defaults raise
+    # ActionUnsupported naming the transport, which a tool hands back to the agent.
+    # The bridge validates arguments (DTMF digits, declared transfer targets) first.
+
+    async def hang_up(self, reason: str) -> None:
+        """End the call for everyone the bot brought in, beyond leaving: e.g. end a SIP or
+        PSTN leg (Daily dial-in/dial-out, Twilio). The bridge then stops and calls
+        :meth:`leave`. The default does nothing: leaving is hanging up."""
+        return
+
+    async def transfer(self, target: str, participant_id: str | None = None) -> None:
+        """Hand the phone participant (``None``: the call's phone caller) to ``target``,
+        a SIP URI or an E.164 number, and return once the transfer was accepted."""
+        raise ActionUnsupported(self.name, "transfer calls")
+
+    async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
+        """Send keypad tones ``digits`` (already validated: ``0-9*#ABCD``) into the call,
+        e.g. to navigate a phone menu on a dial-out."""
+        raise ActionUnsupported(self.name, "send DTMF tones")
+
+    async def dial_out(self, number: str) -> str:
+        """Call ``number`` (E.164 or SIP URI) into the meeting; returns the new leg's
+        participant id (or another id that :meth:`hang_up` understands)."""
+        raise ActionUnsupported(self.name, "dial out")
