@@ -25,6 +25,10 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "botrun.bots.serve.cli:command",
         "Answer Daily dial-in webhooks and run one bot per call.",
     ),
+    "worker": (
+        "botrun.bots.worker.cli:command",
+        "Run calls from the fleet's queue (serve --queue) in warm bot processes.",
+    ),
 }
 
 
