@@ -4,13 +4,19 @@ to a local simulator."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from fleet_support import (
     CountingSimulator,
+    botrun_env,
     call_state,
+    free_port,
     front_door,
     redis_server,
     start_wav,
@@ -21,8 +27,11 @@ from fleet_support import (
     write_config,
     write_wav,
 )
+from serve_support import DIALIN_KEY
 
+from botrun.bots.fleet import jobs
 from botrun.bots.fleet.frontdoor import REDIS
+from botrun.bots.serve import webhook
 
 
 async def test_two_workers_of_capacity_two_run_ten_calls_never_more_than_two_each(
@@ -150,3 +159,104 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_a_duplicate_webhook_on_any_front_door_starts_nothing(tmp_path: Path) -> None:
+    body = json.dumps(
+        {"To": "+15550001111", "From": "+15552223333", "callId": "call-9", "callDomain": "d"}
+    ).encode()
+
+    def signed() -> dict[str, str]:
+        ts = str(int(time.time()))
+        return {
+            "Content-Type": "application/json",
+            webhook.SIGNATURE_HEADER: webhook.sign(DIALIN_KEY, ts, body),
+            webhook.TIMESTAMP_HEADER: ts,
+        }
+
+    async with (
+        redis_server(tmp_path) as redis,
+        front_door(redis.url) as one,
+        front_door(redis.url) as two,
+    ):
+        first = await one.post("/dialin", data=body, headers=signed())
+        info = await first.json()
+        dups = []
+        for door in (two, one):  # Daily's retries, to the other front door and this one
+            resp = await door.post("/dialin", data=body, headers=signed())
+            dups.append((resp.status, await resp.json()))
+        queued = await one.app[REDIS].zcard(jobs.QUEUE_NAME)
+        listed = await (await two.get("/sessions")).json()
+        metrics = await (await one.get("/metrics")).text()
+    assert first.status == 200, info
+    assert info["queued"] is True
+    for status, dup in dups:
+        assert status == 200
+        assert dup == {"duplicate": True, "session_id": info["session_id"], "state": "queued"}
+    assert queued == 1  # one job for the call, whichever front door Daily reached
+    (session,) = listed["sessions"]
+    assert session["call_id"] == "call-9" and session["transport"] == "daily"
+    assert 'botrun_frontdoor_calls_total{result="duplicate"} 1.0' in metrics  # this door's
+    assert "botrun_queue_depth 1.0" in metrics
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or botrun_env(),
+    )
+
+
+def test_redis_unavailable_at_start_is_one_clear_line(tmp_path: Path) -> None:
+    url = f"redis://:secretpw@127.0.0.1:{free_port()}/0"  # nothing listens there
+    worker = run_cli("worker", "--queue", url, "--transport", "wav")
+    serve = run_cli("serve", "--queue", url, "--port", "0")
+    for done in (worker, serve):
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("botrun: error: cannot reach Redis at redis://127.0.0.1:")
+        assert "secretpw" not in done.stderr
+
+
+async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recovered(
+    tmp_path: Path,
+) -> None:
+    long = write_wav(tmp_path / "long.wav", 8.0)
+    short = write_wav(tmp_path / "short.wav", 1.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        worker = await start_worker(
+            tmp_path, "a", redis.url, write_config(tmp_path / "w.toml", sim.url)
+        )
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                redis.stop()  # Redis lost (and it comes back empty: no persistence)
+                refused = await client.post(
+                    "/start",
+                    json={"transport": "wav", "options": {"input": [str(short)]}},
+                )
+                refusal = await refused.json()
+                health = await client.get("/health")
+                await wait_until(lambda: "lost Redis" in worker.text(), "the worker to notice")
+                assert sim.connected == 1  # the call goes on
+                await redis.start()
+                await wait_until(lambda: "is back" in worker.text(), "the worker to reconnect")
+                after = await start_wav(client, short, tmp_path / "o2.wav")
+                done = await wait_state(client, after["session_id"], ("ended", "failed"))
+                first = await wait_state(client, call["session_id"], ("ended", "failed"))
+        finally:
+            await stop_worker(worker)
+    assert refused.status == 503
+    assert refusal["error"].startswith("call refused: the call queue is unavailable")
+    assert health.status == 503
+    assert done["state"] == "ended"
+    # the call that lived through the outage ended whole, and its end was recorded
+    assert first["state"] == "ended" and first["exit_code"] == 0
+    first_session = next(iter(sim.sessions.values()))
+    assert first_session.ended and first_session.audio_duration_s() > 6.0
