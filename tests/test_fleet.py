@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from aiohttp import ClientSession
 from fleet_support import (
     CountingSimulator,
     botrun_env,
@@ -27,7 +28,7 @@ from fleet_support import (
     write_config,
     write_wav,
 )
-from serve_support import DIALIN_KEY
+from serve_support import AUTH_HEADER, DIALIN_KEY
 
 from botrun.bots.fleet import jobs
 from botrun.bots.fleet.frontdoor import REDIS
@@ -260,3 +261,46 @@ async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recov
     assert first["state"] == "ended" and first["exit_code"] == 0
     first_session = next(iter(sim.sessions.values()))
     assert first_session.ended and first_session.audio_duration_s() > 6.0
+
+
+async def test_delete_reaches_the_worker_running_the_call_and_metrics_count_it(
+    tmp_path: Path,
+) -> None:
+    long = write_wav(tmp_path / "long.wav", 30.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        workers = [
+            await start_worker(tmp_path, n, redis.url, write_config(tmp_path / "w.toml", sim.url))
+            for n in ("a", "b")
+        ]
+        try:
+            for w in workers:
+                await w.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                running = await wait_state(client, call["session_id"], ("running",))
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                listed = await (await client.get("/sessions")).json()
+                unauthorized = await client.delete(
+                    f"/sessions/{call['session_id']}", headers={"Authorization": "Bearer nope"}
+                )
+                resp = await client.delete(f"/sessions/{call['session_id']}")
+                accepted = resp.status
+                stopped = await wait_state(client, call["session_id"], ("stopped",))
+                missing = await client.delete("/sessions/no-such-call")
+                (row,) = [s for s in listed["sessions"] if s["id"] == call["session_id"]]
+                async with ClientSession() as http:
+                    url = row["worker_url"] + "/metrics"
+                    refused = await http.get(url)
+                    text = await (await http.get(url, headers=AUTH_HEADER)).text()
+        finally:
+            for w in workers:
+                await stop_worker(w)
+    assert unauthorized.status == 401 and accepted == 202 and missing.status == 404
+    assert stopped["worker"] == running["worker"]
+    assert not pid_alive(running["pid"])
+    assert next(iter(sim.sessions.values())).ended  # the bot left cleanly (session.end)
+    assert len(listed["workers"]) == 2
+    assert refused.status == 401  # a worker's /metrics needs the token too
+    assert 'botrun_worker_calls_total{outcome="stopped"} 1.0' in text
+    assert "botrun_worker_capacity 2.0" in text
+    assert 'botrun_call_start_seconds_count{start="warm"} 1.0' in text
