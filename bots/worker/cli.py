@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from botrun.bots.serve.auth import ApiAuth
 
-    from .engine import Fleet, WorkerSettings
+    from .engine import Fleet, Prepare, WorkerSettings
 
 log = logging.getLogger("botrun.worker")
 
@@ -131,11 +131,13 @@ def command(
         transports=tuple(dict.fromkeys(transports or ("daily",))),
         bot_max_duration_s=bot_max_duration_s,
     )
-    auth = check(settings, config, host, insecure)
-    asyncio.run(run(settings, host, port, auth))
+    auth, prepare = check(settings, config, host, insecure)
+    asyncio.run(run(settings, host, port, auth, prepare))
 
 
-def check(settings: WorkerSettings, config: Path | None, host: str, insecure: bool) -> ApiAuth:
+def check(
+    settings: WorkerSettings, config: Path | None, host: str, insecure: bool
+) -> tuple[ApiAuth, dict[str, Prepare]]:
     """Everything a call would fail on, found before taking any: one-line errors."""
     from botrun.bots.fleet.redis import settings_for
     from botrun.bots.serve.auth import TOKEN_VARIABLE, Access, decide
@@ -162,9 +164,15 @@ def check(settings: WorkerSettings, config: Path | None, host: str, insecure: bo
         has_dialin_secret=False,
         insecure=insecure,
     )
+    prepare: dict[str, Prepare] = {}
+    if "daily" in settings.transports:
+        from .daily_kind import make_prepare
+
+        key = secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens for calls")
+        prepare["daily"] = make_prepare(key, secrets.env("DAILY_API_URL"), cfg.bot.name)
     if auth.access is Access.OPEN:
         log.warning("%s is not set: /metrics and /sessions are open on %s", TOKEN_VARIABLE, host)
-    return auth
+    return auth, prepare
 
 
 def http_app(fleet: Fleet, auth: ApiAuth) -> web.Application:
@@ -216,7 +224,13 @@ def http_app(fleet: Fleet, auth: ApiAuth) -> web.Application:
     return app
 
 
-async def run(settings: WorkerSettings, host: str, port: int, auth: ApiAuth) -> None:
+async def run(
+    settings: WorkerSettings,
+    host: str,
+    port: int,
+    auth: ApiAuth,
+    prepare: dict[str, Prepare] | None = None,
+) -> None:
     from aiohttp import web
 
     from botrun.bots.fleet import store
@@ -231,7 +245,7 @@ async def run(settings: WorkerSettings, host: str, port: int, auth: ApiAuth) -> 
     pool = WarmPool(
         settings.warm, child_environment(os.environ, {}), preload=list(settings.transports)
     )
-    fleet = Fleet(settings, redis, pool)
+    fleet = Fleet(settings, redis, pool, prepare=prepare)
     runner = web.AppRunner(http_app(fleet, auth), access_log=None, handle_signals=False)
     await runner.setup()
     try:
