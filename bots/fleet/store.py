@@ -4,6 +4,8 @@
   (``queued`` -> ``starting`` -> ``running`` -> ``ended`` | ``failed`` | ``stopped``), the
   worker running it, its bot's pid, times and outcome. Kept :data:`ENDED_KEEP_S` once over.
 * ``botrun:calls`` the ids of calls not over yet (what ``GET /sessions`` lists).
+* ``botrun:running`` the ids of calls a worker has taken (queue depth: arq's queue minus
+  these, since arq keeps running jobs in its queue).
 * ``botrun:worker:<worker id>`` a worker's heartbeat: its description (JSON), written with
   a time to live on every arq health check; a worker that stops beating disappears.
 
@@ -26,7 +28,11 @@ if TYPE_CHECKING:
 
 CALL_PREFIX = "botrun:call:"
 ACTIVE_CALLS = "botrun:calls"
+#: The ids of calls a worker has taken and not finished (queue depth = queue - these).
+RUNNING_CALLS = "botrun:running"
 WORKER_PREFIX = "botrun:worker:"
+#: The ids of workers that have beaten (dead ones are removed by the reaper).
+WORKERS = "botrun:workers"
 #: A finished call's record stays this long (seconds) for ``GET /sessions/ID`` and dedupe.
 ENDED_KEEP_S = jobs.KEEP_RESULT_S
 #: States of a call that is not over.
@@ -86,8 +92,11 @@ async def update_call(redis: ArqRedis, session_id: str, **fields: Any) -> None:
         if fields.get("state") in ACTIVE_STATES:
             pipe.sadd(ACTIVE_CALLS, session_id)
             pipe.persist(key)
+            if fields["state"] != "queued":
+                pipe.sadd(RUNNING_CALLS, session_id)
         elif "state" in fields:
             pipe.srem(ACTIVE_CALLS, session_id)
+            pipe.srem(RUNNING_CALLS, session_id)
             pipe.expire(key, ENDED_KEEP_S)
         await pipe.execute()
 
@@ -118,21 +127,27 @@ async def active_calls(redis: ArqRedis) -> list[dict[str, Any]]:
 
 async def beat(redis: ArqRedis, worker_id: str, info: dict[str, Any], ttl_s: float) -> None:
     """A worker's heartbeat: its description, alive for ``ttl_s``."""
-    await redis.set(WORKER_PREFIX + worker_id, json.dumps(info), px=int(ttl_s * 1000))
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(WORKER_PREFIX + worker_id, json.dumps(info), px=int(ttl_s * 1000))
+        pipe.sadd(WORKERS, worker_id)
+        await pipe.execute()
 
 
 async def forget_worker(redis: ArqRedis, worker_id: str) -> None:
-    await redis.delete(WORKER_PREFIX + worker_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.delete(WORKER_PREFIX + worker_id)
+        pipe.srem(WORKERS, worker_id)
+        await pipe.execute()
 
 
 async def live_workers(redis: ArqRedis) -> dict[str, dict[str, Any]]:
     """Every worker whose heartbeat has not expired, by id."""
-    keys = [k async for k in redis.scan_iter(match=WORKER_PREFIX + "*", count=1000)]
-    if not keys:
+    ids = sorted(_text(i) for i in await redis.smembers(WORKERS))  # type: ignore[misc]
+    if not ids:
         return {}
-    values = await redis.mget(keys)
+    values = await redis.mget([WORKER_PREFIX + i for i in ids])
     out: dict[str, dict[str, Any]] = {}
-    for key, value in zip(keys, values, strict=True):
+    for wid, value in zip(ids, values, strict=True):
         if value is None:
             continue
         try:
@@ -140,7 +155,7 @@ async def live_workers(redis: ArqRedis) -> dict[str, dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(info, dict):
-            out[_text(key)[len(WORKER_PREFIX) :]] = info
+            out[wid] = info
     return out
 
 
@@ -148,12 +163,22 @@ async def reap_lost_calls(redis: ArqRedis, *, grace_s: float = 2.0) -> list[dict
     """Report failed every active call whose worker stopped beating, and every queued call
     that expired unstarted (a full fleet past the queue wait). Returns the records reported
     here (another worker reaping at the same time reports the others)."""
-    from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
+    from arq.constants import (
+        in_progress_key_prefix,
+        job_key_prefix,
+        result_key_prefix,
+        retry_key_prefix,
+    )
     from arq.jobs import serialize_result
 
     now = time.time()
     reported: list[dict[str, Any]] = []
     calls = await active_calls(redis)
+    alive = {r.get("worker") for r in calls if r.get("worker_alive")}
+    known = {_text(i) for i in await redis.smembers(WORKERS)}  # type: ignore[misc]
+    gone = known - set(await live_workers(redis)) - alive
+    if gone:  # workers whose heartbeat expired: off the list
+        await redis.srem(WORKERS, *gone)  # type: ignore[misc]
     for record in calls:
         sid = record.get("id")
         state = record.get("state")
@@ -193,7 +218,7 @@ async def reap_lost_calls(redis: ArqRedis, *, grace_s: float = 2.0) -> list[dict
             pipe.delete(retry_key_prefix + sid, in_progress_key_prefix + sid, job_key_prefix + sid)
             pipe.zrem(jobs.QUEUE_NAME, sid)
             if result is not None:
-                pipe.set("arq:result:" + sid, result, ex=jobs.KEEP_RESULT_S)
+                pipe.set(result_key_prefix + sid, result, ex=jobs.KEEP_RESULT_S)
             await pipe.execute()
         record.update(state="failed", error=error)
         reported.append(record)
@@ -202,13 +227,8 @@ async def reap_lost_calls(redis: ArqRedis, *, grace_s: float = 2.0) -> list[dict
 
 async def queue_depth(redis: ArqRedis) -> int:
     """Jobs waiting in the queue (arq's sorted set holds running jobs too: minus those)."""
-    from arq.constants import in_progress_key_prefix
-
-    ids = await redis.zrange(jobs.QUEUE_NAME, 0, -1)
-    if not ids:
-        return 0
     async with redis.pipeline(transaction=False) as pipe:
-        for i in ids:
-            pipe.exists(in_progress_key_prefix + _text(i))
-        running = await pipe.execute()
-    return sum(1 for r in running if not r)
+        pipe.zcard(jobs.QUEUE_NAME)
+        pipe.scard(RUNNING_CALLS)
+        queued, running = await pipe.execute()
+    return max(0, int(queued) - int(running))
