@@ -135,6 +135,9 @@ async def commands(redis: Any) -> int:
     return int((await redis.info("stats"))["total_commands_processed"])
 
 
+POLLS = [0]  # this script's own reads of call records (subtracted from Redis's count)
+
+
 async def one_by_one(http: ClientSession, base: str, redis: Any, wav: Path, n: int) -> list[float]:
     """``n`` calls one after another; the start latency of each."""
     out: list[float] = []
@@ -144,6 +147,7 @@ async def one_by_one(http: ClientSession, base: str, redis: Any, wav: Path, n: i
             sid = (await resp.json())["session_id"]
 
         async def over(sid: str = sid) -> bool:
+            POLLS[0] += 1
             record = await store.get_call(redis, sid)
             return bool(record) and record.get("state") in ("ended", "failed", "stopped")
 
@@ -182,10 +186,12 @@ async def main(calls: int, starts: int) -> None:
                     worker = await start_worker(tmp, url, config, warm)
                     try:
                         before, t0 = await commands(redis), time.monotonic()
+                        POLLS[0] = 0
                         results["warm" if warm else "cold"] = await one_by_one(
                             http, base, redis, wav, calls
                         )
-                        used, spent = await commands(redis) - before, time.monotonic() - t0
+                        used = await commands(redis) - before - POLLS[0] - 2 * calls
+                        spent = time.monotonic() - t0
                         if warm:  # idle baseline over the same time, same worker
                             before2, t1 = await commands(redis), time.monotonic()
                             await asyncio.sleep(min(spent, 10.0))
