@@ -84,9 +84,7 @@ async def test_end_call_hangs_up_after_the_goodbye_with_a_complete_transcript(
     assert spoken == [("user", "That's all, thank you."), ("agent", "Goodbye, have a nice day!")]
 
 
-async def test_keypad_press_reaches_the_hook_and_the_agent_says_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_keypad_press_reaches_the_hook_and_the_agent_says_it(tmp_path: Path) -> None:
     call_hooks.SEEN.clear()
     config = cfg({"bot": {"hooks": "call_hooks:Keypad"}})
     transport = ActionWav(
@@ -220,3 +218,24 @@ async def test_refused_and_unsupported_actions_become_tool_errors_the_agent_hear
     heard = " ".join(rec.agent_lines())
     assert "not DTMF digits" in heard and "unknown transfer target" in heard
     assert "cannot send DTMF tones" in heard
+
+
+async def test_actions_after_the_call_ended_are_no_ops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    call_hooks.SEEN.clear()
+    caplog.set_level(logging.INFO, "botrun.call")
+    config = cfg(
+        {
+            "bot": {"hooks": "call_hooks:AfterEnd"},
+            "transfer": [{"name": "sales", "to": "+14155550123"}],
+        }
+    )
+    transport = ActionWav(caller(tmp_path, silence(1)), tmp_path / "bot.wav")
+    summary, _rec, sim, _ = await run_call(transport, config, None)
+    assert summary.error is None
+    assert call_hooks.SEEN == [("after-end", True)]
+    assert transport.asked == [] and summary.actions == []
+    assert "reply.create" not in sim.session().events
+    for action in ("say", "transfer", "hang_up"):
+        assert f"{action} ignored, the call has ended" in caplog.text

@@ -1,0 +1,21 @@
+"""Tools for tests/test_call_units.py: CallContext imported only for type checking."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botrun.core.tools import tool
+
+if TYPE_CHECKING:
+    from botrun.core.call import CallContext
+
+
+@tool
+async def where(city: str, ctx: CallContext, units: str = "metric") -> dict[str, Any]:
+    """Weather for a city.
+
+    Args:
+        city: The city.
+        units: metric or imperial.
+    """
+    return {"city": city, "call": None if ctx is None else ctx.call_id, "units": units}
