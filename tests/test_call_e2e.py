@@ -239,3 +239,56 @@ async def test_actions_after_the_call_ended_are_no_ops(
     assert "reply.create" not in sim.session().events
     for action in ("say", "transfer", "hang_up"):
         assert f"{action} ignored, the call has ended" in caplog.text
+
+
+async def test_botrun_wav_exits_once_the_goodbye_has_played(
+    tmp_path: Path, said: dict[str, bytes]
+) -> None:
+    import asyncio
+    import os
+    import sys
+
+    from speech import write_wav
+
+    from botrun.core.sim import Simulator
+
+    wav = tmp_path / "caller.wav"
+    write_wav(wav, said["bye"] + silence(120), RATE)  # two minutes, if nobody hangs up
+    config = tmp_path / "bot.toml"
+    config.write_text('[agent]\ngreeting = ""\ntools = ["end_call"]\n')
+    scenario = scenario_from_dict(
+        {"turns": [{"user": "bye", "reply": "Goodbye then!", "tool": {"name": "end_call"}}]}
+    )
+    transcript = tmp_path / "t.jsonl"
+    async with Simulator(scenario) as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "wav",
+            "--input",
+            str(wav),
+            "--participant",
+            "Caller",
+            "--output",
+            str(tmp_path / "o.wav"),
+            "--config",
+            str(config),
+            "--agent-url",
+            sim.url,
+            "--transcript",
+            str(transcript),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 90)  # far less than 2 minutes
+    stdout = out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "call action: hang_up hang_up (done)" in stdout
+    assert "+ Caller joined" in stdout
+    assert "- Caller left" not in stdout  # the call ended before the caller's file did
+    assert "bot voice recorded to" in stdout
+    lines = [json.loads(x) for x in transcript.read_text().splitlines()]
+    assert [x.get("text") for x in lines if x["role"] == "agent"] == ["Goodbye then!"]
