@@ -52,6 +52,7 @@ MAX_DTMF_DIGITS = 64
 PLAY_OUT_WAIT_S = 5.0
 _POLL_S = 0.05
 _IDLE_TICK_S = 0.2
+_SIGNAL_HOOK_S = 0.2  # on_call_end after Ctrl-C / SIGTERM: the exit budget is 2 s
 
 T = TypeVar("T")
 
@@ -114,6 +115,7 @@ class CallContext:
         self._last_user = time.monotonic()  # idle clock
         self._idle_stage = 0  # 0: none yet, 1: reminded, 2: hung up
         self._idle_task: asyncio.Task[None] | None = None
+        self._hanging_up: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ what the call is
@@ -255,13 +257,20 @@ class CallContext:
         if self._skip("hang_up"):
             return
         self._ended = True  # from here on, other actions are no-ops
-        await self._play_out(mute=True)
-        transport = self._bridge.transport
+        # A task of its own: a tool cut off by its timeout (or cancelled) while waiting for
+        # the play-out does not leave the call half hung up.
+        self._hanging_up = asyncio.create_task(self._hang_up(reason), name="hang_up")
+        await asyncio.shield(self._hanging_up)
+
+    async def _hang_up(self, reason: str) -> None:
         try:
+            await self._play_out(mute=True)
+            transport = self._bridge.transport
             await self._act("hang_up", reason, lambda: transport.hang_up(reason))
         except CallActionError as exc:
             log.warning("call %s: the transport's hang-up failed (%s); leaving", self.call_id, exc)
-        self._bridge.stop(reason)
+        finally:
+            self._bridge.stop(reason)
 
     async def transfer(self, target: str, participant_id: str | None = None) -> None:
         """Hand the phone caller (or ``participant_id``) to a declared ``[[transfer]]``
@@ -339,13 +348,17 @@ class CallContext:
         """The call is over: ``on_call_end`` (bounded by the hook timeout), then nothing
         more runs for it."""
         self._ended = True
+        if self._hanging_up is not None and not self._hanging_up.done():
+            self._hanging_up.cancel()  # the call ended some other way meanwhile
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._idle_task
         if self._hooks is not None:
             self._hook("on_call_end", summary)
-            await self._hooks.drain()
+            # Ctrl-C must still exit within its budget: the hooks get a moment, not more
+            interrupted = summary.reason in ("SIGINT", "SIGTERM")
+            await self._hooks.drain(_SIGNAL_HOOK_S if interrupted else None)
         for task in list(self._tasks):
             task.cancel()
 

@@ -147,11 +147,16 @@ class CallHooks:
             await self.call(name, *args)
             self._queue.task_done()
 
-    async def drain(self) -> None:
-        """Wait until every queued hook has run (each is bounded by the timeout)."""
-        if self._worker is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._worker)
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every queued hook has run (each is bounded by the hook timeout), or
+        ``timeout`` seconds in all; what is left is cancelled."""
+        worker = self._worker
+        if worker is None:
+            return
+        done, _ = await asyncio.wait({worker}, timeout=timeout)
+        if not done:
+            log.warning("hooks %s: still running as the call ends; cancelled", self._owner.path)
+            worker.cancel()
 
     async def call(self, name: str, *args: Any) -> Any:
         """Run hook ``name``; its return value, or None when it failed or timed out."""

@@ -72,3 +72,13 @@ class AfterEnd:
         await call.transfer("sales")
         await call.hang_up()
         SEEN.append(("after-end", call.ended))
+
+
+class Updater:
+    """Changes the session once someone is there."""
+
+    async def on_participant_joined(self, call: Any, p: Any) -> None:
+        await call.update(
+            prompt="You are now a pirate.", turn_detection={"min_silence": 600, "max_silence": 900}
+        )
+        SEEN.append(("updated",))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ class ActionWav(WavTransport):
         inputs: list[WavInput],
         output: Path,
         *,
-        presses: list[tuple[float, str]] = (),  # type: ignore[assignment]
+        presses: Sequence[tuple[float, str]] = (),
         phone: str | None = None,
     ) -> None:
         super().__init__(inputs, output, RATE, 1.0)

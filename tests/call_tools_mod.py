@@ -19,3 +19,10 @@ async def where(city: str, ctx: CallContext, units: str = "metric") -> dict[str,
         units: metric or imperial.
     """
     return {"city": city, "call": None if ctx is None else ctx.call_id, "units": units}
+
+
+@tool(timeout_s=0.5)
+async def hang_up_now(ctx: CallContext) -> str:
+    """Hang up (awaits the hang-up, longer than this tool may run)."""
+    await ctx.hang_up("caller asked")
+    return "done"

@@ -292,3 +292,60 @@ async def test_botrun_wav_exits_once_the_goodbye_has_played(
     assert "bot voice recorded to" in stdout
     lines = [json.loads(x) for x in transcript.read_text().splitlines()]
     assert [x.get("text") for x in lines if x["role"] == "agent"] == ["Goodbye then!"]
+
+
+async def test_a_hang_up_outlives_the_tool_that_asked_for_it(
+    tmp_path: Path, said: dict[str, bytes]
+) -> None:
+    # The tool may run 0.5 s; the goodbye lasts ~4 s. The tool times out, the hang-up
+    # still happens once the goodbye has played, with the tool's reason.
+    goodbye = "Okay, I will hang up now. Goodbye and take care of yourself."
+    config = cfg({"agent": {"greeting": "", "tools": ["call_tools_mod:hang_up_now"]}})
+    scenario = scenario_from_dict(
+        {"turns": [{"user": "bye", "reply": goodbye, "tool": {"name": "hang_up_now"}}]}
+    )
+    transport = ActionWav(caller(tmp_path, said["bye"] + silence(30)), tmp_path / "bot.wav")
+    summary, rec, sim, _ = await run_call(transport, config, scenario, tools=bot_tools(config))
+    assert summary.reason == "caller asked" and summary.error is None
+    assert not transport.input_ended(rec)
+    (called,) = rec.of(ev.ToolCalled)
+    assert called.error == "tool 'hang_up_now' timed out after 0.5 s"
+    (reply,) = [r for r in sim.session().replies if r.text == goodbye]
+    assert len(transport.sent) >= len(reply.audio) * RATE // 24000 * 0.95
+    assert rec.agent_lines() == [goodbye]
+
+
+async def test_a_reply_that_never_ends_delays_the_hang_up_a_few_seconds_at_most(
+    tmp_path: Path, said: dict[str, bytes]
+) -> None:
+    # The agent never sends reply.done (and the bridge would wait 60 s before calling the
+    # reply stalled): the hang-up waits its few seconds, then ends the call anyway.
+    config = cfg(
+        {
+            "agent": {"greeting": "", "tools": ["end_call"]},
+            "bridge": {"reply_timeout_s": 60.0},
+        }
+    )
+    scenario = scenario_from_dict(
+        {
+            "faults": {"reply_never_done": True},
+            "turns": [{"user": "bye", "reply": "Bye.", "tool": {"name": "end_call"}}],
+        }
+    )
+    transport = ActionWav(caller(tmp_path, said["bye"] + silence(40)), tmp_path / "bot.wav")
+    summary, rec, _sim, _ = await run_call(transport, config, scenario, tools=bot_tools(config))
+    assert summary.reason == "hang_up" and summary.error is None
+    assert not transport.input_ended(rec)
+    assert transport.asked == [("hang_up", "hang_up")]
+
+
+async def test_update_changes_the_session_mid_call(tmp_path: Path) -> None:
+    call_hooks.SEEN.clear()
+    config = cfg({"bot": {"hooks": "call_hooks:Updater"}})
+    transport = ActionWav(caller(tmp_path, silence(3)), tmp_path / "bot.wav")
+    summary, _rec, sim, _ = await run_call(transport, config, None)
+    assert summary.error is None and call_hooks.SEEN == [("updated",)]
+    session = sim.session()
+    assert session.config["system_prompt"] == "You are now a pirate."
+    assert session.config["input"]["turn_detection"]["min_silence"] == 600
+    assert [(a.action, a.detail) for a in summary.actions] == [("update", "input, system_prompt")]
