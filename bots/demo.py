@@ -90,8 +90,9 @@ def lead_in_s(greeting: str, scenario: Scenario | None) -> float:
 @click.option(
     "--scenario",
     metavar="NAME|FILE",
-    help="Simulator scenario: a shipped one by name (echo, weather, support, scheduler, ...) "
-    "or a TOML file. Default: the one named like --config (support, scheduler), else echo.",
+    help="Simulator scenario: a shipped one by name (echo, weather, support, receptionist, "
+    "...) or a TOML file. Default: the one named like --config (support, scheduler, "
+    "receptionist), else echo.",
 )
 def command(
     config: Path | None,
@@ -107,9 +108,10 @@ def command(
 
     The simulator answers by echoing what it heard, so the recording in --output is your
     sample played back by the bot, with the bot's real timing. With an example bot
-    (--config support, --config scheduler) it plays that bot's scenario instead: the
-    bundled caller asks a question, the agent calls the bot's tool, and the tool's result
-    comes back in the reply. Pass --agent-url (and set ASSEMBLYAI_API_KEY) to talk to the
+    (--config support, scheduler or receptionist) it plays that bot's scenario instead:
+    the bundled caller asks a question, the agent calls the bot's tool, and the tool's
+    result comes back in the reply (the receptionist also checks in when the caller goes
+    quiet, then says goodbye and hangs up). Pass --agent-url (and set ASSEMBLYAI_API_KEY) to talk to the
     real service with the same sample instead."""
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
     from botrun.core.config import apply_overrides
