@@ -111,8 +111,8 @@ def command(
     (--config support, scheduler or receptionist) it plays that bot's scenario instead:
     the bundled caller asks a question, the agent calls the bot's tool, and the tool's
     result comes back in the reply (the receptionist also checks in when the caller goes
-    quiet, then says goodbye and hangs up). Pass --agent-url (and set ASSEMBLYAI_API_KEY) to talk to the
-    real service with the same sample instead."""
+    quiet, then says goodbye and hangs up). Pass --agent-url (and set ASSEMBLYAI_API_KEY)
+    to talk to the real service with the same sample instead."""
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
