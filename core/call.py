@@ -159,7 +159,9 @@ class CallContext:
         return False
 
     def _record(self, action: str, detail: str = "", error: str | None = None) -> None:
-        event = ev.CallAction(action, detail, error)
+        from .secrets import redact
+
+        event = ev.CallAction(action, redact(detail), redact(error) if error else None)
         self._bridge.summary.actions.append(event)
         self._bridge._emit(event)
 
