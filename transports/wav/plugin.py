@@ -72,6 +72,12 @@ SPEC = TransportSpec(
             max=100,
         ),
         Option(
+            "dtmf",
+            'Keypad presses at call times, SECONDS:DIGITS,...: e.g. "2.5:1,4.0:#" '
+            "(the participant speaking then presses them).",
+            metavar="SCHEDULE",
+        ),
+        Option(
             "rate",
             "Meeting sample rate (Hz) of inputs and output.",
             type=int,

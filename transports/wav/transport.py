@@ -3,7 +3,12 @@
 Each input file is a participant who joins at its offset, speaks its file in real time
 (or ``speed`` times faster) in 20 ms frames and leaves when it ends. The bot's voice is
 recorded like a loudspeaker would play it: each chunk starts when the previous one ends or
-at the current meeting time, whichever is later, so quiet stretches become silence."""
+at the current meeting time, whichever is later, so quiet stretches become silence.
+
+Call actions, so every flow runs offline (issue 16): ``hang_up`` stops the inputs (the bridge
+then leaves and the recording is closed); a ``--dtmf`` schedule presses keys at given call
+times; ``transfer`` and ``send_dtmf`` are accepted and written down in :attr:`actions` (a
+transferred participant leaves, as a phone caller handed over by Daily would)."""
 
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botrun.core.errors import UsageError
+from botrun.core.errors import CallActionError, UsageError
 from botrun.core.transport import Transport, TransportEvents
 
+from .keypad import KeyPress, parse_dtmf_schedule
 from .wavio import read_wav_mono16
 
 log = logging.getLogger("botrun.wav")
@@ -44,7 +50,12 @@ class WavTransport(Transport):
     name = "wav"
 
     def __init__(
-        self, inputs: list[WavInput], output: Path, rate: int = 16000, speed: float = 1.0
+        self,
+        inputs: list[WavInput],
+        output: Path,
+        rate: int = 16000,
+        speed: float = 1.0,
+        dtmf: list[KeyPress] | None = None,
     ) -> None:
         if rate not in RATES:
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
@@ -62,6 +73,13 @@ class WavTransport(Transport):
         self._t0 = 0.0
         self._left = False
         self._joined = 0  # inputs whose participant has joined
+        self.keypresses = list(dtmf or [])
+        self._speakers: dict[str, asyncio.Task[None]] = {}
+        self._present: list[str] = []  # participants in the meeting now, in join order
+        #: Call actions performed (transfer, send_dtmf, hang_up), for the call summary.
+        self.actions: list[dict[str, Any]] = []
+        #: Why the bot hung up, once it has.
+        self.hung_up: str | None = None
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> WavTransport:
@@ -88,14 +106,15 @@ class WavTransport(Transport):
         output = Path(opts.get("output") or "botrun-output.wav")
         if output.exists() and output.is_dir():
             raise UsageError(f"--output {output} is a directory")
-        return cls(inputs, output, rate, float(opts.get("speed") or 1.0))
+        dtmf = parse_dtmf_schedule(opts.get("dtmf"))
+        return cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
 
     @property
     def bot_participant_id(self) -> str:
         return "wav-bot"
 
     def participants_pending(self) -> bool:
-        return self._joined < len(self.inputs)
+        return self.hung_up is None and self._joined < len(self.inputs)
 
     # ----------------------------------------------------------------- meeting
     async def join(self, events: TransportEvents) -> None:
@@ -111,7 +130,11 @@ class WavTransport(Transport):
         self._writer = w
         self._t0 = time.monotonic()
         for i, inp in enumerate(self.inputs):
-            self._tasks.append(asyncio.create_task(self._speak(f"wav-{i + 1}", inp)))
+            pid = f"wav-{i + 1}"
+            self._speakers[pid] = task = asyncio.create_task(self._speak(pid, inp))
+            self._tasks.append(task)
+        if self.keypresses:
+            self._tasks.append(asyncio.create_task(self._keypad()))
 
     async def _speak(self, pid: str, inp: WavInput) -> None:
         assert self._events is not None
@@ -119,6 +142,7 @@ class WavTransport(Transport):
         start = self._t0 + inp.at_s / speed
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         self._joined += 1
+        self._present.append(pid)
         self._events.participant_joined(pid, inp.name)
         frame = self.output_sample_rate * FRAME_MS // 1000 * 2
         frame_s = FRAME_MS / 1000 / speed
@@ -131,7 +155,56 @@ class WavTransport(Transport):
                 )
                 k += 1
             await asyncio.sleep(max(0.005, start + k * frame_s - time.monotonic()))
-        self._events.participant_left(pid, "input ended")
+        self._gone(pid, "input ended")
+
+    def _gone(self, pid: str, reason: str) -> None:
+        if pid in self._present:
+            self._present.remove(pid)
+            assert self._events is not None
+            self._events.participant_left(pid, reason)
+
+    async def _keypad(self) -> None:
+        """Press the scheduled keys at their call times (meeting time, ``--speed`` applies)."""
+        assert self._events is not None
+        for press in self.keypresses:
+            due = self._t0 + press.at_s / self.time_scale
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            pid = self._present[0] if self._present else None
+            log.info("keypad at %.1f s: %r from %s", press.at_s, press.digits, pid or "nobody")
+            for digit in press.digits:
+                self._events.dtmf(pid, digit)
+
+    # ----------------------------------------------------------------- call actions
+    async def hang_up(self, reason: str) -> None:
+        """Stop the inputs: the bridge then leaves, which closes the recording."""
+        if self.hung_up is None:
+            self.hung_up = reason or "hang_up"
+            self.actions.append({"action": "hang_up", "reason": self.hung_up})
+            log.info("the bot hung up (%s): the inputs stop", self.hung_up)
+        for task in self._tasks:
+            task.cancel()
+
+    async def transfer(self, target: str, participant_id: str | None = None) -> None:
+        """Accepted and written down; the participant (the first one still in the meeting
+        when none is named) leaves, as a caller handed over by Daily does."""
+        pid = participant_id if participant_id is not None else next(iter(self._present), None)
+        if pid is None or pid not in self._present:
+            who = f"participant {participant_id}" if participant_id else "anyone"
+            raise CallActionError(f"cannot transfer {who}: not in the call")
+        self.actions.append({"action": "transfer", "target": target, "participant": pid})
+        log.info(
+            "transfer of %s to %s (recorded: the wav transport has no phone line)", pid, target
+        )
+        task = self._speakers.get(pid)
+        if task is not None:
+            task.cancel()
+        self._gone(pid, "transferred")
+
+    async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
+        self.actions.append(
+            {"action": "send_dtmf", "digits": digits, "participant": participant_id}
+        )
+        log.info("DTMF %r sent (recorded: the wav transport has no phone line)", digits)
 
     def write_audio(self, pcm: bytes) -> None:
         with self._lock:
