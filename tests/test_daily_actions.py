@@ -14,6 +14,7 @@ real ``DailyHandler`` from foreign threads with payloads shaped like daily-pytho
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import threading
@@ -21,10 +22,14 @@ import uuid
 from typing import Any
 
 import pytest
-from daily_support import RecordingEvents, make_transport, on_thread
+from daily_support import RecordingEvents, make_transport, on_thread, participant
 from daily_support import wait_for as wait_until
 
+from botrun.core import events as ev
+from botrun.core.config import apply_overrides, config_from_dict
 from botrun.core.errors import CallActionError
+from botrun.core.events import BridgeEvent
+from botrun.transports.daily.transport import DailyTransport
 
 daily = pytest.importorskip("daily")
 
@@ -356,3 +361,64 @@ async def test_network_interruptions_show_as_reconnecting_then_reconnected(call)
     await wait_until(lambda: len(events.of("status")) == 2)
     assert [c[1] for c in events.of("status")] == ["reconnecting", "reconnected"]
     assert "signalling" in events.of("status")[0][2]
+
+
+# ------------------------------------------------------------------ through the bridge
+class CloudlessDaily(DailyTransport):
+    """The real transport and SDK client (behind the spy); only the network join is
+    answered locally, as the offline SDK cannot reach Daily's cloud."""
+
+    def prepare(self, events: Any) -> None:
+        super().prepare(events)
+        self.spy = SdkSpy(self._client)
+        self._client = self.spy
+
+    async def _join_call(self, token: str | None) -> dict[str, Any]:
+        local = participant(self.options.bot_name, local=True, pid=self._bot_id)
+        return {"participants": {"local": local}}
+
+
+async def test_phone_caller_keypad_network_and_dial_out_through_the_real_bridge() -> None:
+    from botrun.core.bridge import Bridge
+    from botrun.core.sim import Simulator
+
+    seen: list[BridgeEvent] = []
+    t = make_transport(CloudlessDaily)
+    assert isinstance(t, CloudlessDaily)
+    async with Simulator() as sim:
+        cfg = apply_overrides(
+            config_from_dict({}),
+            {"agent.url": sim.url, "bridge.idle_timeout_s": 30.0, "bridge.leave_grace_s": 0.2},
+        )
+        bridge = Bridge(t, cfg, observers=[seen.append])
+        call = asyncio.create_task(bridge.run())
+        await wait_until(lambda: t._joined, timeout=10)
+        h = t._handler
+        caller = participant("+14155550123")  # Daily names a SIP caller by the display name
+        callee = sid()
+        on_thread(
+            h.on_dialin_connected,
+            {"sessionId": caller["id"], "sipFrom": "sip:+14155550123@sip.example.net"},
+        )
+        on_thread(h.on_participant_joined, caller)
+        on_thread(h.on_dialout_answered, {"sessionId": callee})
+        on_thread(h.on_dtmf_event, {"sessionId": caller["id"], "tone": "7", "volume": 10})
+        status = h.on_network_connection_status_updated
+        on_thread(status, {"connection": "signalling", "event": "interrupted"})
+        on_thread(status, {"connection": "signalling", "event": "connected"})
+
+        def states() -> list[str]:
+            return [e.state for e in seen if isinstance(e, ev.TransportStatus)]
+
+        await wait_until(lambda: states() == ["reconnecting", "reconnected"], timeout=10)
+        await wait_until(lambda: any(isinstance(e, ev.DtmfReceived) for e in seen), timeout=10)
+        p = bridge.roster.get(caller["id"])
+        assert p is not None and p.phone and p.number == "+14155550123"
+        bridge.stop("test over")
+        summary = await asyncio.wait_for(call, timeout=30)
+    assert summary.error is None, summary.error
+    keys = [(e.digit, e.participant_id) for e in seen if isinstance(e, ev.DtmfReceived)]
+    assert keys == [("7", caller["id"])]
+    # Leaving ended the leg the bot had dialed (the regression, end to end).
+    assert t.spy.of("stop_dialout") == [(callee,)]
+    assert t._client is None  # left and released
