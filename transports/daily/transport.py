@@ -35,6 +35,7 @@ from .audio_out import AudioSink, make_sink
 from .dialin import DialOut, PinlessForwarder, dialout_settings
 from .messages import call_error_message, is_request_error, join_error_message, short_error
 from .phone import (
+    Kind,
     PhoneLeg,
     PhoneLegs,
     caller_number,
@@ -535,7 +536,7 @@ class DailyTransport(Transport):
             self._interrupted.discard(conn)
             self._events.status("reconnected", f"Daily {conn} connection restored")
 
-    def _phone_leg(self, session_id: str, kind: Any, number: str | None) -> PhoneLeg:
+    def _phone_leg(self, session_id: str, kind: Kind, number: str | None) -> PhoneLeg:
         leg, changed = self.legs.add(session_id, kind, number)
         if changed and self._events is not None:
             self._events.participant_phone(session_id, leg.number)
