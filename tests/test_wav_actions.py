@@ -215,3 +215,44 @@ async def test_dial_out_is_not_something_the_wav_transport_can_do(tmp_path: Path
     t = transport(tmp_path, [(0.0, 1.0)])
     with pytest.raises(CallActionError, match="the wav transport cannot dial out"):
         await t.dial_out("+14155550100")
+
+
+# ------------------------------------------------------------------ phone callers
+async def test_a_phone_input_is_reported_as_a_phone_caller_and_transferred_first(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "caller.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(silence(30.0))
+    t = WavTransport.from_options(
+        {
+            "input": [src, src],
+            "participant": ["Ann", "Caller"],
+            "phone": [None, " +14155550123 "],
+            "output": tmp_path / "out.wav",
+        }
+    )
+    ev = Recorder(t)
+    await t.join(ev)
+    try:
+        await until(lambda: len(ev.of("joined")) == 2)
+        # Reported before the join, as the bridge wants it (either order is allowed).
+        assert ev.calls.index(("phone", "wav-2", "+14155550123")) < ev.calls.index(
+            ("joined", "wav-2")
+        )
+        assert ev.of("phone") == [("phone", "wav-2", "+14155550123")]
+        await t.transfer("sip:sales@example.com")  # nobody named: the phone caller
+    finally:
+        await t.leave()
+    assert ev.of("left") == [("left", "wav-2", "transferred")]
+
+
+@pytest.mark.parametrize("number", ["555-0123", "14155550123", "tel:+14155550123"])
+def test_a_bad_phone_number_is_a_usage_error(tmp_path: Path, number: str) -> None:
+    with pytest.raises(UsageError, match=r"--phone .*: expected a phone number in E\.164 form"):
+        WavTransport.from_options(
+            {"input": [ASSETS / "demo-hello.wav"], "phone": [number], "output": tmp_path / "o"}
+        )

@@ -57,6 +57,13 @@ SPEC = TransportSpec(
             follows="input",
         ),
         Option(
+            "phone",
+            "The --input before it is a phone caller with this number (+E.164 or sip:...).",
+            multiple=True,
+            metavar="NUMBER",
+            follows="input",
+        ),
+        Option(
             "output",
             "Where to record the bot's voice.",
             type=Path,

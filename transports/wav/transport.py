@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 import wave
@@ -31,6 +32,7 @@ from .wavio import read_wav_mono16
 log = logging.getLogger("botrun.wav")
 
 RATES = (8000, 16000, 24000, 48000)
+_PHONE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:\S+)$")
 FRAME_MS = 20
 
 
@@ -40,6 +42,7 @@ class WavInput:
     pcm: bytes
     at_s: float
     name: str
+    phone: str | None = None  # a phone caller's number (--phone)
 
 
 def _nth(values: list[Any], i: int) -> Any:
@@ -76,6 +79,7 @@ class WavTransport(Transport):
         self.keypresses = list(dtmf or [])
         self._speakers: dict[str, asyncio.Task[None]] = {}
         self._present: list[str] = []  # participants in the meeting now, in join order
+        self._phones: dict[str, str] = {}  # participant id -> number, phone callers
         #: Call actions performed (transfer, send_dtmf, hang_up), for the call summary.
         self.actions: list[dict[str, Any]] = []
         #: Why the bot hung up, once it has.
@@ -87,10 +91,19 @@ class WavTransport(Transport):
         # Aligned with the inputs by the CLI (None: not given for that input) or by position.
         ats: list[float | None] = list(opts.get("at") or [])
         names: list[str | None] = list(opts.get("participant") or [])
+        phones: list[str | None] = list(opts.get("phone") or [])
         if len(ats) > len(paths):
             raise UsageError(f"{len(ats)} --at values for {len(paths)} --input files")
         if len(names) > len(paths):
             raise UsageError(f"{len(names)} --participant names for {len(paths)} --input files")
+        if len(phones) > len(paths):
+            raise UsageError(f"{len(phones)} --phone numbers for {len(paths)} --input files")
+        for number in phones:
+            if number is not None and not _PHONE.match(number.strip()):
+                raise UsageError(
+                    f"--phone {number!r}: expected a phone number in E.164 form "
+                    "(+14155550123) or a SIP URI (sip:user@host)"
+                )
         rate = int(opts.get("rate") or 16000)
         if rate not in RATES:
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
@@ -100,6 +113,7 @@ class WavTransport(Transport):
                 pcm=read_wav_mono16(p, rate),
                 at_s=_nth(ats, i) or 0.0,
                 name=_nth(names, i) or p.stem,
+                phone=(_nth(phones, i) or "").strip() or None,
             )
             for i, p in enumerate(paths)
         ]
@@ -143,6 +157,9 @@ class WavTransport(Transport):
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         self._joined += 1
         self._present.append(pid)
+        if inp.phone:
+            self._phones[pid] = inp.phone
+            self._events.participant_phone(pid, inp.phone)
         self._events.participant_joined(pid, inp.name)
         frame = self.output_sample_rate * FRAME_MS // 1000 * 2
         frame_s = FRAME_MS / 1000 / speed
@@ -185,9 +202,15 @@ class WavTransport(Transport):
             task.cancel()
 
     async def transfer(self, target: str, participant_id: str | None = None) -> None:
-        """Accepted and written down; the participant (the first one still in the meeting
-        when none is named) leaves, as a caller handed over by Daily does."""
-        pid = participant_id if participant_id is not None else next(iter(self._present), None)
+        """Accepted and written down; the participant (when none is named: the first phone
+        caller still in the meeting, or else the first participant) leaves, as a caller
+        handed over by Daily does."""
+        phones = [p for p in self._present if self._phones.get(p)]
+        pid = (
+            participant_id
+            if participant_id is not None
+            else next(iter(phones or self._present), None)
+        )
         if pid is None or pid not in self._present:
             who = f"participant {participant_id}" if participant_id else "anyone"
             raise CallActionError(f"cannot transfer {who}: not in the call")
