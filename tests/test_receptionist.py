@@ -54,6 +54,7 @@ def test_demo_runs_with_no_account_and_hangs_up_after_the_goodbye(tmp_path: Path
     assert json.loads(tools[0]["result"]) == receptionist.FAQ["hours"]
     agent = [x["text"] for x in lines if x["role"] == "agent"]
     assert agent[0].startswith("Thanks for calling Harbour Electronics. Press 1")  # greeting
+    assert f"Sorry, 9 is not an option. {receptionist.MENU}" in agent  # the keypad (--dtmf)
     assert receptionist.CHECK_IN in agent  # the on_idle hook checked in
     assert agent[-1] == "Thanks for calling Harbour Electronics. Goodbye!"
     user = [x["text"] for x in lines if x["role"] == "user"]
