@@ -82,3 +82,15 @@ class Updater:
             prompt="You are now a pirate.", turn_detection={"min_silence": 600, "max_silence": 900}
         )
         SEEN.append(("updated",))
+
+
+class KeypadTransfer:
+    """Key 1 -> sales, anything else -> support; what happened goes to SEEN."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        target = "sales" if digit == "1" else "support"
+        try:
+            await call.transfer(target)
+        except Exception as exc:
+            SEEN.append(("transfer failed", type(exc).__name__, str(exc)))
+            raise
