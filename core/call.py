@@ -50,6 +50,8 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 MAX_DTMF_DIGITS = 64
 #: The most a hang-up (or transfer) waits for the agent's reply in flight to play out.
 PLAY_OUT_WAIT_S = 5.0
+#: How long a reply asked for with say()/reply() counts as coming.
+ASKED_REPLY_WAIT_S = 15.0
 _POLL_S = 0.05
 _IDLE_TICK_S = 0.2
 _SIGNAL_HOOK_S = 0.2  # on_call_end after Ctrl-C / SIGTERM: the exit budget is 2 s
@@ -112,6 +114,7 @@ class CallContext:
         self._ended = False
         self._replies_done = 0  # ReplyDone events seen
         self._asked_until = 0  # a reply asked for is over once _replies_done reaches this
+        self._asked_at = 0.0  # when the last one was asked for (an agent may never answer)
         self._last_user = time.monotonic()  # idle clock
         self._idle_stage = 0  # 0: none yet, 1: reminded, 2: hung up
         self._idle_task: asyncio.Task[None] | None = None
@@ -215,6 +218,15 @@ class CallContext:
     def _asked(self) -> None:
         busy = 1 if self._bridge._replying() else 0
         self._asked_until = max(self._asked_until, self._replies_done + busy) + 1
+        self._asked_at = time.monotonic()
+
+    def _awaiting_asked_reply(self) -> bool:
+        """A reply asked for (say/reply) has not finished yet -- for a while at most: an
+        agent that refused or dropped the request must not keep the call 'busy' for ever."""
+        return (
+            self._replies_done < self._asked_until
+            and time.monotonic() - self._asked_at < ASKED_REPLY_WAIT_S
+        )
 
     async def update(
         self,
@@ -314,7 +326,7 @@ class CallContext:
         bridge = self._bridge
         deadline = time.monotonic() + PLAY_OUT_WAIT_S
         while time.monotonic() < deadline and bridge.client is not None:
-            if not (bridge._replying() or self._replies_done < self._asked_until):
+            if not (bridge._replying() or self._awaiting_asked_reply()):
                 break
             await asyncio.sleep(_POLL_S)
         if mute:
@@ -406,7 +418,7 @@ class CallContext:
             or b._user_speaking
             or b._replying()
             or b._pending_out_ms() > 0
-            or self._replies_done < self._asked_until
+            or self._awaiting_asked_reply()
             or not len(b.roster)
         )
 
