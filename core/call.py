@@ -368,7 +368,7 @@ class CallContext:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._idle_task
-        if self._hooks is not None:
+        if self._hooks is not None and self._bridge.joined:  # (a call that never began: none)
             self._hook("on_call_end", summary)
             # Ctrl-C must still exit within its budget: the hooks get a moment, not more
             interrupted = summary.reason in ("SIGINT", "SIGTERM")
