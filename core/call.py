@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -298,11 +298,15 @@ class CallContext:
             raise CallActionError(f"unknown transfer target {target!r} (declared: {declared})")
         if self._skip("transfer"):
             return
-        await self._play_out(mute=False)
         transport = self._bridge.transport
-        await self._act(
-            "transfer", f"{target} ({to})", lambda: transport.transfer(to, participant_id)
-        )
+
+        async def run() -> None:
+            await self._play_out(mute=False)
+            await self._act(
+                "transfer", f"{target} ({to})", lambda: transport.transfer(to, participant_id)
+            )
+
+        await self._owned(run(), "transfer")
 
     async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
         """Send keypad tones (``0-9 * # A-D``) into the call, e.g. to navigate a menu."""
@@ -310,7 +314,8 @@ class CallContext:
         if self._skip("send_dtmf"):
             return
         transport = self._bridge.transport
-        await self._act("send_dtmf", norm, lambda: transport.send_dtmf(norm, participant_id))
+        run = self._act("send_dtmf", norm, lambda: transport.send_dtmf(norm, participant_id))
+        await self._owned(run, "send_dtmf")
 
     async def dial_out(self, number: str) -> str:
         """Call ``number`` (E.164 or SIP URI) into the meeting; the new leg's id."""
@@ -318,7 +323,23 @@ class CallContext:
         if self._skip("dial_out"):
             return ""
         transport = self._bridge.transport
-        return await self._act("dial_out", number, lambda: transport.dial_out(number))
+        run = self._act("dial_out", number, lambda: transport.dial_out(number))
+        return await self._owned(run, "dial_out")
+
+    async def _owned(self, coro: Coroutine[Any, Any, T], name: str) -> T:
+        """Run a transport action in a task of the call's own: once asked for, it completes
+        (or fails, reported) even if the tool or hook that asked is cut off meanwhile --
+        never half a transfer or an untracked dial-out leg."""
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._owned_done)
+        return await asyncio.shield(task)
+
+    def _owned_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the asker got it, or _act reported it
 
     async def _play_out(self, mute: bool) -> None:
         """Wait (at most PLAY_OUT_WAIT_S) until the reply in flight or asked for is over

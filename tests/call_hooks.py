@@ -94,3 +94,11 @@ class KeypadTransfer:
         except Exception as exc:
             SEEN.append(("transfer failed", type(exc).__name__, str(exc)))
             raise
+
+
+class ImpatientTransfer:
+    """Says a long line, then transfers: the hook's 0.5 s run out while the line plays."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        await call.say("Please hold on while I connect you to our sales team right now.")
+        await call.transfer("sales")
