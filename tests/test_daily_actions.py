@@ -33,6 +33,7 @@ from botrun.core import events as ev
 from botrun.core.config import apply_overrides, config_from_dict
 from botrun.core.errors import CallActionError
 from botrun.core.events import BridgeEvent
+from botrun.transports.daily.dialin import DialOut
 from botrun.transports.daily.transport import DailyTransport
 
 daily = pytest.importorskip("daily")
@@ -285,13 +286,46 @@ async def test_leaving_stops_the_dial_out_leg(call, caplog) -> None:
 async def test_a_dial_out_started_by_the_cli_is_stopped_on_leave_too(call) -> None:
     t, _, spy = call
     t._dialout_started({"phoneNumber": "+14155550123"}, None, None, lambda error: None)
-    assert t._dialing == ["+14155550123"]
+    assert t._dialing == [("+14155550123", False)]
     callee = sid()
     dialout(t, callee)
     await wait_until(lambda: callee in t.legs)
     assert t.legs.get(callee).number == "+14155550123" and t._dialing == []
     await t.leave()
     assert spy.of("stop_dialout") == [(callee,)]
+
+
+async def test_a_dial_out_by_a_call_action_fails_on_its_own(call) -> None:
+    """An error on a leg the bot dialed with CallContext.dial_out is shown to the user and
+    does not retry (or end the call through) the --dial-out of the same bot."""
+    t, events, spy = call
+    callee = sid()
+    starts: list[dict[str, str]] = []
+    failures: list[str] = []
+    t.dialout = DialOut(
+        "+14155550999",
+        lambda settings, done: starts.append(settings),
+        on_failure=failures.append,
+        retries=3,
+        backoff_s=0.01,
+    )
+
+    class Accepting:  # the SDK in a call would accept it: (session_id, error)
+        def start_dialout(self, settings: Any, completion: Any) -> None:
+            spy.calls.append(("start_dialout", (settings,)))
+            completion(callee, None)
+
+    t._client = Accepting()
+    try:
+        assert await t.dial_out("+14155550123") == callee
+    finally:
+        t._client = spy
+    assert events.of("phone") == [("phone", callee, "+14155550123")]
+    on_thread(t._handler.on_dialout_error, {"sessionId": callee, "errorMsg": "busy"})
+    await wait_until(lambda: events.of("status"))
+    assert events.of("status") == [("status", "dial-out failed", "+14155550123: busy")]
+    await asyncio.sleep(0.2)  # a retry of --dial-out would have started by now
+    assert starts == [] and failures == [] and callee not in t.legs
 
 
 async def test_a_leg_that_ended_is_not_stopped_again(call) -> None:
