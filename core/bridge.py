@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .client import AgentClient
     from .config import BotConfig
     from .inbound import InboundPath
+    from .passthrough import PassthroughPath
     from .tools import ToolRegistry
     from .transport import Transport
 
@@ -106,7 +107,12 @@ class Bridge:
         self.client: AgentClient | None = None
         self.pacer: OutboundPacer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbound: InboundPath | None = None
+        self._inbound: InboundPath | PassthroughPath | None = None
+        # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent
+        # session that takes audio/pcmu, else transcoded here (μ-law <-> PCM16, 8k <-> 24k).
+        self._phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
+        self._passthrough = self._phone_audio and getattr(transport, "agent_audio", "") == "pcmu"
+        self._in_bps = 8000 if self._passthrough else 2 * AGENT_RATE  # bytes/s to the agent
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
         self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
@@ -294,11 +300,16 @@ class Bridge:
         now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
         heard = False
         listened = self._listened
+        transcode = self._phone_audio and not self._passthrough
         for pid, pcm, rate, arrived in frames:
             if pid not in listened:
                 self._ignored_frames += 1  # the bot itself, unknown or not-listened people
                 continue
             heard = True
+            if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
+                from .audio.g711 import ulaw_to_pcm16
+
+                pcm = ulaw_to_pcm16(pcm)
             pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
             if pcm24:
                 self.roster.hear(pid, _energy(pcm24), self._user_speaking)
@@ -339,17 +350,18 @@ class Bridge:
         for frame in frames:
             if client is not None:
                 client.send_audio(frame)
-            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / (2 * AGENT_RATE)
+            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
     # ------------------------------------------------------------------ agent session
     def _open_session(self) -> None:
         from .client import AgentClient
-        from .protocol import session_payload
+        from .protocol import PCMU_FORMAT, session_payload
 
         specs = self.tools.specs if self.tools is not None else []
+        fmt = PCMU_FORMAT if self._passthrough else None
         self.client = AgentClient(
             self.config.agent.url,
-            session_payload(self.config.agent, specs),
+            session_payload(self.config.agent, specs, fmt),
             api_key=self.api_key,
             tools=self.tools,
             buffer_s=self.config.bridge.reconnect_buffer_s,
@@ -565,10 +577,17 @@ class Bridge:
     def _on_reply_audio(self, pcm24: bytes) -> None:
         # Only audio the session accepted reaches here (AgentClient asks
         # SessionState.accept_audio in arrival order): stale or late audio is already gone.
-        if self.pacer is None or self._out_rs is None:
+        if self.pacer is None or (self._out_rs is None and not self._passthrough):
             return
         t0 = time.perf_counter()
-        out = self._out_rs.process(pcm24)
+        if self._out_rs is None:  # μ-law from the agent, straight to the phone
+            out = pcm24
+        else:
+            out = self._out_rs.process(pcm24)
+            if self._phone_audio:
+                from .audio.g711 import pcm16_to_ulaw
+
+                out = pcm16_to_ulaw(out)
         turn = self._reply_turn
         on_start = None
         if turn is not None and not turn.audio_queued:
@@ -582,7 +601,7 @@ class Bridge:
 
         if out:
             if turn is not None:
-                turn.queued_ms += len(out) * 500 / self._out_rs.out_rate
+                turn.queued_ms += len(out) * 1000 / self.pacer.sample_width / self.pacer.sample_rate
             self.pacer.put(out, on_start)
         self.metrics.outbound.add(time.perf_counter() - t0)
 
@@ -731,12 +750,18 @@ class Bridge:
         from .audio.pacer import OutboundPacer
         from .audio.resampler import StreamResampler
         from .inbound import InboundPath
+        from .passthrough import PassthroughPath
 
         self._loop = asyncio.get_running_loop()
         self._audio_in = Handoff(self._loop, self._on_handoff)
         t = self.transport
-        self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
-        self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
+        if self._passthrough:
+            self._inbound = PassthroughPath(chunk_ms=self.config.bridge.chunk_ms)
+            self._out_rs = None
+        else:
+            self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
+            self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
+        phone: dict[str, Any] = {"sample_width": 1, "silence": b"\xff"} if self._phone_audio else {}
         self.pacer = OutboundPacer(
             t.write_audio,
             t.output_sample_rate,
@@ -746,6 +771,7 @@ class Bridge:
             name=f"{t.name}-pacer",
             prebuffer_ms=self.config.bridge.prebuffer_ms,
             speed=t.time_scale,
+            **phone,
         )
         self.pacer.start()
         watchdog: asyncio.Task[None] | None = None
