@@ -47,6 +47,7 @@ class TwilioStats:
     sent_ms: float = 0.0  # bot audio sent to Twilio
     heard_ms: float = 0.0  # of it, played to the caller (its mark came back, not cleared)
     cleared_ms: float = 0.0  # dropped by a clear (barge-in) before it played
+    unconfirmed_ms: float = 0.0  # still queued at Twilio when the stream ended (not heard)
     clears: int = 0
     clear_ms: list[float] = field(default_factory=list)  # clear sent -> its marks back
     dtmf: int = 0
@@ -160,6 +161,8 @@ class TwilioTransport(Transport):
             return
         self._stopped = True
         self.end_reason = reason
+        self.stats.unconfirmed_ms += sum(ms for _name, ms in self._pending)
+        self._pending.clear()
         if self._events is not None:
             self._events.participant_left(CALLER_ID, reason)
             self._events.ended(reason)
@@ -196,7 +199,7 @@ class TwilioTransport(Transport):
     def write_audio(self, pcm: bytes) -> None:
         """Pacer thread: a chunk of μ-law, then a mark for it."""
         loop = self._loop
-        if loop is None or self._left:
+        if loop is None or self._left or self._stopped:
             return
         self._chunks += 1
         name = str(self._chunks)
@@ -205,6 +208,8 @@ class TwilioTransport(Transport):
         loop.call_soon_threadsafe(self._queue_audio, frames, name, ms)
 
     def _queue_audio(self, frames: tuple[str, str], name: str, ms: float) -> None:
+        if self._stopped:  # the stream is gone: nobody hears it
+            return
         self.stats.sent_ms += ms
         self._pending.append((name, ms))
         for f in frames:

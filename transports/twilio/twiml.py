@@ -39,3 +39,9 @@ def dial(target: str) -> str:
         d.number(target)
     response.append(d)
     return str(response.to_xml())
+
+
+def hang_up() -> str:
+    response = VoiceResponse()
+    response.hangup()
+    return str(response.to_xml())
