@@ -32,6 +32,9 @@ class PassthroughPath:
 
     def set_members(self, pids: Iterable[str], now: float) -> None:
         wanted = set(pids)
+        if self._members and self._members[0] not in wanted and self._buf:
+            # the caller left: the end of their words goes out now, padded to a whole frame
+            self._buf += ULAW_SILENCE * (-len(self._buf) % self.frame_bytes)
         self._members = [p for p in self._members if p in wanted] + sorted(
             wanted.difference(self._members)
         )

@@ -219,7 +219,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     url = calls.settings.ws_url(request.path_qs)
     if not calls.validator.valid(url, {}, request.headers.get("X-Twilio-Signature")):
         return _forbidden(request, "stream without a valid X-Twilio-Signature")
-    ws = web.WebSocketResponse(max_msg_size=m.MAX_MESSAGE_BYTES, autoping=True)
+    # Frames up to 4x the protocol's limit are read and refused one by one (logged, counted,
+    # the call goes on); only beyond that does the socket itself close (1009).
+    ws = web.WebSocketResponse(max_msg_size=4 * m.MAX_MESSAGE_BYTES, autoping=True)
     await ws.prepare(request)
     try:
         start = await asyncio.wait_for(_read_start(ws), START_TIMEOUT_S)

@@ -80,6 +80,7 @@ class TwilioTransport(Transport):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._out: asyncio.Queue[str | None] = asyncio.Queue()
         self._pending: deque[tuple[str, float]] = deque()  # marks sent, not back: (name, ms)
+        self._pending_names: set[str] = set()
         self._cleared: dict[str, int] = {}  # mark -> the clear that dropped it
         self._clear_sent: dict[int, float] = {}  # clear -> when sent, until its marks return
         self._chunks = 0
@@ -163,6 +164,7 @@ class TwilioTransport(Transport):
         self.end_reason = reason
         self.stats.unconfirmed_ms += sum(ms for _name, ms in self._pending)
         self._pending.clear()
+        self._pending_names.clear()
         if self._events is not None:
             self._events.participant_left(CALLER_ID, reason)
             self._events.ended(reason)
@@ -180,9 +182,13 @@ class TwilioTransport(Transport):
             self.stream_closed(f"call {status}")
 
     def _on_mark(self, name: str) -> None:
+        if name not in self._pending_names:
+            self._bad(f"mark {name[:32]!r} that was never sent (or came back twice)")
+            return
         now = time.monotonic()
         while self._pending:
             sent, ms = self._pending.popleft()
+            self._pending_names.discard(sent)
             clear = self._cleared.pop(sent, None)
             if clear is not None:
                 self.stats.cleared_ms += ms
@@ -193,7 +199,6 @@ class TwilioTransport(Transport):
                 self.stats.heard_ms += ms
             if sent == name:
                 return
-        self._bad(f"mark {name[:32]!r} that was never sent")
 
     # ------------------------------------------------------------------ to Twilio
     def write_audio(self, pcm: bytes) -> None:
@@ -212,6 +217,7 @@ class TwilioTransport(Transport):
             return
         self.stats.sent_ms += ms
         self._pending.append((name, ms))
+        self._pending_names.add(name)
         for f in frames:
             self._out.put_nowait(f)
 
