@@ -307,6 +307,10 @@ class FakeTwilio:
             params["AnsweredBy"] = self.answered_by
         return params
 
+    async def post_status(self, call: FakeCall, status: str) -> None:
+        """Post a status callback now (e.g. ``completed`` while the stream is still open)."""
+        await self._status(call, status)
+
     async def _status(self, call: FakeCall, status: str) -> None:
         call.status = status
         url = call.params.get("StatusCallback")

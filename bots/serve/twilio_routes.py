@@ -86,6 +86,8 @@ class TwilioCalls:
         self.pending: dict[str, TwilioCall] = {}
         self.active: dict[str, TwilioCall] = {}
         self.finished: OrderedDict[str, TwilioCall] = OrderedDict()
+        # Outbound calls' statuses before their voice webhook (initiated, ringing, ...).
+        self.early: OrderedDict[str, TwilioCall] = OrderedDict()
         self.refused_streams = 0
         self.closing = False
 
@@ -180,6 +182,9 @@ async def voice(request: web.Request) -> web.Response:
         )
         return _xml(twiml.busy())
     call = TwilioCall(sid, caller, direction, params.get("AnsweredBy", ""))
+    early = calls.early.pop(sid, None)
+    if early is not None:
+        call.statuses = early.statuses
     calls.pending[sid] = call
     log.info(
         "call %s %s %s: connecting its stream", sid, "to" if outbound else "from", caller or "?"
@@ -198,13 +203,17 @@ async def status(request: web.Request) -> web.Response:
     log.info(
         "call %s: %s%s", sid, state or "?", f" (answered by {answered_by})" if answered_by else ""
     )
-    call = calls.active.get(sid) or calls.pending.get(sid)
-    if call is None:
-        call = calls.finished.get(sid)
-        if call is None:  # an outbound call not answered (yet): remember what happened
-            call = TwilioCall(sid, params.get("To", ""), params.get("Direction", ""))
-            if state in FINAL:
-                calls._finish(call)
+    call = calls.active.get(sid) or calls.pending.get(sid) or calls.finished.get(sid)
+    if call is None:  # an outbound call not answered (yet): remember what happened
+        call = calls.early.get(sid)
+        if call is None:
+            call = calls.early[sid] = TwilioCall(
+                sid, params.get("To", ""), params.get("Direction", "")
+            )
+            while len(calls.early) > RECENT:
+                calls.early.popitem(last=False)
+        if state in FINAL:  # never answered (busy, no-answer, failed, canceled)
+            calls._finish(calls.early.pop(sid))
     call.statuses.append(state)
     if call.transport is not None:
         call.transport.call_status(state, answered_by)

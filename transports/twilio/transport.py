@@ -98,8 +98,7 @@ class TwilioTransport(Transport):
         self._events = events
         self._loop = asyncio.get_running_loop()
         label = self.caller or "caller"
-        if self.direction:
-            events.status(self.direction, self.call_sid)
+        events.status("in-progress", self.direction or "inbound")  # the stream is the call
         if self.answered_by:  # answering-machine detection on an outbound call
             events.status("answered-by", self.answered_by)
         events.participant_phone(CALLER_ID, self.caller or None)
