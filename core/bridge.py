@@ -131,6 +131,10 @@ class Bridge:
         self._turn: Turn | None = None  # the user turn the next reply answers
         self._reply_turn: Turn | None = None  # the turn of the reply in flight
         self._agent_partial = ""
+        # words of the reply in flight with their place in its audio (transcript.agent.delta
+        # start_ms/end_ms): an interrupted reply's text is trimmed to what the caller heard
+        # where the transport can tell (Twilio's marks: transport.heard_position_ms)
+        self._reply_words: list[tuple[str, float | None]] = []
         # timers
         self._empty_since: float | None = time.monotonic()
         self._quiet_since: float | None = None
@@ -477,15 +481,18 @@ class Bridge:
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
             self._agent_partial = ""
+            self._reply_words = []
             if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
             self._reply_turn = self._turn
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
+            self._reply_words.append((e.delta, e.end_ms))
             self._emit(ev.AgentTranscript(self._agent_partial.strip(), final=False))
         elif isinstance(e, p.TranscriptAgent):
             self._agent_partial = ""
-            self._emit(ev.AgentTranscript(e.text, final=True, interrupted=e.interrupted))
+            text = self._heard_text(e.text) if e.interrupted else e.text
+            self._emit(ev.AgentTranscript(text, final=True, interrupted=e.interrupted))
         elif isinstance(e, p.ReplyDone):
             # a reply with words but no final transcript (tool-call replies): record them
             self._finish_agent_text(interrupted=e.status == "interrupted")
@@ -529,9 +536,27 @@ class Bridge:
         the console and the transcript (at ``reply.done``, or marked interrupted when the
         call ends mid-reply)."""
         text, self._agent_partial = self._agent_partial.strip(), ""
+        if text and interrupted:
+            text = self._heard_text(text)
         if not text:
             return
         self._emit(ev.AgentTranscript(text, final=True, interrupted=interrupted))
+
+    def _heard_text(self, text: str) -> str:
+        """An interrupted reply's text, trimmed to the words the caller heard, where the
+        transport knows what was heard (``heard_position_ms``: Twilio's marks) and the agent
+        sent word timings; else ``text`` as the agent trimmed it (to what it sent)."""
+        heard_at = getattr(self.transport, "heard_position_ms", None)
+        turn = self._reply_turn
+        start = turn.sink_position_ms if turn is not None else None
+        words = self._reply_words
+        if heard_at is None or start is None or not words or any(t is None for _, t in words):
+            return text
+        heard_ms = max(0.0, heard_at - start)
+        kept = "".join(w for w, end in words if end is not None and end <= heard_ms).strip()
+        if kept != text.strip():
+            log.debug("agent text trimmed to what was heard (%.0f ms): %r", heard_ms, kept)
+        return kept
 
     def _settle_report(self) -> None:
         """At the end of the call, make the summary and the transcript agree with what reached
@@ -597,6 +622,7 @@ class Bridge:
             def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
                 t = time.monotonic()
                 turn.sink_start_ms = pacer.stats.written_ms
+                turn.sink_position_ms = getattr(self.transport, "sent_position_ms", None)
                 self._call(self._first_audio, turn, t)
 
         if out:

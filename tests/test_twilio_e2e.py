@@ -55,7 +55,9 @@ async def test_inbound_call_through_serve(
         # The greeting plays first.
         await wait_for(lambda: len(stream.received) >= 8000, "the greeting")
         await wait_for(lambda: sim.sessions and sim.session().replies, "the greeting's reply")
-        await wait_for(lambda: sim.session().replies[-1].status is not None, "greeting done", 15)
+        await wait_for(
+            lambda: sim.session().replies[-1].status != "in_progress", "the greeting's end", 15
+        )
         await stream.speak(voices["caller"])
         # The echo of the caller's sentence comes back; 1 s into it the caller talks over it.
         n0 = len(stream.received)
@@ -69,6 +71,7 @@ async def test_inbound_call_through_serve(
         await transport.hang_up("the test is over")
         await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
         session = sim.session()
+        replies = list(session.replies)
         received = np.frombuffer(session.received_audio, dtype="<i2")
         input_format = session.config["input"]["format"]
         output_format = session.config["output"]["format"]
@@ -103,6 +106,14 @@ async def test_inbound_call_through_serve(
     assert st.cleared_ms > 0
     assert abs(st.heard_ms + st.cleared_ms + st.unconfirmed_ms - st.sent_ms) < 1e-6
     assert st.bad_messages == 0
+    # The greeting played whole; the echo was cut by the caller, and its words in the
+    # transcript are those the caller heard (from the marks): never more than the agent sent.
+    assert replies[0].status == "completed"
+    cut = next(r for r in replies[1:] if r.status == "interrupted")
+    finals = [e for e in serve.tap.of(ev.AgentTranscript) if e.final and e.interrupted]
+    assert finals, "the interrupted reply's words"
+    said = finals[0].text
+    assert cut.spoken_text.startswith(said) and cut.text.startswith(said)
     # The keypad digit reached the bridge's observers (the hooks), attributed to the caller.
     (dtmf,) = serve.tap.of(ev.DtmfReceived)
     assert dtmf.digit == "5" and dtmf.participant_id == "caller"

@@ -326,7 +326,7 @@ async def _run_call(
     st = transport.stats
     log.info(
         "call %s ended: %s; statuses: %s; bot audio sent %.1f s, heard %.1f s, cleared %.1f s "
-        "(%d barge-ins); %d bad messages; %s",
+        "(%d clears, stale audio after each at most %s ms, from the marks); %d bad messages; %s",
         call.sid,
         summary.reason or "done",
         ", ".join(call.statuses) or "none",
@@ -334,6 +334,7 @@ async def _run_call(
         st.heard_ms / 1000,
         st.cleared_ms / 1000,
         st.clears,
+        f"{max(st.clear_ms):.0f}" if st.clear_ms else "n/a",
         st.bad_messages,
         summary.metrics.summary().replace("\n", "; "),
     )

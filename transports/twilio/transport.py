@@ -16,6 +16,7 @@ Twilio still held (``cleared_ms``) and how long the clear took to take effect
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -83,7 +84,10 @@ class TwilioTransport(Transport):
         self._pending_names: set[str] = set()
         self._cleared: dict[str, int] = {}  # mark -> the clear that dropped it
         self._clear_sent: dict[int, float] = {}  # clear -> when sent, until its marks return
-        self._chunks = 0
+        self._chunks = 0  # chunks written (pacer thread); each is CHUNK_MS long
+        #: Where in the bot's audio stream (ms since the call began) the caller has heard
+        #: up to: the end of the last chunk whose mark came back played, not cleared.
+        self.heard_position_ms = 0.0
         self._stopped = False
         self._left = False
         self.joined = asyncio.Event()
@@ -92,6 +96,11 @@ class TwilioTransport(Transport):
     @property
     def bot_participant_id(self) -> str:
         return "bot"
+
+    @property
+    def sent_position_ms(self) -> float:
+        """Where in the bot's audio stream the next chunk written starts (pacer thread)."""
+        return float(self._chunks * CHUNK_MS)
 
     # ------------------------------------------------------------------ meeting
     async def join(self, events: TransportEvents) -> None:
@@ -196,6 +205,8 @@ class TwilioTransport(Transport):
                     self.stats.clear_ms.append((now - sent_at) * 1000)
             else:
                 self.stats.heard_ms += ms
+                with contextlib.suppress(ValueError):
+                    self.heard_position_ms = float(int(sent) * CHUNK_MS)
             if sent == name:
                 return
 
