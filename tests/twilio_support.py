@@ -78,10 +78,10 @@ class Serve:
         return self.app[CALLS]
 
 
-def write_config(path: Path, agent_url: str, extra: str = "") -> Path:
+def write_config(path: Path, agent_url: str, extra: str = "", agent: str = "") -> Path:
+    greeting = "" if "greeting" in agent else 'greeting = "Hello, how can I help?"\n'
     path.write_text(
-        f'[agent]\nurl = "{agent_url}"\ngreeting = "Hello, how can I help?"\n'
-        f"[bridge]\nleave_grace_s = 0.3\n{extra}",
+        f'[agent]\nurl = "{agent_url}"\n{greeting}{agent}[bridge]\nleave_grace_s = 0.3\n{extra}',
         encoding="utf-8",
     )
     return path
@@ -95,6 +95,7 @@ async def serve_with_twilio(
     *,
     max_calls: int = 4,
     config_extra: str = "",
+    agent_extra: str = "",
 ) -> AsyncIterator[Serve]:
     """``botrun serve``'s real application (``build``), Twilio on, Daily off, listening on
     a loopback port that PUBLIC_URL names; the fake Twilio's REST API behind it."""
@@ -114,7 +115,7 @@ async def serve_with_twilio(
             monkeypatch.setenv(name, value)
         for name in ("DAILY_API_KEY", "ASSEMBLYAI_API_KEY", "BOTRUN_API_TOKEN"):
             monkeypatch.delenv(name, raising=False)
-        cfg = write_config(tmp_path / "bot.toml", agent_url, config_extra)
+        cfg = write_config(tmp_path / "bot.toml", agent_url, config_extra, agent_extra)
         app = build("127.0.0.1", port, cfg, 1, 60.0, None, max_calls=max_calls)
         tap = EventTap()
         pm = get_plugin_manager()

@@ -75,6 +75,7 @@ class TwilioCalls:
         max_calls: int = 20,
         rest: TwilioRest | None = None,
         transcode: bool = False,
+        hooks: Any = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -82,6 +83,7 @@ class TwilioCalls:
         self.max_calls = max_calls
         self.rest = rest
         self.transcode = transcode
+        self.hooks = hooks  # the bot's per-call hooks (core/hooks.py), loaded once
         self.validator = Validator(settings.auth_token)
         self.pending: dict[str, TwilioCall] = {}
         self.active: dict[str, TwilioCall] = {}
@@ -284,7 +286,7 @@ def _what(msg: m.Message) -> str:
 async def _run_call(
     calls: TwilioCalls, call: TwilioCall, start: m.Start, ws: web.WebSocketResponse
 ) -> None:
-    from botrun.bots.runner import bot_tools
+    from botrun.bots.runner import action_lines, bot_tools
     from botrun.core.bridge import Bridge
     from botrun.core.plugins import get_plugin_manager
     from botrun.transports.twilio.transport import TwilioTransport
@@ -303,6 +305,7 @@ async def _run_call(
         api_key=calls.api_key,
         tools=bot_tools(calls.config),
         observers=[plugin_observer],
+        hooks=calls.hooks,
     )
     call.task = asyncio.current_task()
     run = asyncio.create_task(bridge.run())
@@ -336,7 +339,7 @@ async def _run_call(
         st.clears,
         f"{max(st.clear_ms):.0f}" if st.clear_ms else "n/a",
         st.bad_messages,
-        summary.metrics.summary().replace("\n", "; "),
+        "; ".join([summary.metrics.summary().replace("\n", "; "), *action_lines(summary.actions)]),
     )
 
 

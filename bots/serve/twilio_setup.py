@@ -16,7 +16,7 @@ def twilio_calls(
 ) -> TwilioCalls:
     """The Twilio call registry serve runs: settings (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN,
     PUBLIC_URL), the config's ``[twilio]`` table and its tools, checked now."""
-    from botrun.bots.runner import bot_tools
+    from botrun.bots.runner import bot_hooks, bot_tools
     from botrun.core.config import transport_options
     from botrun.core.errors import UsageError
     from botrun.transports.twilio import settings as tw_settings
@@ -36,6 +36,7 @@ def twilio_calls(
     settings = tw_settings.load(secrets, "to answer Twilio calls")
     options = transport_options(SPEC, cfg, {})
     bot_tools(cfg)  # a tool that cannot load fails now, not on the first call
+    hooks = bot_hooks(cfg)
     rest = TwilioRest(settings.account_sid, settings.auth_token, settings.api_url)
     return TwilioCalls(
         settings,
@@ -44,4 +45,5 @@ def twilio_calls(
         max_calls=max_calls,
         rest=rest,
         transcode=bool(options.get("transcode")),
+        hooks=hooks,
     )

@@ -37,6 +37,8 @@ log = logging.getLogger("botrun.twilio")
 
 CALLER_ID = "caller"
 CHUNK_MS = 20
+#: The longest a hang-up or transfer waits for Twilio to play what it holds.
+PLAY_OUT_S = 2.0
 _LOG_FIRST = 5  # log the first N bad frames, then every 100th
 _CLOSE = None  # the outgoing queue's end
 
@@ -91,6 +93,8 @@ class TwilioTransport(Transport):
         self._stopped = False
         self._left = False
         self.joined = asyncio.Event()
+        self._played_out = asyncio.Event()  # every mark sent has come back
+        self._played_out.set()
         self.end_reason = ""
 
     @property
@@ -173,6 +177,7 @@ class TwilioTransport(Transport):
         self.stats.unconfirmed_ms += sum(ms for _name, ms in self._pending)
         self._pending.clear()
         self._pending_names.clear()
+        self._played_out.set()
         if self._events is not None:
             self._events.participant_left(CALLER_ID, reason)
             self._events.ended(reason)
@@ -208,7 +213,9 @@ class TwilioTransport(Transport):
                 with contextlib.suppress(ValueError):
                     self.heard_position_ms = float(int(sent) * CHUNK_MS)
             if sent == name:
-                return
+                break
+        if not self._pending:
+            self._played_out.set()
 
     # ------------------------------------------------------------------ to Twilio
     def write_audio(self, pcm: bytes) -> None:
@@ -228,6 +235,7 @@ class TwilioTransport(Transport):
         self.stats.sent_ms += ms
         self._pending.append((name, ms))
         self._pending_names.add(name)
+        self._played_out.clear()
         for f in frames:
             self._out.put_nowait(f)
 
@@ -247,12 +255,23 @@ class TwilioTransport(Transport):
         self._out.put_nowait(m.clear(self.stream_sid))
 
     # ------------------------------------------------------------------ call actions
+    async def played_out(self, timeout_s: float = PLAY_OUT_S) -> None:
+        """Wait (bounded) until Twilio has played everything sent: its marks are back."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._played_out.wait(), timeout_s)
+
     async def hang_up(self, reason: str) -> None:
+        """REST: the call's status to ``completed``, once what Twilio holds has played (the
+        goodbye is heard to its end, as the marks tell)."""
         if self._rest is None:
             return  # closing the stream (leave) ends the <Connect>, and so the call
+        await self.played_out()
         await self._rest.hang_up(self.call_sid)
 
     async def transfer(self, target: str, participant_id: str | None = None) -> None:
+        """REST: the live call redirected to ``<Dial>`` the target (the stream ends; the
+        call goes on), once the hand-over line has played."""
         if self._rest is None:
             raise ActionUnsupported(self.name, "transfer calls without TWILIO_ACCOUNT_SID")
+        await self.played_out()
         await self._rest.redirect(self.call_sid, twiml.dial(target))
