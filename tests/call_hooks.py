@@ -82,3 +82,13 @@ class Updater:
             prompt="You are now a pirate.", turn_detection={"min_silence": 600, "max_silence": 900}
         )
         SEEN.append(("updated",))
+
+
+class Voicemail:
+    """An answering machine picked up: leave a message and hang up."""
+
+    async def on_status(self, call: Any, state: str, detail: str) -> None:
+        SEEN.append(("status", state, detail))
+        if state == "answered-by" and detail.startswith("machine"):
+            await call.say("Hello, this is the clinic. Please call us back. Goodbye.")
+            await call.hang_up("voicemail")

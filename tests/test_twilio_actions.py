@@ -101,3 +101,36 @@ async def test_transfer_redirects_the_call_to_dial_and_dtmf_reaches_the_hook(
     assert "<Dial><Number>+14155550123</Number></Dial>" in form["Twiml"]
     assert ("dtmf", "7", "caller", True) in call_hooks.SEEN
     assert ("joined", "caller", True, "+15557654321") in call_hooks.SEEN
+
+
+async def test_an_answering_machine_gets_a_voicemail_and_a_hang_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botrun.bots.call import place
+    from botrun.core.sim import Simulator
+
+    call_hooks.SEEN.clear()
+    async with (
+        Simulator() as sim,
+        serve_with_twilio(
+            monkeypatch,
+            tmp_path,
+            sim.url,
+            config_extra='[bot]\nhooks = "call_hooks:Voicemail"\n',
+            agent_extra='greeting = ""\n',
+        ) as serve,
+    ):
+        tw = serve.twilio
+        tw.answered_by = "machine_end_beep"
+        code = await place("+15557770001", None, None, True, "DetectMessageEnd", None)
+        (call,) = [c for c in tw.calls.values() if c.direction == "outbound-api"]
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 30)
+        record = serve.calls.finished[call.sid]
+        replies = [r.text for r in sim.session().replies]
+
+    assert code == 0
+    assert ("status", "answered-by", "machine_end_beep") in call_hooks.SEEN
+    assert any("Please call us back" in t for t in replies)
+    assert [r[2] for r in tw.requests if r[0] == "update"] == [{"Status": "completed"}]
+    assert record.bridge is not None and record.bridge.summary.reason == "voicemail"
+    assert record.transport is not None and record.transport.stats.heard_ms > 0

@@ -112,10 +112,10 @@ class TwilioTransport(Transport):
         self._loop = asyncio.get_running_loop()
         label = self.caller or "caller"
         events.status("in-progress", self.direction or "inbound")  # the stream is the call
-        if self.answered_by:  # answering-machine detection on an outbound call
-            events.status("answered-by", self.answered_by)
         events.participant_phone(CALLER_ID, self.caller or None)
         events.participant_joined(CALLER_ID, label)
+        if self.answered_by:  # answering-machine detection: after the join, so a hook can
+            events.status("answered-by", self.answered_by)  # say() into the new session
         self.joined.set()
 
     async def leave(self) -> None:
