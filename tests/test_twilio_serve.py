@@ -138,6 +138,11 @@ async def test_malformed_media_streams_messages_are_counted_and_the_call_goes_on
         ]
         for frame in bad:
             await stream.send_raw(frame)
+        # A second stream for the same call (a replay): closed; the first one goes on.
+        twin = await tw.open_stream(call, twiml)
+        await asyncio.wait_for(twin.closed.wait(), 10)
+        assert twin.ws.close_code == 1008 and serve.calls.refused_streams == 1
+        call.stream = stream
         # Odd sizes are fine for μ-law (one byte a sample): 3 and 161 bytes.
         await stream.speak(b"\xff\xfe\xfd")
         await stream.speak(voice[:161])
