@@ -47,10 +47,11 @@ async def test_end_call_hangs_up_through_rest_after_the_goodbye(
     assert [r for r in tw.requests if r[0] == "update"] == [
         ("update", call.sid, {"Status": "completed"})
     ]
-    assert record.bridge is not None and record.bridge.summary.reason == "hang_up"
+    assert record.summary is not None and record.summary.reason == "hang_up"
     assert [c["name"] for c in sim.session().tool_calls] == ["end_call"]
     # The goodbye was heard to its end before the REST hang-up: every mark came back played.
-    st = record.transport.stats
+    st = record.stats
+    assert st is not None
     goodbye_ms = len(goodbye.audio) / 2 / 24000 * 1000  # the simulator's record is PCM16
     assert st.heard_ms >= goodbye_ms * 0.95 and st.unconfirmed_ms == 0
 
@@ -132,5 +133,5 @@ async def test_an_answering_machine_gets_a_voicemail_and_a_hang_up(
     assert ("status", "answered-by", "machine_end_beep") in call_hooks.SEEN
     assert any("Please call us back" in t for t in replies)
     assert [r[2] for r in tw.requests if r[0] == "update"] == [{"Status": "completed"}]
-    assert record.bridge is not None and record.bridge.summary.reason == "voicemail"
-    assert record.transport is not None and record.transport.stats.heard_ms > 0
+    assert record.summary is not None and record.summary.reason == "voicemail"
+    assert record.stats is not None and record.stats.heard_ms > 0

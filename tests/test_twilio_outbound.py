@@ -71,7 +71,7 @@ async def test_outbound_call_is_placed_answered_and_ended_by_its_status_callback
     # Every status callback was accepted by serve, and is in the call's record (its summary).
     assert [c for c in call.callbacks if c[1] != 204] == []
     assert record.statuses == ["initiated", "ringing", "in-progress", "completed"]
-    assert record.bridge is not None and record.bridge.summary.reason == "call completed"
+    assert record.summary is not None and record.summary.reason == "call completed"
     # The call's events: its statuses and who answered (for the hooks: leave a voicemail).
     states = [(e.state, e.detail) for e in serve.tap.of(ev.TransportStatus)]
     assert ("answered-by", "machine_start") in states

@@ -31,11 +31,11 @@ from botrun.transports.twilio import twiml
 from botrun.transports.twilio.signature import Validator
 
 if TYPE_CHECKING:
-    from botrun.core.bridge import Bridge
+    from botrun.core.bridge import Bridge, CallSummary
     from botrun.core.config import BotConfig
     from botrun.transports.twilio.rest import TwilioRest
     from botrun.transports.twilio.settings import TwilioSettings
-    from botrun.transports.twilio.transport import TwilioTransport
+    from botrun.transports.twilio.transport import TwilioStats, TwilioTransport
 
 log = logging.getLogger("botrun.serve.twilio")
 net_log = logging.getLogger("botrun.serve.net")
@@ -61,6 +61,9 @@ class TwilioCall:
     transport: TwilioTransport | None = None
     bridge: Bridge | None = None
     task: asyncio.Task[None] | None = None
+    # kept once the call is over (the transport and the bridge are let go then)
+    summary: CallSummary | None = None
+    stats: TwilioStats | None = None
 
 
 class TwilioCalls:
@@ -100,6 +103,11 @@ class TwilioCalls:
             self._finish(self.pending.pop(sid))
 
     def _finish(self, call: TwilioCall) -> None:
+        if call.bridge is not None:  # keep the figures, not the call's machinery
+            call.summary = call.bridge.summary
+        if call.transport is not None:
+            call.stats = call.transport.stats
+        call.bridge = call.transport = call.task = None
         self.finished[call.sid] = call
         while len(self.finished) > RECENT:
             self.finished.popitem(last=False)
