@@ -89,7 +89,9 @@ class MediaStream:
         else:
             await self.ws.send_str(frame)
 
-    async def begin(self, parameters: dict[str, str]) -> None:
+    async def begin(
+        self, parameters: dict[str, str], media_format: dict[str, Any] | None = None
+    ) -> None:
         await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         await self._send(
             {
@@ -99,7 +101,8 @@ class MediaStream:
                     "callSid": self.call_sid,
                     "streamSid": self.stream_sid,
                     "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                    "mediaFormat": media_format
+                    or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
                     "customParameters": parameters,
                 },
             }
@@ -264,7 +267,11 @@ class FakeTwilio:
             return r.status, await r.text()
 
     async def open_stream(
-        self, call: FakeCall, twiml: str, signature: str | None = ""
+        self,
+        call: FakeCall,
+        twiml: str,
+        signature: str | None = "",
+        media_format: dict[str, Any] | None = None,
     ) -> MediaStream:
         """Follow ``<Connect><Stream>`` in ``twiml``: open the WebSocket, send start."""
         assert self._http is not None
@@ -278,7 +285,7 @@ class FakeTwilio:
         ws = await self._http.ws_connect(url, headers=headers)
         stream = MediaStream(ws, call.sid)
         call.stream = stream
-        await stream.begin(params)
+        await stream.begin(params, media_format)
         call.streamed.set()
         return stream
 

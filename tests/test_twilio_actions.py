@@ -96,8 +96,10 @@ async def test_transfer_redirects_the_call_to_dial_and_dtmf_reaches_the_hook(
         await stream.speak(voice)
         await wait_for(lambda: [r for r in tw.requests if r[0] == "update"], "the transfer", 30)
         await wait_for(lambda: call.sid in serve.calls.finished, "the stream's end", 30)
+        record = serve.calls.finished[call.sid]
 
     ((_, sid, form),) = [r for r in tw.requests if r[0] == "update"]
+    assert record.summary is not None and record.summary.reason == "transferred"
     assert sid == call.sid
     assert "<Dial><Number>+14155550123</Number></Dial>" in form["Twiml"]
     assert ("dtmf", "7", "caller", True) in call_hooks.SEEN

@@ -105,6 +105,12 @@ async def test_streams_for_unknown_or_finished_calls_are_closed_with_one_line(
         await asyncio.wait_for(stream2.closed.wait(), 10)
         assert stream2.ws.close_code == 1008
         assert serve.calls.refused_streams == 2 and serve.calls.active == {}
+        # A media format other than μ-law 8 kHz mono: closed (1003), the call forgotten.
+        call3, _, twiml3 = await tw.incoming_call()
+        pcm = {"encoding": "audio/l16", "sampleRate": 16000, "channels": 1}
+        stream3 = await tw.open_stream(call3, twiml3, media_format=pcm)
+        await asyncio.wait_for(stream3.closed.wait(), 10)
+        assert stream3.ws.close_code == 1003 and call3.sid in serve.calls.finished
 
 
 async def test_malformed_media_streams_messages_are_counted_and_the_call_goes_on(

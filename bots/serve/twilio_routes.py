@@ -261,6 +261,17 @@ async def stream(request: web.Request) -> web.StreamResponse:
         log.warning("media stream for call %s closed: %s", sid, why)
         await ws.close(code=1008, message=b"unknown call")
         return ws
+    if (start.encoding, start.sample_rate, start.channels) != ("audio/x-mulaw", 8000, 1):
+        log.warning(
+            "media stream for call %s closed: unsupported media format %s/%d Hz/%d channels",
+            call.sid,
+            start.encoding[:40],
+            start.sample_rate,
+            start.channels,
+        )
+        calls._finish(call)
+        await ws.close(code=1003, message=b"unsupported media format")
+        return ws
     calls.active[call.sid] = call
     try:
         await _run_call(calls, call, start, ws)

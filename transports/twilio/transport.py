@@ -60,6 +60,9 @@ class TwilioTransport(Transport):
     name = "twilio"
     output_sample_rate = 8000
     output_chunk_ms = CHUNK_MS
+    #: Twilio plays what it receives in order, so a cushion against network jitter costs no
+    #: stale audio: a barge-in's ``clear`` drops it (200 ms kept ahead).
+    output_max_ahead = 10
     audio_encoding = "pcmu"
 
     def __init__(
@@ -91,6 +94,7 @@ class TwilioTransport(Transport):
         #: up to: the end of the last chunk whose mark came back played, not cleared.
         self.heard_position_ms = 0.0
         self._stopped = False
+        self._transferred = False
         self._left = False
         self.joined = asyncio.Event()
         self._played_out = asyncio.Event()  # every mark sent has come back
@@ -152,7 +156,7 @@ class TwilioTransport(Transport):
                 if events is not None:
                     events.dtmf(CALLER_ID, digit)
             case m.Stop():
-                self.stream_closed("the caller hung up")
+                self.stream_closed("transferred" if self._transferred else "the caller hung up")
             case m.Start():
                 self._bad("a second start")
             case m.Connected():
@@ -274,4 +278,9 @@ class TwilioTransport(Transport):
         if self._rest is None:
             raise ActionUnsupported(self.name, "transfer calls without TWILIO_ACCOUNT_SID")
         await self.played_out()
-        await self._rest.redirect(self.call_sid, twiml.dial(target))
+        self._transferred = True  # (the stream's stop can come before the REST answer)
+        try:
+            await self._rest.redirect(self.call_sid, twiml.dial(target))
+        except BaseException:
+            self._transferred = False
+            raise
