@@ -232,3 +232,21 @@ async def test_rest_errors_carry_twilios_message_not_the_credentials() -> None:
         with pytest.raises(TwilioApiError, match="could not reach Twilio"):
             await unreachable.hang_up("CA" + "7" * 32)
         await unreachable.close()
+
+
+async def test_a_webhook_body_that_never_arrives_gets_408(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with serve_(monkeypatch, tmp_path, DEAD_AGENT) as serve:
+        port = int(serve.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /twilio/voice HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+            b"CallSid=CA"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 30)
+        writer.close()
+        assert b" 408 " in status_line
+        assert serve.calls.pending == {}

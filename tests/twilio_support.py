@@ -116,7 +116,7 @@ async def serve_with_twilio(
         for name in ("DAILY_API_KEY", "ASSEMBLYAI_API_KEY", "BOTRUN_API_TOKEN"):
             monkeypatch.delenv(name, raising=False)
         cfg = write_config(tmp_path / "bot.toml", agent_url, config_extra, agent_extra)
-        app = build("127.0.0.1", port, cfg, 1, 60.0, None, max_calls=max_calls)
+        app = build("127.0.0.1", port, cfg, 1, 60.0, None, max_calls=max_calls, read_timeout_s=2.0)
         tap = EventTap()
         pm = get_plugin_manager()
         pm.register(tap)

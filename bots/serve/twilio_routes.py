@@ -151,11 +151,25 @@ def _forbidden(request: web.Request, why: str) -> web.Response:
 
 async def _signed_form(request: web.Request) -> dict[str, str] | web.Response:
     """The POST parameters of a request Twilio signed, or the refusal to answer."""
+    from .app import SETTINGS
+
     calls = request.app[CALLS]
+    timeout = request.app[SETTINGS].read_timeout_s
     try:
-        form = await request.post()
+        form = await asyncio.wait_for(request.post(), timeout)
     except ValueError:  # (aiohttp: a body it cannot parse)
         return web.Response(text="bad form body", status=400)
+    except TimeoutError:
+        net_log.warning(
+            "%s %s from %s: body not received within %.0f s",
+            request.method,
+            request.path,
+            request.remote,
+            timeout,
+        )
+        response = web.Response(text="request body too slow", status=408)
+        response.force_close()
+        return response
     params = {k: v for k, v in form.items() if isinstance(v, str)}
     url = calls.settings.http_url(request.path_qs)
     if not calls.validator.valid(url, params, request.headers.get("X-Twilio-Signature")):
