@@ -167,6 +167,7 @@ def command(
     GET  /health          liveness (open; bot count only with the token)
     GET  /sessions        running bots
     DELETE /sessions/ID   ask one bot to leave
+    GET  /metrics         Prometheus metrics (bots running, how they ended)
     POST /twilio/voice    Twilio's voice webhook (signed; with TWILIO_AUTH_TOKEN)
     GET  /twilio/stream   Twilio Media Streams (signed); calls run in this process
     POST /twilio/status   Twilio's call status callbacks (signed)
