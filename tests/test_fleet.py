@@ -4,6 +4,7 @@ to a local simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -304,3 +305,35 @@ async def test_delete_reaches_the_worker_running_the_call_and_metrics_count_it(
     assert 'botrun_worker_calls_total{outcome="stopped"} 1.0' in text
     assert "botrun_worker_capacity 2.0" in text
     assert 'botrun_call_start_seconds_count{start="warm"} 1.0' in text
+
+
+async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_never_starts(
+    tmp_path: Path,
+) -> None:
+    short = write_wav(tmp_path / "short.wav", 1.0)
+    async with (
+        redis_server(tmp_path) as redis,
+        CountingSimulator() as sim,
+        front_door(redis.url, queue_wait_s=1.0, max_queued=1) as client,
+    ):
+        waiting = await start_wav(client, short, tmp_path / "o1.wav")
+        busy = await client.post(
+            "/start", json={"transport": "wav", "options": {"input": [str(short)]}}
+        )
+        refusal = await busy.json()
+        await asyncio.sleep(2.5)  # past the queue wait, with no worker at all
+        worker = await start_worker(
+            tmp_path, "a", redis.url, write_config(tmp_path / "w.toml", sim.url)
+        )
+        try:
+            await worker.ready()
+            expired = await wait_state(client, waiting["session_id"], ("failed", "ended"))
+            async with front_door(redis.url) as patient:  # the default queue wait
+                after = await start_wav(patient, short, tmp_path / "o2.wav")
+                done = await wait_state(patient, after["session_id"], ("ended", "failed"))
+        finally:
+            await stop_worker(worker)
+    assert busy.status == 503
+    assert refusal["queue_depth"] == 1 and refusal["error"].startswith("busy")
+    assert expired["state"] == "failed" and "queue wait" in expired["error"]
+    assert done["state"] == "ended" and sim.total == 1  # the expired call never started
