@@ -233,7 +233,9 @@ async def main(calls: int, starts: int) -> None:
     )
     print(
         f"Redis commands per call (front door + worker, minus idle polling): {per_call:.0f}; "
-        f"an idle worker sends {idle_rate:.0f} commands/s (arq's 0.1 s poll + heartbeat)"
+        f"an idle worker sends {idle_rate:.0f} commands/s (arq's 0.1 s poll + heartbeat); "
+        "most of a call's share is arq re-checking the running job at each poll "
+        "(docs/deploy.md)"
     )
     print("(shared 2-core machine: noisy; compare ratios)")
 

@@ -72,6 +72,15 @@ log = logging.getLogger("botrun.worker")
     type=click.FloatRange(1, 24 * 3600),
     help="A call still running after this long is asked to leave.",
 )
+@click.option(
+    "--poll-interval",
+    "poll_s",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0.01, 10),
+    help="How often arq looks at the queue (seconds): a new call waits up to this long, and "
+    "each look costs Redis a few round trips per queued or running job.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of /metrics.")
 @click.option(
     "--port",
@@ -100,6 +109,7 @@ def command(
     transports: tuple[str, ...],
     config: Path | None,
     bot_max_duration_s: float,
+    poll_s: float,
     host: str,
     port: int,
     insecure: bool,
@@ -130,6 +140,7 @@ def command(
         drain_timeout_s=drain_timeout_s,
         transports=tuple(dict.fromkeys(transports or ("daily",))),
         bot_max_duration_s=bot_max_duration_s,
+        poll_delay_s=poll_s,
     )
     auth, prepare = check(settings, config, host, insecure)
     asyncio.run(run(settings, host, port, auth, prepare))
