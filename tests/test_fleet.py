@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from aiohttp import ClientSession
 from fleet_support import (
     CountingSimulator,
@@ -337,3 +338,28 @@ async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_
     assert refusal["queue_depth"] == 1 and refusal["error"].startswith("busy")
     assert expired["state"] == "failed" and "queue wait" in expired["error"]
     assert done["state"] == "ended" and sim.total == 1  # the expired call never started
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--queue", "http://nope"), "is not a Redis URL"),
+        (("--queue", "redis://127.0.0.1:1/0", "--transport", "fax"), "no such transport"),
+        (("--queue", "redis://127.0.0.1:1/0"), "DAILY_API_KEY is not set"),
+    ],
+)
+def test_worker_usage_errors_are_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    env = botrun_env()
+    env.pop("DAILY_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "worker", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,  # no .env here
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]
