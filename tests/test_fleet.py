@@ -30,7 +30,7 @@ from fleet_support import (
     write_config,
     write_wav,
 )
-from serve_support import AUTH_HEADER, DIALIN_KEY
+from serve_support import API_TOKEN, AUTH_HEADER, DIALIN_KEY, DIALIN_SECRET
 
 from botrun.bots.fleet import jobs
 from botrun.bots.fleet.frontdoor import REDIS
@@ -363,3 +363,38 @@ def test_worker_usage_errors_are_one_line_and_exit_2(
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]
+
+
+async def test_serve_queue_command_runs_the_front_door_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    async with redis_server(tmp_path) as redis:
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "botrun.bots.cli", "serve", "--queue", redis.url, "--port", str(port)),
+                *("--call-transport", "wav", "--max-queued", "5"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=botrun_env(BOTRUN_API_TOKEN=API_TOKEN, DAILY_DIALIN_SECRET=DIALIN_SECRET),
+                cwd=tmp_path,
+            )
+        try:
+            await wait_until(lambda: "listening on" in log.read_text(), "serve to listen")
+            base = f"http://127.0.0.1:{port}"
+            async with ClientSession(headers=AUTH_HEADER) as http:
+                health = await http.get(base + "/health")
+                body = {"transport": "wav", "options": {"input": ["a.wav"]}}
+                queued = await http.post(base + "/start", json=body)
+                info = await queued.json()
+                unknown = await http.post(base + "/start", json={"transport": "agora"})
+                bad = await http.post(
+                    base + "/start", json={"transport": "wav", "options": {"shell": "x"}}
+                )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+    text = log.read_text()
+    assert health.status == 200 and queued.status == 202 and info["queue_depth"] == 1
+    assert unknown.status == 400 and bad.status == 400
+    assert code == 0 and "Traceback" not in text and API_TOKEN not in text
