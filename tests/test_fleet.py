@@ -388,13 +388,16 @@ async def test_serve_queue_command_runs_the_front_door_until_sigterm(tmp_path: P
                 queued = await http.post(base + "/start", json=body)
                 info = await queued.json()
                 unknown = await http.post(base + "/start", json={"transport": "agora"})
-                bad = await http.post(
-                    base + "/start", json={"transport": "wav", "options": {"shell": "x"}}
-                )
+                bad = [
+                    await http.post(base + "/start", json={"transport": "wav", "options": o})
+                    for o in ({"shell": "x"}, {"agent_url": "wss://evil.example/ws"})
+                ]
         finally:
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), 30)
     text = log.read_text()
     assert health.status == 200 and queued.status == 202 and info["queue_depth"] == 1
-    assert unknown.status == 400 and bad.status == 400
+    # an unaccepted transport, an unknown option, and the agent URL (the bot would send the
+    # worker's agent key there) are refused
+    assert unknown.status == 400 and [b.status for b in bad] == [400, 400]
     assert code == 0 and "Traceback" not in text and API_TOKEN not in text
