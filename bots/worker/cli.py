@@ -283,9 +283,16 @@ async def run(
             settings.url,
         )
         await serve_jobs(fleet, worker, stop)
-        # arq's drain is over: calls still running were stopped (cancelled) by it
-        if worker.tasks:
-            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        # arq drained (normally nothing is left here); with Redis down at the time, arq's
+        # loop was not running: the calls get the drain timeout here, then are stopped
+        running = [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            log.info("waiting for %d call(s) to end (Redis unreachable)", len(running))
+            _, left = await asyncio.wait(running, timeout=settings.drain_timeout_s + 30.0)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+            fleet.pool.kill_all()
         log.info("worker %s stopped", settings.worker_id)
     finally:
         await pool.close()

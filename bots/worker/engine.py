@@ -43,6 +43,8 @@ T = TypeVar("T")
 #: Heartbeat period and how long a silent worker is still considered alive, seconds.
 HEARTBEAT_S = 1.0
 HEARTBEAT_TTL_S = 5.0
+#: A stopping worker waits this long for Redis to record a call's end, then gives up.
+GIVE_UP_DRAINING_S = 10.0
 
 
 @dataclass
@@ -166,10 +168,18 @@ class Fleet:
         """``action`` now, or once Redis is back (a call's outcome must not be lost)."""
         delay = 0.2
         warned = False
+        started = time.monotonic()
         while True:
             try:
                 return await action()
             except redis_errors() as exc:
+                if self.draining and time.monotonic() - started > GIVE_UP_DRAINING_S:
+                    log.error(
+                        "could not record %s: Redis is still unreachable and the worker is "
+                        "stopping (the fleet will report the call failed)",
+                        what,
+                    )
+                    raise
                 if not warned:
                     log.warning(
                         "cannot record %s: Redis is unreachable (%s); retrying until it is back",
