@@ -401,3 +401,26 @@ async def test_serve_queue_command_runs_the_front_door_until_sigterm(tmp_path: P
     # worker's agent key there) are refused
     assert unknown.status == 400 and [b.status for b in bad] == [400, 400]
     assert code == 0 and "Traceback" not in text and API_TOKEN not in text
+
+
+async def test_sigterm_while_redis_is_down_still_drains_the_call(tmp_path: Path) -> None:
+    long = write_wav(tmp_path / "long.wav", 5.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        worker = await start_worker(
+            tmp_path, "a", redis.url, write_config(tmp_path / "w.toml", sim.url)
+        )
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+            redis.stop()
+            await wait_until(lambda: "lost Redis" in worker.text(), "the worker to notice")
+            worker.signal(signal.SIGTERM)
+            code = await worker.wait(90)
+        finally:
+            await stop_worker(worker)
+    assert code == 0, worker.text()
+    session = next(iter(sim.sessions.values()))
+    assert session.ended and session.audio_duration_s() > 3.0  # the call ended whole
+    assert "Traceback" not in worker.text()

@@ -291,7 +291,8 @@ async def run(
             _, left = await asyncio.wait(running, timeout=settings.drain_timeout_s + 30.0)
             for task in left:
                 task.cancel()
-            await asyncio.gather(*left, return_exceptions=True)
+            # arq could not record these jobs either (its Redis errors end up here)
+            await asyncio.gather(*running, return_exceptions=True)
             fleet.pool.kill_all()
         log.info("worker %s stopped", settings.worker_id)
     finally:

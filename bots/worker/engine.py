@@ -164,8 +164,9 @@ class Fleet:
             self.metrics.outcomes.labels("lost").inc()
 
     # -- one call ----------------------------------------------------------------------------
-    async def until_redis(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
-        """``action`` now, or once Redis is back (a call's outcome must not be lost)."""
+    async def until_redis(self, what: str, action: Callable[[], Awaitable[T]]) -> T | None:
+        """``action`` now, or once Redis is back (a call's outcome must not be lost); None
+        when a stopping worker gave up on Redis."""
         delay = 0.2
         warned = False
         started = time.monotonic()
@@ -179,7 +180,7 @@ class Fleet:
                         "stopping (the fleet will report the call failed)",
                         what,
                     )
-                    raise
+                    return None
                 if not warned:
                     log.warning(
                         "cannot record %s: Redis is unreachable (%s); retrying until it is back",
