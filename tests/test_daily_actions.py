@@ -266,6 +266,29 @@ async def test_hang_up_ends_every_phone_leg_and_reports_the_sdks_errors(call) ->
     assert events.of("ended") == []
 
 
+async def test_the_caller_leaving_after_the_bots_hang_up_is_not_the_caller_hanging_up() -> None:
+    """A dial-in bot ends the call when the caller hangs up; after its own hang-up the legs
+    it ended leaving must not turn the call's reason into "the caller hung up"."""
+    events = RecordingEvents()
+    t = make_transport(dialin_call_id="call-1", dialin_call_domain="domain-1", api_key="k")
+    t.prepare(events)
+    t._joined = True
+    try:
+        caller = participant("+14155550123")
+        dialin(t, caller["id"])
+        on_thread(t._handler.on_participant_joined, caller)
+        await wait_until(lambda: caller["id"] in t.legs and events.of("joined"))
+        with pytest.raises(CallActionError, match=NOT_IN_A_CALL):
+            await t.hang_up("hang_up")  # offline the eject fails; online the caller leaves:
+        on_thread(t._handler.on_participant_left, caller, "leftCall")
+        on_thread(t._handler.on_dialin_stopped, {"sessionId": caller["id"]})
+        await wait_until(lambda: events.of("left") and caller["id"] not in t.legs)
+        await asyncio.sleep(0.1)  # the dial-in stop, handed to the loop after the leave
+        assert events.of("ended") == []
+    finally:
+        await t.leave()
+
+
 async def test_leaving_stops_the_dial_out_leg(call, caplog) -> None:
     """Regression (issue 16): the leg the bot dialed was never stopped when it left, so the
     called phone stayed connected to the room."""

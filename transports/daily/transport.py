@@ -196,6 +196,7 @@ class DailyTransport(Transport):
         self._interrupted: set[str] = set()  # network connections reported interrupted
         self.dtmf_rejected = 0  # keypad events with something other than 0-9*#A-D
         self.action_timeout_s = ACTION_TIMEOUT_S  # tests shorten it
+        self._hanging_up = False
 
     # ------------------------------------------------------------------ Transport API
     @property
@@ -459,7 +460,7 @@ class DailyTransport(Transport):
         if self._events is not None:
             self._events.participant_left(pid, reason)
         if self.options.dialin and not self._remote and not self._leaving:
-            self._end("the caller hung up")
+            self._caller_hung_up()
 
     def on_call_state(self, state: str) -> None:
         log.debug("Daily call state: %s", state)
@@ -493,7 +494,7 @@ class DailyTransport(Transport):
                 self._phone_leg(sid, "dialin", caller_number(data.get("sipFrom")))
         elif kind == "stopped":
             self.legs.remove(session_id_of(data))
-            self._end("the caller hung up")
+            self._caller_hung_up()
         elif kind == "error":
             self._fail(f"dial-in failed: {data.get('errorMsg') or data}")
         else:
@@ -562,6 +563,7 @@ class DailyTransport(Transport):
         legs = self.legs.all()
         if not legs or self._client is None:
             return
+        self._hanging_up = True  # the legs ending now are not "the caller hung up"
         log.info("hanging up %d phone leg(s): %s", len(legs), reason)
         errors = []
         for leg in legs:
@@ -717,6 +719,10 @@ class DailyTransport(Transport):
 
     def _fail(self, message: str) -> None:
         self._end("error", message)
+
+    def _caller_hung_up(self) -> None:
+        if not self._hanging_up:  # after the bot's own hang-up the bridge ends the call
+            self._end("the caller hung up")
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
