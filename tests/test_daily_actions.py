@@ -116,6 +116,24 @@ async def test_dialin_and_dialout_legs_are_reported_as_phone_participants(call) 
     assert t.legs.get(callee) is not None and t.legs.get(callee).answered
 
 
+async def test_a_legs_number_comes_from_the_sip_display_name_without_sip_from(call) -> None:
+    """botrun serve sets the room's sip.display_name to the caller's number: Daily names the
+    SIP participant with it, whichever of the two events comes first."""
+    t, events, _ = call
+    first, second = participant("+14155550123"), participant("+14155550124")
+    on_thread(t._handler.on_dialin_connected, {"sessionId": first["id"]})  # no sipFrom
+    on_thread(t._handler.on_participant_joined, first)
+    on_thread(t._handler.on_participant_joined, second)
+    on_thread(t._handler.on_dialout_connected, {"sessionId": second["id"]})
+    on_thread(t._handler.on_participant_joined, participant("Ann"))  # not a phone leg
+    await wait_until(lambda: len(events.of("phone")) == 3)
+    assert events.of("phone") == [
+        ("phone", first["id"], None),
+        ("phone", first["id"], "+14155550123"),
+        ("phone", second["id"], "+14155550124"),
+    ]
+
+
 # ------------------------------------------------------------------ transfer
 async def test_transfer_of_a_dialin_caller_to_a_number_reaches_sip_call_transfer(call) -> None:
     t, _, spy = call

@@ -41,6 +41,7 @@ from .phone import (
     caller_number,
     dtmf_settings,
     dtmf_tones,
+    is_phone_number,
     session_id_of,
     transfer_method,
     transfer_settings,
@@ -427,6 +428,9 @@ class DailyTransport(Transport):
         name = _participant_name(participant)
         self._remote[pid] = name
         self._gone.discard(pid)
+        leg = self.legs.get(pid)
+        if leg is not None and leg.number is None:  # the leg's number from its display name
+            self._phone_leg(pid, leg.kind, None)
         if self._events is not None:
             self._events.participant_joined(pid, name)
         if self._client is not None and not self._leaving:
@@ -550,6 +554,9 @@ class DailyTransport(Transport):
             self._events.status("reconnected", f"Daily {conn} connection restored")
 
     def _phone_leg(self, session_id: str, kind: Kind, number: str | None) -> PhoneLeg:
+        if number is None:  # Daily names a SIP participant by the room's sip.display_name,
+            name = self._remote.get(session_id)  # which botrun serve sets to the caller's number
+            number = name if name and is_phone_number(name) else None
         leg, changed = self.legs.add(session_id, kind, number)
         if changed and self._events is not None:
             self._events.participant_phone(session_id, leg.number)
