@@ -99,6 +99,7 @@ def command(
     transcript: Path | None,
     log_level: str,
     name: str | None,
+    backend: str | None,
     input_wav: Path | None,
     output: Path,
     scenario: str | None,
@@ -120,7 +121,7 @@ def command(
     from botrun.transports.wav.transport import WavTransport
 
     setup_logging(log_level)
-    shared = SharedOptions(config, agent_url, transcript, log_level, name)
+    shared = SharedOptions(config, agent_url, transcript, log_level, name, backend)
     cfg = build_config(shared, SPEC, list(transports()))
     if agent_url and scenario:
         raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
@@ -139,7 +140,7 @@ def command(
 
     async def run() -> int:
         if agent_url:
-            key = agent_api_key(cfg.agent.url, Secrets())
+            key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
             summary = await call(transport, cfg, key, transcript)
         else:
             from botrun.core.sim import Simulator

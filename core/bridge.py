@@ -47,7 +47,7 @@ from .transcripts import TranscriptWriter
 if TYPE_CHECKING:
     from .audio.pacer import OutboundPacer
     from .audio.resampler import StreamResampler
-    from .client import AgentClient
+    from .backends.base import AgentSession
     from .config import BotConfig
     from .inbound import InboundPath
     from .tools import ToolRegistry
@@ -103,7 +103,7 @@ class Bridge:
         self.roster = Roster(config.bridge.listen)
         self.metrics = CallMetrics()
         self.summary = CallSummary(metrics=self.metrics)
-        self.client: AgentClient | None = None
+        self.client: AgentSession | None = None
         self.pacer: OutboundPacer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbound: InboundPath | None = None
@@ -132,6 +132,8 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
+        self._in_rate = AGENT_RATE  # the backend's input rate (set by run())
+        self._reply_turns: dict[str, Turn] = {}  # reply id -> its turn (the last few)
         self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
 
@@ -339,22 +341,16 @@ class Bridge:
         for frame in frames:
             if client is not None:
                 client.send_audio(frame)
-            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / (2 * AGENT_RATE)
+            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / (2 * self._in_rate)
 
     # ------------------------------------------------------------------ agent session
     def _open_session(self) -> None:
-        from .client import AgentClient
-        from .protocol import session_payload
+        from .backends.base import BackendContext
+        from .plugins import get_backend
 
-        specs = self.tools.specs if self.tools is not None else []
-        self.client = AgentClient(
-            self.config.agent.url,
-            session_payload(self.config.agent, specs),
-            api_key=self.api_key,
-            tools=self.tools,
-            buffer_s=self.config.bridge.reconnect_buffer_s,
-            give_up_s=self.config.agent.ready_timeout_s,  # one retry window: start and mid-call
-        )
+        spec = get_backend(self.config.agent.backend)  # the seam: core/backends
+        ctx = BackendContext(self.config, self.api_key, self.tools, self._played_ms)
+        self.client = spec.factory(ctx)
         self._session_ready = False
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
@@ -362,7 +358,7 @@ class Bridge:
         self._emit(ev.SessionStateChanged("connecting", mask_url(self.config.agent.url)))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
-    async def _run_session(self, client: AgentClient) -> None:
+    async def _run_session(self, client: AgentSession) -> None:
         try:
             await client.start()
             async for event in client.events():
@@ -402,7 +398,7 @@ class Bridge:
         return close
 
     async def _close_session(
-        self, client: AgentClient, task: asyncio.Task[None] | None, timeout: float
+        self, client: AgentSession, task: asyncio.Task[None] | None, timeout: float
     ) -> None:
         try:
             await client.close(timeout)
@@ -468,6 +464,9 @@ class Bridge:
             if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
             self._reply_turn = self._turn
+            self._reply_turns[e.reply_id] = self._turn
+            while len(self._reply_turns) > 8:
+                del self._reply_turns[next(iter(self._reply_turns))]
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
             self._emit(ev.AgentTranscript(self._agent_partial.strip(), final=False))
@@ -585,6 +584,18 @@ class Bridge:
                 turn.queued_ms += len(out) * 500 / self._out_rs.out_rate
             self.pacer.put(out, on_start)
         self.metrics.outbound.add(time.perf_counter() - t0)
+
+    def _played_ms(self, reply_id: str) -> float:
+        """How much of reply ``reply_id`` the caller has heard: what the pacer handed the
+        transport since the reply's first chunk, less what is still inside the sink, never
+        more than the reply's own audio (0 for a reply not yet played). Backends that tell
+        the service what was heard (OpenAI's conversation.item.truncate) ask this."""
+        turn = self._reply_turns.get(reply_id)
+        pacer = self.pacer
+        if turn is None or pacer is None or turn.sink_start_ms is None:
+            return 0.0
+        written = pacer.stats.written_ms - turn.sink_start_ms - pacer.in_sink_ms
+        return max(0.0, min(written, turn.sent_ms))
 
     def _first_audio(self, turn: Turn, t: float) -> None:
         turn.first_audio_at = t
@@ -735,7 +746,10 @@ class Bridge:
         self._loop = asyncio.get_running_loop()
         self._audio_in = Handoff(self._loop, self._on_handoff)
         t = self.transport
-        self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
+        from .plugins import get_backend
+
+        self._in_rate = get_backend(self.config.agent.backend).input_rate
+        self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms, rate=self._in_rate)
         self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
         self.pacer = OutboundPacer(
             t.write_audio,
