@@ -317,9 +317,12 @@ class OpenAIWire:
         received_ms = int(item.received_bytes / bytes_per_ms(self.fmt))
         heard = heard_ms(item.response_id) if heard_ms is not None else float(received_ms)
         end = max(0, min(int(heard), received_ms))
-        item.settled = True
         if end >= received_ms - HEARD_SLACK_MS:
-            return frames  # all of it was heard (the resampler may hold a few ms back)
+            # all of it was heard so far (the resampler may hold a few ms back); a response
+            # still in progress may send more, to be cut at the next barge-in
+            item.settled = self._active != item.response_id
+            return frames
+        item.settled = True
         self.truncations.append((item.item_id, end, received_ms))
         if end == 0:
             frames.append(_dump({"type": "conversation.item.delete", "item_id": item.item_id}))
