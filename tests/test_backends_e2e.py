@@ -27,7 +27,7 @@ from botrun.core.sim import Simulator
 from botrun.core.sim.scenario import Scenario, scenario_from_dict
 from botrun.transports.wav.transport import WavInput
 
-PROTOCOLS = ["openai"]
+PROTOCOLS = ["openai", "gemini"]
 IN_RATE = {"assemblyai": 24000, "openai": 24000, "gemini": 16000}
 
 
@@ -114,7 +114,8 @@ async def test_tool_call_round_trip(backend: str, tmp_path: Path, voices: dict) 
     path, _ = voices["weather"]
     cfg = apply_overrides(
         load_config(Path(__file__).parent.parent / "configs" / "support.toml"),
-        {"agent.greeting": "", "agent.backend": backend},
+        # (Gemini has no keyterm biasing: the config must leave them out, or it is refused)
+        {"agent.greeting": "", "agent.backend": backend, "agent.input.keyterms": []},
     )
     tools = load_tools(cfg.agent.tools, [], timeout_s=5)
     scenario = scenario_from_dict(
@@ -253,3 +254,27 @@ async def test_a_refused_key_names_the_backends_variable(
     )
     assert isinstance(summary.error, AgentError)
     assert var in str(summary.error) and "a-wrong-key" not in str(summary.error)
+
+
+async def test_gemini_go_away_resumes_without_the_caller_noticing(
+    tmp_path: Path, voices: dict
+) -> None:
+    a_path, _ = voices["fox"]
+    b_path, _ = voices["weather"]
+    # Every connection gets goAway 2.5 s after its setup (and would be closed 10 s later):
+    # the client reconnects with the latest resumption handle between turns.
+    summary, sim, rec, _ = await call_on(
+        "gemini",
+        tmp_path,
+        [(a_path, 0.0, "Ann"), (b_path, 4.2, "Bob")],  # Bob joins while the bot replies
+        config("gemini", **{"agent.input.turn_detection.interrupt_response": False}),
+        sim_kw={"go_away_after_s": 2.5},
+    )
+    assert summary.error is None, summary.error
+    session = sim.session()
+    assert len(sim.sessions) == 1 and session.connections >= 2
+    assert summary.client_stats.resumes >= 1
+    assert session.wire.get("go_away")
+    statuses = [e.status for e in rec.events if isinstance(e, ev.ReplyDone)]
+    assert statuses.count("completed") == 2, statuses  # both replies whole
+    assert len(session.user_transcripts) == 2

@@ -3,7 +3,7 @@ session opens). Registered through the ``botrun`` entry-point group like any plu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from ..defaults import DEFAULT_AGENT_URL
 from ..hookspecs import hookimpl
@@ -117,10 +117,9 @@ def _openai(ctx: BackendContext) -> AgentSession:
 
 
 def _gemini(ctx: BackendContext) -> AgentSession:
-    from importlib import import_module
+    from .gemini.client import GeminiClient
 
-    client: Any = import_module("botrun.core.backends.gemini.client").GeminiClient
-    return cast("AgentSession", client.from_context(ctx))
+    return GeminiClient.from_context(ctx)
 
 
 ASSEMBLYAI = BackendSpec(

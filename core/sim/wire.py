@@ -141,8 +141,7 @@ def adapter_for(protocol: str) -> type[WireSocket] | None:
 
         return OpenAISocket
     if protocol == "gemini":
-        from importlib import import_module
+        from .gemini_wire import GeminiSocket
 
-        socket: type[WireSocket] = import_module(f"{__package__}.gemini_wire").GeminiSocket
-        return socket
+        return GeminiSocket
     return None
