@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from botrun.core.sim.scenario import Scenario
 
 SAMPLE_TEXT = "Hello bot. Can you hear me? Please say this back to me."
+SIM_PROTOCOLS = ("assemblyai", "openai", "gemini")  # what botrun agent-sim speaks
 GREETING_S = 3.0  # lead-in before the caller speaks, when the greeting's length is unknown
 READY_S = 1.0  # joining, session.ready and a margin before the greeting starts and ends
 
@@ -110,8 +111,9 @@ def command(
     sample played back by the bot, with the bot's real timing. With an example bot
     (--config support, --config scheduler) it plays that bot's scenario instead: the
     bundled caller asks a question, the agent calls the bot's tool, and the tool's result
-    comes back in the reply. Pass --agent-url (and set ASSEMBLYAI_API_KEY) to talk to the
-    real service with the same sample instead."""
+    comes back in the reply. --backend openai or gemini runs the same demo with the
+    simulator speaking that service's protocol. Pass --agent-url (and set the backend's key,
+    e.g. ASSEMBLYAI_API_KEY) to talk to the real service with the same sample instead."""
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
@@ -145,9 +147,16 @@ def command(
         else:
             from botrun.core.sim import Simulator
 
-            async with Simulator(sim_scenario) as sim:
+            protocol = cfg.agent.backend if cfg.agent.backend in SIM_PROTOCOLS else None
+            if protocol is None:
+                raise click.UsageError(
+                    f"the simulator does not speak the {cfg.agent.backend} backend's protocol: "
+                    "pass --agent-url (and its key) to use the real service"
+                )
+            async with Simulator(sim_scenario, protocol=protocol) as sim:
                 what = f" (scenario '{sim_scenario.name}')" if sim_scenario else ""
-                click.echo(f"agent simulator listening on {sim.url}{what}")
+                wire = "" if protocol == "assemblyai" else f", speaking {protocol}"
+                click.echo(f"agent simulator listening on {sim.url}{what}{wire}")
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 summary = await call(transport, local, None, transcript)
         if summary.error is not None:
