@@ -10,17 +10,22 @@ caller heard (the bridge's pacer position, :data:`~botrun.core.backends.base.Pla
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...client import AgentClient
-from ...protocol import SessionReady, SessionUpdate, SpeechStarted, session_payload
+from ...protocol import SessionError, SessionReady, SessionUpdate, SpeechStarted, session_payload
 from .protocol import OpenAIWire, WireFrames
 
 if TYPE_CHECKING:
     from ..base import BackendContext, Playback
 
 KEY_VAR = "OPENAI_API_KEY"
+#: Errors a barge-in's ``response.cancel`` may get when the service (server_vad with
+#: interrupt_response) cancelled the response itself a moment earlier: not worth a warning.
+RACES = frozenset({"response_cancel_not_active"})
+log = logging.getLogger("botrun.agent")
 
 
 def with_model(url: str, model: str | None) -> str:
@@ -80,6 +85,13 @@ class OpenAIClient(AgentClient):
 
     def _wire_decode(self, msg: str | bytes) -> list[Any]:
         return self.wire.decode(msg)
+
+    def _on_error(self, ev: SessionError) -> None:
+        if ev.code in RACES:  # the server ended the response itself, just before our cancel
+            self._stats.session_errors += 1
+            log.debug("agent: %s (a cancel that raced the end of the response)", ev.code)
+            return
+        super()._on_error(ev)
 
     def _handle_event(self, ev: Any) -> None:
         super()._handle_event(ev)
