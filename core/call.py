@@ -394,6 +394,15 @@ class CallContext:
             # Ctrl-C must still exit within its budget: the hooks get a moment, not more
             interrupted = summary.reason in ("SIGINT", "SIGTERM")
             await self._hooks.drain(_SIGNAL_HOOK_S if interrupted else None)
+        if self._hooks is not None and (self._hooks.stats.failures or self._hooks.stats.timeouts):
+            st = self._hooks.stats
+            log.warning(
+                "hooks %s: %d of %d runs failed, %d timed out in this call (see above)",
+                self._hooks.path,
+                st.failures,
+                st.calls,
+                st.timeouts,
+            )
         for task in list(self._tasks):
             task.cancel()
 
