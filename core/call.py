@@ -438,6 +438,8 @@ class CallContext:
                 self._last_user = time.monotonic()
                 self._idle_stage = 0
                 self._hook("on_dtmf", digit, self.participant(pid))
+            case ev.TransportStatus(state=state, detail=detail):
+                self._hook("on_status", state, detail)
 
     # ------------------------------------------------------------------ idle check-in
     def _agent_busy(self) -> bool:

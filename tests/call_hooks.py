@@ -102,3 +102,13 @@ class ImpatientTransfer:
     async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
         await call.say("Please hold on while I connect you to our sales team right now.")
         await call.transfer("sales")
+
+
+class Voicemail:
+    """An answering machine picked up: leave a message and hang up."""
+
+    async def on_status(self, call: Any, state: str, detail: str) -> None:
+        SEEN.append(("status", state, detail))
+        if state == "answered-by" and detail.startswith("machine"):
+            await call.say("Hello, this is the clinic. Please call us back. Goodbye.")
+            await call.hang_up("voicemail")
