@@ -49,7 +49,8 @@ def shared_options(fn: Any) -> Any:
             "config",
             type=click.Path(path_type=Path, dir_okay=False),
             help="Bot configuration: a TOML file, or a packaged config by name (support, "
-            "scheduler). Default: every key at its default (see configs/default.toml).",
+            "scheduler, receptionist). Default: every key at its default (see "
+            "configs/default.toml).",
         ),
         click.option(
             "--agent-url",
