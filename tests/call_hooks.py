@@ -84,6 +84,26 @@ class Updater:
         SEEN.append(("updated",))
 
 
+class KeypadTransfer:
+    """Key 1 -> sales, anything else -> support; what happened goes to SEEN."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        target = "sales" if digit == "1" else "support"
+        try:
+            await call.transfer(target)
+        except Exception as exc:
+            SEEN.append(("transfer failed", type(exc).__name__, str(exc)))
+            raise
+
+
+class ImpatientTransfer:
+    """Says a long line, then transfers: the hook's 0.5 s run out while the line plays."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        await call.say("Please hold on while I connect you to our sales team right now.")
+        await call.transfer("sales")
+
+
 class Voicemail:
     """An answering machine picked up: leave a message and hang up."""
 
