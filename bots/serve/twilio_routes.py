@@ -389,6 +389,12 @@ async def _write(transport: TwilioTransport, ws: web.WebSocketResponse) -> None:
 def install(app: web.Application, calls: TwilioCalls) -> None:
     """Add the Twilio routes to serve's app (they check signatures themselves)."""
     app[CALLS] = calls
+    log.info(
+        "Twilio calls on: voice webhook %s, at most %d at once, audio %s",
+        calls.settings.http_url("/twilio/voice"),
+        calls.max_calls,
+        "transcoded to 24 kHz PCM" if calls.transcode else "μ-law passed through",
+    )
     app.router.add_post("/twilio/voice", voice)
     app.router.add_post("/twilio/status", status)
     app.router.add_get("/twilio/stream", stream)
