@@ -99,6 +99,9 @@ async def test_marks_tell_what_was_heard_and_what_a_clear_dropped() -> None:
         t.feed(json.dumps({"event": "mark", "mark": {"name": name}}))
     assert t.stats.heard_ms == 40 and t.stats.cleared_ms == 60 and t.heard_position_ms == 40
     assert t.stats.clears == 1 and len(t.stats.clear_ms) == 1
+    # what was heard, by position in the bot's audio stream: chunks 1-2 of 5
+    assert t.heard_between(0, float("inf")) == 40
+    assert t.heard_between(20, 100) == 20 and t.heard_between(40, 100) == 0
     # A mark never sent (or sent back twice) is counted, and changes nothing.
     t.feed(json.dumps({"event": "mark", "mark": {"name": "4"}}))
     t.feed(json.dumps({"event": "mark", "mark": {"name": "zzz"}}))
