@@ -132,8 +132,10 @@ async def test_transfer_without_rest_is_unsupported_and_says_why() -> None:
     t = TwilioTransport(start())
     with pytest.raises(ActionUnsupported, match="twilio"):
         await t.transfer("+15550002")
-    with pytest.raises(ActionUnsupported, match="DTMF"):
+    with pytest.raises(ActionUnsupported, match="DTMF tones: a Media Stream carries audio"):
         await t.send_dtmf("123")
+    with pytest.raises(ActionUnsupported, match="dial out: place another call"):
+        await t.dial_out("+15550003")
 
 
 def test_an_interrupted_reply_is_trimmed_to_what_the_caller_heard() -> None:

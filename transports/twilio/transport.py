@@ -288,7 +288,9 @@ class TwilioTransport(Transport):
         """REST: the live call redirected to ``<Dial>`` the target (the stream ends; the
         call goes on), once the hand-over line has played."""
         if self._rest is None:
-            raise ActionUnsupported(self.name, "transfer calls without TWILIO_ACCOUNT_SID")
+            raise ActionUnsupported(
+                self.name, "transfer calls", "no REST client (TWILIO_ACCOUNT_SID)"
+            )
         await self.played_out()
         self._transferred = True  # (the stream's stop can come before the REST answer)
         try:
@@ -296,3 +298,15 @@ class TwilioTransport(Transport):
         except BaseException:
             self._transferred = False
             raise
+
+    async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
+        raise ActionUnsupported(
+            self.name,
+            "send DTMF tones",
+            "a Media Stream carries audio only, and TwiML <Play digits> would end the stream",
+        )
+
+    async def dial_out(self, number: str) -> str:
+        raise ActionUnsupported(
+            self.name, "dial out", "place another call with `botrun call` instead"
+        )
