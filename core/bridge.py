@@ -601,7 +601,8 @@ class Bridge:
                 self._report_turn(turn, "ended")
         self._finish_agent_text(interrupted=True)
         if self.pacer is not None:
-            self.metrics.settle(self.pacer.stats.written_ms)
+            heard_between = getattr(self.transport, "heard_between", None)
+            self.metrics.settle(self.pacer.stats.written_ms, heard_between)
 
     def _on_tool_done(self, e: Any) -> None:
         """A tool call finished: report it (console, transcript, observers)."""
