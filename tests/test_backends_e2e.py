@@ -9,6 +9,7 @@ survived, and a refused key names the backend's variable."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -278,3 +279,21 @@ async def test_gemini_go_away_resumes_without_the_caller_noticing(
     statuses = [e.status for e in rec.events if isinstance(e, ev.ReplyDone)]
     assert statuses.count("completed") == 2, statuses  # both replies whole
     assert len(session.user_transcripts) == 2
+
+
+async def test_gemini_config_change_reconnects_with_the_new_setup() -> None:
+    from botrun.core.backends.base import BackendContext
+    from botrun.core.backends.gemini.client import GeminiClient
+
+    async with Simulator(protocol="gemini", speed=4) as sim:
+        cfg = apply_overrides(config("gemini"), {"agent.url": sim.url})
+        client = GeminiClient.from_context(BackendContext(cfg, None))
+        await client.start()
+        await client.update_session({"system_prompt": "Now speak French."})
+        for _ in range(200):
+            if sim.session().connections >= 2 and client.ready:
+                break
+            await asyncio.sleep(0.02)
+        assert sim.session().connections == 2 and len(sim.sessions) == 1  # resumed
+        assert client.stats.resumes == 1
+        await client.close()
