@@ -20,10 +20,14 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "botrun.core.sim.cli:command",
         "Run the local voice-agent simulator (no account needed).",
     ),
+    "call": (
+        "botrun.bots.call:command",
+        "Place a phone call through Twilio to the bot `botrun serve` runs.",
+    ),
     "demo": ("botrun.bots.demo:command", "Try botrun with no account: simulator + WAV sample."),
     "serve": (
         "botrun.bots.serve.cli:command",
-        "Answer Daily dial-in webhooks and run one bot per call.",
+        "Answer Daily dial-in and Twilio webhooks and run one bot per call.",
     ),
 }
 

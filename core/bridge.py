@@ -48,8 +48,11 @@ if TYPE_CHECKING:
     from .audio.pacer import OutboundPacer
     from .audio.resampler import StreamResampler
     from .backends.base import AgentSession
+    from .call import CallContext
     from .config import BotConfig
+    from .hooks import HookSet
     from .inbound import InboundPath
+    from .passthrough import PassthroughPath
     from .tools import ToolRegistry
     from .transport import Transport
 
@@ -70,6 +73,8 @@ class CallSummary:
     error: BotrunError | None = None
     metrics: CallMetrics = field(default_factory=CallMetrics)
     client_stats: Any = None
+    #: What the bot did to the call (events.CallAction: hang-up, transfer, DTMF, ...).
+    actions: list[ev.CallAction] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -91,6 +96,7 @@ class Bridge:
         tools: ToolRegistry | None = None,
         observers: Iterable[Observer] = (),
         transcript: Path | None = None,
+        hooks: HookSet | None = None,
     ) -> None:
         self.transport = transport
         self.config = config
@@ -106,7 +112,21 @@ class Bridge:
         self.client: AgentSession | None = None
         self.pacer: OutboundPacer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbound: InboundPath | None = None
+        self._inbound: InboundPath | PassthroughPath | None = None
+        # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent
+        # session that takes audio/pcmu, else transcoded here (μ-law <-> PCM16, 8k <-> 24k).
+        self._phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
+        # (only to a backend that takes audio/pcmu: core/backends, BackendSpec.phone_audio)
+        from .plugins import get_backend
+
+        backend = get_backend(config.agent.backend)
+        self._passthrough = (
+            self._phone_audio
+            and getattr(transport, "agent_audio", "") == "pcmu"
+            and backend.phone_audio
+        )
+        self._in_rate = backend.input_rate  # the rate the backend takes PCM16 at
+        self._in_bps = 8000 if self._passthrough else 2 * self._in_rate  # bytes/s to the agent
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
         self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
@@ -125,6 +145,10 @@ class Bridge:
         self._turn: Turn | None = None  # the user turn the next reply answers
         self._reply_turn: Turn | None = None  # the turn of the reply in flight
         self._agent_partial = ""
+        # words of the reply in flight with their place in its audio (transcript.agent.delta
+        # start_ms/end_ms): an interrupted reply's text is trimmed to what the caller heard
+        # where the transport can tell (Twilio's marks: transport.heard_position_ms)
+        self._reply_words: list[tuple[str, float | None]] = []
         # timers
         self._empty_since: float | None = time.monotonic()
         self._quiet_since: float | None = None
@@ -132,10 +156,23 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
-        self._in_rate = AGENT_RATE  # the backend's input rate (set by run())
         self._reply_turns: dict[str, Turn] = {}  # reply id -> its turn (the last few)
         self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
+        self.mute_replies = False  # hanging up: nothing the agent says from now on plays
+        self.call: CallContext = self._make_call_context(hooks)
+        self.observers.insert(0, self.call)  # transcript and hooks see events first
+
+    def _make_call_context(self, hooks: HookSet | None) -> CallContext:
+        """The call's :class:`CallContext` (core/call.py) with the bot's hooks: those given,
+        else the config's ``[bot] hooks`` (:class:`ConfigError` when they do not load)."""
+        from .call import CallContext
+        from .hooks import load_hooks
+
+        bot = self.config.bot
+        if hooks is None and bot.hooks:
+            hooks = load_hooks(bot.hooks, bot.hook_timeout_s)
+        return CallContext(self, hooks.for_call() if hooks is not None else None)
 
     # ------------------------------------------------------------------ any thread
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
@@ -296,11 +333,16 @@ class Bridge:
         now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
         heard = False
         listened = self._listened
+        transcode = self._phone_audio and not self._passthrough
         for pid, pcm, rate, arrived in frames:
             if pid not in listened:
                 self._ignored_frames += 1  # the bot itself, unknown or not-listened people
                 continue
             heard = True
+            if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
+                from .audio.g711 import ulaw_to_pcm16
+
+                pcm = ulaw_to_pcm16(pcm)
             pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
             if pcm24:
                 self.roster.hear(pid, _energy(pcm24), self._user_speaking)
@@ -341,15 +383,18 @@ class Bridge:
         for frame in frames:
             if client is not None:
                 client.send_audio(frame)
-            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / (2 * self._in_rate)
+            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
     # ------------------------------------------------------------------ agent session
     def _open_session(self) -> None:
         from .backends.base import BackendContext
         from .plugins import get_backend
+        from .protocol import PCMU_FORMAT
 
         spec = get_backend(self.config.agent.backend)  # the seam: core/backends
-        ctx = BackendContext(self.config, self.api_key, self.tools, self._played_ms)
+        tools = self.tools.bind(self.call) if self.tools is not None else None
+        fmt = PCMU_FORMAT if self._passthrough else None
+        ctx = BackendContext(self.config, self.api_key, tools, self._played_ms, audio_format=fmt)
         self.client = spec.factory(ctx)
         self._session_ready = False
         if self.metrics.agent_answered is None:
@@ -461,6 +506,7 @@ class Bridge:
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
             self._agent_partial = ""
+            self._reply_words = []
             if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
             self._reply_turn = self._turn
@@ -469,10 +515,12 @@ class Bridge:
                 del self._reply_turns[next(iter(self._reply_turns))]
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
+            self._reply_words.append((e.delta, e.end_ms))
             self._emit(ev.AgentTranscript(self._agent_partial.strip(), final=False))
         elif isinstance(e, p.TranscriptAgent):
             self._agent_partial = ""
-            self._emit(ev.AgentTranscript(e.text, final=True, interrupted=e.interrupted))
+            text = self._heard_text(e.text) if e.interrupted else e.text
+            self._emit(ev.AgentTranscript(text, final=True, interrupted=e.interrupted))
         elif isinstance(e, p.ReplyDone):
             # a reply with words but no final transcript (tool-call replies): record them
             self._finish_agent_text(interrupted=e.status == "interrupted")
@@ -516,9 +564,27 @@ class Bridge:
         the console and the transcript (at ``reply.done``, or marked interrupted when the
         call ends mid-reply)."""
         text, self._agent_partial = self._agent_partial.strip(), ""
+        if text and interrupted:
+            text = self._heard_text(text)
         if not text:
             return
         self._emit(ev.AgentTranscript(text, final=True, interrupted=interrupted))
+
+    def _heard_text(self, text: str) -> str:
+        """An interrupted reply's text, trimmed to the words the caller heard, where the
+        transport knows what was heard (``heard_position_ms``: Twilio's marks) and the agent
+        sent word timings; else ``text`` as the agent trimmed it (to what it sent)."""
+        heard_at = getattr(self.transport, "heard_position_ms", None)
+        turn = self._reply_turn
+        start = turn.sink_position_ms if turn is not None else None
+        words = self._reply_words
+        if heard_at is None or start is None or not words or any(t is None for _, t in words):
+            return text
+        heard_ms = max(0.0, heard_at - start)
+        kept = "".join(w for w, end in words if end is not None and end <= heard_ms).strip()
+        if kept != text.strip():
+            log.debug("agent text trimmed to what was heard (%.0f ms): %r", heard_ms, kept)
+        return kept
 
     def _settle_report(self) -> None:
         """At the end of the call, make the summary and the transcript agree with what reached
@@ -564,10 +630,19 @@ class Bridge:
     def _on_reply_audio(self, pcm24: bytes) -> None:
         # Only audio the session accepted reaches here (AgentClient asks
         # SessionState.accept_audio in arrival order): stale or late audio is already gone.
-        if self.pacer is None or self._out_rs is None:
+        if self.pacer is None or (self._out_rs is None and not self._passthrough):
+            return
+        if self.mute_replies:
             return
         t0 = time.perf_counter()
-        out = self._out_rs.process(pcm24)
+        if self._out_rs is None:  # μ-law from the agent, straight to the phone
+            out = pcm24
+        else:
+            out = self._out_rs.process(pcm24)
+            if self._phone_audio:
+                from .audio.g711 import pcm16_to_ulaw
+
+                out = pcm16_to_ulaw(out)
         turn = self._reply_turn
         on_start = None
         if turn is not None and not turn.audio_queued:
@@ -577,11 +652,12 @@ class Bridge:
             def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
                 t = time.monotonic()
                 turn.sink_start_ms = pacer.stats.written_ms
+                turn.sink_position_ms = getattr(self.transport, "sent_position_ms", None)
                 self._call(self._first_audio, turn, t)
 
         if out:
             if turn is not None:
-                turn.queued_ms += len(out) * 500 / self._out_rs.out_rate
+                turn.queued_ms += len(out) * 1000 / self.pacer.sample_width / self.pacer.sample_rate
             self.pacer.put(out, on_start)
         self.metrics.outbound.add(time.perf_counter() - t0)
 
@@ -742,15 +818,18 @@ class Bridge:
         from .audio.pacer import OutboundPacer
         from .audio.resampler import StreamResampler
         from .inbound import InboundPath
+        from .passthrough import PassthroughPath
 
         self._loop = asyncio.get_running_loop()
         self._audio_in = Handoff(self._loop, self._on_handoff)
         t = self.transport
-        from .plugins import get_backend
-
-        self._in_rate = get_backend(self.config.agent.backend).input_rate
-        self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms, rate=self._in_rate)
-        self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
+        if self._passthrough:
+            self._inbound = PassthroughPath(chunk_ms=self.config.bridge.chunk_ms)
+            self._out_rs = None
+        else:
+            self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms, rate=self._in_rate)
+            self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
+        phone: dict[str, Any] = {"sample_width": 1, "silence": b"\xff"} if self._phone_audio else {}
         self.pacer = OutboundPacer(
             t.write_audio,
             t.output_sample_rate,
@@ -760,6 +839,7 @@ class Bridge:
             name=f"{t.name}-pacer",
             prebuffer_ms=self.config.bridge.prebuffer_ms,
             speed=t.time_scale,
+            **phone,
         )
         self.pacer.start()
         watchdog: asyncio.Task[None] | None = None
@@ -768,6 +848,7 @@ class Bridge:
                 self.joined = True
                 self._fire(CallEvent.JOINED)
                 self.roster.bot_id = t.bot_participant_id
+                self.call.started()
                 watchdog = asyncio.create_task(self._watchdog())
                 watchdog.add_done_callback(self._watchdog_done)
                 await self._stop.wait()
@@ -777,6 +858,7 @@ class Bridge:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
             await self._shutdown()
+            await self.call.finish(self.summary)
         return self.summary
 
     def _watchdog_done(self, task: asyncio.Task[None]) -> None:
@@ -859,12 +941,19 @@ async def run_call(
     transcript: Path | None = None,
     tools: ToolRegistry | None = None,
     observers: Iterable[Observer] = (),
+    hooks: HookSet | None = None,
 ) -> CallSummary:
     """Run one call to its end (meeting over, :meth:`Bridge.stop`, timeout or fatal error).
     Prints nothing and installs no signal handlers: the runner (bots/runner.py) attaches
     the console and turns SIGINT/SIGTERM into ``stop()``."""
     bridge = Bridge(
-        transport, config, api_key=api_key, tools=tools, observers=observers, transcript=transcript
+        transport,
+        config,
+        api_key=api_key,
+        tools=tools,
+        observers=observers,
+        transcript=transcript,
+        hooks=hooks,
     )
     summary = await bridge.run()
     log.info("call ended: %s", summary.reason or "done")

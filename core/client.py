@@ -77,6 +77,7 @@ from .protocol import (
     decode,
     encode,
     encode_input_audio,
+    get_path,
     tool_payload,
 )
 from .secrets import mask_url, redact, register_secret
@@ -85,8 +86,6 @@ from .tools import ToolOutcome, ToolRegistry, error_result
 
 log = logging.getLogger("botrun.agent")
 
-#: Buffered audio is replayed in messages of at most this many bytes (100 ms at 24 kHz).
-REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 10
 KEY_VAR = "ASSEMBLYAI_API_KEY"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _LOG_FIRST = 5  # log the first N bad messages, then every 100th
@@ -134,6 +133,9 @@ class ClientStats:
 
 
 Kind = Literal["transient", "fresh", "fatal", "closed"]
+#: Buffered audio is replayed in messages of at most this many bytes (100 ms at 24 kHz;
+#: a G.711 session replays 100 ms of its own rate).
+REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 10
 
 
 class _Disconnect(Exception):
@@ -146,10 +148,6 @@ class _Disconnect(Exception):
 
 
 _END = object()
-
-
-def _ms(nbytes: int) -> float:
-    return nbytes * 1000.0 / BYTES_PER_SECOND
 
 
 class AgentClient:
@@ -216,7 +214,14 @@ class AgentClient:
         if tools is not None and len(tools) and "tools" not in session:
             session = {**session, "tools": [tool_payload(s) for s in tools.specs]}
         self._state = SessionState(session, resume_window_s=reconnect_window_s, regreet=regreet)
-        self._max_audio = max(0, int(buffer_s * BYTES_PER_SECOND)) & ~1
+        # Input audio is PCM16 at 24 kHz, or G.711 at 8 kHz one byte a sample (telephony
+        # pass-through: the session's input.format says which).
+        in_fmt = get_path(session, ("input", "format")) or {}
+        out_fmt = get_path(session, ("output", "format")) or {}
+        self._pcm16_in = in_fmt.get("encoding", "audio/pcm") == "audio/pcm"
+        self._pcm16_out = out_fmt.get("encoding", "audio/pcm") == "audio/pcm"
+        self._bps = BYTES_PER_SECOND if self._pcm16_in else int(in_fmt.get("sample_rate") or 8000)
+        self._max_audio = max(0, int(buffer_s * self._bps)) & (~1 if self._pcm16_in else ~0)
         self._connect_timeout = connect_timeout
         self._max_message = max_message_bytes
         self._backoff = (backoff_base, backoff_max)
@@ -248,6 +253,10 @@ class AgentClient:
 
     # -- public surface ---------------------------------------------------------------------
 
+    def _ms(self, nbytes: int) -> float:
+        """Milliseconds of input audio in ``nbytes`` (PCM16 24 kHz or G.711 8 kHz)."""
+        return nbytes * 1000.0 / self._bps
+
     @property
     def session_id(self) -> str | None:
         return self._state.session_id
@@ -273,7 +282,7 @@ class AgentClient:
     @property
     def buffered_ms(self) -> float:
         """Inbound audio waiting to be sent."""
-        return _ms(self._audio_bytes)
+        return self._ms(self._audio_bytes)
 
     async def start(self) -> None:
         """Connect and wait for ``session.ready``. Raises :class:`AgentError` on a refused
@@ -307,10 +316,10 @@ class AgentClient:
         oldest is dropped, counted in ``stats.audio_dropped_ms`` and logged)."""
         if not pcm24k:
             return
-        if len(pcm24k) % 2:
+        if self._pcm16_in and len(pcm24k) % 2:
             raise ValueError(f"PCM16 audio needs an even number of bytes, got {len(pcm24k)}")
         if self._closing or self._closed:
-            self._stats.audio_dropped_ms += _ms(len(pcm24k))
+            self._stats.audio_dropped_ms += self._ms(len(pcm24k))
             return
         self._audio.append(bytes(pcm24k))
         self._audio_bytes += len(pcm24k)
@@ -320,12 +329,12 @@ class AgentClient:
             self._audio_bytes -= len(old)
             dropped += len(old)
         if dropped:
-            self._stats.audio_dropped_ms += _ms(dropped)
+            self._stats.audio_dropped_ms += self._ms(dropped)
             if not self._dropping:
                 self._dropping = True
                 log.warning(
                     "agent not ready: inbound audio beyond %.1f s is being dropped (oldest first)",
-                    self._max_audio / BYTES_PER_SECOND,
+                    self._max_audio / self._bps,
                 )
         if self._state.can_send_audio:
             self._wake.set()
@@ -628,7 +637,7 @@ class AgentClient:
 
     def _wire_decode(self, msg: str | bytes) -> list[Any]:
         """The :mod:`~botrun.core.protocol` events one message from the service means."""
-        return [decode(msg)]
+        return [decode(msg, pcm16=self._pcm16_out)]
 
     def _wire_close(self, code: int, reason: str) -> tuple[int, str]:
         """A close frame as the session's classifier should read it."""
@@ -753,11 +762,11 @@ class AgentClient:
             self._emit(NewSession(ev.session_id, self._state.previous_session_id))
             # (results queued for the old session are refused by SessionState.send)
         if self._audio_bytes:
-            self._stats.audio_replayed_ms += _ms(self._audio_bytes)
+            self._stats.audio_replayed_ms += self._ms(self._audio_bytes)
             log.info(
                 "agent ready (%s): sending %.0f ms of buffered audio (%.0f ms dropped)",
                 kind,
-                _ms(self._audio_bytes),
+                self._ms(self._audio_bytes),
                 self._stats.audio_dropped_ms,
             )
         self._dropping = False
@@ -821,7 +830,7 @@ class AgentClient:
     def _pop_audio(self) -> bytes:
         parts = [self._audio.popleft()]
         size = len(parts[0])
-        while self._audio and size + len(self._audio[0]) <= REPLAY_CHUNK_BYTES:
+        while self._audio and size + len(self._audio[0]) <= self._bps // 10:
             nxt = self._audio.popleft()
             parts.append(nxt)
             size += len(nxt)
@@ -893,7 +902,7 @@ class AgentClient:
         if self._tool_tasks:
             await asyncio.gather(*self._tool_tasks, return_exceptions=True)
         if self._audio_bytes:
-            self._stats.audio_dropped_ms += _ms(self._audio_bytes)
+            self._stats.audio_dropped_ms += self._ms(self._audio_bytes)
             self._audio.clear()
             self._audio_bytes = 0
         self._closed = True

@@ -58,6 +58,9 @@ class BackendContext:
     tools: ToolRegistry | None = None
     #: The pacer's played position per reply (see :data:`Playback`); None outside a bridge.
     playback: Playback | None = None
+    #: The session's audio format when it is not PCM16 (a phone call's μ-law passed through:
+    #: ``{"encoding": "audio/pcmu", "sample_rate": 8000}``); only for ``phone_audio`` backends.
+    audio_format: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class BackendSpec:
     default_voice: str = ""
     #: Sample rate of PCM16 mono the service takes (the bridge resamples to it).
     input_rate: int = 24000
+    #: Takes G.711 μ-law at 8 kHz in and out (``audio/pcmu``), so a phone transport's audio
+    #: passes through untouched; otherwise the bridge transcodes.
+    phone_audio: bool = False
     #: Config fields this backend cannot honour: returns one message per field (empty: ok).
     check: Callable[[AgentConfig], list[str]] | None = None
     #: Extra details for docs and ``--help``.

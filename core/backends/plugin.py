@@ -122,7 +122,7 @@ def _assemblyai(ctx: BackendContext) -> AgentSession:
     specs = ctx.tools.specs if ctx.tools is not None else []
     return AgentClient(
         cfg.agent.url,
-        session_payload(cfg.agent, specs),
+        session_payload(cfg.agent, specs, ctx.audio_format),
         api_key=ctx.api_key,
         tools=ctx.tools,
         buffer_s=cfg.bridge.reconnect_buffer_s,
@@ -150,6 +150,7 @@ ASSEMBLYAI = BackendSpec(
     key_vars=("ASSEMBLYAI_API_KEY",),
     voices=("ivy", "james", "sophie", "diego", "arjun"),
     default_voice="ivy",
+    phone_audio=True,
     check=_check_assemblyai,
 )
 OPENAI = BackendSpec(
