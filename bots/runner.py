@@ -37,6 +37,7 @@ class SharedOptions:
     transcript: Path | None = None
     log_level: str = "warning"
     name: str | None = None
+    record: Path | None = None
 
 
 def agent_api_key(url: str, secrets: Secrets) -> str | None:
@@ -111,8 +112,12 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     transport = spec.factory(ctx)
     key = agent_api_key(ctx.config.agent.url, ctx.secrets)
     try:
-        return run_with_transport(transport, ctx.config, key, shared.transcript)
+        return run_with_transport(
+            transport, ctx.config, key, shared.transcript, record=shared.record
+        )
     finally:
+        if shared.record is not None:
+            print(f"call recorded to {shared.record} (botrun report {shared.record})", flush=True)
         recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
         if recorded is not None:
             print(f"bot voice recorded to {recorded}", flush=True)
@@ -124,9 +129,11 @@ def run_with_transport(
     api_key: str | None,
     transcript: Path | None,
     console: bool = True,
+    *,
+    record: Path | None = None,
 ) -> int:
     """Run the call to its end; a failure is raised as the BotrunError the CLI prints."""
-    summary = asyncio.run(call(transport, cfg, api_key, transcript, console))
+    summary = asyncio.run(call(transport, cfg, api_key, transcript, console, record=record))
     if summary.error is not None:
         raise summary.error
     return summary.exit_code
@@ -187,11 +194,13 @@ async def call(
     *,
     observers: Iterable[Callable[[Any], None]] = (),
     signals: bool = True,
+    record: Path | None = None,
 ) -> Any:
     """One call with the config's tools and every installed plugin's tools and observers.
     The runner owns the process's side: it attaches the live console (an observer writing
     from a thread of its own), turns SIGINT/SIGTERM into ``Bridge.stop``, and prints the
-    end-of-call summary once the console has written everything before it."""
+    end-of-call summary once the console has written everything before it. With ``record``
+    the call is recorded to that directory (core/recording.py)."""
     from botrun.core.bridge import Bridge
     from botrun.core.plugins import get_plugin_manager
 
@@ -206,10 +215,18 @@ async def call(
         from botrun.core.console import Console
 
         screen = Console()
-    obs = [o for o in (screen, plugin_observer, *observers) if o is not None]
+    # a transport that shows the call itself (the browser page) observes it too
+    shows = getattr(transport, "observe", None)
+    recorder = None
+    if record is not None:
+        from botrun.core.recording import CallRecorder
+
+        recorder = CallRecorder.for_transport(record, transport)
+    obs = [o for o in (screen, plugin_observer, shows, recorder, *observers) if o is not None]
     bridge = Bridge(
         transport, cfg, api_key=api_key, tools=tools, observers=obs, transcript=transcript
     )
+    bridge.taps = recorder
     try:
         with stop_on_signals(bridge) if signals else contextlib.nullcontext():
             summary = await bridge.run()
@@ -219,5 +236,15 @@ async def call(
     finally:
         if screen is not None:
             await asyncio.to_thread(screen.close)  # everything on screen before we return
+        if recorder is not None:
+            await asyncio.to_thread(finish_recording, recorder, bridge.summary)
     log.info("call ended: %s", summary.reason or "done")
     return summary
+
+
+def finish_recording(recorder: Any, summary: Any) -> None:
+    """Close a call's recording with its end line (blocking: run it in a thread)."""
+    from botrun.core.recording import summary_figures
+
+    error = str(summary.error) if summary.error is not None else None
+    recorder.close(summary.reason, error, summary_figures(summary))

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .client import AgentClient
     from .config import BotConfig
     from .inbound import InboundPath
+    from .taps import AudioTaps
     from .tools import ToolRegistry
     from .transport import Transport
 
@@ -81,6 +82,9 @@ class CallSummary:
 class Bridge:
     """Implements :class:`botrun.core.transport.TransportEvents` (thread-safe entry points)
     and runs the call on the event loop."""
+
+    #: Read-only taps on the call's audio (a recorder, core/taps.py); set before run().
+    taps: AudioTaps | None = None
 
     def __init__(
         self,
@@ -335,10 +339,12 @@ class Bridge:
     def _send_frames(self, frames: list[bytes], now: float) -> None:
         if not frames:
             return
-        client = self.client
+        client, taps = self.client, self.taps
         for frame in frames:
             if client is not None:
                 client.send_audio(frame)
+            if taps is not None:
+                taps.heard(frame, AGENT_RATE)
             self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / (2 * AGENT_RATE)
 
     # ------------------------------------------------------------------ agent session
@@ -731,6 +737,7 @@ class Bridge:
         from .audio.pacer import OutboundPacer
         from .audio.resampler import StreamResampler
         from .inbound import InboundPath
+        from .taps import tee_sink
 
         self._loop = asyncio.get_running_loop()
         self._audio_in = Handoff(self._loop, self._on_handoff)
@@ -738,7 +745,9 @@ class Bridge:
         self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
         self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
         self.pacer = OutboundPacer(
-            t.write_audio,
+            t.write_audio
+            if self.taps is None
+            else tee_sink(t.write_audio, self.taps, t.output_sample_rate),
             t.output_sample_rate,
             chunk_ms=t.output_chunk_ms,
             max_ahead=t.output_max_ahead,

@@ -1,0 +1,31 @@
+"""Audio taps: a read-only view of the two audio streams of a call, for recorders.
+
+The bridge calls :meth:`AudioTaps.heard` with each frame of the participants' mix exactly
+as it goes to the agent (24 kHz, after the listen policy, keep-alive silence included), on
+the event loop, and :meth:`AudioTaps.spoken` with each chunk of the bot's voice as it is
+handed to the transport, on the pacer's thread. Both must return at once (copy and queue)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+
+class AudioTaps(Protocol):
+    def heard(self, pcm: bytes, rate: int) -> None:
+        """Participants' mix, as the agent hears it (event loop)."""
+
+    def spoken(self, pcm: bytes, rate: int) -> None:
+        """The bot's voice, as the transport gets it (pacer thread)."""
+
+
+def tee_sink(write: Callable[[bytes], None], taps: AudioTaps, rate: int) -> Callable[[bytes], None]:
+    """``write`` (a transport's audio sink), also handing each chunk to ``taps``."""
+
+    def sink(pcm: bytes) -> None:
+        try:
+            taps.spoken(pcm, rate)
+        finally:
+            write(pcm)
+
+    return sink

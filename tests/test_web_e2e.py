@@ -1,0 +1,124 @@
+"""``botrun web`` end to end in a real browser: headless Chromium (tests/browser_support.py)
+opens the page, its fake microphone speaks real espeak-ng speech, and the page talks through
+the browser transport, the bridge and botrun's agent client to the simulator, which echoes.
+
+What the fake microphone says (one pass, no loop): 2 s of silence (the call connects), then
+sentence A; 4 s of silence (the whole echo of A plays); sentence B, and 1.6 s after it ends,
+sentence C, which the simulator hears while it echoes B: a barge-in."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from browser_support import chromium, js, wait_js
+from scipy.signal import resample_poly
+from speech import assert_found_in_order, speak, write_wav
+
+from botrun.core.config import config_from_dict
+from botrun.core.sim import Simulator
+from botrun.core.sim.scenario import scenario_from_dict
+
+RATE = 16000
+TEXT_A = "Hello bot, can you hear me today?"
+TEXT_B = "Please tell me about the weather in Paris tomorrow morning."
+TEXT_C = "Stop, wait a moment please."
+
+
+def mic_file(directory: Path) -> tuple[Path, np.ndarray]:
+    a = speak(TEXT_A, directory / "a.wav", RATE)
+    b = speak(TEXT_B, directory / "b.wav", RATE)
+    c = speak(TEXT_C, directory / "c.wav", RATE)
+    gap = lambda s: np.zeros(int(s * RATE), dtype=np.int16)  # noqa: E731
+    pcm = np.concatenate((gap(2.0), a, gap(4.0), b, gap(1.6), c, gap(3.0)))
+    path = directory / "mic.wav"
+    write_wav(path, pcm.astype("<i2").tobytes(), RATE)
+    return path, a
+
+
+def scenario() -> Any:
+    return scenario_from_dict(
+        {
+            "name": "web-test",
+            "reply": {"delay_ms": 100},
+            "turns": [
+                {"user": TEXT_A, "reply": "You said: " + TEXT_A, "audio": "echo"},
+                {"user": TEXT_B, "reply": "You said: " + TEXT_B, "audio": "echo"},
+                {"user": TEXT_C, "reply": "You said: " + TEXT_C, "audio": "echo"},
+            ],
+        }
+    )
+
+
+async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) -> None:
+    from botrun.bots.web import serve_calls
+    from botrun.core.config import apply_overrides
+    from botrun.transports.browser.server import PageServer
+
+    mic, speech_a = mic_file(tmp_path)
+    calls = tmp_path / "calls"
+    shots = Path(os.environ.get("BOTRUN_SCREENSHOTS", tmp_path / "shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    async with Simulator(scenario()) as sim:
+        cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {"agent.url": sim.url})
+        server = PageServer("127.0.0.1", 0, calls_dir=calls)
+        await server.start()
+        try:
+            task = asyncio.create_task(
+                serve_calls(server, cfg, None, record=calls, max_calls=1, signals=False)
+            )
+            with chromium(tmp_path / "profile", fake_mic=mic) as driver:
+                # ?aec=off: the fake microphone holds no echo, and Chrome's echo canceller
+                # would reshape the speech the test compares (the page's default is on)
+                await asyncio.to_thread(driver.get, server.url + "&aec=off")
+                await js(driver, "document.getElementById('start').click();")
+                await wait_js(
+                    driver,
+                    "document.getElementById('conn').dataset.state",
+                    "connection",
+                    check=lambda v: v == "connected",
+                )
+                # A's echo plays whole; then B's echo is cut by C (a flush in the page)
+                await wait_js(driver, "window.botrun.flushLog.length", "flush", timeout=60)
+                await wait_js(
+                    driver,
+                    "document.querySelectorAll('#transcript li.user:not(.partial)').length",
+                    "third user line",
+                    timeout=30,
+                    check=lambda n: n >= 3,
+                )
+                page = await js(driver, "return window.botrun;")
+                dom = await js(driver, "return document.getElementById('transcript').innerText;")
+                await asyncio.to_thread(driver.save_screenshot, str(shots / "web-call.png"))
+                await js(
+                    driver,
+                    "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}));",
+                )
+                code = await asyncio.wait_for(task, 30)
+        finally:
+            await server.stop()
+    assert code == 0
+    assert (shots / "web-call.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (session,) = sim.sessions.values()
+    # The words reach the simulator intact: every voiced 200 ms piece of sentence A is in
+    # what the agent heard, in order and nearly unchanged (the browser resamples it twice).
+    received = np.frombuffer(session.received_audio, dtype="<i2")
+    ref24 = resample_poly(speech_a.astype(np.float64), 3, 2)
+    assert_found_in_order(ref24, received, block=4800, min_corr=0.97)
+    # The echo of A is played by the page whole, before B's echo was cut by C.
+    echo_a = len(session.replies[0].audio) // 2
+    first_flush = page["flushLog"][0]
+    assert first_flush["played"] >= echo_a
+    assert first_flush["played"] < echo_a + len(session.replies[1].audio) // 2
+    # barge-in: the server told the page, which dropped what it still held
+    kinds = [e["kind"] for e in page["events"]]
+    assert "reply.interrupted" in kinds
+    assert page["stats"]["flushes"] >= 1 and first_flush["flushed"] > 0
+    assert page["stats"]["played"] <= page["stats"]["received"]
+    # the transcript is in the DOM, with the cut reply marked
+    for text in (TEXT_A, "You said: " + TEXT_A, TEXT_B, TEXT_C):
+        assert text in dom
+    assert "interrupted" in dom
