@@ -8,6 +8,7 @@ once the call is over. One call at a time: a second tab is told the bot is busy.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 import click
 
 from botrun.bots.cli import shared_options
+
+log = logging.getLogger("botrun.web")
 
 
 def call_dir_name(n: int) -> str:
@@ -50,10 +53,23 @@ async def serve_calls(
             raise summary.error
         if summary.reason in ("SIGINT", "SIGTERM"):
             return int(summary.exit_code)
-        if where is not None and console:
-            click.echo(f"call recorded to {where} (report: {where / 'report.html'})")
+        if where is not None and where.is_dir():
+            await report_call(where, console)
         if max_calls and n >= max_calls:
             return 0
+
+
+async def report_call(where: Path, console: bool) -> None:
+    """Write the finished call's report (the page links it); a failure is only logged."""
+    from botrun.bots.report import write_report
+
+    try:
+        path, _ = await asyncio.to_thread(write_report, where)
+    except Exception as exc:
+        log.warning("could not write the report of %s: %s", where, exc)
+        return
+    if console:
+        click.echo(f"call recorded to {where}; report: {path}")
 
 
 @click.command("web")

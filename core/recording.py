@@ -179,18 +179,26 @@ class CallRecorder:
         from a thread, never on the loop). Idempotent."""
         if self._closed:
             return
-        end: dict[str, Any] = {
-            "t": round(self._now(), 4),
-            "kind": END,
-            "reason": reason,
-            "error": error,
-        }
-        if summary is not None:
-            end["summary"] = summary
-        self._queue.put(("line", end))
+        t_end = round(self._now(), 4)
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(10.0)
+        end: dict[str, Any] = {
+            "t": t_end,
+            "kind": END,
+            "reason": reason,
+            "error": error,
+            # what the WAV files hold: a report finding less knows they were cut short
+            "mix_s": round(self._mix.seconds, 3),
+            "bot_s": round(self._bot.seconds, 3),
+        }
+        if summary is not None:
+            end["summary"] = summary
+        if not self._thread.is_alive():
+            try:
+                self._line(end)
+            except OSError as exc:
+                log.error("recording to %s failed: %s", self.directory, exc)
         for f in (self._mix, self._bot):
             try:
                 f.close()
