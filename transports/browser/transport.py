@@ -42,6 +42,7 @@ log = logging.getLogger("botrun.browser")
 
 PAGE_ID = "browser"  # the page's participant id
 BOT_ID = "browser-bot"
+LEAVE_WAIT_S = 5.0  # how long a page that left waits for the "ended" message
 _LOGGED_DROPS = 5  # malformed messages logged as warnings; the rest at debug level
 
 
@@ -65,6 +66,7 @@ class BrowserTransport(Transport):
         self._sender: asyncio.Task[None] | None = None
         self._attached = False  # a page has taken this call (once: the call is that page's)
         self._left = False
+        self._gone = asyncio.Event()  # leave() is done
 
     @property
     def bot_participant_id(self) -> str:
@@ -114,6 +116,10 @@ class BrowserTransport(Transport):
             self.end_reason = self.end_reason or reason
             events.participant_left(PAGE_ID, reason)
             events.ended(reason)
+        # The socket stays open until the bridge has left (the page hears why the call
+        # ended): the server closes it when this returns.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._gone.wait(), LEAVE_WAIT_S)
 
     def _drop(self, reason: str) -> None:
         self.dropped[reason.split(" (")[0]] += 1
@@ -217,6 +223,7 @@ class BrowserTransport(Transport):
         if ws is not None and not ws.closed:
             with contextlib.suppress(asyncio.TimeoutError, ConnectionError, RuntimeError):
                 await asyncio.wait_for(ws.close(message=b"call ended"), 1.0)
+        self._gone.set()
         if self.owns_server:
             await self.server.stop()
         if self.dropped:

@@ -1,0 +1,152 @@
+"""The page's server and the browser transport against bad input, with a real aiohttp
+client on loopback, the real bridge and the simulator (no browser needed here): the token,
+cross-origin WebSockets, a second tab, malformed page messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from botrun.core.config import apply_overrides, config_from_dict
+from botrun.core.sim import Simulator
+
+
+class Call:
+    def __init__(self, server: Any, sim: Any, task: asyncio.Task[int]) -> None:
+        self.server, self.sim, self.task = server, sim, task
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def ws_url(self, token: bool = True) -> str:
+        q = f"?token={self.server.token}" if token else ""
+        return f"ws://127.0.0.1:{self.server.port}/ws{q}"
+
+
+@pytest_asyncio.fixture
+async def web_call(tmp_path: Path) -> AsyncIterator[Call]:
+    """``botrun web``'s loop (one call) with the simulator, no console."""
+    from botrun.bots.web import serve_calls
+    from botrun.transports.browser.server import PageServer
+
+    async with Simulator() as sim:
+        cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {"agent.url": sim.url})
+        server = PageServer("127.0.0.1", 0, calls_dir=tmp_path / "calls")
+        await server.start()
+        task = asyncio.create_task(
+            serve_calls(
+                server, cfg, None, record=tmp_path / "calls", max_calls=1, console=False,
+                signals=False,
+            )
+        )  # fmt: skip
+        try:
+            yield Call(server, sim, task)
+        finally:
+            if not task.done():
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            await server.stop()
+
+
+async def _messages(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 10) -> Any:
+    async def scan() -> Any:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if data.get("type") == kind:
+                    return data
+        raise AssertionError(f"socket closed before {kind!r}")
+
+    return await asyncio.wait_for(scan(), timeout)
+
+
+async def test_every_request_needs_the_token(web_call: Call) -> None:
+    # (unsafe: the default jar keeps no cookie for an IP address such as 127.0.0.1)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        for path in ("/", "/static/app.js", "/calls", "/ws"):
+            async with http.get(web_call.base + path) as r:
+                assert r.status == 403, path
+                assert "token" in await r.text()
+            async with http.get(web_call.base + path + "?token=wrong") as r:
+                assert r.status == 403, path
+        async with http.get(f"{web_call.base}/?token={web_call.server.token}") as r:
+            assert r.status == 200
+            assert "Start call" in await r.text()
+        # the page's own requests then carry the token as a cookie
+        async with http.get(web_call.base + "/static/worklet.js") as r:
+            assert r.status == 200
+            assert "registerProcessor" in await r.text()
+        async with http.get(web_call.base + "/static/../server.py") as r:
+            assert r.status in (403, 404)
+
+
+async def test_a_websocket_from_another_origin_is_refused(web_call: Call) -> None:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(web_call.ws_url(), headers={"Origin": "http://evil.example"})
+        assert refused.value.status == 403
+
+
+async def test_a_second_tab_is_told_busy(web_call: Call) -> None:
+    async with aiohttp.ClientSession() as http:
+        first = await http.ws_connect(web_call.ws_url())
+        await _messages(first, "welcome")
+        second = await http.ws_connect(web_call.ws_url())
+        assert (await _messages(second, "busy"))["type"] == "busy"
+        await second.receive()
+        assert second.closed and second.close_code == 1013
+        assert web_call.server.busy_refusals == 1
+        # the first tab's call goes on, and ends when it hangs up
+        await first.send_str(json.dumps({"type": "hangup"}))
+        assert (await _messages(first, "ended"))["reason"] == "hung up on the page"
+        assert await asyncio.wait_for(web_call.task, 10) == 0
+
+
+async def test_malformed_page_messages_are_logged_dropped_and_survived(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botrun.transports.browser.messages import MAX_BINARY
+
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_bytes(voiced[:640])  # audio before hello: no rate to read it at
+        for bad in (
+            "not json",
+            "[1, 2]",
+            '{"type": "bogus"}',
+            '{"type": "hello", "rate": "fast"}',
+            '{"type": "hello", "rate": 5}',
+            '{"type": "mute", "muted": "yes"}',
+            "x" * 5000,
+        ):
+            await ws.send_str(bad)
+        await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+        await ws.send_bytes(voiced[:641])  # odd length: not PCM16
+        await ws.send_bytes(bytes(MAX_BINARY + 2))  # oversized
+        for i in range(0, len(voiced), 640):  # and the call goes on: 1 s of voice, paced
+            await ws.send_bytes(voiced[i : i + 640])
+            await asyncio.sleep(0.02)
+        await ws.send_str(json.dumps({"type": "hangup"}))
+        await _messages(ws, "ended")
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    (session,) = web_call.sim.sessions.values()
+    assert session.received_samples >= 0.9 * 24000  # the second of voice reached the agent
+    dropped = [r for r in caplog.records if "dropped a message from the page" in r.getMessage()]
+    assert len(dropped) == 5  # each logged up to five, then at debug level
+    summary = [r for r in caplog.records if "malformed messages from the page" in r.getMessage()]
+    assert len(summary) == 1 and "dropped 10 malformed" in summary[0].getMessage()
