@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,9 @@ async def serve_calls(
         summary = await call(
             transport, cfg, key, transcript, console, signals=signals, record=where
         )
+        if where is not None and not transport.attached:
+            shutil.rmtree(where, ignore_errors=True)  # nobody came: nothing to report
+            where = None
         if summary.error is not None:
             raise summary.error
         if summary.reason in ("SIGINT", "SIGTERM"):

@@ -158,3 +158,25 @@ def check_report_matches_events(call_dir: Path) -> None:
     ]
     assert got["barge-in"], "the recorded call had a barge-in"
     assert got["waveform-mix"] and got["waveform-bot"]
+
+
+async def test_a_refused_microphone_is_said_on_the_page(tmp_path: Path) -> None:
+    from botrun.transports.browser.server import PageServer
+
+    server = PageServer("127.0.0.1", 0)
+    await server.start()
+    try:
+        with chromium(tmp_path / "profile", deny_mic=True) as driver:
+            await asyncio.to_thread(driver.get, server.url)
+            await js(driver, "document.getElementById('start').click();")
+            text = await wait_js(
+                driver,
+                "!document.getElementById('message').hidden && "
+                "document.getElementById('message').textContent",
+                "microphone message",
+            )
+            state = await js(driver, "return document.getElementById('conn').textContent;")
+    finally:
+        await server.stop()
+    assert text.startswith("The microphone was refused.")
+    assert state == "no microphone"

@@ -150,3 +150,34 @@ async def test_malformed_page_messages_are_logged_dropped_and_survived(
     assert len(dropped) == 5  # each logged up to five, then at debug level
     summary = [r for r in caplog.records if "malformed messages from the page" in r.getMessage()]
     assert len(summary) == 1 and "dropped 10 malformed" in summary[0].getMessage()
+
+
+async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) -> None:
+    """The ``browser`` transport command: serves the page, the call is the first tab's, and
+    the command ends when it hangs up; ``--record`` works for it like for any transport."""
+    import os
+    import re
+    import sys
+
+    async with Simulator() as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "botrun.bots.cli", "browser", "--port", "0",
+            "--agent-url", sim.url, "--record", str(tmp_path / "rec"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = re.search(r"http://\S+", line)
+        assert url, line
+        ws_url = url.group(0).replace("http://", "ws://").replace("/?token", "/ws?token")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(ws_url)
+            await _messages(ws, "welcome")
+            await ws.send_str(json.dumps({"type": "hangup"}))
+            await _messages(ws, "ended")
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert "call recorded to" in out.decode()
+    events = (tmp_path / "rec" / "events.jsonl").read_text()
+    assert '"participant.joined"' in events and '"recording.end"' in events

@@ -76,6 +76,11 @@ class BrowserTransport(Transport):
         return not self._attached  # waiting for someone to open the page
 
     @property
+    def attached(self) -> bool:
+        """A page took this call."""
+        return self._attached
+
+    @property
     def available(self) -> bool:
         """No page has taken this call yet and it is still running."""
         return not self._attached and not self._left and self._events is not None
