@@ -144,6 +144,7 @@ def segments(rec: Recording) -> list[Segment]:
     speech: Segment | None = None
     pending_user: list[Segment] = []  # speech turns still waiting for their transcript
     reply: Segment | None = None
+    last_reply: Segment | None = None
     for e in rec.events:
         t = float(e["t"])
         kind = e.get("kind")
@@ -171,14 +172,18 @@ def segments(rec: Recording) -> list[Segment]:
             lat = e.get("latency_ms")
             if isinstance(lat, int | float):
                 out.append(Segment("latency", t - lat / 1000, t, f"{lat:.0f} ms", {"ms": lat}))
-        elif kind == "transcript.agent" and reply is not None:
-            reply.text = str(e.get("text", ""))
-            if e.get("interrupted"):
-                reply.detail["interrupted"] = True
+        elif kind == "transcript.agent" and (reply or last_reply) is not None:
+            # (the words of a reply the call ended under come after its reply.done)
+            target = reply if reply is not None else last_reply
+            assert target is not None
+            if reply is not None or e.get("final", True):
+                target.text = str(e.get("text", ""))
+                if e.get("interrupted"):
+                    target.detail["interrupted"] = True
         elif kind == "reply.done" and reply is not None:
             reply.end = t
             reply.detail["status"] = e.get("status", "")
-            reply = None
+            last_reply, reply = reply, None
         elif kind == "reply.interrupted":
             out.append(
                 Segment(
@@ -244,7 +249,9 @@ def summary(rec: Recording, segs: list[Segment]) -> list[tuple[str, str]]:
 
 
 def _cut(s: Segment) -> bool:
-    return bool(s.detail.get("interrupted")) or s.detail.get("status") == "interrupted"
+    """The reply did not finish: interrupted, or its connection or the call ended under it."""
+    status = s.detail.get("status", "completed")
+    return bool(s.detail.get("interrupted")) or status != "completed"
 
 
 # ---------------------------------------------------------------------------- rendering

@@ -101,6 +101,7 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
                 # the page offers the finished call's report
                 await wait_js(driver, "document.querySelectorAll('#calls a').length", "report link")
                 href = await js(driver, "return document.querySelector('#calls a').href;")
+                await asyncio.to_thread(driver.set_window_size, 1300, 1250)
                 await asyncio.to_thread(driver.get, href)
                 title = await asyncio.to_thread(lambda: driver.title)
                 await asyncio.to_thread(driver.save_screenshot, str(shots / "web-report.png"))

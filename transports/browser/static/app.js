@@ -204,7 +204,7 @@ function onControl(msg) {
       if (player) player.port.postMessage({ flush: true });
       break;
     case "busy":
-      setState("conn", "busy", "busy");
+      setState("conn", "busy", "error");
       showMessage(
         "This bot is already in a call with another tab or window. Hang up there (Esc), then start the call here."
       );
@@ -305,7 +305,7 @@ function connect() {
     }
   };
   ws.onclose = () => {
-    if ($("conn").dataset.state !== "busy") setState("conn", "call ended", "idle");
+    if ($("conn").textContent !== "busy") setState("conn", "call ended", "idle");
     setState("agent", "–", "idle");
     teardown();
     watchForReport();
