@@ -194,6 +194,14 @@ def segments(rec: Recording) -> list[Segment]:
                     {"cause": e.get("cause", "")},
                 )
             )
+        elif kind == "call.action":
+            err = e.get("error")
+            what = f"{e.get('action', '')}: {e.get('detail', '')}" + (
+                f" (failed: {err})" if err else ""
+            )
+            out.append(Segment("call-action", t, t, what))
+        elif kind == "dtmf":
+            out.append(Segment("dtmf", t, t, f"keypad {e.get('digit', '')}"))
         elif kind == "tool.call":
             dur = float(e.get("duration_ms") or 0) / 1000
             out.append(
@@ -233,6 +241,9 @@ def summary(rec: Recording, segs: list[Segment]) -> list[tuple[str, str]]:
         ("barge-ins", str(sum(1 for s in segs if s.kind == "barge-in"))),
         ("tool calls", f"{len(tools)} ({sum(1 for s in tools if s.detail.get('error'))} failed)"),
     ]
+    acts = [s.text for s in segs if s.kind == "call-action"]
+    if acts:
+        rows.append(("call actions", "; ".join(acts)))
     if lat:
         rows.append(
             (
@@ -294,7 +305,7 @@ def _mark(seg: Segment, y: float, h: float, duration: float, cls: str, title: st
 def timeline_svg(rec: Recording, segs: list[Segment]) -> str:
     d = rec.duration
     lanes = [("participants", 70), ("bot", 70), ("you said", 26), ("bot said", 26),
-             ("latency", 22), ("tools", 22)]  # fmt: skip
+             ("latency", 22), ("tools", 22), ("actions", 22)]  # fmt: skip
     y, ys = 24, {}
     for name, h in lanes:
         ys[name] = (y, h)
@@ -350,6 +361,9 @@ def timeline_svg(rec: Recording, segs: list[Segment]) -> str:
                 f"{info.get('error') or info.get('result')} in {info.get('duration_ms')} ms"
             )
             parts.append(_mark(s, ly, lh, d, "tool", title))
+        elif s.kind in ("call-action", "dtmf"):
+            ly, lh = ys["actions"]
+            parts.append(_mark(s, ly, lh, d, "action", s.text))
         elif s.kind == "barge-in":
             x = _x(s.start, d)
             parts.append(
@@ -371,7 +385,8 @@ svg.timeline text{font-size:11px;fill:#6b6b70}
 .tick{stroke:#eee}.wave.mix{fill:#2459c4}.wave.bot{fill:#1f8a52}
 .mark.user rect{fill:#2459c4;opacity:.75}.mark.agent rect{fill:#1f8a52;opacity:.75}
 .mark.cut rect{fill:#d0791b}.mark.latency rect{fill:#8a63d2;opacity:.6}
-.mark.tool rect{fill:#b38600}.mark.bargein line{stroke:#b3261e;stroke-width:2;stroke-dasharray:4 3}
+.mark.tool rect{fill:#b38600}.mark.action rect{fill:#444}
+.mark.bargein line{stroke:#b3261e;stroke-width:2;stroke-dasharray:4 3}
 text.missing{fill:#b3261e!important}
 table{border-collapse:collapse;margin:.4rem 0}td,th{border-bottom:1px solid #e2e2e0;
 padding:.25rem .7rem;text-align:left;vertical-align:top;font-size:.9rem}
@@ -459,6 +474,10 @@ def render(rec: Recording) -> str:
                 ["at", "tool", "arguments", "result", "took"],
             )
         )
+    acts = [s for s in segs if s.kind in ("call-action", "dtmf")]
+    if acts:
+        out.append("<h2>Call actions and keypad</h2>")
+        out.append(_table([[f"{s.start:.2f} s", s.text] for s in acts], ["at", "what"]))
     bi = [s for s in segs if s.kind == "barge-in"]
     if bi:
         out.append("<h2>Barge-ins</h2>")

@@ -225,4 +225,3 @@ def check_host(host: str) -> bool:
     if not host:
         raise UsageError("--host must not be empty")
     return host in LOOPBACK
-

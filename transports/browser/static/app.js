@@ -180,6 +180,9 @@ function onEvent(e) {
     case "error":
       note("agent error: " + e.message);
       break;
+    case "call.action":
+      note("bot action: " + e.action + (e.detail ? " (" + e.detail + ")" : "") + (e.error ? " failed: " + e.error : ""));
+      break;
     case "transport.status":
       break;
     default:
