@@ -181,3 +181,48 @@ async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) ->
     assert "call recorded to" in out.decode()
     events = (tmp_path / "rec" / "events.jsonl").read_text()
     assert '"participant.joined"' in events and '"recording.end"' in events
+
+
+async def test_the_bot_hanging_up_ends_the_page_call(tmp_path: Path) -> None:
+    """The agent calls the built-in end_call: the browser transport tells the page why and
+    the call ends without the page hanging up (hang_up = leaving)."""
+    from botrun.bots.web import serve_calls
+    from botrun.core.sim.scenario import scenario_from_dict
+    from botrun.transports.browser.server import PageServer
+
+    scenario = scenario_from_dict(
+        {
+            "reply": {"default": "tone", "ms_per_char": 20},
+            "turns": [{"user": "bye", "reply": "Goodbye!", "tool": {"name": "end_call"}}],
+        }
+    )
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with Simulator(scenario) as sim:
+        cfg = apply_overrides(
+            config_from_dict({"agent": {"greeting": "", "tools": ["end_call"]}}),
+            {"agent.url": sim.url},
+        )
+        server = PageServer("127.0.0.1", 0)
+        await server.start()
+        try:
+            task = asyncio.create_task(
+                serve_calls(server, cfg, None, record=tmp_path / "rec", max_calls=1,
+                            console=False, signals=False)
+            )  # fmt: skip
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(f"ws://127.0.0.1:{server.port}/ws?token={server.token}")
+                await _messages(ws, "welcome")
+                await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+                audio = voiced + bytes(2 * rate)  # a second of voice, a second of silence
+                for i in range(0, len(audio), 640):
+                    await ws.send_bytes(audio[i : i + 640])
+                    await asyncio.sleep(0.02)
+                ended = await _messages(ws, "ended", timeout=20)
+            assert await asyncio.wait_for(task, 10) == 0
+        finally:
+            await server.stop()
+    assert ended["reason"] == "hang_up"
+    (call_dir,) = (tmp_path / "rec").iterdir()
+    events = (call_dir / "events.jsonl").read_text()
+    assert '"call.action"' in events and '"hang_up"' in events
