@@ -26,6 +26,7 @@ RATE = 16000
 TEXT_A = "Hello bot, can you hear me today?"
 TEXT_B = "Please tell me about the weather in Paris tomorrow morning."
 TEXT_C = "Stop, wait a moment please."
+LOOKUP = "botrun.bots.examples.support:lookup_order"
 
 
 def mic_file(directory: Path) -> tuple[Path, np.ndarray]:
@@ -43,11 +44,16 @@ def scenario() -> Any:
     return scenario_from_dict(
         {
             "name": "web-test",
-            "reply": {"delay_ms": 100},
+            "reply": {"delay_ms": 100, "ms_per_char": 20},
             "turns": [
                 {"user": TEXT_A, "reply": "You said: " + TEXT_A, "audio": "echo"},
                 {"user": TEXT_B, "reply": "You said: " + TEXT_B, "audio": "echo"},
-                {"user": TEXT_C, "reply": "You said: " + TEXT_C, "audio": "echo"},
+                {
+                    "user": TEXT_C,
+                    "reply": "Order found.",
+                    "audio": "tone",
+                    "tool": {"name": "lookup_order", "arguments": {"order_id": "A1001"}},
+                },
             ],
         }
     )
@@ -63,7 +69,8 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
     shots = Path(os.environ.get("BOTRUN_SCREENSHOTS", tmp_path / "shots"))
     shots.mkdir(parents=True, exist_ok=True)
     async with Simulator(scenario()) as sim:
-        cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {"agent.url": sim.url})
+        agent = {"greeting": "", "tools": [LOOKUP]}
+        cfg = apply_overrides(config_from_dict({"agent": agent}), {"agent.url": sim.url})
         server = PageServer("127.0.0.1", 0, calls_dir=calls)
         await server.start()
         try:
@@ -89,6 +96,10 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
                     "third user line",
                     timeout=30,
                     check=lambda n: n >= 3,
+                )
+                # C's reply calls the support bot's tool: the page lists it
+                tools = await wait_js(
+                    driver, "document.getElementById('tools').innerText", "tool call"
                 )
                 page = await js(driver, "return window.botrun;")
                 dom = await js(driver, "return document.getElementById('transcript').innerText;")
@@ -129,6 +140,7 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
     for text in (TEXT_A, "You said: " + TEXT_A, TEXT_B, TEXT_C):
         assert text in dom
     assert "interrupted" in dom
+    assert "lookup_order" in tools and '"order_id":"A1001"' in tools and "Maria Lopez" in tools
     assert title.startswith("botrun call report")
     # the recording and its report: the timeline read back matches the events
     (call_dir,) = [d for d in calls.iterdir() if d.is_dir()]
@@ -159,6 +171,9 @@ def check_report_matches_events(call_dir: Path) -> None:
     ]
     assert got["barge-in"], "the recorded call had a barge-in"
     assert got["waveform-mix"] and got["waveform-bot"]
+    (tool,) = [e for e in events if e["kind"] == "tool.call"]
+    marked = [(m["text"], m["end"]) for m in got["tool-call"]]
+    assert marked == [("lookup_order", round(tool["t"], 3))]
 
 
 async def test_a_refused_microphone_is_said_on_the_page(tmp_path: Path) -> None:

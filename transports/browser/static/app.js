@@ -396,4 +396,5 @@ document.addEventListener("keydown", (e) => {
     hangUp();
   }
 });
+if (!AEC) $("aec-note").textContent = "echo cancellation off (aec=off): use a headset.";
 listCalls().then((n) => (callsBefore = n));
