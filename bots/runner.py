@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +112,13 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
     key = agent_api_key(ctx.config.agent.url, ctx.secrets)
+    started = time.time()
     try:
         return run_with_transport(
             transport, ctx.config, key, shared.transcript, record=shared.record
         )
     finally:
-        if shared.record is not None:
+        if shared.record is not None and _written_since(shared.record / "events.jsonl", started):
             print(f"call recorded to {shared.record} (botrun report {shared.record})", flush=True)
         recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
         if recorded is not None:
@@ -232,6 +234,11 @@ async def call(
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
 
+    recorder = None
+    if record is not None:  # (first: a folder it cannot write is a usage error, nothing open)
+        from botrun.core.recording import CallRecorder
+
+        recorder = CallRecorder.for_transport(record, transport)
     screen = None
     if console:
         from botrun.core.console import Console
@@ -239,11 +246,6 @@ async def call(
         screen = Console()
     # a transport that shows the call itself (the browser page) observes it too
     shows = getattr(transport, "observe", None)
-    recorder = None
-    if record is not None:
-        from botrun.core.recording import CallRecorder
-
-        recorder = CallRecorder.for_transport(record, transport)
     obs = [o for o in (screen, plugin_observer, shows, recorder, *observers) if o is not None]
     bridge = Bridge(
         transport,
@@ -270,6 +272,13 @@ async def call(
             await asyncio.to_thread(finish_recording, recorder, bridge.summary)
     log.info("call ended: %s", summary.reason or "done")
     return summary
+
+
+def _written_since(path: Path, t: float) -> bool:
+    try:
+        return path.stat().st_mtime >= t - 1.0
+    except OSError:
+        return False
 
 
 def finish_recording(recorder: Any, summary: Any) -> None:

@@ -197,3 +197,20 @@ def test_the_command(recorded: tuple, tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         f"botrun: error: {nowhere} is not a directory (record a call with --record DIR)"
     ]
+
+
+def test_record_to_a_folder_that_cannot_be_one_is_one_clear_line(tmp_path: Path) -> None:
+    from botrun.bots.demo import sample_path
+
+    (tmp_path / "file").write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "wav", "--input", str(sample_path()),
+         "--output", str(tmp_path / "o.wav"), "--agent-url", "ws://127.0.0.1:9/",
+         "--record", str(tmp_path / "file" / "rec")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"botrun: error: cannot record to {tmp_path / 'file' / 'rec'}: Not a directory"
+    ]
+    assert "recorded" not in proc.stdout
