@@ -9,6 +9,7 @@ sentence C, which the simulator hears while it echoes B: a barge-in."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from browser_support import chromium, js, wait_js
 from scipy.signal import resample_poly
 from speech import assert_found_in_order, speak, write_wav
 
-from botrun.core.config import config_from_dict
+from botrun.core.config import apply_overrides, config_from_dict
 from botrun.core.sim import Simulator
 from botrun.core.sim.scenario import scenario_from_dict
 
@@ -61,7 +62,6 @@ def scenario() -> Any:
 
 async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) -> None:
     from botrun.bots.web import serve_calls
-    from botrun.core.config import apply_overrides
     from botrun.transports.browser.server import PageServer
 
     mic, speech_a = mic_file(tmp_path)
@@ -196,3 +196,44 @@ async def test_a_refused_microphone_is_said_on_the_page(tmp_path: Path) -> None:
         await server.stop()
     assert text.startswith("The microphone was refused.")
     assert state == "no microphone"
+
+
+async def test_a_second_tab_sees_busy(tmp_path: Path) -> None:
+    """A call is under way (a first page, here a plain WebSocket client); a browser tab that
+    starts a call is told the bot is busy, and says so."""
+    import aiohttp
+
+    from botrun.bots.web import serve_calls
+    from botrun.transports.browser.server import PageServer
+
+    async with Simulator() as sim:
+        cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {"agent.url": sim.url})
+        server = PageServer("127.0.0.1", 0)
+        await server.start()
+        task = asyncio.create_task(
+            serve_calls(server, cfg, None, record=None, max_calls=1, console=False, signals=False)
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                first = await http.ws_connect(
+                    f"ws://127.0.0.1:{server.port}/ws?token={server.token}"
+                )
+                assert json.loads((await first.receive()).data)["type"] == "welcome"
+                with chromium(tmp_path / "profile") as driver:
+                    await asyncio.to_thread(driver.get, server.url)
+                    await js(driver, "document.getElementById('start').click();")
+                    text = await wait_js(
+                        driver,
+                        "!document.getElementById('message').hidden && "
+                        "document.getElementById('message').textContent",
+                        "busy message",
+                    )
+                    conn = await js(driver, "return document.getElementById('conn').textContent;")
+                await first.send_str(json.dumps({"type": "hangup"}))
+                assert await asyncio.wait_for(task, 10) == 0
+        finally:
+            if not task.done():
+                task.cancel()
+            await server.stop()
+    assert text.startswith("This bot is already in a call with another tab or window.")
+    assert conn == "busy"
