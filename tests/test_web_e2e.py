@@ -2,9 +2,11 @@
 opens the page, its fake microphone speaks real espeak-ng speech, and the page talks through
 the browser transport, the bridge and botrun's agent client to the simulator, which echoes.
 
-What the fake microphone says (one pass, no loop): 2 s of silence (the call connects), then
-sentence A; 4 s of silence (the whole echo of A plays); sentence B, and 1.6 s after it ends,
-sentence C, which the simulator hears while it echoes B: a barge-in."""
+What the fake microphone says (one pass, no loop): 3 s of silence (the call connects), then
+sentence A; 5 s of silence (the whole echo of A plays: it starts about 0.8 s after A ends and
+lasts as long as A); sentence B, and 2.2 s after it ends sentence C, which the simulator
+hears while it echoes B (from about 0.8 s to 4.3 s after B ends): a barge-in. Each margin is
+over a second, for a loaded machine. C's reply calls the support bot's lookup_order tool."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def mic_file(directory: Path) -> tuple[Path, np.ndarray]:
     b = speak(TEXT_B, directory / "b.wav", RATE)
     c = speak(TEXT_C, directory / "c.wav", RATE)
     gap = lambda s: np.zeros(int(s * RATE), dtype=np.int16)  # noqa: E731
-    pcm = np.concatenate((gap(2.0), a, gap(4.0), b, gap(1.6), c, gap(3.0)))
+    pcm = np.concatenate((gap(3.0), a, gap(5.0), b, gap(2.2), c, gap(3.0)))
     path = directory / "mic.wav"
     write_wav(path, pcm.astype("<i2").tobytes(), RATE)
     return path, a
