@@ -214,3 +214,22 @@ def test_record_to_a_folder_that_cannot_be_one_is_one_clear_line(tmp_path: Path)
         f"botrun: error: cannot record to {tmp_path / 'file' / 'rec'}: Not a directory"
     ]
     assert "recorded" not in proc.stdout
+
+
+def test_a_recording_never_holds_a_secret(tmp_path: Path) -> None:
+    from botrun.core import events as ev
+    from botrun.core.recording import CallRecorder
+    from botrun.core.secrets import register_secret
+
+    secret = "sk-test-0123456789abcdef"
+    register_secret(secret)
+    rec = CallRecorder(tmp_path / "rec", bot_rate=16000, transport="test")
+    rec(ev.UserTranscript(f"my key is {secret}"))
+    rec(ev.ToolCalled("c1", "lookup", {"key": secret}, f'{{"echo": "{secret}"}}'))
+    rec.heard(b"\x01\x00" * 480, 24000)
+    rec.spoken(b"\x02\x00" * 320, 16000)
+    rec.close("done", f"failed with {secret}")
+    text = (tmp_path / "rec" / "events.jsonl").read_text()
+    assert secret not in text
+    assert text.count('"transcript.user"') == 1 and text.count('"tool.call"') == 1
+    assert '"recording.end"' in text
