@@ -1,7 +1,8 @@
 """Call recordings (``--record DIR``, any transport): the participants' mix as the agent
-heard it (``mix.wav``, 24 kHz), the bot's voice as the transport got it (``bot.wav``, at the
-transport's rate) and every bridge event (``events.jsonl``), all on one time axis: seconds
-since the recording started (meeting time: a ``--speed`` WAV call is scaled back).
+heard it (``mix.wav``, at the agent's input rate), the bot's voice as the transport got it
+(``bot.wav``, at the transport's rate; a phone call's μ-law is recorded as PCM16) and every
+bridge event (``events.jsonl``), all on one time axis: seconds since the recording started
+(meeting time: a ``--speed`` WAV call is scaled back).
 
 :class:`CallRecorder` is a bridge observer and the bridge's audio taps (core/taps.py). It
 never writes on the event loop or the pacer thread: both only queue, and a writer thread
@@ -10,9 +11,10 @@ of its own places each chunk at its time (silence fills a pause longer than
 The WAV headers are rewritten after every write (the ``wave`` module does), so a process
 that dies leaves files that still open, and ``botrun report`` says what is missing.
 
-``events.jsonl`` starts with a ``recording.start`` line (rates, transport, start time) and
-ends with a ``recording.end`` line (reason, error, summary figures); every other line is
-``{"t": seconds, "kind": ..., <the event's fields>}``. Strings are redacted like the logs."""
+``events.jsonl`` starts with a ``recording.start`` line (transport, start time) and ends
+with a ``recording.end`` line (reason, error, what each WAV holds and its rate, summary);
+every other line is ``{"t": seconds, "kind": ..., <the event's fields>}``. Strings are
+redacted like the logs."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .audio.g711 import ulaw_to_pcm16
 from .errors import UsageError
 from .events import BridgeEvent
 from .secrets import redact
@@ -34,7 +37,7 @@ from .secrets import redact
 log = logging.getLogger("botrun.recording")
 
 MIX_WAV, BOT_WAV, EVENTS = "mix.wav", "bot.wav", "events.jsonl"
-MIX_RATE = 24000
+MIX_RATE, BOT_RATE = 24000, 16000  # the files' rates when nothing was written to them
 SLACK_S = 0.1  # a chunk this much late is appended as it is; later than that, after silence
 START, END = "recording.start", "recording.end"
 _STOP = object()
@@ -56,28 +59,41 @@ def plain(value: Any) -> Any:
 
 
 class TimelineWav:
-    """A mono PCM16 WAV whose chunks are placed at their time on the call's axis."""
+    """A mono PCM16 WAV whose chunks are placed at their time on the call's axis. Opened at
+    the first chunk, at that chunk's rate (the backend's or the transport's); a chunk at
+    another rate is dropped and counted."""
 
-    def __init__(self, path: Path, rate: int) -> None:
+    def __init__(self, path: Path, default_rate: int) -> None:
         self.path = path
-        self.rate = rate
+        self.rate = default_rate
         self.written = 0  # samples
-        w = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
+        self.dropped = 0  # chunks at another rate than the first
+        self._w: wave.Wave_write | None = None
+        self._closed = False
+
+    def _open(self, rate: int) -> wave.Wave_write:
+        w = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed in close()
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(b"")  # the header is on disk from the start
-        self._w: wave.Wave_write | None = w
+        self.rate = rate
+        self._w = w
+        return w
 
-    def write(self, pcm: bytes, t: float) -> None:
-        if self._w is None:
+    def write(self, pcm: bytes, rate: int, t: float) -> None:
+        if self._closed:
+            return
+        w = self._w or self._open(rate)
+        if rate != self.rate:
+            self.dropped += 1
             return
         pcm = pcm[: len(pcm) & ~1]
         at = round(t * self.rate)
         if at - self.written > SLACK_S * self.rate:  # a pause: silence up to its time
-            self._w.writeframes(b"\0\0" * (at - self.written))
+            w.writeframes(b"\0\0" * (at - self.written))
             self.written = at
-        self._w.writeframes(pcm)
+        w.writeframes(pcm)
         self.written += len(pcm) // 2
 
     @property
@@ -85,21 +101,24 @@ class TimelineWav:
         return self.written / self.rate
 
     def close(self) -> None:
-        w, self._w = self._w, None
-        if w is not None:
-            w.close()
+        if self._closed:
+            return
+        self._closed = True
+        w = self._w or self._open(self.rate)  # (nothing was said: an empty file all the same)
+        self._w = None
+        w.close()
 
 
 class CallRecorder:
     """Records one call to ``directory`` (created; existing recordings are replaced)."""
 
-    def __init__(self, directory: Path, *, bot_rate: int, transport: str = "", scale: float = 1.0):
+    def __init__(self, directory: Path, *, transport: str = "", scale: float = 1.0):
         self.directory = directory
         self.scale = scale
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._mix = TimelineWav(directory / MIX_WAV, MIX_RATE)
-            self._bot = TimelineWav(directory / BOT_WAV, bot_rate)
+            self._bot = TimelineWav(directory / BOT_WAV, BOT_RATE)
             self._events = (directory / EVENTS).open("w", encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot record to {directory}: {exc.strerror or exc}") from None
@@ -115,8 +134,6 @@ class CallRecorder:
                 "kind": START,
                 "started_at": datetime.fromtimestamp(self._wall0, UTC).isoformat(),
                 "transport": transport,
-                "mix_rate": MIX_RATE,
-                "bot_rate": bot_rate,
                 "time_scale": scale,
                 "files": {"mix": MIX_WAV, "bot": BOT_WAV},
             }
@@ -128,7 +145,6 @@ class CallRecorder:
     def for_transport(cls, directory: Path, transport: Any) -> CallRecorder:
         return cls(
             directory,
-            bot_rate=int(getattr(transport, "output_sample_rate", 16000)),
             transport=str(getattr(transport, "name", "")),
             scale=float(getattr(transport, "time_scale", 1.0) or 1.0),
         )
@@ -143,13 +159,13 @@ class CallRecorder:
             t = max(0.0, (event.time - self._wall0) * self.scale)
             self._queue.put(("line", {"t": round(t, 4), "kind": event.kind, **event.data}))
 
-    def heard(self, pcm: bytes, rate: int) -> None:
+    def heard(self, data: bytes, rate: int, encoding: str = "pcm16") -> None:
         if not self._closed:
-            self._queue.put(("mix", pcm, self._now()))
+            self._queue.put((self._mix, data, rate, encoding, self._now()))
 
-    def spoken(self, pcm: bytes, rate: int) -> None:
+    def spoken(self, data: bytes, rate: int, encoding: str = "pcm16") -> None:
         if not self._closed:
-            self._queue.put(("bot", bytes(pcm), self._now()))
+            self._queue.put((self._bot, bytes(data), rate, encoding, self._now()))
 
     # ------------------------------------------------------------------ writer thread
     def _line(self, obj: dict[str, Any]) -> None:
@@ -165,10 +181,11 @@ class CallRecorder:
                 if item[0] == "line":
                     self._line(item[1])
                     self._events.flush()
-                elif item[0] == "mix":
-                    self._mix.write(item[1], item[2])
                 else:
-                    self._bot.write(item[1], item[2])
+                    track, data, rate, encoding, t = item
+                    if encoding == "pcmu":  # a phone call's G.711: recorded as PCM16
+                        data = ulaw_to_pcm16(data)
+                    track.write(data, rate, t)
             except OSError as exc:
                 if self.failed is None:
                     log.error("recording to %s failed: %s", self.directory, exc)
@@ -191,6 +208,8 @@ class CallRecorder:
             # what the WAV files hold: a report finding less knows they were cut short
             "mix_s": round(self._mix.seconds, 3),
             "bot_s": round(self._bot.seconds, 3),
+            "mix_rate": self._mix.rate,
+            "bot_rate": self._bot.rate,
         }
         if summary is not None:
             end["summary"] = summary

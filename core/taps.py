@@ -1,9 +1,11 @@
 """Audio taps: a read-only view of the two audio streams of a call, for recorders.
 
 The bridge calls :meth:`AudioTaps.heard` with each frame of the participants' mix exactly
-as it goes to the agent (24 kHz, after the listen policy, keep-alive silence included), on
-the event loop, and :meth:`AudioTaps.spoken` with each chunk of the bot's voice as it is
-handed to the transport, on the pacer's thread. Both must return at once (copy and queue)."""
+as it goes to the agent (at the backend's rate, after the listen policy, keep-alive silence
+included), on the event loop, and :meth:`AudioTaps.spoken` with each chunk of the bot's
+voice as it is handed to the transport, on the pacer's thread. Both must return at once
+(copy and queue). ``encoding`` is ``"pcm16"`` (little-endian mono) or ``"pcmu"`` (G.711
+μ-law at 8 kHz: a phone transport's audio, passed through to an agent that takes it)."""
 
 from __future__ import annotations
 
@@ -12,20 +14,22 @@ from typing import Protocol
 
 
 class AudioTaps(Protocol):
-    def heard(self, pcm: bytes, rate: int) -> None:
+    def heard(self, data: bytes, rate: int, encoding: str = "pcm16") -> None:
         """Participants' mix, as the agent hears it (event loop)."""
 
-    def spoken(self, pcm: bytes, rate: int) -> None:
+    def spoken(self, data: bytes, rate: int, encoding: str = "pcm16") -> None:
         """The bot's voice, as the transport gets it (pacer thread)."""
 
 
-def tee_sink(write: Callable[[bytes], None], taps: AudioTaps, rate: int) -> Callable[[bytes], None]:
+def tee_sink(
+    write: Callable[[bytes], None], taps: AudioTaps, rate: int, encoding: str = "pcm16"
+) -> Callable[[bytes], None]:
     """``write`` (a transport's audio sink), also handing each chunk to ``taps``."""
 
-    def sink(pcm: bytes) -> None:
+    def sink(data: bytes) -> None:
         try:
-            taps.spoken(pcm, rate)
+            taps.spoken(data, rate, encoding)
         finally:
-            write(pcm)
+            write(data)
 
     return sink

@@ -223,7 +223,7 @@ def test_a_recording_never_holds_a_secret(tmp_path: Path) -> None:
 
     secret = "sk-test-0123456789abcdef"
     register_secret(secret)
-    rec = CallRecorder(tmp_path / "rec", bot_rate=16000, transport="test")
+    rec = CallRecorder(tmp_path / "rec", transport="test")
     rec(ev.UserTranscript(f"my key is {secret}"))
     rec(ev.ToolCalled("c1", "lookup", {"key": secret}, f'{{"echo": "{secret}"}}'))
     rec.heard(b"\x01\x00" * 480, 24000)
@@ -233,3 +233,21 @@ def test_a_recording_never_holds_a_secret(tmp_path: Path) -> None:
     assert secret not in text
     assert text.count('"transcript.user"') == 1 and text.count('"tool.call"') == 1
     assert '"recording.end"' in text
+
+
+def test_a_phone_calls_mulaw_is_recorded_as_pcm16(tmp_path: Path) -> None:
+    """A phone transport's μ-law (passed through to the agent, or played to the caller) is
+    recorded as PCM16 at 8 kHz, sample for sample what G.711 decodes."""
+    from botrun.core.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
+    from botrun.core.recording import CallRecorder
+
+    tone = (np.sin(np.arange(1600) * 2 * np.pi * 440 / 8000) * 12000).astype("<i2").tobytes()
+    ulaw = pcm16_to_ulaw(tone)
+    rec = CallRecorder(tmp_path / "rec", transport="phone")
+    rec.heard(ulaw, 8000, "pcmu")
+    rec.spoken(ulaw, 8000, "pcmu")
+    rec.close("done")
+    for name in ("mix.wav", "bot.wav"):
+        with wave.open(str(tmp_path / "rec" / name)) as w:
+            assert (w.getframerate(), w.getsampwidth()) == (8000, 2)
+            assert w.readframes(w.getnframes()) == ulaw_to_pcm16(ulaw)
