@@ -99,6 +99,7 @@ def command(
     transcript: Path | None,
     log_level: str,
     name: str | None,
+    backend: str | None,
     host: str,
     port: int,
     scenario: str | None,
@@ -110,7 +111,7 @@ def command(
     Without --agent-url the bot talks to the local agent simulator, which echoes what you
     say (no account needed). Space mutes, Esc hangs up; each finished call's report is
     linked on the page. One call at a time: a second tab is told the bot is busy."""
-    from botrun.bots.demo import pick_scenario
+    from botrun.bots.demo import SIM_PROTOCOLS, pick_scenario
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
@@ -120,7 +121,7 @@ def command(
     from botrun.transports.browser.server import PageServer, check_host
 
     setup_logging(log_level)
-    shared = SharedOptions(config, agent_url, transcript, log_level, name)
+    shared = SharedOptions(config, agent_url, transcript, log_level, name, backend)
     cfg = build_config(shared, SPEC, list(transports()))
     if agent_url and scenario:
         raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
@@ -131,20 +132,28 @@ def command(
             err=True,
         )
     sim_scenario = None if agent_url else pick_scenario(scenario, cfg.source)
+    protocol = cfg.agent.backend if cfg.agent.backend in SIM_PROTOCOLS else None
+    if not agent_url and protocol is None:
+        raise click.UsageError(
+            f"the simulator does not speak the {cfg.agent.backend} backend's protocol: "
+            "pass --agent-url (and its key) to use the real service"
+        )
 
     async def run() -> int:
         server = PageServer(host, port, calls_dir=record)
         await server.start()
         try:
             if agent_url:
-                key = agent_api_key(cfg.agent.url, Secrets())
+                key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
                 click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
                 return await serve_calls(server, cfg, key, record=record, transcript=transcript)
             from botrun.core.sim import Simulator
 
-            async with Simulator(sim_scenario) as sim:
+            assert protocol is not None  # (checked above)
+            async with Simulator(sim_scenario, protocol=protocol) as sim:
                 what = f"scenario '{sim_scenario.name}'" if sim_scenario else "it echoes you"
-                click.echo(f"agent simulator listening on {sim.url} ({what})")
+                wire = "" if protocol == "assemblyai" else f", speaking {protocol}"
+                click.echo(f"agent simulator listening on {sim.url} ({what}{wire})")
                 click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 return await serve_calls(server, local, None, record=record, transcript=transcript)

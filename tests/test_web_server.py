@@ -226,3 +226,55 @@ async def test_the_bot_hanging_up_ends_the_page_call(tmp_path: Path) -> None:
     (call_dir,) = (tmp_path / "rec").iterdir()
     events = (call_dir / "events.jsonl").read_text()
     assert '"call.action"' in events and '"hang_up"' in events
+
+
+async def test_botrun_web_runs_call_after_call_and_reports_each(tmp_path: Path) -> None:
+    """The ``botrun web`` command itself: the simulator, the page's server, a call (here a
+    plain WebSocket client that speaks a second and hangs up), its report; Ctrl-C ends it."""
+    import os
+    import re
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "botrun.bots.cli", "web", "--port", "0",
+        "--record", str(tmp_path / "calls"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    try:
+        while not lines or "open http" not in lines[-1]:
+            lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
+            assert lines[-1], f"botrun web ended: {lines}"
+        url = re.search(r"http://\S+", lines[-1])
+        assert url, lines
+        base, token = url.group(0).split("/?token=")
+        rate = 16000
+        voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"{base.replace('http', 'ws')}/ws?token={token}")
+            await _messages(ws, "welcome")
+            await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+            audio = voiced.tobytes() + bytes(rate)
+            for i in range(0, len(audio), 640):
+                await ws.send_bytes(audio[i : i + 640])
+                await asyncio.sleep(0.02)
+            await ws.send_str(json.dumps({"type": "hangup"}))
+            await _messages(ws, "ended")
+            while True:  # the report of the finished call is listed for the page
+                line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+                if "report:" in line:
+                    break
+            async with http.get(f"{base}/calls?token={token}") as r:
+                (listed,) = (await r.json())["calls"]
+            async with http.get(f"{base}{listed['report']}?token={token}") as r:
+                assert r.status == 200 and "Timeline" in await r.text()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    (call_dir,) = (tmp_path / "calls").iterdir()  # the call; not the one waiting at Ctrl-C
+    assert (call_dir / "report.html").is_file()
