@@ -37,6 +37,10 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "botrun.bots.web:command",
         "Talk to your bot from a browser page (simulator by default).",
     ),
+    "worker": (
+        "botrun.bots.worker.cli:command",
+        "Run calls from the fleet's queue (serve --queue) in warm bot processes.",
+    ),
 }
 
 
