@@ -195,6 +195,11 @@ class Mixer:
         """Whether any audio is waiting to be mixed."""
         return any(t.buf for t in self._tracks.values())
 
+    @property
+    def present(self) -> bool:
+        """Whether anyone's audio is flowing (a member who is neither absent nor leaving)."""
+        return any(not t.starved and not t.leaving for t in self._tracks.values())
+
     def next_due(self) -> float | None:
         """When queued audio becomes due without any new input (the time to call
         :meth:`pop` again), or None when nothing is queued. Meant to be called right after
