@@ -746,6 +746,7 @@ class Bridge:
             name=f"{t.name}-pacer",
             prebuffer_ms=self.config.bridge.prebuffer_ms,
             speed=t.time_scale,
+            shared=not t.write_blocks,
         )
         self.pacer.start()
         watchdog: asyncio.Task[None] | None = None
