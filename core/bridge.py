@@ -835,7 +835,9 @@ def _energy(pcm: bytes) -> float:
     import numpy as np
 
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    return float(np.dot(x, x))
+    # a ufunc, not np.dot: BLAS releases the GIL for every call, and each release hands the
+    # loop's CPU to another thread for a while (issue 15 performance)
+    return float(np.add.reduce(np.multiply(x, x, out=x)))
 
 
 async def run_call(
