@@ -137,6 +137,7 @@ def bot_tools(cfg: BotConfig) -> Any:
     plugin's (a :class:`~botrun.core.tools.ToolRegistry`); :class:`ConfigError` when one
     cannot be loaded. ``botrun serve`` calls this at start, so a bad tool is found before
     any call."""
+    from botrun.core.builtin_tools import builtin_tools
     from botrun.core.plugins import get_plugin_manager
     from botrun.core.tools import load_tools
 
@@ -147,7 +148,27 @@ def bot_tools(cfg: BotConfig) -> Any:
         plugin_tools,
         timeout_s=cfg.agent.tool_timeout_s,
         max_result_bytes=cfg.agent.tool_result_max_bytes,
+        builtins=builtin_tools(cfg),
     )
+
+
+def bot_hooks(cfg: BotConfig) -> Any:
+    """The bot's per-call hooks (``[bot] hooks``; core/hooks.py), or None;
+    :class:`ConfigError` when they cannot be loaded. Checked at start, like the tools."""
+    from botrun.core.hooks import load_hooks
+
+    return load_hooks(cfg.bot.hooks, cfg.bot.hook_timeout_s)
+
+
+def action_lines(actions: Iterable[Any]) -> list[str]:
+    """The summary's lines for what the bot did to the call (hang-up, transfer, DTMF, ...)."""
+    out = []
+    for a in actions:
+        if a.action in ("say", "reply", "update"):
+            continue  # heard in the transcript; the summary lists what changed the call
+        status = f"failed: {a.error}" if a.error else "done"
+        out.append(f"call action: {a.action} {a.detail} ({status})".replace("  ", " "))
+    return out
 
 
 @contextlib.contextmanager
@@ -197,6 +218,7 @@ async def call(
 
     pm = get_plugin_manager()
     tools = bot_tools(cfg)
+    hooks = bot_hooks(cfg)
 
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
@@ -208,7 +230,13 @@ async def call(
         screen = Console()
     obs = [o for o in (screen, plugin_observer, *observers) if o is not None]
     bridge = Bridge(
-        transport, cfg, api_key=api_key, tools=tools, observers=obs, transcript=transcript
+        transport,
+        cfg,
+        api_key=api_key,
+        tools=tools,
+        observers=obs,
+        transcript=transcript,
+        hooks=hooks,
     )
     try:
         with stop_on_signals(bridge) if signals else contextlib.nullcontext():
@@ -216,6 +244,8 @@ async def call(
         if screen is not None and bridge.joined:
             reached = summary.client_stats is not None and summary.client_stats.reached
             screen.print(summary.metrics.summary(agent_reached=reached))
+            for line in action_lines(summary.actions):
+                screen.print(line)
     finally:
         if screen is not None:
             await asyncio.to_thread(screen.close)  # everything on screen before we return

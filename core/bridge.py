@@ -47,8 +47,10 @@ from .transcripts import TranscriptWriter
 if TYPE_CHECKING:
     from .audio.pacer import OutboundPacer
     from .audio.resampler import StreamResampler
+    from .call import CallContext
     from .client import AgentClient
     from .config import BotConfig
+    from .hooks import HookSet
     from .inbound import InboundPath
     from .tools import ToolRegistry
     from .transport import Transport
@@ -70,6 +72,8 @@ class CallSummary:
     error: BotrunError | None = None
     metrics: CallMetrics = field(default_factory=CallMetrics)
     client_stats: Any = None
+    #: What the bot did to the call (events.CallAction: hang-up, transfer, DTMF, ...).
+    actions: list[ev.CallAction] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -91,6 +95,7 @@ class Bridge:
         tools: ToolRegistry | None = None,
         observers: Iterable[Observer] = (),
         transcript: Path | None = None,
+        hooks: HookSet | None = None,
     ) -> None:
         self.transport = transport
         self.config = config
@@ -134,6 +139,20 @@ class Bridge:
         self._ignored_frames = 0
         self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
+        self.mute_replies = False  # hanging up: nothing the agent says from now on plays
+        self.call: CallContext = self._make_call_context(hooks)
+        self.observers.insert(0, self.call)  # transcript and hooks see events first
+
+    def _make_call_context(self, hooks: HookSet | None) -> CallContext:
+        """The call's :class:`CallContext` (core/call.py) with the bot's hooks: those given,
+        else the config's ``[bot] hooks`` (:class:`ConfigError` when they do not load)."""
+        from .call import CallContext
+        from .hooks import load_hooks
+
+        bot = self.config.bot
+        if hooks is None and bot.hooks:
+            hooks = load_hooks(bot.hooks, bot.hook_timeout_s)
+        return CallContext(self, hooks.for_call() if hooks is not None else None)
 
     # ------------------------------------------------------------------ any thread
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
@@ -351,7 +370,7 @@ class Bridge:
             self.config.agent.url,
             session_payload(self.config.agent, specs),
             api_key=self.api_key,
-            tools=self.tools,
+            tools=self.tools.bind(self.call) if self.tools is not None else None,
             buffer_s=self.config.bridge.reconnect_buffer_s,
             give_up_s=self.config.agent.ready_timeout_s,  # one retry window: start and mid-call
         )
@@ -565,7 +584,7 @@ class Bridge:
     def _on_reply_audio(self, pcm24: bytes) -> None:
         # Only audio the session accepted reaches here (AgentClient asks
         # SessionState.accept_audio in arrival order): stale or late audio is already gone.
-        if self.pacer is None or self._out_rs is None:
+        if self.pacer is None or self._out_rs is None or self.mute_replies:
             return
         t0 = time.perf_counter()
         out = self._out_rs.process(pcm24)
@@ -755,6 +774,7 @@ class Bridge:
                 self.joined = True
                 self._fire(CallEvent.JOINED)
                 self.roster.bot_id = t.bot_participant_id
+                self.call.started()
                 watchdog = asyncio.create_task(self._watchdog())
                 watchdog.add_done_callback(self._watchdog_done)
                 await self._stop.wait()
@@ -764,6 +784,7 @@ class Bridge:
             if self._drain_timer is not None:
                 self._drain_timer.cancel()
             await self._shutdown()
+            await self.call.finish(self.summary)
         return self.summary
 
     def _watchdog_done(self, task: asyncio.Task[None]) -> None:
@@ -848,12 +869,19 @@ async def run_call(
     transcript: Path | None = None,
     tools: ToolRegistry | None = None,
     observers: Iterable[Observer] = (),
+    hooks: HookSet | None = None,
 ) -> CallSummary:
     """Run one call to its end (meeting over, :meth:`Bridge.stop`, timeout or fatal error).
     Prints nothing and installs no signal handlers: the runner (bots/runner.py) attaches
     the console and turns SIGINT/SIGTERM into ``stop()``."""
     bridge = Bridge(
-        transport, config, api_key=api_key, tools=tools, observers=observers, transcript=transcript
+        transport,
+        config,
+        api_key=api_key,
+        tools=tools,
+        observers=observers,
+        transcript=transcript,
+        hooks=hooks,
     )
     summary = await bridge.run()
     log.info("call ended: %s", summary.reason or "done")

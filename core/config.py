@@ -7,6 +7,7 @@ Errors name the file, the key and what was expected, and raise :class:`ConfigErr
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 import tomllib
 from collections.abc import Iterable
@@ -41,6 +42,11 @@ VOICES = ("ivy", "james", "sophie", "diego", "arjun")
 #: characters each); the protocol allows up to 100 of them.
 MAX_KEYTERM_CHARS = 50
 MAX_KEYTERMS = 100
+#: Tools botrun provides, enabled by bare name in ``[agent] tools`` (core/builtin_tools.py).
+BUILTIN_TOOLS = ("end_call", "transfer_call", "send_dtmf")
+#: Where a call can be transferred or dialled: an E.164 number or a SIP URI.
+PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")
+SIP_URI = re.compile(r"^sips?:[^\s@]+@[^\s@]+$")
 
 #: Config models: unknown keys are errors, booleans are TOML booleans (not "yes"), and
 #: floats are finite (no ``inf``/``nan``, which would turn a limit into "never").
@@ -114,7 +120,14 @@ class AgentConfig(_Model):
     def _tools(cls, v: list[str]) -> list[str]:
         for item in v:
             mod, sep, fn = item.partition(":")
-            if not sep or not mod or not fn:
+            if not sep and item in BUILTIN_TOOLS:
+                continue
+            if not sep:
+                raise ValueError(
+                    f"expected 'package.module:function' or a built-in tool "
+                    f"({', '.join(BUILTIN_TOOLS)}), got {excerpt(item)}"
+                )
+            if not mod or not fn:
                 raise ValueError(f"expected 'package.module:function', got {excerpt(item)}")
         return v
 
@@ -140,19 +153,81 @@ class BridgeConfig(_Model):
 
 class BotSection(_Model):
     name: str = Field("botrun", min_length=1, max_length=100)
+    hooks: str | None = Field(
+        None, description="per-call hooks: 'package.module' (functions) or 'package.module:Class'"
+    )
+    hook_timeout_s: float = Field(5.0, gt=0, le=300, description="a hook running longer is cut")
+    idle_reminder_s: float | None = Field(
+        None, gt=0, le=3600, description="agent idle and nobody spoke this long: check in"
+    )
+    idle_hangup_s: float | None = Field(
+        None, gt=0, le=3600, description="this long more after the reminder: end the call"
+    )
+    idle_reminder: str = Field(
+        "The caller has gone quiet. Briefly ask whether they are still there.",
+        min_length=1,
+        max_length=2000,
+    )
+    idle_goodbye: str = Field(
+        "It seems you have stepped away, so I will end the call now. Goodbye!", max_length=2000
+    )
+
+    @field_validator("hooks")
+    @classmethod
+    def _hooks(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        mod, sep, attr = v.partition(":")
+        dotted = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+        if not dotted.match(mod) or (sep and not dotted.match(attr)):
+            raise ValueError(
+                f"expected 'package.module' or 'package.module:Class', got {excerpt(v)}"
+            )
+        return v
+
+
+class TransferTarget(_Model):
+    """One ``[[transfer]]`` target: the agent transfers by ``name``, never to a free number."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    to: str = Field(min_length=1, max_length=500)
+    description: str = Field("", max_length=500)
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: str) -> str:
+        if not (PHONE_NUMBER.match(v) or SIP_URI.match(v)):
+            raise ValueError(
+                "expected a SIP URI ('sip:user@host') or an E.164 number ('+14155550123')"
+            )
+        return v
 
 
 class BotConfig(_Model):
     bot: BotSection = Field(default_factory=BotSection)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    #: Where ``transfer_call`` / ``CallContext.transfer`` may send a caller, by name.
+    transfer: list[TransferTarget] = Field(default_factory=list, max_length=100)
     #: Per-transport tables, validated against each transport's options.
     transports: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
     #: Where the config came from (for messages).
     source: str = Field("<defaults>", exclude=True)
 
+    @model_validator(mode="after")
+    def _targets(self) -> BotConfig:
+        names = [t.name for t in self.transfer]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"transfer target names must be unique ({', '.join(dupes)})")
+        if "transfer_call" in self.agent.tools and not self.transfer:
+            raise ValueError(
+                "agent.tools has 'transfer_call' but no [[transfer]] target is declared"
+            )
+        return self
 
-_SECTIONS = ("bot", "agent", "bridge")
+
+_SECTIONS = ("bot", "agent", "bridge", "transfer")
 
 
 def default_config_path() -> Path:

@@ -183,6 +183,19 @@ class TransportStatus(BridgeEvent):
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class CallAction(BridgeEvent):
+    """The bot acted on the call (core/call.py): ``action`` is ``say``, ``reply``,
+    ``update``, ``hang_up``, ``transfer``, ``send_dtmf`` or ``dial_out``; ``detail`` what it
+    acted with (text, reason, target, digits, number); ``error`` why it failed (None: done).
+    Every one is also listed in the call summary."""
+
+    kind: ClassVar[str] = "call.action"
+    action: str
+    detail: str = ""
+    error: str | None = None
+
+
 # The kinds, for observers that dispatch on strings.
 PARTICIPANT_JOINED = ParticipantJoined.kind
 PARTICIPANT_LEFT = ParticipantLeft.kind
@@ -199,6 +212,7 @@ SESSION_STATE = SessionStateChanged.kind
 ERROR = ErrorOccurred.kind
 DTMF = DtmfReceived.kind
 TRANSPORT_STATUS = TransportStatus.kind
+CALL_ACTION = CallAction.kind
 
 #: Every event class, for observers that register by type.
 ALL: tuple[type[BridgeEvent], ...] = (
@@ -217,4 +231,5 @@ ALL: tuple[type[BridgeEvent], ...] = (
     ErrorOccurred,
     DtmfReceived,
     TransportStatus,
+    CallAction,
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc as abc
 import contextlib
+import copy
 import dataclasses
 import enum
 import importlib
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .defaults import DEFAULT_TOOL_RESULT_MAX_BYTES
-from .errors import ConfigError
+from .errors import CallActionError, ConfigError
 from .secrets import redact
 
 log = logging.getLogger("botrun.tools")
@@ -62,6 +63,36 @@ class ToolSpec:
     func: Callable[..., Any] = dataclasses.field(repr=False, compare=False)
     execution_mode: ExecutionMode | None = None
     timeout_s: float | None = None
+    #: The parameter annotated ``CallContext`` (filled in with the call; not in the schema).
+    context_param: str | None = None
+
+
+_CONTEXT_HINT = re.compile(r"^(?:[\w.]+\.)?CallContext(?:\s*\|\s*None)?$")
+
+
+def context_param(func: Callable[..., Any]) -> str | None:
+    """The name of ``func``'s parameter annotated :class:`~botrun.core.call.CallContext`
+    (``call: CallContext``, any name; ``CallContext | None`` too), or None. Read from the
+    raw annotation, so a tool module may import ``CallContext`` only for type checking."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    for param in params:
+        ann = param.annotation
+        if ann is param.empty:
+            continue
+        if isinstance(ann, str):
+            if _CONTEXT_HINT.match(ann.strip()):
+                return param.name
+            continue
+        hints = [ann, *typing.get_args(ann)]
+        if any(getattr(h, "__name__", None) == "CallContext" for h in hints):
+            from .call import CallContext
+
+            if any(h is CallContext for h in hints):
+                return param.name
+    return None
 
 
 # -- schema derivation -------------------------------------------------------------------
@@ -153,14 +184,18 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
 def schema_for(func: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     """(description, parameters schema) derived from ``func``'s signature and docstring."""
     description, docs = parse_docstring(inspect.getdoc(func))
+    skip = context_param(func)
     try:
         hints = typing.get_type_hints(func)
     except Exception as exc:  # unresolvable forward references
-        raise ValueError(f"cannot read its type hints: {exc}") from None
+        if skip is None:
+            raise ValueError(f"cannot read its type hints: {exc}") from None
+        # CallContext imported only for type checking: read the other hints one by one
+        hints = _hints_without(func, skip)
     props: dict[str, Any] = {}
     required: list[str] = []
     for pname, param in inspect.signature(func).parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or pname == skip:
             continue
         prop = type_schema(hints[pname]) if pname in hints else {}
         if docs.get(pname):
@@ -174,6 +209,18 @@ def schema_for(func: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     if required:
         schema["required"] = required
     return description, schema
+
+
+def _hints_without(func: Callable[..., Any], skip: str) -> dict[str, Any]:
+    """``func``'s type hints but ``skip``'s (which cannot be resolved at run time)."""
+    ann = dict(getattr(func, "__annotations__", {}))
+    ann.pop(skip, None)
+    shim = types.SimpleNamespace(__annotations__=ann)
+    globalns = getattr(func, "__globals__", {})
+    try:
+        return typing.get_type_hints(shim, globalns=globalns)
+    except Exception as exc:
+        raise ValueError(f"cannot read its type hints: {exc}") from None
 
 
 def _jsonable(value: Any) -> bool:
@@ -209,6 +256,7 @@ def make_spec(
         func=func,
         execution_mode=execution_mode,
         timeout_s=timeout_s,
+        context_param=context_param(func),
     )
 
 
@@ -309,10 +357,23 @@ def load_tools(
     extra: Iterable[Callable[..., Any] | ToolSpec] = (),
     timeout_s: float = 10.0,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    builtins: dict[str, ToolSpec] | None = None,
 ) -> ToolRegistry:
     """Build the registry the bridge hands to the agent client: config paths first, then
-    plugin-provided tools. Duplicate names are a :class:`ConfigError`."""
-    specs = [import_tool(p) for p in paths]
+    plugin-provided tools. A bare name (no colon) is one of ``builtins`` (core/builtin_tools.py:
+    ``end_call``, ``transfer_call``, ``send_dtmf``). Duplicate names are a :class:`ConfigError`."""
+    specs = []
+    for p in paths:
+        builtin = (builtins or {}).get(p) if ":" not in p else None
+        if builtin is not None:
+            specs.append(builtin)
+        elif ":" not in p and builtins:
+            raise ConfigError(
+                f"tool '{p}': not a built-in tool (built-ins: {', '.join(builtins)}); "
+                "expected 'package.module:function' for your own"
+            )
+        else:
+            specs.append(import_tool(p))
     specs += [as_spec(obj, f"{getattr(obj, '__name__', obj)!r} from a plugin") for obj in extra]
     return ToolRegistry(specs, timeout_s=timeout_s, max_result_bytes=max_result_bytes)
 
@@ -456,6 +517,14 @@ class ToolRegistry:
                 raise ConfigError(f"two tools are named '{spec.name}': tool names must be unique")
             self._by_name[spec.name] = spec
         self.stats = ToolStats()
+        self._context: Any = None
+
+    def bind(self, context: Any) -> ToolRegistry:
+        """This registry for one call: the same tools and stats, with ``context`` (the
+        call's :class:`~botrun.core.call.CallContext`) handed to tools that ask for it."""
+        view = copy.copy(self)
+        view._context = context
+        return view
 
     @property
     def specs(self) -> list[ToolSpec]:
@@ -512,20 +581,29 @@ class ToolRegistry:
             return failed(
                 f"tool '{name}': arguments must be an object, got {type(arguments).__name__}"
             )
+        if spec.context_param is not None:
+            if spec.context_param in arguments:
+                return failed(f"tool '{name}' got an unexpected argument '{spec.context_param}'")
+            call_args = {**arguments, spec.context_param: self._context}
+        else:
+            call_args = arguments
         try:
-            inspect.signature(spec.func).bind(**arguments)
+            inspect.signature(spec.func).bind(**call_args)
         except TypeError as exc:
             log.warning("tool %s called with bad arguments %s: %s", name, arguments, exc)
             return failed(f"tool '{name}' got bad arguments: {exc}")
         except ValueError:  # no signature to check (some builtins): let the call decide
             pass
         timeout = spec.timeout_s or self.timeout_s
-        value = await self._execute(spec, arguments, timeout)
+        value = await self._execute(spec, call_args, timeout)
         if isinstance(value, _Failed):
             raised = value.exc
             if raised is _TIMED_OUT:
                 log.warning("tool %s timed out after %.1f s", name, timeout)
                 return failed(f"tool '{name}' timed out after {timeout:g} s", timed_out=True)
+            if isinstance(raised, CallActionError):  # a refused call action: say just that
+                log.warning("tool %s: %s", name, raised)
+                return failed(f"tool '{name}': {raised}")
             log.warning(
                 "tool %s failed: %s: %s",
                 name,

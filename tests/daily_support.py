@@ -45,6 +45,15 @@ class RecordingEvents:
     def ended(self, reason: str, error: str | None = None) -> None:
         self._rec("ended", reason, error)
 
+    def participant_phone(self, participant_id: str, number: str | None = None) -> None:
+        self._rec("phone", participant_id, number)
+
+    def dtmf(self, participant_id: str | None, digit: str) -> None:
+        self._rec("dtmf", participant_id, digit)
+
+    def status(self, state: str, detail: str = "") -> None:
+        self._rec("status", state, detail)
+
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         with self._lock:
             return [c for c in self.calls if c[0] == kind]

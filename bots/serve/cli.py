@@ -249,10 +249,11 @@ def build(
 def check_default_bot(cfg: BotConfig) -> None:
     """What every default bot (``python -m botrun.bots.cli daily`` in this directory) would
     fail on at once, checked before serve answers a call: the Daily SDK must import, and
-    the config's tools must load as the bot loads them (:func:`botrun.bots.runner.bot_tools`,
-    with this directory importable, as ``python -m`` makes it). A :class:`UsageError`
+    the config's tools and hooks must load as the bot loads them
+    (:func:`botrun.bots.runner.bot_tools`, ``bot_hooks``, with this directory importable,
+    as ``python -m`` makes it). A :class:`UsageError`
     (exit 2, one line) otherwise."""
-    from botrun.bots.runner import bot_tools
+    from botrun.bots.runner import bot_hooks, bot_tools
     from botrun.core.errors import ConfigError, UsageError
     from botrun.transports.daily import sdk
 
@@ -265,6 +266,7 @@ def check_default_bot(cfg: BotConfig) -> None:
         sys.path.insert(0, os.getcwd())
     try:
         bot_tools(cfg)
+        bot_hooks(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     finally:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from botrun.core.instructions import said_text
+
 from . import codec
 from .config import output_format, tool_mode
 from .recorder import ReplyRecord
@@ -122,8 +124,15 @@ class Agent:
         self._enqueue(0, lambda: self._tone(text))
 
     def enqueue_create(self, instructions: str) -> None:
+        """``reply.create``: words :meth:`CallContext.say` asked for are spoken verbatim;
+        other instructions through the scenario's ``reply.reply_create`` template (by
+        default the instruction text itself); none: the scenario's default text."""
         r = self.scenario.reply
-        text = _fill(r.reply_create, instructions=instructions) if instructions else r.text
+        said = said_text(instructions) if instructions else None
+        if said is not None:
+            text = said
+        else:
+            text = _fill(r.reply_create, instructions=instructions) if instructions else r.text
         self._enqueue(r.delay_ms, lambda: self._tone(text or r.text))
 
     async def user_turn(
@@ -172,8 +181,9 @@ class Agent:
                 self.session.violations.append(f"scenario tool {turn.tool.name!r} not declared")
             else:
                 mode = turn.tool.mode or declared[0]
+                said = turn.reply if turn.reply is not None else r.tool_transition
                 plan = (
-                    self._tone(r.tool_transition)
+                    self._tone(said)
                     if mode == "interactive"
                     else audio_plan(np.zeros(0, np.int16), out_rate, "", "silence")
                 )
@@ -183,6 +193,7 @@ class Agent:
                     "arguments": dict(turn.tool.arguments),
                     "mode": mode,
                     "timeout_s": declared[1],
+                    "result_reply": turn.result,
                 }
                 return plan
         kind = (turn.audio if turn is not None and turn.audio else None) or r.default
@@ -297,6 +308,7 @@ class Agent:
         call = PendingCall(
             new_id("call"), tc["name"], tc["arguments"], tc["mode"], tc["timeout_s"], reply_id
         )
+        call.result_reply = tc.get("result_reply")
         self.session.pending[call.call_id] = call
         self.session.tool_calls.append(
             {
@@ -386,8 +398,12 @@ class Agent:
             return
         if self.session.pending.pop(call.call_id, None) is None:
             return
-        text = _fill(self.scenario.reply.tool_result, result=call.result, name=call.name)
-        self._enqueue(self.scenario.reply.delay_ms, lambda: self._tone(text))
+        template = self.scenario.reply.tool_result
+        if call.result_reply is not None:
+            template = call.result_reply
+        text = _fill(template, result=call.result, name=call.name)
+        if text:  # a turn's result = "" says nothing
+            self._enqueue(self.scenario.reply.delay_ms, lambda: self._tone(text))
         if call.mode == "hold" and not any(c.mode == "hold" for c in self.session.pending.values()):
             await self._release_held()
 

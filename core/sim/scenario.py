@@ -84,7 +84,12 @@ class Turn(_Model):
 
     user: str | None = None
     complete: bool = True
+    #: What the agent says; with a ``tool``, said while it calls the tool (instead of
+    #: ``reply.tool_transition``), e.g. "Goodbye!" with ``end_call``.
     reply: str | None = None
+    #: With a ``tool``: the answer once its result is back (``{result}``, ``{name}``),
+    #: instead of ``reply.tool_result``; "" = say nothing.
+    result: str | None = None
     audio: Literal["echo", "tone", "wav", "silence"] | None = None
     wav: Path | None = None
     tool: ToolCallSpec | None = None

@@ -38,6 +38,7 @@ class PendingCall:
     reply_id: str
     reply_done: bool = False  # reply.done for the turn that made the call was sent
     result: str | None = None  # a result received (possibly early, before reply.done)
+    result_reply: str | None = None  # the turn's own template for the answer ("": none)
 
     def event(self) -> dict[str, Any]:
         return {

@@ -36,6 +36,8 @@ class CallEvents(Protocol):
     def on_dialin_ready(self, sip_endpoint: str) -> None: ...
     def on_dialin_event(self, kind: str, data: dict[str, Any]) -> None: ...
     def on_dialout_event(self, kind: str, data: dict[str, Any]) -> None: ...
+    def on_dtmf(self, data: dict[str, Any]) -> None: ...
+    def on_network_status(self, status: dict[str, Any]) -> None: ...
 
 
 class DailyHandler(daily.EventHandler):
@@ -117,6 +119,13 @@ class DailyHandler(daily.EventHandler):
 
     def on_dialout_warning(self, data: Any) -> None:
         self._post("on_dialout_event", "warning", _as_dict(data))
+
+    # Keypad and network ---------------------------------------------------------------
+    def on_dtmf_event(self, data: Any) -> None:
+        self._post("on_dtmf", _as_dict(data))
+
+    def on_network_connection_status_updated(self, status: Any) -> None:
+        self._post("on_network_status", _as_dict(status))
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

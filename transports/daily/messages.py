@@ -58,6 +58,11 @@ def _short(raw: str) -> str:
     return text if len(text) <= _MAX_RAW else text[:_MAX_RAW] + "…"
 
 
+def short_error(raw: object) -> str:
+    """An SDK error string on one line, redacted and cut to a readable length."""
+    return _short(str(raw))
+
+
 def join_error_message(raw: object, url: str) -> str:
     """A clear message for a join completion error (or an ``on_error`` during the join)."""
     text = str(raw)

@@ -6,7 +6,9 @@ What runs where:
   them onto the event loop; everything in this class runs on the loop, except
   :meth:`write_audio` (the pacer thread) and the audio renderer (Daily's audio thread).
 * The bot's voice goes to an :mod:`~.audio_out` sink with blocking writes.
-* Phone calls (dial-in forwarding, dial-out retries) live in :mod:`~.dialin`.
+* Phone calls (dial-in forwarding, dial-out retries) live in :mod:`~.dialin`; the phone
+  legs in the room and the settings of the call actions (hang up, transfer, DTMF, dial-out)
+  in :mod:`~.phone`. Each action awaits its SDK completion on the loop, with a timeout.
 
 Lifecycle: ``join`` exactly once; ``leave`` is idempotent, waits (bounded) for Daily's leave
 completion and then releases the client exactly once. A client whose leave cannot complete
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from botrun.core.errors import TransportError, UsageError
+from botrun.core.errors import CallActionError, TransportError, UsageError
 from botrun.core.plugin_types import TransportContext
 from botrun.core.secrets import register_secret
 from botrun.core.transport import Transport, TransportEvents
@@ -30,7 +33,18 @@ from botrun.core.transport import Transport, TransportEvents
 from . import native_log, sdk
 from .audio_out import AudioSink, make_sink
 from .dialin import DialOut, PinlessForwarder, dialout_settings
-from .messages import call_error_message, is_request_error, join_error_message
+from .messages import call_error_message, is_request_error, join_error_message, short_error
+from .phone import (
+    Kind,
+    PhoneLeg,
+    PhoneLegs,
+    caller_number,
+    dtmf_settings,
+    dtmf_tones,
+    session_id_of,
+    transfer_method,
+    transfer_settings,
+)
 from .rest import DailyRest, room_name_from_url
 
 log = logging.getLogger("botrun.daily")
@@ -39,6 +53,8 @@ INPUT_RATE = 16000  # participant audio requested from Daily's renderers
 RENDER_INTERVAL_MS = 20
 LEAVE_TIMEOUT_S = 1.5  # the bridge's whole shutdown budget is 1.8 s
 TOKEN_MARGIN_S = 600.0
+ACTION_TIMEOUT_S = 10.0  # a call action's SDK completion (transfer, DTMF, dial-out, ...)
+STOP_DIALOUT_TIMEOUT_S = 0.5  # while leaving: part of the bridge's shutdown budget
 
 SUBSCRIPTION_PROFILE = {
     "base": {
@@ -172,6 +188,12 @@ class DailyTransport(Transport):
         self.dialout: DialOut | None = None
         self.errors: list[str] = []
         self._capturing = False
+        #: SIP/PSTN legs in the room (dial-in callers, numbers dialed), by session id.
+        self.legs = PhoneLegs()
+        self._dialing: list[str] = []  # dial-out targets not yet connected (oldest first)
+        self._interrupted: set[str] = set()  # network connections reported interrupted
+        self.dtmf_rejected = 0  # keypad events with something other than 0-9*#A-D
+        self.action_timeout_s = ACTION_TIMEOUT_S  # tests shorten it
 
     # ------------------------------------------------------------------ Transport API
     @property
@@ -248,6 +270,7 @@ class DailyTransport(Transport):
         try:
             if self.dialout is not None:
                 self.dialout.cancel()
+            await self._stop_dialouts()
             if self.forwarder is not None:
                 await self.forwarder.aclose()
             await self._leave_and_release()
@@ -426,6 +449,7 @@ class DailyTransport(Transport):
 
     def on_participant_left(self, participant: dict[str, Any], reason: str) -> None:
         pid = str(participant.get("id") or "")
+        self.legs.remove(pid)
         if pid not in self._remote:
             return
         del self._remote[pid]
@@ -462,7 +486,11 @@ class DailyTransport(Transport):
     def on_dialin_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "connected":
             log.info("phone caller connected (%s)", data.get("sipFrom") or "unknown number")
+            sid = session_id_of(data)
+            if sid:
+                self._phone_leg(sid, "dialin", caller_number(data.get("sipFrom")))
         elif kind == "stopped":
+            self.legs.remove(session_id_of(data))
             self._end("the caller hung up")
         elif kind == "error":
             self._fail(f"dial-in failed: {data.get('errorMsg') or data}")
@@ -470,8 +498,172 @@ class DailyTransport(Transport):
             log.warning("dial-in %s: %s", kind, data)
 
     def on_dialout_event(self, kind: str, data: dict[str, Any]) -> None:
+        sid = session_id_of(data)
+        if kind in ("connected", "answered") and sid:
+            leg = self.legs.get(sid)
+            number = leg.number if leg is not None else None
+            if number is None and self._dialing:
+                number = self._dialing.pop(0)
+            leg = self._phone_leg(sid, "dialout", number)
+            leg.answered = leg.answered or kind == "answered"
+        elif kind in ("stopped", "error"):
+            self.legs.remove(sid)
         if self.dialout is not None:
             self.dialout.on_event(kind, data)
+
+    def on_dtmf(self, data: dict[str, Any]) -> None:
+        pid, tones, rest = dtmf_tones(data)
+        if rest or not tones:
+            self.dtmf_rejected += 1
+            log.warning("Daily keypad event without a valid tone ignored: %r", data.get("tone"))
+        if self._events is not None:
+            for tone in tones:
+                self._events.dtmf(pid, tone)
+
+    def on_network_status(self, status: dict[str, Any]) -> None:
+        """``on_network_connection_status_updated``: ``connected`` on join and after each
+        reconnection, ``interrupted`` when lost. Shown as reconnecting / reconnected."""
+        event = str(status.get("event") or status.get("state") or "").lower()
+        conn = str(status.get("connection") or status.get("type") or "network")
+        log.debug("Daily network connection %s: %s", conn, event)
+        if self._events is None or self._leaving:
+            return
+        if event in ("interrupted", "disconnected", "reconnecting"):
+            if conn not in self._interrupted:
+                self._interrupted.add(conn)
+                self._events.status("reconnecting", f"Daily {conn} connection interrupted")
+        elif event == "connected" and conn in self._interrupted:
+            self._interrupted.discard(conn)
+            self._events.status("reconnected", f"Daily {conn} connection restored")
+
+    def _phone_leg(self, session_id: str, kind: Kind, number: str | None) -> PhoneLeg:
+        leg, changed = self.legs.add(session_id, kind, number)
+        if changed and self._events is not None:
+            self._events.participant_phone(session_id, leg.number)
+        return leg
+
+    # ------------------------------------------------------------------ call actions
+    async def hang_up(self, reason: str) -> None:
+        """End every SIP/PSTN leg in the room: ``stop_dialout`` for numbers the bot dialed,
+        ``eject_remote_participants`` for dial-in callers (leaving alone would keep them on
+        the line in an empty room). The bridge then leaves."""
+        legs = self.legs.all()
+        if not legs or self._client is None:
+            return
+        log.info("hanging up %d phone leg(s): %s", len(legs), reason)
+        errors = []
+        for leg in legs:
+            try:
+                if leg.kind == "dialout":
+                    await self._request("stop_dialout", leg.session_id, what="end the dial-out")
+                else:
+                    await self._request(
+                        "eject_remote_participants", [leg.session_id], what="end the phone call"
+                    )
+            except CallActionError as exc:
+                errors.append(str(exc))
+            else:
+                self.legs.remove(leg.session_id)
+        if errors:
+            raise CallActionError("; ".join(errors))
+
+    async def transfer(self, target: str, participant_id: str | None = None) -> None:
+        leg = self.legs.pick(participant_id, "dialin", "transfer the call")
+        settings = transfer_settings(leg, target)
+        method = transfer_method(leg, settings["toEndPoint"])
+        log.info("transferring phone caller %s to %s (%s)", leg.session_id, target, method)
+        await self._request(method, settings, what=f"transfer the call to {target}")
+
+    async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
+        leg = self.legs.pick(participant_id, "dialout", "send DTMF tones")
+        for settings in dtmf_settings(leg, digits):
+            await self._request("send_dtmf", settings, what="send DTMF tones")
+
+    async def dial_out(self, number: str) -> str:
+        try:
+            settings = dialout_settings(number)
+        except UsageError as exc:
+            raise CallActionError(str(exc).replace("--dial-out ", "cannot dial ", 1)) from None
+        target = settings.get("phoneNumber") or settings.get("sipUri") or number
+        self._dialing.append(target)
+        try:
+            result = await self._request("start_dialout", settings, what=f"dial {target}")
+        except CallActionError:
+            with contextlib.suppress(ValueError):
+                self._dialing.remove(target)
+            raise
+        sid = session_id_of(result)
+        if not sid:
+            return target  # the leg's id arrives with on_dialout_connected
+        with contextlib.suppress(ValueError):
+            self._dialing.remove(target)
+        self._phone_leg(sid, "dialout", target)
+        return sid
+
+    async def _request(
+        self,
+        method: str,
+        *args: Any,
+        what: str,
+        timeout: float | None = None,
+        leaving: bool = False,
+    ) -> Any:
+        """Call ``client.<method>(*args, completion=...)`` and await the completion on the
+        loop: its error becomes a :class:`CallActionError` with the SDK's message; a
+        completion with two values returns the first (``start_dialout``'s session)."""
+        loop = self._loop
+        client = self._client
+        if client is None or loop is None or (self._leaving and not leaving):
+            raise CallActionError(f"cannot {what}: the bot is not in the Daily room")
+        fut: asyncio.Future[tuple[Any, ...]] = loop.create_future()
+
+        def done(*result: Any) -> None:  # native thread: copy, hand off, return
+            try:
+                values = tuple(copy.deepcopy(result))
+            except Exception:  # an SDK object that cannot be copied: its text will do
+                values = tuple(None if r is None else str(r) for r in result)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, fut, values)
+
+        try:
+            getattr(client, method)(*args, completion=done)
+        except Exception as exc:  # a refused argument raises at once
+            raise CallActionError(f"could not {what}: {short_error(exc)}") from None
+        timeout = self.action_timeout_s if timeout is None else timeout
+        try:
+            result = await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            raise CallActionError(
+                f"could not {what}: Daily did not answer within {timeout:g} s"
+            ) from None
+        error = result[-1] if result else None
+        if error:
+            raise CallActionError(f"could not {what}: Daily said {short_error(error)}")
+        return result[0] if len(result) > 1 else None
+
+    async def _stop_dialouts(self) -> None:
+        """Leaving: hang up every number the bot dialed (Daily keeps a dial-out leg up
+        after the bot leaves otherwise). Errors are logged; the leave goes on."""
+        legs = self.legs.of_kind("dialout")
+        if not legs or self._client is None or not self._join_done:
+            return
+
+        async def stop(leg: PhoneLeg) -> None:
+            try:
+                await self._request(
+                    "stop_dialout",
+                    leg.session_id,
+                    what=f"end the dial-out leg {leg.session_id}",
+                    timeout=STOP_DIALOUT_TIMEOUT_S,
+                    leaving=True,
+                )
+            except CallActionError as exc:
+                log.warning("%s", exc)
+            else:
+                self.legs.remove(leg.session_id)
+                log.info("ended the dial-out leg %s", leg.session_id)
+
+        await asyncio.gather(*(stop(leg) for leg in legs))
 
     # ------------------------------------------------------------------ phone helpers
     def _rest_client(self) -> DailyRest:
@@ -492,10 +684,24 @@ class DailyTransport(Transport):
             return
 
         def completion(session_id: Any = None, error: Any = None) -> None:  # native thread
+            sid = session_id_of(session_id)  # copied out: a str, never the SDK's object
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(done, str(error) if error else None)
+                loop.call_soon_threadsafe(
+                    self._dialout_started, settings, sid, str(error) if error else None, done
+                )
 
         self._client.start_dialout(settings, completion=completion)
+
+    def _dialout_started(
+        self, settings: dict[str, str], sid: str | None, error: str | None, done: Any
+    ) -> None:
+        if not error:
+            target = settings.get("phoneNumber") or settings.get("sipUri") or ""
+            if sid:
+                self._phone_leg(sid, "dialout", target)
+            else:  # the leg's id comes with on_dialout_connected
+                self._dialing.append(target)
+        done(error)
 
     # ------------------------------------------------------------------ endings
     def _end(self, reason: str, error: str | None = None) -> None:

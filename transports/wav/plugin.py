@@ -57,6 +57,13 @@ SPEC = TransportSpec(
             follows="input",
         ),
         Option(
+            "phone",
+            "The --input before it is a phone caller with this number (+E.164 or sip:...).",
+            multiple=True,
+            metavar="NUMBER",
+            follows="input",
+        ),
+        Option(
             "output",
             "Where to record the bot's voice.",
             type=Path,
@@ -70,6 +77,12 @@ SPEC = TransportSpec(
             default=1.0,
             min=0.1,
             max=100,
+        ),
+        Option(
+            "dtmf",
+            'Keypad presses at call times, SECONDS:DIGITS,...: e.g. "2.5:1,4.0:#" '
+            "(the participant speaking then presses them).",
+            metavar="SCHEDULE",
         ),
         Option(
             "rate",

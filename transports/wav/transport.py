@@ -3,13 +3,19 @@
 Each input file is a participant who joins at its offset, speaks its file in real time
 (or ``speed`` times faster) in 20 ms frames and leaves when it ends. The bot's voice is
 recorded like a loudspeaker would play it: each chunk starts when the previous one ends or
-at the current meeting time, whichever is later, so quiet stretches become silence."""
+at the current meeting time, whichever is later, so quiet stretches become silence.
+
+Call actions, so every flow runs offline (issue 16): ``hang_up`` stops the inputs (the bridge
+then leaves and the recording is closed); a ``--dtmf`` schedule presses keys at given call
+times; ``transfer`` and ``send_dtmf`` are accepted and written down in :attr:`actions` (a
+transferred participant leaves, as a phone caller handed over by Daily would)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 import wave
@@ -17,14 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botrun.core.errors import UsageError
+from botrun.core.errors import CallActionError, UsageError
 from botrun.core.transport import Transport, TransportEvents
 
+from .keypad import KeyPress, parse_dtmf_schedule
 from .wavio import read_wav_mono16
 
 log = logging.getLogger("botrun.wav")
 
 RATES = (8000, 16000, 24000, 48000)
+_PHONE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:\S+)$")
 FRAME_MS = 20
 
 
@@ -34,6 +42,7 @@ class WavInput:
     pcm: bytes
     at_s: float
     name: str
+    phone: str | None = None  # a phone caller's number (--phone)
 
 
 def _nth(values: list[Any], i: int) -> Any:
@@ -44,7 +53,12 @@ class WavTransport(Transport):
     name = "wav"
 
     def __init__(
-        self, inputs: list[WavInput], output: Path, rate: int = 16000, speed: float = 1.0
+        self,
+        inputs: list[WavInput],
+        output: Path,
+        rate: int = 16000,
+        speed: float = 1.0,
+        dtmf: list[KeyPress] | None = None,
     ) -> None:
         if rate not in RATES:
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
@@ -62,6 +76,14 @@ class WavTransport(Transport):
         self._t0 = 0.0
         self._left = False
         self._joined = 0  # inputs whose participant has joined
+        self.keypresses = list(dtmf or [])
+        self._speakers: dict[str, asyncio.Task[None]] = {}
+        self._present: list[str] = []  # participants in the meeting now, in join order
+        self._phones: dict[str, str] = {}  # participant id -> number, phone callers
+        #: Call actions performed (transfer, send_dtmf, hang_up), for the call summary.
+        self.actions: list[dict[str, Any]] = []
+        #: Why the bot hung up, once it has.
+        self.hung_up: str | None = None
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> WavTransport:
@@ -69,10 +91,19 @@ class WavTransport(Transport):
         # Aligned with the inputs by the CLI (None: not given for that input) or by position.
         ats: list[float | None] = list(opts.get("at") or [])
         names: list[str | None] = list(opts.get("participant") or [])
+        phones: list[str | None] = list(opts.get("phone") or [])
         if len(ats) > len(paths):
             raise UsageError(f"{len(ats)} --at values for {len(paths)} --input files")
         if len(names) > len(paths):
             raise UsageError(f"{len(names)} --participant names for {len(paths)} --input files")
+        if len(phones) > len(paths):
+            raise UsageError(f"{len(phones)} --phone numbers for {len(paths)} --input files")
+        for number in phones:
+            if number is not None and not _PHONE.match(number.strip()):
+                raise UsageError(
+                    f"--phone {number!r}: expected a phone number in E.164 form "
+                    "(+14155550123) or a SIP URI (sip:user@host)"
+                )
         rate = int(opts.get("rate") or 16000)
         if rate not in RATES:
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
@@ -82,20 +113,22 @@ class WavTransport(Transport):
                 pcm=read_wav_mono16(p, rate),
                 at_s=_nth(ats, i) or 0.0,
                 name=_nth(names, i) or p.stem,
+                phone=(_nth(phones, i) or "").strip() or None,
             )
             for i, p in enumerate(paths)
         ]
         output = Path(opts.get("output") or "botrun-output.wav")
         if output.exists() and output.is_dir():
             raise UsageError(f"--output {output} is a directory")
-        return cls(inputs, output, rate, float(opts.get("speed") or 1.0))
+        dtmf = parse_dtmf_schedule(opts.get("dtmf"))
+        return cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
 
     @property
     def bot_participant_id(self) -> str:
         return "wav-bot"
 
     def participants_pending(self) -> bool:
-        return self._joined < len(self.inputs)
+        return self.hung_up is None and self._joined < len(self.inputs)
 
     # ----------------------------------------------------------------- meeting
     async def join(self, events: TransportEvents) -> None:
@@ -111,7 +144,11 @@ class WavTransport(Transport):
         self._writer = w
         self._t0 = time.monotonic()
         for i, inp in enumerate(self.inputs):
-            self._tasks.append(asyncio.create_task(self._speak(f"wav-{i + 1}", inp)))
+            pid = f"wav-{i + 1}"
+            self._speakers[pid] = task = asyncio.create_task(self._speak(pid, inp))
+            self._tasks.append(task)
+        if self.keypresses:
+            self._tasks.append(asyncio.create_task(self._keypad()))
 
     async def _speak(self, pid: str, inp: WavInput) -> None:
         assert self._events is not None
@@ -119,6 +156,10 @@ class WavTransport(Transport):
         start = self._t0 + inp.at_s / speed
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         self._joined += 1
+        self._present.append(pid)
+        if inp.phone:
+            self._phones[pid] = inp.phone
+            self._events.participant_phone(pid, inp.phone)
         self._events.participant_joined(pid, inp.name)
         frame = self.output_sample_rate * FRAME_MS // 1000 * 2
         frame_s = FRAME_MS / 1000 / speed
@@ -131,7 +172,62 @@ class WavTransport(Transport):
                 )
                 k += 1
             await asyncio.sleep(max(0.005, start + k * frame_s - time.monotonic()))
-        self._events.participant_left(pid, "input ended")
+        self._gone(pid, "input ended")
+
+    def _gone(self, pid: str, reason: str) -> None:
+        if pid in self._present:
+            self._present.remove(pid)
+            assert self._events is not None
+            self._events.participant_left(pid, reason)
+
+    async def _keypad(self) -> None:
+        """Press the scheduled keys at their call times (meeting time, ``--speed`` applies)."""
+        assert self._events is not None
+        for press in self.keypresses:
+            due = self._t0 + press.at_s / self.time_scale
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            pid = self._present[0] if self._present else None
+            log.info("keypad at %.1f s: %r from %s", press.at_s, press.digits, pid or "nobody")
+            for digit in press.digits:
+                self._events.dtmf(pid, digit)
+
+    # ----------------------------------------------------------------- call actions
+    async def hang_up(self, reason: str) -> None:
+        """Stop the inputs: the bridge then leaves, which closes the recording."""
+        if self.hung_up is None:
+            self.hung_up = reason or "hang_up"
+            self.actions.append({"action": "hang_up", "reason": self.hung_up})
+            log.info("the bot hung up (%s): the inputs stop", self.hung_up)
+        for task in self._tasks:
+            task.cancel()
+
+    async def transfer(self, target: str, participant_id: str | None = None) -> None:
+        """Accepted and written down; the participant (when none is named: the first phone
+        caller still in the meeting, or else the first participant) leaves, as a caller
+        handed over by Daily does."""
+        phones = [p for p in self._present if self._phones.get(p)]
+        pid = (
+            participant_id
+            if participant_id is not None
+            else next(iter(phones or self._present), None)
+        )
+        if pid is None or pid not in self._present:
+            who = f"participant {participant_id}" if participant_id else "anyone"
+            raise CallActionError(f"cannot transfer {who}: not in the call")
+        self.actions.append({"action": "transfer", "target": target, "participant": pid})
+        log.info(
+            "transfer of %s to %s (recorded: the wav transport has no phone line)", pid, target
+        )
+        task = self._speakers.get(pid)
+        if task is not None:
+            task.cancel()
+        self._gone(pid, "transferred")
+
+    async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
+        self.actions.append(
+            {"action": "send_dtmf", "digits": digits, "participant": participant_id}
+        )
+        log.info("DTMF %r sent (recorded: the wav transport has no phone line)", digits)
 
     def write_audio(self, pcm: bytes) -> None:
         with self._lock:

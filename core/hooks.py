@@ -1,0 +1,248 @@
+"""Per-call hooks: the bot's own Python, called as the call goes on.
+
+``[bot] hooks = "package.module"`` names a module whose functions are the hooks;
+``"package.module:Class"`` a class instantiated once per call (no arguments) whose methods
+are. Any of these, sync or async, each getting the call's
+:class:`~botrun.core.call.CallContext` first::
+
+    on_call_start(call)
+    on_participant_joined(call, participant)
+    on_participant_left(call, participant)
+    on_user_transcript(call, text, participant)      # participant may be None
+    on_agent_transcript(call, text, interrupted)
+    on_dtmf(call, digit, participant)                # a keypad press; participant may be None
+    on_idle(call, seconds)                           # return True to take over
+    on_call_end(call, summary)
+
+Hooks of one call run one at a time, in the order their events happened. One that raises
+or runs longer than ``[bot] hook_timeout_s`` is logged with its name and the call goes on
+(a sync hook runs in a daemon thread, so one that never returns cannot hold the process;
+an async one is cancelled). :func:`load_hooks` checks the path when the bot starts: a
+missing module, class or a misspelt ``on_*`` name is a :class:`ConfigError` (exit 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .config import suggest
+from .errors import ConfigError
+
+log = logging.getLogger("botrun.hooks")
+
+HOOK_NAMES = (
+    "on_call_start",
+    "on_participant_joined",
+    "on_participant_left",
+    "on_user_transcript",
+    "on_agent_transcript",
+    "on_dtmf",
+    "on_idle",
+    "on_call_end",
+)
+
+
+@dataclass
+class HookStats:
+    calls: int = 0
+    failures: int = 0
+    timeouts: int = 0
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _in_thread(func: Callable[..., Any], args: tuple[Any, ...], name: str) -> asyncio.Future[Any]:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any) -> None:
+        if not fut.done():
+            fut.set_result(value)
+
+    def work() -> None:
+        try:
+            value: Any = func(*args)
+        except BaseException as exc:  # SystemExit too: it belongs to the hook
+            value = _Raised(exc)
+        with contextlib.suppress(RuntimeError):  # the loop is gone
+            loop.call_soon_threadsafe(settle, value)
+
+    threading.Thread(target=work, name=f"hook-{name}", daemon=True).start()
+    return fut
+
+
+async def _guarded(coro: Any) -> Any:
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        return _Raised(exc)
+
+
+class HookSet:
+    """The loaded hooks of a bot (``[bot] hooks``); :meth:`for_call` makes one call's."""
+
+    def __init__(self, path: str, target: Any, per_call: bool, timeout_s: float) -> None:
+        self.path = path
+        self._target = target
+        self._per_call = per_call
+        self.timeout_s = timeout_s
+        self.stats = HookStats()
+
+    def for_call(self) -> CallHooks:
+        owner = self._target
+        if self._per_call:
+            try:
+                owner = self._target()
+            except Exception as exc:
+                log.error("hooks %s: creating the per-call instance failed: %r", self.path, exc)
+                return CallHooks(self, {})
+        funcs = {n: f for n in HOOK_NAMES if callable(f := getattr(owner, n, None))}
+        return CallHooks(self, funcs)
+
+
+class CallHooks:
+    """One call's hooks: :meth:`fire` queues one (they run in order), :meth:`call` runs
+    one now and returns its result; both log and survive failures and timeouts."""
+
+    def __init__(self, owner: HookSet, funcs: dict[str, Callable[..., Any]]) -> None:
+        self._owner = owner
+        self._funcs = funcs
+        self._queue: asyncio.Queue[tuple[str, tuple[Any, ...]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def stats(self) -> HookStats:
+        return self._owner.stats
+
+    def has(self, name: str) -> bool:
+        return name in self._funcs
+
+    def fire(self, name: str, *args: Any) -> None:
+        if name not in self._funcs:
+            return
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        self._queue.put_nowait((name, args))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._work())
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while not self._queue.empty():
+            name, args = self._queue.get_nowait()
+            await self.call(name, *args)
+            self._queue.task_done()
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every queued hook has run (each is bounded by the hook timeout), or
+        ``timeout`` seconds in all; what is left is cancelled."""
+        worker = self._worker
+        if worker is None:
+            return
+        done, _ = await asyncio.wait({worker}, timeout=timeout)
+        if not done:
+            log.warning("hooks %s: still running as the call ends; cancelled", self._owner.path)
+            worker.cancel()
+
+    async def call(self, name: str, *args: Any) -> Any:
+        """Run hook ``name``; its return value, or None when it failed or timed out."""
+        func = self._funcs.get(name)
+        if func is None:
+            return None
+        stats, timeout = self.stats, self._owner.timeout_s
+        stats.calls += 1
+        label = f"hook {name} ({self._owner.path})"
+        if inspect.iscoroutinefunction(func):
+            try:
+                coro = func(*args)
+            except BaseException as exc:
+                value: Any = _Raised(exc)
+            else:
+                task = asyncio.ensure_future(_guarded(coro))
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+                if not done:
+                    task.cancel()
+                    stats.timeouts += 1
+                    log.warning("%s did not finish within %g s: cancelled", label, timeout)
+                    return None
+                value = _Raised(asyncio.CancelledError()) if task.cancelled() else task.result()
+        else:
+            fut = _in_thread(func, args, name)
+            finished, _ = await asyncio.wait({fut}, timeout=timeout)
+            if not finished:
+                fut.cancel()
+                stats.timeouts += 1
+                log.warning(
+                    "%s did not return within %g s: left running in its thread, result ignored",
+                    label,
+                    timeout,
+                )
+                return None
+            value = fut.result()
+            if inspect.isawaitable(value):
+                value = await _guarded(asyncio.wait_for(value, timeout))
+        if isinstance(value, _Raised):
+            stats.failures += 1
+            raised = value.exc
+            log.warning(
+                "%s failed: %s: %s",
+                label,
+                type(raised).__name__,
+                raised,
+                exc_info=(type(raised), raised, raised.__traceback__),
+            )
+            return None
+        return value
+
+
+def load_hooks(path: str | None, timeout_s: float = 5.0) -> HookSet | None:
+    """Import ``"package.module"`` or ``"package.module:Class"`` (``None``: no hooks).
+    Every problem is a :class:`ConfigError` naming the path."""
+    if not path:
+        return None
+    mod_name, sep, attr = path.partition(":")
+    where = f"[bot] hooks = '{path}'"
+    if mod_name.partition(".")[0] in sys.stdlib_module_names:
+        raise ConfigError(f"{where}: '{mod_name}' is a standard-library module, not your hooks")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import module '{mod_name}': {exc}") from None
+    except Exception as exc:
+        raise ConfigError(
+            f"{where}: importing '{mod_name}' failed: {type(exc).__name__}: {exc}"
+        ) from None
+    target: Any = module
+    if sep:
+        target = getattr(module, attr, None)
+        if target is None:
+            raise ConfigError(f"{where}: module '{mod_name}' has no '{attr}'")
+        if not inspect.isclass(target):
+            raise ConfigError(f"{where}: '{attr}' is not a class (got {type(target).__name__})")
+    names = [n for n in dir(target) if n.startswith("on_") and callable(getattr(target, n, None))]
+    # a class's on_* methods must all be hooks; a module's only those close to a hook name
+    # (it may have other on_* helpers, but 'on_dtfm' is a typo that would never be called)
+    unknown = [n for n in names if n not in HOOK_NAMES and (sep or suggest(n, list(HOOK_NAMES)))]
+    if unknown:
+        n = unknown[0]
+        raise ConfigError(
+            f"{where}: '{n}' is not a hook{suggest(n, list(HOOK_NAMES))} "
+            f"(hooks: {', '.join(HOOK_NAMES)})"
+        )
+    if not any(n in HOOK_NAMES for n in names):
+        raise ConfigError(f"{where}: defines none of the hooks ({', '.join(HOOK_NAMES)})")
+    return HookSet(path, target, per_call=bool(sep), timeout_s=timeout_s)

@@ -1,0 +1,84 @@
+"""Hooks used by tests/test_call_hooks.py and tests/test_call_e2e.py (``[bot] hooks =
+"call_hooks:..."``). What they saw goes to ``SEEN`` (cleared by each test)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+SEEN: list[tuple[Any, ...]] = []
+
+
+class Keypad:
+    """on_dtmf -> the agent says which key was pressed."""
+
+    async def on_call_start(self, call: Any) -> None:
+        call.state["started"] = True
+        SEEN.append(("start", call.transport))
+
+    def on_participant_joined(self, call: Any, p: Any) -> None:  # a sync hook
+        SEEN.append(("joined", p.id, p.phone, p.number))
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        SEEN.append(("dtmf", digit, p.id if p else None, call.state.get("started")))
+        await call.say(f"You pressed {digit}.")
+
+    def on_call_end(self, call: Any, summary: Any) -> None:
+        SEEN.append(("end", summary.reason, [line.role for line in call.transcript]))
+
+
+class Broken:
+    """Every hook fails: raises, hangs (sync and async), or exits."""
+
+    def on_call_start(self, call: Any) -> None:
+        raise RuntimeError("on_call_start exploded")
+
+    async def on_participant_joined(self, call: Any, p: Any) -> None:
+        await asyncio.sleep(3600)  # hangs past the timeout: cancelled
+
+    def on_participant_left(self, call: Any, p: Any) -> None:
+        time.sleep(3600)  # a sync hook that never returns: its thread is left behind
+
+    def on_user_transcript(self, call: Any, text: str, p: Any) -> None:
+        raise SystemExit(3)
+
+    async def on_agent_transcript(self, call: Any, text: str, interrupted: bool) -> None:
+        SEEN.append(("agent", text))
+        raise ValueError("on_agent_transcript exploded")
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        raise KeyError(digit)
+
+    def on_call_end(self, call: Any, summary: Any) -> None:
+        SEEN.append(("end", summary.reason))
+        raise RuntimeError("on_call_end exploded")
+
+
+class TakesOverIdle:
+    """on_idle takes over: no reminder; hangs up itself with its own reason."""
+
+    async def on_idle(self, call: Any, seconds: float) -> bool:
+        SEEN.append(("idle", round(seconds)))
+        await call.hang_up("caller went quiet")
+        return True
+
+
+class AfterEnd:
+    """Acts after the call ended: every action is a no-op."""
+
+    async def on_call_end(self, call: Any, summary: Any) -> None:
+        await call.say("too late")
+        await call.transfer("sales")
+        await call.hang_up()
+        SEEN.append(("after-end", call.ended))
+
+
+class Updater:
+    """Changes the session once someone is there."""
+
+    async def on_participant_joined(self, call: Any, p: Any) -> None:
+        await call.update(
+            prompt="You are now a pirate.", turn_detection={"min_silence": 600, "max_silence": 900}
+        )
+        SEEN.append(("updated",))
