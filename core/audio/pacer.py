@@ -152,6 +152,7 @@ class OutboundPacer:
         self._thread: threading.Thread | None = None
         self._shared: PacerClock | None = None  # started on the process's clock thread
         self._want_shared = shared
+        self._clock_at: float | None = None  # shared: its entry on the clock (clock's lock)
         self.stats = PacerStats()
 
     # -- public API -------------------------------------------------------------------
@@ -485,7 +486,10 @@ class PacerClock:
                 self._poked.clear()
                 limit = math.ceil(now / _GRID_S) * _GRID_S
                 while heap and heap[0][0] <= limit:
-                    due.add(heapq.heappop(heap)[2])
+                    at, _, pacer = heapq.heappop(heap)
+                    if pacer._clock_at == at:  # (an entry superseded by an earlier one: skip)
+                        pacer._clock_at = None
+                        due.add(pacer)
                 self.wakeups += 1
             for pacer in due:
                 try:
@@ -494,5 +498,9 @@ class PacerClock:
                     log.exception("%s: pacer failed", pacer.name)
                     continue
                 if wait is not None:
+                    at = self._clock() + wait
                     with self._cond:
-                        heapq.heappush(heap, (self._clock() + wait, next(self._seq), pacer))
+                        # one live entry per pacer: the earliest (a later one is superseded)
+                        if pacer._clock_at is None or at < pacer._clock_at:
+                            pacer._clock_at = at
+                            heapq.heappush(heap, (at, next(self._seq), pacer))
