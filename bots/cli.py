@@ -20,10 +20,14 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "botrun.core.sim.cli:command",
         "Run the local voice-agent simulator (no account needed).",
     ),
+    "call": (
+        "botrun.bots.call:command",
+        "Place a phone call through Twilio to the bot `botrun serve` runs.",
+    ),
     "demo": ("botrun.bots.demo:command", "Try botrun with no account: simulator + WAV sample."),
     "serve": (
         "botrun.bots.serve.cli:command",
-        "Answer Daily dial-in webhooks and run one bot per call.",
+        "Answer Daily dial-in and Twilio webhooks and run one bot per call.",
     ),
 }
 
@@ -50,8 +54,8 @@ def shared_options(fn: Any) -> Any:
         click.option(
             "--agent-url",
             metavar="URL",
-            help=f"Voice-agent WebSocket URL [default: {DEFAULT_AGENT_URL}, or the config's "
-            "agent.url].",
+            help=f"Voice-agent WebSocket URL [default: the config's agent.url, else the "
+            f"backend's ({DEFAULT_AGENT_URL} for assemblyai)].",
         ),
         click.option(
             "--transcript",
@@ -66,6 +70,12 @@ def shared_options(fn: Any) -> Any:
             help="Logging verbosity (the live console shows the call either way).",
         ),
         click.option("--name", metavar="NAME", help="The bot's display name in the meeting."),
+        click.option(
+            "--backend",
+            metavar="NAME",
+            help="Voice-agent service: assemblyai, openai, gemini or a plugin's [default: the "
+            "config's agent.backend, assemblyai]. See docs/backends.md.",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -152,6 +162,7 @@ def transport_command(spec: TransportSpec) -> click.Command:
             transcript=kwargs.pop("transcript"),
             log_level=kwargs.pop("log_level"),
             name=kwargs.pop("name"),
+            backend=kwargs.pop("backend"),
         )
         order = click.get_current_context().meta.get(_ORDER, [])
         for opt in spec.options:

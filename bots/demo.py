@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     from botrun.core.sim.scenario import Scenario
 
 SAMPLE_TEXT = "Hello bot. Can you hear me? Please say this back to me."
+SIM_PROTOCOLS = ("assemblyai", "openai", "gemini")  # what botrun agent-sim speaks
 GREETING_S = 3.0  # lead-in before the caller speaks, when the greeting's length is unknown
+#: What a bundled caller does besides speaking: calls from a phone number, and presses keys
+#: (``SECONDS:DIGITS``, seconds into the sample). The receptionist's caller presses 9, which
+#: is not on its keypad menu, once the bot has answered the first question.
+CALLERS: dict[str, tuple[str, list[tuple[float, str]]]] = {
+    "receptionist": ("+14155550123", [(6.5, "9")]),
+}
 READY_S = 1.0  # joining, session.ready and a margin before the greeting starts and ends
 
 
@@ -90,8 +97,9 @@ def lead_in_s(greeting: str, scenario: Scenario | None) -> float:
 @click.option(
     "--scenario",
     metavar="NAME|FILE",
-    help="Simulator scenario: a shipped one by name (echo, weather, support, scheduler, ...) "
-    "or a TOML file. Default: the one named like --config (support, scheduler), else echo.",
+    help="Simulator scenario: a shipped one by name (echo, weather, support, receptionist, "
+    "...) or a TOML file. Default: the one named like --config (support, scheduler, "
+    "receptionist), else echo.",
 )
 def command(
     config: Path | None,
@@ -99,6 +107,7 @@ def command(
     transcript: Path | None,
     log_level: str,
     name: str | None,
+    backend: str | None,
     input_wav: Path | None,
     output: Path,
     scenario: str | None,
@@ -107,10 +116,13 @@ def command(
 
     The simulator answers by echoing what it heard, so the recording in --output is your
     sample played back by the bot, with the bot's real timing. With an example bot
-    (--config support, --config scheduler) it plays that bot's scenario instead: the
-    bundled caller asks a question, the agent calls the bot's tool, and the tool's result
-    comes back in the reply. Pass --agent-url (and set ASSEMBLYAI_API_KEY) to talk to the
-    real service with the same sample instead."""
+    (--config support, scheduler or receptionist) it plays that bot's scenario instead:
+    the bundled caller asks a question, the agent calls the bot's tool, and the tool's
+    result comes back in the reply (the receptionist also checks in when the caller goes
+    quiet, then says goodbye and hangs up). --backend openai or gemini runs the same demo
+    with the simulator speaking that service's protocol. Pass --agent-url (and set the
+    backend's key, e.g. ASSEMBLYAI_API_KEY) to talk to the real service with the same
+    sample instead."""
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
@@ -120,7 +132,7 @@ def command(
     from botrun.transports.wav.transport import WavTransport
 
     setup_logging(log_level)
-    shared = SharedOptions(config, agent_url, transcript, log_level, name)
+    shared = SharedOptions(config, agent_url, transcript, log_level, name, backend)
     cfg = build_config(shared, SPEC, list(transports()))
     if agent_url and scenario:
         raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
@@ -128,25 +140,36 @@ def command(
     if sim_scenario is None and not agent_url:
         sim_scenario = demo_scenario(input_wav is None)
     sample = input_wav or sample_path(sim_scenario.name if sim_scenario else None)
-    transport = WavTransport.from_options(
-        {"input": [sample], "output": output, "participant": ["you"]}
-    )
     # You join, the bot greets you, and you start talking once the greeting is over.
     wait_s = GREETING_S if agent_url else lead_in_s(cfg.agent.greeting, sim_scenario)
+    opts: dict[str, Any] = {"input": [sample], "output": output, "participant": ["you"]}
+    caller = CALLERS.get(sim_scenario.name) if sim_scenario and input_wav is None else None
+    if caller is not None:
+        number, keys = caller
+        opts["phone"] = [number]
+        opts["dtmf"] = ",".join(f"{wait_s + at:.2f}:{digits}" for at, digits in keys)
+    transport = WavTransport.from_options(opts)
     lead_in = bytes(int(wait_s * transport.output_sample_rate) * 2)
     for inp in transport.inputs:
         inp.pcm = lead_in + inp.pcm
 
     async def run() -> int:
         if agent_url:
-            key = agent_api_key(cfg.agent.url, Secrets())
+            key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
             summary = await call(transport, cfg, key, transcript)
         else:
             from botrun.core.sim import Simulator
 
-            async with Simulator(sim_scenario) as sim:
+            protocol = cfg.agent.backend if cfg.agent.backend in SIM_PROTOCOLS else None
+            if protocol is None:
+                raise click.UsageError(
+                    f"the simulator does not speak the {cfg.agent.backend} backend's protocol: "
+                    "pass --agent-url (and its key) to use the real service"
+                )
+            async with Simulator(sim_scenario, protocol=protocol) as sim:
                 what = f" (scenario '{sim_scenario.name}')" if sim_scenario else ""
-                click.echo(f"agent simulator listening on {sim.url}{what}")
+                wire = "" if protocol == "assemblyai" else f", speaking {protocol}"
+                click.echo(f"agent simulator listening on {sim.url}{what}{wire}")
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 summary = await call(transport, local, None, transcript)
         if summary.error is not None:

@@ -37,16 +37,23 @@ class SharedOptions:
     transcript: Path | None = None
     log_level: str = "warning"
     name: str | None = None
+    backend: str | None = None
 
 
-def agent_api_key(url: str, secrets: Secrets) -> str | None:
-    """The key for the voice-agent service. Optional for a local simulator (sent if set)."""
+def agent_api_key(url: str, secrets: Secrets, backend: str = "assemblyai") -> str | None:
+    """The key for the voice-agent service (the backend's variables, in order: Gemini takes
+    GEMINI_API_KEY or GOOGLE_API_KEY). Optional for a local simulator (sent if set)."""
+    from botrun.core.errors import MissingSecretError
+    from botrun.core.plugins import get_backend
+
+    spec = get_backend(backend)
+    for var in spec.key_vars:
+        if value := secrets.get(var):
+            return value
     host = urlparse(url).hostname or ""
     if host in LOCAL_HOSTS:
-        return secrets.get("ASSEMBLYAI_API_KEY")
-    return secrets.require(
-        "ASSEMBLYAI_API_KEY", f"to connect to the voice agent at {mask_url(url)}"
-    )
+        return None
+    raise MissingSecretError(spec.key_hint, f"to connect to the voice agent at {mask_url(url)}")
 
 
 def build_config(
@@ -63,7 +70,11 @@ def build_config(
     # Every installed transport's table, not just this command's: a bad [daily] table is
     # reported by `botrun wav` too, before anything runs.
     check_transport_tables(cfg, [s for n, s in transports().items() if n in transport_names])
-    overrides: dict[str, Any] = {"agent.url": shared.agent_url, "bot.name": shared.name}
+    overrides: dict[str, Any] = {
+        "agent.backend": shared.backend,
+        "agent.url": shared.agent_url,
+        "bot.name": shared.name,
+    }
     return apply_overrides(cfg, overrides)
 
 
@@ -97,7 +108,7 @@ def prepare(
 ) -> tuple[TransportContext, str | None]:
     """Validate everything a transport command needs before anything connects."""
     ctx = transport_context(spec, shared, cli_values, secrets)
-    return ctx, agent_api_key(ctx.config.agent.url, ctx.secrets)
+    return ctx, agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
 
 
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
@@ -109,7 +120,7 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     # Problems on this machine first (a missing input file, a missing SDK), then the key
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
-    key = agent_api_key(ctx.config.agent.url, ctx.secrets)
+    key = agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
     try:
         return run_with_transport(transport, ctx.config, key, shared.transcript)
     finally:

@@ -47,11 +47,12 @@ from .transcripts import TranscriptWriter
 if TYPE_CHECKING:
     from .audio.pacer import OutboundPacer
     from .audio.resampler import StreamResampler
+    from .backends.base import AgentSession
     from .call import CallContext
-    from .client import AgentClient
     from .config import BotConfig
     from .hooks import HookSet
     from .inbound import InboundPath
+    from .passthrough import PassthroughPath
     from .tools import ToolRegistry
     from .transport import Transport
 
@@ -108,10 +109,24 @@ class Bridge:
         self.roster = Roster(config.bridge.listen)
         self.metrics = CallMetrics()
         self.summary = CallSummary(metrics=self.metrics)
-        self.client: AgentClient | None = None
+        self.client: AgentSession | None = None
         self.pacer: OutboundPacer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbound: InboundPath | None = None
+        self._inbound: InboundPath | PassthroughPath | None = None
+        # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent
+        # session that takes audio/pcmu, else transcoded here (μ-law <-> PCM16, 8k <-> 24k).
+        self._phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
+        # (only to a backend that takes audio/pcmu: core/backends, BackendSpec.phone_audio)
+        from .plugins import get_backend
+
+        backend = get_backend(config.agent.backend)
+        self._passthrough = (
+            self._phone_audio
+            and getattr(transport, "agent_audio", "") == "pcmu"
+            and backend.phone_audio
+        )
+        self._in_rate = backend.input_rate  # the rate the backend takes PCM16 at
+        self._in_bps = 8000 if self._passthrough else 2 * self._in_rate  # bytes/s to the agent
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
         self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
@@ -130,6 +145,10 @@ class Bridge:
         self._turn: Turn | None = None  # the user turn the next reply answers
         self._reply_turn: Turn | None = None  # the turn of the reply in flight
         self._agent_partial = ""
+        # words of the reply in flight with their place in its audio (transcript.agent.delta
+        # start_ms/end_ms): an interrupted reply's text is trimmed to what the caller heard
+        # where the transport can tell (Twilio's marks: transport.heard_position_ms)
+        self._reply_words: list[tuple[str, float | None]] = []
         # timers
         self._empty_since: float | None = time.monotonic()
         self._quiet_since: float | None = None
@@ -137,6 +156,7 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
+        self._reply_turns: dict[str, Turn] = {}  # reply id -> its turn (the last few)
         self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
         self.mute_replies = False  # hanging up: nothing the agent says from now on plays
@@ -313,11 +333,16 @@ class Bridge:
         now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
         heard = False
         listened = self._listened
+        transcode = self._phone_audio and not self._passthrough
         for pid, pcm, rate, arrived in frames:
             if pid not in listened:
                 self._ignored_frames += 1  # the bot itself, unknown or not-listened people
                 continue
             heard = True
+            if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
+                from .audio.g711 import ulaw_to_pcm16
+
+                pcm = ulaw_to_pcm16(pcm)
             pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
             if pcm24:
                 self.roster.hear(pid, _energy(pcm24), self._user_speaking)
@@ -358,22 +383,19 @@ class Bridge:
         for frame in frames:
             if client is not None:
                 client.send_audio(frame)
-            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / (2 * AGENT_RATE)
+            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
     # ------------------------------------------------------------------ agent session
     def _open_session(self) -> None:
-        from .client import AgentClient
-        from .protocol import session_payload
+        from .backends.base import BackendContext
+        from .plugins import get_backend
+        from .protocol import PCMU_FORMAT
 
-        specs = self.tools.specs if self.tools is not None else []
-        self.client = AgentClient(
-            self.config.agent.url,
-            session_payload(self.config.agent, specs),
-            api_key=self.api_key,
-            tools=self.tools.bind(self.call) if self.tools is not None else None,
-            buffer_s=self.config.bridge.reconnect_buffer_s,
-            give_up_s=self.config.agent.ready_timeout_s,  # one retry window: start and mid-call
-        )
+        spec = get_backend(self.config.agent.backend)  # the seam: core/backends
+        tools = self.tools.bind(self.call) if self.tools is not None else None
+        fmt = PCMU_FORMAT if self._passthrough else None
+        ctx = BackendContext(self.config, self.api_key, tools, self._played_ms, audio_format=fmt)
+        self.client = spec.factory(ctx)
         self._session_ready = False
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
@@ -381,7 +403,7 @@ class Bridge:
         self._emit(ev.SessionStateChanged("connecting", mask_url(self.config.agent.url)))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
-    async def _run_session(self, client: AgentClient) -> None:
+    async def _run_session(self, client: AgentSession) -> None:
         try:
             await client.start()
             async for event in client.events():
@@ -421,7 +443,7 @@ class Bridge:
         return close
 
     async def _close_session(
-        self, client: AgentClient, task: asyncio.Task[None] | None, timeout: float
+        self, client: AgentSession, task: asyncio.Task[None] | None, timeout: float
     ) -> None:
         try:
             await client.close(timeout)
@@ -484,15 +506,21 @@ class Bridge:
             self._on_user_transcript(e.text)
         elif isinstance(e, p.ReplyStarted):
             self._agent_partial = ""
+            self._reply_words = []
             if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
             self._reply_turn = self._turn
+            self._reply_turns[e.reply_id] = self._turn
+            while len(self._reply_turns) > 8:
+                del self._reply_turns[next(iter(self._reply_turns))]
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
+            self._reply_words.append((e.delta, e.end_ms))
             self._emit(ev.AgentTranscript(self._agent_partial.strip(), final=False))
         elif isinstance(e, p.TranscriptAgent):
             self._agent_partial = ""
-            self._emit(ev.AgentTranscript(e.text, final=True, interrupted=e.interrupted))
+            text = self._heard_text(e.text) if e.interrupted else e.text
+            self._emit(ev.AgentTranscript(text, final=True, interrupted=e.interrupted))
         elif isinstance(e, p.ReplyDone):
             # a reply with words but no final transcript (tool-call replies): record them
             self._finish_agent_text(interrupted=e.status == "interrupted")
@@ -536,9 +564,27 @@ class Bridge:
         the console and the transcript (at ``reply.done``, or marked interrupted when the
         call ends mid-reply)."""
         text, self._agent_partial = self._agent_partial.strip(), ""
+        if text and interrupted:
+            text = self._heard_text(text)
         if not text:
             return
         self._emit(ev.AgentTranscript(text, final=True, interrupted=interrupted))
+
+    def _heard_text(self, text: str) -> str:
+        """An interrupted reply's text, trimmed to the words the caller heard, where the
+        transport knows what was heard (``heard_position_ms``: Twilio's marks) and the agent
+        sent word timings; else ``text`` as the agent trimmed it (to what it sent)."""
+        heard_at = getattr(self.transport, "heard_position_ms", None)
+        turn = self._reply_turn
+        start = turn.sink_position_ms if turn is not None else None
+        words = self._reply_words
+        if heard_at is None or start is None or not words or any(t is None for _, t in words):
+            return text
+        heard_ms = max(0.0, heard_at - start)
+        kept = "".join(w for w, end in words if end is not None and end <= heard_ms).strip()
+        if kept != text.strip():
+            log.debug("agent text trimmed to what was heard (%.0f ms): %r", heard_ms, kept)
+        return kept
 
     def _settle_report(self) -> None:
         """At the end of the call, make the summary and the transcript agree with what reached
@@ -584,10 +630,19 @@ class Bridge:
     def _on_reply_audio(self, pcm24: bytes) -> None:
         # Only audio the session accepted reaches here (AgentClient asks
         # SessionState.accept_audio in arrival order): stale or late audio is already gone.
-        if self.pacer is None or self._out_rs is None or self.mute_replies:
+        if self.pacer is None or (self._out_rs is None and not self._passthrough):
+            return
+        if self.mute_replies:
             return
         t0 = time.perf_counter()
-        out = self._out_rs.process(pcm24)
+        if self._out_rs is None:  # μ-law from the agent, straight to the phone
+            out = pcm24
+        else:
+            out = self._out_rs.process(pcm24)
+            if self._phone_audio:
+                from .audio.g711 import pcm16_to_ulaw
+
+                out = pcm16_to_ulaw(out)
         turn = self._reply_turn
         on_start = None
         if turn is not None and not turn.audio_queued:
@@ -597,13 +652,26 @@ class Bridge:
             def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
                 t = time.monotonic()
                 turn.sink_start_ms = pacer.stats.written_ms
+                turn.sink_position_ms = getattr(self.transport, "sent_position_ms", None)
                 self._call(self._first_audio, turn, t)
 
         if out:
             if turn is not None:
-                turn.queued_ms += len(out) * 500 / self._out_rs.out_rate
+                turn.queued_ms += len(out) * 1000 / self.pacer.sample_width / self.pacer.sample_rate
             self.pacer.put(out, on_start)
         self.metrics.outbound.add(time.perf_counter() - t0)
+
+    def _played_ms(self, reply_id: str) -> float:
+        """How much of reply ``reply_id`` the caller has heard: what the pacer handed the
+        transport since the reply's first chunk, less what is still inside the sink, never
+        more than the reply's own audio (0 for a reply not yet played). Backends that tell
+        the service what was heard (OpenAI's conversation.item.truncate) ask this."""
+        turn = self._reply_turns.get(reply_id)
+        pacer = self.pacer
+        if turn is None or pacer is None or turn.sink_start_ms is None:
+            return 0.0
+        written = pacer.stats.written_ms - turn.sink_start_ms - pacer.in_sink_ms
+        return max(0.0, min(written, turn.sent_ms))
 
     def _first_audio(self, turn: Turn, t: float) -> None:
         turn.first_audio_at = t
@@ -750,12 +818,18 @@ class Bridge:
         from .audio.pacer import OutboundPacer
         from .audio.resampler import StreamResampler
         from .inbound import InboundPath
+        from .passthrough import PassthroughPath
 
         self._loop = asyncio.get_running_loop()
         self._audio_in = Handoff(self._loop, self._on_handoff)
         t = self.transport
-        self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
-        self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
+        if self._passthrough:
+            self._inbound = PassthroughPath(chunk_ms=self.config.bridge.chunk_ms)
+            self._out_rs = None
+        else:
+            self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms, rate=self._in_rate)
+            self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
+        phone: dict[str, Any] = {"sample_width": 1, "silence": b"\xff"} if self._phone_audio else {}
         self.pacer = OutboundPacer(
             t.write_audio,
             t.output_sample_rate,
@@ -766,6 +840,7 @@ class Bridge:
             prebuffer_ms=self.config.bridge.prebuffer_ms,
             speed=t.time_scale,
             shared=not t.write_blocks,
+            **phone,
         )
         self.pacer.start()
         watchdog: asyncio.Task[None] | None = None

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +50,8 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 MAX_DTMF_DIGITS = 64
 #: The most a hang-up (or transfer) waits for the agent's reply in flight to play out.
 PLAY_OUT_WAIT_S = 5.0
+#: How long a reply asked for with say()/reply() counts as coming.
+ASKED_REPLY_WAIT_S = 15.0
 _POLL_S = 0.05
 _IDLE_TICK_S = 0.2
 _SIGNAL_HOOK_S = 0.2  # on_call_end after Ctrl-C / SIGTERM: the exit budget is 2 s
@@ -112,6 +114,7 @@ class CallContext:
         self._ended = False
         self._replies_done = 0  # ReplyDone events seen
         self._asked_until = 0  # a reply asked for is over once _replies_done reaches this
+        self._asked_at = 0.0  # when the last one was asked for (an agent may never answer)
         self._last_user = time.monotonic()  # idle clock
         self._idle_stage = 0  # 0: none yet, 1: reminded, 2: hung up
         self._idle_task: asyncio.Task[None] | None = None
@@ -159,7 +162,9 @@ class CallContext:
         return False
 
     def _record(self, action: str, detail: str = "", error: str | None = None) -> None:
-        event = ev.CallAction(action, detail, error)
+        from .secrets import redact
+
+        event = ev.CallAction(action, redact(detail), redact(error) if error else None)
         self._bridge.summary.actions.append(event)
         self._bridge._emit(event)
 
@@ -213,6 +218,15 @@ class CallContext:
     def _asked(self) -> None:
         busy = 1 if self._bridge._replying() else 0
         self._asked_until = max(self._asked_until, self._replies_done + busy) + 1
+        self._asked_at = time.monotonic()
+
+    def _awaiting_asked_reply(self) -> bool:
+        """A reply asked for (say/reply) has not finished yet -- for a while at most: an
+        agent that refused or dropped the request must not keep the call 'busy' for ever."""
+        return (
+            self._replies_done < self._asked_until
+            and time.monotonic() - self._asked_at < ASKED_REPLY_WAIT_S
+        )
 
     async def update(
         self,
@@ -284,11 +298,15 @@ class CallContext:
             raise CallActionError(f"unknown transfer target {target!r} (declared: {declared})")
         if self._skip("transfer"):
             return
-        await self._play_out(mute=False)
         transport = self._bridge.transport
-        await self._act(
-            "transfer", f"{target} ({to})", lambda: transport.transfer(to, participant_id)
-        )
+
+        async def run() -> None:
+            await self._play_out(mute=False)
+            await self._act(
+                "transfer", f"{target} ({to})", lambda: transport.transfer(to, participant_id)
+            )
+
+        await self._owned(run(), "transfer")
 
     async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
         """Send keypad tones (``0-9 * # A-D``) into the call, e.g. to navigate a menu."""
@@ -296,7 +314,8 @@ class CallContext:
         if self._skip("send_dtmf"):
             return
         transport = self._bridge.transport
-        await self._act("send_dtmf", norm, lambda: transport.send_dtmf(norm, participant_id))
+        run = self._act("send_dtmf", norm, lambda: transport.send_dtmf(norm, participant_id))
+        await self._owned(run, "send_dtmf")
 
     async def dial_out(self, number: str) -> str:
         """Call ``number`` (E.164 or SIP URI) into the meeting; the new leg's id."""
@@ -304,7 +323,23 @@ class CallContext:
         if self._skip("dial_out"):
             return ""
         transport = self._bridge.transport
-        return await self._act("dial_out", number, lambda: transport.dial_out(number))
+        run = self._act("dial_out", number, lambda: transport.dial_out(number))
+        return await self._owned(run, "dial_out")
+
+    async def _owned(self, coro: Coroutine[Any, Any, T], name: str) -> T:
+        """Run a transport action in a task of the call's own: once asked for, it completes
+        (or fails, reported) even if the tool or hook that asked is cut off meanwhile --
+        never half a transfer or an untracked dial-out leg."""
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._owned_done)
+        return await asyncio.shield(task)
+
+    def _owned_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the asker got it, or _act reported it
 
     async def _play_out(self, mute: bool) -> None:
         """Wait (at most PLAY_OUT_WAIT_S) until the reply in flight or asked for is over
@@ -312,7 +347,7 @@ class CallContext:
         bridge = self._bridge
         deadline = time.monotonic() + PLAY_OUT_WAIT_S
         while time.monotonic() < deadline and bridge.client is not None:
-            if not (bridge._replying() or self._replies_done < self._asked_until):
+            if not (bridge._replying() or self._awaiting_asked_reply()):
                 break
             await asyncio.sleep(_POLL_S)
         if mute:
@@ -354,7 +389,7 @@ class CallContext:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._idle_task
-        if self._hooks is not None:
+        if self._hooks is not None and self._bridge.joined:  # (a call that never began: none)
             self._hook("on_call_end", summary)
             # Ctrl-C must still exit within its budget: the hooks get a moment, not more
             interrupted = summary.reason in ("SIGINT", "SIGTERM")
@@ -394,6 +429,8 @@ class CallContext:
                 self._last_user = time.monotonic()
                 self._idle_stage = 0
                 self._hook("on_dtmf", digit, self.participant(pid))
+            case ev.TransportStatus(state=state, detail=detail):
+                self._hook("on_status", state, detail)
 
     # ------------------------------------------------------------------ idle check-in
     def _agent_busy(self) -> bool:
@@ -404,7 +441,7 @@ class CallContext:
             or b._user_speaking
             or b._replying()
             or b._pending_out_ms() > 0
-            or self._replies_done < self._asked_until
+            or self._awaiting_asked_reply()
             or not len(b.roster)
         )
 

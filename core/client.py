@@ -56,7 +56,6 @@ from .errors import AgentError
 from .protocol import (
     BYTES_PER_SECOND,
     SETUP_REFUSED,
-    ClientEvent,
     NewSession,
     Notice,
     ProtocolError,
@@ -78,6 +77,7 @@ from .protocol import (
     decode,
     encode,
     encode_input_audio,
+    get_path,
     tool_payload,
 )
 from .secrets import mask_url, redact, register_secret
@@ -86,8 +86,6 @@ from .tools import ToolOutcome, ToolRegistry, error_result
 
 log = logging.getLogger("botrun.agent")
 
-#: Buffered audio is replayed in messages of at most this many bytes (100 ms at 24 kHz).
-REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 10
 KEY_VAR = "ASSEMBLYAI_API_KEY"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _LOG_FIRST = 5  # log the first N bad messages, then every 100th
@@ -135,6 +133,9 @@ class ClientStats:
 
 
 Kind = Literal["transient", "fresh", "fatal", "closed"]
+#: Buffered audio is replayed in messages of at most this many bytes (100 ms at 24 kHz;
+#: a G.711 session replays 100 ms of its own rate).
+REPLAY_CHUNK_BYTES = BYTES_PER_SECOND // 10
 
 
 class _Disconnect(Exception):
@@ -147,10 +148,6 @@ class _Disconnect(Exception):
 
 
 _END = object()
-
-
-def _ms(nbytes: int) -> float:
-    return nbytes * 1000.0 / BYTES_PER_SECOND
 
 
 class AgentClient:
@@ -172,7 +169,16 @@ class AgentClient:
     policy for both); ``start_attempts`` (None: no limit) optionally caps how many connects
     :meth:`start` tries within it. ``regreet`` speaks the greeting again when a fresh session
     replaces a lost one (default: no).
+
+    Other services subclass it (core/backends/): the ``_wire_*`` methods are the seam where
+    the wire format differs -- the first message(s) of a socket, how a control event and
+    audio are encoded, how a message decodes into :mod:`~botrun.core.protocol` events, the
+    auth header, the key's name -- and everything else (retry policy, buffering, tools,
+    the session rules) is shared.
     """
+
+    #: The environment variable named when the service refuses the key.
+    key_var = KEY_VAR
 
     def __init__(
         self,
@@ -208,7 +214,14 @@ class AgentClient:
         if tools is not None and len(tools) and "tools" not in session:
             session = {**session, "tools": [tool_payload(s) for s in tools.specs]}
         self._state = SessionState(session, resume_window_s=reconnect_window_s, regreet=regreet)
-        self._max_audio = max(0, int(buffer_s * BYTES_PER_SECOND)) & ~1
+        # Input audio is PCM16 at 24 kHz, or G.711 at 8 kHz one byte a sample (telephony
+        # pass-through: the session's input.format says which).
+        in_fmt = get_path(session, ("input", "format")) or {}
+        out_fmt = get_path(session, ("output", "format")) or {}
+        self._pcm16_in = in_fmt.get("encoding", "audio/pcm") == "audio/pcm"
+        self._pcm16_out = out_fmt.get("encoding", "audio/pcm") == "audio/pcm"
+        self._bps = BYTES_PER_SECOND if self._pcm16_in else int(in_fmt.get("sample_rate") or 8000)
+        self._max_audio = max(0, int(buffer_s * self._bps)) & (~1 if self._pcm16_in else ~0)
         self._connect_timeout = connect_timeout
         self._max_message = max_message_bytes
         self._backoff = (backoff_base, backoff_max)
@@ -223,7 +236,7 @@ class AgentClient:
         self._audio: deque[bytes] = deque()
         self._audio_bytes = 0
         self._dropping = False
-        self._controls: deque[ClientEvent] = deque()
+        self._controls: deque[Any] = deque()
         self._wake = asyncio.Event()
         self._ended = asyncio.Event()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -239,6 +252,10 @@ class AgentClient:
         self._writer_error: str | None = None  # why the writer task died, if it did
 
     # -- public surface ---------------------------------------------------------------------
+
+    def _ms(self, nbytes: int) -> float:
+        """Milliseconds of input audio in ``nbytes`` (PCM16 24 kHz or G.711 8 kHz)."""
+        return nbytes * 1000.0 / self._bps
 
     @property
     def session_id(self) -> str | None:
@@ -265,7 +282,7 @@ class AgentClient:
     @property
     def buffered_ms(self) -> float:
         """Inbound audio waiting to be sent."""
-        return _ms(self._audio_bytes)
+        return self._ms(self._audio_bytes)
 
     async def start(self) -> None:
         """Connect and wait for ``session.ready``. Raises :class:`AgentError` on a refused
@@ -299,10 +316,10 @@ class AgentClient:
         oldest is dropped, counted in ``stats.audio_dropped_ms`` and logged)."""
         if not pcm24k:
             return
-        if len(pcm24k) % 2:
+        if self._pcm16_in and len(pcm24k) % 2:
             raise ValueError(f"PCM16 audio needs an even number of bytes, got {len(pcm24k)}")
         if self._closing or self._closed:
-            self._stats.audio_dropped_ms += _ms(len(pcm24k))
+            self._stats.audio_dropped_ms += self._ms(len(pcm24k))
             return
         self._audio.append(bytes(pcm24k))
         self._audio_bytes += len(pcm24k)
@@ -312,12 +329,12 @@ class AgentClient:
             self._audio_bytes -= len(old)
             dropped += len(old)
         if dropped:
-            self._stats.audio_dropped_ms += _ms(dropped)
+            self._stats.audio_dropped_ms += self._ms(dropped)
             if not self._dropping:
                 self._dropping = True
                 log.warning(
                     "agent not ready: inbound audio beyond %.1f s is being dropped (oldest first)",
-                    self._max_audio / BYTES_PER_SECOND,
+                    self._max_audio / self._bps,
                 )
         if self._state.can_send_audio:
             self._wake.set()
@@ -493,10 +510,12 @@ class AgentClient:
         self._stats.connects += 1
         writer: asyncio.Task[None] | None = None
         try:
+            self._wire_connecting()
             first = self._state.connection_opened()
             self._state.send(first)
             try:
-                await ws.send(encode(first))
+                for frame in self._wire_first(first):
+                    await ws.send(frame)
             except Exception as exc:
                 raise self._closed_reason(exc) from None
             writer = asyncio.create_task(self._writer(ws), name="agent-writer")
@@ -547,7 +566,7 @@ class AgentClient:
             parts = urlsplit(url)
             query = [*parse_qsl(parts.query), ("token", self._token)]
             url = urlunsplit(parts._replace(query=urlencode(query)))
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        url, headers = self._wire_auth(url)
         local = (urlsplit(url).hostname or "") in _LOCAL_HOSTS
         open_timeout = self._left(self._connect_timeout)
         try:
@@ -582,13 +601,47 @@ class AgentClient:
             raise _Disconnect("transient", f"{type(exc).__name__}: {exc}") from None
 
     def _auth_message(self, detail: str) -> str:
-        what = "temporary token" if self._token else f"API key in {KEY_VAR}"
+        key_var = self.key_var
+        what = "temporary token" if self._token else f"API key in {key_var}"
         hint = (
-            " Temporary tokens are single use and expire." if self._token else f" Check {KEY_VAR}."
+            " Temporary tokens are single use and expire." if self._token else f" Check {key_var}."
         )
         if not self._token and not self._api_key:
-            what, hint = "connection (no API key was sent)", f" Set {KEY_VAR}."
+            what, hint = "connection (no API key was sent)", f" Set {key_var}."
         return f"the voice agent at {self._display_url} refused the {what} ({detail}).{hint}"
+
+    # -- the wire (overridden by other services' clients, core/backends/) --------------------
+
+    def _wire_auth(self, url: str) -> tuple[str, dict[str, str]]:
+        """The URL to open and the handshake headers (the key as a Bearer header)."""
+        return url, ({"Authorization": f"Bearer {self._api_key}"} if self._api_key else {})
+
+    def _wire_connecting(self) -> None:
+        """A socket just opened, before the session picks its first message."""
+
+    def _wire_first(self, first: Any) -> list[str]:
+        """The frames that start a socket, for the session's first message."""
+        return [encode(first)]
+
+    def _wire_encode(self, ev: Any) -> list[str]:
+        """The frames of one control event (none: nothing to send)."""
+        return [encode(ev)]
+
+    def _wire_may_send(self, ev: Any) -> bool:
+        """May this control event go out now? (The session's rule: core/session.py.)"""
+        return self._state.send(ev)
+
+    def _wire_audio(self, pcm: bytes) -> bytes | str:
+        """One message of inbound audio (sent as a text frame)."""
+        return encode_input_audio(pcm)
+
+    def _wire_decode(self, msg: str | bytes) -> list[Any]:
+        """The :mod:`~botrun.core.protocol` events one message from the service means."""
+        return [decode(msg, pcm16=self._pcm16_out)]
+
+    def _wire_close(self, code: int, reason: str) -> tuple[int, str]:
+        """A close frame as the session's classifier should read it."""
+        return code, reason
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -622,6 +675,7 @@ class AgentClient:
         sent = exc.sent.code if exc.sent is not None else None
         code = exc.rcvd.code if exc.rcvd is not None else (sent or 1006)
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
+        code, reason = self._wire_close(code, reason)
         label = f"connection closed ({code}{': ' + _quote(reason) if reason else ''})"
         # what it means is a protocol rule: the session's (core/session.py)
         match self._state.classify_close(code, reason, sent):
@@ -641,7 +695,10 @@ class AgentClient:
         return _Disconnect("transient", label)
 
     def _handle(self, msg: str | bytes) -> None:
-        ev = decode(msg)
+        for ev in self._wire_decode(msg):
+            self._handle_event(ev)
+
+    def _handle_event(self, ev: Any) -> None:
         if not self._state.admit(ev):  # forbidden where it came (core/session.py)
             n = self._state.refused_events
             if n <= _LOG_FIRST or n % 100 == 0:
@@ -705,11 +762,11 @@ class AgentClient:
             self._emit(NewSession(ev.session_id, self._state.previous_session_id))
             # (results queued for the old session are refused by SessionState.send)
         if self._audio_bytes:
-            self._stats.audio_replayed_ms += _ms(self._audio_bytes)
+            self._stats.audio_replayed_ms += self._ms(self._audio_bytes)
             log.info(
                 "agent ready (%s): sending %.0f ms of buffered audio (%.0f ms dropped)",
                 kind,
-                _ms(self._audio_bytes),
+                self._ms(self._audio_bytes),
                 self._stats.audio_dropped_ms,
             )
         self._dropping = False
@@ -749,7 +806,7 @@ class AgentClient:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _send_control(self, ev: ClientEvent) -> None:
+    def _send_control(self, ev: Any) -> None:
         self._controls.append(ev)
         self._wake.set()
 
@@ -773,7 +830,7 @@ class AgentClient:
     def _pop_audio(self) -> bytes:
         parts = [self._audio.popleft()]
         size = len(parts[0])
-        while self._audio and size + len(self._audio[0]) <= REPLAY_CHUNK_BYTES:
+        while self._audio and size + len(self._audio[0]) <= self._bps // 10:
             nxt = self._audio.popleft()
             parts.append(nxt)
             size += len(nxt)
@@ -791,10 +848,11 @@ class AgentClient:
             while self._state.can_send_audio and ws is self._ws:
                 if self._controls:
                     ev = self._controls.popleft()
-                    if not self._state.send(ev):  # obsolete (its session is gone)
+                    if not self._wire_may_send(ev):  # obsolete (its session is gone)
                         continue
                     try:
-                        await ws.send(encode(ev))
+                        for frame in self._wire_encode(ev):
+                            await ws.send(frame)
                     except ConnectionClosed:
                         self._state.unsent(ev)
                         self._controls.appendleft(ev)
@@ -804,7 +862,7 @@ class AgentClient:
                 elif self._audio:
                     chunk = self._pop_audio()
                     try:
-                        await ws.send(encode_input_audio(chunk), text=True)
+                        await ws.send(self._wire_audio(chunk), text=True)
                     except ConnectionClosed:
                         self._audio.appendleft(chunk)
                         self._audio_bytes += len(chunk)
@@ -818,8 +876,12 @@ class AgentClient:
                     self._want_end = False
                     end = SessionEnd()
                     self._state.send(end)
+                    frames = self._wire_encode(end)
+                    if not frames:  # the service has no goodbye: closing is the end
+                        self._ended.set()
                     with contextlib.suppress(ConnectionClosed):
-                        await ws.send(encode(end))
+                        for frame in frames:
+                            await ws.send(frame)
                     return
                 else:
                     break
@@ -840,7 +902,7 @@ class AgentClient:
         if self._tool_tasks:
             await asyncio.gather(*self._tool_tasks, return_exceptions=True)
         if self._audio_bytes:
-            self._stats.audio_dropped_ms += _ms(self._audio_bytes)
+            self._stats.audio_dropped_ms += self._ms(self._audio_bytes)
             self._audio.clear()
             self._audio_bytes = 0
         self._closed = True

@@ -78,6 +78,18 @@ class Console:
                 return _tool_line(e)
             case ev.ErrorOccurred(message=message):
                 return "warn", f"error: {message}", False
+            case ev.DtmfReceived(digit=digit):
+                return "info", f"  (keypad: {digit})", False
+            case ev.TransportStatus(state=state, detail=detail):
+                return "warn", f"transport {state}{f': {detail}' if detail else ''}", False
+            case ev.CallAction(action=action, detail=detail, error=error) if action not in (
+                "say",
+                "reply",
+            ):  # (what the agent then says is on its own line)
+                what = _short(f"{action} {detail}".strip())
+                if error:
+                    return "warn", f"  call: {what} failed: {_short(error)}", False
+                return "info", f"  call: {what}", False
         return None
 
 

@@ -11,6 +11,9 @@ are. Any of these, sync or async, each getting the call's
     on_user_transcript(call, text, participant)      # participant may be None
     on_agent_transcript(call, text, interrupted)
     on_dtmf(call, digit, participant)                # a keypad press; participant may be None
+    on_status(call, state, detail)                   # a transport status: a phone call's
+                                                     # "ringing", "completed", or "answered-by"
+                                                     # with Twilio's AnsweredBy ("machine_start")
     on_idle(call, seconds)                           # return True to take over
     on_call_end(call, summary)
 
@@ -46,6 +49,7 @@ HOOK_NAMES = (
     "on_user_transcript",
     "on_agent_transcript",
     "on_dtmf",
+    "on_status",
     "on_idle",
     "on_call_end",
 )

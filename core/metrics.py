@@ -42,6 +42,8 @@ class Turn:
     interrupted: bool = False
     audio_queued: bool = False  # the first reply audio has been handed to the pacer
     sink_start_ms: float | None = None  # audio the transport had got before this reply's
+    sink_position_ms: float | None = None  # the transport's own count at that point, for
+    # transports that report what was heard (Twilio marks: Transport.heard_position_ms)
     queued_ms: float = 0.0  # reply audio handed to the pacer
     flushed_ms: float = 0.0  # of which a barge-in flushed while the reply was in flight
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 #: The only audio format botrun speaks to the agent: PCM16 LE mono at 24 kHz.
 AUDIO_FORMAT: dict[str, Any] = {"encoding": "audio/pcm", "sample_rate": 24000}
 SAMPLE_RATE = 24000
+#: Telephony pass-through (Twilio Media Streams): G.711 μ-law at 8 kHz both ways.
+PCMU_FORMAT: dict[str, Any] = {"encoding": "audio/pcmu", "sample_rate": 8000}
 BYTES_PER_SECOND = SAMPLE_RATE * 2
 
 #: How much of an offending message a :class:`ProtocolError` keeps (for the log line).
@@ -581,11 +583,14 @@ def tool_payload(spec: ToolSpec) -> dict[str, Any]:
 
 
 def session_payload(
-    cfg: AgentConfig, tools: list[ToolSpec] | tuple[ToolSpec, ...] = ()
+    cfg: AgentConfig,
+    tools: list[ToolSpec] | tuple[ToolSpec, ...] = (),
+    audio_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``session`` object of the first ``session.update``, built from the bot config.
 
-    Audio is always PCM16 at 24 kHz both ways (the bridge resamples); empty optional
+    Audio is PCM16 at 24 kHz both ways (the bridge resamples) unless ``audio_format`` says
+    otherwise (:data:`PCMU_FORMAT`: a phone call's μ-law passed through untouched); empty optional
     values (greeting, key terms, volume, tools) are left out so service defaults apply.
     A whole ``BotConfig`` is accepted too (its ``agent`` section is used)."""
     cfg = getattr(cfg, "agent", cfg)
@@ -593,8 +598,9 @@ def session_payload(
     session: dict[str, Any] = {"system_prompt": cfg.system_prompt}
     if cfg.greeting:
         session["greeting"] = cfg.greeting
+    fmt = dict(audio_format or AUDIO_FORMAT)
     inp: dict[str, Any] = {
-        "format": dict(AUDIO_FORMAT),
+        "format": dict(fmt),
         "turn_detection": {
             "vad_threshold": td.vad_threshold,
             "min_silence": td.min_silence,
@@ -605,7 +611,7 @@ def session_payload(
     if cfg.input.keyterms:
         inp["keyterms"] = list(cfg.input.keyterms)
     session["input"] = inp
-    out: dict[str, Any] = {"voice": cfg.voice, "format": dict(AUDIO_FORMAT)}
+    out: dict[str, Any] = {"voice": cfg.voice, "format": dict(fmt)}
     if cfg.volume is not None:
         out["volume"] = cfg.volume
     session["output"] = out

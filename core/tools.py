@@ -67,7 +67,9 @@ class ToolSpec:
     context_param: str | None = None
 
 
-_CONTEXT_HINT = re.compile(r"^(?:[\w.]+\.)?CallContext(?:\s*\|\s*None)?$")
+_CONTEXT_HINT = re.compile(
+    r"^(?:(?:[\w.]+\.)?CallContext(?:\s*\|\s*None)?|(?:typing\.)?Optional\[(?:[\w.]+\.)?CallContext\])$"
+)
 
 
 def context_param(func: Callable[..., Any]) -> str | None:

@@ -79,6 +79,14 @@ class Transport(ABC):
     #: How many times faster than real time the meeting runs. Only simulated transports
     #: (the WAV transport's ``--speed``) change it; the pacer's clock follows it.
     time_scale: float = 1.0
+    #: What :meth:`TransportEvents.audio` delivers and :meth:`write_audio` takes: ``"pcm"``
+    #: (PCM16) or ``"pcmu"`` (G.711 μ-law at 8 kHz, one byte a sample: a phone transport
+    #: such as Twilio's; :attr:`output_sample_rate` is then 8000).
+    audio_encoding: str = "pcm"
+    #: For a ``"pcmu"`` transport: ``"pcmu"`` passes the μ-law through to an agent session
+    #: that takes ``audio/pcmu`` (no resampling, no mixing); ``""`` makes the bridge
+    #: transcode (μ-law <-> PCM16, 8 kHz <-> 24 kHz) for a backend limited to 24 kHz PCM.
+    agent_audio: str = ""
 
     @property
     def bot_participant_id(self) -> str | None:

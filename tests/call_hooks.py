@@ -82,3 +82,33 @@ class Updater:
             prompt="You are now a pirate.", turn_detection={"min_silence": 600, "max_silence": 900}
         )
         SEEN.append(("updated",))
+
+
+class KeypadTransfer:
+    """Key 1 -> sales, anything else -> support; what happened goes to SEEN."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        target = "sales" if digit == "1" else "support"
+        try:
+            await call.transfer(target)
+        except Exception as exc:
+            SEEN.append(("transfer failed", type(exc).__name__, str(exc)))
+            raise
+
+
+class ImpatientTransfer:
+    """Says a long line, then transfers: the hook's 0.5 s run out while the line plays."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+        await call.say("Please hold on while I connect you to our sales team right now.")
+        await call.transfer("sales")
+
+
+class Voicemail:
+    """An answering machine picked up: leave a message and hang up."""
+
+    async def on_status(self, call: Any, state: str, detail: str) -> None:
+        SEEN.append(("status", state, detail))
+        if state == "answered-by" and detail.startswith("machine"):
+            await call.say("Hello, this is the clinic. Please call us back. Goodbye.")
+            await call.hang_up("voicemail")

@@ -349,3 +349,26 @@ async def test_update_changes_the_session_mid_call(tmp_path: Path) -> None:
     assert session.config["system_prompt"] == "You are now a pirate."
     assert session.config["input"]["turn_detection"]["min_silence"] == 600
     assert [(a.action, a.detail) for a in summary.actions] == [("update", "input, system_prompt")]
+
+
+async def test_a_transfer_outlives_the_hook_that_asked_for_it(tmp_path: Path) -> None:
+    config = cfg(
+        {
+            "bot": {"hooks": "call_hooks:ImpatientTransfer", "hook_timeout_s": 0.5},
+            "transfer": [{"name": "sales", "to": "+14155550100"}],
+        }
+    )
+    transport = ActionWav(caller(tmp_path, silence(10)), tmp_path / "bot.wav", presses=[(1.0, "1")])
+    summary, rec, _sim, _ = await run_call(transport, config, None)
+    assert summary.error is None
+    assert ("transfer", "+14155550100") in transport.asked
+    line = "Please hold on while I connect you to our sales team right now."
+    assert rec.agent_lines() == [line]
+    # the line was over before the transfer went out, though the hook was long cut off
+    kinds = [
+        "line" if isinstance(e, ev.AgentTranscript) and e.final else "transfer"
+        for e in rec.events
+        if (isinstance(e, ev.AgentTranscript) and e.final)
+        or (isinstance(e, ev.CallAction) and e.action == "transfer")
+    ]
+    assert kinds == ["line", "transfer"]

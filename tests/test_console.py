@@ -140,3 +140,23 @@ def test_transcript_lines_are_all_on_disk_after_close(tmp_path: Path) -> None:
     assert records[3]["interrupted"] is True
     writer(ev.AgentTranscript("after close"))  # ignored, no error
     assert len(path.read_text().splitlines()) == 4
+
+
+def test_keypad_call_actions_and_transport_status_have_lines() -> None:
+    out = io.StringIO()
+    console = Console(out, tty=False)
+    for e in (
+        ev.DtmfReceived("5", "p1"),
+        ev.CallAction("say", "You pressed 5."),  # the agent's own line shows the words
+        ev.CallAction("transfer", "sales (sip:sales@example.com)"),
+        ev.CallAction("send_dtmf", "1#", "the wav transport cannot send DTMF tones"),
+        ev.TransportStatus("reconnecting", "signalling interrupted"),
+    ):
+        console(e)
+    console.close()
+    assert [line[9:] for line in out.getvalue().splitlines()] == [
+        "  (keypad: 5)",
+        "  call: transfer sales (sip:sales@example.com)",
+        "  call: send_dtmf 1# failed: the wav transport cannot send DTMF tones",
+        "transport reconnecting: signalling interrupted",
+    ]

@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import threading
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
-from daily_support import RecordingEvents, make_transport, on_thread, participant
+from daily_support import FakeAudioData, RecordingEvents, make_transport, on_thread, participant
 from daily_support import wait_for as wait_until
+from speech import speak
 
 from botrun.core import events as ev
 from botrun.core.config import apply_overrides, config_from_dict
 from botrun.core.errors import CallActionError
 from botrun.core.events import BridgeEvent
+from botrun.transports.daily.dialin import DialOut
 from botrun.transports.daily.transport import DailyTransport
 
 daily = pytest.importorskip("daily")
@@ -281,13 +286,46 @@ async def test_leaving_stops_the_dial_out_leg(call, caplog) -> None:
 async def test_a_dial_out_started_by_the_cli_is_stopped_on_leave_too(call) -> None:
     t, _, spy = call
     t._dialout_started({"phoneNumber": "+14155550123"}, None, None, lambda error: None)
-    assert t._dialing == ["+14155550123"]
+    assert t._dialing == [("+14155550123", False)]
     callee = sid()
     dialout(t, callee)
     await wait_until(lambda: callee in t.legs)
     assert t.legs.get(callee).number == "+14155550123" and t._dialing == []
     await t.leave()
     assert spy.of("stop_dialout") == [(callee,)]
+
+
+async def test_a_dial_out_by_a_call_action_fails_on_its_own(call) -> None:
+    """An error on a leg the bot dialed with CallContext.dial_out is shown to the user and
+    does not retry (or end the call through) the --dial-out of the same bot."""
+    t, events, spy = call
+    callee = sid()
+    starts: list[dict[str, str]] = []
+    failures: list[str] = []
+    t.dialout = DialOut(
+        "+14155550999",
+        lambda settings, done: starts.append(settings),
+        on_failure=failures.append,
+        retries=3,
+        backoff_s=0.01,
+    )
+
+    class Accepting:  # the SDK in a call would accept it: (session_id, error)
+        def start_dialout(self, settings: Any, completion: Any) -> None:
+            spy.calls.append(("start_dialout", (settings,)))
+            completion(callee, None)
+
+    t._client = Accepting()
+    try:
+        assert await t.dial_out("+14155550123") == callee
+    finally:
+        t._client = spy
+    assert events.of("phone") == [("phone", callee, "+14155550123")]
+    on_thread(t._handler.on_dialout_error, {"sessionId": callee, "errorMsg": "busy"})
+    await wait_until(lambda: events.of("status"))
+    assert events.of("status") == [("status", "dial-out failed", "+14155550123: busy")]
+    await asyncio.sleep(0.2)  # a retry of --dial-out would have started by now
+    assert starts == [] and failures == [] and callee not in t.legs
 
 
 async def test_a_leg_that_ended_is_not_stopped_again(call) -> None:
@@ -426,3 +464,101 @@ async def test_phone_caller_keypad_network_and_dial_out_through_the_real_bridge(
     # Leaving ended the leg the bot had dialed (the regression, end to end).
     assert t.spy.of("stop_dialout") == [(callee,)]
     assert t._client is None  # left and released
+
+
+def feed(t: DailyTransport, pid: str, pcm: bytes) -> threading.Thread:
+    """``pcm`` (16 kHz) through the transport's audio renderer in real time, 20 ms per
+    callback, from a thread of its own (like Daily's audio thread)."""
+    frame = 640
+
+    def run() -> None:
+        t0 = time.monotonic()
+        for i, start in enumerate(range(0, len(pcm), frame)):
+            chunk = pcm[start : start + frame].ljust(frame, b"\0")
+            t._renderer(pid, FakeAudioData(chunk), "microphone")
+            time.sleep(max(0.0, t0 + (i + 1) * 0.02 - time.monotonic()))
+
+    thread = threading.Thread(target=run, name="daily-audio-test")
+    thread.start()
+    return thread
+
+
+async def test_the_transfer_tool_reaches_the_real_sdk_and_the_agent_hears_its_answer(
+    tmp_path: Path,
+) -> None:
+    """Issue 16, done when: the agent calls transfer_call; through the bridge and the
+    CallContext the transfer reaches daily-python's sip_refer (a SIP target outside Daily)
+    and sip_call_transfer (a phone number) with the caller's session; offline the SDK
+    answers "not in a call", and that real answer is the tool's error the agent hears."""
+    from botrun.bots.runner import bot_tools
+    from botrun.core.bridge import Bridge
+    from botrun.core.sim import Simulator
+    from botrun.core.sim.scenario import scenario_from_dict
+
+    sales = speak("Put me through to sales.", tmp_path / "sales.wav", pad_s=4.0).tobytes()
+    desk = speak("Then the front desk please.", tmp_path / "desk.wav", pad_s=4.0).tobytes()
+    scenario = scenario_from_dict(
+        {
+            "turns": [
+                {
+                    "user": "Put me through to sales.",
+                    "reply": "Transferring you to sales.",
+                    "tool": {"name": "transfer_call", "arguments": {"target": "sales"}},
+                },
+                {
+                    "user": "Then the front desk please.",
+                    "reply": "Trying the front desk.",
+                    "tool": {"name": "transfer_call", "arguments": {"target": "desk"}},
+                },
+            ]
+        }
+    )
+    cfg = config_from_dict(
+        {
+            "agent": {"greeting": "", "tools": ["transfer_call"]},
+            "transfer": [
+                {"name": "sales", "to": "sip:sales@pbx.example.com"},
+                {"name": "desk", "to": "+14155550100"},
+            ],
+        }
+    )
+    seen: list[BridgeEvent] = []
+    t = make_transport(CloudlessDaily)
+    assert isinstance(t, CloudlessDaily)
+    async with Simulator(scenario) as sim:
+        cfg = apply_overrides(
+            cfg, {"agent.url": sim.url, "bridge.idle_timeout_s": 0.0, "bridge.leave_grace_s": 0.5}
+        )
+        bridge = Bridge(t, cfg, tools=bot_tools(cfg), observers=[seen.append])
+        call = asyncio.create_task(bridge.run())
+        await wait_until(lambda: t._joined, timeout=10)
+        h = t._handler
+        caller = participant("+14155550123")
+        on_thread(
+            h.on_dialin_connected,
+            {"sessionId": caller["id"], "sipFrom": "sip:+14155550123@sip.example.net"},
+        )
+        on_thread(h.on_participant_joined, caller)
+        await wait_until(lambda: bool(sim.sessions), timeout=10)
+        for words, turn in ((sales, 1), (desk, 2)):
+            await asyncio.to_thread(feed(t, caller["id"], words).join)
+            await wait_until(lambda n=turn: len(sim.session().tool_results) >= n, timeout=20)
+        on_thread(h.on_participant_left, caller, "leftCall")
+        summary = await asyncio.wait_for(call, timeout=30)
+        results = sim.session().tool_results
+    assert summary.error is None, summary.error
+    session = {"sessionId": caller["id"]}
+    assert t.spy.of("sip_refer") == [({**session, "toEndPoint": "sip:sales@pbx.example.com"},)]
+    assert t.spy.of("sip_call_transfer") == [({**session, "toEndPoint": "+14155550100"},)]
+    errors = [json.loads(r["result"])["error"] for r in results]
+    assert errors == [
+        "tool 'transfer_call': could not transfer the call to sip:sales@pbx.example.com: "
+        "Daily said Sip(CallState(NotInACall))",
+        "tool 'transfer_call': could not transfer the call to +14155550100: "
+        "Daily said Sip(CallState(NotInACall))",
+    ]
+    assert [(a.action, a.detail) for a in summary.actions] == [
+        ("transfer", "sales (sip:sales@pbx.example.com)"),
+        ("transfer", "desk (+14155550100)"),
+    ]
+    assert all(NOT_IN_A_CALL in (a.error or "") for a in summary.actions)

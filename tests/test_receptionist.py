@@ -54,6 +54,7 @@ def test_demo_runs_with_no_account_and_hangs_up_after_the_goodbye(tmp_path: Path
     assert json.loads(tools[0]["result"]) == receptionist.FAQ["hours"]
     agent = [x["text"] for x in lines if x["role"] == "agent"]
     assert agent[0].startswith("Thanks for calling Harbour Electronics. Press 1")  # greeting
+    assert f"Sorry, 9 is not an option. {receptionist.MENU}" in agent  # the keypad (--dtmf)
     assert receptionist.CHECK_IN in agent  # the on_idle hook checked in
     assert agent[-1] == "Thanks for calling Harbour Electronics. Goodbye!"
     user = [x["text"] for x in lines if x["role"] == "user"]
@@ -121,3 +122,50 @@ async def test_transfer_on_request_and_by_keypad(tmp_path: Path, sales_request: 
         if isinstance(e, ev.CallAction) and e.detail.startswith("support")
     )
     assert events[line].text == "Connecting you to support now." and line < support
+
+
+async def test_botrun_wav_keypad_press_transfers_and_the_summary_says_so(tmp_path: Path) -> None:
+    """The real `botrun wav` with the receptionist: a phone caller (--phone) presses 2
+    (--dtmf), the on_dtmf hook has the agent say so and transfers to support; the WAV
+    transport hands the caller over (they leave) and the summary lists the transfer."""
+    import asyncio
+    import os
+    import sys
+
+    from speech import write_wav
+
+    from botrun.core.sim import Simulator
+
+    wav = tmp_path / "caller.wav"
+    write_wav(wav, silence(30), 16000)
+    async with Simulator(scenario_from_dict({"reply": {"ms_per_char": 20}})) as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "wav",
+            "--input",
+            str(wav),
+            "--participant",
+            "Caller",
+            "--phone",
+            "+14155550123",
+            "--dtmf",
+            "2.0:2",
+            "--output",
+            str(tmp_path / "o.wav"),
+            "--config",
+            "receptionist",
+            "--agent-url",
+            sim.url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 90)
+    stdout = out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "bot: Connecting you to support now." in stdout
+    assert "call action: transfer support (sip:support@example.com) (done)" in stdout
+    assert "- Caller left" in stdout  # handed over: the caller left the bot's call

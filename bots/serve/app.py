@@ -282,8 +282,9 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-#: Paths that do their own authentication (``/dialin`` only when webhooks are signed).
-_SELF_AUTHENTICATED = ("/health",)
+#: Paths that do their own authentication (``/dialin`` only when webhooks are signed; the
+#: Twilio routes check X-Twilio-Signature: twilio_routes.py).
+_SELF_AUTHENTICATED = ("/health", "/twilio/voice", "/twilio/stream", "/twilio/status")
 
 
 @web.middleware
@@ -335,7 +336,9 @@ async def _close_api(app: web.Application) -> None:
     await app[API].close()
 
 
-def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) -> web.Application:
+def create_app(
+    settings: ServeSettings, api: DailyRest, supervisor: Supervisor, *, daily: bool = True
+) -> web.Application:
     """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
 
     app = web.Application(
@@ -350,8 +353,9 @@ def create_app(settings: ServeSettings, api: DailyRest, supervisor: Supervisor) 
     app[SETTINGS], app[API], app[SUPERVISOR] = settings, api, supervisor
     app[RECENT_CALLS] = webhook.RecentCalls()
     app[OWNED_ROOMS] = set()
-    app.router.add_post("/dialin", dialin)
-    app.router.add_post("/start", start)
+    if daily:  # (False: no DAILY_API_KEY, serve answers Twilio calls only)
+        app.router.add_post("/dialin", dialin)
+        app.router.add_post("/start", start)
     app.router.add_get("/health", health)
     app.router.add_get("/sessions", sessions)
     app.router.add_delete("/sessions/{id}", stop_session)

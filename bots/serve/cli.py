@@ -93,6 +93,13 @@ URGENT_CLEANUP_S = 10.0
     "(0: from the open-file limit, at most 1000).",
 )
 @click.option(
+    "--max-calls",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Most Twilio calls running at once in this process; more are told the lines are busy.",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Allow a non-loopback --host with neither BOTRUN_API_TOKEN nor DAILY_DIALIN_SECRET "
@@ -115,6 +122,7 @@ def command(
     idle_timeout_s: float,
     read_timeout_s: float,
     max_connections: int,
+    max_calls: int,
     insecure: bool,
     log_level: str,
 ) -> None:
@@ -126,13 +134,18 @@ def command(
     GET  /health          liveness (open; bot count only with the token)
     GET  /sessions        running bots
     DELETE /sessions/ID   ask one bot to leave
+    POST /twilio/voice    Twilio's voice webhook (signed; with TWILIO_AUTH_TOKEN)
+    GET  /twilio/stream   Twilio Media Streams (signed); calls run in this process
+    POST /twilio/status   Twilio's call status callbacks (signed)
 
     Every endpoint but a signed /dialin and /health needs the header
     "Authorization: Bearer $BOTRUN_API_TOKEN". Without a token the API is open on a
     loopback --host (or with --insecure) and disabled otherwise; an open API refuses web
     pages (a foreign Origin, a POST that is not Content-Type: application/json, a Host
     that is not this machine).
-    Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env.
+    Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env;
+    with TWILIO_AUTH_TOKEN set it also answers Twilio calls (TWILIO_ACCOUNT_SID, PUBLIC_URL;
+    docs/twilio.md), and DAILY_API_KEY becomes optional.
     """
     from botrun.core.logs import setup_logging
 
@@ -154,6 +167,7 @@ def command(
         bot_command,
         insecure=insecure,
         read_timeout_s=read_timeout_s,
+        max_calls=max_calls,
     )
     asyncio.run(run_server(app, host, port, limits))
 
@@ -168,6 +182,7 @@ def build(
     *,
     insecure: bool = False,
     read_timeout_s: float = 10.0,
+    max_calls: int = 20,
 ) -> web.Application:
     """Validate secrets, config and options (all failures are one-line errors) and build
     the application."""
@@ -181,10 +196,16 @@ def build(
     from .app import ServeSettings, create_app
     from .auth import TOKEN_VARIABLE, Access, decide
     from .supervisor import Supervisor, child_environment
+    from .twilio_setup import twilio_calls
     from .webhook import decode_secret
 
     secrets = Secrets()
-    api_key = secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens with Daily")
+    twilio_on = bool(secrets.get("TWILIO_AUTH_TOKEN"))
+    api_key = (
+        secrets.get("DAILY_API_KEY")
+        if twilio_on
+        else secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens with Daily")
+    )
     raw_secret = secrets.get("DAILY_DIALIN_SECRET")
     dialin_key = None
     if raw_secret:
@@ -200,16 +221,17 @@ def build(
     )
     cfg = load_config(config, list(transports()))
     check_transport_tables(cfg, transports().values())
-    agent_key = agent_api_key(cfg.agent.url, secrets)
+    agent_key = agent_api_key(cfg.agent.url, secrets, cfg.agent.backend)
     argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
     if not argv:
         raise UsageError("--bot-command is empty")
-    if not bot_command:
+    if not bot_command and api_key:
         check_default_bot(cfg)
+    calls = twilio_calls(secrets, cfg, agent_key, max_calls) if twilio_on else None
     env = child_environment(
         os.environ,
         {
-            "DAILY_API_KEY": api_key,
+            "DAILY_API_KEY": api_key or "",
             "DAILY_API_URL": secrets.env("DAILY_API_URL"),
             "ASSEMBLYAI_API_KEY": agent_key,
         },
@@ -242,8 +264,14 @@ def build(
         max_bots=max_bots,
         bot_max_duration_s=bot_max_duration_s,
     )
-    api = DailyRest(api_key, base_url=secrets.env("DAILY_API_URL"))
-    return create_app(settings, api, supervisor)
+    # Without DAILY_API_KEY (Twilio only) the Daily routes are not there: the client is unused.
+    api = DailyRest(api_key or "no-daily", base_url=secrets.env("DAILY_API_URL"))
+    app = create_app(settings, api, supervisor, daily=bool(api_key))
+    if calls is not None:
+        from .twilio_routes import install
+
+        install(app, calls)
+    return app
 
 
 def check_default_bot(cfg: BotConfig) -> None:

@@ -105,6 +105,8 @@ class OutboundPacer:
         prebuffer_ms: int = 0,
         speed: float = 1.0,
         margin_ms: int = 15,
+        sample_width: int = SAMPLE_WIDTH,
+        silence: bytes = b"\0",
         shared: bool = False,
     ) -> None:
         if chunk_ms <= 0 or chunk_ms % 10:
@@ -121,10 +123,13 @@ class OutboundPacer:
         self.name = name
         if speed <= 0:
             raise ValueError(f"speed must be positive, got {speed}")
-        self.chunk_bytes = sample_rate * chunk_ms // 1000 * SAMPLE_WIDTH
+        # PCM16 (2 bytes a sample, silence 0) or G.711 μ-law (1 byte, silence 0xFF).
+        self.sample_width = sample_width
+        self._silence = silence
+        self.chunk_bytes = sample_rate * chunk_ms // 1000 * sample_width
         self._chunk_s = chunk_ms / 1000 / speed
         self._speed = speed
-        self._prebuffer_bytes = sample_rate * prebuffer_ms // 1000 * SAMPLE_WIDTH
+        self._prebuffer_bytes = sample_rate * prebuffer_ms // 1000 * sample_width
         self._prebuffer_s = prebuffer_ms / 1000 / speed
         if margin_ms < 0:
             raise ValueError(f"margin_ms must be >= 0, got {margin_ms}")
@@ -136,7 +141,7 @@ class OutboundPacer:
         self._stream_deficit: float | None = None  # its worst deficit so far (see above)
         self._deficit = 0.0  # the last finished stream's worst deficit
         self._start_delay = min(self._margin_s, self._prebuffer_s)  # the current stream's hold
-        self._bytes_per_ms = sample_rate * SAMPLE_WIDTH / 1000
+        self._bytes_per_ms = sample_rate * sample_width / 1000
         self._clock = clock
         self._cond = threading.Condition()
         self._sink_lock = threading.Lock()  # orders sink writes against flush_sink
@@ -182,7 +187,7 @@ class OutboundPacer:
         first sample is handed to the sink (it is dropped, never called, if that audio is
         flushed first). Empty ``pcm`` is ignored.
         """
-        if len(pcm) % SAMPLE_WIDTH:
+        if len(pcm) % self.sample_width:
             raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
         if not pcm:
             return
@@ -390,7 +395,7 @@ class OutboundPacer:
         audio_ms = len(chunk) / self._bytes_per_ms
         if len(chunk) < cb:
             self.stats.padded_ms += (cb - len(chunk)) / self._bytes_per_ms
-            chunk += bytes(cb - len(chunk))
+            chunk += self._silence * (cb - len(chunk))
         callbacks = []
         while self._markers and self._markers[0][0] < end:
             callbacks.append(self._markers.popleft()[1])

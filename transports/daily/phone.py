@@ -39,6 +39,7 @@ class PhoneLeg:
     kind: Kind
     number: str | None = None  # the caller's number (dial-in) or the number dialed
     answered: bool = False
+    by_action: bool = False  # dialed by a call action (CallContext.dial_out), not --dial-out
 
 
 def session_id_of(value: Any) -> str | None:

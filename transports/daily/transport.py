@@ -190,7 +190,9 @@ class DailyTransport(Transport):
         self._capturing = False
         #: SIP/PSTN legs in the room (dial-in callers, numbers dialed), by session id.
         self.legs = PhoneLegs()
-        self._dialing: list[str] = []  # dial-out targets not yet connected (oldest first)
+        # Dial-outs Daily accepted whose leg has not connected yet (oldest first): the number
+        # and whether a call action (not --dial-out) dialed it.
+        self._dialing: list[tuple[str, bool]] = []
         self._interrupted: set[str] = set()  # network connections reported interrupted
         self.dtmf_rejected = 0  # keypad events with something other than 0-9*#A-D
         self.action_timeout_s = ACTION_TIMEOUT_S  # tests shorten it
@@ -499,17 +501,27 @@ class DailyTransport(Transport):
 
     def on_dialout_event(self, kind: str, data: dict[str, Any]) -> None:
         sid = session_id_of(data)
+        leg = self.legs.get(sid) if sid else None
         if kind in ("connected", "answered") and sid:
-            leg = self.legs.get(sid)
-            number = leg.number if leg is not None else None
-            if number is None and self._dialing:
-                number = self._dialing.pop(0)
+            number, by_action = (leg.number, leg.by_action) if leg is not None else (None, False)
+            if leg is None and self._dialing:
+                number, by_action = self._dialing.pop(0)
             leg = self._phone_leg(sid, "dialout", number)
+            leg.by_action = by_action
             leg.answered = leg.answered or kind == "answered"
         elif kind in ("stopped", "error"):
             self.legs.remove(sid)
-        if self.dialout is not None:
-            self.dialout.on_event(kind, data)
+        by_action = leg.by_action if leg is not None else self.dialout is None
+        if not by_action and self.dialout is not None:
+            self.dialout.on_event(kind, data)  # --dial-out: retried, its failure ends the call
+        elif kind == "error":  # a call action's dial-out: the bot goes on, the user is told
+            what = (leg.number if leg is not None else None) or sid or "a number"
+            error = short_error(data.get("errorMsg") or data)
+            log.warning("dial-out to %s failed: %s", what, error)
+            if self._events is not None:
+                self._events.status("dial-out failed", f"{what}: {error}")
+        elif kind == "stopped":
+            log.info("dial-out call %s ended", sid or "")
 
     def on_dtmf(self, data: dict[str, Any]) -> None:
         pid, tones, rest = dtmf_tones(data)
@@ -585,19 +597,12 @@ class DailyTransport(Transport):
         except UsageError as exc:
             raise CallActionError(str(exc).replace("--dial-out ", "cannot dial ", 1)) from None
         target = settings.get("phoneNumber") or settings.get("sipUri") or number
-        self._dialing.append(target)
-        try:
-            result = await self._request("start_dialout", settings, what=f"dial {target}")
-        except CallActionError:
-            with contextlib.suppress(ValueError):
-                self._dialing.remove(target)
-            raise
+        result = await self._request("start_dialout", settings, what=f"dial {target}")
         sid = session_id_of(result)
         if not sid:
+            self._dialing.append((target, True))
             return target  # the leg's id arrives with on_dialout_connected
-        with contextlib.suppress(ValueError):
-            self._dialing.remove(target)
-        self._phone_leg(sid, "dialout", target)
+        self._phone_leg(sid, "dialout", target).by_action = True
         return sid
 
     async def _request(
@@ -700,7 +705,7 @@ class DailyTransport(Transport):
             if sid:
                 self._phone_leg(sid, "dialout", target)
             else:  # the leg's id comes with on_dialout_connected
-                self._dialing.append(target)
+                self._dialing.append((target, False))
         done(error)
 
     # ------------------------------------------------------------------ endings

@@ -1,0 +1,122 @@
+"""A Twilio phone call end to end: the fake Twilio's signed voice webhook and Media Streams
+WebSocket against ``botrun serve``'s real application, the bridge and the simulator.
+
+Real: espeak-ng speech as μ-law sent in real time in 20 ms ``media`` messages; serve's
+routes, signature checks, the transport, the bridge, pacer, agent client and simulator on
+loopback; a Twilio-like player that plays the bot's μ-law in real time, answers marks once
+played and drops its queue on ``clear``. Both audio paths: μ-law passed through to an
+``audio/pcmu`` session, and transcoded (8 kHz μ-law <-> 24 kHz PCM16) for an agent limited
+to PCM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from speech import assert_found_in_order
+from twilio_support import as_pcm, serve_with_twilio, ulaw_speech, wait_for
+
+from botrun.core import events as ev
+
+pytest.importorskip("twilio")
+
+BLOCK = 1600  # 200 ms at 8 kHz
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    d = tmp_path_factory.mktemp("twilio-e2e")
+    return {
+        "caller": ulaw_speech(
+            "I would like to talk about my order, it has not arrived yet.", d / "a.wav"
+        ),
+        "stop": ulaw_speech("Stop, wait a moment please.", d / "b.wav", pad_s=1.0),
+    }
+
+
+@pytest.mark.parametrize("transcode", [False, True], ids=["pcmu-passthrough", "transcoded"])
+async def test_inbound_call_through_serve(
+    voices: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, transcode: bool
+) -> None:
+    from botrun.core.sim import Simulator
+
+    extra = "[twilio]\ntranscode = true\n" if transcode else ""
+    async with (
+        Simulator() as sim,
+        serve_with_twilio(monkeypatch, tmp_path, sim.url, config_extra=extra) as serve,
+    ):
+        tw = serve.twilio
+        call, status, twiml = await tw.incoming_call(from_="+15557654321")
+        assert status == 200 and "<Connect><Stream" in twiml, twiml
+        assert 'name="from" value="+15557654321"' in twiml
+        stream = await tw.open_stream(call, twiml)
+        # The greeting plays first.
+        await wait_for(lambda: len(stream.received) >= 8000, "the greeting")
+        await wait_for(lambda: sim.sessions and sim.session().replies, "the greeting's reply")
+        await wait_for(
+            lambda: sim.session().replies[-1].status != "in_progress", "the greeting's end", 15
+        )
+        await stream.speak(voices["caller"])
+        # The echo of the caller's sentence comes back; 1 s into it the caller talks over it.
+        n0 = len(stream.received)
+        await wait_for(lambda: len(stream.received) >= n0 + 8000, "the reply")
+        await stream.speak(voices["stop"])
+        await wait_for(lambda: stream.clears, "a clear after the barge-in")
+        await stream.dtmf("5")
+        await wait_for(lambda: serve.tap.of(ev.DtmfReceived), "the DTMF digit")
+        active = serve.calls.active[call.sid]
+        transport = active.transport
+        await transport.hang_up("the test is over")
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+        session = sim.session()
+        replies = list(session.replies)
+        received = np.frombuffer(session.received_audio, dtype="<i2")
+        input_format = session.config["input"]["format"]
+        output_format = session.config["output"]["format"]
+
+    # The agent session: μ-law at 8 kHz both ways (pass-through), or 24 kHz PCM16.
+    if transcode:
+        assert input_format == output_format == {"encoding": "audio/pcm", "sample_rate": 24000}
+    else:
+        assert input_format == output_format == {"encoding": "audio/pcmu", "sample_rate": 8000}
+    # What the agent heard is the caller's voice, piece by piece, in order.
+    caller = as_pcm(voices["caller"])
+    if transcode:
+        from scipy.signal import resample_poly
+
+        assert_found_in_order(
+            resample_poly(caller.astype(np.float64), 3, 1), received, block=3 * BLOCK, min_corr=0.95
+        )
+    else:
+        assert_found_in_order(caller, received, block=BLOCK, min_corr=0.99)
+    # The bot's reply reached Twilio as μ-law: the simulator's echo of the caller.
+    bot = as_pcm(bytes(stream.received))
+    assert_found_in_order(caller[: 8000 * 1], bot, block=BLOCK, min_corr=0.9)
+    # Barge-in: Twilio was told to clear what it held; how long that took to take effect
+    # (the most stale audio the caller can have heard) is measured from the marks.
+    st = transport.stats
+    assert st.clears >= 1 and stream.clears
+    assert st.clear_ms and stream.cleared_bytes > 0
+    # Marks: what the transport counts as heard never exceeds what Twilio played, and every
+    # chunk sent is accounted for as heard or cleared.
+    played_ms = sum(len(p.data) for p in stream.played) / 8
+    assert st.heard_ms <= played_ms + 1e-6
+    assert st.cleared_ms > 0
+    assert abs(st.heard_ms + st.cleared_ms + st.unconfirmed_ms - st.sent_ms) < 1e-6
+    assert st.bad_messages == 0
+    # The greeting played whole; the echo was cut by the caller, and its words in the
+    # transcript are those the caller heard (from the marks): never more than the agent sent.
+    assert replies[0].status == "completed"
+    cut = next(r for r in replies[1:] if r.status == "interrupted")
+    finals = [e for e in serve.tap.of(ev.AgentTranscript) if e.final and e.interrupted]
+    assert finals, "the interrupted reply's words"
+    said = finals[0].text
+    assert cut.spoken_text.startswith(said) and cut.text.startswith(said)
+    # The keypad digit reached the bridge's observers (the hooks), attributed to the caller.
+    (dtmf,) = serve.tap.of(ev.DtmfReceived)
+    assert dtmf.digit == "5" and dtmf.participant_id == "caller"
+    # Hang-up went through Twilio's REST API: the call's status set to completed.
+    updates = [r for r in serve.twilio.requests if r[0] == "update"]
+    assert updates == [("update", call.sid, {"Status": "completed"})]

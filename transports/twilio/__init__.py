@@ -1,0 +1,1 @@
+"""Twilio phone calls over Media Streams (no native SDK)."""
