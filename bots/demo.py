@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from botrun.core.sim.scenario import Scenario
 
 SAMPLE_TEXT = "Hello bot. Can you hear me? Please say this back to me."
+SIM_PROTOCOLS = ("assemblyai", "openai", "gemini")  # what botrun agent-sim speaks
 GREETING_S = 3.0  # lead-in before the caller speaks, when the greeting's length is unknown
 #: What a bundled caller does besides speaking: calls from a phone number, and presses keys
 #: (``SECONDS:DIGITS``, seconds into the sample). The receptionist's caller presses 9, which
@@ -106,6 +107,7 @@ def command(
     transcript: Path | None,
     log_level: str,
     name: str | None,
+    backend: str | None,
     input_wav: Path | None,
     output: Path,
     scenario: str | None,
@@ -117,8 +119,10 @@ def command(
     (--config support, scheduler or receptionist) it plays that bot's scenario instead:
     the bundled caller asks a question, the agent calls the bot's tool, and the tool's
     result comes back in the reply (the receptionist also checks in when the caller goes
-    quiet, then says goodbye and hangs up). Pass --agent-url (and set ASSEMBLYAI_API_KEY)
-    to talk to the real service with the same sample instead."""
+    quiet, then says goodbye and hangs up). --backend openai or gemini runs the same demo
+    with the simulator speaking that service's protocol. Pass --agent-url (and set the
+    backend's key, e.g. ASSEMBLYAI_API_KEY) to talk to the real service with the same
+    sample instead."""
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
@@ -128,7 +132,7 @@ def command(
     from botrun.transports.wav.transport import WavTransport
 
     setup_logging(log_level)
-    shared = SharedOptions(config, agent_url, transcript, log_level, name)
+    shared = SharedOptions(config, agent_url, transcript, log_level, name, backend)
     cfg = build_config(shared, SPEC, list(transports()))
     if agent_url and scenario:
         raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
@@ -151,14 +155,21 @@ def command(
 
     async def run() -> int:
         if agent_url:
-            key = agent_api_key(cfg.agent.url, Secrets())
+            key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
             summary = await call(transport, cfg, key, transcript)
         else:
             from botrun.core.sim import Simulator
 
-            async with Simulator(sim_scenario) as sim:
+            protocol = cfg.agent.backend if cfg.agent.backend in SIM_PROTOCOLS else None
+            if protocol is None:
+                raise click.UsageError(
+                    f"the simulator does not speak the {cfg.agent.backend} backend's protocol: "
+                    "pass --agent-url (and its key) to use the real service"
+                )
+            async with Simulator(sim_scenario, protocol=protocol) as sim:
                 what = f" (scenario '{sim_scenario.name}')" if sim_scenario else ""
-                click.echo(f"agent simulator listening on {sim.url}{what}")
+                wire = "" if protocol == "assemblyai" else f", speaking {protocol}"
+                click.echo(f"agent simulator listening on {sim.url}{what}{wire}")
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 summary = await call(transport, local, None, transcript)
         if summary.error is not None:

@@ -47,12 +47,13 @@ from .transcripts import TranscriptWriter
 if TYPE_CHECKING:
     from .audio.pacer import OutboundPacer
     from .audio.resampler import StreamResampler
+    from .backends.base import AgentSession
     from .call import CallContext
-    from .client import AgentClient
     from .config import BotConfig
     from .hooks import HookSet
     from .inbound import InboundPath
     from .passthrough import PassthroughPath
+    from .taps import AudioTaps
     from .tools import ToolRegistry
     from .transport import Transport
 
@@ -87,6 +88,9 @@ class Bridge:
     """Implements :class:`botrun.core.transport.TransportEvents` (thread-safe entry points)
     and runs the call on the event loop."""
 
+    #: Read-only taps on the call's audio (a recorder, core/taps.py); set before run().
+    taps: AudioTaps | None = None
+
     def __init__(
         self,
         transport: Transport,
@@ -109,15 +113,26 @@ class Bridge:
         self.roster = Roster(config.bridge.listen)
         self.metrics = CallMetrics()
         self.summary = CallSummary(metrics=self.metrics)
-        self.client: AgentClient | None = None
+        self.client: AgentSession | None = None
         self.pacer: OutboundPacer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbound: InboundPath | PassthroughPath | None = None
         # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent
         # session that takes audio/pcmu, else transcoded here (μ-law <-> PCM16, 8k <-> 24k).
         self._phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
-        self._passthrough = self._phone_audio and getattr(transport, "agent_audio", "") == "pcmu"
-        self._in_bps = 8000 if self._passthrough else 2 * AGENT_RATE  # bytes/s to the agent
+        # (only to a backend that takes audio/pcmu: core/backends, BackendSpec.phone_audio)
+        from .plugins import get_backend
+
+        backend = get_backend(config.agent.backend)
+        self._passthrough = (
+            self._phone_audio
+            and getattr(transport, "agent_audio", "") == "pcmu"
+            and backend.phone_audio
+        )
+        self._in_rate = backend.input_rate  # the rate the backend takes PCM16 at
+        self._in_bps = 8000 if self._passthrough else 2 * self._in_rate  # bytes/s to the agent
+        # what the agent hears, for the taps (core/taps.py): rate and encoding
+        self._tap_in = (8000, "pcmu") if self._passthrough else (self._in_rate, "pcm16")
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
         self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
@@ -147,6 +162,7 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
+        self._reply_turns: dict[str, Turn] = {}  # reply id -> its turn (the last few)
         self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
         self.mute_replies = False  # hanging up: nothing the agent says from now on plays
@@ -369,27 +385,25 @@ class Bridge:
     def _send_frames(self, frames: list[bytes], now: float) -> None:
         if not frames:
             return
-        client = self.client
+        client, taps = self.client, self.taps
         for frame in frames:
             if client is not None:
                 client.send_audio(frame)
+            if taps is not None:
+                taps.heard(frame, *self._tap_in)
             self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
     # ------------------------------------------------------------------ agent session
     def _open_session(self) -> None:
-        from .client import AgentClient
-        from .protocol import PCMU_FORMAT, session_payload
+        from .backends.base import BackendContext
+        from .plugins import get_backend
+        from .protocol import PCMU_FORMAT
 
-        specs = self.tools.specs if self.tools is not None else []
+        spec = get_backend(self.config.agent.backend)  # the seam: core/backends
+        tools = self.tools.bind(self.call) if self.tools is not None else None
         fmt = PCMU_FORMAT if self._passthrough else None
-        self.client = AgentClient(
-            self.config.agent.url,
-            session_payload(self.config.agent, specs, fmt),
-            api_key=self.api_key,
-            tools=self.tools.bind(self.call) if self.tools is not None else None,
-            buffer_s=self.config.bridge.reconnect_buffer_s,
-            give_up_s=self.config.agent.ready_timeout_s,  # one retry window: start and mid-call
-        )
+        ctx = BackendContext(self.config, self.api_key, tools, self._played_ms, audio_format=fmt)
+        self.client = spec.factory(ctx)
         self._session_ready = False
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
@@ -397,7 +411,7 @@ class Bridge:
         self._emit(ev.SessionStateChanged("connecting", mask_url(self.config.agent.url)))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
-    async def _run_session(self, client: AgentClient) -> None:
+    async def _run_session(self, client: AgentSession) -> None:
         try:
             await client.start()
             async for event in client.events():
@@ -437,7 +451,7 @@ class Bridge:
         return close
 
     async def _close_session(
-        self, client: AgentClient, task: asyncio.Task[None] | None, timeout: float
+        self, client: AgentSession, task: asyncio.Task[None] | None, timeout: float
     ) -> None:
         try:
             await client.close(timeout)
@@ -504,6 +518,9 @@ class Bridge:
             if self._turn is None or self._turn.audio_queued:
                 self._turn = Turn()
             self._reply_turn = self._turn
+            self._reply_turns[e.reply_id] = self._turn
+            while len(self._reply_turns) > 8:
+                del self._reply_turns[next(iter(self._reply_turns))]
         elif isinstance(e, p.TranscriptAgentDelta):
             self._agent_partial += e.delta
             self._reply_words.append((e.delta, e.end_ms))
@@ -592,7 +609,8 @@ class Bridge:
                 self._report_turn(turn, "ended")
         self._finish_agent_text(interrupted=True)
         if self.pacer is not None:
-            self.metrics.settle(self.pacer.stats.written_ms)
+            heard_between = getattr(self.transport, "heard_between", None)
+            self.metrics.settle(self.pacer.stats.written_ms, heard_between)
 
     def _on_tool_done(self, e: Any) -> None:
         """A tool call finished: report it (console, transcript, observers)."""
@@ -651,6 +669,18 @@ class Bridge:
                 turn.queued_ms += len(out) * 1000 / self.pacer.sample_width / self.pacer.sample_rate
             self.pacer.put(out, on_start)
         self.metrics.outbound.add(time.perf_counter() - t0)
+
+    def _played_ms(self, reply_id: str) -> float:
+        """How much of reply ``reply_id`` the caller has heard: what the pacer handed the
+        transport since the reply's first chunk, less what is still inside the sink, never
+        more than the reply's own audio (0 for a reply not yet played). Backends that tell
+        the service what was heard (OpenAI's conversation.item.truncate) ask this."""
+        turn = self._reply_turns.get(reply_id)
+        pacer = self.pacer
+        if turn is None or pacer is None or turn.sink_start_ms is None:
+            return 0.0
+        written = pacer.stats.written_ms - turn.sink_start_ms - pacer.in_sink_ms
+        return max(0.0, min(written, turn.sent_ms))
 
     def _first_audio(self, turn: Turn, t: float) -> None:
         turn.first_audio_at = t
@@ -798,6 +828,7 @@ class Bridge:
         from .audio.resampler import StreamResampler
         from .inbound import InboundPath
         from .passthrough import PassthroughPath
+        from .taps import tee_sink
 
         self._loop = asyncio.get_running_loop()
         self._audio_in = Handoff(self._loop, self._on_handoff)
@@ -806,11 +837,18 @@ class Bridge:
             self._inbound = PassthroughPath(chunk_ms=self.config.bridge.chunk_ms)
             self._out_rs = None
         else:
-            self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms)
+            self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms, rate=self._in_rate)
             self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
         phone: dict[str, Any] = {"sample_width": 1, "silence": b"\xff"} if self._phone_audio else {}
         self.pacer = OutboundPacer(
-            t.write_audio,
+            t.write_audio
+            if self.taps is None
+            else tee_sink(
+                t.write_audio,
+                self.taps,
+                t.output_sample_rate,
+                "pcmu" if self._phone_audio else "pcm16",
+            ),
             t.output_sample_rate,
             chunk_ms=t.output_chunk_ms,
             max_ahead=t.output_max_ahead,
@@ -818,6 +856,7 @@ class Bridge:
             name=f"{t.name}-pacer",
             prebuffer_ms=self.config.bridge.prebuffer_ms,
             speed=t.time_scale,
+            shared=not t.write_blocks,
             **phone,
         )
         self.pacer.start()
@@ -909,7 +948,9 @@ def _energy(pcm: bytes) -> float:
     import numpy as np
 
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    return float(np.dot(x, x))
+    # multiply + add.reduce: fewer Python-level steps than np.dot's BLAS call for 320
+    # samples (issue 15 performance)
+    return float(np.add.reduce(np.multiply(x, x, out=x)))
 
 
 async def run_call(

@@ -56,7 +56,6 @@ from .errors import AgentError
 from .protocol import (
     BYTES_PER_SECOND,
     SETUP_REFUSED,
-    ClientEvent,
     NewSession,
     Notice,
     ProtocolError,
@@ -170,7 +169,16 @@ class AgentClient:
     policy for both); ``start_attempts`` (None: no limit) optionally caps how many connects
     :meth:`start` tries within it. ``regreet`` speaks the greeting again when a fresh session
     replaces a lost one (default: no).
+
+    Other services subclass it (core/backends/): the ``_wire_*`` methods are the seam where
+    the wire format differs -- the first message(s) of a socket, how a control event and
+    audio are encoded, how a message decodes into :mod:`~botrun.core.protocol` events, the
+    auth header, the key's name -- and everything else (retry policy, buffering, tools,
+    the session rules) is shared.
     """
+
+    #: The environment variable named when the service refuses the key.
+    key_var = KEY_VAR
 
     def __init__(
         self,
@@ -228,7 +236,7 @@ class AgentClient:
         self._audio: deque[bytes] = deque()
         self._audio_bytes = 0
         self._dropping = False
-        self._controls: deque[ClientEvent] = deque()
+        self._controls: deque[Any] = deque()
         self._wake = asyncio.Event()
         self._ended = asyncio.Event()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -502,10 +510,12 @@ class AgentClient:
         self._stats.connects += 1
         writer: asyncio.Task[None] | None = None
         try:
+            self._wire_connecting()
             first = self._state.connection_opened()
             self._state.send(first)
             try:
-                await ws.send(encode(first))
+                for frame in self._wire_first(first):
+                    await ws.send(frame)
             except Exception as exc:
                 raise self._closed_reason(exc) from None
             writer = asyncio.create_task(self._writer(ws), name="agent-writer")
@@ -556,7 +566,7 @@ class AgentClient:
             parts = urlsplit(url)
             query = [*parse_qsl(parts.query), ("token", self._token)]
             url = urlunsplit(parts._replace(query=urlencode(query)))
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        url, headers = self._wire_auth(url)
         local = (urlsplit(url).hostname or "") in _LOCAL_HOSTS
         open_timeout = self._left(self._connect_timeout)
         try:
@@ -591,13 +601,47 @@ class AgentClient:
             raise _Disconnect("transient", f"{type(exc).__name__}: {exc}") from None
 
     def _auth_message(self, detail: str) -> str:
-        what = "temporary token" if self._token else f"API key in {KEY_VAR}"
+        key_var = self.key_var
+        what = "temporary token" if self._token else f"API key in {key_var}"
         hint = (
-            " Temporary tokens are single use and expire." if self._token else f" Check {KEY_VAR}."
+            " Temporary tokens are single use and expire." if self._token else f" Check {key_var}."
         )
         if not self._token and not self._api_key:
-            what, hint = "connection (no API key was sent)", f" Set {KEY_VAR}."
+            what, hint = "connection (no API key was sent)", f" Set {key_var}."
         return f"the voice agent at {self._display_url} refused the {what} ({detail}).{hint}"
+
+    # -- the wire (overridden by other services' clients, core/backends/) --------------------
+
+    def _wire_auth(self, url: str) -> tuple[str, dict[str, str]]:
+        """The URL to open and the handshake headers (the key as a Bearer header)."""
+        return url, ({"Authorization": f"Bearer {self._api_key}"} if self._api_key else {})
+
+    def _wire_connecting(self) -> None:
+        """A socket just opened, before the session picks its first message."""
+
+    def _wire_first(self, first: Any) -> list[str]:
+        """The frames that start a socket, for the session's first message."""
+        return [encode(first)]
+
+    def _wire_encode(self, ev: Any) -> list[str]:
+        """The frames of one control event (none: nothing to send)."""
+        return [encode(ev)]
+
+    def _wire_may_send(self, ev: Any) -> bool:
+        """May this control event go out now? (The session's rule: core/session.py.)"""
+        return self._state.send(ev)
+
+    def _wire_audio(self, pcm: bytes) -> bytes | str:
+        """One message of inbound audio (sent as a text frame)."""
+        return encode_input_audio(pcm)
+
+    def _wire_decode(self, msg: str | bytes) -> list[Any]:
+        """The :mod:`~botrun.core.protocol` events one message from the service means."""
+        return [decode(msg, pcm16=self._pcm16_out)]
+
+    def _wire_close(self, code: int, reason: str) -> tuple[int, str]:
+        """A close frame as the session's classifier should read it."""
+        return code, reason
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -631,6 +675,7 @@ class AgentClient:
         sent = exc.sent.code if exc.sent is not None else None
         code = exc.rcvd.code if exc.rcvd is not None else (sent or 1006)
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
+        code, reason = self._wire_close(code, reason)
         label = f"connection closed ({code}{': ' + _quote(reason) if reason else ''})"
         # what it means is a protocol rule: the session's (core/session.py)
         match self._state.classify_close(code, reason, sent):
@@ -650,7 +695,10 @@ class AgentClient:
         return _Disconnect("transient", label)
 
     def _handle(self, msg: str | bytes) -> None:
-        ev = decode(msg, pcm16=self._pcm16_out)
+        for ev in self._wire_decode(msg):
+            self._handle_event(ev)
+
+    def _handle_event(self, ev: Any) -> None:
         if not self._state.admit(ev):  # forbidden where it came (core/session.py)
             n = self._state.refused_events
             if n <= _LOG_FIRST or n % 100 == 0:
@@ -758,7 +806,7 @@ class AgentClient:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _send_control(self, ev: ClientEvent) -> None:
+    def _send_control(self, ev: Any) -> None:
         self._controls.append(ev)
         self._wake.set()
 
@@ -800,10 +848,11 @@ class AgentClient:
             while self._state.can_send_audio and ws is self._ws:
                 if self._controls:
                     ev = self._controls.popleft()
-                    if not self._state.send(ev):  # obsolete (its session is gone)
+                    if not self._wire_may_send(ev):  # obsolete (its session is gone)
                         continue
                     try:
-                        await ws.send(encode(ev))
+                        for frame in self._wire_encode(ev):
+                            await ws.send(frame)
                     except ConnectionClosed:
                         self._state.unsent(ev)
                         self._controls.appendleft(ev)
@@ -813,7 +862,7 @@ class AgentClient:
                 elif self._audio:
                     chunk = self._pop_audio()
                     try:
-                        await ws.send(encode_input_audio(chunk), text=True)
+                        await ws.send(self._wire_audio(chunk), text=True)
                     except ConnectionClosed:
                         self._audio.appendleft(chunk)
                         self._audio_bytes += len(chunk)
@@ -827,8 +876,12 @@ class AgentClient:
                     self._want_end = False
                     end = SessionEnd()
                     self._state.send(end)
+                    frames = self._wire_encode(end)
+                    if not frames:  # the service has no goodbye: closing is the end
+                        self._ended.set()
                     with contextlib.suppress(ConnectionClosed):
-                        await ws.send(encode(end))
+                        for frame in frames:
+                            await ws.send(frame)
                     return
                 else:
                     break

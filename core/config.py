@@ -22,6 +22,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -65,6 +66,9 @@ class TurnDetection(_Model):
     min_silence: int = Field(1000, ge=0, le=60000, description="ms of silence that ends a turn")
     max_silence: int = Field(3000, ge=0, le=60000, description="ms of silence that always ends it")
     interrupt_response: StrictBool = True
+    semantic_vad: StrictBool = Field(
+        False, description="openai only: end turns by what was said (semantic_vad)"
+    )
 
     @model_validator(mode="after")
     def _silences(self) -> TurnDetection:
@@ -80,8 +84,19 @@ class AgentInput(_Model):
     turn_detection: TurnDetection = Field(default_factory=TurnDetection)
 
 
+def _backend_spec(name: Any) -> Any:
+    """The registered backend called ``name`` (None when there is none)."""
+    from .plugins import backends
+
+    return backends().get(name) if isinstance(name, str) else None
+
+
 class AgentConfig(_Model):
+    backend: str = Field(
+        "assemblyai", min_length=1, description="the voice-agent service (docs/backends.md)"
+    )
     url: str = DEFAULT_AGENT_URL
+    model: str | None = Field(None, min_length=1, description="the backend's default model")
     system_prompt: str = (
         "You are a helpful voice assistant in a meeting. Keep answers short and friendly."
     )
@@ -100,6 +115,51 @@ class AgentConfig(_Model):
         " retries, at the start and after a lost connection",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_defaults(cls, data: Any) -> Any:
+        """URL, model and voice default to the chosen backend's; a value that is another
+        backend's default (left over from a config validated for that backend) is replaced
+        by this one's."""
+        if not isinstance(data, dict):
+            return data
+        spec = _backend_spec(data.get("backend", "assemblyai"))
+        if spec is None:
+            return data
+        from .plugins import backends
+
+        others = [s for s in backends().values() if s.name != spec.name]
+        data = dict(data)
+        for key, mine, theirs in (
+            ("url", spec.default_url, {s.default_url for s in others}),
+            ("model", spec.default_model, {s.default_model for s in others} - {None}),
+            ("voice", spec.default_voice, {s.default_voice for s in others} - {""}),
+        ):
+            if data.get(key) is None or data.get(key) in theirs:
+                data[key] = mine
+        return data
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, v: str) -> str:
+        from .plugins import backends
+
+        if _backend_spec(v) is None:
+            known = list(backends())
+            raise ValueError(
+                f"unknown backend {v!r}{suggest(v, known)}; installed: {', '.join(known)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _honoured(self) -> AgentConfig:
+        """A field the backend cannot honour is an error here, never silently dropped."""
+        spec = _backend_spec(self.backend)
+        problems = spec.check(self) if spec is not None and spec.check is not None else []
+        if problems:
+            raise ValueError(f"the {self.backend} backend cannot honour " + "; ".join(problems))
+        return self
+
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -110,9 +170,12 @@ class AgentConfig(_Model):
 
     @field_validator("voice")
     @classmethod
-    def _voice(cls, v: str) -> str:
-        if v not in VOICES:
-            raise ValueError(f"unknown voice; expected one of {', '.join(VOICES)}")
+    def _voice(cls, v: str, info: ValidationInfo) -> str:
+        spec = _backend_spec(info.data.get("backend", "assemblyai"))
+        voices = spec.voices if spec is not None else VOICES
+        if voices and v not in voices:
+            backend = "" if spec is None or spec.name == "assemblyai" else f" for {spec.name}"
+            raise ValueError(f"unknown voice{backend}; expected one of {', '.join(voices)}")
         return v
 
     @field_validator("tools")

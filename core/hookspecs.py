@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .backends.base import BackendSpec
     from .events import BridgeEvent
     from .plugin_types import TransportSpec
 
@@ -24,6 +25,14 @@ hookimpl = pluggy.HookimplMarker("botrun")
 @hookspec
 def botrun_transports() -> list[TransportSpec]:
     """Return the transports this plugin provides (each becomes a ``botrun NAME`` command)."""
+    return []
+
+
+@hookspec
+def botrun_backends() -> list[BackendSpec]:
+    """Return the voice-agent services this plugin provides (each selectable with
+    ``[agent] backend = "<name>"``): a :class:`botrun.core.backends.base.BackendSpec` whose
+    factory opens one agent session. Keep the module light: import the client inside it."""
     return []
 
 

@@ -20,6 +20,9 @@ from .errors import MissingSecretError
 #: The secrets botrun knows by name.
 KNOWN_SECRETS: tuple[str, ...] = (
     "ASSEMBLYAI_API_KEY",
+    "OPENAI_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
     "DAILY_API_KEY",
     "DAILY_DIALIN_SECRET",
     "AGORA_APP_ID",

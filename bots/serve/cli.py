@@ -275,7 +275,7 @@ def build(
     )
     cfg = load_config(config, list(transports()))
     check_transport_tables(cfg, transports().values())
-    agent_key = agent_api_key(cfg.agent.url, secrets)
+    agent_key = agent_api_key(cfg.agent.url, secrets, cfg.agent.backend)
     argv = shlex.split(bot_command) if bot_command else list(DEFAULT_BOT_COMMAND)
     if not argv:
         raise UsageError("--bot-command is empty")

@@ -20,8 +20,9 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
 
 @click.command(
     "agent-sim",
-    help="Run a local voice-agent server (the AssemblyAI Voice Agent protocol) for developing "
-    "and testing bots without an account. Point a bot at the printed URL with --agent-url.",
+    help="Run a local voice-agent server (the AssemblyAI Voice Agent protocol, or with "
+    "--protocol OpenAI Realtime or Gemini Live) for developing and testing bots without an "
+    "account. Point a bot at the printed URL with --agent-url.",
     short_help="Run the local voice-agent simulator (no account needed).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
@@ -100,6 +101,22 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
     help="Delay session.ready.",
 )
 @click.option(
+    "--protocol",
+    type=click.Choice(["assemblyai", "openai", "gemini"]),
+    default="assemblyai",
+    show_default=True,
+    help="The wire to speak: the Voice Agent API, OpenAI Realtime or Gemini Live (same "
+    "behaviours and faults; point a bot with that [agent] backend at it).",
+)
+@click.option(
+    "--go-away-after",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    help="Gemini: send goAway this long after each connection's setup, then close it "
+    "(the session stays resumable).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),
     default="info",
@@ -119,6 +136,8 @@ def command(
     drop_after: float | None,
     refuse_resume: bool,
     ready_delay: float | None,
+    protocol: str,
+    go_away_after: float | None,
     log_level: str,
 ) -> None:
     from botrun.core.logs import setup_logging
@@ -140,7 +159,19 @@ def command(
     if overrides:
         faults = scenario.faults.model_copy(update=overrides)
         scenario = scenario.model_copy(update={"faults": faults})
-    asyncio.run(_serve(scenario, host, port, api_key, speed, resume_window, record_dir))
+    asyncio.run(
+        _serve(
+            scenario,
+            host,
+            port,
+            api_key,
+            speed,
+            resume_window,
+            record_dir,
+            protocol,
+            go_away_after,
+        )
+    )
 
 
 async def _serve(
@@ -151,6 +182,8 @@ async def _serve(
     speed: float,
     resume_window: float,
     record_dir: Path | None,
+    protocol: str = "assemblyai",
+    go_away_after: float | None = None,
 ) -> None:
     from .scenario import Scenario
     from .server import Simulator
@@ -165,11 +198,15 @@ async def _serve(
         resume_window_s=resume_window,
         record_dir=record_dir,
         retain_audio=False,
+        protocol=protocol,
+        go_away_after_s=go_away_after,
     )
     await sim.start()
     click.echo(sim.url, err=False)
     click.echo(
-        f"botrun agent-sim: serving scenario '{scenario.name}' on {sim.url} (Ctrl-C to stop)",
+        f"botrun agent-sim: serving scenario '{scenario.name}' on {sim.url}"
+        + ("" if protocol == "assemblyai" else f", speaking {protocol}")
+        + " (Ctrl-C to stop)",
         err=True,
     )
     stop = asyncio.Event()

@@ -64,7 +64,20 @@ class Simulator:
         resume_window_s: float = 30.0,
         record_dir: Path | None = None,
         retain_audio: bool = True,
+        protocol: str = "assemblyai",
+        go_away_after_s: float | None = None,
     ) -> None:
+        from .wire import PROTOCOLS
+
+        if protocol not in PROTOCOLS:
+            raise UsageError(
+                f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}"
+            )
+        #: The wire the simulator speaks (core/sim/wire.py): the Voice Agent API, or an
+        #: adapter for OpenAI Realtime or Gemini Live over the same behaviours.
+        self.protocol = protocol
+        #: Gemini: send goAway this long after each socket's setup, then close it (resumable).
+        self.go_away_after_s = go_away_after_s
         if not speed > 0:
             raise UsageError(f"speed must be > 0, got {speed}")
         if resume_window_s < 0:
@@ -166,6 +179,10 @@ class Simulator:
     def _bearer_ok(self, request: Request) -> bool:
         if self.api_key is None:
             return True
+        if self.protocol == "gemini":  # Gemini Live: ?key= (or an x-goog-api-key header)
+            query = parse_qs(urlsplit(request.path).query)
+            value = query.get("key", [""])[0] or request.headers.get("x-goog-api-key", "")
+            return secrets.compare_digest(value.strip(), self.api_key)
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         return scheme.lower() == "bearer" and secrets.compare_digest(value.strip(), self.api_key)
@@ -233,9 +250,15 @@ class Simulator:
 
     # ---- connections -------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
+        from .wire import adapter_for
+
         self.connection_attempts += 1
         ok, max_duration = self._authenticate(ws)
-        conn = Connection(self, ws, max_duration)
+        adapter = adapter_for(self.protocol)
+        wire: Any = ws if adapter is None else adapter(ws, self)
+        conn = Connection(self, wire, max_duration)
+        if adapter is not None:
+            wire.conn = conn
         faults = self.scenario.faults
         if not ok:
             await self._refuse(conn, "UNAUTHORIZED")

@@ -65,6 +65,8 @@ class SimSession(SessionRecord):
     pending: dict[str, PendingCall] = field(default_factory=dict)
     reply_audio_frames: int = 0
     fired: set[str] = field(default_factory=set)
+    #: What a protocol adapter recorded (core/sim/wire.py): truncations, seeded items, ...
+    wire: dict[str, list[Any]] = field(default_factory=dict)
     vad: EnergyVad | None = None
     vad_base: int = 0  # received sample index where the current detector started
     connection: Connection | None = None

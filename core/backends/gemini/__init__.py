@@ -1,0 +1,1 @@
+"""The Gemini Live backend: ``protocol`` (sans-I/O) and ``client`` (I/O)."""

@@ -1,0 +1,1 @@
+"""The OpenAI Realtime (GA) backend: ``protocol`` (sans-I/O) and ``client`` (I/O)."""

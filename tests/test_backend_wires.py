@@ -1,0 +1,279 @@
+"""The OpenAI Realtime and Gemini Live wires, sans-I/O (issue 18): lists of messages in,
+lists of botrun protocol events out -- the rules the clients rely on, without sockets."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from botrun.core import protocol as p
+from botrun.core.backends.gemini.protocol import GeminiWire, GoAway, ToolCancelled
+from botrun.core.backends.openai.protocol import OpenAIWire, session_object
+
+PCM = bytes(480)  # 10 ms at 24 kHz
+
+
+def oa(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, **fields})
+
+
+def audio(rid: str, item: str, ms: int = 10) -> str:
+    data = base64.b64encode(bytes(48 * ms)).decode()
+    return oa("response.output_audio.delta", response_id=rid, item_id=item, delta=data)
+
+
+def ready_openai() -> OpenAIWire:
+    w = OpenAIWire()
+    w.connection_opened()
+    assert w.decode(oa("session.created", session={"id": "sess_1"})) == []
+    assert w.decode(oa("session.updated", session={})) == [p.SessionReady("sess_1")]
+    return w
+
+
+def reply(w: OpenAIWire, rid: str = "r1", item: str = "i1", ms: int = 1000) -> None:
+    w.decode(oa("response.created", response={"id": rid}))
+    w.decode(
+        oa("response.output_item.added", response_id=rid, item={"id": item, "type": "message"})
+    )
+    for _ in range(ms // 10):
+        w.decode(audio(rid, item))
+
+
+def test_openai_events_map_to_botrun_events() -> None:
+    w = ready_openai()
+    assert w.decode(oa("input_audio_buffer.speech_started", audio_start_ms=5)) == [
+        p.SpeechStarted(5)
+    ]
+    assert w.decode(
+        oa("conversation.item.input_audio_transcription.delta", item_id="u", delta="hel")
+    ) == [p.TranscriptUserDelta("hel", "u")]
+    assert w.decode(
+        oa("conversation.item.input_audio_transcription.delta", item_id="u", delta="lo")
+    ) == [p.TranscriptUserDelta("hello", "u")]
+    assert w.decode(oa("response.created", response={"id": "r"})) == [p.ReplyStarted("r")]
+    (a,) = w.decode(audio("r", "i"))
+    assert a == p.ReplyAudio(bytes(480), "r")
+    w.decode(oa("response.output_audio_transcript.delta", response_id="r", delta="Hi"))
+    out = w.decode(oa("response.done", response={"id": "r", "status": "completed"}))
+    assert out == [p.TranscriptAgent("r", "Hi"), p.ReplyDone("r", "completed")]
+    cut = w.decode(oa("response.done", response={"id": "x", "status": "cancelled"}))
+    assert cut == [p.ReplyDone("x", "interrupted")]
+
+
+def test_openai_newer_events_are_unknown_not_errors() -> None:
+    w = ready_openai()
+    (ev,) = w.decode(oa("response.some_future_event", foo=1))
+    assert isinstance(ev, p.UnknownEvent) and ev.type == "response.some_future_event"
+    assert w.decode(oa("rate_limits.updated", rate_limits=[])) == []
+    for bad in ("{", "[]", '{"type": 3}', b"\x00"):
+        (ev,) = w.decode(bad)
+        assert isinstance(ev, p.ProtocolError)
+    (ev,) = w.decode(oa("response.output_audio.delta", response_id="r", delta="***"))
+    assert isinstance(ev, p.ProtocolError)
+
+
+def test_openai_errors_map_to_the_codes_the_session_classifies() -> None:
+    w = OpenAIWire()
+    w.connection_opened()
+
+    def code(err: dict[str, Any]) -> str:
+        (ev,) = w.decode(oa("error", error=err))
+        assert isinstance(ev, p.SessionError)
+        return ev.code
+
+    assert code({"type": "invalid_request_error", "code": "invalid_api_key"}) == "UNAUTHORIZED"
+    assert code({"type": "invalid_request_error", "code": "bad_voice"}) == "invalid_config"
+    assert code({"type": "server_error"}) == "server_error"
+    w.ready = True
+    assert code({"type": "invalid_request_error", "code": "bad_voice"}) == "bad_voice"
+    assert code({"type": "invalid_request_error", "code": "session_expired"}) == "session_expired"
+
+
+def test_openai_barge_in_cancels_and_truncates_to_what_was_heard() -> None:
+    w = ready_openai()
+    reply(w, ms=1000)
+    frames = [json.loads(f) for f in w.barge_in(lambda rid: 400.0 if rid == "r1" else 0.0)]
+    assert frames == [
+        {"type": "response.cancel", "response_id": "r1"},
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "i1",
+            "content_index": 0,
+            "audio_end_ms": 400,
+        },
+    ]
+    assert w.barge_in(lambda rid: 400.0) == [json.dumps(frames[0], separators=(",", ":"))]
+    # a finished response, heard in full: nothing to cut, nothing to cancel
+    w.decode(oa("response.done", response={"id": "r1", "status": "cancelled"}))
+    reply(w, "r2", "i2", ms=500)
+    w.decode(oa("response.done", response={"id": "r2", "status": "completed"}))
+    assert w.barge_in(lambda rid: 500.0) == []
+    # nothing of it heard: the item is deleted (audio_end_ms 0 is refused by some versions)
+    reply(w, "r3", "i3", ms=300)
+    w.decode(oa("response.done", response={"id": "r3", "status": "completed"}))
+    assert json.loads(w.barge_in(lambda rid: 0.0)[0]) == {
+        "type": "conversation.item.delete",
+        "item_id": "i3",
+    }
+
+
+@given(received=st.integers(0, 5000), heard=st.floats(0, 1e6, allow_nan=False))
+def test_openai_audio_end_ms_never_exceeds_what_was_received(received: int, heard: float) -> None:
+    w = ready_openai()
+    reply(w, ms=received - received % 10)
+    for frame in w.barge_in(lambda rid: heard):
+        msg = json.loads(frame)
+        if msg["type"] == "conversation.item.truncate":
+            assert 0 < msg["audio_end_ms"] <= min(heard, received)
+
+
+def test_openai_tool_results_continue_once_after_the_last_call() -> None:
+    w = ready_openai()
+    w.decode(oa("response.created", response={"id": "r"}))
+    for cid in ("c1", "c2"):
+        w.decode(
+            oa(
+                "response.function_call_arguments.done",
+                response_id="r",
+                call_id=cid,
+                name="f",
+                arguments='{"a": 1}',
+            )
+        )
+    first = [json.loads(f)["type"] for f in w.encode(p.ToolResult("c1", '"x"'))]
+    last = [json.loads(f)["type"] for f in w.encode(p.ToolResult("c2", '"y"'))]
+    assert first == ["conversation.item.create"]
+    assert last == ["conversation.item.create", "response.create"]
+    (bad,) = w.decode(
+        oa("response.function_call_arguments.done", call_id="c3", name="f", arguments="{")
+    )
+    assert isinstance(bad, p.ToolCall) and bad.bad_arguments
+
+
+def test_openai_new_session_is_reseeded_and_greets_once() -> None:
+    w = ready_openai()
+    w.decode(
+        oa(
+            "conversation.item.input_audio_transcription.completed",
+            item_id="u",
+            transcript="where is my order",
+        )
+    )
+    w.decode(oa("response.created", response={"id": "r"}))
+    w.decode(oa("response.output_audio_transcript.done", response_id="r", transcript="On its way"))
+    w.decode(oa("response.done", response={"id": "r", "status": "completed"}))
+    w.connection_opened()
+    frames = [json.loads(f) for f in w.first_frames({"system_prompt": "s", "greeting": "Hi"})]
+    assert frames[0]["type"] == "session.update"
+    assert frames[0]["session"]["instructions"] == "s"
+    items = [f["item"] for f in frames[1:]]
+    assert [(i["role"], i["content"][0]["text"]) for i in items] == [
+        ("user", "where is my order"),
+        ("assistant", "On its way"),
+    ]
+    (greet,) = w.take_greeting()
+    assert '"Hi"' in json.loads(greet)["response"]["instructions"]
+    assert w.take_greeting() == []
+
+
+def test_openai_turn_detection_server_or_semantic() -> None:
+    from botrun.core.config import config_from_dict
+    from botrun.core.protocol import session_payload
+
+    cfg = config_from_dict({"agent": {"backend": "openai"}})
+    td = session_object(session_payload(cfg.agent))["audio"]["input"]["turn_detection"]
+    assert td["type"] == "server_vad" and td["silence_duration_ms"] == 1000
+    cfg = config_from_dict(
+        {"agent": {"backend": "openai", "input": {"turn_detection": {"semantic_vad": True}}}}
+    )
+    td = session_object(session_payload(cfg.agent))["audio"]["input"]["turn_detection"]
+    assert td["type"] == "semantic_vad" and td["interrupt_response"] is True
+
+
+def test_openai_session_object_keeps_pcmu_for_phone_calls() -> None:
+    s = session_object({"input": {"format": {"encoding": "audio/pcmu", "sample_rate": 8000}}})
+    assert s["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert session_object({})["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+
+
+# -- Gemini ---------------------------------------------------------------------------------
+
+
+def gm(**fields: Any) -> str:
+    return json.dumps(fields)
+
+
+def model_audio() -> str:
+    blob = {"mimeType": "audio/pcm;rate=24000", "data": base64.b64encode(PCM).decode()}
+    return gm(serverContent={"modelTurn": {"parts": [{"inlineData": blob}]}})
+
+
+def ready_gemini() -> GeminiWire:
+    w = GeminiWire("models/x")
+    w.connection_opened()
+    w.first_frames({"system_prompt": "s"}, resume=False)
+    assert w.decode(gm(setupComplete={})) == [p.SessionReady("gemini-1")]
+    return w
+
+
+def test_gemini_turns_become_speech_and_reply_events() -> None:
+    w = ready_gemini()
+    first = w.decode(gm(serverContent={"inputTranscription": {"text": "where is"}}))
+    assert first == [p.SpeechStarted(), p.TranscriptUserDelta("where is")]
+    w.decode(gm(serverContent={"inputTranscription": {"text": " it"}}))
+    out = w.decode(model_audio())
+    assert out == [
+        p.SpeechStopped(),
+        p.TranscriptUser("where is it"),
+        p.ReplyStarted("gemini-1-r1"),
+        p.ReplyAudio(PCM, "gemini-1-r1"),
+    ]
+    w.decode(gm(serverContent={"outputTranscription": {"text": "Here."}}))
+    done = w.decode(gm(serverContent={"turnComplete": True}))
+    assert done == [p.TranscriptAgent("gemini-1-r1", "Here."), p.ReplyDone("gemini-1-r1")]
+
+
+def test_gemini_interrupted_makes_the_rest_stale_until_new_input() -> None:
+    w = ready_gemini()
+    w.decode(model_audio())
+    cut = w.decode(gm(serverContent={"interrupted": True}))
+    assert cut == [p.SpeechStarted(), p.ReplyDone("gemini-1-r1", "interrupted")]
+    # audio still in flight for the cut reply keeps its id: the session drops it as stale
+    assert w.decode(model_audio()) == [p.ReplyAudio(PCM, "gemini-1-r1")]
+    w.decode(gm(serverContent={"inputTranscription": {"text": "stop"}}))
+    assert p.ReplyStarted("gemini-1-r2") in w.decode(model_audio())
+
+
+def test_gemini_tool_calls_end_the_reply_and_can_be_cancelled() -> None:
+    w = ready_gemini()
+    w.decode(model_audio())
+    out = w.decode(gm(toolCall={"functionCalls": [{"id": "c1", "name": "f", "args": {"a": 1}}]}))
+    assert out == [p.ReplyDone("gemini-1-r1"), p.ToolCall("c1", "f", {"a": 1})]
+    assert w.decode(gm(toolCallCancellation={"ids": ["c1"]})) == [ToolCancelled(("c1",))]
+    (resp,) = w.encode(p.ToolResult("c1", '{"ok": true}'))
+    assert json.loads(resp) == {
+        "toolResponse": {"functionResponses": [{"id": "c1", "response": {"ok": True}}]}
+    }
+
+
+def test_gemini_resumption_go_away_and_unknown_messages() -> None:
+    w = ready_gemini()
+    assert w.decode(gm(sessionResumptionUpdate={"newHandle": "h-1", "resumable": True})) == []
+    assert w.decode(gm(goAway={"timeLeft": "10s"})) == [GoAway("10s")]
+    w.connection_opened()
+    (setup,) = w.first_frames({"system_prompt": "s"}, resume=True)
+    assert json.loads(setup)["setup"]["sessionResumption"] == {"handle": "h-1"}
+    assert w.decode(gm(setupComplete={})) == [p.SessionReady("gemini-1")]  # the same session
+    w.connection_opened()
+    w.first_frames({}, resume=False)
+    assert w.decode(gm(setupComplete={})) == [p.SessionReady("gemini-2")]  # a new one
+    (ev,) = w.decode(gm(someFutureMessage={}))
+    assert isinstance(ev, p.UnknownEvent)
+    assert w.decode(gm(usageMetadata={"totalTokenCount": 3})) == []
+    assert w.decode(gm(setupComplete={}).encode()) == [p.SessionReady("gemini-2")]
+    (bad,) = w.decode(b"\xff\xfe")
+    assert isinstance(bad, p.ProtocolError)
