@@ -346,6 +346,10 @@ async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_
         (("--queue", "http://nope"), "is not a Redis URL"),
         (("--queue", "redis://127.0.0.1:1/0", "--transport", "fax"), "no such transport"),
         (("--queue", "redis://127.0.0.1:1/0"), "DAILY_API_KEY is not set"),
+        (
+            ("--queue", "redis://127.0.0.1:1/0", "--transport", "wav", "--host", "0.0.0.0"),
+            "without BOTRUN_API_TOKEN: set it",
+        ),
     ],
 )
 def test_worker_usage_errors_are_one_line_and_exit_2(

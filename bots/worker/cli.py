@@ -169,12 +169,20 @@ def check(
     if config:
         settings.config = str(resolve_config_path(config).resolve())
     secrets = Secrets()
-    auth = decide(
-        host=host,
-        token=secrets.get(TOKEN_VARIABLE),
-        has_dialin_secret=False,
-        insecure=insecure,
-    )
+    try:
+        auth = decide(
+            host=host,
+            token=secrets.get(TOKEN_VARIABLE),
+            has_dialin_secret=False,
+            insecure=insecure,
+        )
+    except UsageError as exc:
+        if TOKEN_VARIABLE in str(exc) and "too short" in str(exc):
+            raise
+        raise UsageError(
+            f"refusing to serve /metrics and /sessions on {host or 'every interface'} without "
+            f"{TOKEN_VARIABLE}: set it, use --host 127.0.0.1, or pass --insecure"
+        ) from None
     prepare: dict[str, Prepare] = {}
     if "daily" in settings.transports:
         from .daily_kind import make_prepare
