@@ -22,7 +22,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -433,7 +433,3 @@ def install_signals(fleet: Fleet, worker: FleetWorker, stop: asyncio.Event) -> N
 async def _beat_quietly(fleet: Fleet) -> None:
     with contextlib.suppress(*redis_errors()):
         await fleet.beat()
-
-
-def child_env(base: Mapping[str, str], drop: Sequence[str]) -> dict[str, str]:
-    return {k: v for k, v in base.items() if k not in drop}
