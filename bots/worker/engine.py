@@ -244,14 +244,16 @@ class Fleet:
             )
             await store.update_call(self.redis, sid, state="running", pid=bot.pid)
             ready = asyncio.ensure_future(bot.ready.wait())
+            exited = asyncio.ensure_future(bot.exited.wait())
             try:
                 await asyncio.wait(
-                    {ready, asyncio.ensure_future(bot.exited.wait())},
+                    {ready, exited},
                     timeout=self.settings.bot_max_duration_s,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
                 ready.cancel()
+                exited.cancel()
             if bot.ready.is_set() and bot.ready_wall is not None:
                 if job.received_at:
                     self.metrics.start_latency.labels("warm" if warm else "cold").observe(
