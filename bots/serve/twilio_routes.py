@@ -407,12 +407,16 @@ async def _write(transport: TwilioTransport, ws: web.WebSocketResponse) -> None:
 
 def install(app: web.Application, calls: TwilioCalls) -> None:
     """Add the Twilio routes to serve's app (they check signatures themselves)."""
+    from botrun.core.plugins import get_backend
+
     app[CALLS] = calls
+    backend = get_backend(calls.config.agent.backend)
+    passthrough = backend.phone_audio and not calls.transcode
     log.info(
         "Twilio calls on: voice webhook %s, at most %d at once, audio %s",
         calls.settings.http_url("/twilio/voice"),
         calls.max_calls,
-        "transcoded to 24 kHz PCM" if calls.transcode else "μ-law passed through",
+        "μ-law passed through" if passthrough else f"transcoded for {backend.name}",
     )
     app.router.add_post("/twilio/voice", voice)
     app.router.add_post("/twilio/status", status)
