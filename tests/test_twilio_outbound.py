@@ -107,6 +107,21 @@ async def test_a_busy_number_is_reported_and_starts_nothing(
     assert ": busy" in out.getvalue()
 
 
+async def test_without_wait_the_call_is_placed_and_the_command_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botrun.bots.call import place
+
+    out = io.StringIO()
+    async with serve_with_twilio(monkeypatch, tmp_path, "ws://127.0.0.1:9/agent") as serve:
+        code = await asyncio.wait_for(
+            place(BUSY, "+15550002222", None, False, None, None, out=out), 30
+        )
+        (sid,) = serve.twilio.calls
+    assert code == 0
+    assert out.getvalue() == f"call {sid} to {BUSY} from +15550002222: queued\n"
+
+
 async def test_call_command_errors_are_one_line(tmp_path: Path) -> None:
     import subprocess
     import sys
