@@ -238,8 +238,17 @@ async def status(request: web.Request) -> web.Response:
             )
             while len(calls.early) > RECENT:
                 calls.early.popitem(last=False)
-        if state in FINAL:  # never answered (busy, no-answer, failed, canceled)
+        call.statuses.append(state)
+        if state in FINAL:  # never answered (busy, no-answer, failed, canceled): its summary
             calls._finish(calls.early.pop(sid))
+            log.info(
+                "call %s to %s ended before it was answered: %s; statuses: %s",
+                sid,
+                call.caller or "?",
+                state,
+                ", ".join(call.statuses),
+            )
+        return web.Response(status=204)
     call.statuses.append(state)
     if call.transport is not None:
         call.transport.call_status(state, answered_by)
