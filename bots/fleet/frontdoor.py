@@ -9,6 +9,8 @@ state of its own: any number of front doors can answer behind a load balancer.
   the token and the bot). The same call id twice, on any front door: one job.
 * ``POST /start``    ``{"room_url": ...}`` or ``{}`` -> a ``daily`` job; ``{"transport":
   NAME, "options": {...}}`` -> a job of another transport allowed by ``--call-transport``.
+* ``POST /twilio/voice``, ``POST /twilio/status``  with ``TWILIO_AUTH_TOKEN``: a phone call
+  becomes a ``twilio`` job; the TwiML names the worker that took it (:mod:`.twilio_door`).
 * ``GET /sessions``, ``GET /sessions/ID``, ``DELETE /sessions/ID`` (arq's abort reaches the
   worker running it), ``GET /metrics``, ``GET /health``.
 
@@ -281,8 +283,11 @@ async def _close_redis(app: web.Application) -> None:
     await app[REDIS].aclose()
 
 
-def create_app(settings: ServeSettings, queue: QueueSettings, redis: ArqRedis) -> web.Application:
-    """The front door. ``/health`` and a signed ``/dialin`` are open, everything else needs
+def create_app(
+    settings: ServeSettings, queue: QueueSettings, redis: ArqRedis, twilio: Any = None
+) -> web.Application:
+    """The front door. ``/health``, a signed ``/dialin`` and the Twilio webhooks (signed;
+    with ``twilio``, a :class:`~.twilio_door.TwilioDoor`) are open, everything else needs
     the API token (serve's own middleware)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
@@ -296,5 +301,9 @@ def create_app(settings: ServeSettings, queue: QueueSettings, redis: ArqRedis) -
     app.router.add_get("/sessions", sessions)
     app.router.add_get("/sessions/{id}", session)
     app.router.add_delete("/sessions/{id}", stop_session)
+    if twilio is not None:
+        from . import twilio_door
+
+        twilio_door.install(app, twilio)
     app.on_cleanup.append(_close_redis)
     return app

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from botrun.bots.serve.listener import Limits
 
     from .frontdoor import QueueSettings
+    from .twilio_door import TwilioDoor
 
 log = logging.getLogger("botrun.serve")
 
@@ -27,7 +28,7 @@ def check(
     queue_wait_s: float,
     max_queued: int,
     call_transports: tuple[str, ...],
-) -> tuple[object, QueueSettings]:
+) -> tuple[object, QueueSettings, object]:
     """Validate secrets and options (one-line errors); returns serve's settings and the
     queue's. The front door needs no Daily key: the workers make rooms and tokens."""
     from botrun.bots.serve.app import ServeSettings
@@ -42,6 +43,8 @@ def check(
 
     settings_for(queue_url)
     secrets = Secrets()
+    twilio_on = bool(secrets.get("TWILIO_AUTH_TOKEN"))
+    door = twilio_door(secrets) if twilio_on else None
     raw_secret = secrets.get("DAILY_DIALIN_SECRET")
     dialin_key = None
     if raw_secret:
@@ -52,7 +55,8 @@ def check(
     auth = decide(
         host=host,
         token=secrets.get(TOKEN_VARIABLE),
-        has_dialin_secret=dialin_key is not None,
+        # Twilio's webhooks are signed too: a front door for Twilio alone needs no token
+        has_dialin_secret=dialin_key is not None or twilio_on,
         insecure=insecure,
     )
     installed = transports()
@@ -77,11 +81,41 @@ def check(
         call_transports=call_transports,
         transport_options=options,
     )
-    return serve_settings, queue
+    if door is not None:
+        door.api_token = auth.token
+    return serve_settings, queue, door
+
+
+def twilio_door(secrets: object) -> TwilioDoor:
+    """The front door's Twilio settings: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and
+    PUBLIC_URL (the front door's address, against which webhooks are verified)."""
+    from botrun.core.errors import UsageError
+    from botrun.core.secrets import Secrets
+
+    assert isinstance(secrets, Secrets)
+    try:
+        import twilio  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "TWILIO_AUTH_TOKEN is set but the twilio package is missing: "
+            "pip install 'botrun[twilio]'"
+        ) from None
+    from botrun.transports.twilio import settings as tw_settings
+    from botrun.transports.twilio.signature import Validator
+
+    from .twilio_door import TwilioDoor
+
+    settings = tw_settings.load(secrets, "to answer Twilio calls")
+    return TwilioDoor(settings, Validator(settings.auth_token))
 
 
 async def run(
-    serve_settings: object, queue: QueueSettings, host: str, port: int, limits: Limits
+    serve_settings: object,
+    queue: QueueSettings,
+    host: str,
+    port: int,
+    limits: Limits,
+    twilio: object = None,
 ) -> None:
     from aiohttp import web
 
@@ -94,7 +128,7 @@ async def run(
 
     assert isinstance(serve_settings, ServeSettings)
     redis = await connect(queue.queue_url)  # Redis down at start: one clear line, exit 1
-    app: web.Application = create_app(serve_settings, queue, redis)
+    app: web.Application = create_app(serve_settings, queue, redis, twilio)
     guard = ConnectionGuard(limits, limits.max_connections or auto_max_connections(1))
     app[GUARD] = guard
     runner = web.AppRunner(

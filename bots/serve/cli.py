@@ -184,7 +184,9 @@ def command(
     With --queue URL, serve is the stateless front door of a fleet: it checks requests
     the same way and queues each call in Redis; `botrun worker` processes run them (no
     DAILY_API_KEY needed here). GET /metrics and GET /sessions/ID are added; /sessions
-    lists calls fleet-wide. See docs/deploy.md.
+    lists calls fleet-wide. With TWILIO_AUTH_TOKEN, a Twilio call becomes a job too and its
+    media stream goes to the worker that took it (`botrun worker --transport twilio
+    --public-url URL`). See docs/deploy.md.
     """
     from botrun.core.logs import setup_logging
 
@@ -195,7 +197,7 @@ def command(
     if queue_url:
         from botrun.bots.fleet import serve_queue
 
-        serve_settings, queue = serve_queue.check(
+        serve_settings, queue, twilio_door = serve_queue.check(
             host,
             queue_url,
             insecure=insecure,
@@ -205,7 +207,7 @@ def command(
             call_transports=call_transports,
         )
         front = Limits(idle_timeout_s, read_timeout_s, max_connections)
-        asyncio.run(serve_queue.run(serve_settings, queue, host, port, front))
+        asyncio.run(serve_queue.run(serve_settings, queue, host, port, front, twilio_door))
         return
     limits = Limits(
         idle_timeout_s=idle_timeout_s,

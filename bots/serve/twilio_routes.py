@@ -66,6 +66,9 @@ class TwilioCall:
     # kept once the call is over (the transport and the bridge are let go then)
     summary: CallSummary | None = None
     stats: TwilioStats | None = None
+    #: Set once the call is over (finished, refused or forgotten): a fleet worker's job waits
+    #: on it (bots/worker/twilio_kind.py).
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class TwilioCalls:
@@ -110,6 +113,7 @@ class TwilioCalls:
         if call.transport is not None:
             call.stats = call.transport.stats
         call.bridge = call.transport = call.task = None
+        call.done.set()
         self.finished[call.sid] = call
         while len(self.finished) > RECENT:
             self.finished.popitem(last=False)

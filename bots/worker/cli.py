@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from botrun.bots.serve.auth import ApiAuth
 
     from .engine import Fleet, Prepare, WorkerSettings
+    from .twilio_kind import TwilioKind
 
 log = logging.getLogger("botrun.worker")
 
@@ -81,6 +82,13 @@ log = logging.getLogger("botrun.worker")
     help="How often arq looks at the queue (seconds): a new call waits up to this long, and "
     "each look costs Redis a few round trips per queued or running job.",
 )
+@click.option(
+    "--public-url",
+    metavar="URL",
+    envvar="PUBLIC_URL",
+    help="The https address at which Twilio reaches this worker's port (its Media Streams "
+    "for `--transport twilio` calls; docs/twilio.md) [env: PUBLIC_URL].",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of /metrics.")
 @click.option(
     "--port",
@@ -110,6 +118,7 @@ def command(
     config: Path | None,
     bot_max_duration_s: float,
     poll_s: float,
+    public_url: str | None,
     host: str,
     port: int,
     insecure: bool,
@@ -127,6 +136,7 @@ def command(
     GET /metrics    Prometheus metrics (needs BOTRUN_API_TOKEN as a bearer token)
     GET /sessions   calls running here (same token)
     GET /health     liveness (open)
+    GET /twilio/stream   Twilio Media Streams of `twilio` calls (signed; --public-url)
     """
     from botrun.core.logs import setup_logging
 
@@ -141,9 +151,11 @@ def command(
         transports=tuple(dict.fromkeys(transports or ("daily",))),
         bot_max_duration_s=bot_max_duration_s,
         poll_delay_s=poll_s,
+        public_url=public_url or None,
     )
     auth, prepare = check(settings, config, host, insecure)
-    asyncio.run(run(settings, host, port, auth, prepare))
+    twilio = check_twilio(settings, config) if "twilio" in settings.transports else None
+    asyncio.run(run(settings, host, port, auth, prepare, twilio))
 
 
 def check(
@@ -194,15 +206,45 @@ def check(
     return auth, prepare
 
 
-def http_app(fleet: Fleet, auth: ApiAuth) -> web.Application:
-    """/health (open), /metrics and /sessions (token)."""
+def check_twilio(settings: WorkerSettings, config: Path | None) -> TwilioKind:
+    """``twilio`` calls run in this process: Twilio's credentials, this worker's public URL
+    and the bot's config, checked now (one-line errors)."""
+    import dataclasses
+
+    from botrun.bots.runner import agent_api_key
+    from botrun.bots.serve.twilio_setup import twilio_calls
+    from botrun.core.config import load_config
+    from botrun.core.errors import ConfigError
+    from botrun.core.plugins import transports
+    from botrun.core.secrets import Secrets
+    from botrun.transports.twilio.settings import public_url
+
+    from .twilio_kind import TwilioKind
+
+    if not settings.public_url:
+        raise ConfigError(
+            "--transport twilio needs this worker's public address: --public-url or PUBLIC_URL "
+            "(where Twilio opens the calls' media streams)"
+        )
+    settings.public_url = public_url(settings.public_url)
+    secrets = Secrets()
+    cfg = load_config(config, list(transports()))
+    agent_key = agent_api_key(cfg.agent.url, secrets, cfg.agent.backend)
+    calls = twilio_calls(secrets, cfg, agent_key, settings.capacity)
+    calls.settings = dataclasses.replace(calls.settings, public_url=settings.public_url)
+    return TwilioKind(calls, settings.public_url)
+
+
+def http_app(fleet: Fleet, auth: ApiAuth, twilio: TwilioKind | None = None) -> web.Application:
+    """/health (open), /metrics and /sessions (token); with ``twilio`` calls, the Media
+    Streams WebSocket (signed by Twilio) and the status relay (token)."""
     from aiohttp import web
 
     from botrun.bots.fleet.metrics import exposition
 
     @web.middleware
     async def authenticate(request: web.Request, handler: object) -> web.StreamResponse:
-        if request.path != "/health":
+        if request.path not in ("/health", "/twilio/stream"):
             refusal = auth.check(request.headers.get("Authorization"))
             if refusal is None:
                 browser = auth.refuse_browser(request.method, request.headers)
@@ -232,6 +274,10 @@ def http_app(fleet: Fleet, auth: ApiAuth) -> web.Application:
                         "started_at": c.started_at,
                     }
                     for sid, c in fleet.calls.items()
+                ]
+                + [
+                    {"id": sid, "transport": job.transport, "pid": os.getpid(), "warm": True}
+                    for sid, job in fleet.inproc_calls.items()
                 ],
             }
         )
@@ -240,6 +286,10 @@ def http_app(fleet: Fleet, auth: ApiAuth) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sessions", sessions)
+    if twilio is not None:
+        from .twilio_kind import install
+
+        install(app, twilio)
     return app
 
 
@@ -249,6 +299,7 @@ async def run(
     port: int,
     auth: ApiAuth,
     prepare: dict[str, Prepare] | None = None,
+    twilio: TwilioKind | None = None,
 ) -> None:
     from aiohttp import web
 
@@ -257,15 +308,19 @@ async def run(
     from botrun.bots.serve.supervisor import child_environment
     from botrun.core.errors import UsageError
 
-    from .engine import Fleet, install_signals, make_worker, serve_jobs
+    from .engine import Fleet, RunInProcess, install_signals, make_worker, serve_jobs
     from .pool import WarmPool
 
     redis = await connect(settings.queue_url)
-    pool = WarmPool(
-        settings.warm, child_environment(os.environ, {}), preload=list(settings.transports)
-    )
-    fleet = Fleet(settings, redis, pool, prepare=prepare)
-    runner = web.AppRunner(http_app(fleet, auth), access_log=None, handle_signals=False)
+    in_process: dict[str, RunInProcess] = {}
+    if twilio is not None:
+        twilio.redis = redis
+        in_process["twilio"] = twilio.run
+    # calls served by this process need no bot process: no warm pool when all are such
+    warm = settings.warm if set(settings.transports) - set(in_process) else 0
+    pool = WarmPool(warm, child_environment(os.environ, {}), preload=list(settings.transports))
+    fleet = Fleet(settings, redis, pool, prepare=prepare, in_process=in_process)
+    runner = web.AppRunner(http_app(fleet, auth, twilio), access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

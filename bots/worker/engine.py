@@ -63,6 +63,9 @@ class WorkerSettings:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}")
     #: Where this worker's HTTP endpoints are (shown in GET /sessions), set when listening.
     url: str | None = None
+    #: The https address at which Twilio (and the front door's status relay) reach this
+    #: worker's HTTP port (``--public-url``/``PUBLIC_URL``; needed for ``twilio`` calls).
+    public_url: str | None = None
 
 
 @dataclass
@@ -79,6 +82,12 @@ Prepare = Callable[
     [jobs.CallJob, WorkerSettings],
     Awaitable[tuple[list[str], dict[str, str | None], Callable[[], Awaitable[None]] | None]],
 ]
+
+#: Runs a call of one transport inside the worker's own process (no bot process: a Twilio
+#: media stream is served by the worker itself) and returns when the call is over, with its
+#: outcome (``ended``, ``failed``, ``stopped``, ``refused``) and an error ("" when none).
+#: Cancelled: the call must be stopped before it returns.
+RunInProcess = Callable[[jobs.CallJob], Awaitable[tuple[str, str]]]
 
 
 async def prepare_generic(
@@ -112,13 +121,17 @@ class Fleet:
         pool: WarmPool,
         *,
         prepare: Mapping[str, Prepare] | None = None,
+        in_process: Mapping[str, RunInProcess] | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.pool = pool
         self.prepare: dict[str, Prepare] = dict(prepare or {})
+        self.in_process: dict[str, RunInProcess] = dict(in_process or {})
         self.metrics = WorkerMetrics(settings.capacity)
         self.calls: dict[str, RunningCall] = {}
+        #: Calls running in this process (``in_process`` kinds), by session id.
+        self.inproc_calls: dict[str, jobs.CallJob] = {}
         self.draining = False
         self.redis_ok = True
         self._last_beat = 0.0
@@ -131,8 +144,9 @@ class Fleet:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "url": self.settings.url,
+            "public_url": self.settings.public_url,
             "capacity": self.settings.capacity,
-            "calls": sorted(self.calls),
+            "calls": sorted([*self.calls, *self.inproc_calls]),
             "warm_idle": self.pool.idle,
             "draining": self.draining,
             "transports": list(self.settings.transports),
@@ -211,6 +225,9 @@ class Fleet:
                 ),
             )
             return {"outcome": "refused", "error": error}
+        run_here = self.in_process.get(job.transport)
+        if run_here is not None:
+            return await self._run_in_process(job, run_here, taken)
         prepare = self.prepare.get(job.transport, prepare_generic)
         await store.update_call(
             self.redis,
@@ -288,6 +305,35 @@ class Fleet:
         await self._finish(sid, outcome, error, code, cleanup)
         return {"outcome": outcome, "exit_code": code, **({"error": error} if error else {})}
 
+    async def _run_in_process(
+        self, job: jobs.CallJob, run_here: RunInProcess, taken: float
+    ) -> dict[str, Any]:
+        """A call served by this process itself; it holds one of arq's ``max_jobs`` slots
+        (the exact capacity) for as long as it runs."""
+        sid = job.session_id
+        await store.update_call(
+            self.redis,
+            sid,
+            state="running",
+            worker=self.settings.worker_id,
+            transport=job.transport,
+            started_at=taken,
+        )
+        self.inproc_calls[sid] = job
+        self.metrics.calls_active.set(len(self.calls) + len(self.inproc_calls))
+        outcome, error = "failed", ""
+        try:
+            outcome, error = await run_here(job)
+        except asyncio.CancelledError:
+            outcome, error = "stopped", "stopped by request or at the end of the drain"
+            await asyncio.shield(self._finish(sid, outcome, error, None, None))
+            raise
+        except Exception as exc:
+            log.exception("call %s failed", sid)
+            outcome, error = "failed", f"the call failed: {exc}"
+        await self._finish(sid, outcome, error, None, None)
+        return {"outcome": outcome, **({"error": error} if error else {})}
+
     async def _finish(
         self,
         sid: str,
@@ -297,7 +343,8 @@ class Fleet:
         cleanup: Callable[[], Awaitable[None]] | None,
     ) -> None:
         self.calls.pop(sid, None)
-        self.metrics.calls_active.set(len(self.calls))
+        self.inproc_calls.pop(sid, None)
+        self.metrics.calls_active.set(len(self.calls) + len(self.inproc_calls))
         self.metrics.outcomes.labels(outcome).inc()
         log.info("call %s %s (exit code %s)", sid, outcome, code)
         if cleanup is not None:
