@@ -209,8 +209,6 @@ def check(
 def check_twilio(settings: WorkerSettings, config: Path | None) -> TwilioKind:
     """``twilio`` calls run in this process: Twilio's credentials, this worker's public URL
     and the bot's config, checked now (one-line errors)."""
-    import dataclasses
-
     from botrun.bots.runner import agent_api_key
     from botrun.bots.serve.twilio_setup import twilio_calls
     from botrun.core.config import load_config
@@ -227,11 +225,12 @@ def check_twilio(settings: WorkerSettings, config: Path | None) -> TwilioKind:
             "(where Twilio opens the calls' media streams)"
         )
     settings.public_url = public_url(settings.public_url)
+    # PUBLIC_URL means this worker's address in this process (--public-url may have set it)
+    os.environ["PUBLIC_URL"] = settings.public_url
     secrets = Secrets()
     cfg = load_config(config, list(transports()))
     agent_key = agent_api_key(cfg.agent.url, secrets, cfg.agent.backend)
     calls = twilio_calls(secrets, cfg, agent_key, settings.capacity)
-    calls.settings = dataclasses.replace(calls.settings, public_url=settings.public_url)
     return TwilioKind(calls, settings.public_url)
 
 

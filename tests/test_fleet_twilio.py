@@ -1,0 +1,202 @@
+"""Twilio calls through the fleet (issues 17 + 20) against a real redis-server: the fake
+Twilio's signed voice webhook reaches the front door (``serve --queue``), which queues a
+``twilio`` job and answers TwiML naming the stream of the ``botrun worker`` process that
+took it; the fake Twilio then opens that worker's Media Stream and talks in real time to a
+bot whose agent is the local simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import WSServerHandshakeError
+from aiohttp.test_utils import TestClient, TestServer
+from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, sign
+from fleet_support import (
+    WorkerProcess,
+    free_port,
+    redis_server,
+    start_worker,
+    stop_worker,
+    wait_state,
+    wait_until,
+)
+from serve_support import API_TOKEN, AUTH_HEADER
+from speech import assert_found_in_order
+from twilio_support import as_pcm, ulaw_speech, write_config
+
+from botrun.bots.fleet.frontdoor import QueueSettings, create_app
+from botrun.bots.fleet.redis import connect
+from botrun.bots.fleet.twilio_door import TwilioDoor, session_id_for
+from botrun.bots.serve.app import ServeSettings
+from botrun.bots.serve.auth import Access, ApiAuth
+
+pytest.importorskip("twilio")
+
+BLOCK = 1600  # 200 ms at 8 kHz
+
+
+@asynccontextmanager
+async def twilio_front_door(queue_url: str, *, queue_wait_s: float) -> AsyncIterator[TestClient]:
+    """``serve --queue``'s app with Twilio on, on the loopback port its PUBLIC_URL names."""
+    from botrun.transports.twilio.settings import TwilioSettings
+    from botrun.transports.twilio.signature import Validator
+
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    redis = await connect(queue_url)
+    settings = ServeSettings(dialin_key=None, auth=ApiAuth(Access.TOKEN, API_TOKEN))
+    queue = QueueSettings(queue_url=queue_url, queue_wait_s=queue_wait_s)
+    door = TwilioDoor(TwilioSettings(ACCOUNT_SID, AUTH_TOKEN, public), Validator(AUTH_TOKEN))
+    door.api_token = API_TOKEN
+    client = TestClient(
+        TestServer(create_app(settings, queue, redis, door), host="127.0.0.1", port=port),
+        headers=AUTH_HEADER,
+    )
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def twilio_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str, config: Path, tw: FakeTwilio
+) -> tuple[WorkerProcess, str]:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    for name, value in {
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_URL": tw.api_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    worker = await start_worker(
+        tmp_path,
+        "tw",
+        redis_url,
+        config,
+        capacity=1,
+        warm=0,
+        extra=("--transport", "twilio", "--public-url", public, "--port", str(port)),
+    )
+    return worker, public
+
+
+def stream_url(twiml: str) -> str:
+    el = ET.fromstring(twiml).find("./Connect/Stream")
+    assert el is not None, twiml
+    return el.attrib["url"]
+
+
+async def test_a_phone_call_through_the_fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botrun.core.sim import Simulator
+
+    caller_voice = ulaw_speech(
+        "I would like to talk about my order, it has not arrived yet.", tmp_path / "a.wav"
+    )
+    async with redis_server(tmp_path) as redis, Simulator() as sim:
+        config = write_config(tmp_path / "bot.toml", sim.url)
+        async with twilio_front_door(redis.url, queue_wait_s=5.0) as door:
+            front = str(door.make_url("")).rstrip("/")
+            async with FakeTwilio(front) as tw:
+                worker, worker_url = await twilio_worker(
+                    tmp_path, monkeypatch, redis.url, config, tw
+                )
+                try:
+                    await worker.ready()
+                    # Unsigned webhooks start nothing.
+                    code, _ = await tw.post(front + "/twilio/voice", {"CallSid": "CAx"}, None)
+                    assert code == 403
+                    call, status, twiml = await tw.incoming_call(from_="+15557654321")
+                    assert status == 200 and "<Connect><Stream" in twiml, twiml
+                    # The stream is the worker's, not the front door's.
+                    assert stream_url(twiml) == worker_url.replace("http", "ws") + "/twilio/stream"
+                    assert 'name="from" value="+15557654321"' in twiml
+                    sid = session_id_for(call.sid)
+                    # The worker checks the stream's signature too (its own public URL).
+                    for bad in (None, sign("ws://elsewhere/twilio/stream", {})):
+                        with pytest.raises(WSServerHandshakeError) as refused:
+                            await tw.open_stream(call, twiml, signature=bad)
+                        assert refused.value.status == 403
+                    stream = await tw.open_stream(call, twiml)
+                    await wait_until(lambda: len(stream.received) >= 8000, "the greeting")
+                    await wait_until(
+                        lambda: sim.sessions and sim.session().replies, "the greeting's reply"
+                    )
+                    await wait_until(
+                        lambda: sim.session().replies[-1].status != "in_progress",
+                        "the greeting's end",
+                    )
+                    running = await wait_state(door, sid, ("running",))
+                    # Twilio retries the webhook: the same answer, nothing new started.
+                    again = await tw.post(front + "/twilio/voice", tw._voice_params(call))
+                    assert again == (200, twiml)
+                    await stream.speak(caller_voice)
+                    n0 = len(stream.received)
+                    await wait_until(lambda: len(stream.received) >= n0 + 8000, "the reply")
+                    # The caller hangs up: Twilio's status callback reaches the front door,
+                    # which relays it to the worker running the call: the call ends.
+                    params = {**tw._voice_params(call), "CallStatus": "completed"}
+                    code, _ = await tw.post(front + "/twilio/status", params)
+                    assert code == 204
+                    ended = await wait_state(door, sid, ("ended", "failed"), 30)
+                    late = await tw.post(front + "/twilio/voice", tw._voice_params(call))
+                    await stream.close()
+                finally:
+                    await stop_worker(worker)
+        sessions = list(sim.sessions.values())
+        received = sim.session().received_audio
+    log = worker.text()
+    assert running["worker"] == ended["worker"]
+    assert ended["state"] == "ended", (ended, log)
+    # the relayed status reached the call on its worker, and ended it
+    assert f"call {call.sid} ended: call completed; statuses: completed" in log, log
+    # one call, one agent session: neither retry started anything
+    assert len(sessions) == 1
+    assert late[0] == 200 and "<Hangup" in late[1] and "<Stream" not in late[1]
+    # The caller's words reached the agent intact (μ-law passed through), and the bot's
+    # reply came back to Twilio.
+    import numpy as np
+
+    caller = as_pcm(caller_voice)
+    assert_found_in_order(caller, np.frombuffer(received, dtype="<i2"), block=BLOCK, min_corr=0.99)
+    assert_found_in_order(caller[:8000], as_pcm(bytes(stream.received)), block=BLOCK, min_corr=0.9)
+
+
+async def test_a_full_worker_means_busy_twiml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botrun.core.sim import Simulator
+
+    async with redis_server(tmp_path) as redis, Simulator() as sim:
+        config = write_config(tmp_path / "bot.toml", sim.url)
+        async with twilio_front_door(redis.url, queue_wait_s=2.0) as door:
+            front = str(door.make_url("")).rstrip("/")
+            async with FakeTwilio(front) as tw:
+                worker, _ = await twilio_worker(tmp_path, monkeypatch, redis.url, config, tw)
+                try:
+                    await worker.ready()
+                    first, _, twiml = await tw.incoming_call()
+                    assert "<Stream" in twiml, twiml
+                    stream = await tw.open_stream(first, twiml)
+                    await wait_state(door, session_id_for(first.sid), ("running",))
+                    # capacity 1, taken: the next caller is told the lines are busy
+                    second, status, busy = await tw.incoming_call(from_="+15550009999")
+                    refused = await wait_state(door, session_id_for(second.sid), ("failed",), 30)
+                    await stream.stop()
+                    done = await wait_state(door, session_id_for(first.sid), ("ended", "failed"))
+                finally:
+                    await stop_worker(worker)
+    assert status == 200
+    assert "<Say>" in busy and "<Hangup" in busy and "<Stream" not in busy, busy
+    assert "queue wait" in refused.get("error", ""), refused
+    assert done["state"] == "ended", (done, worker.text())
+    assert len(sim.sessions) == 1  # the refused call never reached the agent
