@@ -6,7 +6,6 @@ bot whose agent is the local simulator."""
 
 from __future__ import annotations
 
-import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
