@@ -6,6 +6,7 @@ bot whose agent is the local simulator."""
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -199,3 +200,56 @@ async def test_a_full_worker_means_busy_twiml(
     assert "queue wait" in refused.get("error", ""), refused
     assert done["state"] == "ended", (done, worker.text())
     assert len(sim.sessions) == 1  # the refused call never reached the agent
+
+
+async def test_an_outbound_call_through_the_fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``botrun call`` with PUBLIC_URL at the front door: the statuses before the answer wait
+    in Redis and go with the job, the later ones are relayed, ``completed`` ends the call."""
+    import io
+
+    from fake_twilio import FROM_NUMBER, FakeCall
+
+    from botrun.bots.call import place
+    from botrun.core.sim import Simulator
+
+    voice = ulaw_speech("Hello, this is Sam speaking, who is calling please?", tmp_path / "v.wav")
+    async with redis_server(tmp_path) as redis, Simulator() as sim:
+        config = write_config(tmp_path / "bot.toml", sim.url)
+        async with twilio_front_door(redis.url, queue_wait_s=5.0) as door:
+            front = str(door.make_url("")).rstrip("/")
+            async with FakeTwilio(front) as tw:
+                worker, _ = await twilio_worker(tmp_path, monkeypatch, redis.url, config, tw)
+                monkeypatch.setenv("PUBLIC_URL", front)  # `botrun call`'s: the front door
+                monkeypatch.setenv("TWILIO_FROM_NUMBER", FROM_NUMBER)
+                answered: list[FakeCall] = []
+
+                async def callee(call: FakeCall) -> None:
+                    answered.append(call)
+                    assert call.stream is not None
+                    await call.stream.speak(voice)
+                    n = len(call.stream.received)
+                    await wait_until(lambda: len(call.stream.received) >= n + 8000, "a reply")
+                    await tw.post_status(call, "completed")  # the stream is left open
+
+                tw.on_answer = callee
+                try:
+                    await worker.ready()
+                    code = await asyncio.wait_for(
+                        place("+15557770000", None, None, True, None, 30, out=io.StringIO()),
+                        timeout=60,
+                    )
+                    call = answered[0]
+                    assert call.stream is not None
+                    await asyncio.wait_for(call.stream.closed.wait(), 15)  # the worker closed it
+                    record = await wait_state(door, session_id_for(call.sid), ("ended", "failed"))
+                finally:
+                    await stop_worker(worker)
+    log = worker.text()
+    assert code == 0
+    assert record["state"] == "ended", (record, log)
+    assert [c for c in call.callbacks if c[1] != 204] == []
+    expected = f"call {call.sid} ended: call completed; statuses: initiated, ringing, in-progress"
+    assert expected + ", completed;" in log, log
+    assert len(sim.sessions) == 1

@@ -50,10 +50,6 @@ class TwilioKind:
         call_sid = str(opts.get("call_sid") or "")
         if not call_sid:
             return "refused", "a twilio job needs a call_sid"
-        holder = await twilio_claims.claim(self.redis, job.session_id, self.public_url)
-        if holder != self.public_url:
-            log.warning("call %s: the front door stopped waiting (caller told busy)", call_sid)
-            return "refused", "taken after the front door had told the caller the lines are busy"
         calls = self.calls
         call = TwilioCall(
             call_sid,
@@ -64,7 +60,17 @@ class TwilioKind:
         statuses = opts.get("statuses")
         if isinstance(statuses, list):
             call.statuses = [str(s) for s in statuses]
+        # expected before the front door hears of us: Twilio may post a status right away
         calls.pending[call_sid] = call
+        try:
+            holder = await twilio_claims.claim(self.redis, job.session_id, self.public_url)
+        except BaseException:
+            calls.pending.pop(call_sid, None)
+            raise
+        if holder != self.public_url:
+            calls.pending.pop(call_sid, None)
+            log.warning("call %s: the front door stopped waiting (caller told busy)", call_sid)
+            return "refused", "taken after the front door had told the caller the lines are busy"
         log.info("call %s: taken; waiting for its media stream", call_sid)
         try:
             try:  # the stream handler takes it off ``pending`` when the stream starts
