@@ -253,3 +253,49 @@ async def test_an_outbound_call_through_the_fleet(
     expected = f"call {call.sid} ended: call completed; statuses: initiated, ringing, in-progress"
     assert expected + ", completed;" in log, log
     assert len(sim.sessions) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env_extra", "message"),
+    [
+        (
+            ("--transport", "twilio"),
+            {"TWILIO_AUTH_TOKEN": AUTH_TOKEN},
+            "--public-url or PUBLIC_URL",
+        ),
+        (
+            ("--transport", "twilio", "--public-url", "https://w.example.com"),
+            {},
+            "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN are not set",
+        ),
+        (
+            ("--transport", "twilio", "--public-url", "ftp://w"),
+            {"TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_ACCOUNT_SID": ACCOUNT_SID},
+            "PUBLIC_URL must be an https:// address",
+        ),
+    ],
+)
+def test_twilio_worker_usage_errors_are_one_line(
+    tmp_path: Path, args: tuple[str, ...], env_extra: dict[str, str], message: str
+) -> None:
+    import subprocess
+    import sys
+
+    from fleet_support import botrun_env
+
+    env = botrun_env(**env_extra)
+    for name in ("PUBLIC_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        if name not in env_extra:
+            env.pop(name, None)
+    config = write_config(tmp_path / "bot.toml", "ws://127.0.0.1:1/agent")
+    queue = ("--queue", "redis://127.0.0.1:1/0", "--config", str(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "worker", *queue, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,  # no .env here
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]
