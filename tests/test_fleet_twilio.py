@@ -299,3 +299,51 @@ def test_twilio_worker_usage_errors_are_one_line(
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]
+
+
+async def test_a_webhook_to_two_front_doors_at_once_makes_one_call_and_delete_reaches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio's retry reaching another front door while the first still waits for a worker:
+    both answer the same TwiML, one job, one agent session. ``DELETE /sessions/ID`` on
+    either front door stops the call on its worker (the stream is closed)."""
+    from fake_twilio import FakeCall
+
+    from botrun.core.sim import Simulator
+
+    async with redis_server(tmp_path) as redis, Simulator() as sim:
+        config = write_config(tmp_path / "bot.toml", sim.url)
+        async with (
+            twilio_front_door(redis.url, queue_wait_s=10.0) as door_a,
+            twilio_front_door(redis.url, queue_wait_s=10.0) as door_b,
+        ):
+            front_a = str(door_a.make_url("")).rstrip("/")
+            front_b = str(door_b.make_url("")).rstrip("/")
+            async with FakeTwilio(front_a) as tw:
+                worker, _ = await twilio_worker(tmp_path, monkeypatch, redis.url, config, tw)
+                try:
+                    await worker.ready()
+                    retry = "CA" + "2" * 32
+                    call = FakeCall(retry, "+15550001111", "+15557654321", "inbound", "ringing")
+                    tw.calls[retry] = call
+                    params = tw._voice_params(call)
+                    (code_a, twiml_a), (code_b, twiml_b) = await asyncio.gather(
+                        tw.post(front_a + "/twilio/voice", params),
+                        tw.post(front_b + "/twilio/voice", params),
+                    )
+                    stream = await tw.open_stream(call, twiml_a)
+                    sid = session_id_for(retry)
+                    await wait_state(door_a, sid, ("running",))
+                    await wait_until(lambda: sim.sessions, "the agent session")
+                    resp = await door_b.delete(f"/sessions/{sid}")
+                    assert resp.status == 202, await resp.text()
+                    await asyncio.wait_for(stream.closed.wait(), 30)
+                    stopped = await wait_state(door_a, sid, ("stopped", "ended", "failed"), 30)
+                finally:
+                    await stop_worker(worker)
+    log = worker.text()
+    assert code_a == code_b == 200
+    assert twiml_a == twiml_b and "<Stream" in twiml_a, (twiml_a, twiml_b)
+    assert log.count(f"call {retry}: taken") == 1, log
+    assert len(sim.sessions) == 1
+    assert stopped["state"] == "stopped", (stopped, log)
