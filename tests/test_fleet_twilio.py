@@ -157,6 +157,8 @@ async def test_a_phone_call_through_the_fleet(
     log = worker.text()
     assert running["worker"] == ended["worker"]
     assert ended["state"] == "ended", (ended, log)
+    # the start (webhook received -> stream running on the worker) is recorded
+    assert ended["ready_at"] >= ended["created_at"]
     # the relayed status reached the call on its worker, and ended it
     assert f"call {call.sid} ended: call completed; statuses: completed" in log, log
     # one call, one agent session: neither retry started anything

@@ -69,6 +69,8 @@ class TwilioCall:
     #: Set once the call is over (finished, refused or forgotten): a fleet worker's job waits
     #: on it (bots/worker/twilio_kind.py).
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set when its media stream has started (the call is running).
+    started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class TwilioCalls:
@@ -302,6 +304,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await ws.close(code=1003, message=b"unsupported media format")
         return ws
     calls.active[call.sid] = call
+    call.started.set()
     try:
         await _run_call(calls, call, start, ws)
     finally:

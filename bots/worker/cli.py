@@ -319,6 +319,8 @@ async def run(
     warm = settings.warm if set(settings.transports) - set(in_process) else 0
     pool = WarmPool(warm, child_environment(os.environ, {}), preload=list(settings.transports))
     fleet = Fleet(settings, redis, pool, prepare=prepare, in_process=in_process)
+    if twilio is not None:
+        twilio.on_started = fleet.note_started
     runner = web.AppRunner(http_app(fleet, auth, twilio), access_log=None, handle_signals=False)
     await runner.setup()
     try:

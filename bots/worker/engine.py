@@ -334,6 +334,14 @@ class Fleet:
         await self._finish(sid, outcome, error, None, None)
         return {"outcome": outcome, **({"error": error} if error else {})}
 
+    async def note_started(self, job: jobs.CallJob, wall: float) -> None:
+        """A call served in this process has started (for a Twilio call: its media stream):
+        its start latency (always warm: the imports are this process's) and ``ready_at``."""
+        if job.received_at:
+            self.metrics.start_latency.labels("warm").observe(max(0.0, wall - job.received_at))
+        with contextlib.suppress(*redis_errors()):
+            await store.update_call(self.redis, job.session_id, ready_at=wall)
+
     async def _finish(
         self,
         sid: str,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -41,6 +43,8 @@ class TwilioKind:
         self.calls = calls
         self.public_url = public_url
         self.redis: ArqRedis | None = None  # set once the worker is connected
+        #: Told when a call's stream has started (the worker's start-latency figure).
+        self.on_started: Callable[[CallJob, float], Awaitable[None]] | None = None
 
     async def run(self, job: CallJob) -> tuple[str, str]:
         from botrun.bots.serve.twilio_routes import TwilioCall
@@ -73,15 +77,24 @@ class TwilioKind:
             return "refused", "taken after the front door had told the caller the lines are busy"
         log.info("call %s: taken; waiting for its media stream", call_sid)
         try:
-            try:  # the stream handler takes it off ``pending`` when the stream starts
-                await asyncio.wait_for(asyncio.shield(call.done.wait()), STREAM_WAIT_S)
-            except TimeoutError:
-                if calls.pending.pop(call_sid, None) is not None:
-                    calls._finish(call)
-                    return "failed", (
-                        f"Twilio did not open the media stream within {STREAM_WAIT_S:.0f} s"
-                    )
-                await call.done.wait()
+            started = asyncio.ensure_future(call.started.wait())
+            done = asyncio.ensure_future(call.done.wait())
+            try:
+                await asyncio.wait(
+                    {started, done}, timeout=STREAM_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                started.cancel()
+                done.cancel()
+            if not call.started.is_set() and calls.pending.pop(call_sid, None) is not None:
+                calls._finish(call)
+                return (
+                    "failed",
+                    f"Twilio did not open the media stream within {STREAM_WAIT_S:.0f} s",
+                )
+            if call.started.is_set() and self.on_started is not None:
+                await self.on_started(job, time.time())
+            await call.done.wait()
         except asyncio.CancelledError:  # DELETE /sessions/ID, or the end of the drain
             if calls.pending.pop(call_sid, None) is not None:
                 calls._finish(call)
