@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from aiohttp import WSServerHandshakeError
+from aiohttp import ClientSession, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, sign
 from fleet_support import (
@@ -145,6 +145,13 @@ async def test_a_phone_call_through_the_fleet(
                     # The caller hangs up: Twilio's status callback reaches the front door,
                     # which relays it to the worker running the call: the call ends.
                     params = {**tw._voice_params(call), "CallStatus": "completed"}
+                    # the worker's relay endpoint is the front door's only: it needs the token
+                    async with ClientSession() as http:
+                        relay = worker_url + "/twilio/relay"
+                        async with http.post(relay, json=params) as r:
+                            assert r.status == 401
+                        async with http.post(relay, data=b"{", headers=AUTH_HEADER) as r:
+                            assert r.status == 400
                     code, _ = await tw.post(front + "/twilio/status", params)
                     assert code == 204
                     ended = await wait_state(door, sid, ("ended", "failed"), 30)

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .twilio_door import TwilioDoor
 
 log = logging.getLogger("botrun.serve")
+#: How long Twilio waits for a webhook's answer by default (its connection overrides'
+#: ``rt``/``tt``), seconds.
+TWILIO_WEBHOOK_TIMEOUT_S = 15.0
 
 
 def check(
@@ -83,6 +86,13 @@ def check(
     )
     if door is not None:
         door.api_token = auth.token
+        if queue_wait_s >= TWILIO_WEBHOOK_TIMEOUT_S:
+            log.warning(
+                "--queue-wait-s %.0f: Twilio waits %.0f s for its voice webhook's answer "
+                "(unless its URL overrides that); a Twilio call still queued then is lost",
+                queue_wait_s,
+                TWILIO_WEBHOOK_TIMEOUT_S,
+            )
     return serve_settings, queue, door
 
 
