@@ -329,7 +329,7 @@ async def test_a_tool_call_cut_by_a_barge_in_is_discarded(
     summary, sim, rec, _ = await call_on(
         backend,
         tmp_path,
-        [(fox, 0.0, "Ann"), (stop, 4.3, "Bob")],
+        [(fox, 0.0, "Ann"), (stop, 4.8, "Bob")],
         scenario=scenario,
         tools=tools,
     )
