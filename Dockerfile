@@ -1,6 +1,8 @@
 # botrun: one image for the front door (`botrun serve --queue`) and the call workers
 # (`botrun worker`). The build runs the same install steps as .ci/run: the system tools of
-# .ci/system-tools (.ci/install-system-tools), then the README's venv install.
+# .ci/system-tools (.ci/install-system-tools), then the README's venv install. So the image
+# also carries what only the tests need (espeak-ng, sox, chromium, redis-server, the dev
+# extras): a few hundred MB, the price of building exactly as CI does.
 FROM python:3.11-slim-bookworm
 
 WORKDIR /app

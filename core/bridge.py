@@ -788,7 +788,10 @@ class Bridge:
             if state is CallState.IN_SESSION:
                 self._watch_empty_session(now)
             elif state is CallState.WAITING:
-                if self.transport.participants_pending():
+                # A join the transport reported may still wait in the hand-off for the next
+                # tick: the room is not empty until every reported event has been handled.
+                handoff = self._audio_in
+                if self.transport.participants_pending() or (handoff and handoff.pending):
                     self._empty_since = now
                 elif (
                     self._empty_since is not None and now - self._empty_since >= cfg.idle_timeout_s

@@ -29,7 +29,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from serve_support import API_TOKEN, AUTH_HEADER, DIALIN_KEY
 from system_tools import require
 
-from botrun.bots.fleet import jobs
 from botrun.bots.fleet.frontdoor import QueueSettings, create_app
 from botrun.bots.fleet.redis import connect
 from botrun.bots.serve.app import ServeSettings
@@ -299,6 +298,3 @@ async def wait_state(
         return record if record.get("state") in states else None
 
     return dict(await wait_until(reached, f"call {sid} to be {'/'.join(states)}", timeout))
-
-
-__all__ = ["jobs"]

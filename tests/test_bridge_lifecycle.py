@@ -405,3 +405,49 @@ async def test_a_barge_in_is_decided_in_event_order() -> None:
     assert [c["cause"] for c in cuts] == ["speech"]
     assert bridge.metrics.turns[0].interrupted
     assert stats.stale_audio_chunks == 1 and not room.played
+
+
+class ScriptedRoom(Room):
+    """Like the WAV transport: a participant is 'pending' until join() reports them, and
+    not once reported -- though the bridge handles the report a hand-off tick later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported = False
+
+    def participants_pending(self) -> bool:
+        return not self.reported
+
+    async def join(self, events: TransportEvents) -> None:
+        await super().join(events)
+        events.participant_joined("ann", "Ann")
+        self.reported = True
+
+
+async def test_a_join_still_in_the_hand_off_is_not_an_empty_room() -> None:
+    # The WAV transport stops counting a participant as pending once it has reported the
+    # join, but the bridge handles the report on its next hand-off tick: a watchdog tick in
+    # between saw nobody there and nobody to come, and with idle_timeout_s = 0 (the WAV
+    # default) ended the call with "no one left in the meeting" before it began. A slow
+    # hand-off clock (2 s here, set by the first hand-off made on the loop) makes the
+    # window certain instead of a matter of luck.
+    from botrun.core.handoff import Handoff
+
+    clock = Handoff(asyncio.get_running_loop(), lambda items: None, period_s=2.0)
+    clock.put(None)  # the clock runs: a put now waits for the next tick, up to 2 s
+    room, seen = ScriptedRoom(), []
+    async with Simulator(speed=8.0) as sim:
+        bridge = Bridge(
+            room, config(sim.url, **{"bridge.idle_timeout_s": 0.0}), observers=[seen.append]
+        )
+        call = asyncio.create_task(bridge.run())
+        try:
+            await until(
+                lambda: call.done() or any(e.kind == ev.PARTICIPANT_JOINED for e in seen),
+                "Ann's join handled, or the call over",
+            )
+            assert not call.done(), f"the call ended: {bridge.summary.reason}"
+        finally:
+            bridge.stop("test over")
+            summary = await asyncio.wait_for(call, WAIT)
+    assert summary.reason == "test over"

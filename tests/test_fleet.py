@@ -30,7 +30,7 @@ from fleet_support import (
     write_config,
     write_wav,
 )
-from serve_support import AUTH_HEADER, DIALIN_KEY
+from serve_support import API_TOKEN, AUTH_HEADER, DIALIN_KEY, DIALIN_SECRET
 
 from botrun.bots.fleet import jobs
 from botrun.bots.fleet.frontdoor import REDIS
@@ -346,6 +346,10 @@ async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_
         (("--queue", "http://nope"), "is not a Redis URL"),
         (("--queue", "redis://127.0.0.1:1/0", "--transport", "fax"), "no such transport"),
         (("--queue", "redis://127.0.0.1:1/0"), "DAILY_API_KEY is not set"),
+        (
+            ("--queue", "redis://127.0.0.1:1/0", "--transport", "wav", "--host", "0.0.0.0"),
+            "without BOTRUN_API_TOKEN: set it",
+        ),
     ],
 )
 def test_worker_usage_errors_are_one_line_and_exit_2(
@@ -363,3 +367,64 @@ def test_worker_usage_errors_are_one_line_and_exit_2(
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]
+
+
+async def test_serve_queue_command_runs_the_front_door_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    async with redis_server(tmp_path) as redis:
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "botrun.bots.cli", "serve", "--queue", redis.url, "--port", str(port)),
+                *("--call-transport", "wav", "--max-queued", "5"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=botrun_env(BOTRUN_API_TOKEN=API_TOKEN, DAILY_DIALIN_SECRET=DIALIN_SECRET),
+                cwd=tmp_path,
+            )
+        try:
+            await wait_until(lambda: "listening on" in log.read_text(), "serve to listen")
+            base = f"http://127.0.0.1:{port}"
+            async with ClientSession(headers=AUTH_HEADER) as http:
+                health = await http.get(base + "/health")
+                body = {"transport": "wav", "options": {"input": ["a.wav"]}}
+                queued = await http.post(base + "/start", json=body)
+                info = await queued.json()
+                unknown = await http.post(base + "/start", json={"transport": "agora"})
+                bad = [
+                    await http.post(base + "/start", json={"transport": "wav", "options": o})
+                    for o in ({"shell": "x"}, {"agent_url": "wss://evil.example/ws"})
+                ]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+    text = log.read_text()
+    assert health.status == 200 and queued.status == 202 and info["queue_depth"] == 1
+    # an unaccepted transport, an unknown option, and the agent URL (the bot would send the
+    # worker's agent key there) are refused
+    assert unknown.status == 400 and [b.status for b in bad] == [400, 400]
+    assert code == 0 and "Traceback" not in text and API_TOKEN not in text
+
+
+async def test_sigterm_while_redis_is_down_still_drains_the_call(tmp_path: Path) -> None:
+    long = write_wav(tmp_path / "long.wav", 5.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        worker = await start_worker(
+            tmp_path, "a", redis.url, write_config(tmp_path / "w.toml", sim.url)
+        )
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+            redis.stop()
+            await wait_until(lambda: "lost Redis" in worker.text(), "the worker to notice")
+            worker.signal(signal.SIGTERM)
+            code = await worker.wait(90)
+        finally:
+            await stop_worker(worker)
+    assert code == 0, worker.text()
+    session = next(iter(sim.sessions.values()))
+    assert session.ended and session.audio_duration_s() > 3.0  # the call ended whole
+    assert "Traceback" not in worker.text()

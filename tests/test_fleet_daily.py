@@ -57,3 +57,10 @@ async def test_a_token_failure_deletes_the_room_it_made() -> None:
         with pytest.raises(Exception, match="invalid-request-error"):
             await prepare(job, WorkerSettings(queue_url="redis://x"))
         assert len(api.deleted) == 1 and api.rooms == {}
+
+
+def test_job_options_become_one_token_flags() -> None:
+    from botrun.bots.fleet.jobs import option_argv
+
+    argv = option_argv({"input": ["a.wav", "--config=/etc/x"], "speed": 2, "rec": True})
+    assert argv == ["--input=a.wav", "--input=--config=/etc/x", "--speed=2", "--rec"]

@@ -129,3 +129,37 @@ async def test_inbound_call_through_serve(
     # Hang-up went through Twilio's REST API: the call's status set to completed.
     updates = [r for r in serve.twilio.requests if r[0] == "update"]
     assert updates == [("update", call.sid, {"Status": "completed"})]
+
+
+async def test_a_backend_without_pcmu_gets_the_call_transcoded(
+    voices: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI Realtime (here: the simulator speaking its protocol) takes 24 kHz PCM16 only:
+    the bridge transcodes the call without being told ([twilio] transcode stays false)."""
+    from scipy.signal import resample_poly
+
+    from botrun.core.sim import Simulator
+
+    async with (
+        Simulator(protocol="openai") as sim,
+        serve_with_twilio(
+            monkeypatch, tmp_path, sim.url, agent_extra='backend = "openai"\ngreeting = ""\n'
+        ) as serve,
+    ):
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: sim.sessions, "the agent session")
+        await stream.speak(voices["caller"])
+        await wait_for(lambda: len(stream.received) >= 8000, "the reply")
+        await stream.stop()
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+        received = np.frombuffer(sim.session().received_audio, dtype="<i2")
+
+    caller = as_pcm(voices["caller"])
+    assert_found_in_order(
+        resample_poly(caller.astype(np.float64), 3, 1), received, block=3 * BLOCK, min_corr=0.95
+    )
+    # The reply (the simulator's echo) reached Twilio as μ-law at 8 kHz.
+    bot = as_pcm(bytes(stream.received))
+    assert_found_in_order(caller[:8000], bot, block=BLOCK, min_corr=0.9)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -92,11 +93,12 @@ async def test_outbound_call_is_placed_answered_and_ended_by_its_status_callback
 
 
 async def test_a_busy_number_is_reported_and_starts_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from botrun.bots.call import place
 
     out = io.StringIO()
+    caplog.set_level(logging.INFO, logger="botrun.serve.twilio")
     async with serve_with_twilio(monkeypatch, tmp_path, "ws://127.0.0.1:9/agent") as serve:
         with pytest.raises(BotrunError, match="busy"):
             await asyncio.wait_for(place(BUSY, None, None, True, None, None, out=out), 30)
@@ -105,6 +107,26 @@ async def test_a_busy_number_is_reported_and_starts_nothing(
     assert record.statuses == ["initiated", "ringing", "busy"]
     assert serve.calls.active == {} and serve.calls.pending == {}
     assert ": busy" in out.getvalue()
+    summary = [r.getMessage() for r in caplog.records if "before it was answered" in r.getMessage()]
+    assert summary == [
+        f"call {record.sid} to {BUSY} ended before it was answered: busy; "
+        "statuses: initiated, ringing, busy"
+    ]
+
+
+async def test_without_wait_the_call_is_placed_and_the_command_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botrun.bots.call import place
+
+    out = io.StringIO()
+    async with serve_with_twilio(monkeypatch, tmp_path, "ws://127.0.0.1:9/agent") as serve:
+        code = await asyncio.wait_for(
+            place(BUSY, "+15550002222", None, False, None, None, out=out), 30
+        )
+        (sid,) = serve.twilio.calls
+    assert code == 0
+    assert out.getvalue() == f"call {sid} to {BUSY} from +15550002222: queued\n"
 
 
 async def test_call_command_errors_are_one_line(tmp_path: Path) -> None:

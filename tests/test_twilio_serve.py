@@ -250,3 +250,25 @@ async def test_a_webhook_body_that_never_arrives_gets_408(
         writer.close()
         assert b" 408 " in status_line
         assert serve.calls.pending == {}
+
+
+async def test_a_public_serve_for_twilio_alone_needs_no_api_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio's webhooks are signed: on a public address without BOTRUN_API_TOKEN serve
+    starts with its API closed (only signed webhooks), as with DAILY_DIALIN_SECRET."""
+    from fake_twilio import ACCOUNT_SID
+
+    from botrun.bots.serve.app import SETTINGS
+    from botrun.bots.serve.auth import Access
+    from botrun.bots.serve.cli import build
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAILY_API_KEY", "BOTRUN_API_TOKEN", "DAILY_DIALIN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("PUBLIC_URL", "https://bots.example.com")
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
+    app = build("0.0.0.0", 0, None, 1, 60.0, None)
+    assert app[SETTINGS].auth.access is Access.CLOSED

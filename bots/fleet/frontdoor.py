@@ -40,8 +40,10 @@ from .redis import describe, reason, redis_errors
 log = logging.getLogger("botrun.serve")
 net_log = logging.getLogger("botrun.serve.net")
 
-#: Option names any transport command takes besides its own (bots/cli.shared_options).
-SHARED_OPTIONS = ("agent_url", "name")
+#: Shared options a job may set besides the transport's own. Not ``agent_url`` (the bot
+#: would send the worker's ASSEMBLYAI_API_KEY wherever a caller points it), not ``config``
+#: (the worker's own), not ``transcript`` (a file on the worker).
+SHARED_OPTIONS = ("name",)
 
 
 @dataclass

@@ -88,7 +88,7 @@ def loads(raw: bytes) -> dict[str, Any]:
 
 def option_argv(options: dict[str, Any]) -> list[str]:
     """Transport options as command-line flags (``{"input": ["a.wav"], "speed": 2}`` ->
-    ``--input a.wav --speed 2``; ``True`` -> ``--flag``, ``False`` -> ``--no-flag``)."""
+    ``--input=a.wav --speed=2``; ``True`` -> ``--flag``, ``False`` -> ``--no-flag``)."""
     argv: list[str] = []
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
@@ -98,6 +98,6 @@ def option_argv(options: dict[str, Any]) -> list[str]:
                 argv.append(flag)
             elif v is False:
                 argv.append("--no-" + name.replace("_", "-"))
-            elif v is not None:
-                argv += [flag, str(v)]
+            elif v is not None:  # one token: a value starting with "-" stays a value
+                argv.append(f"{flag}={v}")
     return argv

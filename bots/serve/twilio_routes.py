@@ -238,8 +238,17 @@ async def status(request: web.Request) -> web.Response:
             )
             while len(calls.early) > RECENT:
                 calls.early.popitem(last=False)
-        if state in FINAL:  # never answered (busy, no-answer, failed, canceled)
+        call.statuses.append(state)
+        if state in FINAL:  # never answered (busy, no-answer, failed, canceled): its summary
             calls._finish(calls.early.pop(sid))
+            log.info(
+                "call %s to %s ended before it was answered: %s; statuses: %s",
+                sid,
+                call.caller or "?",
+                state,
+                ", ".join(call.statuses),
+            )
+        return web.Response(status=204)
     call.statuses.append(state)
     if call.transport is not None:
         call.transport.call_status(state, answered_by)
@@ -407,12 +416,16 @@ async def _write(transport: TwilioTransport, ws: web.WebSocketResponse) -> None:
 
 def install(app: web.Application, calls: TwilioCalls) -> None:
     """Add the Twilio routes to serve's app (they check signatures themselves)."""
+    from botrun.core.plugins import get_backend
+
     app[CALLS] = calls
+    backend = get_backend(calls.config.agent.backend)
+    passthrough = backend.phone_audio and not calls.transcode
     log.info(
         "Twilio calls on: voice webhook %s, at most %d at once, audio %s",
         calls.settings.http_url("/twilio/voice"),
         calls.max_calls,
-        "transcoded to 24 kHz PCM" if calls.transcode else "μ-law passed through",
+        "μ-law passed through" if passthrough else f"transcoded for {backend.name}",
     )
     app.router.add_post("/twilio/voice", voice)
     app.router.add_post("/twilio/status", status)

@@ -169,12 +169,20 @@ def check(
     if config:
         settings.config = str(resolve_config_path(config).resolve())
     secrets = Secrets()
-    auth = decide(
-        host=host,
-        token=secrets.get(TOKEN_VARIABLE),
-        has_dialin_secret=False,
-        insecure=insecure,
-    )
+    try:
+        auth = decide(
+            host=host,
+            token=secrets.get(TOKEN_VARIABLE),
+            has_dialin_secret=False,
+            insecure=insecure,
+        )
+    except UsageError as exc:
+        if TOKEN_VARIABLE in str(exc) and "too short" in str(exc):
+            raise
+        raise UsageError(
+            f"refusing to serve /metrics and /sessions on {host or 'every interface'} without "
+            f"{TOKEN_VARIABLE}: set it, use --host 127.0.0.1, or pass --insecure"
+        ) from None
     prepare: dict[str, Prepare] = {}
     if "daily" in settings.transports:
         from .daily_kind import make_prepare
@@ -283,9 +291,17 @@ async def run(
             settings.url,
         )
         await serve_jobs(fleet, worker, stop)
-        # arq's drain is over: calls still running were stopped (cancelled) by it
-        if worker.tasks:
-            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        # arq drained (normally nothing is left here); with Redis down at the time, arq's
+        # loop was not running: the calls get the drain timeout here, then are stopped
+        running = [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            log.info("waiting for %d call(s) to end (Redis unreachable)", len(running))
+            _, left = await asyncio.wait(running, timeout=settings.drain_timeout_s + 30.0)
+            for task in left:
+                task.cancel()
+            # arq could not record these jobs either (its Redis errors end up here)
+            await asyncio.gather(*running, return_exceptions=True)
+            fleet.pool.kill_all()
         log.info("worker %s stopped", settings.worker_id)
     finally:
         await pool.close()

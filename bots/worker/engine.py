@@ -22,7 +22,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,6 +43,8 @@ T = TypeVar("T")
 #: Heartbeat period and how long a silent worker is still considered alive, seconds.
 HEARTBEAT_S = 1.0
 HEARTBEAT_TTL_S = 5.0
+#: A stopping worker waits this long for Redis to record a call's end, then gives up.
+GIVE_UP_DRAINING_S = 10.0
 
 
 @dataclass
@@ -162,14 +164,23 @@ class Fleet:
             self.metrics.outcomes.labels("lost").inc()
 
     # -- one call ----------------------------------------------------------------------------
-    async def until_redis(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
-        """``action`` now, or once Redis is back (a call's outcome must not be lost)."""
+    async def until_redis(self, what: str, action: Callable[[], Awaitable[T]]) -> T | None:
+        """``action`` now, or once Redis is back (a call's outcome must not be lost); None
+        when a stopping worker gave up on Redis."""
         delay = 0.2
         warned = False
+        started = time.monotonic()
         while True:
             try:
                 return await action()
             except redis_errors() as exc:
+                if self.draining and time.monotonic() - started > GIVE_UP_DRAINING_S:
+                    log.error(
+                        "could not record %s: Redis is still unreachable and the worker is "
+                        "stopping (the fleet will report the call failed)",
+                        what,
+                    )
+                    return None
                 if not warned:
                     log.warning(
                         "cannot record %s: Redis is unreachable (%s); retrying until it is back",
@@ -233,14 +244,16 @@ class Fleet:
             )
             await store.update_call(self.redis, sid, state="running", pid=bot.pid)
             ready = asyncio.ensure_future(bot.ready.wait())
+            exited = asyncio.ensure_future(bot.exited.wait())
             try:
                 await asyncio.wait(
-                    {ready, asyncio.ensure_future(bot.exited.wait())},
+                    {ready, exited},
                     timeout=self.settings.bot_max_duration_s,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
                 ready.cancel()
+                exited.cancel()
             if bot.ready.is_set() and bot.ready_wall is not None:
                 if job.received_at:
                     self.metrics.start_latency.labels("warm" if warm else "cold").observe(
@@ -422,7 +435,3 @@ def install_signals(fleet: Fleet, worker: FleetWorker, stop: asyncio.Event) -> N
 async def _beat_quietly(fleet: Fleet) -> None:
     with contextlib.suppress(*redis_errors()):
         await fleet.beat()
-
-
-def child_env(base: Mapping[str, str], drop: Sequence[str]) -> dict[str, str]:
-    return {k: v for k, v in base.items() if k not in drop}

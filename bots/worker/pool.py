@@ -45,6 +45,7 @@ class BotProcess:
     tag: str = "idle"
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     stopping: bool = False
+    secrets: list[str] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -58,6 +59,9 @@ class BotProcess:
     def give(self, argv: Sequence[str], env: Mapping[str, str | None], tag: str) -> None:
         """Hand this process its call. Stdin stays open: closing it means "worker gone"."""
         self.tag = tag
+        # this call's own secrets (a meeting token): masked in the bot's output the worker
+        # logs, and forgotten with the process (no registry growing call after call)
+        self.secrets = [v for v in env.values() if v and len(v) >= 8]
         stdin = self.process.stdin
         assert stdin is not None
         stdin.write(json.dumps({"argv": list(argv), "env": dict(env)}).encode() + b"\n")
@@ -90,6 +94,8 @@ class BotProcess:
             if not raw:
                 return
             line = redact(raw.decode("utf-8", "replace").rstrip())
+            for secret in self.secrets:
+                line = line.replace(secret, "***")
             if line.startswith(MARK):
                 word, _, rest = line[len(MARK) :].partition(" ")
                 if word == "warm":

@@ -15,6 +15,7 @@ Twilio still held (``cleared_ms``) and how long the clear took to take effect
 
 from __future__ import annotations
 
+import array
 import asyncio
 import bisect
 import contextlib
@@ -94,7 +95,7 @@ class TwilioTransport(Transport):
         #: Where in the bot's audio stream (ms since the call began) the caller has heard
         #: up to: the end of the last chunk whose mark came back played, not cleared.
         self.heard_position_ms = 0.0
-        self._heard: list[int] = []  # numbers of the chunks heard, ascending
+        self._heard = array.array("I")  # numbers of the chunks heard, ascending (4 bytes each)
         self._stopped = False
         self._transferred = False
         self._left = False
