@@ -163,13 +163,32 @@ def bot_tools(cfg: BotConfig) -> Any:
 
     pm = get_plugin_manager()
     plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
-    return load_tools(
+    registry = load_tools(
         cfg.agent.tools,
         plugin_tools,
         timeout_s=cfg.agent.tool_timeout_s,
         max_result_bytes=cfg.agent.tool_result_max_bytes,
         builtins=builtin_tools(cfg),
     )
+    check_tool_modes(cfg, registry)
+    return registry
+
+
+def check_tool_modes(cfg: BotConfig, registry: Any) -> None:
+    """A tool's ``execution_mode`` (interactive / hold) is a Voice Agent API feature: with a
+    backend that cannot honour it, a :class:`ConfigError` naming the tools (issue 18)."""
+    from botrun.core.errors import ConfigError
+    from botrun.core.plugins import get_backend
+
+    spec = get_backend(cfg.agent.backend)
+    if spec.tool_modes:
+        return
+    moded = [s.name for s in registry.specs if s.execution_mode is not None]
+    if moded:
+        raise ConfigError(
+            f"{cfg.source}: the {spec.name} backend cannot honour execution_mode "
+            f"(interactive/hold) of tool(s) {', '.join(moded)}: drop it from their @tool(...)"
+        )
 
 
 def bot_hooks(cfg: BotConfig) -> Any:

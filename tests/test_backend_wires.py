@@ -277,3 +277,14 @@ def test_gemini_resumption_go_away_and_unknown_messages() -> None:
     assert w.decode(gm(setupComplete={}).encode()) == [p.SessionReady("gemini-2")]
     (bad,) = w.decode(b"\xff\xfe")
     assert isinstance(bad, p.ProtocolError)
+
+
+def test_openai_a_response_in_progress_is_cut_even_when_heard_up_to_what_arrived() -> None:
+    # A real-time sender: the caller has heard almost all that arrived, but the service has
+    # generated more of the item than that, so the item must still be cut (it once was not:
+    # "all heard so far" skipped the truncation and the model remembered unheard words).
+    w = ready_openai()
+    reply(w, ms=1500)
+    frames = [json.loads(f) for f in w.barge_in(lambda rid: 1490.0)]
+    assert [f["type"] for f in frames] == ["response.cancel", "conversation.item.truncate"]
+    assert frames[1]["audio_end_ms"] == 1490

@@ -137,3 +137,31 @@ def test_a_plugin_adds_a_backend_through_the_hook() -> None:
         pm.unregister(plugin)
         backends.cache_clear()
     assert "acme" not in backends()
+
+
+def test_a_tool_execution_mode_is_refused_where_the_backend_has_none(tmp_path: Path) -> None:
+    import sys
+
+    from botrun.bots.runner import bot_tools
+
+    (tmp_path / "held_tools.py").write_text(
+        "from botrun.core.tools import tool\n\n\n"
+        '@tool(execution_mode="hold")\n'
+        "def slow(q: str) -> str:\n"
+        '    """Slow.\n\n    Args:\n        q: what.\n    """\n'
+        "    return q\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for backend, ok in (("assemblyai", True), ("openai", False), ("gemini", False)):
+            cfg = config_from_dict(
+                {"agent": {"backend": backend, "tools": ["held_tools:slow"]}}, "bot.toml"
+            )
+            if ok:
+                assert "slow" in [s.name for s in bot_tools(cfg).specs]
+            else:
+                with pytest.raises(ConfigError, match=rf"{backend} backend .*execution_mode.*slow"):
+                    bot_tools(cfg)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("held_tools", None)

@@ -329,7 +329,7 @@ async def test_a_tool_call_cut_by_a_barge_in_is_discarded(
     summary, sim, rec, _ = await call_on(
         backend,
         tmp_path,
-        [(fox, 0.0, "Ann"), (stop, 4.3, "Bob")],
+        [(fox, 0.0, "Ann"), (stop, 4.8, "Bob")],
         scenario=scenario,
         tools=tools,
     )
@@ -341,3 +341,22 @@ async def test_a_tool_call_cut_by_a_barge_in_is_discarded(
     assert session.tool_results == [] and not session.violations, session.violations
     if backend == "gemini":
         assert session.wire.get("cancelled")
+
+
+async def test_gemini_refused_resumption_starts_a_new_session(tmp_path: Path, voices: dict) -> None:
+    a_path, _ = voices["fox"]
+    b_path, _ = voices["weather"]
+    scenario = scenario_from_dict({"faults": {"drop_at_reply_audio": 10, "refuse_resume": True}})
+    summary, sim, rec, _ = await call_on(
+        "gemini",
+        tmp_path,
+        [(a_path, 0.0, "Ann"), (b_path, 3.1 + 0.3 + 0.3 + 1.0, "Bob")],
+        config("gemini", **{"agent.input.turn_detection.interrupt_response": False}),
+        scenario,
+    )
+    assert summary.error is None, summary.error
+    states = [e.data["state"] for e in rec.of(ev.SESSION_STATE)]
+    assert "newsession" in states and summary.client_stats.fresh_sessions >= 1
+    assert len(sim.sessions) >= 2
+    later = list(sim.sessions.values())[1:]
+    assert any(s.user_transcripts for s in later)  # Bob was heard by a new session

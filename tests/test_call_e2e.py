@@ -138,7 +138,7 @@ async def test_on_idle_can_take_over(tmp_path: Path) -> None:
     transport = ActionWav(caller(tmp_path, silence(30)), tmp_path / "bot.wav")
     summary, rec, _sim, _ = await run_call(transport, config, None)
     assert summary.reason == "caller went quiet"
-    assert call_hooks.SEEN == [("idle", 1)]
+    assert call_hooks.SEEN == [("idle", True)]
     assert rec.agent_lines() == []  # no default reminder
     assert transport.asked == [("hang_up", "caller went quiet")]
 
@@ -201,7 +201,7 @@ async def test_refused_and_unsupported_actions_become_tool_errors_the_agent_hear
             ],
         }
     )
-    pcm = b"".join(said[k] + silence(3.5) for k in ("one", "two", "three"))
+    pcm = b"".join(said[k] + silence(5) for k in ("one", "two", "three"))
     transport = ActionWav(caller(tmp_path, pcm), tmp_path / "bot.wav")
     summary, rec, sim, _ = await run_call(transport, config, scenario, tools=bot_tools(config))
     assert summary.error is None

@@ -318,3 +318,46 @@ async def test_wire_refuses_a_bad_key(protocol: str) -> None:
         assert info.value.rcvd is not None and info.value.rcvd.code == 1008
         if protocol == "gemini":
             assert "API key not valid" in info.value.rcvd.reason
+
+
+@pytest.mark.parametrize("protocol", ["openai", "gemini"])
+async def test_agent_sim_command_speaks_the_protocol(protocol: str) -> None:
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "botrun.bots.cli",
+        "agent-sim",
+        "--port",
+        "0",
+        "--protocol",
+        protocol,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+    )
+    try:
+        assert proc.stdout is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+        assert url.startswith("ws://"), url
+        async with websockets.connect(url) as ws:
+            if protocol == "gemini":
+                await ws.send(json.dumps({"setup": {"model": "models/x"}}))
+                assert "setupComplete" in json.loads(await ws.recv())
+            else:
+                assert json.loads(await ws.recv())["type"] == "session.created"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0 and f"speaking {protocol}" in err.decode()
+
+
+def test_agent_sim_refuses_an_unknown_protocol() -> None:
+    from helpers_cli import run_botrun
+
+    res = run_botrun("agent-sim", "--protocol", "gpt")
+    assert res.returncode == 2 and "gpt" in res.stderr and "Traceback" not in res.stderr

@@ -82,6 +82,8 @@ class BackendSpec:
     #: Takes G.711 μ-law at 8 kHz in and out (``audio/pcmu``), so a phone transport's audio
     #: passes through untouched; otherwise the bridge transcodes.
     phone_audio: bool = False
+    #: Honours a tool's ``execution_mode`` (interactive / hold: the Voice Agent API's).
+    tool_modes: bool = False
     #: Config fields this backend cannot honour: returns one message per field (empty: ok).
     check: Callable[[AgentConfig], list[str]] | None = None
     #: Extra details for docs and ``--help``.

@@ -151,6 +151,7 @@ ASSEMBLYAI = BackendSpec(
     voices=("ivy", "james", "sophie", "diego", "arjun"),
     default_voice="ivy",
     phone_audio=True,
+    tool_modes=True,
     check=_check_assemblyai,
 )
 OPENAI = BackendSpec(

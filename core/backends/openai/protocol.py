@@ -325,11 +325,13 @@ class OpenAIWire:
         received_ms = int(item.received_bytes / bytes_per_ms(self.fmt))
         heard = heard_ms(item.response_id) if heard_ms is not None else float(received_ms)
         end = max(0, min(int(heard), received_ms))
-        if end >= received_ms - HEARD_SLACK_MS:
-            # all of it was heard so far (the resampler may hold a few ms back); a response
-            # still in progress may send more, to be cut at the next barge-in
-            item.settled = self._active != item.response_id
+        in_progress = self._active == item.response_id
+        if not in_progress and end >= received_ms - HEARD_SLACK_MS:
+            # a finished item heard in full (the resampler may hold a few ms back)
+            item.settled = True
             return frames
+        # (a response in progress is always cut: the service has generated more of the
+        # item than has arrived here, and the caller heard at most what arrived)
         item.settled = True
         self.truncations.append((item.item_id, end, received_ms))
         if end == 0:
