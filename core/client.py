@@ -179,6 +179,8 @@ class AgentClient:
 
     #: The environment variable named when the service refuses the key.
     key_var = KEY_VAR
+    #: The wire protocol this client speaks (a name of :data:`.backends.mismatch.NAMES`).
+    protocol = "assemblyai"
 
     def __init__(
         self,
@@ -695,8 +697,20 @@ class AgentClient:
         return _Disconnect("transient", label)
 
     def _handle(self, msg: str | bytes) -> None:
-        for ev in self._wire_decode(msg):
+        events = self._wire_decode(msg)
+        if any(isinstance(ev, UnknownEvent | ProtocolError) for ev in events):
+            self._check_protocol(msg)
+        for ev in events:
             self._handle_event(ev)
+
+    def _check_protocol(self, msg: str | bytes) -> None:
+        """A message this backend does not understand: fail fast if it is recognisably
+        another backend's (a service or simulator speaking another protocol, issue 18)."""
+        from .backends.mismatch import client_message, server_protocol
+
+        theirs = server_protocol(msg)
+        if theirs is not None and theirs != self.protocol:
+            raise _Disconnect("fatal", client_message(self._display_url, self.protocol, theirs))
 
     def _handle_event(self, ev: Any) -> None:
         if not self._state.admit(ev):  # forbidden where it came (core/session.py)

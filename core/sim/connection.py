@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from websockets.exceptions import ConnectionClosed
 
+from ..backends.mismatch import client_protocol, close_reason
 from . import codec
 from .agent import Agent
 from .config import UpdateError, apply_update, input_format
 from .faults import CLOSE_NORMAL, CLOSE_POLICY, junk_frame
 from .session import SimSession, new_id
 from .vad import SpeechStarted, SpeechStopped, TurnEnded, VadEvent
+from .wire import WireSocket
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -66,6 +68,8 @@ class Connection:
         self.closed = False
         self._token_max_duration = max_duration_s
         self._first = True
+        #: Speaking the Voice Agent API directly (no adapter): checks the first message's protocol.
+        self._raw = not isinstance(ws, WireSocket)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_audio = time.monotonic()
         self._idle_task: asyncio.Task[None] | None = None
@@ -172,6 +176,11 @@ class Connection:
                 s.events.append("<malformed>")
             await self.error("invalid_format", "message is not valid JSON")
             return
+        if self._first and self._raw and isinstance(event, dict):
+            theirs = client_protocol(event)
+            if theirs is not None and theirs != "assemblyai":
+                await self._refuse_foreign(theirs)
+                return
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             if s is not None:
                 s.events.append("<untyped>")
@@ -213,6 +222,14 @@ class Connection:
             "session.resume": self._late_resume,
         }[kind]
         await handler(event)
+
+    async def _refuse_foreign(self, theirs: str) -> None:
+        """The first message is another protocol's (a client of another backend): one log
+        line, an error naming the protocol spoken here, and a policy close saying so."""
+        reason = close_reason("assemblyai", theirs)
+        log.warning("%s client connected to the assemblyai simulator: closing (%s)", theirs, reason)
+        await self.error("invalid_format", reason, "type")
+        await self.close(CLOSE_POLICY, reason)
 
     # ---- session lifecycle -------------------------------------------------------------
     async def _first_update(self, event: dict[str, Any]) -> None:

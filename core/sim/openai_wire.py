@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends.mismatch import close_reason
 from .session import new_id
 from .wire import WireSocket, dump, spoken
 
@@ -97,6 +98,10 @@ class OpenAISocket(WireSocket):
 
     def knows(self, data: dict[str, Any]) -> bool:
         return data.get("type") in CLIENT_TYPES
+
+    async def refuse_foreign(self, theirs: str) -> None:
+        await self.error("invalid_request_error", close_reason(self.protocol, theirs), "type")
+        await super().refuse_foreign(theirs)
 
     async def error(self, code: str, message: str, param: str | None = None) -> None:
         err: dict[str, Any] = {"type": "invalid_request_error", "code": code, "message": message}

@@ -21,6 +21,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from ..backends.mismatch import client_protocol, close_reason
+
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from .session import SimSession
 
 log = logging.getLogger("botrun.sim")
+#: The close code for a client of another protocol (policy: a refusal, not a fault).
+CLOSE_MISMATCH = 1008
 
 PROTOCOLS = ("assemblyai", "openai", "gemini")
 _SAY = re.compile(r'^Say exactly[^"]*"(?P<text>.*)"\s*$', re.DOTALL)
@@ -76,6 +80,7 @@ class WireSocket:
 
     async def _inbound(self) -> AsyncIterator[str | bytes]:
         await self.opened()
+        first = True
         async for raw in self.ws:
             if isinstance(raw, bytes):
                 yield raw  # the simulator answers binary frames itself
@@ -85,7 +90,16 @@ class WireSocket:
             except (ValueError, RecursionError):
                 yield raw
                 continue
-            if not isinstance(data, dict) or not self.knows(data):
+            if not isinstance(data, dict):
+                yield raw
+                continue
+            if first:
+                first = False
+                theirs = client_protocol(data)
+                if theirs is not None and theirs != self.protocol:
+                    await self.refuse_foreign(theirs)
+                    return
+            if not self.knows(data):
                 yield raw
                 continue
             for out in await self.from_client(data):
@@ -116,6 +130,15 @@ class WireSocket:
         s = self.session
         if s is not None:
             s.wire.setdefault(key, []).append(value)
+
+    async def refuse_foreign(self, theirs: str) -> None:
+        """The client's first message is of protocol ``theirs``: say so (log, this
+        protocol's error where it has one) and close with a reason naming ours."""
+        reason = close_reason(self.protocol, theirs)
+        log.warning(
+            "%s client connected to the %s simulator: closing (%s)", theirs, self.protocol, reason
+        )
+        await self.ws.close(CLOSE_MISMATCH, reason)
 
     async def opened(self) -> None:
         """The socket is being served (first thing, before any client message)."""

@@ -27,6 +27,7 @@ KEY_VAR = "GEMINI_API_KEY"
 
 class GeminiClient(AgentClient):
     key_var = "GEMINI_API_KEY (or GOOGLE_API_KEY)"
+    protocol = "gemini"
 
     def __init__(self, *args: Any, model: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -41,6 +41,7 @@ def with_model(url: str, model: str | None) -> str:
 
 class OpenAIClient(AgentClient):
     key_var = KEY_VAR
+    protocol = "openai"
 
     def __init__(self, *args: Any, playback: Playback | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
