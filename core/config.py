@@ -485,7 +485,12 @@ def apply_overrides(cfg: BotConfig, overrides: dict[str, Any]) -> BotConfig:
     try:
         new = BotConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error("command line", exc, BotConfig)) from None
+        where = "command line"
+        backend = overrides.get("agent.backend")
+        if backend is not None and backend != cfg.agent.backend and not cfg.source.startswith("<"):
+            # the file's values meet the backend a flag chose: name both (issue 18)
+            where = f"{cfg.source} (with --backend {backend})"
+        raise ConfigError(format_validation_error(where, exc, BotConfig)) from None
     new.transports, new.source = cfg.transports, cfg.source
     return new
 

@@ -165,3 +165,32 @@ def test_a_tool_execution_mode_is_refused_where_the_backend_has_none(tmp_path: P
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("held_tools", None)
+
+
+def test_a_file_field_the_chosen_backend_cannot_honour_names_the_file_key_and_flag() -> None:
+    """Issue 18 (probe item 2): the example bot's keyterms on --backend gemini blamed the
+    command line; the error names the config file, ``[agent.input] keyterms`` and the flag."""
+    from botrun.core.config import load_config
+
+    cfg = load_config("receptionist")
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(cfg, {"agent.backend": "gemini"})
+    msg = str(err.value)
+    assert "receptionist.toml" in msg and "--backend gemini" in msg, msg
+    assert "[agent.input] keyterms" in msg and not msg.startswith("command line"), msg
+
+
+@pytest.mark.parametrize("name", ["default", "receptionist", "scheduler", "support"])
+@pytest.mark.parametrize("backend", ["assemblyai", "openai", "gemini"])
+def test_which_example_bots_run_where_is_what_the_docs_say(name: str, backend: str) -> None:
+    """docs/backends.md lists the packaged bots that run on each backend: keep it true."""
+    from botrun.core.config import load_config
+
+    docs = (Path(__file__).parent.parent / "docs" / "backends.md").read_text()
+    row = next(line for line in docs.splitlines() if line.startswith(f"| `{backend}` runs |"))
+    try:
+        apply_overrides(load_config(name), {"agent.backend": backend})
+        runs = True
+    except ConfigError:
+        runs = False
+    assert (f"`{name}`" in row) == runs, (name, backend, row)

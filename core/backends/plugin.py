@@ -98,7 +98,10 @@ def _check_gemini(cfg: AgentConfig) -> list[str]:
     if cfg.volume is not None:
         out.append("'volume': Gemini Live has no output volume (leave it out)")
     if cfg.input.keyterms:
-        out.append("'input.keyterms': Gemini Live has no keyterm biasing (leave it out)")
+        out.append(
+            "'[agent.input] keyterms': Gemini Live has no keyterm biasing "
+            "(remove keyterms from the config to run it on gemini)"
+        )
     if "vad_threshold" in changed:
         out.append(
             "'input.turn_detection.vad_threshold': Gemini Live's activity detection has no "
