@@ -118,9 +118,11 @@ class AgentConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _backend_defaults(cls, data: Any) -> Any:
-        """URL, model and voice default to the chosen backend's; a value that is another
-        backend's default (left over from a config validated for that backend) is replaced
-        by this one's."""
+        """URL, model and voice default to the chosen backend's; a URL or model that is
+        another backend's default (left over from a config validated for that backend) is
+        replaced by this one's. A voice is only filled in when missing: one the user wrote
+        that the backend lacks is an error (:func:`apply_overrides` drops a defaulted voice
+        when ``--backend`` switches the backend)."""
         if not isinstance(data, dict):
             return data
         spec = _backend_spec(data.get("backend", "assemblyai"))
@@ -133,7 +135,7 @@ class AgentConfig(_Model):
         for key, mine, theirs in (
             ("url", spec.default_url, {s.default_url for s in others}),
             ("model", spec.default_model, {s.default_model for s in others} - {None}),
-            ("voice", spec.default_voice, {s.default_voice for s in others} - {""}),
+            ("voice", spec.default_voice, set()),
         ):
             if data.get(key) is None or data.get(key) in theirs:
                 data[key] = mine
@@ -391,7 +393,8 @@ def format_validation_error(
             got = err.get("input")
             shown = "" if isinstance(got, dict) else f" (got {excerpt(got)})"
             where = f"'{loc}': " if loc else ""
-            lines.append(f"{where}{short_message(err['msg'].lower())}{shown}")
+            msg = err["msg"]  # not .lower(): it may quote case-sensitive values (voices)
+            lines.append(f"{where}{short_message(msg[:1].lower() + msg[1:])}{shown}")
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more errors")
     return f"{source}: " + "; ".join(lines)
@@ -474,6 +477,15 @@ def config_from_dict(
 def apply_overrides(cfg: BotConfig, overrides: dict[str, Any]) -> BotConfig:
     """Apply dotted-key overrides (``{"agent.url": ...}``) from CLI flags, validated."""
     data = cfg.model_dump()
+    backend = overrides.get("agent.backend")
+    if (
+        backend is not None
+        and backend != cfg.agent.backend
+        and overrides.get("agent.voice") is None
+    ):
+        old = _backend_spec(cfg.agent.backend)
+        if old is not None and cfg.agent.voice == old.default_voice:
+            del data["agent"]["voice"]  # the old backend's default: take the new one's
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -486,7 +498,6 @@ def apply_overrides(cfg: BotConfig, overrides: dict[str, Any]) -> BotConfig:
         new = BotConfig.model_validate(data)
     except ValidationError as exc:
         where = "command line"
-        backend = overrides.get("agent.backend")
         if backend is not None and backend != cfg.agent.backend and not cfg.source.startswith("<"):
             # the file's values meet the backend a flag chose: name both (issue 18)
             where = f"{cfg.source} (with --backend {backend})"

@@ -194,3 +194,37 @@ def test_which_example_bots_run_where_is_what_the_docs_say(name: str, backend: s
     except ConfigError:
         runs = False
     assert (f"`{name}`" in row) == runs, (name, backend, row)
+
+
+@pytest.mark.parametrize(
+    ("agent", "voices"),
+    [
+        ({"backend": "openai", "voice": "ivy"}, ["marin", "cedar"]),
+        ({"voice": "marin"}, ["ivy", "james"]),
+        ({"backend": "gemini", "voice": "marin"}, ["Puck", "Kore"]),
+    ],
+)
+def test_a_written_voice_the_backend_lacks_is_a_load_error(
+    agent: dict[str, str], voices: list[str]
+) -> None:
+    """Issue 18 (probe item 4): a voice written in the file that is another backend's
+    default was silently replaced by this backend's; now it is refused, naming the file,
+    the key and the backend's voices."""
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"agent": agent}, "bot.toml")
+    msg = str(err.value)
+    assert "bot.toml" in msg and "agent.voice" in msg, msg
+    assert all(v in msg for v in voices), msg
+
+
+def test_a_written_voice_the_flag_backend_lacks_is_an_error_but_defaults_switch() -> None:
+    base = config_from_dict({}, "bot.toml")
+    assert apply_overrides(base, {"agent.backend": "openai"}).agent.voice == "marin"
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(
+            config_from_dict({"agent": {"voice": "sophie"}}, "bot.toml"),
+            {"agent.backend": "openai"},
+        )
+    assert "bot.toml" in str(err.value) and "--backend openai" in str(err.value)
+    with pytest.raises(ConfigError):
+        apply_overrides(base, {"agent.backend": "openai", "agent.voice": "ivy"})
