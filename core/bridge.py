@@ -130,6 +130,10 @@ class Bridge:
             and backend.phone_audio
         )
         self._in_rate = backend.input_rate  # the rate the backend takes PCM16 at
+        if not backend.speech_stopped:  # the figure would time the reply's start, not the user
+            self.metrics.latency_unmeasured = (
+                f"not measured on {backend.name} (the service does not say when you stop speaking)"
+            )
         self._in_bps = 8000 if self._passthrough else 2 * self._in_rate  # bytes/s to the agent
         # what the agent hears, for the taps (core/taps.py): rate and encoding
         self._tap_in = (8000, "pcmu") if self._passthrough else (self._in_rate, "pcm16")
@@ -684,12 +688,16 @@ class Bridge:
 
     def _first_audio(self, turn: Turn, t: float) -> None:
         turn.first_audio_at = t
-        self._emit(ev.ReplyStarted(turn.latency_ms))
+        self._emit(ev.ReplyStarted(self._latency(turn)))
 
     def _report_turn(self, turn: Turn, status: str) -> None:
         """A reply is over: say so, with its figures (bug 6: reply_ms and interrupted)."""
         self._emit(ev.ReplyDone(status))
-        self._emit(ev.TurnMetrics(turn.latency_ms, turn.sent_ms, turn.interrupted))
+        self._emit(ev.TurnMetrics(self._latency(turn), turn.sent_ms, turn.interrupted))
+
+    def _latency(self, turn: Turn) -> float | None:
+        """The turn's response latency, None where the backend cannot measure it."""
+        return None if self.metrics.latency_unmeasured else turn.latency_ms
 
     def _on_reply_done(self, interrupted: bool) -> None:
         if interrupted:

@@ -72,6 +72,8 @@ class CallMetrics:
     #: None: no agent session was opened (nobody joined); False: one was, never ready.
     agent_answered: bool | None = None
     spoken_ms: float | None = None  # all bot audio that reached the transport (set at the end)
+    #: Why the response latency is not measured on this backend (None: it is).
+    latency_unmeasured: str | None = None
 
     def settle(
         self, spoken_ms: float, heard_between: Callable[[float, float], float] | None = None
@@ -102,6 +104,8 @@ class CallMetrics:
 
     @property
     def latencies_ms(self) -> list[float]:
+        if self.latency_unmeasured:
+            return []
         return [t.latency_ms for t in self.turns if t.latency_ms is not None]
 
     def summary(self, agent_reached: bool = True) -> str:
@@ -118,6 +122,8 @@ class CallMetrics:
                 if agent_reached
                 else "could not reach the voice agent"
             )
+        if self.latency_unmeasured and self.turns:
+            lines.append(f"response latency: {self.latency_unmeasured}")
         if lat:
             mid = lat[len(lat) // 2]
             lines.append(

@@ -360,3 +360,25 @@ async def test_gemini_refused_resumption_starts_a_new_session(tmp_path: Path, vo
     assert len(sim.sessions) >= 2
     later = list(sim.sessions.values())[1:]
     assert any(s.user_transcripts for s in later)  # Bob was heard by a new session
+
+
+@pytest.mark.parametrize("backend", ["openai", "gemini"])
+async def test_response_latency_is_only_reported_where_it_is_measured(
+    backend: str, tmp_path: Path, voices: dict
+) -> None:
+    """Issue 18 (probe item 3): Gemini has no speech-stopped event, so its "latency" timed
+    the reply's start, not the caller's (18 ms vs ~900 ms). There the per-turn figure is
+    absent and the summary says it is not measured; elsewhere both are figures."""
+    path, _ = voices["fox"]
+    summary, _sim, rec, _ = await call_on(backend, tmp_path, [(path, 0.0, "Ann")])
+    assert summary.error is None, summary.error
+    started = [e for e in rec.events if isinstance(e, ev.ReplyStarted)]
+    assert started
+    text = summary.metrics.summary()
+    if backend == "gemini":
+        assert all(e.latency_ms is None for e in started)
+        assert "response latency: not measured on gemini" in text, text
+        assert "-> bot audio out" not in text and "median" not in text, text
+    else:
+        assert all(e.latency_ms is not None for e in started)
+        assert "response latency (you stop speaking -> bot audio out): median" in text, text

@@ -84,6 +84,10 @@ class BackendSpec:
     phone_audio: bool = False
     #: Honours a tool's ``execution_mode`` (interactive / hold: the Voice Agent API's).
     tool_modes: bool = False
+    #: The service says when the user stopped speaking. False (Gemini Live): botrun can only
+    #: infer it when the reply starts, so the response latency (stop speaking -> bot audio
+    #: out) is not measured and never printed as if it were.
+    speech_stopped: bool = True
     #: Config fields this backend cannot honour: returns one message per field (empty: ok).
     check: Callable[[AgentConfig], list[str]] | None = None
     #: Extra details for docs and ``--help``.

@@ -178,6 +178,7 @@ GEMINI = BackendSpec(
     voices=GEMINI_VOICES,
     default_voice="Puck",
     input_rate=16000,
+    speech_stopped=False,  # no speech-stopped event: no response latency (issue 18)
     check=_check_gemini,
 )
 BUILTIN = (ASSEMBLYAI, OPENAI, GEMINI)
