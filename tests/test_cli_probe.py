@@ -1,0 +1,87 @@
+"""Regressions from a new user's probe of the CLI: each failure a user can cause is one
+clear line and exit 2, never ``internal error``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers_cli import run_botrun
+
+BAD_WAVS = {
+    "riff-wave-junk": b"RIFF\0\0\0\0WAVEjunk",  # scipy: UnboundLocalError
+    "riff-only": b"RIFF",  # scipy: struct.error (unpack requires a buffer of 4 bytes)
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_WAVS))
+def test_a_malformed_wav_is_named_not_an_internal_error(tmp_path: Path, name: str) -> None:
+    from botrun.core.errors import UsageError
+    from botrun.transports.wav.wavio import read_wav_mono16
+
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(BAD_WAVS[name])
+    with pytest.raises(UsageError, match=r"bad\.wav is not a valid WAV file"):
+        read_wav_mono16(bad, 16000)
+    res = run_botrun(
+        "wav",
+        "--input",
+        str(bad),
+        "--output",
+        str(tmp_path / "o.wav"),
+        "--agent-url",
+        "ws://127.0.0.1:9/",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "internal error" not in res.stderr
+    assert "bad.wav is not a valid WAV file (" in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+
+
+def _botrun_without_twilio(
+    tmp_path: Path, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``botrun ARGS`` in a process where ``import twilio`` fails (the extra not installed)."""
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['twilio'] = None  # import twilio raises ImportError\n"
+        f"sys.argv = ['botrun', *{list(args)!r}]\n"
+        "runpy.run_module('botrun.bots.cli', run_name='__main__')\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+        timeout=60,
+    )
+
+
+TWILIO_ENV = {
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": "secret-token-for-test",
+    "PUBLIC_URL": "https://example.invalid",
+    "TWILIO_FROM_NUMBER": "+15550001111",
+}
+HINT = "Twilio calls need the twilio package: pip install 'botrun[twilio]'"
+
+
+def test_call_without_the_twilio_extra_names_the_extra(tmp_path: Path) -> None:
+    res = _botrun_without_twilio(tmp_path, "call", "+15551234567", env=TWILIO_ENV)
+    assert res.returncode == 2, res.stderr
+    assert HINT in res.stderr and "internal error" not in res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+
+
+def test_serve_with_a_twilio_token_without_the_extra_names_the_extra(tmp_path: Path) -> None:
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text('[agent]\nurl = "ws://127.0.0.1:9/"\n', encoding="utf-8")
+    env = {**TWILIO_ENV, "BOTRUN_API_KEY": "k" * 32}
+    res = _botrun_without_twilio(tmp_path, "serve", "--config", str(cfg), "--port", "0", env=env)
+    assert res.returncode == 2, res.stderr
+    assert HINT in res.stderr and "internal error" not in res.stderr
+    assert "secret-token-for-test" not in res.stderr
