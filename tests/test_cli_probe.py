@@ -85,3 +85,24 @@ def test_serve_with_a_twilio_token_without_the_extra_names_the_extra(tmp_path: P
     assert res.returncode == 2, res.stderr
     assert HINT in res.stderr and "internal error" not in res.stderr
     assert "secret-token-for-test" not in res.stderr
+
+
+def test_worker_without_daily_python_refuses_at_start(tmp_path: Path) -> None:
+    """As ``botrun serve`` does, rather than starting and failing every call."""
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['daily'] = None  # import daily raises ImportError\n"
+        "sys.argv = ['botrun', 'worker', '--queue', 'redis://127.0.0.1:9/0']\n"
+        "runpy.run_module('botrun.bots.cli', run_name='__main__')\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAILY_API_KEY": "k" * 20},
+        timeout=60,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "every bot would fail" in res.stderr and "daily-python" in res.stderr
+    assert "internal error" not in res.stderr

@@ -197,8 +197,11 @@ def check(
         ) from None
     prepare: dict[str, Prepare] = {}
     if "daily" in settings.transports:
+        from botrun.bots.serve.cli import check_daily_sdk
+
         from .daily_kind import make_prepare
 
+        check_daily_sdk()  # as serve does: refuse now rather than fail every call
         key = secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens for calls")
         prepare["daily"] = make_prepare(key, secrets.env("DAILY_API_URL"), cfg.bot.name)
     if auth.access is Access.OPEN:
