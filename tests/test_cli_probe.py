@@ -106,3 +106,26 @@ def test_worker_without_daily_python_refuses_at_start(tmp_path: Path) -> None:
     assert res.returncode == 2, res.stderr
     assert "every bot would fail" in res.stderr and "daily-python" in res.stderr
     assert "internal error" not in res.stderr
+
+
+def test_twilio_help_says_it_runs_no_call_and_offers_no_meeting_options() -> None:
+    res = run_botrun("twilio", "--help")
+    assert res.returncode == 0, res.stderr
+    assert "This command runs no call" in res.stdout and "botrun serve" in res.stdout
+    for flag in ("--transcode", "--record", "--backend", "--agent-url", "--config"):
+        assert flag not in res.stdout, flag
+    assert "transcode" in res.stdout  # the [twilio] table's keys are still documented
+    res = run_botrun("twilio")
+    assert res.returncode == 2 and "Twilio calls run inside `botrun serve`" in res.stderr
+    top = run_botrun("--help").stdout
+    joinable = top.split("Transports (join a meeting)", 1)[1].split("\n\n", 1)[0]
+    assert "twilio" not in joinable and "daily" in joinable
+    assert "twilio" in top
+
+
+def test_the_twilio_table_is_still_validated(tmp_path: Path) -> None:
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text('[agent]\nurl = "ws://127.0.0.1:9/"\n[twilio]\ntranscod = true\n')
+    res = run_botrun("wav", "--config", str(cfg), "--input", "x.wav", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "transcod" in res.stderr and "internal error" not in res.stderr
