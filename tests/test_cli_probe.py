@@ -129,3 +129,42 @@ def test_the_twilio_table_is_still_validated(tmp_path: Path) -> None:
     res = run_botrun("wav", "--config", str(cfg), "--input", "x.wav", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert "transcod" in res.stderr and "internal error" not in res.stderr
+
+
+def _wav_table(tmp_path: Path, phone: str) -> Path:
+    from speech import write_wav
+
+    for name in ("a", "b"):
+        write_wav(tmp_path / f"{name}.wav", b"\1\0" * 1600, 16000)
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text(
+        '[agent]\nurl = "ws://127.0.0.1:9/"\n'
+        f'[wav]\ninput = ["a.wav", "b.wav"]\nphone = {phone}\n'
+        f'output = "{tmp_path / "o.wav"}"\n',
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def test_a_wav_table_can_make_only_the_second_input_a_phone_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botrun.bots.runner import SharedOptions, transport_context
+    from botrun.transports.wav.plugin import SPEC
+    from botrun.transports.wav.transport import WavTransport
+
+    monkeypatch.chdir(tmp_path)
+    cfg = _wav_table(tmp_path, '["", "+14155550123"]')
+    shared = SharedOptions(config=cfg)
+    ctx = transport_context(SPEC, shared, {o.name: None for o in SPEC.options})
+    transport = SPEC.factory(ctx)
+    assert isinstance(transport, WavTransport)
+    assert [i.phone for i in transport.inputs] == [None, "+14155550123"]
+
+
+def test_a_bad_phone_in_a_wav_table_names_the_file_and_key(tmp_path: Path) -> None:
+    cfg = _wav_table(tmp_path, '["nope", "+14155550123"]')
+    res = run_botrun("wav", "--config", str(cfg), cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "bot.toml: [wav] phone 'nope'" in res.stderr, res.stderr
+    assert "--phone" not in res.stderr

@@ -86,23 +86,33 @@ class WavTransport(Transport):
         self.hung_up: str | None = None
 
     @classmethod
-    def from_options(cls, opts: dict[str, Any]) -> WavTransport:
+    def from_options(
+        cls, opts: dict[str, Any], labels: dict[str, str] | None = None
+    ) -> WavTransport:
+        """``labels`` names an option in errors where it came from the config file (e.g.
+        ``bot.toml: [wav] phone``); by default the flag (``--phone``)."""
+
+        def label(name: str) -> str:
+            return (labels or {}).get(name) or f"--{name}"
+
         paths: list[Path] = list(opts["input"])
         # Aligned with the inputs by the CLI (None: not given for that input) or by position.
         ats: list[float | None] = list(opts.get("at") or [])
         names: list[str | None] = list(opts.get("participant") or [])
         phones: list[str | None] = list(opts.get("phone") or [])
+        files = f"{len(paths)} {label('input')} files"
         if len(ats) > len(paths):
-            raise UsageError(f"{len(ats)} --at values for {len(paths)} --input files")
+            raise UsageError(f"{len(ats)} {label('at')} values for {files}")
         if len(names) > len(paths):
-            raise UsageError(f"{len(names)} --participant names for {len(paths)} --input files")
+            raise UsageError(f"{len(names)} {label('participant')} names for {files}")
         if len(phones) > len(paths):
-            raise UsageError(f"{len(phones)} --phone numbers for {len(paths)} --input files")
+            raise UsageError(f"{len(phones)} {label('phone')} numbers for {files}")
         for number in phones:
-            if number is not None and not _PHONE.match(number.strip()):
+            # "" (in a [wav] list) means that input is not a phone caller
+            if number is not None and number.strip() and not _PHONE.match(number.strip()):
                 raise UsageError(
-                    f"--phone {number!r}: expected a phone number in E.164 form "
-                    "(+14155550123) or a SIP URI (sip:user@host)"
+                    f"{label('phone')} {number!r}: expected a phone number in E.164 form "
+                    '(+14155550123), a SIP URI (sip:user@host) or "" for no phone'
                 )
         rate = int(opts.get("rate") or 16000)
         if rate not in RATES:
