@@ -96,7 +96,8 @@ SPEC = TransportSpec(
         Option(
             "dtmf",
             'Keypad presses at call times, SECONDS:DIGITS,...: e.g. "2.5:1,4.0:#" '
-            "(the participant speaking then presses them).",
+            "(the participant speaking then presses them; presses after the last input ends "
+            "are skipped, with a warning).",
             metavar="SCHEDULE",
         ),
         Option(

@@ -45,6 +45,26 @@ class WavInput:
     phone: str | None = None  # a phone caller's number (--phone)
 
 
+def _pressable(presses: list[KeyPress], inputs: list[WavInput], rate: int) -> list[KeyPress]:
+    """The presses due before the last input ends; those after it would come from nobody
+    (every participant has left), so they are dropped with one warning at start."""
+    end_s = max((i.at_s + len(i.pcm) / 2 / rate for i in inputs), default=0.0)
+    late = [p for p in presses if p.at_s >= end_s]
+    if late:
+        times = ", ".join(f"{p.at_s:g} s" for p in late)
+        log.warning(
+            "--dtmf: %d key press%s at %s come%s after the last input ends (%.1f s), when "
+            "nobody is left to press %s: skipped",
+            len(late),
+            "" if len(late) == 1 else "es",
+            times,
+            "s" if len(late) == 1 else "",
+            end_s,
+            "it" if len(late) == 1 else "them",
+        )
+    return [p for p in presses if p.at_s < end_s]
+
+
 def _nth(values: list[Any], i: int) -> Any:
     return values[i] if i < len(values) else None
 
@@ -76,7 +96,7 @@ class WavTransport(Transport):
         self._t0 = 0.0
         self._left = False
         self._joined = 0  # inputs whose participant has joined
-        self.keypresses = list(dtmf or [])
+        self.keypresses = _pressable(list(dtmf or []), inputs, rate)
         self._speakers: dict[str, asyncio.Task[None]] = {}
         self._present: list[str] = []  # participants in the meeting now, in join order
         self._phones: dict[str, str] = {}  # participant id -> number, phone callers
