@@ -113,12 +113,24 @@ def prepare(
     return ctx, agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
 
 
+def check_output_paths(shared: SharedOptions) -> None:
+    """--transcript's and --record's parent directories exist (nothing is created but the
+    --record folder itself): one-line errors before anything connects."""
+    from botrun.core.paths import check_output_dir, check_output_file
+
+    if shared.transcript is not None:
+        check_output_file(shared.transcript, "--transcript")
+    if shared.record is not None:
+        check_output_dir(shared.record, "--record")
+
+
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
     """Run ``botrun <transport>``; returns the process exit code."""
     from botrun.core.logs import setup_logging
 
     setup_logging(shared.log_level)
     ctx = transport_context(spec, shared, cli_values)
+    check_output_paths(shared)
     # Problems on this machine first (a missing input file, a missing SDK), then the key
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)

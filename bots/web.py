@@ -112,7 +112,12 @@ def command(
     say (no account needed). Space mutes, Esc hangs up; each finished call's report is
     linked on the page. One call at a time: a second tab is told the bot is busy."""
     from botrun.bots.demo import SIM_PROTOCOLS, pick_scenario
-    from botrun.bots.runner import SharedOptions, agent_api_key, build_config
+    from botrun.bots.runner import (
+        SharedOptions,
+        agent_api_key,
+        build_config,
+        check_output_paths,
+    )
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
     from botrun.core.plugins import transports
@@ -138,6 +143,10 @@ def command(
             f"the simulator does not speak the {cfg.agent.backend} backend's protocol: "
             "pass --agent-url (and its key) to use the real service"
         )
+
+    # the --record folder may be created (each call gets a folder in it), not its parent
+    check_output_paths(SharedOptions(transcript=transcript, record=record))
+    record.mkdir(exist_ok=True)
 
     async def run() -> int:
         server = PageServer(host, port, calls_dir=record)

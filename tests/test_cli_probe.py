@@ -168,3 +168,37 @@ def test_a_bad_phone_in_a_wav_table_names_the_file_and_key(tmp_path: Path) -> No
     assert res.returncode == 2, res.stderr
     assert "bot.toml: [wav] phone 'nope'" in res.stderr, res.stderr
     assert "--phone" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["wav", "--output", "{missing}/o.wav"], "--output"),
+        (["wav", "--output", "{tmp}/o.wav", "--transcript", "{missing}/t.jsonl"], "--transcript"),
+        (["wav", "--output", "{tmp}/o.wav", "--record", "{missing}/rec"], "--record"),
+        (["demo", "--output", "{missing}/d.wav"], "--output"),
+    ],
+)
+def test_an_output_in_a_missing_directory_is_refused_not_created(
+    tmp_path: Path, args: list[str], flag: str
+) -> None:
+    """Probe item 8: no missing directory is created (as root that could be /nonexist)."""
+    missing = tmp_path / "missing"
+    wav = Path(__file__).resolve().parent.parent / "bots" / "assets" / "demo-hello.wav"
+    argv = [a.format(missing=missing, tmp=tmp_path) for a in args]
+    if argv[0] == "wav":
+        argv += ["--input", str(wav), "--agent-url", "ws://127.0.0.1:9/"]
+    res = run_botrun(*argv, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert f"{flag} {missing}/" in res.stderr and f"directory {missing} does not exist" in (
+        res.stderr
+    )
+    assert not missing.exists()
+
+
+def test_report_output_in_a_missing_directory_names_it(tmp_path: Path) -> None:
+    rec = tmp_path / "rec1"
+    rec.mkdir()
+    res = run_botrun("report", str(rec), "-o", str(tmp_path / "no" / "dir" / "r.html"))
+    assert res.returncode == 2, res.stderr
+    assert f"directory {tmp_path / 'no' / 'dir'} does not exist" in res.stderr

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from botrun.core.errors import CallActionError, UsageError
+from botrun.core.paths import check_output_file
 from botrun.core.transport import Transport, TransportEvents
 
 from .keypad import KeyPress, parse_dtmf_schedule
@@ -148,8 +149,7 @@ class WavTransport(Transport):
             for i, p in enumerate(paths)
         ]
         output = Path(opts.get("output") or "botrun-output.wav")
-        if output.exists() and output.is_dir():
-            raise UsageError(f"--output {output} is a directory")
+        check_output_file(output, label("output"))
         dtmf = parse_dtmf_schedule(opts.get("dtmf"))
         return cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
 
@@ -164,7 +164,6 @@ class WavTransport(Transport):
     async def join(self, events: TransportEvents) -> None:
         self._events = events
         try:
-            self.output.parent.mkdir(parents=True, exist_ok=True)
             w = wave.open(str(self.output), "wb")  # noqa: SIM115 - closed in leave()
         except OSError as exc:
             raise UsageError(f"cannot write {self.output}: {exc.strerror or exc}") from None
