@@ -23,7 +23,6 @@ import contextlib
 import copy
 import dataclasses
 import enum
-import importlib
 import inspect
 import json
 import logging
@@ -40,6 +39,7 @@ from typing import Any, Literal
 from .defaults import DEFAULT_TOOL_RESULT_MAX_BYTES
 from .errors import CallActionError, ConfigError
 from .secrets import redact
+from .userimport import import_user_module
 
 log = logging.getLogger("botrun.tools")
 
@@ -330,7 +330,7 @@ def import_tool(path: str) -> ToolSpec:
             "function of your own marked with @tool (from botrun.core.tools import tool)"
         )
     try:
-        module = importlib.import_module(mod_name)
+        module = import_user_module(mod_name)
     except ImportError as exc:
         raise ConfigError(f"tool '{path}': cannot import module '{mod_name}': {exc}") from None
     except Exception as exc:  # the module itself failed while importing
