@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .config import suggest
-from .errors import ConfigError
+from .errors import BotrunError, ConfigError
 from .userimport import import_user_module
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ class CallHooks:
         self._worker: asyncio.Task[None] | None = None
         #: This call's hook runs, failures and timeouts.
         self.stats = HookStats()
+        self._traced: set[str] = set()  # hooks whose traceback was logged (DEBUG)
 
     @property
     def path(self) -> str:
@@ -211,13 +212,15 @@ class CallHooks:
             stats.failures += 1
             self._owner.stats.failures += 1
             raised = value.exc
-            log.warning(
-                "%s failed: %s: %s",
-                label,
-                type(raised).__name__,
-                raised,
-                exc_info=(type(raised), raised, raised.__traceback__),
-            )
+            if isinstance(raised, BotrunError):  # expected, handled (a refused action...)
+                log.warning("%s: %s", label, raised)
+                return None
+            log.warning("%s failed: %s: %s", label, type(raised).__name__, raised)
+            if name not in self._traced:  # the traceback once per hook per call, at DEBUG
+                self._traced.add(name)
+                log.debug(
+                    "%s traceback", label, exc_info=(type(raised), raised, raised.__traceback__)
+                )
             return None
         return value
 

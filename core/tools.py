@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .defaults import DEFAULT_TOOL_RESULT_MAX_BYTES
-from .errors import CallActionError, ConfigError
+from .errors import BotrunError, ConfigError
 from .secrets import redact
 from .userimport import import_user_module
 
@@ -603,7 +603,7 @@ class ToolRegistry:
             if raised is _TIMED_OUT:
                 log.warning("tool %s timed out after %.1f s", name, timeout)
                 return failed(f"tool '{name}' timed out after {timeout:g} s", timed_out=True)
-            if isinstance(raised, CallActionError):  # a refused call action: say just that
+            if isinstance(raised, BotrunError):  # a refused call action...: say just that
                 log.warning("tool %s: %s", name, raised)
                 return failed(f"tool '{name}': {raised}")
             log.warning(
