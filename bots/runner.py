@@ -268,11 +268,14 @@ async def call(
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
 
-    recorder = None
+    recorder: Any = None
     if record is not None:  # (first: a folder it cannot write is a usage error, nothing open)
-        from botrun.core.recording import CallRecorder
+        from botrun.core.recording import CallRecorder, RecorderOnJoin
 
-        recorder = CallRecorder.for_transport(record, transport)
+        if getattr(transport, "record_from_join", False):  # (it waits for someone: a page)
+            recorder = RecorderOnJoin(record, transport)
+        else:
+            recorder = CallRecorder.for_transport(record, transport)
     screen = None
     if console:
         from botrun.core.console import Console
@@ -294,7 +297,9 @@ async def call(
     try:
         with stop_on_signals(bridge) if signals else contextlib.nullcontext():
             summary = await bridge.run()
-        if screen is not None and bridge.joined:
+        if screen is not None and bridge.joined and not getattr(transport, "attached", True):
+            screen.print("no call was made (nobody opened the page)")
+        elif screen is not None and bridge.joined:
             reached = summary.client_stats is not None and summary.client_stats.reached
             screen.print(summary.metrics.summary(agent_reached=reached))
             for line in action_lines(summary.actions):

@@ -76,10 +76,28 @@ async def report_call(where: Path, console: bool) -> None:
         click.echo(f"call recorded to {where}; report: {path}")
 
 
+def announce(server: Any) -> None:
+    lines = server.open_lines()
+    lines[0] += " (Ctrl-C to stop)"
+    for line in lines:
+        click.echo(line)
+
+
 @click.command("web")
 @shared_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the page.")
-@click.option("--port", type=click.IntRange(0, 65535), default=7870, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to serve the page on (0.0.0.0: every interface, with the token).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7870,
+    show_default=True,
+    help="Port of the page (0 picks a free one).",
+)
 @click.option(
     "--scenario",
     metavar="NAME|FILE",
@@ -145,7 +163,7 @@ def command(
         try:
             if agent_url:
                 key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
-                click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
+                announce(server)
                 return await serve_calls(server, cfg, key, record=record, transcript=transcript)
             from botrun.core.sim import Simulator
 
@@ -154,7 +172,7 @@ def command(
                 what = f"scenario '{sim_scenario.name}'" if sim_scenario else "it echoes you"
                 wire = "" if protocol == "assemblyai" else f", speaking {protocol}"
                 click.echo(f"agent simulator listening on {sim.url} ({what}{wire})")
-                click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
+                announce(server)
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 return await serve_calls(server, local, None, record=record, transcript=transcript)
         finally:
