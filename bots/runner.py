@@ -170,18 +170,22 @@ def bot_tools(cfg: BotConfig) -> Any:
     cannot be loaded. ``botrun serve`` calls this at start, so a bad tool is found before
     any call."""
     from botrun.core.builtin_tools import builtin_tools
+    from botrun.core.errors import ConfigError
     from botrun.core.plugins import get_plugin_manager
     from botrun.core.tools import load_tools
 
     pm = get_plugin_manager()
     plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
-    registry = load_tools(
-        cfg.agent.tools,
-        plugin_tools,
-        timeout_s=cfg.agent.tool_timeout_s,
-        max_result_bytes=cfg.agent.tool_result_max_bytes,
-        builtins=builtin_tools(cfg),
-    )
+    try:
+        registry = load_tools(
+            cfg.agent.tools,
+            plugin_tools,
+            timeout_s=cfg.agent.tool_timeout_s,
+            max_result_bytes=cfg.agent.tool_result_max_bytes,
+            builtins=builtin_tools(cfg),
+        )
+    except ConfigError as exc:  # one line naming the file, the key, the tool (issue 16 #4)
+        raise ConfigError(f"{cfg.source}: [agent] tools: {exc}") from None
     check_tool_modes(cfg, registry)
     return registry
 
@@ -206,9 +210,9 @@ def check_tool_modes(cfg: BotConfig, registry: Any) -> None:
 def bot_hooks(cfg: BotConfig) -> Any:
     """The bot's per-call hooks (``[bot] hooks``; core/hooks.py), or None;
     :class:`ConfigError` when they cannot be loaded. Checked at start, like the tools."""
-    from botrun.core.hooks import load_hooks
+    from botrun.core.hooks import config_hooks
 
-    return load_hooks(cfg.bot.hooks, cfg.bot.hook_timeout_s)
+    return config_hooks(cfg)
 
 
 def action_lines(actions: Iterable[Any]) -> list[str]:

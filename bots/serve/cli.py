@@ -352,20 +352,9 @@ def check_default_bot(cfg: BotConfig) -> None:
     as ``python -m`` makes it). A :class:`UsageError`
     (exit 2, one line) otherwise."""
     from botrun.bots.runner import bot_hooks, bot_tools
-    from botrun.core.errors import ConfigError
-
     check_daily_sdk()
-    added = os.getcwd() not in sys.path
-    if added:
-        sys.path.insert(0, os.getcwd())
-    try:
-        bot_tools(cfg)
-        bot_hooks(cfg)
-    except ConfigError as exc:
-        raise ConfigError(f"{cfg.source}: {exc}") from None
-    finally:
-        if added:
-            sys.path.remove(os.getcwd())
+    bot_tools(cfg)  # a ConfigError names the file and key; the working directory is
+    bot_hooks(cfg)  # importable, as for every command (core/userimport.py)
 
 
 async def run_server(
