@@ -352,6 +352,7 @@ def check_default_bot(cfg: BotConfig) -> None:
     as ``python -m`` makes it). A :class:`UsageError`
     (exit 2, one line) otherwise."""
     from botrun.bots.runner import bot_hooks, bot_tools
+
     check_daily_sdk()
     bot_tools(cfg)  # a ConfigError names the file and key; the working directory is
     bot_hooks(cfg)  # importable, as for every command (core/userimport.py)
