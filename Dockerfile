@@ -1,15 +1,28 @@
 # botrun: one image for the front door (`botrun serve --queue`) and the call workers
-# (`botrun worker`). The build runs the same install steps as .ci/run: the system tools of
-# .ci/system-tools (.ci/install-system-tools), then the README's venv install. So the image
-# also carries what only the tests need (espeak-ng, sox, chromium, redis-server, the dev
-# extras): a few hundred MB, the price of building exactly as CI does.
-FROM python:3.11-slim-bookworm
+# (`botrun worker`), built in two stages:
+#   test     the same install steps as .ci/run (the system tools of .ci/system-tools via
+#            .ci/install-system-tools, then the README's venv install with the dev extra);
+#            `docker build --target test -t botrun-test . && docker run --rm botrun-test`
+#            runs .ci/run (gates and tests) in it.
+#   runtime  (the default target) only what serve and worker need: the package with the
+#            daily and twilio extras, no chromium, chromedriver, redis-server, espeak-ng,
+#            sox or dev tools.
+FROM python:3.11-slim-bookworm AS test
 
 WORKDIR /app
 COPY . /app
 RUN bash .ci/install-system-tools \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev,daily]'
+CMD ["bash", ".ci/run"]
+
+
+FROM python:3.11-slim-bookworm AS runtime
+
+WORKDIR /app
+COPY . /app
+RUN python3 -m venv .venv && .venv/bin/pip install -q --no-cache-dir '.[daily,twilio]' \
+    && rm -rf tests benchmarks .ci
 
 ENV PATH="/app/.venv/bin:$PATH" \
     PYTHONUNBUFFERED=1

@@ -119,10 +119,13 @@ async def place(
         print(line, file=out or sys.stdout, flush=True)
 
     to = check_number(number, "NUMBER")
+    tw_settings.require_package()
     cfg = load_config(config, ["twilio"])
     table = transport_options(SPEC, cfg, {})
     secrets = Secrets()
-    settings = tw_settings.load(secrets, "to place a call through Twilio")
+    # every missing variable is named in one error, the caller ID's too when nothing gives it
+    need_from = not (from_ or table.get("from_number"))
+    settings = tw_settings.load(secrets, "to place a call through Twilio", need_from=need_from)
     caller = from_ or table.get("from_number") or settings.from_number
     if not caller:
         raise ConfigError(

@@ -173,7 +173,39 @@ def follow(opt: Option, anchor: Option, order: list[str], values: tuple[Any, ...
     return out
 
 
+def config_only_command(spec: TransportSpec) -> click.Command:
+    """``botrun NAME`` for a transport another command runs (``spec.runs_elsewhere``): its
+    help says so and lists the config table's keys; running it is that one-line error."""
+
+    def callback() -> None:
+        from botrun.core.errors import UsageError
+
+        raise UsageError(spec.runs_elsewhere)
+
+    keys = [f"{o.name}: {o.help}" for o in spec.options]
+    text = "\n\n".join(
+        [
+            spec.description or spec.help,
+            f"This command runs no call: {spec.runs_elsewhere}",
+            *(
+                [f"\b\nKeys of the config's [{spec.name}] table:\n" + "\n".join(keys)]
+                if keys
+                else []
+            ),
+        ]
+    )
+    return click.Command(
+        spec.name,
+        callback=callback,
+        help=text,
+        short_help=spec.help,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
 def transport_command(spec: TransportSpec) -> click.Command:
+    if spec.runs_elsewhere:
+        return config_only_command(spec)
     by_name = {o.name: o for o in spec.options}
 
     def callback(**kwargs: Any) -> None:
@@ -233,11 +265,15 @@ class BotrunGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         specs = self._transports()
-        rows_t = [(n, s.help) for n, s in specs.items()]
+        rows_t = [(n, s.help) for n, s in specs.items() if not s.runs_elsewhere]
+        rows_e = [(n, s.help) for n, s in specs.items() if s.runs_elsewhere]
         rows_b = [(n, h) for n, (_, h) in sorted(BUILTIN_COMMANDS.items())]
         if rows_t:
             with formatter.section("Transports (join a meeting)"):
                 formatter.write_dl(rows_t)
+        if rows_e:
+            with formatter.section("Transports run by other commands (config tables)"):
+                formatter.write_dl(rows_e)
         if rows_b:
             with formatter.section("Commands"):
                 formatter.write_dl(rows_b)

@@ -167,19 +167,34 @@ def segments(rec: Recording) -> list[Segment]:
             if e.get("participant_name"):
                 target.detail["who"] = e["participant_name"]
         elif kind == "reply.started":
-            reply = Segment("agent-reply", t, t)
-            out.append(reply)
+            if reply is None or "started" in reply.detail:
+                reply = Segment("agent-reply", t, t)
+                out.append(reply)
+            # (a reply whose words came first starts here, where its audio does)
+            reply.start = reply.end = t
+            reply.detail["started"] = True
             lat = e.get("latency_ms")
             if isinstance(lat, int | float):
                 out.append(Segment("latency", t - lat / 1000, t, f"{lat:.0f} ms", {"ms": lat}))
-        elif kind == "transcript.agent" and (reply or last_reply) is not None:
-            # (the words of a reply the call ended under come after its reply.done)
-            target = reply if reply is not None else last_reply
-            assert target is not None
-            if reply is not None or e.get("final", True):
-                target.text = str(e.get("text", ""))
-                if e.get("interrupted"):
-                    target.detail["interrupted"] = True
+        elif kind == "transcript.agent":
+            final = bool(e.get("final", True))
+            if reply is not None:
+                target = reply
+            elif last_reply is not None and not last_reply.detail.get("final"):
+                # the words of a reply the call ended under come after its reply.done
+                if not final:
+                    continue
+                target = last_reply
+            else:
+                # words with no reply.started (yet): a greeting cut before its audio
+                # played, or a reply whose words come before its audio
+                target = reply = Segment("agent-reply", t, t)
+                out.append(reply)
+            target.text = str(e.get("text", ""))
+            if final:
+                target.detail["final"] = True
+            if e.get("interrupted"):
+                target.detail["interrupted"] = True
         elif kind == "reply.done" and reply is not None:
             reply.end = t
             reply.detail["status"] = e.get("status", "")
@@ -227,18 +242,47 @@ def segments(rec: Recording) -> list[Segment]:
     return out
 
 
-def summary(rec: Recording, segs: list[Segment]) -> list[tuple[str, str]]:
-    lat = sorted(s.detail["ms"] for s in segs if s.kind == "latency")
+def _figures(rec: Recording, segs: list[Segment]) -> tuple[int, int, int, list[float]]:
+    """Agent replies, how many were interrupted, barge-ins and latencies (ms): the call
+    summary's own figures (the console's) when the end line has them, else the per-turn
+    metrics events the same figures are made of, else the timeline's marks."""
+    fig = (rec.end or {}).get("summary")
+    fig = fig if isinstance(fig, dict) else {}
+    metrics = [e for e in rec.events if e.get("kind") == "turn.metrics"]
     replies = [s for s in segs if s.kind == "agent-reply"]
+
+    def count(key: str, fallback: int) -> int:
+        value = fig.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else fallback
+
+    if metrics:
+        turns, cut = len(metrics), sum(1 for e in metrics if e.get("interrupted"))
+    else:
+        turns, cut = len(replies), sum(1 for r in replies if _cut(r))
+    lat = fig.get("latencies_ms")
+    if not (isinstance(lat, list) and all(isinstance(x, int | float) for x in lat)):
+        lat = [s.detail["ms"] for s in segs if s.kind == "latency"]
+    return (
+        count("turns", turns),
+        count("interrupted_turns", cut),
+        count("barge_ins", sum(1 for s in segs if s.kind == "barge-in")),
+        sorted(float(x) for x in lat),
+    )
+
+
+def summary(rec: Recording, segs: list[Segment]) -> list[tuple[str, str]]:
+    replies, cut, barge_ins, lat = _figures(rec, segs)
     tools = [s for s in segs if s.kind == "tool-call"]
+    said = sum(1 for e in rec.events if e.get("kind") == "transcript.user" and e.get("final", True))
+    vad = sum(1 for s in segs if s.kind == "user-speech")
     rows = [
         ("call length", f"{rec.duration:.1f} s"),
         ("transport", str((rec.start or {}).get("transport") or "unknown")),
         ("started", str((rec.start or {}).get("started_at") or "unknown")),
         ("ended", str((rec.end or {}).get("reason") or "not recorded")),
-        ("user turns", str(sum(1 for s in segs if s.kind == "user-speech"))),
-        ("agent replies", f"{len(replies)} ({sum(1 for r in replies if _cut(r))} interrupted)"),
-        ("barge-ins", str(sum(1 for s in segs if s.kind == "barge-in"))),
+        ("user turns", f"{said} ({vad} speech segments)"),
+        ("agent replies", f"{replies} ({cut} interrupted)"),
+        ("barge-ins", str(barge_ins)),
         ("tool calls", f"{len(tools)} ({sum(1 for s in tools if s.detail.get('error'))} failed)"),
     ]
     acts = [s.text for s in segs if s.kind == "call-action"]

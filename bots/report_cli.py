@@ -24,6 +24,10 @@ def command(directory: Path, output: Path | None) -> None:
 
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory (record a call with --record DIR)")
+    if output is not None:
+        from botrun.core.paths import check_output_file
+
+        check_output_file(output, "--output")
     try:
         path, rec = write_report(directory, output)
     except OSError as exc:

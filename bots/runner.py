@@ -113,12 +113,24 @@ def prepare(
     return ctx, agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
 
 
+def check_output_paths(shared: SharedOptions) -> None:
+    """--transcript's and --record's parent directories exist (nothing is created but the
+    --record folder itself): one-line errors before anything connects."""
+    from botrun.core.paths import check_output_dir, check_output_file
+
+    if shared.transcript is not None:
+        check_output_file(shared.transcript, "--transcript")
+    if shared.record is not None:
+        check_output_dir(shared.record, "--record")
+
+
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
     """Run ``botrun <transport>``; returns the process exit code."""
     from botrun.core.logs import setup_logging
 
     setup_logging(shared.log_level)
     ctx = transport_context(spec, shared, cli_values)
+    check_output_paths(shared)
     # Problems on this machine first (a missing input file, a missing SDK), then the key
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
@@ -158,18 +170,22 @@ def bot_tools(cfg: BotConfig) -> Any:
     cannot be loaded. ``botrun serve`` calls this at start, so a bad tool is found before
     any call."""
     from botrun.core.builtin_tools import builtin_tools
+    from botrun.core.errors import ConfigError
     from botrun.core.plugins import get_plugin_manager
     from botrun.core.tools import load_tools
 
     pm = get_plugin_manager()
     plugin_tools = [t for group in pm.hook.botrun_tools() for t in (group or ())]
-    registry = load_tools(
-        cfg.agent.tools,
-        plugin_tools,
-        timeout_s=cfg.agent.tool_timeout_s,
-        max_result_bytes=cfg.agent.tool_result_max_bytes,
-        builtins=builtin_tools(cfg),
-    )
+    try:
+        registry = load_tools(
+            cfg.agent.tools,
+            plugin_tools,
+            timeout_s=cfg.agent.tool_timeout_s,
+            max_result_bytes=cfg.agent.tool_result_max_bytes,
+            builtins=builtin_tools(cfg),
+        )
+    except ConfigError as exc:  # one line naming the file, the key, the tool (issue 16 #4)
+        raise ConfigError(f"{cfg.source}: [agent] tools: {exc}") from None
     check_tool_modes(cfg, registry)
     return registry
 
@@ -194,9 +210,9 @@ def check_tool_modes(cfg: BotConfig, registry: Any) -> None:
 def bot_hooks(cfg: BotConfig) -> Any:
     """The bot's per-call hooks (``[bot] hooks``; core/hooks.py), or None;
     :class:`ConfigError` when they cannot be loaded. Checked at start, like the tools."""
-    from botrun.core.hooks import load_hooks
+    from botrun.core.hooks import config_hooks
 
-    return load_hooks(cfg.bot.hooks, cfg.bot.hook_timeout_s)
+    return config_hooks(cfg)
 
 
 def action_lines(actions: Iterable[Any]) -> list[str]:
@@ -264,11 +280,14 @@ async def call(
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
 
-    recorder = None
+    recorder: Any = None
     if record is not None:  # (first: a folder it cannot write is a usage error, nothing open)
-        from botrun.core.recording import CallRecorder
+        from botrun.core.recording import CallRecorder, RecorderOnJoin
 
-        recorder = CallRecorder.for_transport(record, transport)
+        if getattr(transport, "record_from_join", False):  # (it waits for someone: a page)
+            recorder = RecorderOnJoin(record, transport)
+        else:
+            recorder = CallRecorder.for_transport(record, transport)
     screen = None
     if console:
         from botrun.core.console import Console
@@ -290,7 +309,9 @@ async def call(
     try:
         with stop_on_signals(bridge) if signals else contextlib.nullcontext():
             summary = await bridge.run()
-        if screen is not None and bridge.joined:
+        if screen is not None and bridge.joined and not getattr(transport, "attached", True):
+            screen.print("no call was made (nobody opened the page)")
+        elif screen is not None and bridge.joined:
             reached = summary.client_stats is not None and summary.client_stats.reached
             screen.print(summary.metrics.summary(agent_reached=reached))
             for line in action_lines(summary.actions):

@@ -76,10 +76,28 @@ async def report_call(where: Path, console: bool) -> None:
         click.echo(f"call recorded to {where}; report: {path}")
 
 
+def announce(server: Any) -> None:
+    lines = server.open_lines()
+    lines[0] += " (Ctrl-C to stop)"
+    for line in lines:
+        click.echo(line)
+
+
 @click.command("web")
 @shared_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the page.")
-@click.option("--port", type=click.IntRange(0, 65535), default=7870, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to serve the page on (0.0.0.0: every interface, with the token).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7870,
+    show_default=True,
+    help="Port of the page (0 picks a free one).",
+)
 @click.option(
     "--scenario",
     metavar="NAME|FILE",
@@ -112,7 +130,12 @@ def command(
     say (no account needed). Space mutes, Esc hangs up; each finished call's report is
     linked on the page. One call at a time: a second tab is told the bot is busy."""
     from botrun.bots.demo import SIM_PROTOCOLS, pick_scenario
-    from botrun.bots.runner import SharedOptions, agent_api_key, build_config
+    from botrun.bots.runner import (
+        SharedOptions,
+        agent_api_key,
+        build_config,
+        check_output_paths,
+    )
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
     from botrun.core.plugins import transports
@@ -139,13 +162,17 @@ def command(
             "pass --agent-url (and its key) to use the real service"
         )
 
+    # the --record folder may be created (each call gets a folder in it), not its parent
+    check_output_paths(SharedOptions(transcript=transcript, record=record))
+    record.mkdir(exist_ok=True)
+
     async def run() -> int:
         server = PageServer(host, port, calls_dir=record)
         await server.start()
         try:
             if agent_url:
                 key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
-                click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
+                announce(server)
                 return await serve_calls(server, cfg, key, record=record, transcript=transcript)
             from botrun.core.sim import Simulator
 
@@ -154,7 +181,7 @@ def command(
                 what = f"scenario '{sim_scenario.name}'" if sim_scenario else "it echoes you"
                 wire = "" if protocol == "assemblyai" else f", speaking {protocol}"
                 click.echo(f"agent simulator listening on {sim.url} ({what}{wire})")
-                click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
+                announce(server)
                 local = apply_overrides(cfg, {"agent.url": sim.url})
                 return await serve_calls(server, local, None, record=record, transcript=transcript)
         finally:

@@ -177,11 +177,10 @@ class Bridge:
         """The call's :class:`CallContext` (core/call.py) with the bot's hooks: those given,
         else the config's ``[bot] hooks`` (:class:`ConfigError` when they do not load)."""
         from .call import CallContext
-        from .hooks import load_hooks
+        from .hooks import config_hooks
 
-        bot = self.config.bot
-        if hooks is None and bot.hooks:
-            hooks = load_hooks(bot.hooks, bot.hook_timeout_s)
+        if hooks is None:
+            hooks = config_hooks(self.config)
         return CallContext(self, hooks.for_call() if hooks is not None else None)
 
     # ------------------------------------------------------------------ any thread

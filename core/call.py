@@ -117,6 +117,7 @@ class CallContext:
         self._asked_at = 0.0  # when the last one was asked for (an agent may never answer)
         self._last_user = time.monotonic()  # idle clock
         self._idle_stage = 0  # 0: none yet, 1: reminded, 2: hung up
+        self._user_activity = 0  # caller speech/keys seen (an idle goodbye checks it)
         self._idle_task: asyncio.Task[None] | None = None
         self._hanging_up: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -424,6 +425,7 @@ class CallContext:
                 self._hook("on_participant_left", left)
             case ev.UserTranscript(final=True, text=text, participant_id=pid):
                 self._last_user = time.monotonic()
+                self._user_activity += 1
                 self._idle_stage = 0
                 self._transcript.append(
                     TranscriptLine("user", text, pid, event.participant_name, time=event.time)
@@ -436,11 +438,13 @@ class CallContext:
                 self._hook("on_agent_transcript", text, interrupted)
             case ev.SpeechStarted() | ev.SpeechStopped():
                 self._last_user = time.monotonic()
+                self._user_activity += 1
                 self._idle_stage = 0
             case ev.ReplyDone():
                 self._replies_done += 1
             case ev.DtmfReceived(digit=digit, participant_id=pid):
                 self._last_user = time.monotonic()
+                self._user_activity += 1
                 self._idle_stage = 0
                 self._hook("on_dtmf", digit, self.participant(pid))
             case ev.TransportStatus(state=state, detail=detail):
@@ -482,10 +486,28 @@ class CallContext:
                 self._idle_stage = 2
                 await self._on_idle(quiet, remind=False)
 
+    def _caller_spoke_since(self, mark: int) -> bool:
+        return self._user_activity != mark or self._bridge._user_speaking
+
+    async def _goodbye_played(self, mark: int) -> None:
+        """Wait (at most PLAY_OUT_WAIT_S) for the idle goodbye to play, or for the caller
+        to speak."""
+        bridge = self._bridge
+        deadline = time.monotonic() + PLAY_OUT_WAIT_S
+        while time.monotonic() < deadline and bridge.client is not None and not self.ended:
+            if self._caller_spoke_since(mark):
+                return
+            if not (
+                bridge._replying() or self._awaiting_asked_reply() or bridge._pending_out_ms() > 0
+            ):
+                return
+            await asyncio.sleep(_POLL_S)
+
     async def _on_idle(self, seconds: float, remind: bool) -> None:
         """``on_idle`` decides when it returns True; otherwise the default: a check-in
         reply, or a goodbye and the hang-up."""
         log.info("call %s: nobody has spoken for %.0f s", self.call_id, seconds)
+        mark = self._user_activity  # caller speech from here on calls the hang-up off
         if self._hooks is not None and self._hooks.has("on_idle"):
             handled = await self._hooks.call("on_idle", self, seconds)
             if handled is True or self.ended:
@@ -495,8 +517,15 @@ class CallContext:
             if remind:
                 await self.reply(bot.idle_reminder)
             else:
-                if bot.idle_goodbye:
+                if bot.idle_goodbye and not self._caller_spoke_since(mark):
                     await self.say(bot.idle_goodbye)
+                    await self._goodbye_played(mark)
+                if self._caller_spoke_since(mark):
+                    # they were there after all: stay on the line, idle clock from zero
+                    log.info("call %s: the caller spoke: idle hang-up called off", self.call_id)
+                    self._idle_stage = 0
+                    self._last_user = time.monotonic()
+                    return
                 await self.hang_up("idle")
         except CallActionError as exc:
             log.warning(

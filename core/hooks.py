@@ -28,17 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import suggest
-from .errors import ConfigError
+from .errors import BotrunError, ConfigError
+from .userimport import import_user_module
+
+if TYPE_CHECKING:
+    from .config import BotConfig
 
 log = logging.getLogger("botrun.hooks")
 
@@ -129,6 +132,7 @@ class CallHooks:
         self._worker: asyncio.Task[None] | None = None
         #: This call's hook runs, failures and timeouts.
         self.stats = HookStats()
+        self._traced: set[str] = set()  # hooks whose traceback was logged (DEBUG)
 
     @property
     def path(self) -> str:
@@ -208,13 +212,15 @@ class CallHooks:
             stats.failures += 1
             self._owner.stats.failures += 1
             raised = value.exc
-            log.warning(
-                "%s failed: %s: %s",
-                label,
-                type(raised).__name__,
-                raised,
-                exc_info=(type(raised), raised, raised.__traceback__),
-            )
+            if isinstance(raised, BotrunError):  # expected, handled (a refused action...)
+                log.warning("%s: %s", label, raised)
+                return None
+            log.warning("%s failed: %s: %s", label, type(raised).__name__, raised)
+            if name not in self._traced:  # the traceback once per hook per call, at DEBUG
+                self._traced.add(name)
+                log.debug(
+                    "%s traceback", label, exc_info=(type(raised), raised, raised.__traceback__)
+                )
             return None
         return value
 
@@ -229,7 +235,7 @@ def load_hooks(path: str | None, timeout_s: float = 5.0) -> HookSet | None:
     if mod_name.partition(".")[0] in sys.stdlib_module_names:
         raise ConfigError(f"{where}: '{mod_name}' is a standard-library module, not your hooks")
     try:
-        module = importlib.import_module(mod_name)
+        module = import_user_module(mod_name)
     except ImportError as exc:
         raise ConfigError(f"{where}: cannot import module '{mod_name}': {exc}") from None
     except Exception as exc:
@@ -256,3 +262,12 @@ def load_hooks(path: str | None, timeout_s: float = 5.0) -> HookSet | None:
     if not any(n in HOOK_NAMES for n in names):
         raise ConfigError(f"{where}: defines none of the hooks ({', '.join(HOOK_NAMES)})")
     return HookSet(path, target, per_call=bool(sep), timeout_s=timeout_s)
+
+
+def config_hooks(cfg: BotConfig) -> HookSet | None:
+    """The hooks of ``cfg``'s ``[bot] hooks`` (None: none); a :class:`ConfigError` names the
+    config file too (``bot.toml: [bot] hooks = '...': ...``)."""
+    try:
+        return load_hooks(cfg.bot.hooks, cfg.bot.hook_timeout_s)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None

@@ -62,3 +62,7 @@ class TransportSpec:
     # Defaults for [bridge] keys this transport wants unless the user set them
     # (e.g. the WAV transport leaves as soon as the inputs end).
     bridge_defaults: dict[str, Any] = field(default_factory=dict)
+    # Set for a transport that ``botrun <name>`` cannot run (Twilio's calls run inside
+    # ``botrun serve``): why and what runs it, the command's one-line error. Its command
+    # then takes no options, and ``botrun --help`` lists it apart from joinable transports.
+    runs_elsewhere: str = ""

@@ -229,6 +229,49 @@ class CallRecorder:
             log.error("closing %s failed: %s", self.directory / EVENTS, exc)
 
 
+class RecorderOnJoin:
+    """A :class:`CallRecorder` that starts when the call does: at the first participant who
+    joins (a browser page that waits for someone to open it). Until then nothing is on disk,
+    so a call nobody came to leaves no folder; the recording's time axis starts with the
+    call, not with the wait. The parent folder is made (and checked) at once."""
+
+    def __init__(self, directory: Path, transport: Any) -> None:
+        self.directory = directory
+        self._transport = transport
+        self.recorder: CallRecorder | None = None
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot record to {directory}: {exc.strerror or exc}") from None
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"cannot record to {directory}: Not a directory")
+
+    def __call__(self, event: BridgeEvent) -> None:
+        rec = self.recorder
+        if rec is None and event.kind == "participant.joined":
+            try:  # (once a call: a folder and three files)
+                rec = self.recorder = CallRecorder.for_transport(self.directory, self._transport)
+            except UsageError as exc:
+                log.error("%s", exc)
+                return
+        if rec is not None:
+            rec(event)
+
+    def heard(self, data: bytes, rate: int, encoding: str = "pcm16") -> None:
+        rec = self.recorder
+        if rec is not None:
+            rec.heard(data, rate, encoding)
+
+    def spoken(self, data: bytes, rate: int, encoding: str = "pcm16") -> None:
+        rec = self.recorder
+        if rec is not None:
+            rec.spoken(data, rate, encoding)
+
+    def close(self, reason: str = "", error: str | None = None, summary: Any = None) -> None:
+        if self.recorder is not None:
+            self.recorder.close(reason, error, summary)
+
+
 def summary_figures(summary: Any) -> dict[str, Any]:
     """The call summary's figures for the end line (a :class:`~botrun.core.bridge.CallSummary`)."""
     m = summary.metrics

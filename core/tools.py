@@ -23,7 +23,6 @@ import contextlib
 import copy
 import dataclasses
 import enum
-import importlib
 import inspect
 import json
 import logging
@@ -38,8 +37,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .defaults import DEFAULT_TOOL_RESULT_MAX_BYTES
-from .errors import CallActionError, ConfigError
+from .errors import BotrunError, ConfigError
 from .secrets import redact
+from .userimport import import_user_module
 
 log = logging.getLogger("botrun.tools")
 
@@ -330,7 +330,7 @@ def import_tool(path: str) -> ToolSpec:
             "function of your own marked with @tool (from botrun.core.tools import tool)"
         )
     try:
-        module = importlib.import_module(mod_name)
+        module = import_user_module(mod_name)
     except ImportError as exc:
         raise ConfigError(f"tool '{path}': cannot import module '{mod_name}': {exc}") from None
     except Exception as exc:  # the module itself failed while importing
@@ -603,7 +603,7 @@ class ToolRegistry:
             if raised is _TIMED_OUT:
                 log.warning("tool %s timed out after %.1f s", name, timeout)
                 return failed(f"tool '{name}' timed out after {timeout:g} s", timed_out=True)
-            if isinstance(raised, CallActionError):  # a refused call action: say just that
+            if isinstance(raised, BotrunError):  # a refused call action...: say just that
                 log.warning("tool %s: %s", name, raised)
                 return failed(f"tool '{name}': {raised}")
             log.warning(

@@ -37,9 +37,11 @@ class TranscriptWriter:
     what was still queued."""
 
     def __init__(self, path: Path) -> None:
+        from botrun.core.paths import check_output_file
+
         self.path = path
+        check_output_file(path, "--transcript")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             fh: IO[str] = path.open("a", encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write transcript {path}: {exc.strerror or exc}") from None

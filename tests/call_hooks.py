@@ -112,3 +112,24 @@ class Voicemail:
         if state == "answered-by" and detail.startswith("machine"):
             await call.say("Hello, this is the clinic. Please call us back. Goodbye.")
             await call.hang_up("voicemail")
+
+
+class SpeaksDuringGoodbye:
+    """The caller starts speaking just as the idle goodbye begins (issue 16 follow-up #2):
+    the first idle is the default check-in, the second the default goodbye (with speech
+    arriving as it starts), the third ends the call with the hook's own reason."""
+
+    def __init__(self) -> None:
+        self.idles = 0
+
+    async def on_idle(self, call: Any, seconds: float) -> bool | None:
+        from botrun.core import events as ev
+
+        self.idles += 1
+        SEEN.append(("idle", self.idles))
+        if self.idles == 2:
+            asyncio.get_running_loop().call_soon(call, ev.SpeechStarted("wav-1", "caller"))
+        if self.idles < 3:
+            return None
+        await call.hang_up("still there")
+        return True

@@ -226,6 +226,8 @@ async def start_worker(
         str(drain_timeout_s),
         "--transport",
         "wav",
+        "--files",
+        str(tmp_path),  # wav jobs' paths are relative to it
         "--config",
         str(config),
         *extra,
@@ -276,9 +278,11 @@ async def front_door(
 
 
 async def start_wav(client: TestClient, wav: Path, output: Path) -> dict[str, Any]:
+    """A wav call of ``wav`` to ``output``, both in the worker's --files folder (tmp_path),
+    named relative to it."""
     resp = await client.post(
         "/start",
-        json={"transport": "wav", "options": {"input": [str(wav)], "output": str(output)}},
+        json={"transport": "wav", "options": {"input": [wav.name], "output": output.name}},
     )
     assert resp.status == 202, await resp.text()
     return dict(await resp.json())

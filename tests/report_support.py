@@ -49,3 +49,50 @@ def marks(html: str) -> dict[str, list[dict[str, Any]]]:
 def recorded_events(call_dir: Path) -> list[dict[str, Any]]:
     lines = (call_dir / "events.jsonl").read_text().splitlines()
     return [json.loads(ln) for ln in lines if ln.strip()]
+
+
+class _Tables(HTMLParser):
+    """Every table's rows (the text of each cell), after the heading before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[tuple[str, list[list[str]]]] = []
+        self._heading = ""
+        self._in: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("h2", "th", "td"):
+            self._in, self._text = tag, ""
+        elif tag == "table":
+            self.tables.append((self._heading, []))
+        elif tag == "tr" and self.tables:
+            self.tables[-1][1].append([])
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2" and self._in == "h2":
+            self._heading = self._text
+        elif tag in ("th", "td") and self._in == tag and self.tables:
+            self.tables[-1][1][-1].append(self._text)
+        if tag == self._in:
+            self._in = None
+
+
+def _table(html: str, heading: str) -> list[list[str]]:
+    p = _Tables()
+    p.feed(html)
+    return next(rows for h, rows in p.tables if h == heading)
+
+
+def summary_rows(html: str) -> dict[str, str]:
+    """The report's Summary table: ``{label: value}``."""
+    return {r[0]: r[1] for r in _table(html, "Summary")}
+
+
+def transcript_rows(html: str) -> list[list[str]]:
+    """The report's Transcript table: ``[when, who, said]`` rows (no header)."""
+    return _table(html, "Transcript")[1:]

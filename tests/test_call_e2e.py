@@ -130,6 +130,30 @@ async def test_idle_reminder_then_goodbye_and_hang_up(tmp_path: Path) -> None:
     assert transport.asked == [("hang_up", "idle")]
 
 
+async def test_caller_speech_as_the_idle_goodbye_starts_calls_the_hang_up_off(
+    tmp_path: Path,
+) -> None:
+    call_hooks.SEEN.clear()
+    config = cfg(
+        {
+            "bot": {
+                "hooks": "call_hooks:SpeaksDuringGoodbye",
+                "idle_reminder_s": 1.0,
+                "idle_hangup_s": 1.0,
+                "idle_reminder": "Are you still there?",
+                "idle_goodbye": "Goodbye for now.",
+            }
+        }
+    )
+    transport = ActionWav(caller(tmp_path, silence(30)), tmp_path / "bot.wav")
+    summary, _rec, _sim, _ = await run_call(transport, config, None)
+    assert summary.error is None
+    # no idle hang-up: the idle clock started again and the third quiet spell came
+    assert call_hooks.SEEN == [("idle", 1), ("idle", 2), ("idle", 3)]
+    assert summary.reason == "still there"
+    assert transport.asked == [("hang_up", "still there")]
+
+
 async def test_on_idle_can_take_over(tmp_path: Path) -> None:
     call_hooks.SEEN.clear()
     config = cfg(

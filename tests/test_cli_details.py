@@ -165,6 +165,7 @@ async def test_wav_says_where_it_recorded(tmp_path: Path) -> None:
     from botrun.core.sim import Simulator
 
     _wav(tmp_path / "in.wav", 0.5)
+    (tmp_path / "rec").mkdir()  # an output's directory must exist (botrun creates none)
     async with Simulator(speed=8.0) as sim:
         res = await asyncio.to_thread(
             run_botrun,

@@ -215,7 +215,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_redis_unavailable_at_start_is_one_clear_line(tmp_path: Path) -> None:
     url = f"redis://:secretpw@127.0.0.1:{free_port()}/0"  # nothing listens there
-    worker = run_cli("worker", "--queue", url, "--transport", "wav")
+    worker = run_cli("worker", "--queue", url, "--transport", "wav", "--files", str(tmp_path))
     serve = run_cli("serve", "--queue", url, "--port", "0")
     for done in (worker, serve):
         assert done.returncode == 1, done.stderr
@@ -242,7 +242,7 @@ async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recov
                 redis.stop()  # Redis lost (and it comes back empty: no persistence)
                 refused = await client.post(
                     "/start",
-                    json={"transport": "wav", "options": {"input": [str(short)]}},
+                    json={"transport": "wav", "options": {"input": [short.name]}},
                 )
                 refusal = await refused.json()
                 health = await client.get("/health")
@@ -319,7 +319,7 @@ async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_
     ):
         waiting = await start_wav(client, short, tmp_path / "o1.wav")
         busy = await client.post(
-            "/start", json={"transport": "wav", "options": {"input": [str(short)]}}
+            "/start", json={"transport": "wav", "options": {"input": [short.name]}}
         )
         refusal = await busy.json()
         await asyncio.sleep(2.5)  # past the queue wait, with no worker at all

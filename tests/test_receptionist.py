@@ -169,3 +169,43 @@ async def test_botrun_wav_keypad_press_transfers_and_the_summary_says_so(tmp_pat
     assert "bot: Connecting you to support now." in stdout
     assert "call action: transfer support (sip:support@example.com) (done)" in stdout
     assert "- Caller left" in stdout  # handed over: the caller left the bot's call
+
+
+def _speech_starts(path: Path) -> list[float]:
+    """Seconds into a 16-bit mono WAV where speech starts after at least 1 s of silence."""
+    import array
+
+    from botrun.transports.wav.wavio import read_wav_mono16
+
+    rate = 16000
+    pcm = array.array("h", read_wav_mono16(path, rate))
+    win = rate // 50  # 20 ms windows
+    starts, quiet = [], 1.0
+    for i in range(0, len(pcm) - win, win):
+        loud = max(abs(x) for x in pcm[i : i + win]) > 1000
+        if loud and quiet >= 1.0:
+            starts.append(i / rate)
+        quiet = 0.0 if loud else quiet + 0.02
+    return starts
+
+
+def test_the_demo_caller_answers_the_check_in_well_before_the_idle_hang_up() -> None:
+    """Issue 16 follow-up #2: the bundled caller's second line must start well inside
+    idle_hangup_s after the check-in, or under load the idle goodbye races it. The earliest
+    the idle hang-up can come: the key press, the bot's answer to it (the simulator speaks
+    25 ms a character), idle_reminder_s, the check-in, idle_hangup_s."""
+    from botrun.bots.demo import CALLERS, sample_path
+
+    cfg = load_config("receptionist")
+    per_char = load_scenario("receptionist").reply.ms_per_char / 1000
+    ((key_at, key),) = CALLERS["receptionist"][1]
+    answer = f"Sorry, {key} is not an option. {receptionist.MENU}"
+    check_in_ends = key_at + len(answer) * per_char + cfg.bot.idle_reminder_s
+    check_in_ends += len(receptionist.CHECK_IN) * per_char
+    assert cfg.bot.idle_hangup_s is not None
+    earliest_hang_up = check_in_ends + cfg.bot.idle_hangup_s
+    starts = _speech_starts(sample_path("receptionist"))
+    assert len(starts) == 2, starts
+    second = starts[1]
+    assert second > check_in_ends + 1.0  # the check-in has played when they answer
+    assert second + 4.0 <= earliest_hang_up, (second, earliest_hang_up)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_support import marks, recorded_events
+from report_support import marks, recorded_events, summary_rows, transcript_rows
 from speech import align
 
 from botrun.bots.report import write_report
@@ -106,13 +106,18 @@ def test_the_report_timeline_matches_the_events(recorded: tuple) -> None:
     at = lambda kind: [round(e["t"], 3) for e in events if e["kind"] == kind]  # noqa: E731
     assert [m["start"] for m in got["user-speech"]] == at("speech.started")
     assert [m["end"] for m in got["user-speech"]] == at("speech.stopped")
-    assert [m["start"] for m in got["agent-reply"]] == at("reply.started")
-    # each reply ends at the first reply.done after it started (the greeting, cut before
-    # any of its audio played, has a reply.done but never started)
-    ends = [
-        round(next(e["t"] for e in events if e["kind"] == "reply.done" and e["t"] >= t), 3)
-        for t in at("reply.started")
-    ]
+    # one reply mark per turn: it starts where its audio did (reply.started) or, for a
+    # reply cut before any of its audio played (the greeting), at its first words; it
+    # ends at the turn's reply.done
+    starts, ends, first = [], [], None
+    for e in events:
+        if e["kind"] == "reply.started" or (e["kind"] == "transcript.agent" and first is None):
+            first = round(e["t"], 3)
+        elif e["kind"] == "reply.done" and first is not None:
+            starts.append(first)
+            ends.append(round(e["t"], 3))
+            first = None
+    assert [m["start"] for m in got["agent-reply"]] == starts
     assert [m["end"] for m in got["agent-reply"]] == ends
     (tool,) = [e for e in events if e["kind"] == "tool.call"]
     (mark,) = got["tool-call"]
@@ -128,6 +133,56 @@ def test_the_report_timeline_matches_the_events(recorded: tuple) -> None:
     html = path.read_text()
     assert "A1001" in html and "Summary" in html
     assert "<script" not in html and "http" not in html.split("</style>")[1]  # self-contained
+
+
+def test_the_report_counts_what_the_call_summary_counts(recorded: tuple) -> None:
+    """Issue 19: the report's counts are the console's (the recorded summary), and every
+    agent transcript is in the Transcript table and on the timeline, the greeting the
+    caller talked over (it never had a reply.started) included and marked interrupted."""
+    call_dir = recorded[0]
+    path, _ = write_report(call_dir)
+    html = path.read_text()
+    events = recorded_events(call_dir)
+    fig = events[-1]["summary"]
+    # the recorded call opens with a greeting Ann talks over (most often before any of its
+    # audio played, so with no reply.started: the next test pins that case down)
+    greeting = next(e for e in events if e["kind"] == "transcript.agent" and e["final"])
+    assert greeting["interrupted"]
+    rows = summary_rows(html)
+    assert rows["agent replies"] == f"{fig['turns']} ({fig['interrupted_turns']} interrupted)"
+    assert rows["barge-ins"] == str(fig["barge_ins"])
+    said = [e for e in events if e["kind"] == "transcript.user" and e["final"]]
+    assert rows["user turns"].split()[0] == str(len(said))
+    agent_rows = [r for r in transcript_rows(html) if r[1] == "bot"]
+    finals = [e for e in events if e["kind"] == "transcript.agent" and e["final"]]
+    assert [r[2] for r in agent_rows] == [
+        e["text"] + (" [interrupted]" if e["interrupted"] else "") for e in finals
+    ]
+    assert agent_rows[0][2] == f"{greeting['text']} [interrupted]"
+    got = marks(html)["agent-reply"]
+    assert [m["text"] for m in got] == [e["text"] for e in finals]
+    assert len(got) == fig["turns"]
+
+
+def test_words_with_no_reply_started_are_a_reply(tmp_path: Path) -> None:
+    """A reply whose words arrive with no reply.started (a greeting cut before it played)
+    is a row and a mark of its own; it never takes over the previous reply's words."""
+    from botrun.core import events as ev
+    from botrun.core.recording import CallRecorder
+
+    rec = CallRecorder(tmp_path / "rec", transport="test")
+    rec(ev.ReplyStarted(500.0))
+    rec(ev.AgentTranscript("One.", final=True))
+    rec(ev.ReplyDone("completed"))
+    rec(ev.AgentTranscript("Two", final=False))
+    rec(ev.AgentTranscript("Two", final=True, interrupted=True))
+    rec(ev.ReplyDone("interrupted"))
+    rec.close("done")
+    path, _ = write_report(tmp_path / "rec")
+    html = path.read_text()
+    assert [r[2] for r in transcript_rows(html)] == ["One.", "Two [interrupted]"]
+    assert [m["text"] for m in marks(html)["agent-reply"]] == ["One.", "Two"]
+    assert summary_rows(html)["agent replies"] == "2 (1 interrupted)"
 
 
 def _copy(call_dir: Path, tmp_path: Path) -> Path:

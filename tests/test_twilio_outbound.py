@@ -142,4 +142,17 @@ async def test_call_command_errors_are_one_line(tmp_path: Path) -> None:
         [*run, "+15551234567"], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+    # every missing variable at once, the caller ID's too (item 5 of the new-user probe)
+    assert (
+        "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, PUBLIC_URL, TWILIO_FROM_NUMBER are not set"
+        in r.stderr
+    )
+    r = subprocess.run(
+        [*run, "+15551234567", "--from", "+15550001111"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, PUBLIC_URL are not set" in r.stderr

@@ -8,6 +8,7 @@ generous margins between scheduled moments."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import wave
@@ -256,3 +257,25 @@ def test_a_bad_phone_number_is_a_usage_error(tmp_path: Path, number: str) -> Non
         WavTransport.from_options(
             {"input": [ASSETS / "demo-hello.wav"], "phone": [number], "output": tmp_path / "o"}
         )
+
+
+async def test_presses_after_the_last_input_ends_are_warned_about_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 7: with a 1 s input, "5:2" and "100:3" would come from nobody (the
+    participant has left): one warning at start names them, and they are never pressed."""
+    with caplog.at_level(logging.WARNING, logger="botrun.wav"):
+        t = transport(
+            tmp_path, [(0.0, 1.0)], speed=4.0, dtmf=parse_dtmf_schedule("0.5:1,5:2,100:3")
+        )
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "2 key presses at 5 s, 100 s" in warning and "after the last input ends" in warning
+    assert t.keypresses == [KeyPress(0.5, "1")]
+    ev = Recorder(t)
+    await t.join(ev)
+    try:
+        await until(lambda: ("left", "wav-1", "input ended") in ev.calls)
+        await until(lambda: all(task.done() for task in t._tasks))  # the keypad is done
+    finally:
+        await t.leave()
+    assert [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")] == [("wav-1", "1")]

@@ -5,6 +5,7 @@ cross-origin WebSockets, a second tab, malformed page messages."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -265,6 +266,7 @@ async def test_botrun_web_runs_call_after_call_and_reports_each(tmp_path: Path) 
             await _messages(ws, "ended")
             while True:  # the report of the finished call is listed for the page
                 line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+                lines.append(line)
                 if "report:" in line:
                     break
             async with http.get(f"{base}/calls?token={token}") as r:
@@ -274,7 +276,133 @@ async def test_botrun_web_runs_call_after_call_and_reports_each(tmp_path: Path) 
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130, err.decode()
     (call_dir,) = (tmp_path / "calls").iterdir()  # the call; not the one waiting at Ctrl-C
     assert (call_dir / "report.html").is_file()
+    # one call, one summary: the call waiting for a page at Ctrl-C was never made
+    printed = "".join(lines) + out.decode()
+    assert printed.count("call length") == 1, printed
+    assert "no call was made" in out.decode()
+
+
+async def test_a_call_waiting_for_a_page_has_no_folder_yet(tmp_path: Path) -> None:
+    """Issue 19: ``botrun web`` makes a call's recording folder when its call starts (a page
+    takes it), not while the next call waits for a page: no empty call-...-2 folder."""
+    from botrun.bots.web import serve_calls
+    from botrun.transports.browser.server import PageServer
+
+    calls = tmp_path / "calls"
+    async with Simulator() as sim:
+        cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {"agent.url": sim.url})
+        server = PageServer("127.0.0.1", 0, calls_dir=calls)
+        await server.start()
+        task = asyncio.create_task(
+            serve_calls(server, cfg, None, record=calls, max_calls=2, console=False,
+                        signals=False)
+        )  # fmt: skip
+        try:
+
+            async def waiting() -> Any:  # the transport of a call waiting for a page
+                while server._waiting is None or not server._waiting.available:
+                    await asyncio.sleep(0.05)
+                return server._waiting
+
+            first = await asyncio.wait_for(waiting(), 20)
+            assert not calls.exists() or list(calls.iterdir()) == []
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(f"ws://127.0.0.1:{server.port}/ws?token={server.token}")
+                await _messages(ws, "welcome")
+                await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
+                await ws.send_bytes(bytes(640 * 10))
+                await ws.send_str(json.dumps({"type": "hangup"}))
+                await _messages(ws, "ended")
+            while await asyncio.wait_for(waiting(), 20) is first:  # the next call waits
+                await asyncio.sleep(0.05)
+            # the finished call has its folder (and report); the waiting one has none
+            (done,) = calls.iterdir()
+            assert (done / "events.jsonl").is_file()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await server.stop()
+
+
+async def _start_web(tmp_path: Path, *args: str) -> tuple[Any, list[str]]:
+    """``botrun web --port 0 ARGS`` until it prints the URL to open; (process, lines)."""
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "botrun.bots.cli", "web", "--port", "0",
+        "--record", str(tmp_path / "calls"), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or "open http" not in lines[-1]:
+        lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
+        if not lines[-1]:
+            proc.kill()
+            _, err = await proc.communicate()
+            raise AssertionError(f"botrun web ended: {lines} {err.decode()}")
+    return proc, lines
+
+
+async def test_web_stopped_before_any_call_prints_no_summary_and_leaves_no_folder(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: Ctrl-C with no call made prints no call summary (no phantom "call length
+    ..., 0 agent replies") and leaves no recording folder behind."""
+    import signal
+
+    proc, lines = await _start_web(tmp_path, "--log-level", "debug")
+    assert proc.stderr is not None
+    while True:  # the bot is waiting for a page (and Ctrl-C is the call's to handle)
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, "botrun web ended"
+        if "--joined--> waiting" in line:
+            break
+    assert not (tmp_path / "calls").exists() or not list((tmp_path / "calls").iterdir())
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    printed = "".join(lines) + out.decode()
+    assert "call length" not in printed and "agent replies" not in printed, printed
+    assert "no call was made" in printed
+    assert not (tmp_path / "calls").exists() or not list((tmp_path / "calls").iterdir())
+
+
+async def test_web_on_every_interface_prints_a_url_that_opens(tmp_path: Path) -> None:
+    """Issue 19: ``--host 0.0.0.0`` prints an address a browser can open (loopback on this
+    machine, and this machine's name for others), not http://0.0.0.0:..."""
+    import re
+    import signal
+
+    proc, lines = await _start_web(tmp_path, "--host", "0.0.0.0")
+    try:
+        url = re.search(r"http://\S+", lines[-1])
+        assert url and "0.0.0.0" not in url.group(0), lines
+        async with aiohttp.ClientSession() as http, http.get(url.group(0)) as r:
+            assert r.status == 200 and "<html" in (await r.text()).lower()
+        nxt = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
+        assert nxt.startswith("from another machine: http://") and "0.0.0.0" not in nxt
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 30)
+
+
+def test_web_help_describes_every_option() -> None:
+    """Issue 19: ``web --help`` says what ``--port`` (and every other option) is."""
+    import click
+    from click.testing import CliRunner
+
+    from botrun.bots.web import command
+
+    out = CliRunner().invoke(command, ["--help"], terminal_width=200).output
+    assert "--port INTEGER RANGE Port of the page" in " ".join(out.split()), out
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert param.help, f"{param.opts} has no help text"

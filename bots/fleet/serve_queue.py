@@ -99,18 +99,12 @@ def check(
 def twilio_door(secrets: object) -> TwilioDoor:
     """The front door's Twilio settings: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and
     PUBLIC_URL (the front door's address, against which webhooks are verified)."""
-    from botrun.core.errors import UsageError
     from botrun.core.secrets import Secrets
 
     assert isinstance(secrets, Secrets)
-    try:
-        import twilio  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "TWILIO_AUTH_TOKEN is set but the twilio package is missing: "
-            "pip install 'botrun[twilio]'"
-        ) from None
     from botrun.transports.twilio import settings as tw_settings
+
+    tw_settings.require_package()
     from botrun.transports.twilio.signature import Validator
 
     from .twilio_door import TwilioDoor

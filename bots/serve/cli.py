@@ -331,6 +331,19 @@ def build(
     return app
 
 
+def check_daily_sdk() -> None:
+    """Every Daily bot needs daily-python: a :class:`UsageError` (exit 2, one line) naming
+    the extra when it does not import (``botrun serve`` and ``botrun worker`` check it at
+    start rather than failing every call)."""
+    from botrun.core.errors import UsageError
+    from botrun.transports.daily import sdk
+
+    try:
+        sdk.load()
+    except UsageError as exc:
+        raise UsageError(f"every bot would fail: {exc}") from None
+
+
 def check_default_bot(cfg: BotConfig) -> None:
     """What every default bot (``python -m botrun.bots.cli daily`` in this directory) would
     fail on at once, checked before serve answers a call: the Daily SDK must import, and
@@ -339,24 +352,10 @@ def check_default_bot(cfg: BotConfig) -> None:
     as ``python -m`` makes it). A :class:`UsageError`
     (exit 2, one line) otherwise."""
     from botrun.bots.runner import bot_hooks, bot_tools
-    from botrun.core.errors import ConfigError, UsageError
-    from botrun.transports.daily import sdk
 
-    try:
-        sdk.load()
-    except UsageError as exc:
-        raise UsageError(f"every bot would fail: {exc}") from None
-    added = os.getcwd() not in sys.path
-    if added:
-        sys.path.insert(0, os.getcwd())
-    try:
-        bot_tools(cfg)
-        bot_hooks(cfg)
-    except ConfigError as exc:
-        raise ConfigError(f"{cfg.source}: {exc}") from None
-    finally:
-        if added:
-            sys.path.remove(os.getcwd())
+    check_daily_sdk()
+    bot_tools(cfg)  # a ConfigError names the file and key; the working directory is
+    bot_hooks(cfg)  # importable, as for every command (core/userimport.py)
 
 
 async def run_server(

@@ -18,20 +18,13 @@ def twilio_calls(
     PUBLIC_URL), the config's ``[twilio]`` table and its tools, checked now."""
     from botrun.bots.runner import bot_hooks, bot_tools
     from botrun.core.config import transport_options
-    from botrun.core.errors import UsageError
     from botrun.transports.twilio import settings as tw_settings
     from botrun.transports.twilio.plugin import SPEC
 
-    from .twilio_routes import TwilioCalls
-
-    try:
-        import twilio  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "TWILIO_AUTH_TOKEN is set but the twilio package is missing: "
-            "pip install 'botrun[twilio]'"
-        ) from None
+    tw_settings.require_package()  # before twilio_routes, which imports the package
     from botrun.transports.twilio.rest import TwilioRest
+
+    from .twilio_routes import TwilioCalls
 
     settings = tw_settings.load(secrets, "to answer Twilio calls")
     options = transport_options(SPEC, cfg, {})

@@ -89,6 +89,12 @@ log = logging.getLogger("botrun.worker")
     help="The https address at which Twilio reaches this worker's port (its Media Streams "
     "for `--transport twilio` calls; docs/twilio.md) [env: PUBLIC_URL].",
 )
+@click.option(
+    "--files",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The folder `wav` calls' files are in: their input/output/transcript/record paths "
+    "are relative to it and cannot leave it (needed with --transport wav).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of /metrics.")
 @click.option(
     "--port",
@@ -119,6 +125,7 @@ def command(
     bot_max_duration_s: float,
     poll_s: float,
     public_url: str | None,
+    files: Path | None,
     host: str,
     port: int,
     insecure: bool,
@@ -154,6 +161,8 @@ def command(
         public_url=public_url or None,
     )
     auth, prepare = check(settings, config, host, insecure)
+    if "wav" in settings.transports:
+        prepare["wav"] = check_wav(files)
     twilio = check_twilio(settings, config) if "twilio" in settings.transports else None
     asyncio.run(run(settings, host, port, auth, prepare, twilio))
 
@@ -197,13 +206,32 @@ def check(
         ) from None
     prepare: dict[str, Prepare] = {}
     if "daily" in settings.transports:
+        from botrun.bots.serve.cli import check_daily_sdk
+
         from .daily_kind import make_prepare
 
+        check_daily_sdk()  # as serve does: refuse now rather than fail every call
         key = secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens for calls")
         prepare["daily"] = make_prepare(key, secrets.env("DAILY_API_URL"), cfg.bot.name)
     if auth.access is Access.OPEN:
         log.warning("%s is not set: /metrics and /sessions are open on %s", TOKEN_VARIABLE, host)
     return auth, prepare
+
+
+def check_wav(files: Path | None) -> Prepare:
+    """``wav`` jobs come from API clients: their paths are confined to ``--files``."""
+    from botrun.core.errors import UsageError
+
+    from .wav_kind import make_prepare
+
+    if files is None:
+        raise UsageError(
+            "--transport wav needs --files DIR: the folder wav calls read and write "
+            "(a job's paths are relative to it and cannot leave it)"
+        )
+    if not files.is_dir():
+        raise UsageError(f"--files {files}: no such directory")
+    return make_prepare(files)
 
 
 def check_twilio(settings: WorkerSettings, config: Path | None) -> TwilioKind:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("botrun.browser")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("0.0.0.0", "::")  # every interface: the page's URL names loopback
 COOKIE = "botrun_token"
 STATIC = {
     "index.html": "text/html",
@@ -71,8 +72,24 @@ class PageServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/?token={self.token}"
+        """The page's address with its token, one a browser can open: for a wildcard
+        ``--host`` (0.0.0.0, ::) the loopback address on this machine."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return _url(host, self.port, self.token)
+
+    def open_lines(self) -> list[str]:
+        """What to print at start: the URL to open, and for a wildcard ``--host`` where
+        other machines reach it (this machine's name: any of its addresses works)."""
+        lines = [f"open {self.url} in your browser"]
+        if self.host in WILDCARD:
+            import socket
+
+            other = _url(socket.gethostname(), self.port, self.token)
+            lines.append(
+                f"from another machine: {other} (or any address of this machine; browsers "
+                "allow the microphone only on https or localhost pages)"
+            )
+        return lines
 
     # ------------------------------------------------------------------ the call slot
     def offer(self, transport: BrowserTransport) -> None:
@@ -218,6 +235,11 @@ class PageServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+
+def _url(host: str, port: int, token: str) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/?token={token}"
 
 
 def check_host(host: str) -> bool:

@@ -50,6 +50,7 @@ class BrowserTransport(Transport):
     name = "browser"
     output_sample_rate = OUTPUT_RATE
     output_chunk_ms = 20
+    record_from_join = True  # --record starts when a page takes the call (bots/runner.py)
 
     def __init__(self, server: PageServer, *, owns_server: bool = False, person: str = "you"):
         self.server = server
@@ -91,7 +92,8 @@ class BrowserTransport(Transport):
         self._loop = asyncio.get_running_loop()
         if self.owns_server:
             await self.server.start()
-            print(f"open {self.server.url} in your browser", flush=True)
+            for line in self.server.open_lines():
+                print(line, flush=True)
         self.server.offer(self)
 
     async def attach(self, ws: web.WebSocketResponse) -> None:

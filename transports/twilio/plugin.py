@@ -16,11 +16,14 @@ if TYPE_CHECKING:
     from botrun.core.transport import Transport
 
 
+RUNS_ELSEWHERE = (
+    "Twilio calls run inside `botrun serve` (its /twilio/voice webhook answers them); "
+    "place one with `botrun call NUMBER`. See docs/twilio.md"
+)
+
+
 def _factory(ctx: TransportContext) -> Transport:
-    raise UsageError(
-        "Twilio calls run inside `botrun serve` (its /twilio/voice webhook answers them); "
-        "place one with `botrun call NUMBER`. See docs/twilio.md"
-    )
+    raise UsageError(RUNS_ELSEWHERE)
 
 
 SPEC = TransportSpec(
@@ -32,6 +35,7 @@ SPEC = TransportSpec(
         "bot config's [twilio] table. See docs/twilio.md."
     ),
     factory=_factory,
+    runs_elsewhere=RUNS_ELSEWHERE,
     options=(
         Option(
             "transcode",

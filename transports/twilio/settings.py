@@ -33,6 +33,19 @@ class TwilioSettings:
         return ("wss" if scheme == "https" else "ws") + "://" + rest + path
 
 
+INSTALL_HINT = "Twilio calls need the twilio package: pip install 'botrun[twilio]'"
+
+
+def require_package() -> None:
+    """Raise :class:`UsageError` with the install hint when the ``twilio`` extra is missing."""
+    from botrun.core.errors import UsageError
+
+    try:
+        import twilio  # noqa: F401
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+
+
 def public_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.netloc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botrun.core.hookspecs import hookimpl
 from botrun.core.plugin_types import Option, TransportContext, TransportSpec
@@ -12,10 +12,24 @@ if TYPE_CHECKING:
     from botrun.core.transport import Transport
 
 
+def _same(value: Any, raw: Any) -> bool:
+    """Whether the validated option ``value`` is the config table's ``raw`` list."""
+    a, b = list(value or []), list(raw or [])
+    return len(a) == len(b) and all(x == y or str(x) == str(y) for x, y in zip(a, b, strict=True))
+
+
 def _factory(ctx: TransportContext) -> Transport:
     from .transport import WavTransport
 
-    return WavTransport.from_options(ctx.options)
+    # An option whose value is the config table's (no flag overrode it) is named in errors
+    # by the file and key, not by a flag the user never typed.
+    table = ctx.config.transports.get("wav", {})
+    labels: dict[str, str] = {
+        name: f"{ctx.config.source}: [wav] {name}"
+        for name in ("input", "at", "participant", "phone")
+        if name in table and _same(ctx.options.get(name), table[name])
+    }
+    return WavTransport.from_options(ctx.options, labels)
 
 
 SPEC = TransportSpec(
@@ -58,7 +72,8 @@ SPEC = TransportSpec(
         ),
         Option(
             "phone",
-            "The --input before it is a phone caller with this number (+E.164 or sip:...).",
+            "The --input before it is a phone caller with this number (+E.164 or sip:...; "
+            '"" for none, e.g. in a [wav] list: phone = ["", "+14155550123"]).',
             multiple=True,
             metavar="NUMBER",
             follows="input",
@@ -81,7 +96,8 @@ SPEC = TransportSpec(
         Option(
             "dtmf",
             'Keypad presses at call times, SECONDS:DIGITS,...: e.g. "2.5:1,4.0:#" '
-            "(the participant speaking then presses them).",
+            "(the participant speaking then presses them; presses after the last input ends "
+            "are skipped, with a warning).",
             metavar="SCHEDULE",
         ),
         Option(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from botrun.core.errors import CallActionError, UsageError
+from botrun.core.paths import check_output_file
 from botrun.core.transport import Transport, TransportEvents
 
 from .keypad import KeyPress, parse_dtmf_schedule
@@ -43,6 +44,26 @@ class WavInput:
     at_s: float
     name: str
     phone: str | None = None  # a phone caller's number (--phone)
+
+
+def _pressable(presses: list[KeyPress], inputs: list[WavInput], rate: int) -> list[KeyPress]:
+    """The presses due before the last input ends; those after it would come from nobody
+    (every participant has left), so they are dropped with one warning at start."""
+    end_s = max((i.at_s + len(i.pcm) / 2 / rate for i in inputs), default=0.0)
+    late = [p for p in presses if p.at_s >= end_s]
+    if late:
+        times = ", ".join(f"{p.at_s:g} s" for p in late)
+        log.warning(
+            "--dtmf: %d key press%s at %s come%s after the last input ends (%.1f s), when "
+            "nobody is left to press %s: skipped",
+            len(late),
+            "" if len(late) == 1 else "es",
+            times,
+            "s" if len(late) == 1 else "",
+            end_s,
+            "it" if len(late) == 1 else "them",
+        )
+    return [p for p in presses if p.at_s < end_s]
 
 
 def _nth(values: list[Any], i: int) -> Any:
@@ -76,7 +97,7 @@ class WavTransport(Transport):
         self._t0 = 0.0
         self._left = False
         self._joined = 0  # inputs whose participant has joined
-        self.keypresses = list(dtmf or [])
+        self.keypresses = _pressable(list(dtmf or []), inputs, rate)
         self._speakers: dict[str, asyncio.Task[None]] = {}
         self._present: list[str] = []  # participants in the meeting now, in join order
         self._phones: dict[str, str] = {}  # participant id -> number, phone callers
@@ -86,23 +107,33 @@ class WavTransport(Transport):
         self.hung_up: str | None = None
 
     @classmethod
-    def from_options(cls, opts: dict[str, Any]) -> WavTransport:
+    def from_options(
+        cls, opts: dict[str, Any], labels: dict[str, str] | None = None
+    ) -> WavTransport:
+        """``labels`` names an option in errors where it came from the config file (e.g.
+        ``bot.toml: [wav] phone``); by default the flag (``--phone``)."""
+
+        def label(name: str) -> str:
+            return (labels or {}).get(name) or f"--{name}"
+
         paths: list[Path] = list(opts["input"])
         # Aligned with the inputs by the CLI (None: not given for that input) or by position.
         ats: list[float | None] = list(opts.get("at") or [])
         names: list[str | None] = list(opts.get("participant") or [])
         phones: list[str | None] = list(opts.get("phone") or [])
+        files = f"{len(paths)} {label('input')} files"
         if len(ats) > len(paths):
-            raise UsageError(f"{len(ats)} --at values for {len(paths)} --input files")
+            raise UsageError(f"{len(ats)} {label('at')} values for {files}")
         if len(names) > len(paths):
-            raise UsageError(f"{len(names)} --participant names for {len(paths)} --input files")
+            raise UsageError(f"{len(names)} {label('participant')} names for {files}")
         if len(phones) > len(paths):
-            raise UsageError(f"{len(phones)} --phone numbers for {len(paths)} --input files")
+            raise UsageError(f"{len(phones)} {label('phone')} numbers for {files}")
         for number in phones:
-            if number is not None and not _PHONE.match(number.strip()):
+            # "" (in a [wav] list) means that input is not a phone caller
+            if number is not None and number.strip() and not _PHONE.match(number.strip()):
                 raise UsageError(
-                    f"--phone {number!r}: expected a phone number in E.164 form "
-                    "(+14155550123) or a SIP URI (sip:user@host)"
+                    f"{label('phone')} {number!r}: expected a phone number in E.164 form "
+                    '(+14155550123), a SIP URI (sip:user@host) or "" for no phone'
                 )
         rate = int(opts.get("rate") or 16000)
         if rate not in RATES:
@@ -118,8 +149,7 @@ class WavTransport(Transport):
             for i, p in enumerate(paths)
         ]
         output = Path(opts.get("output") or "botrun-output.wav")
-        if output.exists() and output.is_dir():
-            raise UsageError(f"--output {output} is a directory")
+        check_output_file(output, label("output"))
         dtmf = parse_dtmf_schedule(opts.get("dtmf"))
         return cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
 
@@ -134,7 +164,6 @@ class WavTransport(Transport):
     async def join(self, events: TransportEvents) -> None:
         self._events = events
         try:
-            self.output.parent.mkdir(parents=True, exist_ok=True)
             w = wave.open(str(self.output), "wb")  # noqa: SIM115 - closed in leave()
         except OSError as exc:
             raise UsageError(f"cannot write {self.output}: {exc.strerror or exc}") from None

@@ -34,6 +34,9 @@ def read_wav_mono16(path: Path, rate: int) -> bytes:
         if "not understood" in text or "RIFF" in text or "WAVE" in text:
             raise UsageError(f"{path} is not a WAV file") from None
         raise UsageError(f"{path}: unsupported WAV ({text}); {_HINT}") from None
+    except Exception as exc:  # scipy raises anything on malformed data
+        detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        raise UsageError(f"{path} is not a valid WAV file ({detail})") from None
     if data.size == 0:
         raise UsageError(f"{path} contains no audio")
     if data.dtype.kind == "f":

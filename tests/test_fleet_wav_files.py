@@ -1,0 +1,88 @@
+"""Probe item 9: a fleet ``wav`` job (from an API client of the front door) reads and writes
+only inside the folder the worker's operator chose with ``botrun worker --files DIR``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botrun.bots.fleet.jobs import CallJob
+from botrun.bots.worker.engine import WorkerSettings
+from botrun.bots.worker.wav_kind import make_prepare
+
+
+async def argv_for(files: Path, options: dict[str, Any]) -> list[str]:
+    prepare = make_prepare(files)
+    argv, _, _ = await prepare(
+        CallJob(session_id="s1", transport="wav", options=options),
+        WorkerSettings(queue_url="redis://127.0.0.1:1/0", config="/srv/bot.toml"),
+    )
+    return argv
+
+
+async def test_relative_paths_land_in_the_files_folder(tmp_path: Path) -> None:
+    argv = await argv_for(tmp_path, {"input": ["in/a.wav"], "output": "o.wav", "speed": 2})
+    root = tmp_path.resolve()
+    assert argv == [
+        "wav",
+        f"--input={root / 'in' / 'a.wav'}",
+        f"--output={root / 'o.wav'}",
+        "--speed=2",
+        "--config",
+        "/srv/bot.toml",
+    ]
+    # no output given: the session's own file in the folder, not the worker's directory
+    assert f"--output={root / 's1.wav'}" in await argv_for(tmp_path, {"input": ["a.wav"]})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"input": ["a.wav"], "output": "/etc/o.wav"}, "relative to the worker's --files"),
+        ({"input": ["/etc/passwd"]}, "relative to the worker's --files"),
+        ({"input": ["a.wav"], "output": "../o.wav"}, "outside the worker's --files"),
+        ({"input": ["a.wav"], "transcript": "x/../../t.jsonl"}, "outside the worker's --files"),
+        ({"input": ["a.wav"], "record": "/tmp/rec"}, "relative to the worker's --files"),
+        ({"input": ["link/a.wav"]}, "outside the worker's --files"),
+        ({"input": ["a.wav"], "config": "bot.toml"}, "not allowed: config"),
+        ({"input": ["a.wav"], "agent_url": "ws://evil/"}, "not allowed: agent_url"),
+        ({"input": ["a.wav"], "output=/etc/x": "1"}, "not allowed: output=/etc/x"),
+    ],
+)
+async def test_paths_outside_the_folder_and_other_options_are_refused(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "link").symlink_to(tmp_path)  # a symlink out of the folder
+    with pytest.raises(ValueError, match=message):
+        await argv_for(files, options)
+
+
+WORKER = ("--queue", "redis://127.0.0.1:1/0", "--transport", "wav")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ((), "--transport wav needs --files DIR"),
+        (("--files", "/nonexistent-botrun-files"), "no such directory"),
+    ],
+)
+def test_a_wav_worker_needs_its_files_folder(
+    tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "worker", *WORKER, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,95 @@
+"""A new user's own tools and hooks (issue 16 follow-up, items 1 and 4): ``mybot/tools.py``
+and ``mybot/hooks.py`` in the working directory load from every command without
+PYTHONPATH, and a module that does not load is one line naming the config file and key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TOOLS = '''
+from botrun.core.tools import tool
+
+
+@tool
+def faq(question: str) -> str:
+    """Answer a common question.
+
+    Args:
+        question: what the caller asked
+    """
+    return "We open at nine."
+'''
+
+HOOKS = """
+class Receptionist:
+    def on_call_start(self, call):
+        call.state["started"] = True
+"""
+
+
+def _mybot(tmp_path: Path, tools: str, hooks: str) -> Path:
+    pkg = tmp_path / "mybot"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tools.py").write_text(TOOLS)
+    (pkg / "hooks.py").write_text(HOOKS)
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text(f'[bot]\nhooks = "{hooks}"\n\n[agent]\ntools = {json.dumps([tools])}\n')
+    return cfg
+
+
+def _demo(tmp_path: Path, cfg: Path) -> subprocess.CompletedProcess[str]:
+    # The installed `botrun` script, as a user runs it: `python -m` would put the working
+    # directory on sys.path by itself and hide the bug.
+    script = Path(sys.executable).parent / "botrun"
+    assert script.exists(), script
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("PYTHONPATH", None)
+    return subprocess.run(
+        [
+            str(script),
+            "demo",
+            "--config",
+            cfg.name,
+            "--scenario",
+            "support",  # (any bundled scenario: what matters is that the bot starts)
+            "--output",
+            str(tmp_path / "o.wav"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_demo_imports_tools_and_hooks_from_the_working_directory(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "mybot.tools:faq", "mybot.hooks:Receptionist")
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 0, res.stderr
+    assert "No module named 'mybot'" not in res.stderr
+
+
+def test_a_hooks_module_that_does_not_import_names_the_file_and_key(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "mybot.tools:faq", "nope.module")
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "bot.toml: [bot] hooks = 'nope.module': cannot import module 'nope.module'" in lines[0]
+
+
+def test_a_tool_that_does_not_import_names_the_file_and_key(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "nope.mod:fn", "mybot.hooks:Receptionist")
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert (
+        "bot.toml: [agent] tools: tool 'nope.mod:fn': cannot import module 'nope.mod'" in (lines[0])
+    )
