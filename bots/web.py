@@ -78,8 +78,20 @@ async def report_call(where: Path, console: bool) -> None:
 
 @click.command("web")
 @shared_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the page.")
-@click.option("--port", type=click.IntRange(0, 65535), default=7870, show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="Interface to serve the page on (loopback unless you say otherwise).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7870,
+    show_default=True,
+    help="Port of the page (0: any free port).",
+)
 @click.option(
     "--scenario",
     metavar="NAME|FILE",
