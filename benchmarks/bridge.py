@@ -176,6 +176,7 @@ class SyntheticTransport(Transport):
 
     name = "synthetic"
     output_sample_rate = RATE
+    write_blocks = False  # like Agora's push: every call's pacer on one shared thread
 
     def __init__(self, lines: dict[str, list[Utterance]], tone: bytes, phase_s: float) -> None:
         self.lines = lines
@@ -579,7 +580,9 @@ async def run(args: argparse.Namespace) -> int:
 
     print(
         f"sessions: {n} bridges in one process, {args.participants} participant(s) each, "
-        f"chunk_ms {args.chunk_ms}, {args.seconds:.0f} s measured in real time "
+        f"chunk_ms {args.chunk_ms}, pacers "
+        f"{'a thread each' if args.pacer_threads else 'on one shared thread'}, "
+        f"{args.seconds:.0f} s measured in real time "
         f"(+{WARMUP_S:.0f} s warm-up), simulator in its own process"
     )
     print(
@@ -706,6 +709,11 @@ def main() -> None:
         help="bridge.chunk_ms: inbound batch per WebSocket message (default 20)",
     )
     p.add_argument(
+        "--pacer-threads",
+        action="store_true",
+        help="one pacer thread per call (a blocking sink's way) instead of the shared one",
+    )
+    p.add_argument(
         "--baseline-seconds",
         type=float,
         default=3.0,
@@ -718,6 +726,7 @@ def main() -> None:
         help="seconds of the WebSocket floor (benchmarks/ws_floor.py; default 5)",
     )
     args = p.parse_args()
+    SyntheticTransport.write_blocks = args.pacer_threads
     if args.sessions < 1 or args.seconds <= 0:
         p.error("--sessions must be >= 1 and --seconds > 0")
     sys.exit(asyncio.run(run(args)))

@@ -37,6 +37,10 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "botrun.bots.web:command",
         "Talk to your bot from a browser page (simulator by default).",
     ),
+    "worker": (
+        "botrun.bots.worker.cli:command",
+        "Run calls from the fleet's queue (serve --queue) in warm bot processes.",
+    ),
 }
 
 
@@ -58,7 +62,8 @@ def shared_options(fn: Any, record: bool = False) -> Any:
             "config",
             type=click.Path(path_type=Path, dir_okay=False),
             help="Bot configuration: a TOML file, or a packaged config by name (support, "
-            "scheduler). Default: every key at its default (see configs/default.toml).",
+            "scheduler, receptionist). Default: every key at its default (see "
+            "configs/default.toml).",
         ),
         click.option(
             "--agent-url",

@@ -31,6 +31,12 @@ the Voice Agent API that is about *order* lives here, so it is testable with lis
   writer checks before every message (the per-chunk hot path makes no further call);
 * reply audio without a ``reply_id`` belongs to the reply in progress (filled in by
   :meth:`SessionState.audio_to_play`);
+* the state is three small machines, each one named state and one transition table
+  (:data:`OUR_TRANSITIONS`, :data:`THEIR_TRANSITIONS`, :data:`REPLY_TRANSITIONS`), like h11's
+  client and server roles: :class:`Ours` (what we may send on this socket), :class:`Theirs`
+  (what the service said on it: ready, ended) and :class:`Reply` (what reply audio means
+  now). Every flag the rest of the code reads (``connected``, ``ready``, ``ended``,
+  ``reply_active``, stale or late audio) is a question about those states;
 * how a connection ended decides what comes next (:meth:`SessionState.classify_close`,
   :meth:`SessionState.classify_error`): retry and resume, start a fresh session (the
   service forgot ours, refused the resume, or sent ``session.ended``), or give up (the key
@@ -45,6 +51,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Literal
 
 from .errors import UsageError
@@ -107,6 +114,111 @@ class SessionProtocolError(RuntimeError):
     """We were about to send something the protocol forbids now (a bug in the caller)."""
 
 
+class Ours(Enum):
+    """Our side of the current socket: what we may send on it."""
+
+    CLOSED = "closed"  # no socket: nothing can be sent
+    MUST_OPEN = "must open"  # a socket is open: its first message (update/resume) is due
+    OPEN = "open"  # the first message went out: the rest may follow (once they are ready)
+    ENDING = "ending"  # we sent session.end: nothing more on this session
+
+
+class Theirs(Enum):
+    """The service's side of the current socket: has it said ``session.ready`` or
+    ``session.ended``? (``ready`` is READY or ENDED, ``ended`` is ENDED or GONE.)"""
+
+    SETTING_UP = "setting up"  # no session.ready on this socket (yet)
+    READY = "ready"  # session.ready: the conversation may flow
+    ENDED = "ended"  # session.ended while ready: a fresh session comes next
+    GONE = "gone"  # session.ended and nothing ready (before session.ready, or lost since)
+
+
+class Reply(Enum):
+    """What reply audio means now (see :meth:`SessionState.accept_audio`)."""
+
+    FREE = "free"  # no reply known: audio plays (a greeting; after a lost connection)
+    PLAYING = "playing"  # between reply.started and reply.done: its audio plays
+    MUTED = "muted"  # the reply was interrupted: its audio is stale until reply.started
+    DONE = "done"  # after reply.done (or given up): audio is late until reply.started
+    DONE_MUTED = "done, muted"  # an interrupted reply that is over: stale until reply.started
+
+
+class Step(Enum):
+    """What moves the machines: what we send, what the service sends, what happens."""
+
+    OPENED = "socket opened"
+    LOST = "socket lost"
+    SENT_FIRST = "sent session.update/resume first"
+    SENT_END = "sent session.end"
+    READY = "session.ready"
+    ENDED = "session.ended"
+    STARTED = "reply.started"
+    INTERRUPTED = "reply interrupted"  # reply.done interrupted, an interrupted transcript,
+    # or input.speech.started with interrupt_response (barge-in)
+    DONE = "reply.done"  # of the reply in progress (or with none in progress)
+    ABANDONED = "reply abandoned"  # the caller gave up on a reply with no progress
+    FORGOTTEN = "session forgotten"  # the service no longer knows our session
+
+
+#: (our state, step) -> next state. Steps with no row here are refused by
+#: :meth:`SessionState.send` (sending) or leave the state as it is (the rest).
+OUR_TRANSITIONS: dict[tuple[Ours, Step], Ours] = {
+    (Ours.CLOSED, Step.OPENED): Ours.MUST_OPEN,
+    (Ours.MUST_OPEN, Step.OPENED): Ours.MUST_OPEN,
+    (Ours.MUST_OPEN, Step.SENT_FIRST): Ours.OPEN,
+    (Ours.MUST_OPEN, Step.LOST): Ours.CLOSED,
+    (Ours.OPEN, Step.OPENED): Ours.MUST_OPEN,
+    (Ours.OPEN, Step.SENT_END): Ours.ENDING,
+    (Ours.OPEN, Step.LOST): Ours.CLOSED,
+    (Ours.ENDING, Step.OPENED): Ours.MUST_OPEN,
+    (Ours.ENDING, Step.LOST): Ours.CLOSED,
+    (Ours.CLOSED, Step.LOST): Ours.CLOSED,
+}
+
+#: (their state, step) -> next state (every row: network input never raises).
+THEIR_TRANSITIONS: dict[tuple[Theirs, Step], Theirs] = {
+    (Theirs.SETTING_UP, Step.OPENED): Theirs.SETTING_UP,
+    (Theirs.SETTING_UP, Step.READY): Theirs.READY,
+    (Theirs.SETTING_UP, Step.ENDED): Theirs.GONE,
+    (Theirs.SETTING_UP, Step.LOST): Theirs.SETTING_UP,
+    (Theirs.READY, Step.OPENED): Theirs.SETTING_UP,
+    (Theirs.READY, Step.READY): Theirs.READY,
+    (Theirs.READY, Step.ENDED): Theirs.ENDED,
+    (Theirs.READY, Step.LOST): Theirs.SETTING_UP,
+    (Theirs.ENDED, Step.OPENED): Theirs.SETTING_UP,
+    (Theirs.ENDED, Step.READY): Theirs.ENDED,
+    (Theirs.ENDED, Step.ENDED): Theirs.ENDED,
+    (Theirs.ENDED, Step.LOST): Theirs.GONE,
+    (Theirs.GONE, Step.OPENED): Theirs.SETTING_UP,
+    (Theirs.GONE, Step.READY): Theirs.ENDED,
+    (Theirs.GONE, Step.ENDED): Theirs.GONE,
+    (Theirs.GONE, Step.LOST): Theirs.GONE,
+}
+
+_R, _S = Reply, Step
+#: (reply state, step) -> next state (every row: network input never raises).
+REPLY_TRANSITIONS: dict[tuple[Reply, Step], Reply] = {
+    **{(r, _S.STARTED): _R.PLAYING for r in _R},
+    **{(r, _S.ABANDONED): _R.DONE for r in _R},
+    **{(r, _S.FORGOTTEN): _R.FREE for r in _R},
+    (_R.FREE, _S.INTERRUPTED): _R.MUTED,
+    (_R.FREE, _S.DONE): _R.DONE,
+    (_R.FREE, _S.LOST): _R.FREE,
+    (_R.PLAYING, _S.INTERRUPTED): _R.MUTED,
+    (_R.PLAYING, _S.DONE): _R.DONE,
+    (_R.PLAYING, _S.LOST): _R.FREE,  # the reply is lost with the socket
+    (_R.MUTED, _S.INTERRUPTED): _R.MUTED,
+    (_R.MUTED, _S.DONE): _R.DONE_MUTED,
+    (_R.MUTED, _S.LOST): _R.FREE,
+    (_R.DONE, _S.INTERRUPTED): _R.DONE_MUTED,
+    (_R.DONE, _S.DONE): _R.DONE,
+    (_R.DONE, _S.LOST): _R.DONE,
+    (_R.DONE_MUTED, _S.INTERRUPTED): _R.DONE_MUTED,
+    (_R.DONE_MUTED, _S.DONE): _R.DONE_MUTED,
+    (_R.DONE_MUTED, _S.LOST): _R.DONE,
+}
+
+
 def named_code(reason: str) -> str | None:
     """The service error code a close reason names (``"server_error"``,
     ``"UNAUTHORIZED: bad key"``), if any; auth first, then session, then transient codes."""
@@ -146,8 +258,10 @@ class SessionState:
         self._clock = clock
         self.session_id: str | None = None
         self.previous_session_id: str | None = None
-        self.connected = False
-        self.ready = False
+        #: The three machines' states (see the tables above).
+        self.ours = Ours.CLOSED
+        self.theirs = Theirs.SETTING_UP
+        self.reply = Reply.FREE
         #: How the last ``session.ready`` came about.
         self.ready_kind: ReadyKind | None = None
         self._applied = False  # a session has accepted self.config at least once
@@ -157,16 +271,10 @@ class SessionState:
         self._calls: dict[str, _Call] = {}
         #: The reply in progress (between reply.started and reply.done), if any.
         self.reply_id: str | None = None
-        self._stale = False  # dropping audio of an interrupted reply
-        self._stale_reply_id: str | None = None
-        self._between_replies = False  # after a reply.done, before the next reply.started
+        self._stale_reply_id: str | None = None  # an older reply interrupted late
         #: The reply the last ``input.speech.started`` cut (barge-in), if it cut one.
         self.muted_reply_id: str | None = None
         self._done_reply_id: str | None = None  # the last reply that finished
-        self.ended = False  # session.ended received
-        # outgoing (what we send on the current socket)
-        self._first_sent = False  # its session.update / session.resume went out
-        self._end_sent = False  # session.end went out: nothing more on this session
         self._results_due: set[str] = set()  # tool.result handed out to send, not yet sent
         # turn timing
         self.speech_stopped_at: float | None = None
@@ -178,12 +286,37 @@ class SessionState:
         self.late_audio_chunks = 0  # reply audio after reply.done (issue 15 bug 5)
         self.discarded_results = 0
 
+    # -- the machines -------------------------------------------------------------------
+
+    def _step(self, step: Step) -> None:
+        """Move every machine that has a row for ``step`` (the others stay)."""
+        self.ours = OUR_TRANSITIONS.get((self.ours, step), self.ours)
+        self.theirs = THEIR_TRANSITIONS.get((self.theirs, step), self.theirs)
+        self.reply = REPLY_TRANSITIONS.get((self.reply, step), self.reply)
+
+    @property
+    def connected(self) -> bool:
+        """A socket is open."""
+        return self.ours is not Ours.CLOSED
+
+    @property
+    def ready(self) -> bool:
+        """The service said ``session.ready`` on this socket (and it is still open)."""
+        return self.theirs is Theirs.READY or self.theirs is Theirs.ENDED
+
+    @property
+    def ended(self) -> bool:
+        """The service sent ``session.ended`` (until the next socket opens)."""
+        return self.theirs is Theirs.ENDED or self.theirs is Theirs.GONE
+
     # -- properties ---------------------------------------------------------------------
 
     @property
     def can_send_audio(self) -> bool:
         """True when ``input.audio`` may go out now (connected and ready)."""
-        return self.connected and self.ready
+        return self.ours is not Ours.CLOSED and (
+            self.theirs is Theirs.READY or self.theirs is Theirs.ENDED
+        )
 
     @property
     def resuming(self) -> bool:
@@ -209,11 +342,7 @@ class SessionState:
 
     def connection_opened(self) -> ClientEvent:
         """A socket is open: the message that must go first on it."""
-        self.connected = True
-        self.ready = False
-        self.ended = False
-        self._first_sent = False
-        self._end_sent = False
+        self._step(Step.OPENED)
         msg = self.first_message()
         self._resuming = isinstance(msg, SessionResume)
         if not self._resuming:
@@ -241,9 +370,9 @@ class SessionState:
         resume, so their results are kept (released at the next ready)."""
         if self.connected and self._lost_at is None:
             self._lost_at = self._clock()
-        self.connected = False
-        self.ready = False
-        self._end_reply()
+        self._step(Step.LOST)
+        self.reply_id = None
+        self._stale_reply_id = None
         for call in self._calls.values():
             call.released = True  # their reply will never send reply.done now
 
@@ -259,14 +388,10 @@ class SessionState:
         # results already handed out to send belong to the old session: refused (and
         # counted) by send()
         self._results_due.clear()
-        self._end_reply()
-        self._between_replies = False  # a new session may greet before any reply.started
-        self._done_reply_id = None
-
-    def _end_reply(self) -> None:
+        self._step(Step.FORGOTTEN)  # a new session may greet before any reply.started
         self.reply_id = None
-        self._stale = False
         self._stale_reply_id = None
+        self._done_reply_id = None
 
     # -- user actions ---------------------------------------------------------------------
 
@@ -325,9 +450,8 @@ class SessionState:
                 return self._on_ready(sid)
             case ReplyStarted(reply_id=rid):
                 self.reply_id = rid
-                self._stale = False
                 self._stale_reply_id = None
-                self._between_replies = False
+                self._step(Step.STARTED)
             case TranscriptAgent(reply_id=rid, interrupted=True):
                 self._mark_stale(rid)
             case ReplyDone():
@@ -350,7 +474,7 @@ class SessionState:
                     self.first_audio_latency = None
             case SessionEnded():
                 # the service ended our session: whatever connects next starts a new one
-                self.ended = True
+                self._step(Step.ENDED)
                 self.forget_session()
         return []
 
@@ -364,7 +488,7 @@ class SessionState:
             self.forget_session()
         self.ready_kind = kind
         self.session_id = sid
-        self.ready = True
+        self._step(Step.READY)
         self._applied = True
         self._lost_at = None
         out: list[ClientEvent] = []
@@ -394,7 +518,7 @@ class SessionState:
                         del self._calls[cid]
         if rid == self.reply_id or self.reply_id is None:
             self.reply_id = None
-            self._between_replies = True
+            self._step(Step.DONE)
             self._done_reply_id = rid
         return out
 
@@ -409,16 +533,15 @@ class SessionState:
         if self.reply_id is not None:
             self._done_reply_id = self.reply_id
         self.reply_id = None
-        self._stale = False
         self._stale_reply_id = None
-        self._between_replies = True
+        self._step(Step.ABANDONED)
 
     def _mark_stale(self, reply_id: str | None) -> None:
         if reply_id and self.reply_id and reply_id != self.reply_id:
             # a late interruption notice for an older reply: only its own audio is stale
             self._stale_reply_id = reply_id
             return
-        self._stale = True
+        self._step(Step.INTERRUPTED)
         self._stale_reply_id = reply_id or self.reply_id
 
     # -- audio ------------------------------------------------------------------------------
@@ -428,10 +551,15 @@ class SessionState:
         ``reply.started``) and for late audio after a ``reply.done`` (until the next
         ``reply.started``, or tagged with a finished reply's id); both are counted. The first
         accepted chunk after the user stopped speaking marks the turn latency."""
-        if self._stale or (event.reply_id is not None and event.reply_id == self._stale_reply_id):
+        reply = self.reply
+        if (
+            reply is Reply.MUTED
+            or reply is Reply.DONE_MUTED
+            or (event.reply_id is not None and event.reply_id == self._stale_reply_id)
+        ):
             self.stale_audio_chunks += 1
             return False
-        if self._between_replies or (
+        if reply is Reply.DONE or (
             event.reply_id is not None and event.reply_id == self._done_reply_id
         ):
             self.late_audio_chunks += 1
@@ -459,27 +587,25 @@ class SessionState:
         recorded as sent); False when it is obsolete and must be dropped (a ``tool.result``
         for a session the service has replaced: counted in ``discarded_results``). Raises
         :class:`SessionProtocolError` for what the protocol forbids now."""
-        if not self.connected:
+        ours = self.ours
+        if ours is Ours.CLOSED:
             raise SessionProtocolError(f"cannot send {type(event).__name__}: not connected")
-        if self._end_sent:
+        if ours is Ours.ENDING:
             raise SessionProtocolError(
                 f"cannot send {type(event).__name__}: session.end was already sent"
             )
-        first = isinstance(event, SessionResume) or (
-            isinstance(event, SessionUpdate) and not self._first_sent
-        )
-        if first:
-            if self._first_sent:
-                raise SessionProtocolError("session.resume may only be a socket's first message")
-            self._first_sent = True
+        if ours is Ours.MUST_OPEN:
+            if not isinstance(event, SessionUpdate | SessionResume):
+                raise SessionProtocolError(
+                    f"the first message must be session.update or session.resume, "
+                    f"not {type(event).__name__}"
+                )
+            self._step(Step.SENT_FIRST)
             return True
-        if not self._first_sent:
-            raise SessionProtocolError(
-                f"the first message must be session.update or session.resume, "
-                f"not {type(event).__name__}"
-            )
+        if isinstance(event, SessionResume):
+            raise SessionProtocolError("session.resume may only be a socket's first message")
         if isinstance(event, SessionEnd):
-            self._end_sent = True
+            self._step(Step.SENT_END)
             return True
         if not self.ready:
             raise SessionProtocolError(f"cannot send {type(event).__name__} before session.ready")

@@ -72,6 +72,10 @@ class Transport(ABC):
     #: :meth:`flush_audio` this bounds the stale audio heard after a barge-in: at most
     #: ``output_max_ahead * output_chunk_ms`` (the default 2 x 10 ms: 20 ms).
     output_max_ahead: int = 2
+    #: Whether :meth:`write_audio` blocks in real time (Daily's ``write_frames``). A sink
+    #: that returns at once (a push into the SDK's own buffer) may say False: its calls
+    #: then share one pacer thread per process instead of one thread each.
+    write_blocks: bool = True
     #: How many times faster than real time the meeting runs. Only simulated transports
     #: (the WAV transport's ``--speed``) change it; the pacer's clock follows it.
     time_scale: float = 1.0

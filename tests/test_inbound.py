@@ -1,6 +1,8 @@
-"""The inbound path (resample, mix, batch) and how the bridge drives it (issue 15 bug 3):
-absent members hold nobody back, queued audio drains on a clock and when someone leaves,
-and the keep-alive silence leaves through the same path, after the tail.
+"""The inbound path (mix at the meeting rate, resample once, batch) and how the bridge
+drives it (issue 15 bug 3): absent members hold nobody back, queued audio drains on a clock
+and when someone leaves, and the keep-alive silence leaves through the same path, after the
+tail. The quality bar: what the agent hears of a voice is that voice resampled as one
+stream, within 1 LSB of resampling it alone piece by piece, with nothing lost at its end.
 
 The InboundPath tests pass time explicitly (``now``), as the bridge does. The bridge tests
 run a real Bridge on the event loop with a stub agent client that records what it was sent;
@@ -22,6 +24,7 @@ from botrun.core.transport import Transport, TransportEvents
 
 IN_RATE = 16000
 OUT_FRAME = 480  # 20 ms at 24 kHz
+IN_FRAME = 320  # 20 ms at 16 kHz: the mixer's frame at the meeting rate
 PIECE = 160  # 10 ms at 16 kHz, as Daily delivers
 
 
@@ -37,11 +40,28 @@ def pieces(x: np.ndarray, n: int = PIECE) -> list[bytes]:
     return [x[i : i + n].astype("<i2").tobytes() for i in range(0, len(x), n)]
 
 
-def chunked_ref(chunks: list[bytes], flush: bool = False) -> np.ndarray:
+def chunked_ref(chunks: list[bytes]) -> np.ndarray:
     """What a StreamResampler makes of these chunks (the bridge's own resampler path)."""
     rs = StreamResampler(IN_RATE, 24000)
-    out = b"".join(rs.process(c) for c in chunks) + (rs.flush() if flush else b"")
+    out = b"".join(rs.process(c) for c in chunks)
     return np.frombuffer(out, dtype="<i2")
+
+
+def heard_ref(x16: np.ndarray, extra_frames: int = 0) -> np.ndarray:
+    """What the agent should hear of one voice: the voice padded with silence to whole
+    20 ms frames (plus ``extra_frames`` of silence), resampled once, as one stream."""
+    x = np.r_[x16, np.zeros(-len(x16) % IN_FRAME + extra_frames * IN_FRAME, dtype=np.int16)]
+    rs = StreamResampler(IN_RATE, 24000)
+    out = b"".join(rs.process(x[i : i + IN_FRAME].tobytes()) for i in range(0, x.size, IN_FRAME))
+    return np.frombuffer(out, dtype="<i2")
+
+
+def assert_heard(got: np.ndarray, x16: np.ndarray, chunks: list[bytes], extra: int = 0) -> None:
+    """``got`` is the voice as one stream (exactly), and within 1 LSB of resampling each
+    piece through a resampler of its own (the path before the meeting-rate mix)."""
+    np.testing.assert_array_equal(got, heard_ref(x16, extra))
+    alone = chunked_ref(chunks)
+    assert np.abs(got[: alone.size].astype(np.int32) - alone).max() <= 1
 
 
 def samples(frames: list[bytes]) -> np.ndarray:
@@ -65,7 +85,7 @@ def test_a_member_who_never_sends_does_not_delay_the_one_who_talks() -> None:
         frames = path.pop(t)
         assert len(frames) == 1, f"frame {i} was held back waiting for the absent member"
         out += frames
-    np.testing.assert_array_equal(samples(out), chunked_ref(chunks))
+    assert_heard(samples(out), speech16(400), chunks)
 
 
 def test_a_member_who_stops_sending_delays_the_others_once_not_on_every_frame() -> None:
@@ -95,7 +115,8 @@ def test_a_member_who_stops_sending_delays_the_others_once_not_on_every_frame() 
 def test_a_sole_speakers_tail_is_emitted_on_the_clock_after_they_stop() -> None:
     path = InboundPath(max_lag_ms=60)
     path.add("a")
-    chunks = pieces(speech16(1010))  # ends with half a 20 ms frame
+    voice = speech16(1010)
+    chunks = pieces(voice)  # ends with half a 20 ms frame
     out: list[bytes] = []
     t = 0.0
     for i, c in enumerate(chunks):
@@ -108,14 +129,15 @@ def test_a_sole_speakers_tail_is_emitted_on_the_clock_after_they_stop() -> None:
     assert due is not None and abs(due - (t + 0.06)) < 1e-9
     assert path.pop(due - 0.001) == []
     out += path.pop(due)
-    np.testing.assert_array_equal(samples(out), padded(body))
+    assert_heard(samples(out), voice, chunks)  # padded: the filter's tail is in the padding
     assert path.next_due() is None
 
 
 def test_a_sole_leavers_last_words_are_emitted_whole_at_once() -> None:
     path = InboundPath(max_lag_ms=60)
     path.set_members(["a"], 0.0)
-    chunks = pieces(speech16(1010))
+    voice = speech16(1010)
+    chunks = pieces(voice)
     out: list[bytes] = []
     for i, c in enumerate(chunks):
         path.push("a", c, IN_RATE, (i + 1) * 0.01)
@@ -123,7 +145,7 @@ def test_a_sole_leavers_last_words_are_emitted_whole_at_once() -> None:
     path.set_members([], 1.015)  # a leaves 5 ms after its last audio
     out += path.pop(1.015)
     # everything, including what was still inside the resampler's filter, nothing after
-    np.testing.assert_array_equal(samples(out), padded(chunked_ref(chunks, flush=True)))
+    assert_heard(samples(out), voice, chunks)
     assert path.next_due() is None
     assert path.pop(99.0) == [] and path.keepalive(0) == []
 
@@ -131,7 +153,8 @@ def test_a_sole_leavers_last_words_are_emitted_whole_at_once() -> None:
 def test_keepalive_silence_comes_after_the_queued_tail() -> None:
     path = InboundPath(max_lag_ms=60)
     path.add("a")
-    chunks = pieces(speech16(1010))
+    voice = speech16(1010)
+    chunks = pieces(voice)
     out: list[bytes] = []
     for i, c in enumerate(chunks):
         path.push("a", c, IN_RATE, (i + 1) * 0.01)
@@ -139,9 +162,64 @@ def test_keepalive_silence_comes_after_the_queued_tail() -> None:
     silence = path.keepalive(4)  # the keep-alive asks for 4 frames while a tail is queued
     assert len(silence) == 4
     out += silence
-    body = chunked_ref(chunks)
-    expected = np.r_[padded(body), np.zeros(3 * OUT_FRAME, dtype=np.int16)]
-    np.testing.assert_array_equal(samples(out), expected)
+    assert_heard(samples(out), voice, chunks, extra=3)
+    body = len(padded(chunked_ref(chunks)))
+    assert not samples(out)[body + OUT_FRAME // 2 :].any()  # silence after the filter's tail
+
+
+def test_a_leaver_whose_words_end_on_a_frame_edge_still_gets_the_filters_tail_sent() -> None:
+    path = InboundPath(max_lag_ms=60)
+    path.set_members(["a"], 0.0)
+    voice = speech16(1000)  # whole frames: nothing is padded, the tail is inside the filter
+    chunks = pieces(voice)
+    out: list[bytes] = []
+    for i, c in enumerate(chunks):
+        path.push("a", c, IN_RATE, (i + 1) * 0.01)
+        out += path.pop((i + 1) * 0.01)
+    assert len(samples(out)) == 24000
+    path.set_members([], 1.005)
+    out += path.pop(1.005)  # one frame of silence pushes the rest of the filter out
+    assert_heard(samples(out), voice, chunks, extra=1)
+    assert samples(out)[24000:].any()
+    assert path.pop(99.0) == [] and path.next_due() is None
+
+
+def test_two_voices_are_mixed_at_their_rate_and_resampled_once() -> None:
+    path = InboundPath(max_lag_ms=60)
+    path.set_members(["a", "b"], 0.0)
+    a, b = speech16(400), speech16(400, seed=2)
+    out: list[bytes] = []
+    for i, (ca, cb) in enumerate(zip(pieces(a, IN_FRAME), pieces(b, IN_FRAME), strict=True)):
+        t = (i + 1) * 0.02
+        path.push("a", ca, IN_RATE, t)
+        path.push("b", cb, IN_RATE, t)
+        out += path.pop(t)
+    assert path.meeting_rate == IN_RATE
+    got = samples(out).astype(np.int32)
+    np.testing.assert_array_equal(got, heard_ref(a + b))  # (no sample reaches the limiter)
+    separately = chunked_ref(pieces(a)).astype(np.int32) + chunked_ref(pieces(b))
+    assert np.abs(got - separately).max() <= 2  # one rounding for each voice resampled alone
+
+
+def test_a_voice_at_another_rate_is_resampled_to_the_meeting_rate_first() -> None:
+    path = InboundPath(max_lag_ms=60)
+    path.set_members(["a", "b"], 0.0)
+    a = speech16(400)
+    t48 = np.arange(400 * 48) / 48000
+    b = np.round(np.sin(2 * np.pi * 440 * t48) * 6000).astype(np.int16)
+    out: list[bytes] = []
+    for i in range(20):
+        t = (i + 1) * 0.02
+        path.push("a", a[i * IN_FRAME : (i + 1) * IN_FRAME].tobytes(), IN_RATE, t)
+        path.push("b", b[i * 960 : (i + 1) * 960].tobytes(), 48000, t)
+        out += path.pop(t)
+    assert path.meeting_rate == IN_RATE and len(out) == 20
+    got = samples(out).astype(np.float64)
+    alone = heard_ref(a).astype(np.float64)
+    rest = got - alone  # b's 440 Hz tone, through two filters (48k -> 16k -> 24k)
+    spectrum = np.abs(np.fft.rfft(rest[2400:] * np.hanning(rest.size - 2400)))
+    peak_hz = np.argmax(spectrum) * 24000 / (rest.size - 2400)
+    assert abs(peak_hz - 440) < 15
 
 
 # ---------------------------------------------------------------------- through the bridge
@@ -208,12 +286,13 @@ async def test_bridge_sends_a_sole_leavers_last_words_when_they_leave() -> None:
     # a padded frame out mid-speech (that is the mixer's job, tested above)
     bridge = bridge_with(client, max_lag_ms=500)
     bridge._on_joined("a", "Ann")
-    chunks = pieces(speech16(1010))
+    voice = speech16(1010)
+    chunks = pieces(voice)
     talk(bridge, "a", chunks)
     bridge._on_left("a", "hung up")
-    expected = padded(chunked_ref(chunks, flush=True))
+    expected = heard_ref(voice)
     got = await client.until(2 * len(expected), timeout=2.0)
-    np.testing.assert_array_equal(got, expected)
+    assert_heard(got, voice, chunks)
 
 
 async def test_bridge_drains_a_stopped_speakers_tail_on_a_clock() -> None:
@@ -221,13 +300,14 @@ async def test_bridge_drains_a_stopped_speakers_tail_on_a_clock() -> None:
     bridge = bridge_with(client, max_lag_ms=500)  # see above
     bridge._on_joined("a", "Ann")
     bridge._on_joined("b", "Bob")  # listened, never sends
-    chunks = pieces(speech16(1010))
+    voice = speech16(1010)
+    chunks = pieces(voice)
     talk(bridge, "a", chunks)
     body = chunked_ref(chunks)
     # everything but the last half frame went out as it arrived, Bob's absence held nothing
     assert len(client.sent) == 2 * (len(body) - OUT_FRAME // 2)
     got = await client.until(2 * len(padded(body)))  # no new audio: the clock sends the tail
-    np.testing.assert_array_equal(got, padded(body))
+    assert_heard(got, voice, chunks)
     cancel_drain(bridge)
 
 
@@ -237,9 +317,10 @@ async def test_bridge_keepalive_silence_follows_the_tail_never_precedes_it() -> 
     # the last audio, must send that tail first and only then silence.
     bridge = bridge_with(client, max_lag_ms=10_000)
     bridge._on_joined("a", "Ann")
-    chunks = pieces(speech16(1010))
+    voice = speech16(1010)
+    chunks = pieces(voice)
     talk(bridge, "a", chunks)
-    body = padded(chunked_ref(chunks))
+    body = heard_ref(voice)
     watchdog = asyncio.create_task(bridge._watchdog())
     try:
         got = await client.until(2 * (len(body) + 3 * OUT_FRAME))
@@ -247,7 +328,7 @@ async def test_bridge_keepalive_silence_follows_the_tail_never_precedes_it() -> 
         bridge._stop.set()
         await asyncio.wait_for(watchdog, 5.0)
         cancel_drain(bridge)
-    np.testing.assert_array_equal(got[: len(body)], body)
+    assert_heard(got[: len(body)], voice, chunks)
     assert not got[len(body) :].any()
     assert len(got) % OUT_FRAME == 0
 
@@ -261,10 +342,11 @@ async def test_a_leave_never_overtakes_the_leavers_last_frames() -> None:
     bridge = bridge_with(client, max_lag_ms=500)
     bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge._on_handoff)
     bridge._on_joined("a", "Ann")
-    chunks = pieces(speech16(1010))
+    voice = speech16(1010)
+    chunks = pieces(voice)
     # computed first: it also designs the resampler's filter (once per process, slow), which
     # must not delay the frames below past the mixer's max_lag after their arrival stamps
-    expected = padded(chunked_ref(chunks, flush=True))
+    expected = heard_ref(voice)
     handoff = bridge._audio_in
     bridge.audio("a", chunks[0], IN_RATE)  # the hand-off's clock starts with the first frame
     while handoff.pending:
@@ -274,5 +356,5 @@ async def test_a_leave_never_overtakes_the_leavers_last_frames() -> None:
         bridge.audio("a", c, IN_RATE)
     bridge.participant_left("a", "hung up")
     got = await client.until(2 * len(expected), timeout=5.0)
-    np.testing.assert_array_equal(got, expected)
+    assert_heard(got, voice, chunks)
     cancel_drain(bridge)

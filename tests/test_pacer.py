@@ -72,11 +72,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.002)
 
 
-@pytest.fixture
-def make_pacer():
+@pytest.fixture(params=[False, True], ids=["own-thread", "shared-clock"])
+def make_pacer(request: pytest.FixtureRequest):
+    """Every pacer test runs both ways: a thread of its own, and the process's one shared
+    clock thread (``shared=True``; its sinks here may block too, one pacer at a time)."""
     pacers: list[OutboundPacer] = []
 
     def make(sink: Callable[[bytes], object], **kwargs) -> OutboundPacer:
+        kwargs.setdefault("shared", request.param)
         pacer = OutboundPacer(sink, RATE, chunk_ms=CHUNK_MS, **kwargs)
         pacers.append(pacer)
         return pacer
@@ -100,7 +103,32 @@ def test_fixed_chunks_contiguous_and_final_partial_padded(make_pacer, blocking: 
     assert pacer.stats.padded_ms == pytest.approx(10)
     assert pacer.pending_ms == 0
     assert sink.max_concurrent == 1
-    assert sink.threads == {"pacer"}
+    assert sink.threads == {"pacer-clock" if pacer._shared is not None else "pacer"}
+
+
+def test_shared_pacers_are_written_by_one_thread_each_on_its_own_clock() -> None:
+    """Several shared pacers: one thread writes them all, each stream whole and in
+    order, each pacer's sink never holding more than its max_ahead chunks."""
+    sinks = [RecordingSink() for _ in range(8)]
+    pacers = [OutboundPacer(sink, RATE, chunk_ms=CHUNK_MS, shared=True) for sink in sinks]
+    try:
+        for i, pacer in enumerate(pacers):
+            pacer.start()
+            pacer.put(numbered(100 + 10 * i, first=1000 * i + 1))
+        wait_for(lambda: all(p.pending_ms == 0 for p in pacers))
+        wait_for(lambda: all(s.calls == 5 + (i + 1) // 2 for i, s in enumerate(sinks)))
+        for i, sink in enumerate(sinks):
+            audio = numbered(100 + 10 * i, first=1000 * i + 1)
+            assert sink.data == audio + bytes(len(sink.data) - len(audio))
+            assert sink.threads == {"pacer-clock"}
+            # the sink's model: chunks at most max_ahead (2) chunk durations ahead of
+            # real time from its first write
+            t0 = sink.times[0]
+            for k, t in enumerate(sink.times):
+                assert t - t0 >= (k - 1) * CHUNK_MS / 1000 - 0.001
+    finally:
+        for pacer in pacers:
+            pacer.close()
 
 
 @pytest.mark.parametrize("max_ahead", [1, 2, 3])
@@ -172,7 +200,8 @@ def test_on_start_fires_on_the_pacer_thread_as_the_first_sample_is_written(make_
     pacer.put(numbered(20, first=20000), on_start("c"))  # 55-75 ms: starts inside chunk 2
     pacer.start()
     wait_for(lambda: pacer.written_chunks == 4)
-    assert seen == [("a", 0, "bot-voice"), ("b", 1, "bot-voice"), ("c", 2, "bot-voice")]
+    thread = "pacer-clock" if pacer._shared is not None else "bot-voice"
+    assert seen == [("a", 0, thread), ("b", 1, thread), ("c", 2, thread)]
 
 
 def test_on_start_of_flushed_audio_is_never_called(make_pacer) -> None:

@@ -472,3 +472,160 @@ def test_the_conversation_is_refused_before_ready_and_after_ended() -> None:
     feed(state, [SessionEnded()])
     assert not state.admit(ReplyAudio(b"\0\0", "r1"))
     assert state.refused_events == 4
+
+
+# -- the named states: three machines, one table each (h11's roles) ------------------------
+
+
+def states(state: SessionState) -> tuple[str, str, str]:
+    return state.ours.value, state.theirs.value, state.reply.value
+
+
+def drive(state: SessionState, steps: list[object]) -> list[tuple[str, str, str]]:
+    """Feed a plain list: server events (received), ``("send", event)``, and the strings
+    "opened", "lost", "abandon"; the three states after each."""
+    seen = []
+    for step in steps:
+        if step == "opened":
+            state.connection_opened()
+        elif step == "lost":
+            state.connection_lost()
+        elif step == "abandon":
+            state.abandon_reply()
+        elif isinstance(step, tuple):
+            state.send(step[1])
+        else:
+            state.receive(step)
+        seen.append(states(state))
+    return seen
+
+
+def test_a_socket_from_open_to_ended_and_the_next_one() -> None:
+    from botrun.core.protocol import InputAudio, SessionEnd
+
+    state = SessionState(CONFIG)
+    assert states(state) == ("closed", "setting up", "free")
+    seen = drive(
+        state,
+        [
+            "opened",
+            ("send", SessionUpdate(CONFIG)),
+            SessionReady("s1"),
+            ("send", InputAudio(b"\0\0")),
+            SessionEnded(),
+            "lost",
+            "opened",
+            ("send", SessionUpdate(CONFIG)),
+            SessionReady("s2"),
+            ("send", SessionEnd()),
+            "lost",
+        ],
+    )
+    assert [(o, t) for o, t, _ in seen] == [
+        ("must open", "setting up"),
+        ("open", "setting up"),
+        ("open", "ready"),
+        ("open", "ready"),
+        ("open", "ended"),  # still ready (the socket is open), a fresh session next
+        ("closed", "gone"),
+        ("must open", "setting up"),
+        ("open", "setting up"),
+        ("open", "ready"),
+        ("ending", "ready"),
+        ("closed", "setting up"),
+    ]
+
+
+def test_reply_states_through_barge_ins_and_a_lost_socket() -> None:
+    state = ready_session()
+    steps: list[object] = [
+        ReplyStarted("r1"),
+        SpeechStarted(),  # barge-in with interrupt_response (the default)
+        ReplyDone("r1", status="interrupted"),
+        "lost",
+        "opened",
+        SessionReady("s1"),
+        ReplyStarted("r2"),
+        ReplyDone("r2"),
+        TranscriptAgent("r2", "late", interrupted=True),  # an interruption notice after done
+        ReplyStarted("r3"),
+        "lost",
+        "abandon",
+    ]
+    assert [r for _, _, r in drive(state, steps)] == [
+        "playing",
+        "muted",
+        "done, muted",
+        "done",
+        "done",
+        "done",
+        "playing",
+        "done",
+        "done, muted",
+        "playing",
+        "free",  # the reply was lost with its socket
+        "done",
+    ]
+
+
+def test_what_reply_audio_means_in_each_reply_state() -> None:
+    """Stale in the muted states, late in done, played in free and playing."""
+    from botrun.core.session import Reply
+
+    for steps, reply, plays in [
+        ([], Reply.FREE, True),
+        ([ReplyStarted("r1")], Reply.PLAYING, True),
+        ([ReplyStarted("r1"), SpeechStarted()], Reply.MUTED, False),
+        ([ReplyStarted("r1"), ReplyDone("r1")], Reply.DONE, False),
+        ([ReplyStarted("r1"), ReplyDone("r1", status="interrupted")], Reply.DONE_MUTED, False),
+    ]:
+        state = ready_session()
+        feed(state, steps)
+        assert state.reply is reply
+        assert (state.audio_to_play(ReplyAudio(b"\0\0")) is not None) is plays, reply
+        stale, late = state.stale_audio_chunks, state.late_audio_chunks
+        assert (stale, late) == {
+            Reply.MUTED: (1, 0),
+            Reply.DONE_MUTED: (1, 0),
+            Reply.DONE: (0, 1),
+        }.get(reply, (0, 0))
+
+
+def test_the_network_side_tables_have_a_row_for_every_state_and_step() -> None:
+    """What the service sends can never find a state without a row (it is survived,
+    never raised); our side's missing rows are exactly what send() refuses."""
+    from botrun.core.session import (
+        OUR_TRANSITIONS,
+        REPLY_TRANSITIONS,
+        THEIR_TRANSITIONS,
+        Ours,
+        Reply,
+        Step,
+        Theirs,
+    )
+
+    for theirs in Theirs:
+        for step in (Step.OPENED, Step.READY, Step.ENDED, Step.LOST):
+            assert (theirs, step) in THEIR_TRANSITIONS
+    reply_steps = {Step.STARTED, Step.INTERRUPTED, Step.DONE, Step.ABANDONED, Step.LOST}
+    for reply in Reply:
+        for step in reply_steps | {Step.FORGOTTEN}:
+            assert (reply, step) in REPLY_TRANSITIONS
+    sendable = {(frm, step) for (frm, step) in OUR_TRANSITIONS if step.name.startswith("SENT")}
+    assert sendable == {(Ours.MUST_OPEN, Step.SENT_FIRST), (Ours.OPEN, Step.SENT_END)}
+
+
+def test_the_architecture_doc_shows_the_session_tables() -> None:
+    from pathlib import Path
+
+    from botrun.core.session import (
+        OUR_TRANSITIONS,
+        REPLY_TRANSITIONS,
+        THEIR_TRANSITIONS,
+    )
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+    for table in (OUR_TRANSITIONS, THEIR_TRANSITIONS, REPLY_TRANSITIONS):
+        for (frm, step), to in table.items():
+            row = f"| {frm.value} | `{step.value}` | {to.value} |"
+            assert row in doc, f"docs/architecture.md lacks the row {row}"

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 FULL_SCALE = 32767
 KNEE = 24576  # 0.75 of full scale: the soft limiter leaves everything below untouched
+_MIN = np.minimum.reduce  # the ufuncs themselves: no Python wrapper per frame
+_MAX = np.maximum.reduce
 
 
 def soft_limit(total: np.ndarray) -> np.ndarray:
@@ -195,6 +197,11 @@ class Mixer:
         """Whether any audio is waiting to be mixed."""
         return any(t.buf for t in self._tracks.values())
 
+    @property
+    def present(self) -> bool:
+        """Whether anyone's audio is flowing (a member who is neither absent nor leaving)."""
+        return any(not t.starved and not t.leaving for t in self._tracks.values())
+
     def next_due(self) -> float | None:
         """When queued audio becomes due without any new input (the time to call
         :meth:`pop` again), or None when nothing is queued. Meant to be called right after
@@ -212,30 +219,44 @@ class Mixer:
         """Return every mixed frame that is due at ``now`` (possibly none)."""
         frames: list[bytes] = []
         fb = self.frame_bytes
+        trim_above = self._trim_above
         tracks = self._tracks
         while True:
-            queued = [t for t in tracks.values() if t.buf]
+            # one pass over the tracks (this runs for every frame): who has audio queued,
+            # whether a present one is short of a frame, a backlog, a leaver
+            queued: list[_Track] = []
+            short = backlog = leaving = False
+            for t in tracks.values():
+                n = len(t.buf)
+                if n:
+                    queued.append(t)
+                if t.leaving:
+                    leaving = True
+                elif n < fb:
+                    # Only present participants hold a frame back; with none (absent or
+                    # leaving only), what is queued plays out at once.
+                    short = short or not t.starved
+                elif n > trim_above:
+                    backlog = True
             if not queued:
                 break
-            active = [t for t in tracks.values() if not t.leaving]
-            # Only present participants hold a frame back; with none (absent or leaving
-            # only), what is queued plays out at once.
-            if any(len(t.buf) < fb for t in active if not t.starved):
+            if short:
                 arrivals = [t.oldest_arrival() for t in queued]
                 oldest = min(a for a in arrivals if a is not None)
                 if now < oldest + self._max_lag_s:  # the very sum next_due() returns
                     break
                 self.stats.forced_frames += 1
-                for t in active:
-                    if len(t.buf) < fb:
+                for t in tracks.values():
+                    if not t.leaving and len(t.buf) < fb:
                         t.starved = True
-            # a backlog means a queue longer than max_lag plus a frame: check that cheaply
-            # first (this runs for every frame)
-            if len(active) > 1 and any(len(t.buf) > self._trim_above for t in active):
-                self._trim_backlog(active)
+            if backlog:  # a queue longer than max_lag plus a frame
+                active = [t for t in tracks.values() if not t.leaving]
+                if len(active) > 1:
+                    self._trim_backlog(active)
             frames.append(self._mix([t.take(fb) for t in queued]))
-            for pid in [p for p, t in tracks.items() if t.leaving and not t.buf]:
-                del tracks[pid]
+            if leaving:
+                for pid in [p for p, t in tracks.items() if t.leaving and not t.buf]:
+                    del tracks[pid]
         return frames
 
     def _alignment(self, track: _Track, when: float) -> int:
@@ -275,15 +296,24 @@ class Mixer:
         """Sum the pieces (short ones padded with silence) through the soft limiter."""
         n = self.frame_bytes // SAMPLE_WIDTH
         self.stats.frames += 1
-        if len(pieces) == 1 and len(pieces[0]) == self.frame_bytes:
+        fb = self.frame_bytes
+        if len(pieces) == 1 and len(pieces[0]) == fb:
             lone = np.frombuffer(pieces[0], dtype="<i2")
-            if int(lone.min()) >= -KNEE and int(lone.max()) <= KNEE:  # no int32 copy, no abs
+            if _MIN(lone) >= -KNEE and _MAX(lone) <= KNEE:  # no int32 copy, no abs
                 return pieces[0]
-        total = np.zeros(n, dtype=np.int32)
-        for piece in pieces:
-            samples = np.frombuffer(piece, dtype="<i2")
-            total[: samples.size] += samples
-        if int(total.min()) >= -KNEE and int(total.max()) <= KNEE:  # the usual case
+        if len(pieces) == 2 and len(pieces[0]) == fb and len(pieces[1]) == fb:
+            # two full frames (two people talking): one int32 sum, no zeroed buffer
+            total = np.add(
+                np.frombuffer(pieces[0], dtype="<i2"),
+                np.frombuffer(pieces[1], dtype="<i2"),
+                dtype=np.int32,
+            )
+        else:
+            total = np.zeros(n, dtype=np.int32)
+            for piece in pieces:
+                samples = np.frombuffer(piece, dtype="<i2")
+                total[: samples.size] += samples
+        if _MIN(total) >= -KNEE and _MAX(total) <= KNEE:  # the usual case
             return total.astype("<i2").tobytes()
         self.stats.limited_samples += int(np.count_nonzero(np.abs(total) > KNEE))
         return soft_limit(total).astype("<i2", copy=False).tobytes()

@@ -35,14 +35,24 @@ keeping at most ``max_ahead`` chunks (default 2, i.e. 40 ms) inside the sink:
 * ``flush()`` (barge-in) drops the queue at once and calls ``flush_sink`` where the SDK has
   one; what can still be heard is what was already inside the sink, at most ``max_ahead``
   chunks;
-* an exception from the sink is logged and counted; the thread keeps going.
+* an exception from the sink is logged and counted; the thread keeps going;
+* ``shared=True`` (for sinks that return at once, like Agora's push): no thread of its own;
+  one :class:`PacerClock` thread per process writes for every shared pacer, each at the
+  moment its own model says, rounded up to a 2 ms grid so that pacers due within the same
+  2 ms are served in one wake-up. With 50 calls that is one thread waking at most 500 times
+  a second instead of 50 threads waking 50 times a second each, all competing with the
+  event loop for the GIL and the CPU. A sink that blocks would hold up every call: those
+  keep a thread each (the default).
 
 ``put()``, ``flush()``, ``pending_ms`` and ``close()`` may be called from any thread.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -74,6 +84,12 @@ class PacerStats:
     sink_errors: int = 0
 
 
+_Job = tuple[bytes, list[Callable[[], None]], int, float]
+_IDLE = object()
+_CLOSED = object()
+_GRID_S = 0.002  # the shared clock serves pacers due within the same 2 ms in one wake-up
+
+
 class OutboundPacer:
     """Real-time, flushable writer of PCM16 chunks into a transport sink (own thread)."""
 
@@ -91,6 +107,7 @@ class OutboundPacer:
         margin_ms: int = 15,
         sample_width: int = SAMPLE_WIDTH,
         silence: bytes = b"\0",
+        shared: bool = False,
     ) -> None:
         if chunk_ms <= 0 or chunk_ms % 10:
             raise ValueError(f"chunk_ms must be a positive multiple of 10, got {chunk_ms}")
@@ -138,16 +155,30 @@ class OutboundPacer:
         self._closing = False
         self._drain = False
         self._thread: threading.Thread | None = None
+        self._shared: PacerClock | None = None  # started on the process's clock thread
+        self._want_shared = shared
+        self._clock_at: float | None = None  # shared: its entry on the clock (clock's lock)
         self.stats = PacerStats()
 
     # -- public API -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the pacer thread (once)."""
-        if self._thread is not None:
+        """Start the pacer thread (once), or join the process's clock thread (shared)."""
+        if self._thread is not None or self._shared is not None:
+            return
+        if self._want_shared:
+            self._shared = PacerClock.get()
+            self._shared.poke(self)
             return
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
+
+    def _notify(self) -> None:
+        """Lock held: the writer should look again (own thread or the shared clock)."""
+        if self._shared is not None:
+            self._shared.poke(self)
+        else:
+            self._cond.notify()
 
     def put(self, pcm: bytes, on_start: Callable[[], None] | None = None) -> None:
         """Queue PCM16 for playback. Thread-safe.
@@ -193,7 +224,7 @@ class OutboundPacer:
             # stream not started yet, or a partial chunk. A thread waiting to write the next
             # whole chunk on time has nothing new to do (one futex wake less per piece).
             if queued < self.chunk_bytes or not self._playing:
-                self._cond.notify()
+                self._notify()
 
     def _new_stream(self, now: float) -> None:
         """Start a new stream at ``now``: learn from the last one, set this one's hold."""
@@ -228,7 +259,7 @@ class OutboundPacer:
             ms = dropped / self._bytes_per_ms
             self.stats.flushed_ms += ms
             self.stats.flushes += 1
-            self._cond.notify()
+            self._notify()
         if self.flush_sink is not None:
             with self._sink_lock:
                 try:
@@ -244,9 +275,11 @@ class OutboundPacer:
         deadline = time.monotonic() + timeout
         with self._cond:
             self._drain = drain
-            if drain and self._thread is not None:
+            if drain and (self._thread is not None or self._shared is not None):
                 self._cond.notify_all()
-                while self._queue and self._thread.is_alive():
+                if self._shared is not None:
+                    self._shared.poke(self)
+                while self._queue and self._writer_alive():
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -258,9 +291,16 @@ class OutboundPacer:
                 self._markers.clear()
                 self._generation += 1
             self._cond.notify_all()
+        if self._shared is not None:
+            self._shared.poke(self)  # it forgets a closing pacer
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _writer_alive(self) -> bool:
+        if self._shared is not None:
+            return self._shared.alive
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def pending_ms(self) -> float:
@@ -295,37 +335,56 @@ class OutboundPacer:
 
     def _next_chunk(self) -> tuple[bytes, list[Callable[[], None]], int, float] | None:
         """Wait until a chunk is due and take it from the queue; None when closing."""
-        cb = self.chunk_bytes
-        ahead_s = (self.max_ahead - 1) * self._chunk_s
         with self._cond:
             while True:
-                if self._closing:
+                plan = self._plan(self._clock())
+                if plan is _CLOSED:
                     return None
-                queued = len(self._queue)
-                now = self._clock()
-                if queued and not self._playing:
-                    ready_at = self._stream_start + self._start_delay
-                    if queued < self._prebuffer_bytes and not self._drain and now < ready_at:
-                        self._cond.wait(ready_at - now)
-                        continue
-                    self._playing = True
-                if queued >= cb:
-                    wait = self._horizon - ahead_s - now
-                elif queued:
-                    if self._drain:
-                        wait = 0.0
-                    else:  # a final partial chunk: only once the sink is dry and input idle
-                        wait = max(self._horizon, self._last_put + self._chunk_s) - now
-                else:
-                    self._continuing = False
+                if plan is _IDLE:
                     self._cond.wait()  # idle: write nothing until audio arrives
-                    continue
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                return self._take(now)
+                elif isinstance(plan, float):
+                    self._cond.wait(plan)
+                else:
+                    assert isinstance(plan, tuple)
+                    return plan
 
-    def _take(self, now: float) -> tuple[bytes, list[Callable[[], None]], int, float]:
+    def _plan(self, now: float) -> _Job | float | object:
+        """Lock held. The chunk to write now (taken from the queue), or how many seconds
+        until one may be due, or ``_IDLE`` (nothing queued), or ``_CLOSED``."""
+        if self._closing:
+            return _CLOSED
+        cb = self.chunk_bytes
+        queued = len(self._queue)
+        if queued and not self._playing:
+            ready_at = self._stream_start + self._start_delay
+            if queued < self._prebuffer_bytes and not self._drain and now < ready_at:
+                return ready_at - now
+            self._playing = True
+        if queued >= cb:
+            wait = self._horizon - (self.max_ahead - 1) * self._chunk_s - now
+        elif queued:  # a final partial chunk: only once the sink is dry and input idle
+            wait = 0.0 if self._drain else max(self._horizon, self._last_put + self._chunk_s) - now
+        else:
+            self._continuing = False
+            return _IDLE
+        if wait > 0:
+            return float(wait)
+        return self._take(now)
+
+    def _serve(self) -> float | None:
+        """Shared clock thread: write whatever is due now; in how many seconds to come
+        back (None: idle or closed, until the next poke)."""
+        while True:
+            with self._cond:
+                plan = self._plan(self._clock())
+                if plan is _CLOSED or plan is _IDLE:
+                    return None
+                if isinstance(plan, float):
+                    return plan
+            assert isinstance(plan, tuple)
+            self._write(*plan)
+
+    def _take(self, now: float) -> _Job:
         """Cut the next chunk (padded if short), its on_start callbacks, the generation and
         the ms of real audio in it. Lock held."""
         cb = self.chunk_bytes
@@ -372,3 +431,81 @@ class OutboundPacer:
             else:
                 self.stats.written_ms += audio_ms  # before the count others wait on
                 self.stats.written_chunks += 1
+
+
+class PacerClock:
+    """One thread per process that writes for every shared :class:`OutboundPacer`: it
+    sleeps until the earliest pacer is due (rounded up to a 2 ms grid), serves every pacer
+    due by then, and sleeps again. Pacers poke it when their plans change (audio queued,
+    a flush, close). Their sinks must not block: one that did would delay every call."""
+
+    _instance: PacerClock | None = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._poked: set[OutboundPacer] = set()
+        self._heap: list[tuple[float, int, OutboundPacer]] = []
+        self._seq = itertools.count()
+        self.wakeups = 0
+        self._thread = threading.Thread(target=self._run, name="pacer-clock", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def get(cls) -> PacerClock:
+        """The process's clock thread (started on first use)."""
+        with cls._instance_lock:
+            if cls._instance is None or not cls._instance.alive:
+                cls._instance = cls()
+            return cls._instance
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def poke(self, pacer: OutboundPacer) -> None:
+        """``pacer``'s plan may have changed: serve it at once (callable from any thread)."""
+        with self._cond:
+            if not self._poked:
+                self._cond.notify()
+            self._poked.add(pacer)
+
+    def _run(self) -> None:
+        heap = self._heap
+        while True:
+            with self._cond:
+                while True:
+                    now = self._clock()
+                    if self._poked:
+                        break
+                    if heap:
+                        # wake on the grid: pacers due within the same 2 ms share a wake-up
+                        wake = math.ceil(heap[0][0] / _GRID_S) * _GRID_S
+                        if wake <= now:
+                            break
+                        self._cond.wait(wake - now)
+                    else:
+                        self._cond.wait()
+                due = set(self._poked)
+                self._poked.clear()
+                limit = math.ceil(now / _GRID_S) * _GRID_S
+                while heap and heap[0][0] <= limit:
+                    at, _, pacer = heapq.heappop(heap)
+                    if pacer._clock_at == at:  # (an entry superseded by an earlier one: skip)
+                        pacer._clock_at = None
+                        due.add(pacer)
+                self.wakeups += 1
+            for pacer in due:
+                try:
+                    wait = pacer._serve()
+                except Exception:  # never let one call stop every other call's voice
+                    log.exception("%s: pacer failed", pacer.name)
+                    continue
+                if wait is not None:
+                    at = self._clock() + wait
+                    with self._cond:
+                        # one live entry per pacer: the earliest (a later one is superseded)
+                        if pacer._clock_at is None or at < pacer._clock_at:
+                            pacer._clock_at = at
+                            heapq.heappush(heap, (at, next(self._seq), pacer))

@@ -313,6 +313,11 @@ class StreamResampler:
         return out
 
     @property
+    def history(self) -> int:
+        """Input samples the filter remembers: after this many zeros its output is zero."""
+        return self._history
+
+    @property
     def pending_input(self) -> int:
         """Input samples received but not yet turned into output (under one 1 ms step)."""
         d = self._design
