@@ -107,11 +107,14 @@ def test_the_report_timeline_matches_the_events(recorded: tuple) -> None:
     assert [m["start"] for m in got["user-speech"]] == at("speech.started")
     assert [m["end"] for m in got["user-speech"]] == at("speech.stopped")
     assert [m["start"] for m in got["agent-reply"]] == at("reply.started")
-    # each reply ends at the first reply.done after it started (the greeting, cut before
-    # any of its audio played, has a reply.done but never started)
+    # each reply ends at the first reply.done after it started and before the next one
+    # started; none there: it ends where it started (a greeting cut as its first audio went
+    # out has its reply.started just after its reply.done; one cut before any audio, none)
+    starts = at("reply.started")
+    dones = at("reply.done")
     ends = [
-        round(next(e["t"] for e in events if e["kind"] == "reply.done" and e["t"] >= t), 3)
-        for t in at("reply.started")
+        next((d for d in dones if t <= d < nxt), t)
+        for t, nxt in zip(starts, [*starts[1:], float("inf")], strict=True)
     ]
     assert [m["end"] for m in got["agent-reply"]] == ends
     (tool,) = [e for e in events if e["kind"] == "tool.call"]
@@ -251,3 +254,17 @@ def test_a_phone_calls_mulaw_is_recorded_as_pcm16(tmp_path: Path) -> None:
         with wave.open(str(tmp_path / "rec" / name)) as w:
             assert (w.getframerate(), w.getsampwidth()) == (8000, 2)
             assert w.readframes(w.getnframes()) == ulaw_to_pcm16(ulaw)
+
+
+def test_an_event_with_a_damaged_field_is_skipped_and_named(
+    recorded: tuple, tmp_path: Path
+) -> None:
+    d = _copy(recorded[0], tmp_path)
+    lines = (d / "events.jsonl").read_text().splitlines(keepends=True)
+    n = next(i for i, ln in enumerate(lines) if '"reply.started"' in ln)
+    lines[n] = lines[n].replace('"latency_ms": ', '"latency_ms": "slow", "x": ')
+    (d / "events.jsonl").write_text("".join(lines))
+    problems = _problems(d)
+    assert problems == [
+        f"line {n + 1} of events.jsonl: a reply.started event with a bad 'latency_ms': skipped."
+    ]
