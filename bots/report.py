@@ -129,7 +129,8 @@ def load_recording(directory: Path) -> Recording:
                     else f"line {i} of {EVENTS} is not JSON: skipped."
                 )
                 continue
-            if not isinstance(obj, dict) or not isinstance(obj.get("t"), int | float):
+            t = obj.get("t") if isinstance(obj, dict) else None
+            if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t < 1e7:
                 rec.problems.append(f"line {i} of {EVENTS} is not an event: skipped.")
                 continue
             bad = _bad_field(obj)
