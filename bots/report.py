@@ -83,6 +83,28 @@ def _read_wav(path: Path, what: str, problems: list[str]) -> Track | None:
     return Track(np.frombuffer(frames, dtype="<i2"), rate)
 
 
+_NUM = (int, float)
+#: The fields the report reads, by event kind, and the types they must have (None allowed
+#: where the bridge sends it).
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "reply.started": {"latency_ms": (*_NUM, type(None))},
+    "reply.interrupted": {"flushed_ms": _NUM},
+    "tool.call": {"name": (str,), "duration_ms": (*_NUM, type(None))},
+    "transcript.user": {"text": (str,)},
+    "transcript.agent": {"text": (str,)},
+}
+
+
+def _bad_field(obj: dict[str, Any]) -> str | None:
+    """The first field of a known event that has the wrong type (a damaged or edited
+    file), else None."""
+    for name, types in _FIELDS.get(str(obj.get("kind")), {}).items():
+        value = obj.get(name)
+        if name in obj and (not isinstance(value, types) or isinstance(value, bool)):
+            return name
+    return None
+
+
 def load_recording(directory: Path) -> Recording:
     """Read a recording; what is missing or damaged goes to ``problems``, never raises for
     the content (only for a ``directory`` that is not one)."""
@@ -107,8 +129,16 @@ def load_recording(directory: Path) -> Recording:
                     else f"line {i} of {EVENTS} is not JSON: skipped."
                 )
                 continue
-            if not isinstance(obj, dict) or not isinstance(obj.get("t"), int | float):
+            t = obj.get("t") if isinstance(obj, dict) else None
+            if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t < 1e7:
                 rec.problems.append(f"line {i} of {EVENTS} is not an event: skipped.")
+                continue
+            bad = _bad_field(obj)
+            if bad is not None:
+                rec.problems.append(
+                    f"line {i} of {EVENTS}: a {str(obj.get('kind'))[:40]} event with a bad "
+                    f"'{bad}': skipped."
+                )
                 continue
             if obj.get("kind") == START:
                 rec.start = obj

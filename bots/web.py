@@ -89,6 +89,7 @@ def announce(server: Any) -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
+    metavar="HOST",
     help="Interface to serve the page on (0.0.0.0: every interface, with the token).",
 )
 @click.option(

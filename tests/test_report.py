@@ -306,3 +306,17 @@ def test_a_phone_calls_mulaw_is_recorded_as_pcm16(tmp_path: Path) -> None:
         with wave.open(str(tmp_path / "rec" / name)) as w:
             assert (w.getframerate(), w.getsampwidth()) == (8000, 2)
             assert w.readframes(w.getnframes()) == ulaw_to_pcm16(ulaw)
+
+
+def test_an_event_with_a_damaged_field_is_skipped_and_named(
+    recorded: tuple, tmp_path: Path
+) -> None:
+    d = _copy(recorded[0], tmp_path)
+    lines = (d / "events.jsonl").read_text().splitlines(keepends=True)
+    n = next(i for i, ln in enumerate(lines) if '"reply.started"' in ln)
+    lines[n] = lines[n].replace('"latency_ms": ', '"latency_ms": "slow", "x": ')
+    (d / "events.jsonl").write_text("".join(lines))
+    problems = _problems(d)
+    assert problems == [
+        f"line {n + 1} of events.jsonl: a reply.started event with a bad 'latency_ms': skipped."
+    ]

@@ -106,6 +106,17 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
                 page = await js(driver, "return window.botrun;")
                 dom = await js(driver, "return document.getElementById('transcript').innerText;")
                 await asyncio.to_thread(driver.save_screenshot, str(shots / "web-call.png"))
+                # space mutes (the server hears of it), Esc hangs up
+                await js(
+                    driver,
+                    "document.dispatchEvent(new KeyboardEvent('keydown', {code: 'Space'}));",
+                )
+                await wait_js(
+                    driver,
+                    "document.getElementById('mute').getAttribute('aria-pressed')",
+                    "mute",
+                    check=lambda v: v == "true",
+                )
                 await js(
                     driver,
                     "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}));",
@@ -124,10 +135,12 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
     assert (shots / "web-call.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (session,) = sim.sessions.values()
     # The words reach the simulator intact: every voiced 200 ms piece of sentence A is in
-    # what the agent heard, in order and nearly unchanged (the browser resamples it twice).
+    # what the agent heard, in order and nearly unchanged: typically 0.98-0.996 (Chromium
+    # resamples the file for its fake device and the AudioContext; our path adds the bridge's
+    # 24k->24k passthrough). A rate mix-up, byte-order error or dropped frame gives < 0.5.
     received = np.frombuffer(session.received_audio, dtype="<i2")
     ref24 = resample_poly(speech_a.astype(np.float64), 3, 2)
-    assert_found_in_order(ref24, received, block=4800, min_corr=0.97)
+    assert_found_in_order(ref24, received, block=4800, min_corr=0.95)
     # The echo of A is played by the page whole, before B's echo was cut by C.
     echo_a = len(session.replies[0].audio) // 2
     first_flush = page["flushLog"][0]
@@ -138,6 +151,8 @@ async def test_a_whole_conversation_through_headless_chromium(tmp_path: Path) ->
     assert "reply.interrupted" in kinds
     assert page["stats"]["flushes"] >= 1 and first_flush["flushed"] > 0
     assert page["stats"]["played"] <= page["stats"]["received"]
+    # the level meters saw both sides
+    assert page["stats"]["maxLevelIn"] > 0.01 and page["stats"]["maxLevelOut"] > 0.01
     # the transcript is in the DOM, with the cut reply marked
     for text in (TEXT_A, "You said: " + TEXT_A, TEXT_B, TEXT_C):
         assert text in dom
@@ -172,6 +187,8 @@ def check_report_matches_events(call_dir: Path) -> None:
         round(e["t"], 3) for e in events if e["kind"] == "reply.interrupted"
     ]
     assert got["barge-in"], "the recorded call had a barge-in"
+    statuses = [e["state"] for e in events if e["kind"] == "transport.status"]
+    assert statuses == ["muted"]  # space on the page
     assert got["waveform-mix"] and got["waveform-bot"]
     (tool,) = [e for e in events if e["kind"] == "tool.call"]
     marked = [(m["text"], m["end"]) for m in got["tool-call"]]

@@ -157,6 +157,10 @@ class PageServer:
         resp.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["Referrer-Policy"] = "no-referrer"
+        # only its own scripts, styles, worklet and WebSocket (nothing from elsewhere)
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+        )
         return resp
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
@@ -190,7 +194,11 @@ class PageServer:
         path = self.calls_dir / name / REPORT
         if not path.is_file():
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Content-Type": "text/html"})
+        # a report has inline styles and no script at all
+        csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        return web.FileResponse(
+            path, headers={"Content-Type": "text/html", "Content-Security-Policy": csp}
+        )
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         from aiohttp import web
@@ -225,11 +233,8 @@ class PageServer:
                 "(another botrun web running? pick another --port)"
             ) from None
         self._runner = runner
-        if self.port == 0:  # an ephemeral port (tests): the one the OS picked
-            server = getattr(site, "_server", None)
-            sockets = getattr(server, "sockets", None) or []
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
+        if self.port == 0 and runner.addresses:  # an ephemeral port: the one the OS picked
+            self.port = int(runner.addresses[0][1])
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

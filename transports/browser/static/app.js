@@ -7,7 +7,10 @@ const AEC = new URLSearchParams(location.search).get("aec") !== "off";
 
 // What tests and curious users can read: counters of the audio paths and every message.
 const botrun = (window.botrun = {
-  stats: { received: 0, played: 0, flushed: 0, flushes: 0, underruns: 0, buffered: 0, sent: 0 },
+  stats: {
+    received: 0, played: 0, flushed: 0, flushes: 0, underruns: 0, buffered: 0, sent: 0,
+    maxLevelIn: 0, maxLevelOut: 0,
+  },
   flushLog: [], // {played, flushed} at each flush the player performed
   events: [], // every event the server sent
   state: "idle",
@@ -271,9 +274,11 @@ async function startCall() {
     });
     if (s.flushedNow) botrun.flushLog.push({ played: s.played, flushed: s.flushed });
     $("level-out").value = Math.min(1, s.level * 4);
+    botrun.stats.maxLevelOut = Math.max(botrun.stats.maxLevelOut, s.level);
   };
   capture.port.onmessage = (e) => {
     $("level-in").value = Math.min(1, e.data.level * 4);
+    botrun.stats.maxLevelIn = Math.max(botrun.stats.maxLevelIn, e.data.level);
     if (ws && ws.readyState === WebSocket.OPEN) {
       ws.send(e.data.pcm);
       botrun.stats.sent += e.data.pcm.byteLength / 2;
