@@ -25,9 +25,21 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
         "Place a phone call through Twilio to the bot `botrun serve` runs.",
     ),
     "demo": ("botrun.bots.demo:command", "Try botrun with no account: simulator + WAV sample."),
+    "report": (
+        "botrun.bots.report_cli:command",
+        "Render a recorded call (--record DIR) as one HTML timeline.",
+    ),
     "serve": (
         "botrun.bots.serve.cli:command",
         "Answer Daily dial-in and Twilio webhooks and run one bot per call.",
+    ),
+    "web": (
+        "botrun.bots.web:command",
+        "Talk to your bot from a browser page (simulator by default).",
+    ),
+    "worker": (
+        "botrun.bots.worker.cli:command",
+        "Run calls from the fleet's queue (serve --queue) in warm bot processes.",
     ),
 }
 
@@ -41,15 +53,17 @@ def _version() -> str:
         return "0+unknown"
 
 
-def shared_options(fn: Any) -> Any:
-    """Options every transport command (and ``demo``) shares."""
+def shared_options(fn: Any, record: bool = False) -> Any:
+    """Options every transport command (and ``demo``) shares; ``record``: also
+    ``--record DIR`` (every transport command has it)."""
     opts = [
         click.option(
             "--config",
             "config",
             type=click.Path(path_type=Path, dir_okay=False),
             help="Bot configuration: a TOML file, or a packaged config by name (support, "
-            "scheduler). Default: every key at its default (see configs/default.toml).",
+            "scheduler, receptionist). Default: every key at its default (see "
+            "configs/default.toml).",
         ),
         click.option(
             "--agent-url",
@@ -77,6 +91,15 @@ def shared_options(fn: Any) -> Any:
             "config's agent.backend, assemblyai]. See docs/backends.md.",
         ),
     ]
+    if record:
+        opts.append(
+            click.option(
+                "--record",
+                type=click.Path(path_type=Path, file_okay=False),
+                help="Record the call to DIR: the participants' mix and the bot's voice as WAV, "
+                "the events as JSON Lines (render it with `botrun report DIR`).",
+            )
+        )
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
@@ -163,6 +186,7 @@ def transport_command(spec: TransportSpec) -> click.Command:
             log_level=kwargs.pop("log_level"),
             name=kwargs.pop("name"),
             backend=kwargs.pop("backend"),
+            record=kwargs.pop("record"),
         )
         order = click.get_current_context().meta.get(_ORDER, [])
         for opt in spec.options:
@@ -179,7 +203,7 @@ def transport_command(spec: TransportSpec) -> click.Command:
         short_help=spec.help,
         params=[_click_option(o) for o in spec.options],
     )
-    return shared_options(cmd)  # click decorators also work on Command objects
+    return shared_options(cmd, record=True)  # click decorators also work on Command objects
 
 
 class BotrunGroup(click.Group):

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ class SharedOptions:
     log_level: str = "warning"
     name: str | None = None
     backend: str | None = None
+    record: Path | None = None
 
 
 def agent_api_key(url: str, secrets: Secrets, backend: str = "assemblyai") -> str | None:
@@ -121,9 +123,14 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
     key = agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
+    started = time.time()
     try:
-        return run_with_transport(transport, ctx.config, key, shared.transcript)
+        return run_with_transport(
+            transport, ctx.config, key, shared.transcript, record=shared.record
+        )
     finally:
+        if shared.record is not None and _written_since(shared.record / "events.jsonl", started):
+            print(f"call recorded to {shared.record} (botrun report {shared.record})", flush=True)
         recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
         if recorded is not None:
             print(f"bot voice recorded to {recorded}", flush=True)
@@ -135,9 +142,11 @@ def run_with_transport(
     api_key: str | None,
     transcript: Path | None,
     console: bool = True,
+    *,
+    record: Path | None = None,
 ) -> int:
     """Run the call to its end; a failure is raised as the BotrunError the CLI prints."""
-    summary = asyncio.run(call(transport, cfg, api_key, transcript, console))
+    summary = asyncio.run(call(transport, cfg, api_key, transcript, console, record=record))
     if summary.error is not None:
         raise summary.error
     return summary.exit_code
@@ -219,11 +228,13 @@ async def call(
     *,
     observers: Iterable[Callable[[Any], None]] = (),
     signals: bool = True,
+    record: Path | None = None,
 ) -> Any:
     """One call with the config's tools and every installed plugin's tools and observers.
     The runner owns the process's side: it attaches the live console (an observer writing
     from a thread of its own), turns SIGINT/SIGTERM into ``Bridge.stop``, and prints the
-    end-of-call summary once the console has written everything before it."""
+    end-of-call summary once the console has written everything before it. With ``record``
+    the call is recorded to that directory (core/recording.py)."""
     from botrun.core.bridge import Bridge
     from botrun.core.plugins import get_plugin_manager
 
@@ -234,12 +245,19 @@ async def call(
     def plugin_observer(event: Any) -> None:
         pm.hook.botrun_observe(event=event)
 
+    recorder = None
+    if record is not None:  # (first: a folder it cannot write is a usage error, nothing open)
+        from botrun.core.recording import CallRecorder
+
+        recorder = CallRecorder.for_transport(record, transport)
     screen = None
     if console:
         from botrun.core.console import Console
 
         screen = Console()
-    obs = [o for o in (screen, plugin_observer, *observers) if o is not None]
+    # a transport that shows the call itself (the browser page) observes it too
+    shows = getattr(transport, "observe", None)
+    obs = [o for o in (screen, plugin_observer, shows, recorder, *observers) if o is not None]
     bridge = Bridge(
         transport,
         cfg,
@@ -249,6 +267,7 @@ async def call(
         transcript=transcript,
         hooks=hooks,
     )
+    bridge.taps = recorder
     try:
         with stop_on_signals(bridge) if signals else contextlib.nullcontext():
             summary = await bridge.run()
@@ -260,5 +279,22 @@ async def call(
     finally:
         if screen is not None:
             await asyncio.to_thread(screen.close)  # everything on screen before we return
+        if recorder is not None:
+            await asyncio.to_thread(finish_recording, recorder, bridge.summary)
     log.info("call ended: %s", summary.reason or "done")
     return summary
+
+
+def _written_since(path: Path, t: float) -> bool:
+    try:
+        return path.stat().st_mtime >= t - 1.0
+    except OSError:
+        return False
+
+
+def finish_recording(recorder: Any, summary: Any) -> None:
+    """Close a call's recording with its end line (blocking: run it in a thread)."""
+    from botrun.core.recording import summary_figures
+
+    error = str(summary.error) if summary.error is not None else None
+    recorder.close(summary.reason, error, summary_figures(summary))

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .hooks import HookSet
     from .inbound import InboundPath
     from .passthrough import PassthroughPath
+    from .taps import AudioTaps
     from .tools import ToolRegistry
     from .transport import Transport
 
@@ -86,6 +87,9 @@ class CallSummary:
 class Bridge:
     """Implements :class:`botrun.core.transport.TransportEvents` (thread-safe entry points)
     and runs the call on the event loop."""
+
+    #: Read-only taps on the call's audio (a recorder, core/taps.py); set before run().
+    taps: AudioTaps | None = None
 
     def __init__(
         self,
@@ -127,6 +131,8 @@ class Bridge:
         )
         self._in_rate = backend.input_rate  # the rate the backend takes PCM16 at
         self._in_bps = 8000 if self._passthrough else 2 * self._in_rate  # bytes/s to the agent
+        # what the agent hears, for the taps (core/taps.py): rate and encoding
+        self._tap_in = (8000, "pcmu") if self._passthrough else (self._in_rate, "pcm16")
         self._out_rs: StreamResampler | None = None
         self._listened: set[str] = set()
         self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
@@ -379,10 +385,12 @@ class Bridge:
     def _send_frames(self, frames: list[bytes], now: float) -> None:
         if not frames:
             return
-        client = self.client
+        client, taps = self.client, self.taps
         for frame in frames:
             if client is not None:
                 client.send_audio(frame)
+            if taps is not None:
+                taps.heard(frame, *self._tap_in)
             self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
     # ------------------------------------------------------------------ agent session
@@ -601,7 +609,8 @@ class Bridge:
                 self._report_turn(turn, "ended")
         self._finish_agent_text(interrupted=True)
         if self.pacer is not None:
-            self.metrics.settle(self.pacer.stats.written_ms)
+            heard_between = getattr(self.transport, "heard_between", None)
+            self.metrics.settle(self.pacer.stats.written_ms, heard_between)
 
     def _on_tool_done(self, e: Any) -> None:
         """A tool call finished: report it (console, transcript, observers)."""
@@ -819,6 +828,7 @@ class Bridge:
         from .audio.resampler import StreamResampler
         from .inbound import InboundPath
         from .passthrough import PassthroughPath
+        from .taps import tee_sink
 
         self._loop = asyncio.get_running_loop()
         self._audio_in = Handoff(self._loop, self._on_handoff)
@@ -831,7 +841,14 @@ class Bridge:
             self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
         phone: dict[str, Any] = {"sample_width": 1, "silence": b"\xff"} if self._phone_audio else {}
         self.pacer = OutboundPacer(
-            t.write_audio,
+            t.write_audio
+            if self.taps is None
+            else tee_sink(
+                t.write_audio,
+                self.taps,
+                t.output_sample_rate,
+                "pcmu" if self._phone_audio else "pcm16",
+            ),
             t.output_sample_rate,
             chunk_ms=t.output_chunk_ms,
             max_ahead=t.output_max_ahead,

@@ -184,11 +184,16 @@ class CallContext:
         self._record(action, detail)
         return result
 
-    def _client(self, action: str) -> Any:
+    def _session(self, method: str, action: str) -> Any:
+        """The agent session's ``method`` (``request_reply``, ``update_session``)."""
         client = self._bridge.client
         if client is None:
             raise CallActionError(f"cannot {action}: no agent session is open (nobody in the call)")
-        return client
+        fn = getattr(client, method, None)
+        if not callable(fn):
+            backend = self._bridge.config.agent.backend
+            raise CallActionError(f"the {backend} agent backend cannot {action}")
+        return fn
 
     async def say(self, text: str) -> None:
         """The agent says ``text`` (as closely as the agent follows instructions; the
@@ -199,7 +204,7 @@ class CallContext:
             return
 
         async def run() -> None:
-            await self._client("speak").request_reply(say_instructions(text))
+            await self._session("request_reply", "speak on request")(say_instructions(text))
             self._asked()
 
         await self._act("say", text[:200], run)
@@ -210,7 +215,7 @@ class CallContext:
             return
 
         async def run() -> None:
-            await self._client("reply").request_reply(instructions or None)
+            await self._session("request_reply", "reply on request")(instructions or None)
             self._asked()
 
         await self._act("reply", (instructions or "")[:200], run)
@@ -260,7 +265,7 @@ class CallContext:
             raise CallActionError("update() was given nothing to change")
 
         async def run() -> None:
-            await self._client("update the session").update_session(payload)
+            await self._session("update_session", "update the session")(payload)
 
         await self._act("update", ", ".join(sorted(payload)), run)
 
@@ -394,6 +399,15 @@ class CallContext:
             # Ctrl-C must still exit within its budget: the hooks get a moment, not more
             interrupted = summary.reason in ("SIGINT", "SIGTERM")
             await self._hooks.drain(_SIGNAL_HOOK_S if interrupted else None)
+        if self._hooks is not None and (self._hooks.stats.failures or self._hooks.stats.timeouts):
+            st = self._hooks.stats
+            log.warning(
+                "hooks %s: %d of %d runs failed, %d timed out in this call (see above)",
+                self._hooks.path,
+                st.failures,
+                st.calls,
+                st.timeouts,
+            )
         for task in list(self._tasks):
             task.cancel()
 

@@ -66,6 +66,9 @@ class TurnDetection(_Model):
     min_silence: int = Field(1000, ge=0, le=60000, description="ms of silence that ends a turn")
     max_silence: int = Field(3000, ge=0, le=60000, description="ms of silence that always ends it")
     interrupt_response: StrictBool = True
+    semantic_vad: StrictBool = Field(
+        False, description="openai only: end turns by what was said (semantic_vad)"
+    )
 
     @model_validator(mode="after")
     def _silences(self) -> TurnDetection:

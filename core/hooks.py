@@ -127,10 +127,12 @@ class CallHooks:
         self._funcs = funcs
         self._queue: asyncio.Queue[tuple[str, tuple[Any, ...]]] | None = None
         self._worker: asyncio.Task[None] | None = None
+        #: This call's hook runs, failures and timeouts.
+        self.stats = HookStats()
 
     @property
-    def stats(self) -> HookStats:
-        return self._owner.stats
+    def path(self) -> str:
+        return self._owner.path
 
     def has(self, name: str) -> bool:
         return name in self._funcs
@@ -169,6 +171,7 @@ class CallHooks:
             return None
         stats, timeout = self.stats, self._owner.timeout_s
         stats.calls += 1
+        self._owner.stats.calls += 1
         label = f"hook {name} ({self._owner.path})"
         if inspect.iscoroutinefunction(func):
             try:
@@ -181,6 +184,7 @@ class CallHooks:
                 if not done:
                     task.cancel()
                     stats.timeouts += 1
+                    self._owner.stats.timeouts += 1
                     log.warning("%s did not finish within %g s: cancelled", label, timeout)
                     return None
                 value = _Raised(asyncio.CancelledError()) if task.cancelled() else task.result()
@@ -190,6 +194,7 @@ class CallHooks:
             if not finished:
                 fut.cancel()
                 stats.timeouts += 1
+                self._owner.stats.timeouts += 1
                 log.warning(
                     "%s did not return within %g s: left running in its thread, result ignored",
                     label,
@@ -201,6 +206,7 @@ class CallHooks:
                 value = await _guarded(asyncio.wait_for(value, timeout))
         if isinstance(value, _Raised):
             stats.failures += 1
+            self._owner.stats.failures += 1
             raised = value.exc
             log.warning(
                 "%s failed: %s: %s",

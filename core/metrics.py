@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -44,6 +45,7 @@ class Turn:
     sink_start_ms: float | None = None  # audio the transport had got before this reply's
     sink_position_ms: float | None = None  # the transport's own count at that point, for
     # transports that report what was heard (Twilio marks: Transport.heard_position_ms)
+    heard_ms: float | None = None  # of reply_ms, what the listener heard (such transports)
     queued_ms: float = 0.0  # reply audio handed to the pacer
     flushed_ms: float = 0.0  # of which a barge-in flushed while the reply was in flight
 
@@ -71,10 +73,22 @@ class CallMetrics:
     agent_answered: bool | None = None
     spoken_ms: float | None = None  # all bot audio that reached the transport (set at the end)
 
-    def settle(self, spoken_ms: float) -> None:
+    def settle(
+        self, spoken_ms: float, heard_between: Callable[[float, float], float] | None = None
+    ) -> None:
         """At the end of the call: ``spoken_ms`` is what the transport got in all; each
-        turn's ``reply_ms`` is what it got from that turn's first audio to the next turn's."""
+        turn's ``reply_ms`` is what it got from that turn's first audio to the next turn's.
+        ``heard_between(start_ms, end_ms)``, from a transport that knows what was heard
+        (Twilio's marks), gives each turn's ``heard_ms`` from its ``sink_position_ms``."""
         self.spoken_ms = spoken_ms
+        if heard_between is not None:
+            placed = sorted(
+                (t for t in self.turns if t.sink_position_ms is not None),
+                key=lambda t: t.sink_position_ms or 0.0,
+            )
+            stops = [t.sink_position_ms or 0.0 for t in placed[1:]] + [float("inf")]
+            for turn, stop in zip(placed, stops, strict=False):
+                turn.heard_ms = heard_between(turn.sink_position_ms or 0.0, stop)
         for t in self.turns:
             if t.sink_start_ms is None:
                 t.reply_ms = 0.0  # none of its audio reached the transport
@@ -114,7 +128,15 @@ class CallMetrics:
         if spoken_ms is None:
             spoken_ms = sum(t.reply_ms for t in self.turns)
         spoken = spoken_ms / 1000
-        lines.append(f"bot spoke {spoken:.1f} s")
+        heard = [t.heard_ms for t in self.turns if t.heard_ms is not None]
+        if heard:  # the transport reported what the listener heard (Twilio's marks)
+            cut = sum(1 for t in self.turns if t.heard_ms is not None and t.interrupted)
+            lines.append(
+                f"bot spoke {spoken:.1f} s; the caller heard {sum(heard) / 1000:.1f} s of it"
+                + (f" ({cut} replies cut short)" if cut else "")
+            )
+        else:
+            lines.append(f"bot spoke {spoken:.1f} s")
         lines.append(
             f"bridge processing: in {self.inbound.summary_ms()}; out {self.outbound.summary_ms()}"
         )

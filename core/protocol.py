@@ -608,6 +608,8 @@ def session_payload(
             "interrupt_response": td.interrupt_response,
         },
     }
+    if getattr(td, "semantic_vad", False):  # OpenAI only (other backends refuse it at load)
+        inp["turn_detection"]["semantic_vad"] = True
     if cfg.input.keyterms:
         inp["keyterms"] = list(cfg.input.keyterms)
     session["input"] = inp

@@ -180,6 +180,20 @@ def test_openai_new_session_is_reseeded_and_greets_once() -> None:
     assert w.take_greeting() == []
 
 
+def test_openai_turn_detection_server_or_semantic() -> None:
+    from botrun.core.config import config_from_dict
+    from botrun.core.protocol import session_payload
+
+    cfg = config_from_dict({"agent": {"backend": "openai"}})
+    td = session_object(session_payload(cfg.agent))["audio"]["input"]["turn_detection"]
+    assert td["type"] == "server_vad" and td["silence_duration_ms"] == 1000
+    cfg = config_from_dict(
+        {"agent": {"backend": "openai", "input": {"turn_detection": {"semantic_vad": True}}}}
+    )
+    td = session_object(session_payload(cfg.agent))["audio"]["input"]["turn_detection"]
+    assert td["type"] == "semantic_vad" and td["interrupt_response"] is True
+
+
 def test_openai_session_object_keeps_pcmu_for_phone_calls() -> None:
     s = session_object({"input": {"format": {"encoding": "audio/pcmu", "sample_rate": 8000}}})
     assert s["audio"]["input"]["format"] == {"type": "audio/pcmu"}

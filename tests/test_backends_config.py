@@ -62,6 +62,18 @@ def test_a_backend_flag_over_a_validated_config_swaps_the_defaults_not_the_choic
             ["gemini", "vad_threshold"],
         ),
         ({"model": "gpt-4o-realtime-preview"}, ["assemblyai", "model"]),
+        ({"input": {"turn_detection": {"semantic_vad": True}}}, ["assemblyai", "semantic_vad"]),
+        (
+            {"backend": "gemini", "input": {"turn_detection": {"semantic_vad": True}}},
+            ["gemini", "semantic_vad"],
+        ),
+        (
+            {
+                "backend": "openai",
+                "input": {"turn_detection": {"semantic_vad": True, "min_silence": 700}},
+            },
+            ["openai", "min_silence"],
+        ),
         ({"backend": "openai", "voice": "ivy-ish"}, ["voice", "marin"]),
     ],
 )

@@ -9,6 +9,7 @@ survived, and a refused key names the backend's variable."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -278,3 +279,65 @@ async def test_gemini_go_away_resumes_without_the_caller_noticing(
     statuses = [e.status for e in rec.events if isinstance(e, ev.ReplyDone)]
     assert statuses.count("completed") == 2, statuses  # both replies whole
     assert len(session.user_transcripts) == 2
+
+
+async def test_gemini_config_change_reconnects_with_the_new_setup() -> None:
+    from botrun.core.backends.base import BackendContext
+    from botrun.core.backends.gemini.client import GeminiClient
+
+    async with Simulator(protocol="gemini", speed=4) as sim:
+        cfg = apply_overrides(config("gemini"), {"agent.url": sim.url})
+        client = GeminiClient.from_context(BackendContext(cfg, None))
+        await client.start()
+        await client.update_session({"system_prompt": "Now speak French."})
+        for _ in range(200):
+            if sim.session().connections >= 2 and client.ready:
+                break
+            await asyncio.sleep(0.02)
+        assert sim.session().connections == 2 and len(sim.sessions) == 1  # resumed
+        assert client.stats.resumes == 1
+        await client.close()
+
+
+@pytest.mark.parametrize("backend", PROTOCOLS)
+async def test_a_tool_call_cut_by_a_barge_in_is_discarded(
+    backend: str, tmp_path: Path, voices: dict
+) -> None:
+    from botrun.core.tools import load_tools
+
+    async def slow_lookup(q: str) -> str:
+        """Look something up, slowly.
+
+        Args:
+            q: what to look up.
+        """
+        await asyncio.sleep(2.5)
+        return f"found {q}"
+
+    fox, _ = voices["fox"]
+    stop, _ = voices["stop"]
+    tools = load_tools([], [slow_lookup], timeout_s=10)
+    scenario = scenario_from_dict(
+        {
+            "reply": {"delay_ms": 100},
+            "turns": [
+                {"user": "look it up", "tool": {"name": "slow_lookup", "arguments": {"q": "x"}}},
+            ],
+        }
+    )
+    # Bob speaks over the "One moment, let me check that." the agent says while the tool runs
+    summary, sim, rec, _ = await call_on(
+        backend,
+        tmp_path,
+        [(fox, 0.0, "Ann"), (stop, 4.3, "Bob")],
+        scenario=scenario,
+        tools=tools,
+    )
+    assert summary.error is None, summary.error
+    session = next(iter(sim.sessions.values()))
+    assert [c["name"] for c in session.tool_calls] == ["slow_lookup"]
+    assert rec.of(ev.BARGE_IN)
+    assert summary.client_stats.tool_results_discarded >= 1
+    assert session.tool_results == [] and not session.violations, session.violations
+    if backend == "gemini":
+        assert session.wire.get("cancelled")

@@ -176,6 +176,7 @@ async def test_every_hook_failure_is_survived(
         assert f"hook {name} (call_hooks:Broken)" in text, name
     assert "RuntimeError: on_call_start exploded" in text
     assert "SystemExit" in text and "did not finish within 0.5 s" in text
+    assert "hooks call_hooks:Broken: 5 of 7 runs failed, 2 timed out in this call" in text
 
 
 async def test_refused_and_unsupported_actions_become_tool_errors_the_agent_hears(

@@ -116,6 +116,24 @@ async def test_dialin_and_dialout_legs_are_reported_as_phone_participants(call) 
     assert t.legs.get(callee) is not None and t.legs.get(callee).answered
 
 
+async def test_a_legs_number_comes_from_the_sip_display_name_without_sip_from(call) -> None:
+    """botrun serve sets the room's sip.display_name to the caller's number: Daily names the
+    SIP participant with it, whichever of the two events comes first."""
+    t, events, _ = call
+    first, second = participant("+14155550123"), participant("+14155550124")
+    on_thread(t._handler.on_dialin_connected, {"sessionId": first["id"]})  # no sipFrom
+    on_thread(t._handler.on_participant_joined, first)
+    on_thread(t._handler.on_participant_joined, second)
+    on_thread(t._handler.on_dialout_connected, {"sessionId": second["id"]})
+    on_thread(t._handler.on_participant_joined, participant("Ann"))  # not a phone leg
+    await wait_until(lambda: len(events.of("phone")) == 3)
+    assert events.of("phone") == [
+        ("phone", first["id"], None),
+        ("phone", first["id"], "+14155550123"),
+        ("phone", second["id"], "+14155550124"),
+    ]
+
+
 # ------------------------------------------------------------------ transfer
 async def test_transfer_of_a_dialin_caller_to_a_number_reaches_sip_call_transfer(call) -> None:
     t, _, spy = call
@@ -264,6 +282,29 @@ async def test_hang_up_ends_every_phone_leg_and_reports_the_sdks_errors(call) ->
     await wait_until(lambda: len(t.errors) >= 2)
     assert all(e.startswith("Error handling ") for e in t.errors)
     assert events.of("ended") == []
+
+
+async def test_the_caller_leaving_after_the_bots_hang_up_is_not_the_caller_hanging_up() -> None:
+    """A dial-in bot ends the call when the caller hangs up; after its own hang-up the legs
+    it ended leaving must not turn the call's reason into "the caller hung up"."""
+    events = RecordingEvents()
+    t = make_transport(dialin_call_id="call-1", dialin_call_domain="domain-1", api_key="k")
+    t.prepare(events)
+    t._joined = True
+    try:
+        caller = participant("+14155550123")
+        dialin(t, caller["id"])
+        on_thread(t._handler.on_participant_joined, caller)
+        await wait_until(lambda: caller["id"] in t.legs and events.of("joined"))
+        with pytest.raises(CallActionError, match=NOT_IN_A_CALL):
+            await t.hang_up("hang_up")  # offline the eject fails; online the caller leaves:
+        on_thread(t._handler.on_participant_left, caller, "leftCall")
+        on_thread(t._handler.on_dialin_stopped, {"sessionId": caller["id"]})
+        await wait_until(lambda: events.of("left") and caller["id"] not in t.legs)
+        await asyncio.sleep(0.1)  # the dial-in stop, handed to the loop after the leave
+        assert events.of("ended") == []
+    finally:
+        await t.leave()
 
 
 async def test_leaving_stops_the_dial_out_leg(call, caplog) -> None:

@@ -64,12 +64,13 @@ def test_wheel_contains_every_module_under_botrun(wheel: Path) -> None:
         for f in (ROOT / src).rglob("*"):
             if "__pycache__" in f.parts or not f.is_file():
                 continue
-            if f.suffix in (".py", ".toml", ".wav", ".json"):
+            if f.suffix in (".py", ".toml", ".wav", ".json", ".html", ".js", ".css"):
                 expected.add(f"{dst}/{f.relative_to(ROOT / src).as_posix()}")
     missing = sorted(expected - names)
     assert not missing, f"files missing from the wheel: {missing}"
     assert "botrun/configs/default.toml" in names
     assert "botrun/bots/assets/demo-hello.wav" in names
+    assert "botrun/transports/browser/static/worklet.js" in names  # the page (botrun web)
     top_level = {n.split("/", 1)[0] for n in names}
     assert top_level <= {
         "botrun",
@@ -78,7 +79,7 @@ def test_wheel_contains_every_module_under_botrun(wheel: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "botrun = botrun.bots.cli:main" in text
-    for plugin in ("wav", "daily", "agora"):
+    for plugin in ("wav", "daily", "agora", "browser"):
         assert f"{plugin} = botrun.transports.{plugin}.plugin" in text
 
 

@@ -20,7 +20,13 @@ BASH = shutil.which("bash") or "/bin/bash"
 
 
 def test_the_list_names_the_speech_tools() -> None:
-    assert packages() == {"espeak-ng": "espeak-ng", "sox": "sox"}
+    assert packages() == {
+        "espeak-ng": "espeak-ng",
+        "sox": "sox",
+        "chromium": "chromium",
+        "chromedriver": "chromium-driver",
+        "redis-server": "redis-server",
+    }
 
 
 @pytest.mark.parametrize("exe", ["espeak-ng", "sox"])
@@ -120,12 +126,13 @@ def test_ci_installs_every_listed_tool_on_a_fresh_machine(tmp_path: Path) -> Non
     assert _dry_run(tmp_path) == [  # an empty PATH: nothing installed, not even python3
         f"{sudo}apt-get update -qq",
         f"{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-        "--no-install-recommends espeak-ng sox python3-venv",
+        "--no-install-recommends espeak-ng sox chromium chromium-driver redis-server python3-venv",
     ]
 
 
 def test_ci_installs_only_what_is_missing(tmp_path: Path) -> None:
-    for name in ("espeak-ng", "python3"):  # python3 whose `import ensurepip` works
+    # python3 whose `import ensurepip` works
+    for name in ("espeak-ng", "python3", "chromium", "chromedriver", "redis-server"):
         _stub(tmp_path, name)
     assert _dry_run(tmp_path)[-1].endswith("apt-get install -y -qq --no-install-recommends sox")
     _stub(tmp_path, "sox")

@@ -70,6 +70,7 @@ async def test_inbound_call_through_serve(
         transport = active.transport
         await transport.hang_up("the test is over")
         await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+        summary = serve.calls.finished[call.sid].summary
         session = sim.session()
         replies = list(session.replies)
         received = np.frombuffer(session.received_audio, dtype="<i2")
@@ -106,6 +107,14 @@ async def test_inbound_call_through_serve(
     assert st.cleared_ms > 0
     assert abs(st.heard_ms + st.cleared_ms + st.unconfirmed_ms - st.sent_ms) < 1e-6
     assert st.bad_messages == 0
+    # Each reply's share of what was heard, from the marks: all of the greeting, part of
+    # the reply the caller cut short; in the summary's line too.
+    turns = [t for t in summary.metrics.turns if t.heard_ms is not None]
+    assert abs(sum(t.heard_ms for t in turns) - st.heard_ms) < 1e-6
+    assert turns[0].heard_ms == pytest.approx(turns[0].reply_ms, abs=20)
+    cut_turn = next(t for t in turns if t.interrupted)
+    assert cut_turn.heard_ms < cut_turn.reply_ms
+    assert "the caller heard" in summary.metrics.summary()
     # The greeting played whole; the echo was cut by the caller, and its words in the
     # transcript are those the caller heard (from the marks): never more than the agent sent.
     assert replies[0].status == "completed"

@@ -99,6 +99,9 @@ async def test_marks_tell_what_was_heard_and_what_a_clear_dropped() -> None:
         t.feed(json.dumps({"event": "mark", "mark": {"name": name}}))
     assert t.stats.heard_ms == 40 and t.stats.cleared_ms == 60 and t.heard_position_ms == 40
     assert t.stats.clears == 1 and len(t.stats.clear_ms) == 1
+    # what was heard, by position in the bot's audio stream: chunks 1-2 of 5
+    assert t.heard_between(0, float("inf")) == 40
+    assert t.heard_between(20, 100) == 20 and t.heard_between(40, 100) == 0
     # A mark never sent (or sent back twice) is counted, and changes nothing.
     t.feed(json.dumps({"event": "mark", "mark": {"name": "4"}}))
     t.feed(json.dumps({"event": "mark", "mark": {"name": "zzz"}}))
@@ -129,8 +132,10 @@ async def test_transfer_without_rest_is_unsupported_and_says_why() -> None:
     t = TwilioTransport(start())
     with pytest.raises(ActionUnsupported, match="twilio"):
         await t.transfer("+15550002")
-    with pytest.raises(ActionUnsupported, match="DTMF"):
+    with pytest.raises(ActionUnsupported, match="DTMF tones: a Media Stream carries audio"):
         await t.send_dtmf("123")
+    with pytest.raises(ActionUnsupported, match="dial out: place another call"):
+        await t.dial_out("+15550003")
 
 
 def test_an_interrupted_reply_is_trimmed_to_what_the_caller_heard() -> None:

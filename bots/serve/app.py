@@ -3,7 +3,8 @@
 * ``POST /dialin``   Daily's pinless dial-in webhook → SIP room + owner token + one bot.
 * ``POST /start``    a bot in a given room URL, or in a new room → ``{session_id, room_url}``.
 * ``GET /health`` (liveness; open, says nothing more than "ok" without the API token),
-  ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave).
+  ``GET /sessions``, ``DELETE /sessions/{id}`` (ask a bot to leave), ``GET /metrics``
+  (Prometheus, :mod:`.metrics_route`).
 
 Every answer is JSON. Everything but a signed webhook and ``/health`` needs the API token
 (:mod:`.auth`); an API open without a token refuses web pages (foreign ``Origin``, non-JSON
@@ -30,6 +31,7 @@ from botrun.transports.daily.rest import DailyApiError, DailyRest, Room, room_na
 from . import webhook
 from .auth import Access, ApiAuth
 from .listener import note_request
+from .metrics_route import ServeMetrics
 from .supervisor import BotSession, CapacityError, Reservation, Supervisor
 
 log = logging.getLogger("botrun.serve")
@@ -345,7 +347,10 @@ def create_app(
         client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
     )
 
+    metrics = ServeMetrics(supervisor)
+
     async def on_exit(session: BotSession) -> None:
+        metrics.bot_exited(session)
         if session.owned_room is not None:
             await _delete_room(app, session.owned_room, f"after bot {session.id}")
 
@@ -359,6 +364,7 @@ def create_app(
     app.router.add_get("/health", health)
     app.router.add_get("/sessions", sessions)
     app.router.add_delete("/sessions/{id}", stop_session)
+    app.router.add_get("/metrics", metrics.handle)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_close_api)
     return app

@@ -106,6 +106,35 @@ URGENT_CLEANUP_S = 10.0
     "(anyone who reaches the port can start bots).",
 )
 @click.option(
+    "--queue",
+    "queue_url",
+    metavar="URL",
+    help="Run as the front door of a fleet: queue each call in this Redis "
+    "(redis://host:port/db) for `botrun worker` processes, instead of running bots here.",
+)
+@click.option(
+    "--queue-wait-s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="With --queue: a call no worker takes within this time is never started.",
+)
+@click.option(
+    "--max-queued",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="With --queue: answer 503 busy (with the queue depth) when this many calls wait.",
+)
+@click.option(
+    "--call-transport",
+    "call_transports",
+    multiple=True,
+    metavar="NAME",
+    help="With --queue: POST /start may also queue calls of this transport, with "
+    '{"transport": NAME, "options": {...}} (repeatable).',
+)
+@click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),
     default="info",
@@ -124,6 +153,10 @@ def command(
     max_connections: int,
     max_calls: int,
     insecure: bool,
+    queue_url: str | None,
+    queue_wait_s: float,
+    max_queued: int,
+    call_transports: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Answer Daily's pinless dial-in webhook and run one bot per call.
@@ -134,6 +167,7 @@ def command(
     GET  /health          liveness (open; bot count only with the token)
     GET  /sessions        running bots
     DELETE /sessions/ID   ask one bot to leave
+    GET  /metrics         Prometheus metrics (bots running, how they ended)
     POST /twilio/voice    Twilio's voice webhook (signed; with TWILIO_AUTH_TOKEN)
     GET  /twilio/stream   Twilio Media Streams (signed); calls run in this process
     POST /twilio/status   Twilio's call status callbacks (signed)
@@ -146,6 +180,11 @@ def command(
     Needs DAILY_API_KEY (and ASSEMBLYAI_API_KEY for the bots), from the environment or .env;
     with TWILIO_AUTH_TOKEN set it also answers Twilio calls (TWILIO_ACCOUNT_SID, PUBLIC_URL;
     docs/twilio.md), and DAILY_API_KEY becomes optional.
+
+    With --queue URL, serve is the stateless front door of a fleet: it checks requests
+    the same way and queues each call in Redis; `botrun worker` processes run them (no
+    DAILY_API_KEY needed here). GET /metrics and GET /sessions/ID are added; /sessions
+    lists calls fleet-wide. See docs/deploy.md.
     """
     from botrun.core.logs import setup_logging
 
@@ -153,6 +192,21 @@ def command(
 
     setup_logging(log_level)
     install_rate_limits()
+    if queue_url:
+        from botrun.bots.fleet import serve_queue
+
+        serve_settings, queue = serve_queue.check(
+            host,
+            queue_url,
+            insecure=insecure,
+            read_timeout_s=read_timeout_s,
+            queue_wait_s=queue_wait_s,
+            max_queued=max_queued,
+            call_transports=call_transports,
+        )
+        front = Limits(idle_timeout_s, read_timeout_s, max_connections)
+        asyncio.run(serve_queue.run(serve_settings, queue, host, port, front))
+        return
     limits = Limits(
         idle_timeout_s=idle_timeout_s,
         read_timeout_s=read_timeout_s,

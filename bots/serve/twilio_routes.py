@@ -46,6 +46,8 @@ FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 PENDING_S = 60.0
 #: The stream's ``start`` must arrive within this time after the upgrade.
 START_TIMEOUT_S = 10.0
+#: The bridge must have joined the call (reported the caller) within this time.
+JOIN_TIMEOUT_S = 10.0
 #: Finished CallSids remembered (a retried webhook or a replayed stream starts nothing).
 RECENT = 1000
 
@@ -321,6 +323,7 @@ async def _run_call(
 ) -> None:
     from botrun.bots.runner import action_lines, bot_tools
     from botrun.core.bridge import Bridge
+    from botrun.core.errors import BotrunError
     from botrun.core.plugins import get_plugin_manager
     from botrun.transports.twilio.transport import TwilioTransport
 
@@ -332,29 +335,43 @@ async def _run_call(
     transport = TwilioTransport(start, rest=calls.rest, passthrough=not calls.transcode)
     transport.caller = transport.caller or call.caller
     call.transport = transport
+    try:
+        tools = bot_tools(calls.config)
+    except BotrunError as exc:  # (checked at start; a tool module may have changed since)
+        log.error("call %s not started: %s", call.sid, exc)
+        return
     bridge = call.bridge = Bridge(
         transport,
         calls.config,
         api_key=calls.api_key,
-        tools=bot_tools(calls.config),
+        tools=tools,
         observers=[plugin_observer],
         hooks=calls.hooks,
     )
     call.task = asyncio.current_task()
     run = asyncio.create_task(bridge.run())
     writer = asyncio.create_task(_write(transport, ws))
+    cancelled = False
     try:
-        await asyncio.wait_for(transport.joined.wait(), 10)  # no audio before the bridge listens
-        async for msg in ws:
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                transport.feed(msg.data)
-            else:
-                break
-        transport.stream_closed("the stream closed")
-        summary = await run
-    except (TimeoutError, asyncio.CancelledError):
+        try:  # no audio before the bridge listens
+            await asyncio.wait_for(transport.joined.wait(), JOIN_TIMEOUT_S)
+        except TimeoutError:
+            bridge.stop(f"the call did not start within {JOIN_TIMEOUT_S:.0f} s")
+        else:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    transport.feed(msg.data)
+                else:
+                    break
+            transport.stream_closed("the stream closed")
+    except asyncio.CancelledError:
+        cancelled = True
         bridge.stop("serve is shutting down")
+    try:
         summary = await run
+    except Exception:
+        log.exception("call %s: the bridge failed", call.sid)
+        return
     finally:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -374,6 +391,8 @@ async def _run_call(
         st.bad_messages,
         "; ".join([summary.metrics.summary().replace("\n", "; "), *action_lines(summary.actions)]),
     )
+    if cancelled:  # (after the call's line: a cancelled handler still reports its call)
+        raise asyncio.CancelledError
 
 
 async def _write(transport: TwilioTransport, ws: web.WebSocketResponse) -> None:
@@ -389,6 +408,12 @@ async def _write(transport: TwilioTransport, ws: web.WebSocketResponse) -> None:
 def install(app: web.Application, calls: TwilioCalls) -> None:
     """Add the Twilio routes to serve's app (they check signatures themselves)."""
     app[CALLS] = calls
+    log.info(
+        "Twilio calls on: voice webhook %s, at most %d at once, audio %s",
+        calls.settings.http_url("/twilio/voice"),
+        calls.max_calls,
+        "transcoded to 24 kHz PCM" if calls.transcode else "μ-law passed through",
+    )
     app.router.add_post("/twilio/voice", voice)
     app.router.add_post("/twilio/status", status)
     app.router.add_get("/twilio/stream", stream)

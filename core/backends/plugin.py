@@ -51,25 +51,43 @@ def _changed(cfg: AgentConfig) -> dict[str, object]:
     td, default = cfg.input.turn_detection, TurnDetection()
     return {
         name: getattr(td, name)
-        for name in ("vad_threshold", "min_silence", "max_silence", "interrupt_response")
+        for name in (
+            "vad_threshold",
+            "min_silence",
+            "max_silence",
+            "interrupt_response",
+            "semantic_vad",
+        )
         if getattr(td, name) != getattr(default, name)
     }
 
 
+_SEMANTIC = "'input.turn_detection.semantic_vad': only OpenAI Realtime has semantic_vad"
+
+
 def _check_assemblyai(cfg: AgentConfig) -> list[str]:
+    out = []
     if cfg.model is not None:
-        return ["'model': the assemblyai backend has no model choice (leave it out)"]
-    return []
+        out.append("'model': the assemblyai backend has no model choice (leave it out)")
+    if "semantic_vad" in _changed(cfg):
+        out.append(_SEMANTIC)
+    return out
 
 
 def _check_openai(cfg: AgentConfig) -> list[str]:
     out = []
     if cfg.volume is not None:
         out.append("'volume': OpenAI Realtime has no output volume (leave it out)")
-    if "max_silence" in _changed(cfg):
+    changed = _changed(cfg)
+    if "max_silence" in changed:
         out.append(
             "'input.turn_detection.max_silence': OpenAI's server_vad has one silence "
             "duration (min_silence); leave max_silence out"
+        )
+    if cfg.input.turn_detection.semantic_vad and {"vad_threshold", "min_silence"} & set(changed):
+        out.append(
+            "'input.turn_detection': semantic_vad ends turns by meaning, not by "
+            "vad_threshold or min_silence; leave those out"
         )
     return out
 
@@ -91,6 +109,8 @@ def _check_gemini(cfg: AgentConfig) -> list[str]:
             "'input.turn_detection.max_silence': Gemini Live has one silence duration "
             "(min_silence); leave max_silence out"
         )
+    if "semantic_vad" in changed:
+        out.append(_SEMANTIC)
     return out
 
 

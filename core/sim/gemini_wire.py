@@ -261,6 +261,8 @@ class GeminiSocket(WireSocket):
                     if self._reply_calls:
                         self.record("cancelled", list(self._reply_calls))
                         frames.append(dump({"toolCallCancellation": {"ids": self._reply_calls}}))
+                        cut = set(self._reply_calls)  # their held responses go nowhere now
+                        self._held = [h for h in self._held if json.loads(h)["call_id"] not in cut]
                 else:
                     frames.append(dump({"serverContent": {"generationComplete": True}}))
                     frames.append(dump({"serverContent": {"turnComplete": True}}))

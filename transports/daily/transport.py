@@ -41,6 +41,7 @@ from .phone import (
     caller_number,
     dtmf_settings,
     dtmf_tones,
+    is_phone_number,
     session_id_of,
     transfer_method,
     transfer_settings,
@@ -196,6 +197,7 @@ class DailyTransport(Transport):
         self._interrupted: set[str] = set()  # network connections reported interrupted
         self.dtmf_rejected = 0  # keypad events with something other than 0-9*#A-D
         self.action_timeout_s = ACTION_TIMEOUT_S  # tests shorten it
+        self._hanging_up = False
 
     # ------------------------------------------------------------------ Transport API
     @property
@@ -426,6 +428,9 @@ class DailyTransport(Transport):
         name = _participant_name(participant)
         self._remote[pid] = name
         self._gone.discard(pid)
+        leg = self.legs.get(pid)
+        if leg is not None and leg.number is None:  # the leg's number from its display name
+            self._phone_leg(pid, leg.kind, None)
         if self._events is not None:
             self._events.participant_joined(pid, name)
         if self._client is not None and not self._leaving:
@@ -459,7 +464,7 @@ class DailyTransport(Transport):
         if self._events is not None:
             self._events.participant_left(pid, reason)
         if self.options.dialin and not self._remote and not self._leaving:
-            self._end("the caller hung up")
+            self._caller_hung_up()
 
     def on_call_state(self, state: str) -> None:
         log.debug("Daily call state: %s", state)
@@ -493,7 +498,7 @@ class DailyTransport(Transport):
                 self._phone_leg(sid, "dialin", caller_number(data.get("sipFrom")))
         elif kind == "stopped":
             self.legs.remove(session_id_of(data))
-            self._end("the caller hung up")
+            self._caller_hung_up()
         elif kind == "error":
             self._fail(f"dial-in failed: {data.get('errorMsg') or data}")
         else:
@@ -549,6 +554,9 @@ class DailyTransport(Transport):
             self._events.status("reconnected", f"Daily {conn} connection restored")
 
     def _phone_leg(self, session_id: str, kind: Kind, number: str | None) -> PhoneLeg:
+        if number is None:  # Daily names a SIP participant by the room's sip.display_name,
+            name = self._remote.get(session_id)  # which botrun serve sets to the caller's number
+            number = name if name and is_phone_number(name) else None
         leg, changed = self.legs.add(session_id, kind, number)
         if changed and self._events is not None:
             self._events.participant_phone(session_id, leg.number)
@@ -562,6 +570,7 @@ class DailyTransport(Transport):
         legs = self.legs.all()
         if not legs or self._client is None:
             return
+        self._hanging_up = True  # the legs ending now are not "the caller hung up"
         log.info("hanging up %d phone leg(s): %s", len(legs), reason)
         errors = []
         for leg in legs:
@@ -717,6 +726,10 @@ class DailyTransport(Transport):
 
     def _fail(self, message: str) -> None:
         self._end("error", message)
+
+    def _caller_hung_up(self) -> None:
+        if not self._hanging_up:  # after the bot's own hang-up the bridge ends the call
+            self._end("the caller hung up")
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any) -> None:

@@ -51,7 +51,6 @@ SPEC = TransportSpec(
             metavar="E164",
         ),
     ),
-    bridge_defaults={"idle_timeout_s": 10.0, "leave_grace_s": 0.5},
 )
 
 

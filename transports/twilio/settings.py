@@ -1,6 +1,6 @@
 """Twilio credentials and addresses from the environment (or .env), checked up front.
 
-``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN`` (secret: registered for redaction, never
+``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN`` (both registered for redaction, never
 logged), ``TWILIO_FROM_NUMBER`` (outbound calls), ``PUBLIC_URL`` (the https address at which
 Twilio reaches ``botrun serve``, e.g. a tunnel; signatures are checked against it) and, for
 tests, ``TWILIO_API_URL`` (another REST base URL). Each missing one is named in one line.
@@ -47,7 +47,9 @@ def load(secrets: Secrets, purpose: str, *, need_from: bool = False) -> TwilioSe
     names = ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "PUBLIC_URL"]
     if need_from:
         names.append("TWILIO_FROM_NUMBER")
-    values = {n: (secrets.get(n) if n == "TWILIO_AUTH_TOKEN" else secrets.env(n)) for n in names}
+    # the account SID and the auth token are registered for redaction (masked in any output)
+    secret = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID")
+    values = {n: (secrets.get(n) if n in secret else secrets.env(n)) for n in names}
     missing = [n for n in names if not values[n]]
     if missing:
         raise ConfigError(

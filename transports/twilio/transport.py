@@ -16,6 +16,7 @@ Twilio still held (``cleared_ms``) and how long the clear took to take effect
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import time
@@ -93,6 +94,7 @@ class TwilioTransport(Transport):
         #: Where in the bot's audio stream (ms since the call began) the caller has heard
         #: up to: the end of the last chunk whose mark came back played, not cleared.
         self.heard_position_ms = 0.0
+        self._heard: list[int] = []  # numbers of the chunks heard, ascending
         self._stopped = False
         self._transferred = False
         self._left = False
@@ -127,6 +129,15 @@ class TwilioTransport(Transport):
             return
         self._left = True
         self._out.put_nowait(_CLOSE)  # the route closes the WebSocket
+
+    def heard_between(self, start_ms: float, end_ms: float) -> float:
+        """Milliseconds heard of the bot's audio stream between two positions (from the
+        marks: chunks played, not cleared); the bridge asks it per reply at the end."""
+        # chunk n covers [(n - 1) * CHUNK_MS, n * CHUNK_MS)
+        first = int(start_ms // CHUNK_MS) + 1
+        last = int(end_ms // CHUNK_MS) if end_ms != float("inf") else 1 << 62
+        n = bisect.bisect_right(self._heard, last) - bisect.bisect_left(self._heard, first)
+        return float(n * CHUNK_MS)
 
     async def outgoing(self) -> AsyncIterator[str]:
         """Frames to send to Twilio, in order, until the call leaves."""
@@ -215,6 +226,7 @@ class TwilioTransport(Transport):
             else:
                 self.stats.heard_ms += ms
                 with contextlib.suppress(ValueError):
+                    self._heard.append(int(sent))
                     self.heard_position_ms = float(int(sent) * CHUNK_MS)
             if sent == name:
                 break
@@ -276,7 +288,9 @@ class TwilioTransport(Transport):
         """REST: the live call redirected to ``<Dial>`` the target (the stream ends; the
         call goes on), once the hand-over line has played."""
         if self._rest is None:
-            raise ActionUnsupported(self.name, "transfer calls without TWILIO_ACCOUNT_SID")
+            raise ActionUnsupported(
+                self.name, "transfer calls", "no REST client (TWILIO_ACCOUNT_SID)"
+            )
         await self.played_out()
         self._transferred = True  # (the stream's stop can come before the REST answer)
         try:
@@ -284,3 +298,15 @@ class TwilioTransport(Transport):
         except BaseException:
             self._transferred = False
             raise
+
+    async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
+        raise ActionUnsupported(
+            self.name,
+            "send DTMF tones",
+            "a Media Stream carries audio only, and TwiML <Play digits> would end the stream",
+        )
+
+    async def dial_out(self, number: str) -> str:
+        raise ActionUnsupported(
+            self.name, "dial out", "place another call with `botrun call` instead"
+        )

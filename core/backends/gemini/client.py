@@ -49,6 +49,17 @@ class GeminiClient(AgentClient):
             model=cfg.agent.model or GEMINI_MODEL,
         )
 
+    async def update_session(self, changes: dict[str, Any]) -> None:
+        """Gemini fixes the config when a connection is set up: the change is kept (and
+        immutable fields refused) like everywhere, then applied by a new connection that
+        resumes the session, between turns."""
+        await super().update_session(changes)
+        self._go_away = True
+        ws = self._ws
+        idle = self.wire.between_turns and not self._state.reply_active
+        if ws is not None and self._state.ready and idle:
+            await ws.close(1000, "applying a config change")
+
     # -- the wire ---------------------------------------------------------------------------
 
     def _wire_auth(self, url: str) -> tuple[str, dict[str, str]]:

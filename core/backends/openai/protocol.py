@@ -170,14 +170,22 @@ def session_object(cfg: dict[str, Any], *, partial: bool = False) -> dict[str, A
     td = inp.get("turn_detection")
     if isinstance(td, dict) or not partial:
         td = td if isinstance(td, dict) else {}
-        audio_in["turn_detection"] = {
-            "type": "server_vad",
-            "threshold": td.get("vad_threshold", 0.5),
-            "silence_duration_ms": td.get("min_silence", 500),
-            "prefix_padding_ms": 300,
-            "create_response": True,
-            "interrupt_response": td.get("interrupt_response", True),
-        }
+        if td.get("semantic_vad"):
+            audio_in["turn_detection"] = {
+                "type": "semantic_vad",
+                "eagerness": "auto",
+                "create_response": True,
+                "interrupt_response": td.get("interrupt_response", True),
+            }
+        else:
+            audio_in["turn_detection"] = {
+                "type": "server_vad",
+                "threshold": td.get("vad_threshold", 0.5),
+                "silence_duration_ms": td.get("min_silence", 500),
+                "prefix_padding_ms": 300,
+                "create_response": True,
+                "interrupt_response": td.get("interrupt_response", True),
+            }
     audio_out: dict[str, Any] = {}
     if not partial or "format" in out:
         audio_out["format"] = audio_format(out.get("format", {}))

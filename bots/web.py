@@ -1,0 +1,165 @@
+"""``botrun web``: talk to your bot from a browser page, call after call.
+
+Against the local simulator by default (no account; it echoes what you say, or plays the
+scenario named like ``--config``), or the real service with ``--agent-url`` and a key. Each
+call is recorded under ``--record`` and its report (``botrun report``) is offered on the page
+once the call is over. One call at a time: a second tab is told the bot is busy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from botrun.bots.cli import shared_options
+
+log = logging.getLogger("botrun.web")
+
+
+def call_dir_name(n: int) -> str:
+    return datetime.now(UTC).strftime("call-%Y%m%d-%H%M%S") + f"-{n}"
+
+
+async def serve_calls(
+    server: Any,
+    cfg: Any,
+    key: str | None,
+    *,
+    record: Path | None,
+    transcript: Path | None = None,
+    max_calls: int = 0,
+    console: bool = True,
+    signals: bool = True,
+) -> int:
+    """Run calls with pages on ``server`` until Ctrl-C (or ``max_calls`` calls). Returns the
+    exit code (130 after Ctrl-C)."""
+    from botrun.bots.runner import call
+    from botrun.transports.browser.transport import BrowserTransport
+
+    n = 0
+    while True:
+        n += 1
+        transport = BrowserTransport(server)
+        where = record / call_dir_name(n) if record is not None else None
+        summary = await call(
+            transport, cfg, key, transcript, console, signals=signals, record=where
+        )
+        if where is not None and not transport.attached:
+            shutil.rmtree(where, ignore_errors=True)  # nobody came: nothing to report
+            where = None
+        if summary.error is not None:
+            raise summary.error
+        if summary.reason in ("SIGINT", "SIGTERM"):
+            return int(summary.exit_code)
+        if where is not None and where.is_dir():
+            await report_call(where, console)
+        if max_calls and n >= max_calls:
+            return 0
+
+
+async def report_call(where: Path, console: bool) -> None:
+    """Write the finished call's report (the page links it); a failure is only logged."""
+    from botrun.bots.report import write_report
+
+    try:
+        path, _ = await asyncio.to_thread(write_report, where)
+    except Exception as exc:
+        log.warning("could not write the report of %s: %s", where, exc)
+        return
+    if console:
+        click.echo(f"call recorded to {where}; report: {path}")
+
+
+@click.command("web")
+@shared_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the page.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7870, show_default=True)
+@click.option(
+    "--scenario",
+    metavar="NAME|FILE",
+    help="Simulator scenario (a shipped name or a TOML file). Default: the one named like "
+    "--config, else echo.",
+)
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("botrun-calls"),
+    show_default=True,
+    help="Each call is recorded to DIR/call-<time>-<n>/ with its report.html.",
+)
+def command(
+    config: Path | None,
+    agent_url: str | None,
+    transcript: Path | None,
+    log_level: str,
+    name: str | None,
+    backend: str | None,
+    host: str,
+    port: int,
+    scenario: str | None,
+    record: Path,
+) -> None:
+    """Talk to your bot from a browser page, with your own microphone.
+
+    Serves a page on http://127.0.0.1:7870 (the printed URL carries its access token).
+    Without --agent-url the bot talks to the local agent simulator, which echoes what you
+    say (no account needed). Space mutes, Esc hangs up; each finished call's report is
+    linked on the page. One call at a time: a second tab is told the bot is busy."""
+    from botrun.bots.demo import SIM_PROTOCOLS, pick_scenario
+    from botrun.bots.runner import SharedOptions, agent_api_key, build_config
+    from botrun.core.config import apply_overrides
+    from botrun.core.logs import setup_logging
+    from botrun.core.plugins import transports
+    from botrun.core.secrets import Secrets
+    from botrun.transports.browser.plugin import SPEC
+    from botrun.transports.browser.server import PageServer, check_host
+
+    setup_logging(log_level)
+    shared = SharedOptions(config, agent_url, transcript, log_level, name, backend)
+    cfg = build_config(shared, SPEC, list(transports()))
+    if agent_url and scenario:
+        raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
+    if not check_host(host):
+        click.echo(
+            f"warning: serving on {host}: anyone who can reach it with the token can talk to "
+            "the bot; browsers allow the microphone only on https or localhost pages",
+            err=True,
+        )
+    sim_scenario = None if agent_url else pick_scenario(scenario, cfg.source)
+    protocol = cfg.agent.backend if cfg.agent.backend in SIM_PROTOCOLS else None
+    if not agent_url and protocol is None:
+        raise click.UsageError(
+            f"the simulator does not speak the {cfg.agent.backend} backend's protocol: "
+            "pass --agent-url (and its key) to use the real service"
+        )
+
+    async def run() -> int:
+        server = PageServer(host, port, calls_dir=record)
+        await server.start()
+        try:
+            if agent_url:
+                key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
+                click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
+                return await serve_calls(server, cfg, key, record=record, transcript=transcript)
+            from botrun.core.sim import Simulator
+
+            assert protocol is not None  # (checked above)
+            async with Simulator(sim_scenario, protocol=protocol) as sim:
+                what = f"scenario '{sim_scenario.name}'" if sim_scenario else "it echoes you"
+                wire = "" if protocol == "assemblyai" else f", speaking {protocol}"
+                click.echo(f"agent simulator listening on {sim.url} ({what}{wire})")
+                click.echo(f"open {server.url} in your browser (Ctrl-C to stop)")
+                local = apply_overrides(cfg, {"agent.url": sim.url})
+                return await serve_calls(server, local, None, record=record, transcript=transcript)
+        finally:
+            await server.stop()
+
+    code = asyncio.run(run())
+    if code:
+        sys.exit(code)

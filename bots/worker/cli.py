@@ -1,0 +1,297 @@
+"""``botrun worker``: takes call jobs from the fleet's Redis queue and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from botrun.core.logs import LEVELS
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from botrun.bots.serve.auth import ApiAuth
+
+    from .engine import Fleet, Prepare, WorkerSettings
+
+log = logging.getLogger("botrun.worker")
+
+
+@click.command("worker")
+@click.option(
+    "--queue",
+    "queue_url",
+    required=True,
+    metavar="URL",
+    envvar="BOTRUN_QUEUE",
+    help="The fleet's Redis (redis://host:port/db) [env: BOTRUN_QUEUE].",
+)
+@click.option(
+    "--capacity",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Most calls this worker runs at once (counted; more wait in the queue).",
+)
+@click.option(
+    "--warm",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="Idle bot processes kept with the heavy imports done (0: every start is cold).",
+)
+@click.option(
+    "--drain-timeout",
+    "drain_timeout_s",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(1, 24 * 3600),
+    help="On SIGTERM, calls in progress may run this long (seconds) before being stopped.",
+)
+@click.option(
+    "--transport",
+    "transports",
+    multiple=True,
+    metavar="NAME",
+    help="A transport this worker runs calls of (repeatable) [default: daily].",
+)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Bot configuration (TOML) passed to every bot.",
+)
+@click.option(
+    "--bot-max-duration-s",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(1, 24 * 3600),
+    help="A call still running after this long is asked to leave.",
+)
+@click.option(
+    "--poll-interval",
+    "poll_s",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0.01, 10),
+    help="How often arq looks at the queue (seconds): a new call waits up to this long, and "
+    "each look costs Redis a few round trips per queued or running job.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of /metrics.")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of /metrics, /health and /sessions (0: any free port, logged at start).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a non-loopback --host without BOTRUN_API_TOKEN.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="Logging verbosity.",
+)
+def command(
+    queue_url: str,
+    capacity: int,
+    warm: int,
+    drain_timeout_s: float,
+    transports: tuple[str, ...],
+    config: Path | None,
+    bot_max_duration_s: float,
+    poll_s: float,
+    host: str,
+    port: int,
+    insecure: bool,
+    log_level: str,
+) -> None:
+    """Run calls from the fleet's queue (botrun serve --queue puts them there).
+
+    \b
+    Each call runs in its own bot process, taken from --warm idle processes whose heavy
+    imports are done; the process exits after its call. SIGTERM drains: no new calls,
+    those in progress run up to --drain-timeout. A worker that dies is noticed by the
+    others within seconds and its calls are reported failed.
+
+    \b
+    GET /metrics    Prometheus metrics (needs BOTRUN_API_TOKEN as a bearer token)
+    GET /sessions   calls running here (same token)
+    GET /health     liveness (open)
+    """
+    from botrun.core.logs import setup_logging
+
+    from .engine import WorkerSettings
+
+    setup_logging(log_level)
+    settings = WorkerSettings(
+        queue_url=queue_url,
+        capacity=capacity,
+        warm=warm,
+        drain_timeout_s=drain_timeout_s,
+        transports=tuple(dict.fromkeys(transports or ("daily",))),
+        bot_max_duration_s=bot_max_duration_s,
+        poll_delay_s=poll_s,
+    )
+    auth, prepare = check(settings, config, host, insecure)
+    asyncio.run(run(settings, host, port, auth, prepare))
+
+
+def check(
+    settings: WorkerSettings, config: Path | None, host: str, insecure: bool
+) -> tuple[ApiAuth, dict[str, Prepare]]:
+    """Everything a call would fail on, found before taking any: one-line errors."""
+    from botrun.bots.fleet.redis import settings_for
+    from botrun.bots.serve.auth import TOKEN_VARIABLE, Access, decide
+    from botrun.core.config import check_transport_tables, load_config, resolve_config_path
+    from botrun.core.errors import UsageError
+    from botrun.core.plugins import transports
+    from botrun.core.secrets import Secrets
+
+    settings_for(settings.queue_url)  # a malformed URL: usage error
+    installed = transports()
+    unknown = [t for t in settings.transports if t not in installed]
+    if unknown:
+        raise UsageError(
+            f"--transport {unknown[0]}: no such transport (installed: {', '.join(installed)})"
+        )
+    cfg = load_config(config, list(installed))
+    check_transport_tables(cfg, installed.values())
+    if config:
+        settings.config = str(resolve_config_path(config).resolve())
+    secrets = Secrets()
+    auth = decide(
+        host=host,
+        token=secrets.get(TOKEN_VARIABLE),
+        has_dialin_secret=False,
+        insecure=insecure,
+    )
+    prepare: dict[str, Prepare] = {}
+    if "daily" in settings.transports:
+        from .daily_kind import make_prepare
+
+        key = secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens for calls")
+        prepare["daily"] = make_prepare(key, secrets.env("DAILY_API_URL"), cfg.bot.name)
+    if auth.access is Access.OPEN:
+        log.warning("%s is not set: /metrics and /sessions are open on %s", TOKEN_VARIABLE, host)
+    return auth, prepare
+
+
+def http_app(fleet: Fleet, auth: ApiAuth) -> web.Application:
+    """/health (open), /metrics and /sessions (token)."""
+    from aiohttp import web
+
+    from botrun.bots.fleet.metrics import exposition
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: object) -> web.StreamResponse:
+        if request.path != "/health":
+            refusal = auth.check(request.headers.get("Authorization"))
+            if refusal is None:
+                browser = auth.refuse_browser(request.method, request.headers)
+                refusal = None if browser is None else (403, browser)
+            if refusal is not None:
+                return web.json_response({"error": refusal[1]}, status=refusal[0])
+        return await handler(request)  # type: ignore[operator]
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "draining" if fleet.draining else "ok"})
+
+    async def metrics(request: web.Request) -> web.Response:
+        fleet.metrics.warm_idle.set(fleet.pool.idle)
+        body, content_type = exposition(fleet.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def sessions(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "worker": fleet.settings.worker_id,
+                "sessions": [
+                    {
+                        "id": sid,
+                        "transport": c.job.transport,
+                        "pid": c.bot.pid,
+                        "warm": c.warm,
+                        "started_at": c.started_at,
+                    }
+                    for sid, c in fleet.calls.items()
+                ],
+            }
+        )
+
+    app = web.Application(middlewares=[authenticate])
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/sessions", sessions)
+    return app
+
+
+async def run(
+    settings: WorkerSettings,
+    host: str,
+    port: int,
+    auth: ApiAuth,
+    prepare: dict[str, Prepare] | None = None,
+) -> None:
+    from aiohttp import web
+
+    from botrun.bots.fleet import store
+    from botrun.bots.fleet.redis import connect, describe, redis_errors
+    from botrun.bots.serve.supervisor import child_environment
+    from botrun.core.errors import UsageError
+
+    from .engine import Fleet, install_signals, make_worker, serve_jobs
+    from .pool import WarmPool
+
+    redis = await connect(settings.queue_url)
+    pool = WarmPool(
+        settings.warm, child_environment(os.environ, {}), preload=list(settings.transports)
+    )
+    fleet = Fleet(settings, redis, pool, prepare=prepare)
+    runner = web.AppRunner(http_app(fleet, auth), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname() if sockets else (host, port)
+        settings.url = f"http://{bound[0]}:{bound[1]}"
+        worker = make_worker(fleet)
+        stop = asyncio.Event()
+        install_signals(fleet, worker, stop)
+        warm = await pool.wait_warm(120.0)
+        await fleet.beat()
+        log.info(
+            "worker %s ready: capacity %d, %d warm, queue %s, listening on %s",
+            settings.worker_id,
+            settings.capacity,
+            warm,
+            describe(settings.queue_url),
+            settings.url,
+        )
+        await serve_jobs(fleet, worker, stop)
+        # arq's drain is over: calls still running were stopped (cancelled) by it
+        if worker.tasks:
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        log.info("worker %s stopped", settings.worker_id)
+    finally:
+        await pool.close()
+        try:
+            await store.forget_worker(redis, settings.worker_id)
+        except redis_errors():
+            pass
+        await runner.cleanup()
+        await redis.aclose()

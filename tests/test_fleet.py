@@ -1,0 +1,365 @@
+"""The call fleet (issue 20) against a real redis-server: ``botrun worker`` processes taking
+WAV calls (the stand-in call) through the front door, each call a real bot process talking
+to a local simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+from fleet_support import (
+    CountingSimulator,
+    botrun_env,
+    call_state,
+    free_port,
+    front_door,
+    redis_server,
+    start_wav,
+    start_worker,
+    stop_worker,
+    wait_state,
+    wait_until,
+    write_config,
+    write_wav,
+)
+from serve_support import AUTH_HEADER, DIALIN_KEY
+
+from botrun.bots.fleet import jobs
+from botrun.bots.fleet.frontdoor import REDIS
+from botrun.bots.serve import webhook
+
+
+async def test_two_workers_of_capacity_two_run_ten_calls_never_more_than_two_each(
+    tmp_path: Path,
+) -> None:
+    wav = write_wav(tmp_path / "in.wav", 2.0)
+    async with (
+        redis_server(tmp_path) as redis,
+        CountingSimulator() as sim_a,
+        CountingSimulator() as sim_b,
+    ):
+        workers = [
+            await start_worker(
+                tmp_path, "a", redis.url, write_config(tmp_path / "a.toml", sim_a.url)
+            ),
+            await start_worker(
+                tmp_path, "b", redis.url, write_config(tmp_path / "b.toml", sim_b.url)
+            ),
+        ]
+        try:
+            for w in workers:
+                await w.ready()
+            async with front_door(redis.url) as client:
+                started = [
+                    await start_wav(client, wav, tmp_path / f"out-{i}.wav") for i in range(10)
+                ]
+                records = [
+                    await wait_state(client, s["session_id"], ("ended", "failed"), 120)
+                    for s in started
+                ]
+        finally:
+            for w in workers:
+                await stop_worker(w)
+    assert [r["state"] for r in records] == ["ended"] * 10, records
+    assert sim_a.total + sim_b.total == 10
+    assert sim_a.most <= 2 and sim_b.most <= 2, (sim_a.most, sim_b.most)
+    assert sim_a.total > 0 and sim_b.total > 0  # both workers took calls
+    sessions = [*sim_a.sessions.values(), *sim_b.sessions.values()]
+    assert len(sessions) == 10
+    # every call ran through: audio reached the agent and the session was ended cleanly
+    assert all(s.ended and s.audio_duration_s() > 0.5 for s in sessions)
+    assert all(r["exit_code"] == 0 for r in records)
+
+
+async def test_sigterm_drains_a_call_in_progress_and_takes_no_new_one(tmp_path: Path) -> None:
+    long = write_wav(tmp_path / "long.wav", 6.0)
+    short = write_wav(tmp_path / "short.wav", 1.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        first = await start_worker(tmp_path, "a", redis.url, config, capacity=2)
+        second = None
+        try:
+            await first.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                first.signal(signal.SIGTERM)
+                await wait_until(lambda: "draining" in first.text(), "the worker to drain")
+                later = await start_wav(client, short, tmp_path / "o2.wav")
+                code = await first.wait(60)
+                record = await call_state(client, call["session_id"])
+                waiting = await call_state(client, later["session_id"])
+                # a job that had not started runs on another worker
+                second = await start_worker(tmp_path, "b", redis.url, config, capacity=1)
+                await second.ready()
+                done = await wait_state(client, later["session_id"], ("ended", "failed"))
+        finally:
+            for w in (first, second):
+                if w is not None:
+                    await stop_worker(w)
+    assert code == 0, first.text()
+    assert record["state"] == "ended" and record["exit_code"] == 0, record  # not cut
+    first_session = next(iter(sim.sessions.values()))
+    assert first_session.ended and first_session.audio_duration_s() > 4.0
+    assert waiting["state"] == "queued"  # the draining worker did not take it
+    assert done["state"] == "ended" and done["worker"] != record["worker"]
+
+
+async def test_sigkill_reports_the_call_failed_frees_it_and_the_queue_moves_on(
+    tmp_path: Path,
+) -> None:
+    long = write_wav(tmp_path / "long.wav", 30.0)
+    short = write_wav(tmp_path / "short.wav", 1.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        doomed = await start_worker(tmp_path, "a", redis.url, config, capacity=1)
+        other = None
+        try:
+            await doomed.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                running = await wait_state(client, call["session_id"], ("running",))
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                waiting = await start_wav(client, short, tmp_path / "o2.wav")
+                listed = await (await client.get("/sessions")).json()
+                doomed.signal(signal.SIGKILL)
+                await doomed.wait(10)
+                # its bot notices (its stdin closes) and leaves the call
+                await wait_until(lambda: not pid_alive(running["pid"]), "the orphan bot to exit")
+                other = await start_worker(tmp_path, "b", redis.url, config, capacity=1)
+                await other.ready()
+                lost = await wait_state(client, call["session_id"], ("failed",), 30)
+                done = await wait_state(client, waiting["session_id"], ("ended", "failed"))
+                after = await (await client.get("/sessions")).json()
+                job = await client.app[REDIS].exists(
+                    "arq:in-progress:" + call["session_id"], "arq:job:" + call["session_id"]
+                )
+        finally:
+            for w in (doomed, other):
+                if w is not None:
+                    await stop_worker(w)
+    by_id = {s["id"]: s for s in listed["sessions"]}
+    assert by_id[call["session_id"]]["state"] == "running"
+    assert by_id[call["session_id"]]["worker_url"].startswith("http://127.0.0.1:")
+    assert by_id[waiting["session_id"]]["state"] == "queued"
+    assert "was lost" in lost["error"] and lost["worker"] == running["worker"]
+    assert done["state"] == "ended" and done["worker"] != running["worker"]
+    assert after["sessions"] == [] and job == 0  # slot and job freed, nothing left running
+    assert next(iter(sim.sessions.values())).ended  # the orphan ended its agent session
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_duplicate_webhook_on_any_front_door_starts_nothing(tmp_path: Path) -> None:
+    body = json.dumps(
+        {"To": "+15550001111", "From": "+15552223333", "callId": "call-9", "callDomain": "d"}
+    ).encode()
+
+    def signed() -> dict[str, str]:
+        ts = str(int(time.time()))
+        return {
+            "Content-Type": "application/json",
+            webhook.SIGNATURE_HEADER: webhook.sign(DIALIN_KEY, ts, body),
+            webhook.TIMESTAMP_HEADER: ts,
+        }
+
+    async with (
+        redis_server(tmp_path) as redis,
+        front_door(redis.url) as one,
+        front_door(redis.url) as two,
+    ):
+        first = await one.post("/dialin", data=body, headers=signed())
+        info = await first.json()
+        dups = []
+        for door in (two, one):  # Daily's retries, to the other front door and this one
+            resp = await door.post("/dialin", data=body, headers=signed())
+            dups.append((resp.status, await resp.json()))
+        queued = await one.app[REDIS].zcard(jobs.QUEUE_NAME)
+        listed = await (await two.get("/sessions")).json()
+        metrics = await (await one.get("/metrics")).text()
+    assert first.status == 200, info
+    assert info["queued"] is True
+    for status, dup in dups:
+        assert status == 200
+        assert dup == {"duplicate": True, "session_id": info["session_id"], "state": "queued"}
+    assert queued == 1  # one job for the call, whichever front door Daily reached
+    (session,) = listed["sessions"]
+    assert session["call_id"] == "call-9" and session["transport"] == "daily"
+    assert 'botrun_frontdoor_calls_total{result="duplicate"} 1.0' in metrics  # this door's
+    assert "botrun_queue_depth 1.0" in metrics
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or botrun_env(),
+    )
+
+
+def test_redis_unavailable_at_start_is_one_clear_line(tmp_path: Path) -> None:
+    url = f"redis://:secretpw@127.0.0.1:{free_port()}/0"  # nothing listens there
+    worker = run_cli("worker", "--queue", url, "--transport", "wav")
+    serve = run_cli("serve", "--queue", url, "--port", "0")
+    for done in (worker, serve):
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("botrun: error: cannot reach Redis at redis://127.0.0.1:")
+        assert "secretpw" not in done.stderr
+
+
+async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recovered(
+    tmp_path: Path,
+) -> None:
+    long = write_wav(tmp_path / "long.wav", 8.0)
+    short = write_wav(tmp_path / "short.wav", 1.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        worker = await start_worker(
+            tmp_path, "a", redis.url, write_config(tmp_path / "w.toml", sim.url)
+        )
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                redis.stop()  # Redis lost (and it comes back empty: no persistence)
+                refused = await client.post(
+                    "/start",
+                    json={"transport": "wav", "options": {"input": [str(short)]}},
+                )
+                refusal = await refused.json()
+                health = await client.get("/health")
+                await wait_until(lambda: "lost Redis" in worker.text(), "the worker to notice")
+                assert sim.connected == 1  # the call goes on
+                await redis.start()
+                await wait_until(lambda: "is back" in worker.text(), "the worker to reconnect")
+                after = await start_wav(client, short, tmp_path / "o2.wav")
+                done = await wait_state(client, after["session_id"], ("ended", "failed"))
+                first = await wait_state(client, call["session_id"], ("ended", "failed"))
+        finally:
+            await stop_worker(worker)
+    assert refused.status == 503
+    assert refusal["error"].startswith("call refused: the call queue is unavailable")
+    assert health.status == 503
+    assert done["state"] == "ended"
+    # the call that lived through the outage ended whole, and its end was recorded
+    assert first["state"] == "ended" and first["exit_code"] == 0
+    first_session = next(iter(sim.sessions.values()))
+    assert first_session.ended and first_session.audio_duration_s() > 6.0
+
+
+async def test_delete_reaches_the_worker_running_the_call_and_metrics_count_it(
+    tmp_path: Path,
+) -> None:
+    long = write_wav(tmp_path / "long.wav", 30.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        workers = [
+            await start_worker(tmp_path, n, redis.url, write_config(tmp_path / "w.toml", sim.url))
+            for n in ("a", "b")
+        ]
+        try:
+            for w in workers:
+                await w.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                running = await wait_state(client, call["session_id"], ("running",))
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                listed = await (await client.get("/sessions")).json()
+                unauthorized = await client.delete(
+                    f"/sessions/{call['session_id']}", headers={"Authorization": "Bearer nope"}
+                )
+                resp = await client.delete(f"/sessions/{call['session_id']}")
+                accepted = resp.status
+                stopped = await wait_state(client, call["session_id"], ("stopped",))
+                missing = await client.delete("/sessions/no-such-call")
+                (row,) = [s for s in listed["sessions"] if s["id"] == call["session_id"]]
+                async with ClientSession() as http:
+                    url = row["worker_url"] + "/metrics"
+                    refused = await http.get(url)
+                    text = await (await http.get(url, headers=AUTH_HEADER)).text()
+        finally:
+            for w in workers:
+                await stop_worker(w)
+    assert unauthorized.status == 401 and accepted == 202 and missing.status == 404
+    assert stopped["worker"] == running["worker"]
+    assert not pid_alive(running["pid"])
+    assert next(iter(sim.sessions.values())).ended  # the bot left cleanly (session.end)
+    assert len(listed["workers"]) == 2
+    assert refused.status == 401  # a worker's /metrics needs the token too
+    assert 'botrun_worker_calls_total{outcome="stopped"} 1.0' in text
+    assert "botrun_worker_capacity 2.0" in text
+    assert 'botrun_call_start_seconds_count{start="warm"} 1.0' in text
+
+
+async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_never_starts(
+    tmp_path: Path,
+) -> None:
+    short = write_wav(tmp_path / "short.wav", 1.0)
+    async with (
+        redis_server(tmp_path) as redis,
+        CountingSimulator() as sim,
+        front_door(redis.url, queue_wait_s=1.0, max_queued=1) as client,
+    ):
+        waiting = await start_wav(client, short, tmp_path / "o1.wav")
+        busy = await client.post(
+            "/start", json={"transport": "wav", "options": {"input": [str(short)]}}
+        )
+        refusal = await busy.json()
+        await asyncio.sleep(2.5)  # past the queue wait, with no worker at all
+        worker = await start_worker(
+            tmp_path, "a", redis.url, write_config(tmp_path / "w.toml", sim.url)
+        )
+        try:
+            await worker.ready()
+            expired = await wait_state(client, waiting["session_id"], ("failed", "ended"))
+            async with front_door(redis.url) as patient:  # the default queue wait
+                after = await start_wav(patient, short, tmp_path / "o2.wav")
+                done = await wait_state(patient, after["session_id"], ("ended", "failed"))
+        finally:
+            await stop_worker(worker)
+    assert busy.status == 503
+    assert refusal["queue_depth"] == 1 and refusal["error"].startswith("busy")
+    assert expired["state"] == "failed" and "queue wait" in expired["error"]
+    assert done["state"] == "ended" and sim.total == 1  # the expired call never started
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--queue", "http://nope"), "is not a Redis URL"),
+        (("--queue", "redis://127.0.0.1:1/0", "--transport", "fax"), "no such transport"),
+        (("--queue", "redis://127.0.0.1:1/0"), "DAILY_API_KEY is not set"),
+    ],
+)
+def test_worker_usage_errors_are_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    env = botrun_env()
+    env.pop("DAILY_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "worker", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,  # no .env here
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]

@@ -1,0 +1,280 @@
+"""The page's server and the browser transport against bad input, with a real aiohttp
+client on loopback, the real bridge and the simulator (no browser needed here): the token,
+cross-origin WebSockets, a second tab, malformed page messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from botrun.core.config import apply_overrides, config_from_dict
+from botrun.core.sim import Simulator
+
+
+class Call:
+    def __init__(self, server: Any, sim: Any, task: asyncio.Task[int]) -> None:
+        self.server, self.sim, self.task = server, sim, task
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def ws_url(self, token: bool = True) -> str:
+        q = f"?token={self.server.token}" if token else ""
+        return f"ws://127.0.0.1:{self.server.port}/ws{q}"
+
+
+@pytest_asyncio.fixture
+async def web_call(tmp_path: Path) -> AsyncIterator[Call]:
+    """``botrun web``'s loop (one call) with the simulator, no console."""
+    from botrun.bots.web import serve_calls
+    from botrun.transports.browser.server import PageServer
+
+    async with Simulator() as sim:
+        cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {"agent.url": sim.url})
+        server = PageServer("127.0.0.1", 0, calls_dir=tmp_path / "calls")
+        await server.start()
+        task = asyncio.create_task(
+            serve_calls(
+                server, cfg, None, record=tmp_path / "calls", max_calls=1, console=False,
+                signals=False,
+            )
+        )  # fmt: skip
+        try:
+            yield Call(server, sim, task)
+        finally:
+            if not task.done():
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            await server.stop()
+
+
+async def _messages(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 10) -> Any:
+    async def scan() -> Any:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                if data.get("type") == kind:
+                    return data
+        raise AssertionError(f"socket closed before {kind!r}")
+
+    return await asyncio.wait_for(scan(), timeout)
+
+
+async def test_every_request_needs_the_token(web_call: Call) -> None:
+    # (unsafe: the default jar keeps no cookie for an IP address such as 127.0.0.1)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        for path in ("/", "/static/app.js", "/calls", "/ws"):
+            async with http.get(web_call.base + path) as r:
+                assert r.status == 403, path
+                assert "token" in await r.text()
+            async with http.get(web_call.base + path + "?token=wrong") as r:
+                assert r.status == 403, path
+        async with http.get(f"{web_call.base}/?token={web_call.server.token}") as r:
+            assert r.status == 200
+            assert "Start call" in await r.text()
+        # the page's own requests then carry the token as a cookie
+        async with http.get(web_call.base + "/static/worklet.js") as r:
+            assert r.status == 200
+            assert "registerProcessor" in await r.text()
+        async with http.get(web_call.base + "/static/../server.py") as r:
+            assert r.status in (403, 404)
+
+
+async def test_a_websocket_from_another_origin_is_refused(web_call: Call) -> None:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(web_call.ws_url(), headers={"Origin": "http://evil.example"})
+        assert refused.value.status == 403
+
+
+async def test_a_second_tab_is_told_busy(web_call: Call) -> None:
+    async with aiohttp.ClientSession() as http:
+        first = await http.ws_connect(web_call.ws_url())
+        await _messages(first, "welcome")
+        second = await http.ws_connect(web_call.ws_url())
+        assert (await _messages(second, "busy"))["type"] == "busy"
+        await second.receive()
+        assert second.closed and second.close_code == 1013
+        assert web_call.server.busy_refusals == 1
+        # the first tab's call goes on, and ends when it hangs up
+        await first.send_str(json.dumps({"type": "hangup"}))
+        assert (await _messages(first, "ended"))["reason"] == "hung up on the page"
+        assert await asyncio.wait_for(web_call.task, 10) == 0
+
+
+async def test_malformed_page_messages_are_logged_dropped_and_survived(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    from botrun.transports.browser.messages import MAX_BINARY
+
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_bytes(voiced[:640])  # audio before hello: no rate to read it at
+        for bad in (
+            "not json",
+            "[1, 2]",
+            '{"type": "bogus"}',
+            '{"type": "hello", "rate": "fast"}',
+            '{"type": "hello", "rate": 5}',
+            '{"type": "mute", "muted": "yes"}',
+            "x" * 5000,
+        ):
+            await ws.send_str(bad)
+        await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+        await ws.send_bytes(voiced[:641])  # odd length: not PCM16
+        await ws.send_bytes(bytes(MAX_BINARY + 2))  # oversized
+        for i in range(0, len(voiced), 640):  # and the call goes on: 1 s of voice, paced
+            await ws.send_bytes(voiced[i : i + 640])
+            await asyncio.sleep(0.02)
+        await ws.send_str(json.dumps({"type": "hangup"}))
+        await _messages(ws, "ended")
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    (session,) = web_call.sim.sessions.values()
+    assert session.received_samples >= 0.9 * 24000  # the second of voice reached the agent
+    dropped = [r for r in caplog.records if "dropped a message from the page" in r.getMessage()]
+    assert len(dropped) == 5  # each logged up to five, then at debug level
+    summary = [r for r in caplog.records if "malformed messages from the page" in r.getMessage()]
+    assert len(summary) == 1 and "dropped 10 malformed" in summary[0].getMessage()
+
+
+async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) -> None:
+    """The ``browser`` transport command: serves the page, the call is the first tab's, and
+    the command ends when it hangs up; ``--record`` works for it like for any transport."""
+    import os
+    import re
+    import sys
+
+    async with Simulator() as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "botrun.bots.cli", "browser", "--port", "0",
+            "--agent-url", sim.url, "--record", str(tmp_path / "rec"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = re.search(r"http://\S+", line)
+        assert url, line
+        ws_url = url.group(0).replace("http://", "ws://").replace("/?token", "/ws?token")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(ws_url)
+            await _messages(ws, "welcome")
+            await ws.send_str(json.dumps({"type": "hangup"}))
+            await _messages(ws, "ended")
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert "call recorded to" in out.decode()
+    events = (tmp_path / "rec" / "events.jsonl").read_text()
+    assert '"participant.joined"' in events and '"recording.end"' in events
+
+
+async def test_the_bot_hanging_up_ends_the_page_call(tmp_path: Path) -> None:
+    """The agent calls the built-in end_call: the browser transport tells the page why and
+    the call ends without the page hanging up (hang_up = leaving)."""
+    from botrun.bots.web import serve_calls
+    from botrun.core.sim.scenario import scenario_from_dict
+    from botrun.transports.browser.server import PageServer
+
+    scenario = scenario_from_dict(
+        {
+            "reply": {"default": "tone", "ms_per_char": 20},
+            "turns": [{"user": "bye", "reply": "Goodbye!", "tool": {"name": "end_call"}}],
+        }
+    )
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with Simulator(scenario) as sim:
+        cfg = apply_overrides(
+            config_from_dict({"agent": {"greeting": "", "tools": ["end_call"]}}),
+            {"agent.url": sim.url},
+        )
+        server = PageServer("127.0.0.1", 0)
+        await server.start()
+        try:
+            task = asyncio.create_task(
+                serve_calls(server, cfg, None, record=tmp_path / "rec", max_calls=1,
+                            console=False, signals=False)
+            )  # fmt: skip
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(f"ws://127.0.0.1:{server.port}/ws?token={server.token}")
+                await _messages(ws, "welcome")
+                await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+                audio = voiced + bytes(2 * rate)  # a second of voice, a second of silence
+                for i in range(0, len(audio), 640):
+                    await ws.send_bytes(audio[i : i + 640])
+                    await asyncio.sleep(0.02)
+                ended = await _messages(ws, "ended", timeout=20)
+            assert await asyncio.wait_for(task, 10) == 0
+        finally:
+            await server.stop()
+    assert ended["reason"] == "hang_up"
+    (call_dir,) = (tmp_path / "rec").iterdir()
+    events = (call_dir / "events.jsonl").read_text()
+    assert '"call.action"' in events and '"hang_up"' in events
+
+
+async def test_botrun_web_runs_call_after_call_and_reports_each(tmp_path: Path) -> None:
+    """The ``botrun web`` command itself: the simulator, the page's server, a call (here a
+    plain WebSocket client that speaks a second and hangs up), its report; Ctrl-C ends it."""
+    import os
+    import re
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "botrun.bots.cli", "web", "--port", "0",
+        "--record", str(tmp_path / "calls"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    try:
+        while not lines or "open http" not in lines[-1]:
+            lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
+            assert lines[-1], f"botrun web ended: {lines}"
+        url = re.search(r"http://\S+", lines[-1])
+        assert url, lines
+        base, token = url.group(0).split("/?token=")
+        rate = 16000
+        voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"{base.replace('http', 'ws')}/ws?token={token}")
+            await _messages(ws, "welcome")
+            await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+            audio = voiced.tobytes() + bytes(rate)
+            for i in range(0, len(audio), 640):
+                await ws.send_bytes(audio[i : i + 640])
+                await asyncio.sleep(0.02)
+            await ws.send_str(json.dumps({"type": "hangup"}))
+            await _messages(ws, "ended")
+            while True:  # the report of the finished call is listed for the page
+                line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+                if "report:" in line:
+                    break
+            async with http.get(f"{base}/calls?token={token}") as r:
+                (listed,) = (await r.json())["calls"]
+            async with http.get(f"{base}{listed['report']}?token={token}") as r:
+                assert r.status == 200 and "Timeline" in await r.text()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    (call_dir,) = (tmp_path / "calls").iterdir()  # the call; not the one waiting at Ctrl-C
+    assert (call_dir / "report.html").is_file()

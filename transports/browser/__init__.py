@@ -1,0 +1,1 @@
+"""The ``browser`` transport: talk to the bot from a web page (``botrun web``/``browser``)."""
