@@ -6,7 +6,9 @@ own delivers 20 ms PCM16 frames at 16 kHz for each participant (speech-like voic
 pauses, near-silence in between), and the bot's voice goes into a sink that accepts writes at
 once, like Agora's push, and logs when each chunk arrived. Participant A says something, the
 agent (the simulator, echoing) answers; in every other exchange someone talks into the reply,
-so the bot is interrupted. Each session's 20 ms tick has its own random phase (calls join at
+so the bot is interrupted. The sink declares ``write_blocks = False``, so every call's pacer
+runs on the process's one shared pacer thread (``--pacer-threads``: a thread per call, as a
+blocking sink gets). Each session's 20 ms tick has its own random phase (calls join at
 random moments; aligned ticks would make every frame queue behind all the others). The
 simulator runs in a separate process (``botrun agent-sim``) on loopback, so its CPU is not
 counted here.
@@ -50,7 +52,7 @@ that wait, not the bridge's code, makes the inbound latency tail: the loop canno
 frame's hand-off while it has no core.
 
 Run: ``.venv/bin/python benchmarks/bridge.py [--sessions 50] [--seconds 20] [--participants
-1|2] [--chunk-ms 20]`` (``--sessions 5`` for a quick look).
+1|2] [--chunk-ms 20] [--pacer-threads]`` (``--sessions 5`` for a quick look).
 """
 
 from __future__ import annotations
