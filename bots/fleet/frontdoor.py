@@ -22,7 +22,6 @@ longer than ``--queue-wait-s`` is never started (arq's job expiry) and reported 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,8 +30,13 @@ from typing import Any
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from botrun.bots.serve import webhook
-from botrun.bots.serve.app import SETTINGS, ServeSettings, _read_body, authenticate
+from botrun.bots.serve.app import (
+    SETTINGS,
+    ServeSettings,
+    authenticate,
+    read_json_object,
+    receive_dialin,
+)
 from botrun.bots.serve.listener import note_request
 
 from . import jobs, store
@@ -40,7 +44,6 @@ from .metrics import FrontDoorMetrics, exposition
 from .redis import describe, reason, redis_errors
 
 log = logging.getLogger("botrun.serve")
-net_log = logging.getLogger("botrun.serve.net")
 
 #: Shared options a job may set besides the transport's own. Not ``agent_url`` (the bot
 #: would send the worker's ASSEMBLYAI_API_KEY wherever a caller points it), not ``config``
@@ -115,23 +118,10 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
 
 async def dialin(request: web.Request) -> web.Response:
     received = time.time()
-    settings = request.app[SETTINGS]
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        return body
-    if webhook.is_test_payload(body):
-        log.info("dial-in webhook test payload received")
-        return web.json_response({"ok": True, "test": True})
-    try:
-        if settings.dialin_key is not None:
-            webhook.verify(settings.dialin_key, request.headers, body)
-        call = webhook.parse_call(body)
-    except webhook.WebhookRejected as exc:
-        request.app[METRICS].requests.labels("refused").inc()
-        net_log.warning(
-            "dial-in webhook from %s refused (%d): %s", request.remote, exc.status, exc.reason
-        )
-        return _error(exc.status, exc.reason)
+    metrics = request.app[METRICS]
+    call = await receive_dialin(request, lambda: metrics.requests.labels("refused").inc())
+    if isinstance(call, web.Response):
+        return call
     job = jobs.CallJob(
         session_id=jobs.session_id_for_call(call.call_id),
         transport="daily",
@@ -163,15 +153,9 @@ def _check_options(q: QueueSettings, transport: str, options: Any) -> str | None
 
 async def start(request: web.Request) -> web.Response:
     received = time.time()
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        data = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "body is not JSON")
-    if not isinstance(data, dict):
-        return _error(400, "body is not a JSON object")
+    data = await read_json_object(request)
+    if isinstance(data, web.Response):
+        return data
     q = request.app[QUEUE]
     transport = data.get("transport", "daily")
     if not isinstance(transport, str):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from botrun.core.logs import LEVELS
+from botrun.bots.serve import options as opt
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -61,18 +61,8 @@ log = logging.getLogger("botrun.worker")
     metavar="NAME",
     help="A transport this worker runs calls of (repeatable) [default: daily].",
 )
-@click.option(
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Bot configuration (TOML) passed to every bot.",
-)
-@click.option(
-    "--bot-max-duration-s",
-    default=3600.0,
-    show_default=True,
-    type=click.FloatRange(1, 24 * 3600),
-    help="A call still running after this long is asked to leave.",
-)
+@opt.config_option()
+@opt.bot_max_duration_option("A call still running after this long is asked to leave.")
 @click.option(
     "--poll-interval",
     "poll_s",
@@ -95,26 +85,10 @@ log = logging.getLogger("botrun.worker")
     help="The folder `wav` calls' files are in: their input/output/transcript/record paths "
     "are relative to it and cannot leave it (needed with --transport wav).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address of /metrics.")
-@click.option(
-    "--port",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port of /metrics, /health and /sessions (0: any free port, logged at start).",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Allow a non-loopback --host without BOTRUN_API_TOKEN.",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-    help="Logging verbosity.",
-)
+@opt.host_option("Address of /metrics.")
+@opt.port_option(0, "Port of /metrics, /health and /sessions (0: any free port, logged at start).")
+@opt.insecure_option("Allow a non-loopback --host without BOTRUN_API_TOKEN.")
+@opt.log_level_option()
 def command(
     queue_url: str,
     capacity: int,
