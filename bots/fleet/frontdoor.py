@@ -16,7 +16,8 @@ state of its own: any number of front doors can answer behind a load balancer.
 
 Refusals: 503 ``busy`` with the queue depth when ``--max-queued`` calls already wait; 503
 when Redis cannot be reached (the call is refused, nothing is queued). A call that waits
-longer than ``--queue-wait-s`` is never started (arq's job expiry) and reported failed.
+longer than ``--queue-wait-s`` (a Twilio call: ``--twilio-queue-wait-s``) is never started
+(arq's job expiry) and reported failed.
 """
 
 from __future__ import annotations
@@ -51,17 +52,29 @@ log = logging.getLogger("botrun.serve")
 SHARED_OPTIONS = ("name",)
 
 
+#: How long Twilio waits for a webhook's answer by default (its connection overrides'
+#: ``rt``/``tt``), seconds.
+TWILIO_WEBHOOK_TIMEOUT_S = 15.0
+
+
 @dataclass
 class QueueSettings:
     queue_url: str
     #: A call not taken by a worker within this many seconds is never started.
     queue_wait_s: float = 30.0
+    #: The same for Twilio calls: their voice webhook waits for a worker, and Twilio gives
+    #: up on the webhook after :data:`TWILIO_WEBHOOK_TIMEOUT_S`.
+    twilio_queue_wait_s: float = 10.0
     #: Refuse (503 busy) when this many calls already wait.
     max_queued: int = 100
     #: Transports POST /start may queue besides ``daily`` (with their options).
     call_transports: tuple[str, ...] = ()
     #: Option names of each allowed transport, for validating a job's options.
     transport_options: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def wait_for(self, transport: str) -> float:
+        """How long a call of ``transport`` may wait for a worker."""
+        return self.twilio_queue_wait_s if transport == "twilio" else self.queue_wait_s
 
 
 QUEUE = web.AppKey("queue", QueueSettings)
@@ -85,6 +98,7 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
     """Queue ``job`` once (its id dedupes), or refuse it: busy, or Redis unavailable."""
     app = request.app
     q, redis, metrics = app[QUEUE], app[REDIS], app[METRICS]
+    wait_s = q.wait_for(job.transport)
     try:
         depth = await store.queue_depth(redis)
         if depth >= q.max_queued:
@@ -96,7 +110,7 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
             job.to_dict(),
             _job_id=job.session_id,
             _queue_name=jobs.QUEUE_NAME,
-            _expires=q.queue_wait_s,
+            _expires=wait_s,
         )
         if queued is None:  # the same call again (a webhook retry): nothing new starts
             metrics.requests.labels("duplicate").inc()
@@ -105,7 +119,7 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
             return web.json_response(
                 {"duplicate": True, "session_id": job.session_id, "state": record.get("state")}
             )
-        await store.queue_call(redis, job, expires_at=job.received_at + q.queue_wait_s)
+        await store.queue_call(redis, job, expires_at=job.received_at + wait_s)
     except redis_errors() as exc:
         return _unavailable(app, exc)
     metrics.redis_up.set(1)

@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from .twilio_door import TwilioDoor
 
 log = logging.getLogger("botrun.serve")
-#: How long Twilio waits for a webhook's answer by default (its connection overrides'
-#: ``rt``/``tt``), seconds.
-TWILIO_WEBHOOK_TIMEOUT_S = 15.0
 
 
 def check(
@@ -31,6 +28,7 @@ def check(
     queue_wait_s: float,
     max_queued: int,
     call_transports: tuple[str, ...],
+    twilio_queue_wait_s: float = 10.0,
 ) -> tuple[object, QueueSettings, object]:
     """Validate secrets and options (one-line errors); returns serve's settings and the
     queue's. The front door needs no Daily key: the workers make rooms and tokens."""
@@ -41,7 +39,7 @@ def check(
     from botrun.core.plugins import transports
     from botrun.core.secrets import Secrets
 
-    from .frontdoor import QueueSettings
+    from .frontdoor import TWILIO_WEBHOOK_TIMEOUT_S, QueueSettings
     from .redis import settings_for
 
     settings_for(queue_url)
@@ -74,17 +72,18 @@ def check(
     queue = QueueSettings(
         queue_url=queue_url,
         queue_wait_s=queue_wait_s,
+        twilio_queue_wait_s=twilio_queue_wait_s,
         max_queued=max_queued,
         call_transports=call_transports,
         transport_options=options,
     )
     if door is not None:
         door.api_token = auth.token
-        if queue_wait_s >= TWILIO_WEBHOOK_TIMEOUT_S:
+        if twilio_queue_wait_s >= TWILIO_WEBHOOK_TIMEOUT_S:
             log.warning(
-                "--queue-wait-s %.0f: Twilio waits %.0f s for its voice webhook's answer "
-                "(unless its URL overrides that); a Twilio call still queued then is lost",
-                queue_wait_s,
+                "--twilio-queue-wait-s %.0f: Twilio waits %.0f s for its voice webhook's "
+                "answer (unless its URL overrides that); a Twilio call still queued then is lost",
+                twilio_queue_wait_s,
                 TWILIO_WEBHOOK_TIMEOUT_S,
             )
     return serve_settings, queue, door

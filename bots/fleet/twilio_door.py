@@ -3,9 +3,9 @@
 * ``POST /twilio/voice``  the signed voice webhook -> a ``twilio`` job whose id is derived
   from the CallSid (Twilio's retries, on any front door, name the same job: nothing new
   starts). The answer waits until a worker has taken the job (:mod:`.twilio_claims`, up to
-  ``--queue-wait-s``) and is TwiML connecting the call's Media Stream to *that worker's*
-  public URL; no worker in time, a full queue or no Redis -> a polite ``<Say>`` and
-  ``<Hangup>``.
+  ``--twilio-queue-wait-s``, under Twilio's 15 s webhook timeout) and is TwiML connecting
+  the call's Media Stream to *that worker's* public URL; no worker in time, a full queue or
+  no Redis -> a polite ``<Say>`` and ``<Hangup>``.
 * ``POST /twilio/status`` signed call status callbacks -> relayed to the worker running the
   call (``POST <worker public URL>/twilio/relay``, with ``BOTRUN_API_TOKEN``); those of a
   call not running yet (an outbound call ringing) are kept in Redis a few minutes and reach
@@ -138,7 +138,8 @@ async def voice(request: web.Request) -> web.Response:
         if queued.status == 200 and record.get("state") not in (*store.ACTIVE_STATES, None):
             log.warning("call %s: webhook for a call already over; hanging up", call_sid)
             return _xml(twiml.hang_up())
-        wait_s = max(0.0, record.get("expires_at", received + q.queue_wait_s) - time.time())
+        expires_at = record.get("expires_at", received + q.wait_for("twilio"))
+        wait_s = max(0.0, expires_at - time.time())
         taker = await twilio_claims.wait_claimed(redis, sid, wait_s)
         if taker is None:
             taker = await twilio_claims.claim(redis, sid, twilio_claims.BUSY)

@@ -101,6 +101,14 @@ URGENT_CLEANUP_S = 10.0
     help="With --queue: a call no worker takes within this time is never started.",
 )
 @click.option(
+    "--twilio-queue-wait-s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="With --queue: the same for a Twilio call, whose voice webhook waits for a worker "
+    "(Twilio gives up after 15 s): no worker by then, the caller hears the lines are busy.",
+)
+@click.option(
     "--max-queued",
     default=100,
     show_default=True,
@@ -130,6 +138,7 @@ def command(
     insecure: bool,
     queue_url: str | None,
     queue_wait_s: float,
+    twilio_queue_wait_s: float,
     max_queued: int,
     call_transports: tuple[str, ...],
     log_level: str,
@@ -178,6 +187,7 @@ def command(
             insecure=insecure,
             read_timeout_s=read_timeout_s,
             queue_wait_s=queue_wait_s,
+            twilio_queue_wait_s=twilio_queue_wait_s,
             max_queued=max_queued,
             call_transports=call_transports,
         )
