@@ -450,3 +450,32 @@ def test_serve_warns_only_when_twilio_calls_may_wait_as_long_as_twilio_does(
     assert queue.wait_for("twilio") == wait_s and queue.wait_for("daily") == 30.0
     assert ("--twilio-queue-wait-s" in caplog.text) is warned
     assert "--queue-wait-s 30" not in caplog.text  # Daily's calls may wait longer
+
+
+async def test_the_front_door_refuses_twilio_webhooks_as_serve_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One reader of Twilio's signed forms (bots/serve/twilio_routes.signed_form) for serve
+    and the front door: 403 unsigned (logged), 400 without a CallSid, nothing queued."""
+    import logging
+
+    from botrun.bots.fleet import jobs
+    from botrun.bots.fleet.frontdoor import REDIS
+
+    async with (
+        redis_server(tmp_path) as redis,
+        twilio_front_door(redis.url, queue_wait_s=2.0) as door,
+    ):
+        front = str(door.make_url("")).rstrip("/")
+        url = front + "/twilio/voice"
+        async with FakeTwilio(front) as tw:
+            with caplog.at_level(logging.WARNING, logger="botrun.serve.net"):
+                unsigned, _ = await tw.post(url, {"CallSid": "CAx"}, None)
+            no_sid, body = await tw.post(
+                url, {"From": "+15550001111"}, sign(url, {"From": "+15550001111"})
+            )
+        queued = await door.app[REDIS].zcard(jobs.QUEUE_NAME)
+    assert unsigned == 403
+    assert "refused (403): missing or wrong X-Twilio-Signature" in caplog.text
+    assert (no_sid, body) == (400, "CallSid missing")
+    assert queued == 0

@@ -17,7 +17,6 @@ which checks its signature against its own public URL.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -25,8 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
-
-from botrun.bots.serve.app import SETTINGS
 
 from . import jobs, store, twilio_claims
 from .redis import redis_errors
@@ -36,7 +33,6 @@ if TYPE_CHECKING:
     from botrun.transports.twilio.signature import Validator
 
 log = logging.getLogger("botrun.serve.twilio")
-net_log = logging.getLogger("botrun.serve.net")
 
 PATHS = ("/twilio/voice", "/twilio/status")
 FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
@@ -69,29 +65,10 @@ def _xml(body: str) -> web.Response:
 
 
 async def _signed_form(request: web.Request) -> dict[str, str] | web.Response:
+    from botrun.bots.serve.twilio_routes import signed_form
+
     door = request.app[DOOR]
-    timeout = request.app[SETTINGS].read_timeout_s
-    try:
-        form = await asyncio.wait_for(request.post(), timeout)
-    except ValueError:
-        return web.Response(text="bad form body", status=400)
-    except TimeoutError:
-        response = web.Response(text="request body too slow", status=408)
-        response.force_close()
-        return response
-    params = {k: v for k, v in form.items() if isinstance(v, str)}
-    url = door.settings.http_url(request.path_qs)
-    if not door.validator.valid(url, params, request.headers.get("X-Twilio-Signature")):
-        net_log.warning(
-            "%s %s from %s refused (403): missing or wrong X-Twilio-Signature",
-            request.method,
-            request.path,
-            request.remote,
-        )
-        return web.Response(text="forbidden", status=403)
-    if not params.get("CallSid"):
-        return web.Response(text="CallSid missing", status=400)
-    return params
+    return await signed_form(request, door.settings, door.validator)
 
 
 async def voice(request: web.Request) -> web.Response:

@@ -108,6 +108,17 @@ async def delete_rooms_now(app: web.Application, timeout_s: float) -> list[str]:
     return sorted(owned)
 
 
+def log_slow_body(request: web.Request, timeout_s: float) -> None:
+    """A request whose body did not arrive in time (answered 408), logged rate-limited."""
+    net_log.warning(
+        "%s %s from %s: body not received within %.0f s",
+        request.method,
+        request.path,
+        request.remote,
+        timeout_s,
+    )
+
+
 async def _read_body(request: web.Request) -> bytes | web.Response:
     settings = request.app[SETTINGS]
     if (request.content_length or 0) > settings.max_body_bytes:
@@ -117,13 +128,7 @@ async def _read_body(request: web.Request) -> bytes | web.Response:
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body larger than {settings.max_body_bytes} bytes")
     except TimeoutError:
-        net_log.warning(
-            "%s %s from %s: body not received within %.0f s",
-            request.method,
-            request.path,
-            request.remote,
-            settings.read_timeout_s,
-        )
+        log_slow_body(request, settings.read_timeout_s)
         response = _error(408, f"request body not received within {settings.read_timeout_s} s")
         response.force_close()
         return response

@@ -39,11 +39,11 @@ URGENT_CLEANUP_S = 10.0
 @opt.host_option("Address to listen on.")
 @opt.port_option(7860, "Port to listen on (0: any free port, logged at start).")
 @opt.config_option()
-@click.option(
+@opt.number_option(
     "--max-bots",
     default=4,
-    show_default=True,
-    type=click.IntRange(1, 1000),
+    low=1,
+    high=1000,
     help="Most bots running at once; more calls are answered 503.",
 )
 @opt.bot_max_duration_option("A bot still running after this long is asked to leave.")
@@ -53,33 +53,33 @@ URGENT_CLEANUP_S = 10.0
     help="Command that runs one bot (room and dial-in flags are appended) "
     "[default: python -m botrun.bots.cli daily].",
 )
-@click.option(
+@opt.number_option(
     "--idle-timeout-s",
     default=15.0,
-    show_default=True,
-    type=click.FloatRange(0.1, 3600),
+    low=0.1,
+    high=3600,
     help="Close a connection idle this long, or that has not sent a whole request by then.",
 )
-@click.option(
+@opt.number_option(
     "--read-timeout-s",
     default=10.0,
-    show_default=True,
-    type=click.FloatRange(0.1, 3600),
+    low=0.1,
+    high=3600,
     help="A request body must arrive within this time (else 408).",
 )
-@click.option(
+@opt.number_option(
     "--max-connections",
     default=0,
-    show_default=True,
-    type=click.IntRange(0, 100_000),
+    low=0,
+    high=100_000,
     help="Most client connections open at once; more are closed at once "
     "(0: from the open-file limit, at most 1000).",
 )
-@click.option(
+@opt.number_option(
     "--max-calls",
     default=20,
-    show_default=True,
-    type=click.IntRange(1, 10_000),
+    low=1,
+    high=10_000,
     help="Most Twilio calls running at once in this process; more are told the lines are busy.",
 )
 @opt.insecure_option(
@@ -93,26 +93,26 @@ URGENT_CLEANUP_S = 10.0
     help="Run as the front door of a fleet: queue each call in this Redis "
     "(redis://host:port/db) for `botrun worker` processes, instead of running bots here.",
 )
-@click.option(
+@opt.number_option(
     "--queue-wait-s",
     default=30.0,
-    show_default=True,
-    type=click.FloatRange(1, 3600),
+    low=1,
+    high=3600,
     help="With --queue: a call no worker takes within this time is never started.",
 )
-@click.option(
+@opt.number_option(
     "--twilio-queue-wait-s",
     default=10.0,
-    show_default=True,
-    type=click.FloatRange(1, 3600),
+    low=1,
+    high=3600,
     help="With --queue: the same for a Twilio call, whose voice webhook waits for a worker "
     "(Twilio gives up after 15 s): no worker by then, the caller hears the lines are busy.",
 )
-@click.option(
+@opt.number_option(
     "--max-queued",
     default=100,
-    show_default=True,
-    type=click.IntRange(1, 1_000_000),
+    low=1,
+    high=1_000_000,
     help="With --queue: answer 503 busy (with the queue depth) when this many calls wait.",
 )
 @click.option(

@@ -14,14 +14,24 @@ from botrun.core.logs import LEVELS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def number_option(
+    *decls: str, default: float, low: float, high: float, help: str
+) -> Callable[[F], F]:
+    """A number within ``low``..``high`` (an int default: whole numbers), default shown."""
+    kind: click.ParamType = (
+        click.IntRange(int(low), int(high))
+        if isinstance(default, int)
+        else click.FloatRange(low, high)
+    )
+    return click.option(*decls, default=default, show_default=True, type=kind, help=help)
+
+
 def host_option(help: str) -> Callable[[F], F]:
     return click.option("--host", default="127.0.0.1", show_default=True, help=help)
 
 
 def port_option(default: int, help: str) -> Callable[[F], F]:
-    return click.option(
-        "--port", default=default, show_default=True, type=click.IntRange(0, 65535), help=help
-    )
+    return number_option("--port", default=default, low=0, high=65535, help=help)
 
 
 def config_option() -> Callable[[F], F]:
@@ -34,13 +44,7 @@ def config_option() -> Callable[[F], F]:
 
 
 def bot_max_duration_option(help: str) -> Callable[[F], F]:
-    return click.option(
-        "--bot-max-duration-s",
-        default=3600.0,
-        show_default=True,
-        type=click.FloatRange(1, 24 * 3600),
-        help=help,
-    )
+    return number_option("--bot-max-duration-s", default=3600.0, low=1, high=24 * 3600, help=help)
 
 
 def insecure_option(help: str) -> Callable[[F], F]:

@@ -32,26 +32,26 @@ log = logging.getLogger("botrun.worker")
     envvar="BOTRUN_QUEUE",
     help="The fleet's Redis (redis://host:port/db) [env: BOTRUN_QUEUE].",
 )
-@click.option(
+@opt.number_option(
     "--capacity",
     default=4,
-    show_default=True,
-    type=click.IntRange(1, 1000),
+    low=1,
+    high=1000,
     help="Most calls this worker runs at once (counted; more wait in the queue).",
 )
-@click.option(
+@opt.number_option(
     "--warm",
     default=1,
-    show_default=True,
-    type=click.IntRange(0, 100),
+    low=0,
+    high=100,
     help="Idle bot processes kept with the heavy imports done (0: every start is cold).",
 )
-@click.option(
+@opt.number_option(
     "--drain-timeout",
     "drain_timeout_s",
     default=600.0,
-    show_default=True,
-    type=click.FloatRange(1, 24 * 3600),
+    low=1,
+    high=24 * 3600,
     help="On SIGTERM, calls in progress may run this long (seconds) before being stopped.",
 )
 @click.option(
@@ -63,12 +63,12 @@ log = logging.getLogger("botrun.worker")
 )
 @opt.config_option()
 @opt.bot_max_duration_option("A call still running after this long is asked to leave.")
-@click.option(
+@opt.number_option(
     "--poll-interval",
     "poll_s",
     default=0.1,
-    show_default=True,
-    type=click.FloatRange(0.01, 10),
+    low=0.01,
+    high=10,
     help="How often arq looks at the queue (seconds): a new call waits up to this long, and "
     "each look costs Redis a few round trips per queued or running job.",
 )
