@@ -6,13 +6,14 @@ or two 20 ms frames, weigh each participant's frame (its energy, for who is spea
 resample the mix from 16 to 24 kHz. Done call by call that is a dozen NumPy calls per call
 per frame, each costing more in overhead than in arithmetic at these sizes. So a call's
 audio is only *queued* when the hand-off (``core/handoff.py``) delivers it; the calls that
-got audio in that tick are collected here and, right after the tick, all their due frames
+got audio in that tick are collected here and, at the end of the tick, all their due frames
 are mixed in a few array operations (:func:`~botrun.core.audio.mixer.mix_many`), every
 participant frame's energy is one reduction (:func:`~botrun.core.audio.pcm.energies`) and
 every call's mix goes through one matrix product
 (:func:`~botrun.core.audio.resampler.process_rows`). Nothing changes in what a call sends
 or when, only how many NumPy calls it takes: the frames are the same (within float
-rounding, under 1 LSB) and leave in the same loop pass as before, right after the tick.
+rounding, under 1 LSB) and leave in the same loop pass as before. (Audio queued outside a
+tick, as tests do, is flushed by a ``call_soon``.)
 
 A call whose next frames cannot join the batch (a leaver's tail still inside its filter,
 audio that does not fill whole 1 ms steps, other rates) takes its own path
@@ -34,6 +35,7 @@ import numpy as np
 from .audio.mixer import mix_many
 from .audio.pcm import energies
 from .audio.resampler import StreamResampler, process_rows
+from .handoff import after_each_tick
 from .inbound import InboundPath
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ class InboundBatch:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)  # the loop keys the registry: never keep it alive
+        after_each_tick(loop, self._after_tick)
         self._slots: list[BatchSlot] = []
         self.flushes = 0
         self.batched_frames = 0  # frames mixed and resampled together with other calls'
@@ -86,12 +89,16 @@ class InboundBatch:
             return
         slot.queued = True
         slot.picked = time.perf_counter()
-        if not self._slots:
+        if not self._slots:  # flushed at the end of the hand-off's tick, or else soon
             loop = self._loop()
             if loop is None:
                 return
-            loop.call_soon(self.flush)
+            loop.call_soon(self._after_tick)
         self._slots.append(slot)
+
+    def _after_tick(self) -> None:
+        if self._slots:
+            self.flush()
 
     def flush(self) -> None:
         slots, self._slots = self._slots, []
