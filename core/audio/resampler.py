@@ -337,10 +337,12 @@ class StreamResampler:
 
 
 _MAX_STEPS_PER_DOT = 64  # 1 ms steps per matrix product; longer input is split
-# Rows per product in process_rows: larger products make OpenBLAS start its thread pool,
-# whose threads then spin between products (measured: 1,000 rows took 660 us instead of
-# 90 us, and the process burned a core more); up to a few hundred rows cost ~90 ns a row.
-_ROWS_PER_DOT = 256
+# The largest product (rows x window x outputs) process_rows makes: OpenBLAS runs a larger
+# one on its thread pool (its gemm threshold: 65536 x GEMM_MULTITHREAD_THRESHOLD 4), whose
+# threads then spin between products. Measured: one product for 50 calls (1,000 rows) took
+# 660 us instead of 90, and the process burned a core more; under callgrind half of all
+# instructions were OpenBLAS's exec_blas at 256 rows. 16k->24k: 105 rows (5 calls) each.
+_SINGLE_THREAD_MNK = 65536 * 4
 _EMPTY = np.zeros(0, dtype=np.int16)
 _EMPTY.flags.writeable = False
 _PCM16 = np.dtype("<i2")  # little-endian int16, what every SDK and the protocol use
@@ -397,8 +399,9 @@ def process_rows(resamplers: Sequence[StreamResampler], x: np.ndarray) -> np.nda
     )
     rows = views.reshape(k * steps, d.window)
     y = np.empty((k * steps, d.step_out), dtype=_DTYPE)
-    for start in range(0, k * steps, _ROWS_PER_DOT):
-        np.dot(rows[start : start + _ROWS_PER_DOT], d.matrix, out=y[start : start + _ROWS_PER_DOT])
+    per_dot = max(1, _SINGLE_THREAD_MNK // (d.window * d.step_out))
+    for start in range(0, k * steps, per_dot):
+        np.dot(rows[start : start + per_dot], d.matrix, out=y[start : start + per_dot])
     y = y.reshape(k, steps * d.step_out)
     m = y.shape[1]
     for i, rs in enumerate(resamplers):
