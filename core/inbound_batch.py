@@ -147,13 +147,53 @@ class InboundBatch:
                 slot.deliver([], slot._now, slot.picked)
         if not due:
             return
+        size = due[0][1].frame_bytes
+        if all(len(pieces) == 1 and path.frame_bytes == size for _, path, pieces in due):
+            self._send_one_frame_each(due, size)
+        else:
+            self._send_any(due)
+
+    def _send_one_frame_each(
+        self, due: list[tuple[BatchSlot, InboundPath, list[list[bytes]]]], size: int
+    ) -> None:
+        """The usual tick: every call has one frame due, all at one rate. Row ``i`` of
+        every array is call ``i``; each call's bytes are slices of one ``tobytes``."""
+        mixed, limited = mix_many([pieces[0] for _, _, pieces in due], size)
+        n = mixed.shape[1]
+        resamplers = [path.batch_resampler(n) for _, path, _ in due]
+        first = resamplers[0]
+        if first is None or any(
+            rs is None or rs.in_rate != first.in_rate or rs.out_rate != first.out_rate
+            for rs in resamplers
+        ):
+            self._send_any(due, (mixed, limited))
+            return
+        out = process_rows(resamplers, mixed)  # type: ignore[arg-type]
+        mixed_bytes, out_bytes = mixed.tobytes(), out.tobytes()
+        m = out.shape[1] * 2
+        for i, (slot, path, _pieces) in enumerate(due):
+            if limited[i]:
+                path.count_limited(limited[i])
+            path.sent_mix(mixed_bytes[i * size : (i + 1) * size])
+            slot.deliver([out_bytes[i * m : (i + 1) * m]], slot._now, slot.picked)
+        self.batched_frames += len(due)
+
+    def _send_any(
+        self,
+        due: list[tuple[BatchSlot, InboundPath, list[list[bytes]]]],
+        one_each: tuple[np.ndarray, list[int]] | None = None,
+    ) -> None:
+        """Any mix of frame counts and rates (``one_each``: already mixed, one row a call)."""
         # 2. every due frame of every call mixed at once, per frame size
         mixed: dict[int, tuple[np.ndarray, list[int]]] = {}
         by_size: dict[int, list[list[bytes]]] = {}
         for _, path, pieces in due:
             by_size.setdefault(path.frame_bytes, []).extend(pieces)
-        for size, unmixed in by_size.items():
-            mixed[size] = mix_many(unmixed, size)
+        if one_each is not None:
+            mixed[due[0][1].frame_bytes] = one_each
+        else:
+            for size, unmixed in by_size.items():
+                mixed[size] = mix_many(unmixed, size)
         # 3. each call's mix: its rows, then one matrix product per resampler design
         rows_of: list[np.ndarray] = []
         cursor = dict.fromkeys(mixed, 0)
