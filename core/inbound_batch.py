@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Calls per batch: a frame waits for its whole batch to be processed, so a tick's calls are
+# flushed in batches of this many (a frame's processing latency stays a fraction of a
+# millisecond at 50 calls), each still one product instead of one per call.
+MAX_CALLS = 8
+
 
 class BatchSlot:
     """One call's place in its loop's :class:`InboundBatch` (made once per call).
@@ -95,6 +100,8 @@ class InboundBatch:
                 return
             loop.call_soon(self._after_tick)
         self._slots.append(slot)
+        if len(self._slots) >= MAX_CALLS:
+            self.flush()
 
     def _after_tick(self) -> None:
         if self._slots:
