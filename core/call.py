@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -162,6 +162,16 @@ class CallContext:
             return True
         return False
 
+    @contextlib.contextmanager
+    def _refusing(self, action: str, detail: Any) -> Iterator[None]:
+        """A :class:`CallActionError` raised inside (a refused argument) is recorded as the
+        action, with the error, before it propagates: refused actions are listed too."""
+        try:
+            yield
+        except CallActionError as exc:
+            self._record(action, str(detail)[:200], str(exc))
+            raise
+
     def _record(self, action: str, detail: str = "", error: str | None = None) -> None:
         from .secrets import redact
 
@@ -199,8 +209,9 @@ class CallContext:
     async def say(self, text: str) -> None:
         """The agent says ``text`` (as closely as the agent follows instructions; the
         simulator says it verbatim), after any reply under way."""
-        if not isinstance(text, str) or not text.strip():
-            raise CallActionError("say() needs some text")
+        with self._refusing("say", text):
+            if not isinstance(text, str) or not text.strip():
+                raise CallActionError("say() needs some text")
         if self._skip("say"):
             return
 
@@ -252,18 +263,20 @@ class CallContext:
             payload["system_prompt"] = prompt
         if turn_detection is not None:
             payload["input"] = {**payload.get("input", {}), "turn_detection": turn_detection}
-        if tools is not None:
-            from .protocol import tool_payload
+        asked = set(payload) | ({"tools"} if tools is not None else set())
+        with self._refusing("update", ", ".join(sorted(asked))):
+            if tools is not None:
+                from .protocol import tool_payload
 
-            registry = self._bridge.tools
-            unknown = [n for n in tools if registry is None or n not in registry]
-            if unknown:
-                known = ", ".join(registry.names) if registry is not None else "none"
-                raise CallActionError(f"unknown tools {unknown} (this bot has: {known})")
-            assert registry is not None
-            payload["tools"] = [tool_payload(spec) for n in tools if (spec := registry.get(n))]
-        if not payload:
-            raise CallActionError("update() was given nothing to change")
+                registry = self._bridge.tools
+                unknown = [n for n in tools if registry is None or n not in registry]
+                if unknown:
+                    known = ", ".join(registry.names) if registry is not None else "none"
+                    raise CallActionError(f"unknown tools {unknown} (this bot has: {known})")
+                assert registry is not None
+                payload["tools"] = [tool_payload(spec) for n in tools if (spec := registry.get(n))]
+            if not payload:
+                raise CallActionError("update() was given nothing to change")
 
         async def run() -> None:
             await self._session("update_session", "update the session")(payload)
@@ -301,7 +314,8 @@ class CallContext:
             to = target  # a declared destination itself
         if to is None:
             declared = ", ".join(targets) or "none are declared in [[transfer]]"
-            raise CallActionError(f"unknown transfer target {target!r} (declared: {declared})")
+            with self._refusing("transfer", target):
+                raise CallActionError(f"unknown transfer target {target!r} (declared: {declared})")
         if self._skip("transfer"):
             return
         transport = self._bridge.transport
@@ -316,7 +330,8 @@ class CallContext:
 
     async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
         """Send keypad tones (``0-9 * # A-D``) into the call, e.g. to navigate a menu."""
-        norm = check_digits(digits)
+        with self._refusing("send_dtmf", digits):
+            norm = check_digits(digits)
         if self._skip("send_dtmf"):
             return
         transport = self._bridge.transport
@@ -325,7 +340,8 @@ class CallContext:
 
     async def dial_out(self, number: str) -> str:
         """Call ``number`` (E.164 or SIP URI) into the meeting; the new leg's id."""
-        check_number(number)
+        with self._refusing("dial_out", number):
+            check_number(number)
         if self._skip("dial_out"):
             return ""
         transport = self._bridge.transport

@@ -133,3 +133,28 @@ class SpeaksDuringGoodbye:
             return None
         await call.hang_up("still there")
         return True
+
+
+#: A registered secret inside a dial-out destination (tests/test_call_actions_listed.py).
+SECRET_URI = "sip:tok_Sekrit0123456789@pbx.example.com"
+
+
+class Refusals:
+    """Asks for actions the call refuses (an undeclared transfer target, bad digits, a
+    dial-out the WAV transport cannot make, to a URI holding a secret), then one it does."""
+
+    async def on_call_start(self, call: Any) -> None:
+        from botrun.core.errors import CallActionError
+
+        asks = (
+            lambda: call.transfer("billing"),
+            lambda: call.send_dtmf("12x"),
+            lambda: call.dial_out("12345"),
+            lambda: call.dial_out(SECRET_URI),
+        )
+        for ask in asks:
+            try:
+                await ask()
+            except CallActionError as exc:
+                SEEN.append(("refused", str(exc)))
+        await call.send_dtmf("1#")

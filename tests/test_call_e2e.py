@@ -236,8 +236,11 @@ async def test_refused_and_unsupported_actions_become_tool_errors_the_agent_hear
     assert errors[2] == "tool 'send_dtmf': the wav transport cannot send DTMF tones"
     # refused before the transport was asked; the unsupported one reached it and failed
     assert transport.asked == [("send_dtmf", "1#")]
+    # every one is listed in the summary, the refused ones too (issue 16 follow-up 3)
     assert [(a.action, a.error) for a in summary.actions] == [
-        ("send_dtmf", "the wav transport cannot send DTMF tones")
+        ("send_dtmf", "not DTMF digits: 'X' (allowed: 0-9 * # A B C D)"),
+        ("transfer", errors[1].removeprefix("tool 'transfer_call': ")),
+        ("send_dtmf", "the wav transport cannot send DTMF tones"),
     ]
     # the agent heard each error (the simulator reads tool results out)
     heard = " ".join(rec.agent_lines())
