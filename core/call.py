@@ -16,7 +16,12 @@ An action the transport cannot perform raises :class:`~botrun.core.errors.Action
 a refused argument (digits, an undeclared target) :class:`~botrun.core.errors.CallActionError`.
 Inside a tool either becomes the tool's error result, which the agent hears about. After the
 call ended every action is a no-op with a log line. Each action is reported as a
-:class:`~botrun.core.events.CallAction` event and listed in the call summary.
+:class:`~botrun.core.events.CallAction` event and listed in the call summary (refused ones
+too). A sync hook or tool calls the same actions without ``await``: they are handed to the
+call's loop and have run when they return (core/action.py)::
+
+    def on_dtmf(call, digit, p):         # a sync hook, in a thread of its own
+        call.say(f"You pressed {digit}.")
 
 The context is also an observer of the bridge's events: it keeps the transcript, dispatches
 the hooks and runs the idle check-in (``[bot] idle_reminder_s`` / ``idle_hangup_s``).
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import events as ev
+from .action import call_action
 from .config import PHONE_NUMBER, SIP_URI
 from .errors import BotrunError, CallActionError
 from .instructions import say_instructions
@@ -97,8 +103,9 @@ class TranscriptLine:
 
 class CallContext:
     """One call, for the bot's tools and hooks. Made by the bridge; use it on the event loop
-    (async tools and hooks). A sync tool or hook runs in a thread of its own and may read
-    it and change :attr:`state`; its actions are coroutines for async code."""
+    (async tools and hooks: ``await call.say(...)``). A sync tool or hook runs in a thread
+    of its own; its actions are handed to the loop and have run when they return
+    (``call.say(...)``; core/action.py)."""
 
     def __init__(self, bridge: Bridge, hooks: CallHooks | None = None) -> None:
         self._bridge = bridge
@@ -121,6 +128,12 @@ class CallContext:
         self._idle_task: asyncio.Task[None] | None = None
         self._hanging_up: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the call's (actions run on it)
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
+
+    def _action_loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
 
     # ------------------------------------------------------------------ what the call is
     @property
@@ -206,6 +219,7 @@ class CallContext:
             raise CallActionError(f"the {backend} agent backend cannot {action}")
         return fn
 
+    @call_action()
     async def say(self, text: str) -> None:
         """The agent says ``text`` (as closely as the agent follows instructions; the
         simulator says it verbatim), after any reply under way."""
@@ -221,6 +235,7 @@ class CallContext:
 
         await self._act("say", text[:200], run)
 
+    @call_action()
     async def reply(self, instructions: str | None = None) -> None:
         """Ask the agent to reply now, optionally with one-off ``instructions``."""
         if self._skip("reply"):
@@ -245,6 +260,7 @@ class CallContext:
             and time.monotonic() - self._asked_at < ASKED_REPLY_WAIT_S
         )
 
+    @call_action()
     async def update(
         self,
         prompt: str | None = None,
@@ -283,6 +299,7 @@ class CallContext:
 
         await self._act("update", ", ".join(sorted(payload)), run)
 
+    @call_action()
     async def hang_up(self, reason: str = "hang_up") -> None:
         """End the call: the agent's reply in flight (or one just asked for with
         :meth:`say`) plays out first, for at most a few seconds; then the transport hangs
@@ -305,6 +322,7 @@ class CallContext:
         finally:
             self._bridge.stop(reason)
 
+    @call_action()
     async def transfer(self, target: str, participant_id: str | None = None) -> None:
         """Hand the phone caller (or ``participant_id``) to a declared ``[[transfer]]``
         target, by its name; what the agent was saying plays out first."""
@@ -328,6 +346,7 @@ class CallContext:
 
         await self._owned(run(), "transfer")
 
+    @call_action()
     async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
         """Send keypad tones (``0-9 * # A-D``) into the call, e.g. to navigate a menu."""
         with self._refusing("send_dtmf", digits):
@@ -338,6 +357,7 @@ class CallContext:
         run = self._act("send_dtmf", norm, lambda: transport.send_dtmf(norm, participant_id))
         await self._owned(run, "send_dtmf")
 
+    @call_action(default="")
     async def dial_out(self, number: str) -> str:
         """Call ``number`` (E.164 or SIP URI) into the meeting; the new leg's id."""
         with self._refusing("dial_out", number):
@@ -396,6 +416,7 @@ class CallContext:
 
     def started(self) -> None:
         """The bot joined: ``on_call_start``, and the idle check-in if configured."""
+        self._loop = asyncio.get_running_loop()
         self._hook("on_call_start")
         bot = self._bridge.config.bot
         if bot.idle_reminder_s is not None or bot.idle_hangup_s is not None:

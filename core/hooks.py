@@ -17,6 +17,10 @@ are. Any of these, sync or async, each getting the call's
     on_idle(call, seconds)                           # return True to take over
     on_call_end(call, summary)
 
+A sync hook runs in a thread of its own; it calls the call's actions without ``await``
+(``call.say("...")``): each is handed to the call's event loop and has run when it returns
+(core/action.py). An async hook awaits them.
+
 Hooks of one call run one at a time, in the order their events happened. One that raises
 or runs longer than ``[bot] hook_timeout_s`` is logged with its name and the call goes on
 (a sync hook runs in a daemon thread, so one that never returns cannot hold the process;

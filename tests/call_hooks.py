@@ -158,3 +158,41 @@ class Refusals:
             except CallActionError as exc:
                 SEEN.append(("refused", str(exc)))
         await call.send_dtmf("1#")
+
+
+class SyncActs:
+    """Sync hooks that act (issue 16 follow-up 2): each runs in a thread of its own, its
+    actions run on the call's loop and have run when they return."""
+
+    def on_call_start(self, call: Any) -> None:
+        call.state["keys"] = []
+
+    def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        from botrun.core.errors import CallActionError
+
+        call.state["keys"].append(digit)
+        if digit == "1":
+            call.say("You pressed 1. Connecting you to sales.")
+            call.transfer("sales")  # after the line above has played
+            SEEN.append(("sync transferred", call.ended))
+        elif digit == "2":
+            try:
+                call.transfer("billing")  # refused: raised here, in the sync hook
+            except CallActionError as exc:
+                SEEN.append(("sync refused", str(exc)))
+            try:
+                call.dial_out("+14155550123").result()
+            except CallActionError as exc:
+                SEEN.append(("sync dial_out", str(exc)))
+        return True
+
+    def on_call_end(self, call: Any, summary: Any) -> None:
+        SEEN.append(("end", call.state["keys"], call.say("too late").result()))
+
+
+class ForgetsAwait:
+    """An async hook that forgets to await an action: nothing is done, a warning says so."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        call.say("never said")  # (no await)
+        return True
