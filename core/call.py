@@ -43,6 +43,7 @@ from .action import call_action
 from .config import PHONE_NUMBER, SIP_URI
 from .errors import BotrunError, CallActionError
 from .instructions import say_instructions
+from .keypad import KeySequence, keypad_message
 from .participants import Participant
 
 if TYPE_CHECKING:
@@ -128,6 +129,11 @@ class CallContext:
         self._idle_task: asyncio.Task[None] | None = None
         self._hanging_up: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        bot = bridge.config.bot
+        # [bot] dtmf = "forward": key sequences the on_dtmf hook did not keep go to the agent
+        self._keys = (
+            KeySequence(bot.dtmf_gap_s, self._forward_keys) if bot.dtmf == "forward" else None
+        )
         self._loop: asyncio.AbstractEventLoop | None = None  # the call's (actions run on it)
         with contextlib.suppress(RuntimeError):
             self._loop = asyncio.get_running_loop()
@@ -426,6 +432,8 @@ class CallContext:
         """The call is over: ``on_call_end`` (bounded by the hook timeout), then nothing
         more runs for it."""
         self._ended = True
+        if self._keys is not None:
+            self._keys.cancel()  # keys still gathering when the call ended: nobody to tell
         if self._hanging_up is not None and not self._hanging_up.done():
             self._hanging_up.cancel()  # the call ended some other way meanwhile
         if self._idle_task is not None:
@@ -483,9 +491,44 @@ class CallContext:
                 self._last_user = time.monotonic()
                 self._user_activity += 1
                 self._idle_stage = 0
-                self._hook("on_dtmf", digit, self.participant(pid))
+                self._key_pressed(digit, pid)
             case ev.TransportStatus(state=state, detail=detail):
                 self._hook("on_status", state, detail)
+
+    # ------------------------------------------------------------------ keypad
+    def _key_pressed(self, digit: str, pid: str | None) -> None:
+        """``on_dtmf`` runs (in turn with the other hooks); unless it returns True, the key
+        joins the sequence told to the agent (``[bot] dtmf = "forward"``)."""
+        keys = self._keys
+        if self._hooks is not None and self._hooks.has("on_dtmf"):
+            kept = self._hooks.submit("on_dtmf", self, digit, self.participant(pid))
+            if keys is not None:
+                kept.add_done_callback(lambda fut: self._key_unless_kept(fut, digit))
+        elif keys is not None:
+            keys.add(digit)
+
+    def _key_unless_kept(self, fut: asyncio.Future[Any], digit: str) -> None:
+        if fut.cancelled() or self.ended or self._keys is None:
+            return
+        if fut.result() is True:
+            log.debug("call %s: on_dtmf kept key %s from the agent", self.call_id, digit)
+            return
+        self._keys.add(digit)
+
+    def _forward_keys(self, keys: str) -> None:
+        if not self.ended:
+            self.spawn(self._tell_keys(keys), "dtmf-forward")
+
+    async def _tell_keys(self, keys: str) -> None:
+        """Tell the agent about one key sequence (a reply follows, as to anything said)."""
+        client = self._bridge.client
+        request = getattr(client, "request_reply", None)
+        if client is None or not callable(request):
+            log.info("call %s: keys %s not told to the agent: no agent session", self.call_id, keys)
+            return
+        await request(keypad_message(keys))
+        self._asked()
+        log.info("call %s: keys %s told to the agent", self.call_id, " ".join(keys))
 
     # ------------------------------------------------------------------ idle check-in
     def _agent_busy(self) -> bool:

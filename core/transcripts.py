@@ -1,5 +1,5 @@
-"""The conversation as JSON Lines (``--transcript FILE``): one object per final utterance, one
-per tool call and one per call action (hang-up, transfer, DTMF, dial-out, ..., refused ones
+"""The conversation as JSON Lines (``--transcript FILE``): one object per final utterance,
+keypad press, tool call and call action (hang-up, transfer, DTMF, dial-out, ..., refused ones
 too). Every string is passed through the secret redaction the logs use.
 
 :class:`TranscriptWriter` is an observer of the bridge's events (final transcripts, finished
@@ -34,9 +34,10 @@ class TranscriptWriter:
     """Appends ``{"time", "role", "participant_id", "participant_name", "text",
     "interrupted"}`` lines (``role`` is ``user`` or ``agent``) and ``{"time", "role": "tool",
     "call_id", "name", "arguments", "result", "error", "duration_ms", "truncated"}`` lines
-    and ``{"time", "role": "action", "action", "detail", "error"}`` lines (what the bot did to
-    the call, core/call.py; ``error`` is null when it was done, else why it failed or was
-    refused).
+    and ``{"time", "role": "action", "action", "detail", "error"}`` lines (what the bot did
+    to the call, core/call.py; ``error`` is null when it was done, else why it failed or was
+    refused), and ``{"time", "role": "dtmf", "participant_id", "digit"}`` lines (a caller's
+    keypad press).
     Each line is flushed as soon as the writer thread gets to it, so a crash loses at most
     what was still queued."""
 
@@ -55,7 +56,8 @@ class TranscriptWriter:
         self.lines = 0
 
     def __call__(self, event: ev.BridgeEvent) -> None:
-        """The observer: final utterances, finished tool calls and call actions become lines."""
+        """The observer: final utterances, keypad presses, finished tool calls and call
+        actions become lines."""
         match event:
             case ev.UserTranscript(final=True):
                 self.write(
@@ -75,6 +77,10 @@ class TranscriptWriter:
                     error=event.error,
                     duration_ms=event.duration_ms,
                     truncated=event.truncated,
+                )
+            case ev.DtmfReceived():
+                self._append(
+                    {"role": "dtmf", "participant_id": event.participant_id, "digit": event.digit}
                 )
             case ev.CallAction():
                 self.write_action(event.action, event.detail, event.error)

@@ -20,9 +20,10 @@ class Keypad:
     def on_participant_joined(self, call: Any, p: Any) -> None:  # a sync hook
         SEEN.append(("joined", p.id, p.phone, p.number))
 
-    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
         SEEN.append(("dtmf", digit, p.id if p else None, call.state.get("started")))
         await call.say(f"You pressed {digit}.")
+        return True  # answered here: not told to the agent
 
     def on_call_end(self, call: Any, summary: Any) -> None:
         SEEN.append(("end", summary.reason, [line.role for line in call.transcript]))
@@ -196,3 +197,11 @@ class ForgetsAwait:
     async def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
         call.say("never said")  # (no await)
         return True
+
+
+class KeepsOne:
+    """Keeps key 1 to itself (returns True): the agent is told only about the others."""
+
+    def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        SEEN.append(("dtmf", digit))
+        return digit == "1"
