@@ -205,3 +205,13 @@ class KeepsOne:
     def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
         SEEN.append(("dtmf", digit))
         return digit == "1"
+
+
+class SyncHangsUp:
+    """A sync hook that says goodbye and hangs up (blocking its thread until it is done)."""
+
+    def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        call.say("Goodbye.")
+        call.hang_up("caller pressed 9")  # after the goodbye has played
+        SEEN.append(("hung up", call.ended))
+        return True

@@ -97,3 +97,21 @@ async def test_an_action_not_awaited_is_a_warning_naming_the_fix(
         "call.say() was not awaited, so it did nothing: write 'await call.say(...)' "
         "in an async hook or tool"
     ) in caplog.text
+
+
+async def test_a_sync_hook_hangs_up_after_its_goodbye(tmp_path: Path) -> None:
+    call_hooks.SEEN.clear()
+    cfg = config_from_dict(
+        {
+            "agent": {"greeting": ""},
+            "bot": {"hooks": "call_hooks:SyncHangsUp", "hook_timeout_s": 20.0},
+        }
+    )
+    transport = ActionWav(caller(tmp_path, silence(30)), tmp_path / "bot.wav", presses=[(1.0, "9")])
+    summary, rec, _sim, _ = await run_call(transport, cfg, None, hooks=bot_hooks(cfg))
+    assert summary.error is None
+    assert summary.reason == "caller pressed 9"
+    assert not transport.input_ended(rec)  # cut short, long before the caller's 30 s
+    assert transport.asked == [("hang_up", "caller pressed 9")]
+    assert rec.agent_lines() == ["Goodbye."]
+    assert call_hooks.SEEN == [("hung up", True)]
