@@ -38,6 +38,7 @@ from . import events as ev
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
 from .handoff import Handoff
+from .inbound_batch import BatchSlot, batch_for
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
@@ -165,6 +166,8 @@ class Bridge:
         self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
+        self._batch_slot: BatchSlot | None = None  # this call in the loop's inbound batch
+        self._batched_frames = 0  # listened frames queued since the batch last delivered
         self._ignored_frames = 0
         self._reply_turns: dict[str, Turn] = {}  # reply id -> its turn (the last few)
         self._audio_in: Handoff[_Frame | _Call] | None = None
@@ -334,35 +337,56 @@ class Bridge:
 
     def _on_audio(self, frames: list[_Frame]) -> None:
         """Audio frames, in arrival order: the mixer lines voices up by when they arrived,
-        not by when the loop picked them up."""
+        not by when the loop picked them up. They are queued now; mixing, resampling and
+        weighing them happen right after the hand-off's tick, for every call on the loop at
+        once (core/inbound_batch.py), which calls :meth:`_hear` and :meth:`_deliver`."""
         inbound = self._inbound
         if inbound is None:
             return
-        t_pick = time.perf_counter()  # processing latency counts from here: the hand-off
-        now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
-        heard = False
+        now = time.monotonic()  # the hand-off waits for its clock on purpose
         listened = self._listened
         transcode = self._phone_audio and not self._passthrough
+        weigh: list[tuple[str, bytes]] = []
+        count = 0
         for pid, pcm, rate, arrived in frames:
             if pid not in listened:
                 self._ignored_frames += 1  # the bot itself, unknown or not-listened people
                 continue
-            heard = True
+            count += 1
             if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
                 from .audio.g711 import ulaw_to_pcm16
 
                 pcm = ulaw_to_pcm16(pcm)
             pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
             if pcm24:
-                self.roster.hear(pid, _energy(pcm24), self._user_speaking)
-        if not heard:
+                weigh.append((pid, pcm24))
+        if not count:
             return
         self._last_heard = now
-        self._send_due(now)
-        took = time.perf_counter() - t_pick
-        for pid, _pcm, _rate, _arrived in frames:
-            if pid in listened:
-                self.metrics.inbound.add(took)
+        self._batched_frames += count
+        slot = self._batch_slot
+        if slot is None:
+            slot = self._batch_slot = BatchSlot(self._batch_path, self._hear, self._deliver)
+        batch_for(self._loop or asyncio.get_running_loop()).add(slot, now, weigh)
+
+    def _batch_path(self) -> InboundPath | PassthroughPath | None:
+        return self._inbound
+
+    def _hear(self, levels: list[tuple[str, float]]) -> None:
+        """The energies of the frames :meth:`_on_audio` queued (transcript attribution and
+        who is speaking)."""
+        in_turn = self._user_speaking
+        for pid, energy in levels:
+            self.roster.hear(pid, energy, in_turn)
+
+    def _deliver(self, frames: list[bytes], now: float, picked: float) -> None:
+        """The mixed frames due at ``now``, resampled for the agent: send them."""
+        self._send_frames(frames, now)
+        self._arm_drain_timer()
+        took = time.perf_counter() - picked  # processing latency: from the hand-off's pick-up
+        for _ in range(self._batched_frames):
+            self.metrics.inbound.add(took)
+        self._batched_frames = 0
 
     def _send_due(self, now: float) -> None:
         """Send the mixed frames due at ``now``; if audio stays queued, come back when it
@@ -371,6 +395,12 @@ class Bridge:
         if inbound is None:
             return
         self._send_frames(inbound.pop(now), now)
+        self._arm_drain_timer()
+
+    def _arm_drain_timer(self) -> None:
+        inbound = self._inbound
+        if inbound is None:
+            return
         due = inbound.next_due()
         timer = self._drain_timer
         if due is None or (timer is not None and timer.when() <= due):
@@ -952,15 +982,6 @@ def _describe(exc: BaseException | None) -> str:
         return f"not done within {_SHUTDOWN_BUDGET_S:g} s (timed out)"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _energy(pcm: bytes) -> float:
-    import numpy as np
-
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    # multiply + add.reduce: fewer Python-level steps than np.dot's BLAS call for 320
-    # samples (issue 15 performance)
-    return float(np.add.reduce(np.multiply(x, x, out=x)))
 
 
 async def run_call(
