@@ -54,7 +54,7 @@ class OpenAIClient(AgentClient):
         specs = ctx.tools.specs if ctx.tools is not None else []
         return cls(
             with_model(cfg.agent.url, cfg.agent.model),
-            session_payload(cfg.agent, specs),
+            session_payload(cfg.agent, specs, ctx.audio_format),
             api_key=ctx.api_key,
             tools=ctx.tools,
             buffer_s=cfg.bridge.reconnect_buffer_s,
