@@ -15,7 +15,9 @@ it into ``session.update``. What differs from the Voice Agent API, and where it 
 * a tool result is a ``function_call_output`` item plus ``response.create`` (one, after the
   last result of the response that made the calls);
 * no resume: a new socket is a new session, re-seeded with the conversation so far
-  (:meth:`OpenAIWire.first_frames`).
+  (:meth:`OpenAIWire.first_frames`);
+* a phone call's audio is G.711 μ-law at 8 kHz both ways (``audio/pcmu``, passed through
+  by the bridge): reply bytes are 8 a ms, not PCM16's 48, when truncating (:func:`bytes_per_ms`).
 """
 
 from __future__ import annotations
@@ -131,8 +133,8 @@ def greeting_instructions(greeting: str) -> str:
 
 def audio_format(neutral: dict[str, Any]) -> dict[str, Any]:
     """The service's format object for the neutral config's ``format``: PCM16 at 24 kHz,
-    or G.711 (``audio/pcmu`` / ``audio/pcma``, 8 kHz) for phone calls -- the hook for a
-    transport that passes mu-law through."""
+    or G.711 (``audio/pcmu`` / ``audio/pcma``, 8 kHz, no rate field) for a phone call whose
+    μ-law the bridge passes through (``BackendSpec.phone_audio``)."""
     enc = neutral.get("encoding", "audio/pcm") if isinstance(neutral, dict) else "audio/pcm"
     if enc in ("audio/pcmu", "audio/pcma"):
         return {"type": enc}
