@@ -187,6 +187,45 @@ async def test_openai_takes_the_callers_mulaw_untouched(
     assert abs(trunc["audio_end_ms"] - turn.heard_ms) <= 300, (trunc, turn.heard_ms)
 
 
+async def test_openai_new_session_after_a_drop_keeps_mulaw(
+    voices: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI has no resume: after a dropped socket the call goes on in a new session,
+    re-seeded with the conversation, and that session is asked for ``audio/pcmu`` too (the
+    bridge keeps passing the caller's bytes through: a PCM16 session would hear noise)."""
+    from botrun.core.sim import Simulator
+    from botrun.core.sim.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict({"faults": {"drop_at_reply_audio": 10}})
+    async with (
+        Simulator(scenario, protocol="openai") as sim,
+        serve_with_twilio(
+            monkeypatch, tmp_path, sim.url, agent_extra='backend = "openai"\ngreeting = ""\n'
+        ) as serve,
+    ):
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: sim.sessions, "the agent session")
+        await stream.speak(voices["caller"])
+        await wait_for(lambda: len(sim.sessions) >= 2, "a new session after the drop")
+        second = list(sim.sessions.values())[1]
+        await wait_for(lambda: second.ready, "the new session's setup")
+        await stream.speak(voices["stop"])
+        await wait_for(lambda: second.user_transcripts, "the new session hearing the caller")
+        await stream.stop()
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+        first = next(iter(sim.sessions.values()))
+        summary = serve.calls.finished[call.sid].summary
+
+    assert summary.client_stats.fresh_sessions >= 1
+    pcmu = {"encoding": "audio/pcmu", "sample_rate": 8000}
+    assert second.config["input"]["format"] == second.config["output"]["format"] == pcmu
+    assert ("user", first.user_transcripts[0]) in second.wire.get("seeded", [])
+    stop = as_pcm(voices["stop"]).astype("<i2").tobytes()
+    assert stop in second.received_audio  # the caller's μ-law, sample for sample
+
+
 async def test_gemini_gets_the_call_transcoded(
     voices: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
