@@ -41,6 +41,7 @@ from .handoff import Handoff
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
+from .reporting import TurnReporter
 from .secrets import mask_url
 from .transcripts import TranscriptWriter
 
@@ -149,16 +150,10 @@ class Bridge:
         # session's answers (client.state, core/session.py): the bridge keeps no copy.
         self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
         self._session_ready = False  # the current agent session has been ready at least once
-        self._cut_turns: list[Turn] = []  # metrics: replies whose session closed under them
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
-        self._turn: Turn | None = None  # the user turn the next reply answers
-        self._reply_turn: Turn | None = None  # the turn of the reply in flight
-        self._agent_partial = ""
-        # words of the reply in flight with their place in its audio (transcript.agent.delta
-        # start_ms/end_ms): an interrupted reply's text is trimmed to what the caller heard
-        # where the transport can tell (Twilio's marks: transport.heard_position_ms)
-        self._reply_words: list[tuple[str, float | None]] = []
+        # the turns, their figures and their text (core/reporting.py)
+        self.reporter = TurnReporter(transport, self.roster, self.metrics, self._emit)
         # timers
         self._empty_since: float | None = time.monotonic()
         self._quiet_since: float | None = None
@@ -166,7 +161,6 @@ class Bridge:
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
         self._ignored_frames = 0
-        self._reply_turns: dict[str, Turn] = {}  # reply id -> its turn (the last few)
         self._audio_in: Handoff[_Frame | _Call] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
         self.mute_replies = False  # hanging up: nothing the agent says from now on plays
@@ -441,11 +435,7 @@ class Bridge:
         if client is None:
             return None
         self._user_speaking = False
-        if self._reply_turn is not None:  # its reply ends with the session: settled at the end
-            self._cut_turns.append(self._reply_turn)
-            if self._turn is self._reply_turn:
-                self._turn = None
-        self._reply_turn = None
+        self.reporter.cut_reply()  # its reply ends with the session: settled at the end
         self._awaiting_reply_since = None
         self._emit(ev.SessionStateChanged("closing"))
         close = asyncio.create_task(self._close_session(client, task, timeout))
@@ -500,46 +490,27 @@ class Bridge:
         elif isinstance(e, p.SpeechStopped):
             if self._user_speaking or self._awaiting_reply_since is None:
                 self._awaiting_reply_since = time.monotonic()
-                self._turn = Turn(speech_stopped_at=self._awaiting_reply_since)
+                self.reporter.user_turn(self._awaiting_reply_since)
             self._user_speaking = False
             self._emit(ev.SpeechStopped())
         elif isinstance(e, p.TranscriptUserDelta):
-            speaker = self.roster.loudest()
-            self._emit(
-                ev.UserTranscript(
-                    e.text,
-                    final=False,
-                    participant_id=speaker.id if speaker else None,
-                    participant_name=speaker.name if speaker else None,
-                )
-            )
+            self.reporter.user_delta(e.text)
         elif isinstance(e, p.TranscriptUser):
-            self._on_user_transcript(e.text)
+            self.reporter.user_transcript(e.text, self._listened)
         elif isinstance(e, p.ReplyStarted):
-            self._agent_partial = ""
-            self._reply_words = []
-            if self._turn is None or self._turn.audio_queued:
-                self._turn = Turn()
-            self._reply_turn = self._turn
-            self._reply_turns[e.reply_id] = self._turn
-            while len(self._reply_turns) > 8:
-                del self._reply_turns[next(iter(self._reply_turns))]
+            self.reporter.reply_started(e.reply_id)
         elif isinstance(e, p.TranscriptAgentDelta):
-            self._agent_partial += e.delta
-            self._reply_words.append((e.delta, e.end_ms))
-            self._emit(ev.AgentTranscript(self._agent_partial.strip(), final=False))
+            self.reporter.agent_delta(e.delta, e.end_ms)
         elif isinstance(e, p.TranscriptAgent):
-            self._agent_partial = ""
-            text = self._heard_text(e.text) if e.interrupted else e.text
-            self._emit(ev.AgentTranscript(text, final=True, interrupted=e.interrupted))
+            self.reporter.agent_text(e.text, e.interrupted)
         elif isinstance(e, p.ReplyDone):
             # a reply with words but no final transcript (tool-call replies): record them
-            self._finish_agent_text(interrupted=e.status == "interrupted")
+            self.reporter.finish_agent_text(interrupted=e.status == "interrupted")
             self._on_reply_done(e.status == "interrupted")
         elif isinstance(e, p.ToolCall):
             log.debug("agent called tool %s (%s)", e.name, e.call_id)
         elif isinstance(e, p.ToolDone):
-            self._on_tool_done(e)
+            self.reporter.tool_done(e)
         elif isinstance(e, p.SessionReady):
             self._session_ready = True
             self.metrics.agent_answered = True
@@ -552,92 +523,17 @@ class Bridge:
         elif isinstance(e, p.ReplyMuted):
             # the session drops the rest of this reply; flush what is queued for the meeting
             self._barge_in("speech")
-            if self._reply_turn is not None:
-                self._reply_turn.interrupted = True
+            self.reporter.reply_muted()
         else:
             name = type(e).__name__
             if name == "Reconnecting":
                 # The reply in flight is lost with the socket and no reply.done will come
                 # for it: what was already queued plays out, the turn state resets.
-                turn, self._reply_turn = self._reply_turn, None
-                if turn is not None:
-                    self.metrics.turns.append(turn)
-                    self._report_turn(turn, "lost")
-                if self._turn is turn:
-                    self._turn = None
+                self.reporter.end_reply("lost")
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SessionStateChanged(name.lower(), str(detail)))
-
-    def _finish_agent_text(self, interrupted: bool) -> None:
-        """The words of the reply in flight that no final ``transcript.agent`` covered go to
-        the console and the transcript (at ``reply.done``, or marked interrupted when the
-        call ends mid-reply)."""
-        text, self._agent_partial = self._agent_partial.strip(), ""
-        if text and interrupted:
-            text = self._heard_text(text)
-        if not text:
-            return
-        self._emit(ev.AgentTranscript(text, final=True, interrupted=interrupted))
-
-    def _heard_text(self, text: str) -> str:
-        """An interrupted reply's text, trimmed to the words the caller heard, where the
-        transport knows what was heard (``heard_position_ms``: Twilio's marks) and the agent
-        sent word timings; else ``text`` as the agent trimmed it (to what it sent)."""
-        heard_at = getattr(self.transport, "heard_position_ms", None)
-        turn = self._reply_turn
-        start = turn.sink_position_ms if turn is not None else None
-        words = self._reply_words
-        if heard_at is None or start is None or not words or any(t is None for _, t in words):
-            return text
-        heard_ms = max(0.0, heard_at - start)
-        kept = "".join(w for w, end in words if end is not None and end <= heard_ms).strip()
-        if kept != text.strip():
-            log.debug("agent text trimmed to what was heard (%.0f ms): %r", heard_ms, kept)
-        return kept
-
-    def _settle_report(self) -> None:
-        """At the end of the call, make the summary and the transcript agree with what reached
-        the transport: the reply in flight counts (interrupted) if its audio was played, its
-        words are recorded, and spoken time comes from the pacer, not from what was queued."""
-        cut, self._cut_turns = self._cut_turns, []
-        if self._reply_turn is not None:
-            cut.append(self._reply_turn)
-            self._reply_turn = None
-        for turn in cut:  # counted if any of its audio was played
-            if turn.sink_start_ms is not None and turn not in self.metrics.turns:
-                turn.interrupted = True
-                self.metrics.turns.append(turn)
-                self._report_turn(turn, "ended")
-        self._finish_agent_text(interrupted=True)
-        if self.pacer is not None:
-            heard_between = getattr(self.transport, "heard_between", None)
-            self.metrics.settle(self.pacer.stats.written_ms, heard_between)
-
-    def _on_tool_done(self, e: Any) -> None:
-        """A tool call finished: report it (console, transcript, observers)."""
-        from .secrets import redact
-
-        self._emit(
-            ev.ToolCalled(
-                e.call_id,
-                e.name,
-                e.arguments,
-                e.result,
-                redact(e.error) if e.error else None,
-                e.duration_ms,
-                e.truncated,
-            )
-        )
-
-    def _on_user_transcript(self, text: str) -> None:
-        speaker = self.roster.loudest()
-        if speaker is None and len(self._listened) == 1:
-            speaker = self.roster.get(next(iter(self._listened)))
-        pid = speaker.id if speaker else None
-        name = speaker.name if speaker else None
-        self._emit(ev.UserTranscript(text, final=True, participant_id=pid, participant_name=name))
 
     def _on_reply_audio(self, pcm24: bytes) -> None:
         # Only audio the session accepted reaches here (AgentClient asks
@@ -655,7 +551,7 @@ class Bridge:
                 from .audio.g711 import pcm16_to_ulaw
 
                 out = pcm16_to_ulaw(out)
-        turn = self._reply_turn
+        turn = self.reporter.reply_turn
         on_start = None
         if turn is not None and not turn.audio_queued:
             turn.audio_queued = True
@@ -665,7 +561,7 @@ class Bridge:
                 t = time.monotonic()
                 turn.sink_start_ms = pacer.stats.written_ms
                 turn.sink_position_ms = getattr(self.transport, "sent_position_ms", None)
-                self._call(self._first_audio, turn, t)
+                self._call(self.reporter.first_audio, turn, t)
 
         if out:
             if turn is not None:
@@ -674,40 +570,13 @@ class Bridge:
         self.metrics.outbound.add(time.perf_counter() - t0)
 
     def _played_ms(self, reply_id: str) -> float:
-        """How much of reply ``reply_id`` the caller has heard: what the pacer handed the
-        transport since the reply's first chunk, less what is still inside the sink, never
-        more than the reply's own audio (0 for a reply not yet played). Backends that tell
-        the service what was heard (OpenAI's conversation.item.truncate) ask this."""
-        turn = self._reply_turns.get(reply_id)
-        pacer = self.pacer
-        if turn is None or pacer is None or turn.sink_start_ms is None:
-            return 0.0
-        written = pacer.stats.written_ms - turn.sink_start_ms - pacer.in_sink_ms
-        return max(0.0, min(written, turn.sent_ms))
-
-    def _first_audio(self, turn: Turn, t: float) -> None:
-        turn.first_audio_at = t
-        self._emit(ev.ReplyStarted(self._latency(turn)))
-
-    def _report_turn(self, turn: Turn, status: str) -> None:
-        """A reply is over: say so, with its figures (bug 6: reply_ms and interrupted)."""
-        self._emit(ev.ReplyDone(status))
-        self._emit(ev.TurnMetrics(self._latency(turn), turn.sent_ms, turn.interrupted))
-
-    def _latency(self, turn: Turn) -> float | None:
-        """The turn's response latency, None where the backend cannot measure it."""
-        return None if self.metrics.latency_unmeasured else turn.latency_ms
+        """How much of reply ``reply_id`` the caller has heard (BackendContext.played_ms)."""
+        return self.reporter.played_ms(reply_id, self.pacer)
 
     def _on_reply_done(self, interrupted: bool) -> None:
         if interrupted:
             self._barge_in("reply.done")
-        turn, self._reply_turn = self._reply_turn, None
-        if turn is not None:
-            turn.interrupted = interrupted or turn.interrupted
-            self.metrics.turns.append(turn)
-            self._report_turn(turn, "interrupted" if interrupted else "completed")
-        if self._turn is turn:  # (a user turn that began during this reply stays pending)
-            self._turn = None
+        self.reporter.end_reply("interrupted" if interrupted else "completed", interrupted)
         self._awaiting_reply_since = None
 
     def _barge_in(self, cause: str) -> None:
@@ -716,12 +585,7 @@ class Bridge:
         flushed = self.pacer.flush()
         if self._out_rs is not None:
             self._out_rs.reset()
-        if cause == "speech" or flushed > 0:
-            self.metrics.barge_ins += 1
-            self.metrics.stale_ms_flushed += flushed
-            if self._reply_turn is not None:
-                self._reply_turn.flushed_ms += flushed
-            self._emit(ev.ReplyInterrupted(flushed, cause))
+        self.reporter.barge_in(cause, flushed)
 
     def _replying(self) -> bool:
         """The session's answer: is a reply under way?"""
@@ -755,9 +619,9 @@ class Bridge:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
         limit = self.config.bridge.reply_timeout_s
-        # (_reply_turn: the bridge has itself seen the reply start, and so set its progress
+        # (reply_turn: the bridge has itself seen the reply start, and so set its progress
         # time; the client's state changes when the message arrives, before the bridge reads it)
-        if not self._replying() or self._reply_turn is None:
+        if not self._replying() or self.reporter.reply_turn is None:
             return
         if now - self._reply_progress_at < limit:
             return
@@ -767,13 +631,8 @@ class Bridge:
         )
         if self.client is not None:
             self.client.abandon_reply()  # the session drops whatever of it still comes
-        turn, self._reply_turn = self._reply_turn, None
-        if turn is not None:
-            self.metrics.turns.append(turn)
-            self._report_turn(turn, "stalled")
-        if self._turn is turn:
-            self._turn = None
-        self._finish_agent_text(interrupted=True)
+        self.reporter.end_reply("stalled")
+        self.reporter.finish_agent_text(interrupted=True)
         self._awaiting_reply_since = None
 
     async def _watchdog(self) -> None:
@@ -941,7 +800,7 @@ class Bridge:
             if isinstance(res, BaseException):
                 log.warning("%s did not complete cleanly: %s", what, _describe(res))
         await asyncio.sleep(0)  # first-audio callbacks the pacer scheduled before it stopped
-        self._settle_report()
+        self.reporter.settle(self.pacer)
         if self.transcript:
             await asyncio.to_thread(self.transcript.close)  # every line on disk
 
