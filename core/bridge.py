@@ -1,12 +1,14 @@
 """The bridge: one meeting transport wired to one voice-agent session.
 
-Data flow (see docs/architecture in DESIGN.md)::
+It does one job itself and hands two to its parts (docs/architecture.md)::
 
-    transport thread --audio()--> Handoff (one loop wake-up per batch of frames) -->
-    InboundPath (resample 16k->24k, listen policy, mix, batch chunk_ms) -->
-    AgentClient.send_audio
-    AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
-    --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
+    transport threads --TransportEvents--> Handoff --> the loop
+    core/bridge.py     the call's lifecycle and the agent session: joins, opens and closes
+                       sessions, reads the agent's events and says what they mean for the call
+    core/routing.py    InboundRouter: participants' audio -> mix -> agent (and keep-alive)
+                       OutboundRouter: reply audio -> resample -> pacer -> transport; flush
+    core/reporting.py  TurnReporter: turns, latency, transcripts, tool calls, barge-ins as
+                       events; the end-of-call figures
 
 The bridge owns timing and drives the call's lifecycle (core/lifecycle.py: one transition
 table): it opens the agent session when the first human joins (so a caller hears the
@@ -42,18 +44,16 @@ from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleErr
 from .metrics import CallMetrics, Turn
 from .participants import Roster
 from .reporting import TurnReporter
+from .routing import Frame, InboundRouter, LoopCall, OutboundRouter
 from .secrets import mask_url
 from .transcripts import TranscriptWriter
 
 if TYPE_CHECKING:
     from .audio.pacer import OutboundPacer
-    from .audio.resampler import StreamResampler
     from .backends.base import AgentSession
     from .call import CallContext
     from .config import BotConfig
     from .hooks import HookSet
-    from .inbound import InboundPath
-    from .passthrough import PassthroughPath
     from .taps import AudioTaps
     from .tools import ToolRegistry
     from .transport import Transport
@@ -61,10 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("botrun.bridge")
 
 Observer = Callable[[BridgeEvent], None]
-_Frame = tuple[str, bytes, int, float]  # participant, PCM16, rate, monotonic arrival
-_Call = tuple[None, Callable[..., None], tuple[Any, ...]]  # a call to make on the loop
-AGENT_RATE = 24000
-_SILENT_AFTER_S = 0.3  # no participant audio for this long: feed the agent silence
 _TICK_S = 0.1  # timers and the silence keep-alive; 10 wake-ups a second per call
 _SHUTDOWN_BUDGET_S = 1.8  # SIGINT/SIGTERM -> process exit within 2 s
 
@@ -115,31 +111,20 @@ class Bridge:
         self.metrics = CallMetrics()
         self.summary = CallSummary(metrics=self.metrics)
         self.client: AgentSession | None = None
-        self.pacer: OutboundPacer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbound: InboundPath | PassthroughPath | None = None
         # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent
         # session that takes audio/pcmu, else transcoded here (μ-law <-> PCM16, 8k <-> 24k).
-        self._phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
+        phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
         # (only to a backend that takes audio/pcmu: core/backends, BackendSpec.phone_audio)
         from .plugins import get_backend
 
         backend = get_backend(config.agent.backend)
         self._passthrough = (
-            self._phone_audio
-            and getattr(transport, "agent_audio", "") == "pcmu"
-            and backend.phone_audio
+            phone_audio and getattr(transport, "agent_audio", "") == "pcmu" and backend.phone_audio
         )
-        self._in_rate = backend.input_rate  # the rate the backend takes PCM16 at
         if not backend.speech_stopped:  # the figure would time the reply's start, not the user
             self.metrics.latency_unmeasured = (
                 f"not measured on {backend.name} (the service does not say when you stop speaking)"
             )
-        self._in_bps = 8000 if self._passthrough else 2 * self._in_rate  # bytes/s to the agent
-        # what the agent hears, for the taps (core/taps.py): rate and encoding
-        self._tap_in = (8000, "pcmu") if self._passthrough else (self._in_rate, "pcm16")
-        self._out_rs: StreamResampler | None = None
-        self._listened: set[str] = set()
         self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
         self._stop = asyncio.Event()
         self.lifecycle = CallLifecycle()
@@ -154,14 +139,28 @@ class Bridge:
         self._awaiting_reply_since: float | None = None
         # the turns, their figures and their text (core/reporting.py)
         self.reporter = TurnReporter(transport, self.roster, self.metrics, self._emit)
+        # the audio both ways (core/routing.py)
+        self.inbound = InboundRouter(
+            self.roster,
+            self.metrics,
+            lambda: self.client,
+            lambda: self._user_speaking,
+            chunk_ms=config.bridge.chunk_ms,
+            in_rate=backend.input_rate,  # the rate the backend takes PCM16 at
+            phone_audio=phone_audio,
+            passthrough=self._passthrough,
+        )
+        self.outbound = OutboundRouter(
+            transport,
+            self.metrics,
+            self._on_first_audio,
+            phone_audio=phone_audio,
+            passthrough=self._passthrough,
+        )
         # timers
         self._empty_since: float | None = time.monotonic()
         self._quiet_since: float | None = None
-        self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
-        self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
-        self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
-        self._ignored_frames = 0
-        self._audio_in: Handoff[_Frame | _Call] | None = None
+        self._audio_in: Handoff[Frame | LoopCall] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
         self.mute_replies = False  # hanging up: nothing the agent says from now on plays
         self.call: CallContext = self._make_call_context(hooks)
@@ -297,98 +296,9 @@ class Bridge:
             self._empty_since = time.monotonic()
 
     def _refresh_listened(self) -> None:
-        listened = self.roster.listened()
-        if listened != self._listened and self._inbound is not None:
-            now = time.monotonic()
-            self._inbound.set_members(listened, now)
-            self._send_due(now)  # a leaver's last words go now, not with the next audio
-        self._listened = listened
+        self.inbound.set_listened(self.roster.listened())
         if (unmatched := self.roster.unmatched_listen()) is not None:
             log.warning("%s", unmatched)
-
-    def _on_handoff(self, items: list[_Frame | _Call]) -> None:
-        """What the transport's threads handed over since the hand-off's last tick, in
-        order: audio frames (participant, PCM16, rate, monotonic arrival time) and calls
-        (participant events, ``ended``, the pacer's first-audio mark)."""
-        frames: list[_Frame] = []
-        for item in items:
-            if item[0] is not None:
-                frames.append(item)
-                continue
-            if frames:
-                self._on_audio(frames)
-                frames = []
-            _, fn, args = item
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("bridge: handling %s failed", getattr(fn, "__name__", fn))
-        if frames:
-            self._on_audio(frames)
-
-    def _on_audio(self, frames: list[_Frame]) -> None:
-        """Audio frames, in arrival order: the mixer lines voices up by when they arrived,
-        not by when the loop picked them up."""
-        inbound = self._inbound
-        if inbound is None:
-            return
-        t_pick = time.perf_counter()  # processing latency counts from here: the hand-off
-        now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
-        heard = False
-        listened = self._listened
-        transcode = self._phone_audio and not self._passthrough
-        for pid, pcm, rate, arrived in frames:
-            if pid not in listened:
-                self._ignored_frames += 1  # the bot itself, unknown or not-listened people
-                continue
-            heard = True
-            if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
-                from .audio.g711 import ulaw_to_pcm16
-
-                pcm = ulaw_to_pcm16(pcm)
-            pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
-            if pcm24:
-                self.roster.hear(pid, _energy(pcm24), self._user_speaking)
-        if not heard:
-            return
-        self._last_heard = now
-        self._send_due(now)
-        took = time.perf_counter() - t_pick
-        for pid, _pcm, _rate, _arrived in frames:
-            if pid in listened:
-                self.metrics.inbound.add(took)
-
-    def _send_due(self, now: float) -> None:
-        """Send the mixed frames due at ``now``; if audio stays queued, come back when it
-        falls due even if nothing else arrives (the mixer drains on a clock)."""
-        inbound = self._inbound
-        if inbound is None:
-            return
-        self._send_frames(inbound.pop(now), now)
-        due = inbound.next_due()
-        timer = self._drain_timer
-        if due is None or (timer is not None and timer.when() <= due):
-            return
-        if timer is not None:
-            timer.cancel()
-        loop = self._loop or asyncio.get_running_loop()
-        self._drain_timer = loop.call_at(due, self._on_drain_timer, due)
-
-    def _on_drain_timer(self, due: float) -> None:
-        self._drain_timer = None
-        # loop.time() is time.monotonic(); never ask the mixer before the moment it named
-        self._send_due(max(time.monotonic(), due))
-
-    def _send_frames(self, frames: list[bytes], now: float) -> None:
-        if not frames:
-            return
-        client, taps = self.client, self.taps
-        for frame in frames:
-            if client is not None:
-                client.send_audio(frame)
-            if taps is not None:
-                taps.heard(frame, *self._tap_in)
-            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
     # ------------------------------------------------------------------ agent session
     def _open_session(self) -> None:
@@ -404,7 +314,7 @@ class Bridge:
         self._session_ready = False
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
-        self._audio_clock = time.monotonic()
+        self.inbound.session_opened(time.monotonic())
         self._emit(ev.SessionStateChanged("connecting", mask_url(self.config.agent.url)))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
@@ -474,11 +384,12 @@ class Bridge:
         if isinstance(e, p.ReplyAudio | p.ReplyStarted | p.TranscriptAgentDelta | p.ToolCall):
             self._reply_progress_at = time.monotonic()
         if isinstance(e, p.ReplyAudio):
-            self._on_reply_audio(e.pcm)
+            if not self.mute_replies:  # hanging up: nothing the agent says plays
+                self.outbound.play(e.pcm, self.reporter.reply_turn)
         elif isinstance(e, p.SpeechStarted):
             self._user_speaking = True
             self.roster.reset_turn()
-            speaker = self.roster.speaking_now(self._listened)
+            speaker = self.roster.speaking_now(self.inbound.listened)
             self._emit(
                 ev.SpeechStarted(speaker.id if speaker else None, speaker.name if speaker else None)
             )
@@ -496,7 +407,7 @@ class Bridge:
         elif isinstance(e, p.TranscriptUserDelta):
             self.reporter.user_delta(e.text)
         elif isinstance(e, p.TranscriptUser):
-            self.reporter.user_transcript(e.text, self._listened)
+            self.reporter.user_transcript(e.text, self.inbound.listened)
         elif isinstance(e, p.ReplyStarted):
             self.reporter.reply_started(e.reply_id)
         elif isinstance(e, p.TranscriptAgentDelta):
@@ -535,40 +446,6 @@ class Bridge:
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SessionStateChanged(name.lower(), str(detail)))
 
-    def _on_reply_audio(self, pcm24: bytes) -> None:
-        # Only audio the session accepted reaches here (AgentClient asks
-        # SessionState.accept_audio in arrival order): stale or late audio is already gone.
-        if self.pacer is None or (self._out_rs is None and not self._passthrough):
-            return
-        if self.mute_replies:
-            return
-        t0 = time.perf_counter()
-        if self._out_rs is None:  # μ-law from the agent, straight to the phone
-            out = pcm24
-        else:
-            out = self._out_rs.process(pcm24)
-            if self._phone_audio:
-                from .audio.g711 import pcm16_to_ulaw
-
-                out = pcm16_to_ulaw(out)
-        turn = self.reporter.reply_turn
-        on_start = None
-        if turn is not None and not turn.audio_queued:
-            turn.audio_queued = True
-            pacer = self.pacer
-
-            def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
-                t = time.monotonic()
-                turn.sink_start_ms = pacer.stats.written_ms
-                turn.sink_position_ms = getattr(self.transport, "sent_position_ms", None)
-                self._call(self.reporter.first_audio, turn, t)
-
-        if out:
-            if turn is not None:
-                turn.queued_ms += len(out) * 1000 / self.pacer.sample_width / self.pacer.sample_rate
-            self.pacer.put(out, on_start)
-        self.metrics.outbound.add(time.perf_counter() - t0)
-
     def _played_ms(self, reply_id: str) -> float:
         """How much of reply ``reply_id`` the caller has heard (BackendContext.played_ms)."""
         return self.reporter.played_ms(reply_id, self.pacer)
@@ -580,19 +457,25 @@ class Bridge:
         self._awaiting_reply_since = None
 
     def _barge_in(self, cause: str) -> None:
-        if self.pacer is None:
-            return
-        flushed = self.pacer.flush()
-        if self._out_rs is not None:
-            self._out_rs.reset()
-        self.reporter.barge_in(cause, flushed)
+        flushed = self.outbound.flush()
+        if flushed is not None:
+            self.reporter.barge_in(cause, flushed)
+
+    def _on_first_audio(self, turn: Turn, t: float) -> None:
+        # pacer thread: the pacer is handing a reply's first audio to the transport
+        self._call(self.reporter.first_audio, turn, t)
 
     def _replying(self) -> bool:
         """The session's answer: is a reply under way?"""
         return self.client is not None and self.client.state.reply_active
 
     def _pending_out_ms(self) -> float:
-        return self.pacer.pending_ms if self.pacer is not None else 0.0
+        return self.outbound.pending_ms
+
+    @property
+    def pacer(self) -> OutboundPacer | None:
+        """The bot's voice on its way to the transport (core/routing.py), once running."""
+        return self.outbound.pacer
 
     # ------------------------------------------------------------------ timers
     def _busy(self, now: float) -> bool:
@@ -600,20 +483,6 @@ class Bridge:
             return True  # starting: bounded by the client's retry window (ready_timeout_s)
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
         return self._user_speaking or self._replying() or waiting or self._pending_out_ms() > 0
-
-    def _keep_alive(self, now: float, chunk_s: float) -> None:
-        """Keep the agent's speech detector running: silence while nobody is heard. Only once
-        no audio has arrived for a while: a stalled loop or a late SDK frame must not get
-        silence inserted into the middle of someone's sentence. The silence leaves through
-        the inbound path, after anything it still holds."""
-        if (
-            self.client is not None
-            and self._inbound is not None
-            and now - self._last_heard > _SILENT_AFTER_S
-            and now - self._audio_clock > 2 * chunk_s
-        ):
-            n = int((now - self._audio_clock) / chunk_s)
-            self._send_frames(self._inbound.keepalive(min(n, 50)), now)
 
     def _end_stalled_reply(self, now: float) -> None:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
@@ -645,7 +514,7 @@ class Bridge:
             if now - started >= cfg.max_duration_s:
                 self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
                 break
-            self._keep_alive(now, chunk_s)
+            self.inbound.keep_alive(now, chunk_s)
             self._end_stalled_reply(now)
             if len(self.roster):
                 self._quiet_since = None
@@ -693,42 +562,11 @@ class Bridge:
 
     # ------------------------------------------------------------------ run
     async def run(self) -> CallSummary:
-        from .audio.pacer import OutboundPacer
-        from .audio.resampler import StreamResampler
-        from .inbound import InboundPath
-        from .passthrough import PassthroughPath
-        from .taps import tee_sink
-
-        self._loop = asyncio.get_running_loop()
-        self._audio_in = Handoff(self._loop, self._on_handoff)
+        loop = asyncio.get_running_loop()
+        self._audio_in = Handoff(loop, self.inbound.on_handoff)
         t = self.transport
-        if self._passthrough:
-            self._inbound = PassthroughPath(chunk_ms=self.config.bridge.chunk_ms)
-            self._out_rs = None
-        else:
-            self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms, rate=self._in_rate)
-            self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
-        phone: dict[str, Any] = {"sample_width": 1, "silence": b"\xff"} if self._phone_audio else {}
-        self.pacer = OutboundPacer(
-            t.write_audio
-            if self.taps is None
-            else tee_sink(
-                t.write_audio,
-                self.taps,
-                t.output_sample_rate,
-                "pcmu" if self._phone_audio else "pcm16",
-            ),
-            t.output_sample_rate,
-            chunk_ms=t.output_chunk_ms,
-            max_ahead=t.output_max_ahead,
-            flush_sink=t.flush_audio,
-            name=f"{t.name}-pacer",
-            prebuffer_ms=self.config.bridge.prebuffer_ms,
-            speed=t.time_scale,
-            shared=not t.write_blocks,
-            **phone,
-        )
-        self.pacer.start()
+        self.inbound.start(loop, self.taps)
+        self.outbound.start(self.taps, self.config.bridge.prebuffer_ms)
         watchdog: asyncio.Task[None] | None = None
         try:
             if await self._join():
@@ -742,8 +580,7 @@ class Bridge:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            if self._drain_timer is not None:
-                self._drain_timer.cancel()
+            self.inbound.stop()
             await self._shutdown()
             await self.call.finish(self.summary)
         return self.summary
@@ -811,15 +648,6 @@ def _describe(exc: BaseException | None) -> str:
         return f"not done within {_SHUTDOWN_BUDGET_S:g} s (timed out)"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _energy(pcm: bytes) -> float:
-    import numpy as np
-
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    # multiply + add.reduce: fewer Python-level steps than np.dot's BLAS call for 320
-    # samples (issue 15 performance)
-    return float(np.add.reduce(np.multiply(x, x, out=x)))
 
 
 async def run_call(
