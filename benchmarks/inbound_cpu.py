@@ -3,8 +3,9 @@ steady figure for before/after comparisons on a loaded machine.
 
 N real :class:`botrun.core.bridge.Bridge` objects, each with P listened participants (16 kHz,
 20 ms frames: speech-like bursts and room tone), get their frames through the bridge's own
-hand-off consumer (``Bridge.inbound.on_handoff``, core/routing.py: resampling, mixing, energy
-for attribution, batching) and send the mixed 24 kHz frames to a stub agent client that only
+hand-off consumer (``Bridge.inbound.on_handoff``, core/routing.py), then the loop's inbound
+batch at the end of each tick (``core/inbound_batch.py``: mixing, energy for attribution,
+resampling, batching), and send the mixed 24 kHz frames to a stub agent client that only
 keeps them. What is left out is the WebSocket send, which the floor (benchmarks/ws_floor.py)
 pays too.
 
@@ -90,12 +91,20 @@ async def run(sessions: int, participants: int, n_frames: int) -> tuple[float, l
     from botrun.core.audio.resampler import design
 
     design(RATE, 24000)  # the filter is designed once per process: not per-frame work
+    try:  # the loop's inbound batch (core/inbound_batch.py), flushed after each tick
+        from botrun.core.inbound_batch import batch_for
+
+        flush = batch_for(loop).flush
+    except ImportError:  # a build from before the batch: each call sends at once
+        flush = None
     c0 = time.process_time()
     t0 = time.monotonic()
-    for k in range(n_frames):
+    for k in range(n_frames):  # one hand-off tick: every call's frames, then the batch
         now = t0 + k * 0.02
         for b in bridges:
             b.inbound.on_handoff([(pid, audio[p][k], RATE, now) for p, pid in enumerate(pids)])
+        if flush is not None:
+            flush()
     cpu = time.process_time() - c0
     for b in bridges:
         b.inbound.stop()

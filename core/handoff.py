@@ -47,6 +47,8 @@ class _Inbox:
         self.idle = 0
         self.wakeups = 0  # cross-thread wake-ups (the clock restarting)
         self.ticks = 0
+        # run on the loop after every tick that delivered items (core/inbound_batch.py)
+        self.after_tick: list[Callable[[], None]] = []
 
     def put(self, handoff: Handoff[Any], item: Any) -> None:
         with self.lock:
@@ -92,6 +94,11 @@ class _Inbox:
                 handoff.consume(batch)
             except Exception:
                 log.exception("hand-off consumer %r failed", handoff.consume)
+        for fn in self.after_tick:
+            try:
+                fn()
+            except Exception:
+                log.exception("hand-off tick listener %r failed", fn)
 
     def pending(self, handoff: Handoff[Any]) -> int:
         with self.lock:
@@ -108,6 +115,13 @@ def _inbox(loop: asyncio.AbstractEventLoop, period_s: float) -> _Inbox:
         if inbox is None:
             inbox = _inboxes[loop] = _Inbox(loop, period_s)
         return inbox
+
+
+def after_each_tick(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    """Call ``fn`` on ``loop`` at the end of every tick that delivered items, after every
+    consumer got its own: work the consumers queued runs once for all of them, in the same
+    loop pass."""
+    _inbox(loop, PERIOD_S).after_tick.append(fn)
 
 
 class Handoff(Generic[T]):

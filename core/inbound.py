@@ -136,6 +136,39 @@ class InboundPath:
             out += self._resample([self._meeting_silence] * missing)
         return out
 
+    # -- batched with the other calls on the loop (core/inbound_batch.py) ------------
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one mixed frame at the meeting rate (0 before the first audio)."""
+        return self._mixer.frame_bytes if self._mixer is not None else 0
+
+    def take(self, now: float) -> list[list[bytes]] | None:
+        """The frames due at ``now``, unmixed (see :meth:`Mixer.pop_pieces`), for the batch
+        to mix and resample; None when they must take :meth:`pop` (a leaver's tail may
+        have to be pushed out of the filter, or nothing has arrived yet)."""
+        mixer = self._mixer
+        if mixer is None or self._tail_due:
+            return None
+        return mixer.pop_pieces(now)
+
+    def batch_resampler(self, samples: int) -> StreamResampler | None:
+        """The call's resampler, if the batch can run ``samples`` more through it at once."""
+        out = self._out
+        return out if out is not None and out.batchable(samples) else None
+
+    def resample_rows(self, rows: np.ndarray) -> list[bytes]:
+        """Mixed frames (one per row) through this call's own path."""
+        return self._resample([row.tobytes() for row in rows])
+
+    def sent_mix(self, last: bytes) -> None:
+        """The batch resampled mixed frames for this call, ``last`` the last of them."""
+        self._quiet = 0
+        self._last_in = last
+
+    def count_limited(self, samples: int) -> None:
+        if samples and self._mixer is not None:
+            self._mixer.stats.limited_samples += samples
+
     def _history(self) -> int:
         return 0 if self._out is None else self._out.history
 

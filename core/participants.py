@@ -108,7 +108,7 @@ class Roster:
 
     def hear(self, pid: str, energy: float, in_turn: bool) -> None:
         """Account one frame of ``pid``'s audio (its sum of squares)."""
-        p = self._people.get(pid)
+        p = self._people.get(pid) or self._departed.get(pid)  # frames sent before leaving
         if p is not None:
             p.level = 0.7 * p.level + 0.3 * energy
             if in_turn:

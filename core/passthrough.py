@@ -57,6 +57,11 @@ class PassthroughPath:
         del self._buf[:n]
         return [data[i : i + self.frame_bytes] for i in range(0, n, self.frame_bytes)]
 
+    def take(self, now: float) -> None:
+        """Never batched with other calls (core/inbound_batch.py): nothing to mix or
+        resample; the batch calls :meth:`pop`."""
+        return None
+
     def next_due(self) -> float | None:
         return None  # nothing waits on a clock: frames leave as they complete
 

@@ -3,9 +3,10 @@
 Inbound (:class:`InboundRouter`, event loop)::
 
     transport thread --Bridge.audio()--> Handoff (one loop wake-up per batch of frames) -->
-    on_handoff --> InboundPath (resample 16k->24k, listen policy, mix, batch chunk_ms;
-    core/inbound.py) or PassthroughPath (a phone's μ-law as it is; core/passthrough.py)
-    --> AgentSession.send_audio, and the taps (core/taps.py)
+    on_handoff --> InboundPath (listen policy, queue; core/inbound.py) or PassthroughPath
+    (a phone's μ-law as it is; core/passthrough.py) --> at the end of the tick, every call
+    on the loop at once: mix, weigh, resample 16k->24k (core/inbound_batch.py) -->
+    _deliver --> AgentSession.send_audio, and the taps (core/taps.py)
 
 The mixer drains on a clock (a loop timer when queued audio falls due), a leaver's last words
 go when they leave, and the agent's speech detector is kept fed with silence once nobody has
@@ -32,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .inbound_batch import BatchSlot, batch_for
 from .metrics import CallMetrics, Turn
 
 if TYPE_CHECKING:
@@ -87,6 +89,8 @@ class InboundRouter:
         self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
         self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
         self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
+        self._batch_slot: BatchSlot | None = None  # this call in the loop's inbound batch
+        self._batched_frames = 0  # listened frames queued since the batch last delivered
         self._ignored_frames = 0
 
     def start(self, loop: asyncio.AbstractEventLoop, taps: AudioTaps | None) -> None:
@@ -142,35 +146,56 @@ class InboundRouter:
 
     def _on_audio(self, frames: list[Frame]) -> None:
         """Audio frames, in arrival order: the mixer lines voices up by when they arrived,
-        not by when the loop picked them up."""
+        not by when the loop picked them up. They are queued now; mixing, resampling and
+        weighing them happen right after the hand-off's tick, for every call on the loop at
+        once (core/inbound_batch.py), which calls :meth:`_hear` and :meth:`_deliver`."""
         inbound = self._inbound
         if inbound is None:
             return
-        t_pick = time.perf_counter()  # processing latency counts from here: the hand-off
-        now = time.monotonic()  # waits for its clock on purpose (core/handoff.py)
-        heard = False
+        now = time.monotonic()  # the hand-off waits for its clock on purpose
         listened = self._listened
         transcode = self._phone_audio and not self._passthrough
+        weigh: list[tuple[str, bytes]] = []
+        count = 0
         for pid, pcm, rate, arrived in frames:
             if pid not in listened:
                 self._ignored_frames += 1  # the bot itself, unknown or not-listened people
                 continue
-            heard = True
+            count += 1
             if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
                 from .audio.g711 import ulaw_to_pcm16
 
                 pcm = ulaw_to_pcm16(pcm)
             pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
             if pcm24:
-                self.roster.hear(pid, _energy(pcm24), self._user_speaking())
-        if not heard:
+                weigh.append((pid, pcm24))
+        if not count:
             return
         self._last_heard = now
-        self._send_due(now)
-        took = time.perf_counter() - t_pick
-        for pid, _pcm, _rate, _arrived in frames:
-            if pid in listened:
-                self.metrics.inbound.add(took)
+        self._batched_frames += count
+        slot = self._batch_slot
+        if slot is None:
+            slot = self._batch_slot = BatchSlot(self._batch_path, self._hear, self._deliver)
+        batch_for(self._loop or asyncio.get_running_loop()).add(slot, now, weigh)
+
+    def _batch_path(self) -> InboundPath | PassthroughPath | None:
+        return self._inbound
+
+    def _hear(self, levels: list[tuple[str, float]]) -> None:
+        """The energies of the frames :meth:`_on_audio` queued (transcript attribution and
+        who is speaking)."""
+        in_turn = self._user_speaking()
+        for pid, energy in levels:
+            self.roster.hear(pid, energy, in_turn)
+
+    def _deliver(self, frames: list[bytes], now: float, picked: float) -> None:
+        """The mixed frames due at ``now``, resampled for the agent: send them."""
+        self._send_frames(frames, now)
+        self._arm_drain_timer()
+        took = time.perf_counter() - picked  # processing latency: from the hand-off's pick-up
+        for _ in range(self._batched_frames):
+            self.metrics.inbound.add(took)
+        self._batched_frames = 0
 
     def _send_due(self, now: float) -> None:
         """Send the mixed frames due at ``now``; if audio stays queued, come back when it
@@ -179,6 +204,12 @@ class InboundRouter:
         if inbound is None:
             return
         self._send_frames(inbound.pop(now), now)
+        self._arm_drain_timer()
+
+    def _arm_drain_timer(self) -> None:
+        inbound = self._inbound
+        if inbound is None:
+            return
         due = inbound.next_due()
         timer = self._drain_timer
         if due is None or (timer is not None and timer.when() <= due):
@@ -320,12 +351,3 @@ class OutboundRouter:
     def pending_ms(self) -> float:
         """Bot audio queued that the transport has not had yet."""
         return self.pacer.pending_ms if self.pacer is not None else 0.0
-
-
-def _energy(pcm: bytes) -> float:
-    import numpy as np
-
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    # multiply + add.reduce: fewer Python-level steps than np.dot's BLAS call for 320
-    # samples (issue 15 performance)
-    return float(np.add.reduce(np.multiply(x, x, out=x)))

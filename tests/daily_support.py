@@ -22,12 +22,15 @@ class RecordingEvents:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     audio_frames: list[tuple[str, bytes, int]] = field(default_factory=list)
     threads: set[str] = field(default_factory=set)
+    #: Every call's kind and thread name, audio included, in the order they came.
+    order: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _rec(self, *item: Any) -> None:
         with self._lock:
             self.calls.append(item)
             self.threads.add(threading.current_thread().name)
+            self.order.append((item[0], threading.current_thread().name))
 
     def participant_joined(self, participant_id: str, name: str | None = None) -> None:
         self._rec("joined", participant_id, name)
@@ -41,6 +44,7 @@ class RecordingEvents:
     def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
         with self._lock:
             self.audio_frames.append((participant_id, pcm, sample_rate))
+            self.order.append(("audio", threading.current_thread().name))
 
     def ended(self, reason: str, error: str | None = None) -> None:
         self._rec("ended", reason, error)

@@ -122,6 +122,7 @@ async def test_a_legs_number_comes_from_the_sip_display_name_without_sip_from(ca
     t, events, _ = call
     first, second = participant("+14155550123"), participant("+14155550124")
     on_thread(t._handler.on_dialin_connected, {"sessionId": first["id"]})  # no sipFrom
+    await wait_until(lambda: first["id"] in t.legs)  # the leg before its participant
     on_thread(t._handler.on_participant_joined, first)
     on_thread(t._handler.on_participant_joined, second)
     on_thread(t._handler.on_dialout_connected, {"sessionId": second["id"]})

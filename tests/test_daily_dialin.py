@@ -62,7 +62,7 @@ async def test_dialin_ready_twice_forwards_the_call_exactly_once(api) -> None:
         on_thread(t._handler.on_participant_joined, caller)
         on_thread(t._handler.on_dialin_stopped, {"sessionId": "s1"})
         on_thread(t._handler.on_participant_left, caller, "leftCall")
-        await wait_until(lambda: events.of("left"))
+        await wait_until(lambda: events.of("left") and events.of("ended"))
         assert events.of("joined") == [("joined", caller["id"], "+15551234567")]
         assert events.of("ended")[0] == ("ended", "the caller hung up", None)
     finally:

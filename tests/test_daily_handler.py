@@ -8,6 +8,7 @@ shaped like daily-python's, and the transport's reports land in a recording Tran
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from daily_support import FakeAudioData, RecordingEvents, make_transport, on_thread, participant
@@ -41,8 +42,9 @@ async def test_participants_reach_the_bridge_with_names_and_the_bot_is_filtered(
         ("joined", caller["id"], "+15551234567"),
     ]
     assert set(t.remote_participants) == {alice["id"], caller["id"]}
-    # Events reach the bridge on the loop thread, never on the SDK's thread.
-    assert events.threads == {threading.current_thread().name}
+    # Participant events reach the bridge from the SDK's thread (TransportEvents is
+    # thread-safe), like their audio (issue 15).
+    assert events.threads == {"daily-native-test"}
 
     renamed = {**alice, "info": {**alice["info"], "userName": "Alice B."}}
     on_thread(h.on_participant_updated, alice)  # same name: nothing to report
@@ -168,12 +170,85 @@ async def test_a_callback_that_cannot_be_handed_over_is_logged_rate_limited(
     from botrun.transports.daily.handler import DailyHandler
 
     h = DailyHandler(asyncio.get_running_loop(), make_transport())
-    odd = {**participant("Odd"), "lock": threading.Lock()}  # cannot be deep-copied
+    odd = {"sessionId": "s1", "lock": threading.Lock()}  # cannot be deep-copied
     with caplog.at_level(logging.WARNING, logger="botrun.daily"):
         for _ in range(120):
-            h.on_participant_joined(odd)
+            h.on_dialin_connected(odd)
     assert h.dropped == 120
     lines = [r.getMessage() for r in caplog.records if "dropped Daily event" in r.getMessage()]
     assert len(lines) == 6  # the first 5 and the 100th
-    assert "on_participant_joined (#1): TypeError" in lines[0]
+    assert "on_dialin_event (#1): TypeError" in lines[0]
     assert "(#100)" in lines[-1]
+
+
+async def test_participant_events_reach_the_bridge_in_order_with_their_audio(prepared) -> None:
+    """Issue 15: Daily delivers participant events the way Agora does. A leave Daily reports
+    after a participant's frame is reported after that frame, and one Daily reports before
+    a (late) frame before it: the bridge gets them in Daily's order, from the SDK's thread,
+    with no loop pass of the transport's in between (before: joined and left were first
+    handed to the loop, so the frames overtook them)."""
+    t, events = prepared
+    h, render = t._handler, t._renderer
+    ann = participant("Ann")
+    frame = FakeAudioData(b"\x01\x00" * 320)
+
+    def daily() -> None:  # the SDK's event and audio threads, in the order Daily runs them
+        h.on_participant_joined(ann)
+        render(ann["id"], frame, "microphone")
+        h.on_participant_left(ann, "leftCall")
+        render(ann["id"], frame, "microphone")  # a frame already in flight at the leave
+
+    on_thread(daily)
+    # The loop has not run since: all of it is already with the bridge, in order.
+    assert events.order == [
+        ("joined", "daily-native-test"),
+        ("audio", "daily-native-test"),
+        ("left", "daily-native-test"),
+        ("audio", "daily-native-test"),
+    ]
+    assert events.of("left") == [("left", ann["id"], "leftCall")]
+    assert t.remote_participants == {}
+
+
+async def test_participant_events_share_the_bridges_hand_off_with_the_audio() -> None:
+    """Issue 15, through a real hand-off (core/handoff.py) as the bridge uses it: the join,
+    the audio and the leave arrive on the loop in one pass, in Daily's order."""
+    import asyncio
+
+    from botrun.core.handoff import Handoff
+
+    passes: list[list[tuple[str, str]]] = []
+
+    class HandedOff(RecordingEvents):  # the bridge's TransportEvents: every call one put()
+        def __init__(self) -> None:
+            super().__init__()
+            self.handoff: Handoff[tuple[str, str]] = Handoff(
+                asyncio.get_running_loop(), passes.append
+            )
+
+        def _rec(self, *item: Any) -> None:
+            self.handoff.put((item[0], item[1]))
+
+        def audio(self, participant_id: str, pcm: bytes, sample_rate: int) -> None:
+            self.handoff.put(("audio", participant_id))
+
+    events = HandedOff()
+    t = make_transport()
+    t.prepare(events)
+    try:
+        ann = participant("Ann")
+        frame = FakeAudioData(b"\x01\x00" * 320)
+
+        def daily() -> None:
+            t._handler.on_participant_joined(ann)
+            t._renderer(ann["id"], frame, "microphone")
+            t._handler.on_participant_left(ann, "leftCall")
+            t._renderer(ann["id"], frame, "microphone")
+
+        on_thread(daily)
+        await wait_until(lambda: sum(len(p) for p in passes) >= 4)
+        await asyncio.sleep(0.05)  # anything (wrongly) still to come would show up
+    finally:
+        await t.leave()
+    pid = ann["id"]
+    assert passes == [[("joined", pid), ("audio", pid), ("left", pid), ("audio", pid)]]

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -428,3 +429,54 @@ async def test_sigterm_while_redis_is_down_still_drains_the_call(tmp_path: Path)
     session = next(iter(sim.sessions.values()))
     assert session.ended and session.audio_duration_s() > 3.0  # the call ended whole
     assert "Traceback" not in worker.text()
+
+
+async def test_front_door_checks_dialin_webhooks_as_serve_does(tmp_path: Path) -> None:
+    """The front door and serve share one dial-in reader (bots/serve/app.receive_dialin):
+    same answers; the front door counts refusals."""
+    good = json.dumps({"callId": "call-1", "callDomain": "d"}).encode()
+    ts = str(int(time.time()))
+    json_headers = {"Content-Type": "application/json"}
+    bad_signature = {
+        **json_headers,
+        webhook.SIGNATURE_HEADER: webhook.sign(b"another key", ts, good),
+        webhook.TIMESTAMP_HEADER: ts,
+    }
+    not_json = b"{nope"
+    signed_not_json = {
+        **json_headers,
+        webhook.SIGNATURE_HEADER: webhook.sign(DIALIN_KEY, ts, not_json),
+        webhook.TIMESTAMP_HEADER: ts,
+    }
+    async with redis_server(tmp_path) as redis, front_door(redis.url) as door:
+        test = await door.post("/dialin", data=b'{"Test": "test"}', headers=json_headers)
+        forged = await door.post("/dialin", data=good, headers=bad_signature)
+        malformed = await door.post("/dialin", data=not_json, headers=signed_not_json)
+        answers = [(r.status, await r.json()) for r in (test, forged, malformed)]
+        queued = await door.app[REDIS].zcard(jobs.QUEUE_NAME)
+        metrics = await (await door.get("/metrics")).text()
+    assert answers == [
+        (200, {"ok": True, "test": True}),
+        (401, {"error": "bad signature"}),
+        (400, {"error": "body is not JSON"}),
+    ]
+    assert queued == 0
+    assert 'botrun_frontdoor_calls_total{result="refused"} 2.0' in metrics
+
+
+async def test_serve_queue_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
+    async with redis_server(tmp_path) as redis:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            done = await asyncio.to_thread(
+                run_cli, "serve", "--queue", redis.url, "--port", str(port)
+            )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"botrun: error: cannot listen on 127.0.0.1:{port}: ")
+    )

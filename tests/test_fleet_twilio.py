@@ -41,8 +41,11 @@ BLOCK = 1600  # 200 ms at 8 kHz
 
 
 @asynccontextmanager
-async def twilio_front_door(queue_url: str, *, queue_wait_s: float) -> AsyncIterator[TestClient]:
-    """``serve --queue``'s app with Twilio on, on the loopback port its PUBLIC_URL names."""
+async def twilio_front_door(
+    queue_url: str, *, queue_wait_s: float | None
+) -> AsyncIterator[TestClient]:
+    """``serve --queue``'s app with Twilio on, on the loopback port its PUBLIC_URL names;
+    ``queue_wait_s`` for every call, Twilio's too (None: serve's defaults)."""
     from botrun.transports.twilio.settings import TwilioSettings
     from botrun.transports.twilio.signature import Validator
 
@@ -50,7 +53,13 @@ async def twilio_front_door(queue_url: str, *, queue_wait_s: float) -> AsyncIter
     public = f"http://127.0.0.1:{port}"
     redis = await connect(queue_url)
     settings = ServeSettings(dialin_key=None, auth=ApiAuth(Access.TOKEN, API_TOKEN))
-    queue = QueueSettings(queue_url=queue_url, queue_wait_s=queue_wait_s)
+    queue = (
+        QueueSettings(queue_url=queue_url)
+        if queue_wait_s is None
+        else QueueSettings(
+            queue_url=queue_url, queue_wait_s=queue_wait_s, twilio_queue_wait_s=queue_wait_s
+        )
+    )
     door = TwilioDoor(TwilioSettings(ACCOUNT_SID, AUTH_TOKEN, public), Validator(AUTH_TOKEN))
     door.api_token = API_TOKEN
     client = TestClient(
@@ -356,3 +365,117 @@ async def test_a_webhook_to_two_front_doors_at_once_makes_one_call_and_delete_re
     assert log.count(f"call {retry}: taken") == 1, log
     assert len(sim.sessions) == 1
     assert stopped["state"] == "stopped", (stopped, log)
+
+
+async def test_a_twilio_call_waits_for_a_worker_less_than_twilio_waits_for_its_answer(
+    tmp_path: Path,
+) -> None:
+    """Twilio gives up on its voice webhook after 15 s: by default a Twilio call waits for a
+    worker at most --twilio-queue-wait-s (10 s), while a Daily dial-in call keeps
+    --queue-wait-s (30 s). Before, both waited 30 s and serve only warned."""
+    import uuid
+
+    from arq.constants import job_key_prefix
+
+    from botrun.bots.fleet import store, twilio_claims
+    from botrun.bots.fleet.frontdoor import REDIS
+    from botrun.bots.fleet.jobs import session_id_for_call
+
+    async with (
+        redis_server(tmp_path) as redis,
+        twilio_front_door(redis.url, queue_wait_s=None) as door,
+    ):
+        front = str(door.make_url("")).rstrip("/")
+        call_sid = "CA" + uuid.uuid4().hex
+        sid = session_id_for(call_sid)
+        arq_redis = door.app[REDIS]
+
+        async def stand_in_worker() -> float:
+            """Takes the call's job once it is queued, as a worker would; returns the job's
+            time to live in Redis (arq's expiry) at that moment."""
+            await wait_until(lambda: store.get_call(arq_redis, sid), "the call queued")
+            ttl_ms = await arq_redis.pttl(job_key_prefix + sid)
+            await twilio_claims.claim(arq_redis, sid, "https://worker.example.com")
+            return ttl_ms / 1000
+
+        async with FakeTwilio(front) as tw:
+            worker = asyncio.create_task(stand_in_worker())
+            _, status, twiml = await tw.incoming_call(sid=call_sid)
+            twilio_ttl_s = await worker
+        dialin = await door.post("/dialin", json={"callId": "call-1", "callDomain": "d"})
+        twilio_record = await store.get_call(arq_redis, sid)
+        dialin_record = await store.get_call(arq_redis, session_id_for_call("call-1"))
+
+    assert status == 200 and "wss://worker.example.com/twilio/stream" in twiml, twiml
+    assert dialin.status == 200
+    assert twilio_record is not None and dialin_record is not None
+
+    def wait_of(record: dict) -> float:
+        return float(record["expires_at"]) - float(record["created_at"])
+
+    assert wait_of(twilio_record) == pytest.approx(10.0, abs=0.01)  # Twilio waits 15 s
+    assert 0 < twilio_ttl_s <= 10.0  # the job itself expires then too
+    assert wait_of(dialin_record) == pytest.approx(30.0, abs=0.01)
+
+
+@pytest.mark.parametrize(("wait_s", "warned"), [(10.0, False), (15.0, True)])
+def test_serve_warns_only_when_twilio_calls_may_wait_as_long_as_twilio_does(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    wait_s: float,
+    warned: bool,
+) -> None:
+    import logging
+
+    from botrun.bots.fleet import serve_queue
+
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("PUBLIC_URL", "https://calls.example.com")
+    monkeypatch.setenv("BOTRUN_API_TOKEN", API_TOKEN)
+    with caplog.at_level(logging.WARNING, logger="botrun.serve"):
+        _, queue, door = serve_queue.check(
+            "127.0.0.1",
+            "redis://127.0.0.1:6379/0",
+            insecure=False,
+            read_timeout_s=10.0,
+            queue_wait_s=30.0,
+            max_queued=100,
+            call_transports=(),
+            twilio_queue_wait_s=wait_s,
+        )
+    assert door is not None
+    assert queue.wait_for("twilio") == wait_s and queue.wait_for("daily") == 30.0
+    assert ("--twilio-queue-wait-s" in caplog.text) is warned
+    assert "--queue-wait-s 30" not in caplog.text  # Daily's calls may wait longer
+
+
+async def test_the_front_door_refuses_twilio_webhooks_as_serve_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One reader of Twilio's signed forms (bots/serve/twilio_routes.signed_form) for serve
+    and the front door: 403 unsigned (logged), 400 without a CallSid, nothing queued."""
+    import logging
+
+    from botrun.bots.fleet import jobs
+    from botrun.bots.fleet.frontdoor import REDIS
+
+    async with (
+        redis_server(tmp_path) as redis,
+        twilio_front_door(redis.url, queue_wait_s=2.0) as door,
+    ):
+        front = str(door.make_url("")).rstrip("/")
+        url = front + "/twilio/voice"
+        async with FakeTwilio(front) as tw:
+            with caplog.at_level(logging.WARNING, logger="botrun.serve.net"):
+                unsigned, _ = await tw.post(url, {"CallSid": "CAx"}, None)
+            no_sid, body = await tw.post(
+                url, {"From": "+15550001111"}, sign(url, {"From": "+15550001111"})
+            )
+        queued = await door.app[REDIS].zcard(jobs.QUEUE_NAME)
+    assert unsigned == 403
+    assert "refused (403): missing or wrong X-Twilio-Signature" in caplog.text
+    assert (no_sid, body) == (400, "CallSid missing")
+    assert queued == 0

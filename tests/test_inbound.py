@@ -275,9 +275,10 @@ def cancel_drain(bridge: Bridge) -> None:
         timer.cancel()
 
 
-def talk(bridge: Bridge, pid: str, chunks: list[bytes]) -> None:
+async def talk(bridge: Bridge, pid: str, chunks: list[bytes]) -> None:
     for c in chunks:
         bridge.inbound._on_audio([(pid, c, IN_RATE, time.monotonic())])
+        await asyncio.sleep(0)  # the loop's inbound batch sends right after (inbound_batch.py)
 
 
 async def test_bridge_sends_a_sole_leavers_last_words_when_they_leave() -> None:
@@ -288,7 +289,7 @@ async def test_bridge_sends_a_sole_leavers_last_words_when_they_leave() -> None:
     bridge._on_joined("a", "Ann")
     voice = speech16(1010)
     chunks = pieces(voice)
-    talk(bridge, "a", chunks)
+    await talk(bridge, "a", chunks)
     bridge._on_left("a", "hung up")
     expected = heard_ref(voice)
     got = await client.until(2 * len(expected), timeout=2.0)
@@ -302,7 +303,7 @@ async def test_bridge_drains_a_stopped_speakers_tail_on_a_clock() -> None:
     bridge._on_joined("b", "Bob")  # listened, never sends
     voice = speech16(1010)
     chunks = pieces(voice)
-    talk(bridge, "a", chunks)
+    await talk(bridge, "a", chunks)
     body = chunked_ref(chunks)
     # everything but the last half frame went out as it arrived, Bob's absence held nothing
     assert len(client.sent) == 2 * (len(body) - OUT_FRAME // 2)
@@ -319,7 +320,7 @@ async def test_bridge_keepalive_silence_follows_the_tail_never_precedes_it() -> 
     bridge._on_joined("a", "Ann")
     voice = speech16(1010)
     chunks = pieces(voice)
-    talk(bridge, "a", chunks)
+    await talk(bridge, "a", chunks)
     body = heard_ref(voice)
     watchdog = asyncio.create_task(bridge._watchdog())
     try:
@@ -357,4 +358,31 @@ async def test_a_leave_never_overtakes_the_leavers_last_frames() -> None:
     bridge.participant_left("a", "hung up")
     got = await client.until(2 * len(expected), timeout=5.0)
     assert_heard(got, voice, chunks)
+    cancel_drain(bridge)
+
+
+async def test_an_odd_length_frame_costs_nothing_else_of_its_hand_off() -> None:
+    """An odd-length frame from the transport used to raise in the speaker's energy, which
+    dropped every later item of that hand-off tick: later frames and the leave."""
+    from botrun.core.handoff import Handoff
+
+    client = RecordingClient()
+    bridge = bridge_with(client, max_lag_ms=500)
+    bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge.inbound.on_handoff)
+    bridge._on_joined("a", "Ann")
+    chunks = pieces(speech16(400))
+    handoff = bridge._audio_in
+    bridge.audio("a", chunks[0], IN_RATE)  # the first frame starts the hand-off's clock
+    while handoff.pending:
+        await asyncio.sleep(0.001)
+    bridge.audio("a", chunks[1] + b"\x07", IN_RATE)  # odd: a stray byte
+    for c in chunks[2:]:
+        bridge.audio("a", c, IN_RATE)
+    bridge.participant_left("a", "hung up")
+    deadline = time.monotonic() + 5.0
+    while "a" in bridge.roster and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert "a" not in bridge.roster, "the leave after the odd frame was lost"
+    got = await client.until(2 * 24 * 380, timeout=5.0)  # nearly all 400 ms got through
+    assert got.size >= 24 * 380
     cancel_drain(bridge)

@@ -16,13 +16,13 @@ state of its own: any number of front doors can answer behind a load balancer.
 
 Refusals: 503 ``busy`` with the queue depth when ``--max-queued`` calls already wait; 503
 when Redis cannot be reached (the call is refused, nothing is queued). A call that waits
-longer than ``--queue-wait-s`` is never started (arq's job expiry) and reported failed.
+longer than ``--queue-wait-s`` (a Twilio call: ``--twilio-queue-wait-s``) is never started
+(arq's job expiry) and reported failed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,8 +31,13 @@ from typing import Any
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from botrun.bots.serve import webhook
-from botrun.bots.serve.app import SETTINGS, ServeSettings, _read_body, authenticate
+from botrun.bots.serve.app import (
+    SETTINGS,
+    ServeSettings,
+    authenticate,
+    read_json_object,
+    receive_dialin,
+)
 from botrun.bots.serve.listener import note_request
 
 from . import jobs, store
@@ -40,7 +45,6 @@ from .metrics import FrontDoorMetrics, exposition
 from .redis import describe, reason, redis_errors
 
 log = logging.getLogger("botrun.serve")
-net_log = logging.getLogger("botrun.serve.net")
 
 #: Shared options a job may set besides the transport's own. Not ``agent_url`` (the bot
 #: would send the worker's ASSEMBLYAI_API_KEY wherever a caller points it), not ``config``
@@ -48,17 +52,29 @@ net_log = logging.getLogger("botrun.serve.net")
 SHARED_OPTIONS = ("name",)
 
 
+#: How long Twilio waits for a webhook's answer by default (its connection overrides'
+#: ``rt``/``tt``), seconds.
+TWILIO_WEBHOOK_TIMEOUT_S = 15.0
+
+
 @dataclass
 class QueueSettings:
     queue_url: str
     #: A call not taken by a worker within this many seconds is never started.
     queue_wait_s: float = 30.0
+    #: The same for Twilio calls: their voice webhook waits for a worker, and Twilio gives
+    #: up on the webhook after :data:`TWILIO_WEBHOOK_TIMEOUT_S`.
+    twilio_queue_wait_s: float = 10.0
     #: Refuse (503 busy) when this many calls already wait.
     max_queued: int = 100
     #: Transports POST /start may queue besides ``daily`` (with their options).
     call_transports: tuple[str, ...] = ()
     #: Option names of each allowed transport, for validating a job's options.
     transport_options: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def wait_for(self, transport: str) -> float:
+        """How long a call of ``transport`` may wait for a worker."""
+        return self.twilio_queue_wait_s if transport == "twilio" else self.queue_wait_s
 
 
 QUEUE = web.AppKey("queue", QueueSettings)
@@ -82,6 +98,7 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
     """Queue ``job`` once (its id dedupes), or refuse it: busy, or Redis unavailable."""
     app = request.app
     q, redis, metrics = app[QUEUE], app[REDIS], app[METRICS]
+    wait_s = q.wait_for(job.transport)
     try:
         depth = await store.queue_depth(redis)
         if depth >= q.max_queued:
@@ -93,7 +110,7 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
             job.to_dict(),
             _job_id=job.session_id,
             _queue_name=jobs.QUEUE_NAME,
-            _expires=q.queue_wait_s,
+            _expires=wait_s,
         )
         if queued is None:  # the same call again (a webhook retry): nothing new starts
             metrics.requests.labels("duplicate").inc()
@@ -102,7 +119,7 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
             return web.json_response(
                 {"duplicate": True, "session_id": job.session_id, "state": record.get("state")}
             )
-        await store.queue_call(redis, job, expires_at=job.received_at + q.queue_wait_s)
+        await store.queue_call(redis, job, expires_at=job.received_at + wait_s)
     except redis_errors() as exc:
         return _unavailable(app, exc)
     metrics.redis_up.set(1)
@@ -115,23 +132,10 @@ async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
 
 async def dialin(request: web.Request) -> web.Response:
     received = time.time()
-    settings = request.app[SETTINGS]
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        return body
-    if webhook.is_test_payload(body):
-        log.info("dial-in webhook test payload received")
-        return web.json_response({"ok": True, "test": True})
-    try:
-        if settings.dialin_key is not None:
-            webhook.verify(settings.dialin_key, request.headers, body)
-        call = webhook.parse_call(body)
-    except webhook.WebhookRejected as exc:
-        request.app[METRICS].requests.labels("refused").inc()
-        net_log.warning(
-            "dial-in webhook from %s refused (%d): %s", request.remote, exc.status, exc.reason
-        )
-        return _error(exc.status, exc.reason)
+    metrics = request.app[METRICS]
+    call = await receive_dialin(request, lambda: metrics.requests.labels("refused").inc())
+    if isinstance(call, web.Response):
+        return call
     job = jobs.CallJob(
         session_id=jobs.session_id_for_call(call.call_id),
         transport="daily",
@@ -163,15 +167,9 @@ def _check_options(q: QueueSettings, transport: str, options: Any) -> str | None
 
 async def start(request: web.Request) -> web.Response:
     received = time.time()
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        data = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "body is not JSON")
-    if not isinstance(data, dict):
-        return _error(400, "body is not a JSON object")
+    data = await read_json_object(request)
+    if isinstance(data, web.Response):
+        return data
     q = request.app[QUEUE]
     transport = data.get("transport", "daily")
     if not isinstance(transport, str):

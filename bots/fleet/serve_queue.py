@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from .twilio_door import TwilioDoor
 
 log = logging.getLogger("botrun.serve")
-#: How long Twilio waits for a webhook's answer by default (its connection overrides'
-#: ``rt``/``tt``), seconds.
-TWILIO_WEBHOOK_TIMEOUT_S = 15.0
 
 
 def check(
@@ -31,30 +28,25 @@ def check(
     queue_wait_s: float,
     max_queued: int,
     call_transports: tuple[str, ...],
+    twilio_queue_wait_s: float = 10.0,
 ) -> tuple[object, QueueSettings, object]:
     """Validate secrets and options (one-line errors); returns serve's settings and the
     queue's. The front door needs no Daily key: the workers make rooms and tokens."""
     from botrun.bots.serve.app import ServeSettings
     from botrun.bots.serve.auth import TOKEN_VARIABLE, Access, decide
-    from botrun.bots.serve.webhook import decode_secret
-    from botrun.core.errors import ConfigError, UsageError
+    from botrun.bots.serve.webhook import dialin_key as webhook_key
+    from botrun.core.errors import UsageError
     from botrun.core.plugins import transports
     from botrun.core.secrets import Secrets
 
-    from .frontdoor import QueueSettings
+    from .frontdoor import TWILIO_WEBHOOK_TIMEOUT_S, QueueSettings
     from .redis import settings_for
 
     settings_for(queue_url)
     secrets = Secrets()
     twilio_on = bool(secrets.get("TWILIO_AUTH_TOKEN"))
     door = twilio_door(secrets) if twilio_on else None
-    raw_secret = secrets.get("DAILY_DIALIN_SECRET")
-    dialin_key = None
-    if raw_secret:
-        try:
-            dialin_key = decode_secret(raw_secret)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+    dialin_key = webhook_key(secrets.get("DAILY_DIALIN_SECRET"))
     auth = decide(
         host=host,
         token=secrets.get(TOKEN_VARIABLE),
@@ -80,17 +72,18 @@ def check(
     queue = QueueSettings(
         queue_url=queue_url,
         queue_wait_s=queue_wait_s,
+        twilio_queue_wait_s=twilio_queue_wait_s,
         max_queued=max_queued,
         call_transports=call_transports,
         transport_options=options,
     )
     if door is not None:
         door.api_token = auth.token
-        if queue_wait_s >= TWILIO_WEBHOOK_TIMEOUT_S:
+        if twilio_queue_wait_s >= TWILIO_WEBHOOK_TIMEOUT_S:
             log.warning(
-                "--queue-wait-s %.0f: Twilio waits %.0f s for its voice webhook's answer "
-                "(unless its URL overrides that); a Twilio call still queued then is lost",
-                queue_wait_s,
+                "--twilio-queue-wait-s %.0f: Twilio waits %.0f s for its voice webhook's "
+                "answer (unless its URL overrides that); a Twilio call still queued then is lost",
+                twilio_queue_wait_s,
                 TWILIO_WEBHOOK_TIMEOUT_S,
             )
     return serve_settings, queue, door
@@ -121,11 +114,8 @@ async def run(
     limits: Limits,
     twilio: object = None,
 ) -> None:
-    from aiohttp import web
-
     from botrun.bots.serve.app import ServeSettings
-    from botrun.bots.serve.listener import GUARD, ConnectionGuard, auto_max_connections, listen
-    from botrun.core.errors import UsageError
+    from botrun.bots.serve.listener import auto_max_connections, bound_addresses, start_listening
 
     from .frontdoor import create_app
     from .redis import connect, describe
@@ -133,19 +123,9 @@ async def run(
     assert isinstance(serve_settings, ServeSettings)
     redis = await connect(queue.queue_url)  # Redis down at start: one clear line, exit 1
     app: web.Application = create_app(serve_settings, queue, redis, twilio)
-    guard = ConnectionGuard(limits, limits.max_connections or auto_max_connections(1))
-    app[GUARD] = guard
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s
-    )
-    await runner.setup()
-    try:
-        listener = await listen(runner, host, port, guard)
-    except OSError as exc:
-        await runner.cleanup()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    for sock in listener.sockets:
-        address = sock.getsockname()
+    max_connections = limits.max_connections or auto_max_connections(1)
+    runner, listener = await start_listening(app, host, port, limits, max_connections)
+    for address in bound_addresses(listener):
         log.info(
             "botrun serve (front door, queue %s) listening on http://%s:%d",
             describe(queue.queue_url),

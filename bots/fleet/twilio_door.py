@@ -3,9 +3,9 @@
 * ``POST /twilio/voice``  the signed voice webhook -> a ``twilio`` job whose id is derived
   from the CallSid (Twilio's retries, on any front door, name the same job: nothing new
   starts). The answer waits until a worker has taken the job (:mod:`.twilio_claims`, up to
-  ``--queue-wait-s``) and is TwiML connecting the call's Media Stream to *that worker's*
-  public URL; no worker in time, a full queue or no Redis -> a polite ``<Say>`` and
-  ``<Hangup>``.
+  ``--twilio-queue-wait-s``, under Twilio's 15 s webhook timeout) and is TwiML connecting
+  the call's Media Stream to *that worker's* public URL; no worker in time, a full queue or
+  no Redis -> a polite ``<Say>`` and ``<Hangup>``.
 * ``POST /twilio/status`` signed call status callbacks -> relayed to the worker running the
   call (``POST <worker public URL>/twilio/relay``, with ``BOTRUN_API_TOKEN``); those of a
   call not running yet (an outbound call ringing) are kept in Redis a few minutes and reach
@@ -17,7 +17,6 @@ which checks its signature against its own public URL.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -25,8 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
-
-from botrun.bots.serve.app import SETTINGS
 
 from . import jobs, store, twilio_claims
 from .redis import redis_errors
@@ -36,7 +33,6 @@ if TYPE_CHECKING:
     from botrun.transports.twilio.signature import Validator
 
 log = logging.getLogger("botrun.serve.twilio")
-net_log = logging.getLogger("botrun.serve.net")
 
 PATHS = ("/twilio/voice", "/twilio/status")
 FINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
@@ -69,29 +65,10 @@ def _xml(body: str) -> web.Response:
 
 
 async def _signed_form(request: web.Request) -> dict[str, str] | web.Response:
+    from botrun.bots.serve.twilio_routes import signed_form
+
     door = request.app[DOOR]
-    timeout = request.app[SETTINGS].read_timeout_s
-    try:
-        form = await asyncio.wait_for(request.post(), timeout)
-    except ValueError:
-        return web.Response(text="bad form body", status=400)
-    except TimeoutError:
-        response = web.Response(text="request body too slow", status=408)
-        response.force_close()
-        return response
-    params = {k: v for k, v in form.items() if isinstance(v, str)}
-    url = door.settings.http_url(request.path_qs)
-    if not door.validator.valid(url, params, request.headers.get("X-Twilio-Signature")):
-        net_log.warning(
-            "%s %s from %s refused (403): missing or wrong X-Twilio-Signature",
-            request.method,
-            request.path,
-            request.remote,
-        )
-        return web.Response(text="forbidden", status=403)
-    if not params.get("CallSid"):
-        return web.Response(text="CallSid missing", status=400)
-    return params
+    return await signed_form(request, door.settings, door.validator)
 
 
 async def voice(request: web.Request) -> web.Response:
@@ -138,7 +115,8 @@ async def voice(request: web.Request) -> web.Response:
         if queued.status == 200 and record.get("state") not in (*store.ACTIVE_STATES, None):
             log.warning("call %s: webhook for a call already over; hanging up", call_sid)
             return _xml(twiml.hang_up())
-        wait_s = max(0.0, record.get("expires_at", received + q.queue_wait_s) - time.time())
+        expires_at = record.get("expires_at", received + q.wait_for("twilio"))
+        wait_s = max(0.0, expires_at - time.time())
         taker = await twilio_claims.wait_claimed(redis, sid, wait_s)
         if taker is None:
             taker = await twilio_claims.claim(redis, sid, twilio_claims.BUSY)

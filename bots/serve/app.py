@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +108,17 @@ async def delete_rooms_now(app: web.Application, timeout_s: float) -> list[str]:
     return sorted(owned)
 
 
+def log_slow_body(request: web.Request, timeout_s: float) -> None:
+    """A request whose body did not arrive in time (answered 408), logged rate-limited."""
+    net_log.warning(
+        "%s %s from %s: body not received within %.0f s",
+        request.method,
+        request.path,
+        request.remote,
+        timeout_s,
+    )
+
+
 async def _read_body(request: web.Request) -> bytes | web.Response:
     settings = request.app[SETTINGS]
     if (request.content_length or 0) > settings.max_body_bytes:
@@ -116,16 +128,25 @@ async def _read_body(request: web.Request) -> bytes | web.Response:
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body larger than {settings.max_body_bytes} bytes")
     except TimeoutError:
-        net_log.warning(
-            "%s %s from %s: body not received within %.0f s",
-            request.method,
-            request.path,
-            request.remote,
-            settings.read_timeout_s,
-        )
+        log_slow_body(request, settings.read_timeout_s)
         response = _error(408, f"request body not received within {settings.read_timeout_s} s")
         response.force_close()
         return response
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any] | web.Response:
+    """The request's JSON object (an empty body: ``{}``), or the answer to give instead
+    (413/408 for the body, 400 for what is not a JSON object)."""
+    body = await _read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "body is not JSON")
+    if not isinstance(data, dict):
+        return _error(400, "body is not a JSON object")
+    return data
 
 
 async def _start_bot(
@@ -181,8 +202,13 @@ async def _start_bot(
     return web.json_response(info)
 
 
-async def dialin(request: web.Request) -> web.Response:
-    """Daily's pinless dial-in webhook."""
+async def receive_dialin(
+    request: web.Request, on_refused: Callable[[], None] | None = None
+) -> webhook.DialinCall | web.Response:
+    """Read, verify and parse Daily's dial-in webhook (serve's ``/dialin`` and the fleet's
+    front door): the call, or the answer to give instead: 413/408 for the body, 200 for
+    Daily's test payload, 401/400 for a refused webhook (logged rate-limited; ``on_refused``
+    is called then)."""
     settings = request.app[SETTINGS]
     body = await _read_body(request)
     if isinstance(body, web.Response):
@@ -194,13 +220,22 @@ async def dialin(request: web.Request) -> web.Response:
     try:
         if settings.dialin_key is not None:
             webhook.verify(settings.dialin_key, request.headers, body)
-        call = webhook.parse_call(body)
+        return webhook.parse_call(body)
     except webhook.WebhookRejected as exc:
+        if on_refused is not None:
+            on_refused()
         net_log.warning(
             "dial-in webhook from %s refused (%d): %s", request.remote, exc.status, exc.reason
         )
         return _error(exc.status, exc.reason)
 
+
+async def dialin(request: web.Request) -> web.Response:
+    """Daily's pinless dial-in webhook."""
+    settings = request.app[SETTINGS]
+    call = await receive_dialin(request)
+    if isinstance(call, web.Response):
+        return call
     supervisor = request.app[SUPERVISOR]
     existing = supervisor.find_call(call.call_id)
     if existing is not None:  # Daily retried a webhook we are already handling
@@ -236,15 +271,9 @@ async def dialin(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.Response:
     """Start a bot: ``{"room_url": ...}`` joins that room; an empty body creates one."""
     settings = request.app[SETTINGS]
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        data = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "body is not JSON")
-    if not isinstance(data, dict):
-        return _error(400, "body is not a JSON object")
+    data = await read_json_object(request)
+    if isinstance(data, web.Response):
+        return data
     room_url = data.get("room_url")
     if room_url is not None:
         if not isinstance(room_url, str):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from botrun.core.logs import LEVELS
+from . import options as opt
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -36,74 +36,55 @@ URGENT_CLEANUP_S = 10.0
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port",
-    default=7860,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to listen on (0: any free port, logged at start).",
-)
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Bot configuration (TOML) passed to every bot.",
-)
-@click.option(
+@opt.host_option("Address to listen on.")
+@opt.port_option(7860, "Port to listen on (0: any free port, logged at start).")
+@opt.config_option()
+@opt.number_option(
     "--max-bots",
     default=4,
-    show_default=True,
-    type=click.IntRange(1, 1000),
+    low=1,
+    high=1000,
     help="Most bots running at once; more calls are answered 503.",
 )
-@click.option(
-    "--bot-max-duration-s",
-    default=3600.0,
-    show_default=True,
-    type=click.FloatRange(1, 24 * 3600),
-    help="A bot still running after this long is asked to leave.",
-)
+@opt.bot_max_duration_option("A bot still running after this long is asked to leave.")
 @click.option(
     "--bot-command",
     metavar="CMD",
     help="Command that runs one bot (room and dial-in flags are appended) "
     "[default: python -m botrun.bots.cli daily].",
 )
-@click.option(
+@opt.number_option(
     "--idle-timeout-s",
     default=15.0,
-    show_default=True,
-    type=click.FloatRange(0.1, 3600),
+    low=0.1,
+    high=3600,
     help="Close a connection idle this long, or that has not sent a whole request by then.",
 )
-@click.option(
+@opt.number_option(
     "--read-timeout-s",
     default=10.0,
-    show_default=True,
-    type=click.FloatRange(0.1, 3600),
+    low=0.1,
+    high=3600,
     help="A request body must arrive within this time (else 408).",
 )
-@click.option(
+@opt.number_option(
     "--max-connections",
     default=0,
-    show_default=True,
-    type=click.IntRange(0, 100_000),
+    low=0,
+    high=100_000,
     help="Most client connections open at once; more are closed at once "
     "(0: from the open-file limit, at most 1000).",
 )
-@click.option(
+@opt.number_option(
     "--max-calls",
     default=20,
-    show_default=True,
-    type=click.IntRange(1, 10_000),
+    low=1,
+    high=10_000,
     help="Most Twilio calls running at once in this process; more are told the lines are busy.",
 )
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Allow a non-loopback --host with neither BOTRUN_API_TOKEN nor DAILY_DIALIN_SECRET "
-    "(anyone who reaches the port can start bots).",
+@opt.insecure_option(
+    "Allow a non-loopback --host with neither BOTRUN_API_TOKEN nor DAILY_DIALIN_SECRET "
+    "(anyone who reaches the port can start bots)."
 )
 @click.option(
     "--queue",
@@ -112,18 +93,26 @@ URGENT_CLEANUP_S = 10.0
     help="Run as the front door of a fleet: queue each call in this Redis "
     "(redis://host:port/db) for `botrun worker` processes, instead of running bots here.",
 )
-@click.option(
+@opt.number_option(
     "--queue-wait-s",
     default=30.0,
-    show_default=True,
-    type=click.FloatRange(1, 3600),
+    low=1,
+    high=3600,
     help="With --queue: a call no worker takes within this time is never started.",
 )
-@click.option(
+@opt.number_option(
+    "--twilio-queue-wait-s",
+    default=10.0,
+    low=1,
+    high=3600,
+    help="With --queue: the same for a Twilio call, whose voice webhook waits for a worker "
+    "(Twilio gives up after 15 s): no worker by then, the caller hears the lines are busy.",
+)
+@opt.number_option(
     "--max-queued",
     default=100,
-    show_default=True,
-    type=click.IntRange(1, 1_000_000),
+    low=1,
+    high=1_000_000,
     help="With --queue: answer 503 busy (with the queue depth) when this many calls wait.",
 )
 @click.option(
@@ -134,13 +123,7 @@ URGENT_CLEANUP_S = 10.0
     help="With --queue: POST /start may also queue calls of this transport, with "
     '{"transport": NAME, "options": {...}} (repeatable).',
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-    help="Logging verbosity.",
-)
+@opt.log_level_option()
 def command(
     host: str,
     port: int,
@@ -155,6 +138,7 @@ def command(
     insecure: bool,
     queue_url: str | None,
     queue_wait_s: float,
+    twilio_queue_wait_s: float,
     max_queued: int,
     call_transports: tuple[str, ...],
     log_level: str,
@@ -203,6 +187,7 @@ def command(
             insecure=insecure,
             read_timeout_s=read_timeout_s,
             queue_wait_s=queue_wait_s,
+            twilio_queue_wait_s=twilio_queue_wait_s,
             max_queued=max_queued,
             call_transports=call_transports,
         )
@@ -244,7 +229,7 @@ def build(
     the application."""
     from botrun.bots.runner import agent_api_key
     from botrun.core.config import check_transport_tables, load_config, resolve_config_path
-    from botrun.core.errors import ConfigError, UsageError
+    from botrun.core.errors import UsageError
     from botrun.core.plugins import transports
     from botrun.core.secrets import Secrets
     from botrun.transports.daily.rest import DailyRest
@@ -253,7 +238,7 @@ def build(
     from .auth import TOKEN_VARIABLE, Access, decide
     from .supervisor import Supervisor, child_environment
     from .twilio_setup import twilio_calls
-    from .webhook import decode_secret
+    from .webhook import dialin_key as webhook_key
 
     secrets = Secrets()
     twilio_on = bool(secrets.get("TWILIO_AUTH_TOKEN"))
@@ -262,13 +247,7 @@ def build(
         if twilio_on
         else secrets.require("DAILY_API_KEY", "to create rooms and meeting tokens with Daily")
     )
-    raw_secret = secrets.get("DAILY_DIALIN_SECRET")
-    dialin_key = None
-    if raw_secret:
-        try:
-            dialin_key = decode_secret(raw_secret)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+    dialin_key = webhook_key(secrets.get("DAILY_DIALIN_SECRET"))
     auth = decide(
         host=host,
         token=secrets.get(TOKEN_VARIABLE),  # registered for redaction by Secrets.get
@@ -366,28 +345,15 @@ async def run_server(
     A second signal means "now": every bot's process group is killed and one pass, at most
     :data:`URGENT_CLEANUP_S` long, deletes the rooms serve created. A third ends serve at once.
     """
-    from aiohttp import web
-
-    from botrun.core.errors import BotrunError, UsageError
+    from botrun.core.errors import BotrunError
 
     from .app import SUPERVISOR, delete_rooms_now
-    from .listener import GUARD, ConnectionGuard, Limits, auto_max_connections, listen
+    from .listener import Limits, auto_max_connections, bound_addresses, start_listening
 
     limits = limits or Limits()
     max_connections = limits.max_connections or auto_max_connections(app[SUPERVISOR].max_bots)
-    guard = ConnectionGuard(limits, max_connections)
-    app[GUARD] = guard
-    runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s
-    )
-    await runner.setup()
-    try:
-        listener = await listen(runner, host, port, guard)
-    except OSError as exc:
-        await runner.cleanup()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    for sock in listener.sockets:
-        address = sock.getsockname()
+    runner, listener = await start_listening(app, host, port, limits, max_connections)
+    for address in bound_addresses(listener):
         log.info("botrun serve listening on http://%s:%d", address[0], address[1])
     log.info(
         "at most %d connections; idle %.0f s, body %.0f s",

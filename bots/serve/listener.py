@@ -220,3 +220,31 @@ async def listen(
     assert server is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(guard.factory(server), host or None, port, backlog=BACKLOG)
+
+
+async def start_listening(
+    app: web.Application, host: str, port: int, limits: Limits, max_connections: int
+) -> tuple[web.AppRunner, asyncio.Server]:
+    """Set ``app`` up behind a :class:`ConnectionGuard` (``max_connections``, ``limits``) and
+    listen on ``host:port`` (``botrun serve`` and its ``--queue`` front door). A port that
+    cannot be bound: a one-line :class:`~botrun.core.errors.UsageError`, nothing left open.
+    Close the returned server, then ``runner.cleanup()``."""
+    from botrun.core.errors import UsageError
+
+    guard = ConnectionGuard(limits, max_connections)
+    app[GUARD] = guard
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s
+    )
+    await runner.setup()
+    try:
+        listener = await listen(runner, host, port, guard)
+    except OSError as exc:
+        await runner.cleanup()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return runner, listener
+
+
+def bound_addresses(listener: asyncio.Server) -> list[tuple[str, int]]:
+    """The (host, port) pairs ``listener`` is bound to (port 0 resolved)."""
+    return [sock.getsockname()[:2] for sock in listener.sockets]

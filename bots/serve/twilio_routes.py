@@ -157,34 +157,35 @@ def _forbidden(request: web.Request, why: str) -> web.Response:
     return web.Response(text="forbidden", status=403)
 
 
-async def _signed_form(request: web.Request) -> dict[str, str] | web.Response:
-    """The POST parameters of a request Twilio signed, or the refusal to answer."""
-    from .app import SETTINGS
+async def signed_form(
+    request: web.Request, settings: TwilioSettings, validator: Validator
+) -> dict[str, str] | web.Response:
+    """The POST parameters of a request Twilio signed (checked against ``settings``'
+    public URL), or the refusal to answer: serve's Twilio routes and the fleet front door's."""
+    from .app import SETTINGS, log_slow_body
 
-    calls = request.app[CALLS]
     timeout = request.app[SETTINGS].read_timeout_s
     try:
         form = await asyncio.wait_for(request.post(), timeout)
     except ValueError:  # (aiohttp: a body it cannot parse)
         return web.Response(text="bad form body", status=400)
     except TimeoutError:
-        net_log.warning(
-            "%s %s from %s: body not received within %.0f s",
-            request.method,
-            request.path,
-            request.remote,
-            timeout,
-        )
+        log_slow_body(request, timeout)
         response = web.Response(text="request body too slow", status=408)
         response.force_close()
         return response
     params = {k: v for k, v in form.items() if isinstance(v, str)}
-    url = calls.settings.http_url(request.path_qs)
-    if not calls.validator.valid(url, params, request.headers.get("X-Twilio-Signature")):
+    url = settings.http_url(request.path_qs)
+    if not validator.valid(url, params, request.headers.get("X-Twilio-Signature")):
         return _forbidden(request, "missing or wrong X-Twilio-Signature")
     if not params.get("CallSid"):
         return web.Response(text="CallSid missing", status=400)
     return params
+
+
+async def _signed_form(request: web.Request) -> dict[str, str] | web.Response:
+    calls = request.app[CALLS]
+    return await signed_form(request, calls.settings, calls.validator)
 
 
 async def voice(request: web.Request) -> web.Response:

@@ -61,6 +61,19 @@ def decode_secret(secret_b64: str) -> bytes:
     return key
 
 
+def dialin_key(raw_secret: str | None) -> bytes | None:
+    """The HMAC key of ``DAILY_DIALIN_SECRET`` (None when unset: webhooks unsigned);
+    a one-line :class:`~botrun.core.errors.ConfigError` when it is not valid."""
+    from botrun.core.errors import ConfigError
+
+    if not raw_secret:
+        return None
+    try:
+        return decode_secret(raw_secret)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def sign(key: bytes, timestamp: str, body: bytes) -> str:
     """The signature Daily sends for ``body`` at ``timestamp`` (base64 HMAC-SHA256)."""
     digest = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).digest()

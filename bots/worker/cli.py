@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from botrun.core.logs import LEVELS
+from botrun.bots.serve import options as opt
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -32,26 +32,26 @@ log = logging.getLogger("botrun.worker")
     envvar="BOTRUN_QUEUE",
     help="The fleet's Redis (redis://host:port/db) [env: BOTRUN_QUEUE].",
 )
-@click.option(
+@opt.number_option(
     "--capacity",
     default=4,
-    show_default=True,
-    type=click.IntRange(1, 1000),
+    low=1,
+    high=1000,
     help="Most calls this worker runs at once (counted; more wait in the queue).",
 )
-@click.option(
+@opt.number_option(
     "--warm",
     default=1,
-    show_default=True,
-    type=click.IntRange(0, 100),
+    low=0,
+    high=100,
     help="Idle bot processes kept with the heavy imports done (0: every start is cold).",
 )
-@click.option(
+@opt.number_option(
     "--drain-timeout",
     "drain_timeout_s",
     default=600.0,
-    show_default=True,
-    type=click.FloatRange(1, 24 * 3600),
+    low=1,
+    high=24 * 3600,
     help="On SIGTERM, calls in progress may run this long (seconds) before being stopped.",
 )
 @click.option(
@@ -61,24 +61,14 @@ log = logging.getLogger("botrun.worker")
     metavar="NAME",
     help="A transport this worker runs calls of (repeatable) [default: daily].",
 )
-@click.option(
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Bot configuration (TOML) passed to every bot.",
-)
-@click.option(
-    "--bot-max-duration-s",
-    default=3600.0,
-    show_default=True,
-    type=click.FloatRange(1, 24 * 3600),
-    help="A call still running after this long is asked to leave.",
-)
-@click.option(
+@opt.config_option()
+@opt.bot_max_duration_option("A call still running after this long is asked to leave.")
+@opt.number_option(
     "--poll-interval",
     "poll_s",
     default=0.1,
-    show_default=True,
-    type=click.FloatRange(0.01, 10),
+    low=0.01,
+    high=10,
     help="How often arq looks at the queue (seconds): a new call waits up to this long, and "
     "each look costs Redis a few round trips per queued or running job.",
 )
@@ -95,26 +85,10 @@ log = logging.getLogger("botrun.worker")
     help="The folder `wav` calls' files are in: their input/output/transcript/record paths "
     "are relative to it and cannot leave it (needed with --transport wav).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address of /metrics.")
-@click.option(
-    "--port",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port of /metrics, /health and /sessions (0: any free port, logged at start).",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Allow a non-loopback --host without BOTRUN_API_TOKEN.",
-)
-@click.option(
-    "--log-level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    default="info",
-    show_default=True,
-    help="Logging verbosity.",
-)
+@opt.host_option("Address of /metrics.")
+@opt.port_option(0, "Port of /metrics, /health and /sessions (0: any free port, logged at start).")
+@opt.insecure_option("Allow a non-loopback --host without BOTRUN_API_TOKEN.")
+@opt.log_level_option()
 def command(
     queue_url: str,
     capacity: int,

@@ -217,7 +217,14 @@ class Mixer:
 
     def pop(self, now: float) -> list[bytes]:
         """Return every mixed frame that is due at ``now`` (possibly none)."""
-        frames: list[bytes] = []
+        return [self.mix(pieces) for pieces in self.pop_pieces(now)]
+
+    def pop_pieces(self, now: float) -> list[list[bytes]]:
+        """What :meth:`pop` would mix, unmixed: for every frame due at ``now``, the queued
+        pieces of the participants in it (each at most a frame; shorter ones are silence at
+        the end). :meth:`mix` turns one into the frame; ``core/inbound_batch.py`` mixes
+        those of many calls at once."""
+        frames: list[list[bytes]] = []
         fb = self.frame_bytes
         trim_above = self._trim_above
         tracks = self._tracks
@@ -253,7 +260,8 @@ class Mixer:
                 active = [t for t in tracks.values() if not t.leaving]
                 if len(active) > 1:
                     self._trim_backlog(active)
-            frames.append(self._mix([t.take(fb) for t in queued]))
+            self.stats.frames += 1
+            frames.append([t.take(fb) for t in queued])
             if leaving:
                 for pid in [p for p, t in tracks.items() if t.leaving and not t.buf]:
                     del tracks[pid]
@@ -292,28 +300,67 @@ class Mixer:
                 self.stats.trimmed_ms += excess / SAMPLE_WIDTH * 1000 / self.sample_rate
                 log.debug("mixer: trimmed %d bytes of stale backlog", excess)
 
-    def _mix(self, pieces: list[bytes]) -> bytes:
-        """Sum the pieces (short ones padded with silence) through the soft limiter."""
-        n = self.frame_bytes // SAMPLE_WIDTH
-        self.stats.frames += 1
-        fb = self.frame_bytes
-        if len(pieces) == 1 and len(pieces[0]) == fb:
-            lone = np.frombuffer(pieces[0], dtype="<i2")
-            if _MIN(lone) >= -KNEE and _MAX(lone) <= KNEE:  # no int32 copy, no abs
-                return pieces[0]
-        if len(pieces) == 2 and len(pieces[0]) == fb and len(pieces[1]) == fb:
-            # two full frames (two people talking): one int32 sum, no zeroed buffer
-            total = np.add(
-                np.frombuffer(pieces[0], dtype="<i2"),
-                np.frombuffer(pieces[1], dtype="<i2"),
-                dtype=np.int32,
-            )
+    def mix(self, pieces: list[bytes]) -> bytes:
+        """Sum the pieces of one frame (short ones padded with silence) through the soft
+        limiter."""
+        frame, limited = mix_one(pieces, self.frame_bytes)
+        self.stats.limited_samples += limited
+        return frame
+
+
+def mix_one(pieces: list[bytes], frame_bytes: int) -> tuple[bytes, int]:
+    """One frame: the pieces summed (short ones padded with silence) through the soft
+    limiter; returns the frame and how many samples the limiter bent."""
+    fb = frame_bytes
+    if len(pieces) == 1 and len(pieces[0]) == fb:
+        lone = np.frombuffer(pieces[0], dtype="<i2")
+        if _MIN(lone) >= -KNEE and _MAX(lone) <= KNEE:  # no int32 copy, no abs
+            return pieces[0], 0
+    if len(pieces) == 2 and len(pieces[0]) == fb and len(pieces[1]) == fb:
+        # two full frames (two people talking): one int32 sum, no zeroed buffer
+        total = np.add(
+            np.frombuffer(pieces[0], dtype="<i2"),
+            np.frombuffer(pieces[1], dtype="<i2"),
+            dtype=np.int32,
+        )
+    else:
+        total = np.zeros(fb // SAMPLE_WIDTH, dtype=np.int32)
+        for piece in pieces:
+            samples = np.frombuffer(piece, dtype="<i2")
+            total[: samples.size] += samples
+    if _MIN(total) >= -KNEE and _MAX(total) <= KNEE:  # the usual case
+        return total.astype("<i2").tobytes(), 0
+    limited = int(np.count_nonzero(np.abs(total) > KNEE))
+    return soft_limit(total).astype("<i2", copy=False).tobytes(), limited
+
+
+def mix_many(frames: list[list[bytes]], frame_bytes: int) -> tuple[np.ndarray, list[int]]:
+    """Many frames at once (the pieces :meth:`Mixer.pop_pieces` returned, of any number of
+    calls with the same frame size): an ``(F, n)`` int16 array whose row ``i`` is
+    ``mix_one(frames[i])``'s frame, and how many samples the limiter bent in each. Frames
+    of one or two whole pieces (nearly all) are summed and checked for all calls in a few
+    array operations instead of a few per frame."""
+    n = frame_bytes // SAMPLE_WIDTH
+    out = np.empty((len(frames), n), dtype="<i2")
+    limited = [0] * len(frames)
+    by_count: dict[int, list[int]] = {1: [], 2: []}
+    for i, pieces in enumerate(frames):
+        rows = by_count.get(len(pieces))
+        if rows is not None and all(len(p) == frame_bytes for p in pieces):
+            rows.append(i)
         else:
-            total = np.zeros(n, dtype=np.int32)
-            for piece in pieces:
-                samples = np.frombuffer(piece, dtype="<i2")
-                total[: samples.size] += samples
-        if _MIN(total) >= -KNEE and _MAX(total) <= KNEE:  # the usual case
-            return total.astype("<i2").tobytes()
-        self.stats.limited_samples += int(np.count_nonzero(np.abs(total) > KNEE))
-        return soft_limit(total).astype("<i2", copy=False).tobytes()
+            frame, limited[i] = mix_one(pieces, frame_bytes)
+            out[i] = np.frombuffer(frame, dtype="<i2")
+    for count, rows in by_count.items():
+        if not rows:
+            continue
+        joined = b"".join([p for i in rows for p in frames[i]])
+        stacked = np.frombuffer(joined, dtype="<i2").reshape(len(rows), count, n)
+        total = stacked.sum(axis=1, dtype=np.int32)
+        loud = np.flatnonzero((total.max(axis=1) > KNEE) | (total.min(axis=1) < -KNEE))
+        out[rows] = total  # wraps on loud rows, which are replaced below
+        for r in loud.tolist():
+            i = rows[r]
+            limited[i] = int(np.count_nonzero(np.abs(total[r]) > KNEE))
+            out[i] = soft_limit(total[r])
+    return out, limited

@@ -46,6 +46,22 @@ def saturate(x: np.ndarray) -> np.ndarray:
     return x.astype(np.int16)
 
 
+def energies(frames: list[bytes]) -> list[float]:
+    """Sum of squares of each PCM16 frame, every frame in one pass (a trailing odd byte is
+    not a sample and is ignored; an empty frame has none)."""
+    sizes = [len(f) // SAMPLE_WIDTH for f in frames]
+    full = [
+        f[: n * SAMPLE_WIDTH] if len(f) & 1 else f for f, n in zip(frames, sizes, strict=True) if n
+    ]
+    if not full:
+        return [0.0] * len(frames)
+    x = np.frombuffer(b"".join(full), dtype=_LE_INT16).astype(np.float32)
+    np.multiply(x, x, out=x)
+    starts = np.cumsum([0, *[n for n in sizes if n][:-1]])
+    sums = iter(np.add.reduceat(x, starts).tolist())
+    return [next(sums) if n else 0.0 for n in sizes]
+
+
 def silence(ms: float, sample_rate: int) -> bytes:
     """``ms`` milliseconds of digital silence at ``sample_rate``."""
     return bytes(samples_for_ms(ms, sample_rate) * SAMPLE_WIDTH)

@@ -1,11 +1,23 @@
 """The ``daily.EventHandler`` subclass: the only code that runs on Daily's native threads.
 
-Every callback does three things and nothing else: deep-copy its arguments (they belong to
-the SDK thread), hand them to the event loop with ``loop.call_soon_threadsafe``, and return.
-It never calls the SDK and never raises (an exception here would be printed by the SDK and
-the event lost); a callback that cannot be handed over (the loop closed after the call, a
-payload that cannot be copied) is counted, dropped and logged -- the first few and then
-every 100th, so a flood cannot drown the log.
+Every callback copies what it needs (its arguments belong to the SDK thread), hands it
+over, and returns. Two ways, as for Agora (transports/agora/observers.py):
+
+* **participant events** (joined, updated, left) are reported to the bridge on this thread:
+  the transport decides (under its lock) whether the event is news and calls the bridge's
+  :class:`~botrun.core.transport.TransportEvents`, which is thread-safe and takes them
+  through the same hand-off as the participants' audio (which Daily's audio thread delivers
+  straight to it). So a participant's leave stays in order with their audio frames, and it
+  costs one loop pass. What the transport itself must do about the event on the loop (an
+  audio renderer to set, a phone leg, the caller hanging up) is handed over after it with
+  ``loop.call_soon_threadsafe``;
+* **everything else** (call state, errors, dial-in/dial-out, keypad, network) is handed to
+  the transport on the event loop with ``loop.call_soon_threadsafe``.
+
+A callback never calls the SDK and never raises (an exception here would be printed by the
+SDK and the event lost); a callback that cannot be handed over (the loop closed after the
+call, a payload that cannot be copied) is counted, dropped and logged -- the first few and
+then every 100th, so a flood cannot drown the log.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import daily
@@ -25,12 +38,18 @@ def _worth_logging(n: int) -> bool:
     return n <= _LOG_FIRST or n % 100 == 0
 
 
-class CallEvents(Protocol):
-    """Loop-side receiver of the handler's events (implemented by the transport)."""
+#: What the transport does on the loop after a participant event (None: nothing).
+FollowUp = Callable[[], None] | None
 
-    def on_participant_joined(self, participant: dict[str, Any]) -> None: ...
-    def on_participant_updated(self, participant: dict[str, Any]) -> None: ...
-    def on_participant_left(self, participant: dict[str, Any], reason: str) -> None: ...
+
+class CallEvents(Protocol):
+    """The receiver of the handler's events (implemented by the transport). The ``report_*``
+    methods run on the SDK's thread (thread-safe, they report to the bridge at once) and
+    return what must follow on the loop; the ``on_*`` methods run on the loop."""
+
+    def report_joined(self, participant: dict[str, Any]) -> FollowUp: ...
+    def report_updated(self, participant: dict[str, Any]) -> FollowUp: ...
+    def report_left(self, participant: dict[str, Any], reason: str) -> FollowUp: ...
     def on_call_state(self, state: str) -> None: ...
     def on_error(self, message: str) -> None: ...
     def on_dialin_ready(self, sip_endpoint: str) -> None: ...
@@ -54,16 +73,30 @@ class DailyHandler(daily.EventHandler):
             args = copy.deepcopy(args)
             self._loop.call_soon_threadsafe(self._call, method, args)
         except Exception as exc:  # loop closed or odd data: never raise into the SDK
-            self.dropped += 1
-            if _worth_logging(self.dropped):
-                closed = self._loop.is_closed()
-                log.log(
-                    logging.DEBUG if closed else logging.WARNING,
-                    "dropped Daily event %s (#%d): %s",
-                    method,
-                    self.dropped,
-                    "after the call ended" if closed else f"{type(exc).__name__}: {exc}",
-                )
+            self._dropped(method, exc)
+
+    def _report(self, method: str, *args: Any) -> None:
+        """A participant event: reported to the bridge now, on this thread (the transport's
+        ``report_*`` reads the payload here and keeps only strings); its loop-side
+        follow-up, if any, is handed to the loop."""
+        try:
+            follow_up = getattr(self._target, method)(*args)
+            if follow_up is not None:
+                self._loop.call_soon_threadsafe(self._follow, method, follow_up)
+        except Exception as exc:  # loop closed or odd data: never raise into the SDK
+            self._dropped(method, exc)
+
+    def _dropped(self, method: str, exc: Exception) -> None:
+        self.dropped += 1
+        if _worth_logging(self.dropped):
+            closed = self._loop.is_closed()
+            log.log(
+                logging.DEBUG if closed else logging.WARNING,
+                "dropped Daily event %s (#%d): %s",
+                method,
+                self.dropped,
+                "after the call ended" if closed else f"{type(exc).__name__}: {exc}",
+            )
 
     def _call(self, method: str, args: tuple[Any, ...]) -> None:
         try:
@@ -71,15 +104,21 @@ class DailyHandler(daily.EventHandler):
         except Exception:  # one bad event must not stop the others
             log.exception("error handling Daily event %s", method)
 
+    def _follow(self, method: str, follow_up: Callable[[], None]) -> None:
+        try:
+            follow_up()
+        except Exception:  # one bad event must not stop the others
+            log.exception("error handling Daily event %s", method)
+
     # Participants --------------------------------------------------------------------
     def on_participant_joined(self, participant: Any) -> None:
-        self._post("on_participant_joined", _as_dict(participant))
+        self._report("report_joined", _as_dict(participant))
 
     def on_participant_updated(self, participant: Any) -> None:
-        self._post("on_participant_updated", _as_dict(participant))
+        self._report("report_updated", _as_dict(participant))
 
     def on_participant_left(self, participant: Any, reason: Any = "") -> None:
-        self._post("on_participant_left", _as_dict(participant), str(reason or ""))
+        self._report("report_left", _as_dict(participant), str(reason or ""))
 
     # Call state ----------------------------------------------------------------------
     def on_call_state_updated(self, state: Any) -> None:

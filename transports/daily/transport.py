@@ -2,9 +2,13 @@
 
 What runs where:
 
-* SDK callbacks (native threads) go through :class:`~.handler.DailyHandler`, which copies
-  them onto the event loop; everything in this class runs on the loop, except
-  :meth:`write_audio` (the pacer thread) and the audio renderer (Daily's audio thread).
+* SDK callbacks (native threads) go through :class:`~.handler.DailyHandler`. Participant
+  events are reported to the bridge on the SDK's thread (the ``report_*`` methods, under
+  ``_roster_lock``), like their audio, which the renderer hands over on Daily's audio
+  thread: both reach the bridge through its one hand-off, in the order Daily gave them, one
+  loop pass. Everything else the handler copies onto the event loop; everything in this
+  class runs on the loop, except those, :meth:`write_audio` (the pacer thread) and
+  :attr:`remote_participants` (any thread).
 * The bot's voice goes to an :mod:`~.audio_out` sink with blocking writes.
 * Phone calls (dial-in forwarding, dial-out retries) live in :mod:`~.dialin`; the phone
   legs in the room and the settings of the call actions (hang up, transfer, DTMF, dial-out)
@@ -21,7 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,6 +189,8 @@ class DailyTransport(Transport):
         self._leaving = False
         self._left = False
         self._released = False
+        # Kept on the SDK's thread (and the loop's, at join) under _roster_lock:
+        self._roster_lock = threading.RLock()
         self._remote: dict[str, str | None] = {}  # remote participant id -> name
         self._gone: set[str] = set()
         self._rest: DailyRest | None = None
@@ -206,7 +215,8 @@ class DailyTransport(Transport):
 
     @property
     def remote_participants(self) -> dict[str, str | None]:
-        return dict(self._remote)
+        with self._roster_lock:
+            return dict(self._remote)
 
     async def join(self, events: TransportEvents) -> None:
         # Daily's native core prints a JSON line to stderr for every failed request, even
@@ -223,7 +233,9 @@ class DailyTransport(Transport):
         self._sdk_call("update_subscription_profiles", SUBSCRIPTION_PROFILE)
         for pid, p in self._client.participants().items():
             if pid != "local" and isinstance(p, dict):
-                self.on_participant_joined(p)
+                follow_up = self.report_joined(p)
+                if follow_up is not None:
+                    follow_up()
         if self.options.dial_out:
             self.start_dial_out(self.options.dial_out)
 
@@ -419,21 +431,57 @@ class DailyTransport(Transport):
         else:
             sink.close(timeout=0.2)
 
-    # ------------------------------------------------------------------ handler events
-    # All of these run on the event loop (DailyHandler hands them over).
-    def on_participant_joined(self, participant: dict[str, Any]) -> None:
+    # ------------------------------------------------------------------ participants
+    # report_* run on the SDK's thread (DailyHandler) and, for those already in the room at
+    # join, on the loop: they decide under _roster_lock whether the event is news and report
+    # it to the bridge at once (TransportEvents is thread-safe); what the transport does
+    # about it (SDK calls, phone legs, the caller hanging up) is returned, to run on the loop.
+    def report_joined(self, participant: dict[str, Any]) -> Callable[[], None] | None:
         pid = str(participant.get("id") or "")
-        if not pid or _is_local(participant) or pid == self._bot_id or pid in self._remote:
-            return
+        if not pid or _is_local(participant) or pid == self._bot_id:
+            return None
         name = _participant_name(participant)
-        self._remote[pid] = name
-        self._gone.discard(pid)
+        with self._roster_lock:
+            if pid in self._remote:
+                return None
+            self._remote[pid] = name
+            self._gone.discard(pid)
+            if self._events is not None:
+                self._events.participant_joined(pid, name)
+        return functools.partial(self._joined_on_loop, pid)
+
+    def report_updated(self, participant: dict[str, Any]) -> Callable[[], None] | None:
+        pid = str(participant.get("id") or "")
+        if not pid or _is_local(participant) or pid == self._bot_id:
+            return None
+        with self._roster_lock:
+            if pid not in self._remote:  # missed its join (e.g. it joined while we joined)
+                return self.report_joined(participant)
+            name = _participant_name(participant)
+            if name != self._remote[pid] and self._events is not None:
+                self._remote[pid] = name
+                self._events.participant_updated(pid, name)
+        return None
+
+    def report_left(self, participant: dict[str, Any], reason: str) -> Callable[[], None] | None:
+        pid = str(participant.get("id") or "")
+        with self._roster_lock:
+            known = pid in self._remote
+            if known:
+                del self._remote[pid]
+                self._gone.add(pid)
+                if self._events is not None:
+                    self._events.participant_left(pid, reason)
+            empty = not self._remote
+        return functools.partial(self._left_on_loop, pid, known and empty)
+
+    def _joined_on_loop(self, pid: str) -> None:
         leg = self.legs.get(pid)
         if leg is not None and leg.number is None:  # the leg's number from its display name
             self._phone_leg(pid, leg.kind, None)
-        if self._events is not None:
-            self._events.participant_joined(pid, name)
-        if self._client is not None and not self._leaving:
+        with self._roster_lock:
+            present = pid in self._remote  # not when it left meanwhile
+        if present and self._client is not None and not self._leaving:
             self._client.set_audio_renderer(
                 pid,
                 self._renderer,
@@ -442,30 +490,14 @@ class DailyTransport(Transport):
                 callback_interval_ms=RENDER_INTERVAL_MS,
             )
 
-    def on_participant_updated(self, participant: dict[str, Any]) -> None:
-        pid = str(participant.get("id") or "")
-        if not pid or _is_local(participant) or pid == self._bot_id:
-            return
-        if pid not in self._remote:  # missed its join (e.g. it joined while we joined)
-            self.on_participant_joined(participant)
-            return
-        name = _participant_name(participant)
-        if name != self._remote[pid] and self._events is not None:
-            self._remote[pid] = name
-            self._events.participant_updated(pid, name)
-
-    def on_participant_left(self, participant: dict[str, Any], reason: str) -> None:
-        pid = str(participant.get("id") or "")
+    def _left_on_loop(self, pid: str, last_one: bool) -> None:
+        """``last_one``: the room had no remote participant left after this one."""
         self.legs.remove(pid)
-        if pid not in self._remote:
-            return
-        del self._remote[pid]
-        self._gone.add(pid)
-        if self._events is not None:
-            self._events.participant_left(pid, reason)
-        if self.options.dialin and not self._remote and not self._leaving:
+        if self.options.dialin and last_one and not self._leaving:
             self._caller_hung_up()
 
+    # ------------------------------------------------------------------ handler events
+    # All of these run on the event loop (DailyHandler hands them over).
     def on_call_state(self, state: str) -> None:
         log.debug("Daily call state: %s", state)
         if state == "left" and self._joined and not self._leaving:
@@ -477,7 +509,9 @@ class DailyTransport(Transport):
         if not self._joined or self._leaving:
             log.debug("Daily error (not in a call): %s", message)
             return
-        if is_request_error(message) or any(pid in message for pid in self._gone):
+        with self._roster_lock:
+            gone = tuple(self._gone)
+        if is_request_error(message) or any(pid in message for pid in gone):
             # One request failed (its completion, where it has one, deals with it), or a
             # participant left under it: the call itself goes on.
             log.warning("Daily: %s", message)
@@ -555,7 +589,8 @@ class DailyTransport(Transport):
 
     def _phone_leg(self, session_id: str, kind: Kind, number: str | None) -> PhoneLeg:
         if number is None:  # Daily names a SIP participant by the room's sip.display_name,
-            name = self._remote.get(session_id)  # which botrun serve sets to the caller's number
+            with self._roster_lock:  # which botrun serve sets to the caller's number
+                name = self._remote.get(session_id)
             number = name if name and is_phone_number(name) else None
         leg, changed = self.legs.add(session_id, kind, number)
         if changed and self._events is not None:

@@ -211,6 +211,8 @@ class TwilioTransport(Transport):
             self.stream_closed(f"call {status}")
 
     def _on_mark(self, name: str) -> None:
+        if self._stopped:  # the marks still in flight when the stream stopped: all dropped
+            return
         if name not in self._pending_names:
             self._bad(f"mark {name[:32]!r} that was never sent (or came back twice)")
             return

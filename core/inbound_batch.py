@@ -1,0 +1,208 @@
+"""The inbound audio of every call on an event loop, mixed and resampled together.
+
+Each call's inbound path (``core/inbound.py``) queues its participants' audio as it arrives
+and decides, frame by frame, what is due; the numbers are the same in every call: mix one
+or two 20 ms frames, weigh each participant's frame (its energy, for who is speaking),
+resample the mix from 16 to 24 kHz. Done call by call that is a dozen NumPy calls per call
+per frame, each costing more in overhead than in arithmetic at these sizes. So a call's
+audio is only *queued* when the hand-off (``core/handoff.py``) delivers it; the calls that
+got audio in that tick are collected here and, at the end of the tick, all their due frames
+are mixed in a few array operations (:func:`~botrun.core.audio.mixer.mix_many`), every
+participant frame's energy is one reduction (:func:`~botrun.core.audio.pcm.energies`) and
+every call's mix goes through one matrix product
+(:func:`~botrun.core.audio.resampler.process_rows`). Nothing changes in what a call sends
+or when, only how many NumPy calls it takes: the frames are the same (within float
+rounding, under 1 LSB) and leave in the same loop pass as before. (Audio queued outside a
+tick, as tests do, is flushed by a ``call_soon``.)
+
+A call whose next frames cannot join the batch (a leaver's tail still inside its filter,
+audio that does not fill whole 1 ms steps, other rates) takes its own path
+(:meth:`InboundPath.pop`), as does everything outside the tick (the drain timer, keep-alive
+silence, a leave).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .audio.mixer import mix_many
+from .audio.pcm import energies
+from .audio.resampler import StreamResampler, process_rows
+from .handoff import after_each_tick
+from .inbound import InboundPath
+
+if TYPE_CHECKING:
+    from .passthrough import PassthroughPath
+
+log = logging.getLogger(__name__)
+
+
+class BatchSlot:
+    """One call's place in its loop's :class:`InboundBatch` (made once per call).
+
+    ``path`` returns the call's inbound path (None once it has none); ``hear`` gets the
+    energies of the participant frames it queued since the last flush, as
+    ``[(participant id, energy), ...]``; ``deliver`` gets the call's due frames, resampled
+    for the agent, and the ``now`` they were due at."""
+
+    __slots__ = ("_now", "deliver", "hear", "heard", "path", "picked", "queued")
+
+    def __init__(
+        self,
+        path: Callable[[], InboundPath | PassthroughPath | None],
+        hear: Callable[[list[tuple[str, float]]], None],
+        deliver: Callable[[list[bytes], float, float], None],
+    ) -> None:
+        self.path = path
+        self.hear = hear
+        self.deliver = deliver
+        self.heard: list[tuple[str, bytes]] = []
+        self.queued = False
+        self._now = 0.0
+        self.picked = 0.0  # perf_counter() when the first of these frames was picked up
+
+
+class InboundBatch:
+    """The calls on one loop that got audio since the last flush; flushed once per tick."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # the loop keys the registry: never keep it alive
+        after_each_tick(loop, self._after_tick)
+        self._slots: list[BatchSlot] = []
+        self.flushes = 0
+        self.batched_frames = 0  # frames mixed and resampled together with other calls'
+        self.single_frames = 0  # frames that took their call's own path
+
+    def add(self, slot: BatchSlot, now: float, heard: list[tuple[str, bytes]]) -> None:
+        """Queue ``slot``'s call for the next flush (audio it queued at ``now``, with the
+        participant frames in ``heard`` to weigh); the first call in a tick schedules it."""
+        slot.heard.extend(heard)
+        slot._now = now
+        if slot.queued:
+            return
+        slot.queued = True
+        slot.picked = time.perf_counter()
+        if not self._slots:  # flushed at the end of the hand-off's tick, or else soon
+            loop = self._loop()
+            if loop is None:
+                return
+            loop.call_soon(self._after_tick)
+        self._slots.append(slot)
+
+    def _after_tick(self) -> None:
+        if self._slots:
+            self.flush()
+
+    def flush(self) -> None:
+        slots, self._slots = self._slots, []
+        self.flushes += 1
+        for slot in slots:
+            slot.queued = False
+        try:
+            self._weigh(slots)
+        except Exception:  # never lose the audio over the speaker levels
+            log.exception("inbound batch: weighing the frames failed")
+        try:
+            self._mix_and_send(slots)
+        except Exception:
+            log.exception("inbound batch failed; calls send their audio one by one")
+            for slot in slots:
+                path = slot.path()
+                if path is not None:
+                    slot.deliver(path.pop(slot._now), slot._now, slot.picked)
+
+    @staticmethod
+    def _weigh(slots: list[BatchSlot]) -> None:
+        frames = [pcm for slot in slots for _, pcm in slot.heard]
+        if not frames:
+            return
+        values = iter(energies(frames))
+        for slot in slots:
+            heard, slot.heard = slot.heard, []
+            if heard:
+                slot.hear([(pid, next(values)) for pid, _ in heard])
+
+    def _mix_and_send(self, slots: list[BatchSlot]) -> None:
+        # 1. what each call has due, unmixed; calls that must go alone go now
+        due: list[tuple[BatchSlot, InboundPath, list[list[bytes]]]] = []
+        for slot in slots:
+            path = slot.path()
+            if path is None:
+                continue
+            pieces = path.take(slot._now)
+            if pieces is None or not isinstance(path, InboundPath):  # it goes alone this time
+                frames = path.pop(slot._now)
+                self.single_frames += len(frames)
+                slot.deliver(frames, slot._now, slot.picked)
+            elif pieces:
+                due.append((slot, path, pieces))
+            else:
+                slot.deliver([], slot._now, slot.picked)
+        if not due:
+            return
+        # 2. every due frame of every call mixed at once, per frame size
+        mixed: dict[int, tuple[np.ndarray, list[int]]] = {}
+        by_size: dict[int, list[list[bytes]]] = {}
+        for _, path, pieces in due:
+            by_size.setdefault(path.frame_bytes, []).extend(pieces)
+        for size, unmixed in by_size.items():
+            mixed[size] = mix_many(unmixed, size)
+        # 3. each call's mix: its rows, then one matrix product per resampler design
+        rows_of: list[np.ndarray] = []
+        cursor = dict.fromkeys(mixed, 0)
+        for _, path, pieces in due:
+            size = path.frame_bytes
+            start, count = cursor[size], len(pieces)
+            cursor[size] = start + count
+            array, limited = mixed[size]
+            path.count_limited(sum(limited[start : start + count]))
+            rows_of.append(array[start : start + count])
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        out: list[list[bytes] | None] = [None] * len(due)
+        for i, (_, path, _pieces) in enumerate(due):
+            rows = rows_of[i]
+            rs = path.batch_resampler(rows.size)
+            if rs is None:  # no resampling (the meeting is at the agent's rate) or odd shape
+                out[i] = path.resample_rows(rows)
+            else:
+                groups.setdefault((rs.in_rate, rs.out_rate, rows.size), []).append(i)
+        for members in groups.values():
+            resamplers: list[StreamResampler] = []
+            for i in members:
+                rs = due[i][1].batch_resampler(rows_of[i].size)
+                assert rs is not None
+                resamplers.append(rs)
+            x = np.stack([rows_of[i].reshape(-1) for i in members])
+            y = process_rows(resamplers, x)
+            for row, i in zip(y, members, strict=True):
+                count = rows_of[i].shape[0]
+                out[i] = (
+                    [row.tobytes()] if count == 1 else [p.tobytes() for p in np.split(row, count)]
+                )
+        # 4. each call sends its frames, in the order the calls got their audio
+        for i, (slot, path, _pieces) in enumerate(due):
+            sent = out[i]
+            assert sent is not None
+            path.sent_mix(rows_of[i][-1].tobytes())
+            self.batched_frames += len(sent)
+            slot.deliver(sent, slot._now, slot.picked)
+
+
+_batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, InboundBatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def batch_for(loop: asyncio.AbstractEventLoop) -> InboundBatch:
+    """The loop's one :class:`InboundBatch` (made on first use; used on the loop only)."""
+    batch = _batches.get(loop)
+    if batch is None:
+        batch = _batches[loop] = InboundBatch(loop)
+    return batch
