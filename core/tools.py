@@ -520,12 +520,14 @@ class ToolRegistry:
             self._by_name[spec.name] = spec
         self.stats = ToolStats()
         self._context: Any = None
+        self._traced: set[str] = set()  # tools whose traceback was logged (DEBUG)
 
     def bind(self, context: Any) -> ToolRegistry:
         """This registry for one call: the same tools and stats, with ``context`` (the
         call's :class:`~botrun.core.call.CallContext`) handed to tools that ask for it."""
         view = copy.copy(self)
         view._context = context
+        view._traced = set()
         return view
 
     @property
@@ -606,13 +608,15 @@ class ToolRegistry:
             if isinstance(raised, BotrunError):  # a refused call action...: say just that
                 log.warning("tool %s: %s", name, raised)
                 return failed(f"tool '{name}': {raised}")
-            log.warning(
-                "tool %s failed: %s: %s",
-                name,
-                type(raised).__name__,
-                _short(str(raised)),
-                exc_info=(type(raised), raised, raised.__traceback__),
-            )
+            # one line naming the tool and the error; the traceback at DEBUG, once per tool
+            # per call (as a failing hook's: docs/bots.md)
+            why = type(raised).__name__ + (f": {_short(str(raised))}" if str(raised) else "")
+            log.warning("tool %s failed: %s", name, redact(why))
+            if name not in self._traced:
+                self._traced.add(name)
+                log.debug(
+                    "tool %s traceback", name, exc_info=(type(raised), raised, raised.__traceback__)
+                )
             return failed(f"tool '{name}' failed: {type(raised).__name__}: {raised}")
         try:
             result = to_json(value)

@@ -208,6 +208,13 @@ async def test_tool_raising_base_exception_does_not_end_the_bot(
     assert "agent replies" in run.stdout
     assert "interrupted" not in run.stderr.lower()
     assert f"tool {tool_name}(" in run.stdout and "failed" in run.stdout
+    # new-user probe item 1: one WARNING line naming the tool and the error, no traceback at
+    # the default log level
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert (
+        len(lines) == 1 and f"WARNING botrun.tools: tool {tool_name} failed: {raised}" in (lines[0])
+    ), run.stderr
 
 
 class _CustomBase(BaseException):

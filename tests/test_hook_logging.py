@@ -63,3 +63,39 @@ async def test_a_tools_botrun_error_is_one_line(caplog: pytest.LogCaptureFixture
     assert "Traceback" not in caplog.text
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].exc_info is None
+
+
+def crash_sync(n: int = 0) -> str:
+    """Fails in its worker thread."""
+    raise ValueError(f"bad value {n}")
+
+
+async def crash_async() -> str:
+    """Fails on the loop."""
+    raise SystemExit(3)
+
+
+@pytest.mark.parametrize(
+    ("func", "why"), [(crash_sync, "ValueError: bad value 0"), (crash_async, "SystemExit: 3")]
+)
+async def test_a_failing_tool_is_one_warning_line_with_its_traceback_at_debug(
+    caplog: pytest.LogCaptureFixture, func: object, why: str
+) -> None:
+    """New-user probe item 1: a tool that raises (worker thread or loop) is one WARNING line
+    naming the tool and the error, its traceback at DEBUG once per tool per call."""
+    caplog.set_level(logging.DEBUG, "botrun.tools")
+    registry = ToolRegistry([make_spec(func)]).bind(None)  # type: ignore[arg-type]
+    name = func.__name__  # type: ignore[attr-defined]
+    for _ in range(2):
+        out = await registry.run(name, {})
+        assert out.error is not None and why in out.error
+    records = [r for r in caplog.records if r.name == "botrun.tools"]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [f"tool {name} failed: {why}"] * 2
+    assert all(r.exc_info is None for r in warnings)
+    traced = [r for r in records if r.exc_info]
+    assert len(traced) == 1 and traced[0].levelno == logging.DEBUG
+    # a new call logs the traceback again (once)
+    caplog.clear()
+    await registry.bind(None).run(name, {})
+    assert sum(1 for r in caplog.records if r.exc_info) == 1
