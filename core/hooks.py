@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import suggest
 from .errors import BotrunError, ConfigError
-from .userimport import import_user_module
+from .userimport import import_failure, import_user_module
 
 if TYPE_CHECKING:
     from .config import BotConfig
@@ -262,7 +262,7 @@ def load_hooks(path: str | None, timeout_s: float = 5.0) -> HookSet | None:
         raise ConfigError(f"{where}: cannot import module '{mod_name}': {exc}") from None
     except Exception as exc:
         raise ConfigError(
-            f"{where}: importing '{mod_name}' failed: {type(exc).__name__}: {exc}"
+            f"{where}: importing '{mod_name}' failed: {import_failure(exc)}"
         ) from None
     target: Any = module
     if sep:

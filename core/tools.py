@@ -39,7 +39,7 @@ from typing import Any, Literal
 from .defaults import DEFAULT_TOOL_RESULT_MAX_BYTES
 from .errors import BotrunError, ConfigError
 from .secrets import redact
-from .userimport import import_user_module
+from .userimport import import_failure, import_user_module
 
 log = logging.getLogger("botrun.tools")
 
@@ -199,7 +199,7 @@ def schema_for(func: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     for pname, param in inspect.signature(func).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or pname == skip:
             continue
-        prop = type_schema(hints[pname]) if pname in hints else {}
+        prop = _param_schema(pname, hints[pname]) if pname in hints else {}
         if docs.get(pname):
             prop["description"] = docs[pname]
         if param.default is param.empty:
@@ -211,6 +211,24 @@ def schema_for(func: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     if required:
         schema["required"] = required
     return description, schema
+
+
+def _param_schema(pname: str, hint: Any) -> dict[str, Any]:
+    """``type_schema(hint)``; a type with no JSON schema (pydantic cannot generate one) is a
+    one-line ``ValueError`` naming the parameter."""
+    try:
+        return type_schema(hint)
+    except Exception as exc:
+        what = getattr(hint, "__qualname__", None) or repr(hint)
+        why = ""  # pydantic's "Unable to generate pydantic-core schema" says no more than we do
+        if type(exc).__name__ != "PydanticSchemaGenerationError":
+            first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")
+            why = f" ({type(exc).__name__}: {first})" if first else f" ({type(exc).__name__})"
+        raise ValueError(
+            f"parameter '{pname}': its type {what} has no JSON schema{why}; use str, int, "
+            "float, bool, list, dict, Literal, an Enum, a dataclass or a pydantic model, or "
+            "give the schema with @tool(parameters=...)"
+        ) from None
 
 
 def _hints_without(func: Callable[..., Any], skip: str) -> dict[str, Any]:
@@ -277,18 +295,44 @@ def tool(
     config's ``tools`` list."""
 
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
-        spec = make_spec(
-            f,
-            name=name,
-            description=description,
-            parameters=parameters,
-            execution_mode=execution_mode,
-            timeout_s=timeout_s,
-        )
+        spec: ToolSpec | BrokenTool
+        try:
+            spec = make_spec(
+                f,
+                name=name,
+                description=description,
+                parameters=parameters,
+                execution_mode=execution_mode,
+                timeout_s=timeout_s,
+            )
+        except ValueError as exc:
+            # not raised here: that would fail the whole module's import and so every other
+            # tool in it; the config or plugin that names this tool gets a ConfigError
+            spec = BrokenTool(name or str(getattr(f, "__name__", "")), str(exc))
         setattr(f, TOOL_ATTR, spec)
         return f
 
     return mark(func) if func is not None else mark
+
+
+@dataclass(frozen=True)
+class BrokenTool:
+    """What ``@tool`` stores on a function whose spec cannot be made (a parameter type with
+    no JSON schema, a bad name...): loading that tool is a :class:`ConfigError` saying
+    ``error``."""
+
+    name: str
+    error: str
+
+
+def _broken_error(obj: Any, where: str) -> ConfigError | None:
+    try:
+        mark = getattr(obj, TOOL_ATTR, None)
+    except Exception:
+        return None
+    if isinstance(mark, BrokenTool):
+        return ConfigError(f"tool {where}: @tool {mark.name}: {mark.error}")
+    return None
 
 
 def as_spec(obj: Any, where: str) -> ToolSpec:
@@ -298,6 +342,8 @@ def as_spec(obj: Any, where: str) -> ToolSpec:
     spec = marked_spec(obj)
     if spec is not None:
         return spec
+    if (broken := _broken_error(obj, where)) is not None:
+        raise broken
     if not callable(obj):
         raise ConfigError(f"tool {where}: not a function (got {type(obj).__name__})")
     try:
@@ -335,7 +381,7 @@ def import_tool(path: str) -> ToolSpec:
         raise ConfigError(f"tool '{path}': cannot import module '{mod_name}': {exc}") from None
     except Exception as exc:  # the module itself failed while importing
         raise ConfigError(
-            f"tool '{path}': importing '{mod_name}' failed: {type(exc).__name__}: {exc}"
+            f"tool '{path}': importing '{mod_name}' failed: {import_failure(exc)}"
         ) from None
     obj: Any = module
     for part in attr.split("."):
@@ -346,6 +392,8 @@ def import_tool(path: str) -> ToolSpec:
     spec = marked_spec(obj)
     if spec is not None:
         return spec
+    if (broken := _broken_error(obj, f"'{path}'")) is not None:
+        raise broken
     if not callable(obj):
         raise ConfigError(f"tool '{path}': not a function (got {type(obj).__name__})")
     raise ConfigError(

@@ -93,3 +93,85 @@ def test_a_tool_that_does_not_import_names_the_file_and_key(tmp_path: Path) -> N
     assert (
         "bot.toml: [agent] tools: tool 'nope.mod:fn': cannot import module 'nope.mod'" in (lines[0])
     )
+
+
+# -- new-user probe item 2: tool modules that fail oddly are one-line config errors ---------------
+
+WEIRD = '''
+from botrun.core.tools import tool
+
+
+class Foo:
+    def __init__(self, x):
+        self.x = x
+
+
+@tool
+def custom(f: Foo) -> str:
+    """A parameter type pydantic has no schema for."""
+    return "x"
+
+
+@tool
+def fine(question: str) -> str:
+    """A good tool in the same module."""
+    return "ok"
+'''
+
+
+def test_a_tool_parameter_with_no_json_schema_is_one_line_naming_tool_and_parameter(
+    tmp_path: Path,
+) -> None:
+    cfg = _mybot(tmp_path, "mybot.weird:custom", "mybot.hooks:Receptionist")
+    (tmp_path / "mybot" / "weird.py").write_text(WEIRD)
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert (
+        "bot.toml: [agent] tools: tool 'mybot.weird:custom': @tool custom: parameter 'f'"
+        in (lines[0])
+    )
+    assert "has no JSON schema" in lines[0] and "errors.pydantic.dev" not in lines[0]
+
+
+def test_the_other_tools_of_a_module_with_a_bad_tool_still_load(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "mybot.weird:fine", "mybot.hooks:Receptionist")
+    (tmp_path / "mybot" / "weird.py").write_text(WEIRD)
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 0, res.stderr
+
+
+def test_a_tool_module_that_calls_sys_exit_is_one_line_naming_the_module(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "mybot.exiting:fn", "mybot.hooks:Receptionist")
+    (tmp_path / "mybot" / "exiting.py").write_text("import sys\n\nsys.exit(5)\n")
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert (
+        "bot.toml: [agent] tools: tool 'mybot.exiting:fn': importing 'mybot.exiting' failed: "
+        "it called sys.exit(5) while being imported" in lines[0]
+    )
+
+
+def test_a_hooks_module_that_calls_sys_exit_is_one_line_naming_the_module(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "mybot.tools:faq", "mybot.exiting")
+    (tmp_path / "mybot" / "exiting.py").write_text("import sys\n\nsys.exit(5)\n")
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert (
+        "bot.toml: [bot] hooks = 'mybot.exiting': importing 'mybot.exiting' failed: " in (lines[0])
+    )
+
+
+def test_a_multi_line_import_error_is_one_line(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "mybot.noisy:fn", "mybot.hooks:Receptionist")
+    (tmp_path / "mybot" / "noisy.py").write_text('raise ValueError("first\\nsecond\\nthird")\n')
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "importing 'mybot.noisy' failed: ValueError: first …" in lines[0]
