@@ -1,9 +1,9 @@
 """Per-call hooks: the bot's own Python, called as the call goes on.
 
 ``[bot] hooks = "package.module"`` names a module whose functions are the hooks;
-``"package.module:Class"`` a class instantiated once per call (no arguments) whose methods
-are. Any of these, sync or async, each getting the call's
-:class:`~botrun.core.call.CallContext` first::
+``"package.module:Class"`` a class instantiated once per call (no arguments: checked from its
+signature at load, without creating one) whose methods are. Any of these, sync or async,
+each getting the call's :class:`~botrun.core.call.CallContext` first::
 
     on_call_start(call)
     on_participant_joined(call, participant)
@@ -26,7 +26,8 @@ Hooks of one call run one at a time, in the order their events happened. One tha
 or runs longer than ``[bot] hook_timeout_s`` is logged with its name and the call goes on
 (a sync hook runs in a daemon thread, so one that never returns cannot hold the process;
 an async one is cancelled). :func:`load_hooks` checks the path when the bot starts: a
-missing module, class or a misspelt ``on_*`` name is a :class:`ConfigError` (exit 2).
+missing module, class, a class that cannot be created without arguments or a misspelt
+``on_*`` name is a :class:`ConfigError` (exit 2).
 """
 
 from __future__ import annotations
@@ -271,6 +272,7 @@ def load_hooks(path: str | None, timeout_s: float = 5.0) -> HookSet | None:
             raise ConfigError(f"{where}: module '{mod_name}' has no '{attr}'")
         if not inspect.isclass(target):
             raise ConfigError(f"{where}: '{attr}' is not a class (got {type(target).__name__})")
+        _check_no_arguments(target, f"{where}: class '{attr}'")
     names = [n for n in dir(target) if n.startswith("on_") and callable(getattr(target, n, None))]
     # a class's on_* methods must all be hooks; a module's only those close to a hook name
     # (it may have other on_* helpers, but 'on_dtfm' is a typo that would never be called)
@@ -284,6 +286,28 @@ def load_hooks(path: str | None, timeout_s: float = 5.0) -> HookSet | None:
     if not any(n in HOOK_NAMES for n in names):
         raise ConfigError(f"{where}: defines none of the hooks ({', '.join(HOOK_NAMES)})")
     return HookSet(path, target, per_call=bool(sep), timeout_s=timeout_s)
+
+
+def _check_no_arguments(cls: type, where: str) -> None:
+    """A :class:`ConfigError` if ``cls()`` cannot be called: its signature needs arguments.
+    Only the signature is read: the class is not instantiated at load, as its ``__init__``
+    may act (open a connection, count calls) and runs once per call."""
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):  # no signature to read (some C types): left to the call
+        return
+    try:
+        sig.bind()
+    except TypeError:
+        needed = [
+            p.name
+            for p in sig.parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        raise ConfigError(
+            f"{where} is created once per call without arguments, but its __init__ needs "
+            f"{', '.join(needed)}: give them defaults (or read settings in on_call_start)"
+        ) from None
 
 
 def config_hooks(cfg: BotConfig) -> HookSet | None:

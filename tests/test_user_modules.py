@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TOOLS = '''
 from botrun.core.tools import tool
 
@@ -175,3 +177,55 @@ def test_a_multi_line_import_error_is_one_line(tmp_path: Path) -> None:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert "importing 'mybot.noisy' failed: ValueError: first …" in lines[0]
+
+
+# -- new-user probe item 3: a hooks class that cannot be created without arguments ---------------
+
+NEEDS_ARGS = """
+CREATED = []
+
+
+class NeedsArgs:
+    def __init__(self, x):
+        CREATED.append(x)
+
+    def on_call_start(self, call):
+        pass
+
+
+class Defaults:
+    def __init__(self, x=1, *args, **kwargs):
+        self.x = x
+
+    def on_call_start(self, call):
+        pass
+"""
+
+
+def test_a_hooks_class_that_needs_arguments_is_a_config_error_at_start(tmp_path: Path) -> None:
+    cfg = _mybot(tmp_path, "mybot.tools:faq", "mybot.h2:NeedsArgs")
+    (tmp_path / "mybot" / "h2.py").write_text(NEEDS_ARGS)
+    res = _demo(tmp_path, cfg)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "bot.toml: [bot] hooks = 'mybot.h2:NeedsArgs': class 'NeedsArgs'" in lines[0]
+    assert "without arguments, but its __init__ needs x" in lines[0]
+
+
+def test_hooks_classes_are_checked_without_being_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botrun.core.errors import ConfigError
+    from botrun.core.hooks import load_hooks
+
+    (tmp_path / "h2_probe.py").write_text(NEEDS_ARGS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="needs x"):
+        load_hooks("h2_probe:NeedsArgs")
+    hooks = load_hooks("h2_probe:Defaults")
+    assert hooks is not None
+    import h2_probe  # type: ignore[import-not-found]
+
+    assert h2_probe.CREATED == []  # not instantiated at load
