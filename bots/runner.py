@@ -277,8 +277,9 @@ async def call(
     tools = bot_tools(cfg)
     hooks = bot_hooks(cfg)
 
-    def plugin_observer(event: Any) -> None:
-        pm.hook.botrun_observe(event=event)
+    from botrun.core.observers import PluginObservers
+
+    plugin_observer = PluginObservers(pm)  # each plugin on its own, failures named
 
     recorder: Any = None
     if record is not None:  # (first: a folder it cannot write is a usage error, nothing open)

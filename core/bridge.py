@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +43,7 @@ from .events import BridgeEvent
 from .handoff import Handoff
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
+from .observers import ObserverFailures, observer_name
 from .participants import Roster
 from .reporting import TurnReporter
 from .routing import Frame, InboundRouter, LoopCall, OutboundRouter
@@ -104,6 +106,7 @@ class Bridge:
         self.api_key = api_key
         self.tools = tools
         self.observers = list(observers)
+        self._observer_failures = ObserverFailures()
         self.transcript = TranscriptWriter(transcript) if transcript else None
         if self.transcript is not None:  # an observer like any other, after the caller's
             self.observers.append(self.transcript)
@@ -247,8 +250,10 @@ class Bridge:
         for obs in self.observers:
             try:
                 obs(event)
-            except Exception:
-                log.exception("observer %r failed on %s", obs, event.kind)
+            except Exception as exc:  # one WARNING line, then counted (core/observers.py)
+                self._observer_failures.failed(
+                    obs, functools.partial(observer_name, obs), event.kind, exc
+                )
 
     def _on_ended(self, reason: str, error: str | None) -> None:
         self.stop(reason, TransportError(error) if error else None)
