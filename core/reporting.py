@@ -65,6 +65,13 @@ class TurnReporter:
         self._turn = Turn(speech_stopped_at=speech_stopped_at)
 
     def reply_started(self, reply_id: str) -> None:
+        if self.reply_turn is not None:
+            # a new reply while the last one is still in flight (its reply.done never came
+            # to the bridge): that one is over. Counted, not dropped: replacing it would lose
+            # a turn whose first audio, and latency, was already reported (new-user probe 5)
+            log.debug("reply %s started before the last reply's reply.done", reply_id)
+            self.finish_agent_text(interrupted=True)
+            self.end_reply("lost")
         self._agent_partial = ""
         self._reply_words = []
         if self._turn is None or self._turn.audio_queued:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from botrun.core import events as ev
 from botrun.core.metrics import CallMetrics
 from botrun.core.participants import Roster
@@ -95,3 +97,28 @@ def test_a_final_user_transcript_names_the_one_listened_participant() -> None:
     said = got[-1]
     assert isinstance(said, ev.UserTranscript)
     assert (said.participant_id, said.participant_name) == ("ann", "Ann")
+
+
+def test_a_reply_started_before_the_last_ones_reply_done_keeps_that_turn() -> None:
+    """New-user probe item 5 (hardening): a turn whose first audio was reported with its
+    latency stays in the summary even if the next reply starts before its reply.done (it
+    used to be replaced, and the summary lost its "response latency" line)."""
+    r, got = reporter()
+    r.user_turn(speech_stopped_at=10.0)
+    r.reply_started("r1")
+    turn = r.reply_turn
+    assert turn is not None
+    turn.audio_queued, turn.queued_ms, turn.sink_start_ms = True, 400.0, 0.0
+    r.first_audio(turn, 10.9)
+    r.agent_delta("One moment.", 400.0)
+    r.reply_started("r2")  # no reply.done for r1
+    assert r.reply_turn is not turn and turn in r.metrics.turns
+    r.end_reply("completed")
+    assert r.metrics.latencies_ms == pytest.approx([900.0])
+    assert "response latency (you stop speaking -> bot audio out): median 900 ms" in (
+        r.metrics.summary()
+    )
+    done = [e for e in got if isinstance(e, ev.ReplyDone)]
+    assert [e.status for e in done] == ["lost", "completed"]
+    texts = [e for e in got if isinstance(e, ev.AgentTranscript) and e.final]
+    assert [(e.text, e.interrupted) for e in texts] == [("One moment.", True)]
