@@ -153,6 +153,53 @@ async def test_malformed_page_messages_are_logged_dropped_and_survived(
     assert len(summary) == 1 and "dropped 10 malformed" in summary[0].getMessage()
 
 
+async def test_an_oversized_page_message_is_dropped_and_the_call_goes_on(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 1: 600 kB of audio (over the page protocol's 192 kB, under the socket's
+    hard limit) is dropped and counted; the call does not end."""
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+        await ws.send_bytes(bytes(600_000))
+        for i in range(0, len(voiced), 640):  # the call goes on: 1 s of voice, paced
+            await ws.send_bytes(voiced[i : i + 640])
+            await asyncio.sleep(0.02)
+        await ws.send_str(json.dumps({"type": "hangup"}))
+        assert (await _messages(ws, "ended"))["reason"] == "hung up on the page"
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    (session,) = web_call.sim.sessions.values()
+    assert session.received_samples >= 0.9 * 24000
+    text = caplog.text
+    assert "audio message of 600000 bytes (limit 192000)" in text
+    assert "dropped 1 malformed" in text and "connection closed" not in text
+
+
+async def test_a_page_message_over_the_hard_limit_closes_with_a_reason(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 1: beyond the socket's hard limit (memory safety) the socket closes (1009)
+    and the log says why."""
+    from botrun.transports.browser.messages import MAX_FRAME
+
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
+        with contextlib.suppress(ConnectionError):  # (the server may close mid-send)
+            await ws.send_bytes(bytes(MAX_FRAME + 2))
+        with contextlib.suppress(AssertionError):
+            await _messages(ws, "never", timeout=30)
+        assert ws.closed
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    assert f"over the hard limit of {MAX_FRAME} bytes" in caplog.text
+
+
 async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) -> None:
     """The ``browser`` transport command: serves the page, the call is the first tab's, and
     the command ends when it hangs up; ``--record`` works for it like for any transport."""

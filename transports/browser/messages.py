@@ -27,6 +27,10 @@ MIN_RATE, MAX_RATE = 8000, 96000
 #: Largest message the page may send: 1 s of 48 kHz PCM16 is 96 000 bytes.
 MAX_BINARY = 192_000
 MAX_TEXT = 4096
+#: The WebSocket's own limit, far above the ones above: a message up to this size is read,
+#: then dropped and counted (the call goes on); only a larger one closes the socket (1009),
+#: since the WebSocket library holds a whole message in memory before handing it over.
+MAX_FRAME = 16 * 1024 * 1024
 
 
 class BadMessage(ValueError):
