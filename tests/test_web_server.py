@@ -179,6 +179,31 @@ async def test_an_oversized_page_message_is_dropped_and_the_call_goes_on(
     assert "dropped 1 malformed" in text and "connection closed" not in text
 
 
+async def test_a_second_hello_is_dropped_and_the_rate_stays(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 2: a ``hello`` mid-call does not change the microphone's rate (16 kHz audio
+    read as 48 kHz would reach the agent time-stretched, a third as long)."""
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+        await ws.send_str(json.dumps({"type": "hello", "rate": 48000}))
+        for i in range(0, len(voiced), 640):  # 1 s of 16 kHz voice, paced
+            await ws.send_bytes(voiced[i : i + 640])
+            await asyncio.sleep(0.02)
+        await ws.send_str(json.dumps({"type": "hangup"}))
+        await _messages(ws, "ended")
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    (session,) = web_call.sim.sessions.values()
+    assert session.received_samples >= 0.9 * 24000  # a whole second at the agent's 24 kHz
+    assert "dropped a message from the page: a second hello (rate 48000 Hz" in caplog.text
+    assert "dropped 1 malformed messages from the page: {'a second hello': 1}" in caplog.text
+
+
 async def test_a_page_message_over_the_hard_limit_closes_with_a_reason(
     web_call: Call, caplog: pytest.LogCaptureFixture
 ) -> None:

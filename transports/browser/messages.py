@@ -2,8 +2,9 @@
 WebSocket (no I/O here).
 
 Page -> server: binary frames are PCM16 little-endian mono at the rate the page announced in
-its ``hello``; text frames are JSON objects: ``{"type": "hello", "rate": N}``,
-``{"type": "mute", "muted": bool}``, ``{"type": "hangup"}``.
+its ``hello`` (one per call: the transport drops any later one); text frames are JSON
+objects: ``{"type": "hello", "rate": N}``, ``{"type": "mute", "muted": bool}``,
+``{"type": "hangup"}``.
 
 Server -> page: binary frames are the bot's voice, PCM16 mono at :data:`OUTPUT_RATE`; text
 frames are ``{"type": "welcome", "rate": N}``, ``{"type": "event", "kind": ..., ...}`` (one

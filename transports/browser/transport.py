@@ -166,6 +166,9 @@ class BrowserTransport(Transport):
             self._drop(str(exc))
             return False
         if isinstance(msg, Hello):
+            if self._rate is not None:  # the rate is the call's: it never changes mid-call
+                self._drop(f"a second hello (rate {msg.rate} Hz; the call's is {self._rate} Hz)")
+                return False
             self._rate = msg.rate
             log.info("page microphone at %d Hz", msg.rate)
         elif isinstance(msg, Mute):
