@@ -132,8 +132,12 @@ def test_cli_bad_schedule_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ DTMF in
-async def test_keys_are_pressed_at_call_time_by_whoever_is_speaking(tmp_path: Path) -> None:
-    # p1 speaks 0-1 s, p2 speaks 2.5-3.5 s; presses at 0.5 (p1), 1.75 (nobody), 3.0 (p2).
+async def test_keys_are_pressed_at_call_time_by_whoever_is_in_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """p1 speaks 0-1 s, p2 speaks 2.5-3.5 s; presses at 0.5 (p1), 1.75 (nobody is in the
+    call: skipped, probe item 3, with an info line), 3.0 (p2)."""
+    caplog.set_level(logging.INFO, logger="botrun.wav")
     t = transport(
         tmp_path,
         [(0.0, 1.0), (2.5, 1.0)],
@@ -142,13 +146,48 @@ async def test_keys_are_pressed_at_call_time_by_whoever_is_speaking(tmp_path: Pa
     ev = Recorder(t)
     await t.join(ev)
     try:
-        await until(lambda: len(ev.of("dtmf")) == 4)
+        await until(lambda: len(ev.of("dtmf")) == 3)
+        await until(lambda: all(task.done() for task in t._tasks))  # the keypad is done
     finally:
         await t.leave()
     got = [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")]
-    assert got == [("wav-1", "1"), (None, "*"), ("wav-2", "#"), ("wav-2", "9")]
-    for (_, _, _, at, _), due in zip(ev.of("dtmf"), (0.5, 1.75, 3.0, 3.0), strict=True):
+    assert got == [("wav-1", "1"), ("wav-2", "#"), ("wav-2", "9")]
+    for (_, _, _, at, _), due in zip(ev.of("dtmf"), (0.5, 3.0, 3.0), strict=True):
         assert at >= due - 0.01  # never early
+    assert "keypad at 1.75 s: '*' skipped: nobody is in the call" in caplog.text
+
+
+async def test_a_press_after_the_caller_was_transferred_is_not_delivered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 3: the only participant is transferred before a scheduled press (its input
+    would go on longer): nobody is left to press it, so no DTMF event reaches the bot."""
+    caplog.set_level(logging.INFO, logger="botrun.wav")
+    t = transport(tmp_path, [(0.0, 30.0)], speed=4.0, dtmf=parse_dtmf_schedule("0.2:1,2:9"))
+    ev = Recorder(t)
+    await t.join(ev)
+    try:
+        await until(lambda: len(ev.of("dtmf")) == 1)
+        await t.transfer("+14155550100")
+        await until(lambda: all(task.done() for task in t._tasks))  # the keypad is done
+    finally:
+        await t.leave()
+    assert [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")] == [("wav-1", "1")]
+    assert "keypad at 2 s: '9' skipped: nobody is in the call" in caplog.text
+
+
+async def test_the_phone_caller_presses_the_keys(tmp_path: Path) -> None:
+    """Probe item 3 (as --help says): with a phone caller in the call, it presses the keys,
+    even when another participant joined first."""
+    t = transport(tmp_path, [(0.0, 30.0), (0.0, 30.0)], speed=4.0, dtmf=parse_dtmf_schedule("1:5"))
+    t.inputs[1].phone = "+14155550123"
+    ev = Recorder(t)
+    await t.join(ev)
+    try:
+        await until(lambda: ev.of("dtmf"))
+    finally:
+        await t.leave()
+    assert [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")] == [("wav-2", "5")]
 
 
 async def test_the_schedule_follows_speed(tmp_path: Path) -> None:

@@ -96,8 +96,9 @@ SPEC = TransportSpec(
         Option(
             "dtmf",
             'Keypad presses at call times, SECONDS:DIGITS,...: e.g. "2.5:1,4.0:#" '
-            "(the participant speaking then presses them; presses after the last input ends "
-            "are skipped, with a warning).",
+            "(pressed by the first phone caller (--phone) in the call at that time, else by its "
+            "first participant; a press when nobody is in the call is skipped, and presses "
+            "after the last input ends are skipped with a warning at start).",
             metavar="SCHEDULE",
         ),
         Option(

@@ -7,8 +7,10 @@ at the current meeting time, whichever is later, so quiet stretches become silen
 
 Call actions, so every flow runs offline (issue 16): ``hang_up`` stops the inputs (the bridge
 then leaves and the recording is closed); a ``--dtmf`` schedule presses keys at given call
-times; ``transfer`` and ``send_dtmf`` are accepted and written down in :attr:`actions` (a
-transferred participant leaves, as a phone caller handed over by Daily would)."""
+times (pressed by the first phone caller in the call, else its first participant; skipped
+when nobody is in it); ``transfer`` and ``send_dtmf`` are accepted and written down in
+:attr:`actions` (a transferred participant leaves, as a phone caller handed over by Daily
+would)."""
 
 from __future__ import annotations
 
@@ -215,10 +217,23 @@ class WavTransport(Transport):
         for press in self.keypresses:
             due = self._t0 + press.at_s / self.time_scale
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            pid = self._present[0] if self._present else None
-            log.info("keypad at %.1f s: %r from %s", press.at_s, press.digits, pid or "nobody")
+            pid = self._presser()
+            if pid is None:
+                log.info(
+                    "keypad at %g s: %r skipped: nobody is in the call to press it",
+                    press.at_s,
+                    press.digits,
+                )
+                continue
+            log.info("keypad at %g s: %r from %s", press.at_s, press.digits, pid)
             for digit in press.digits:
                 self._events.dtmf(pid, digit)
+
+    def _presser(self) -> str | None:
+        """Who presses a scheduled key: the first phone caller (``--phone``) in the call, else
+        the first participant in it (as for :meth:`transfer`); None when nobody is."""
+        phones = [p for p in self._present if self._phones.get(p)]
+        return next(iter(phones or self._present), None)
 
     # ----------------------------------------------------------------- call actions
     async def hang_up(self, reason: str) -> None:
@@ -234,12 +249,7 @@ class WavTransport(Transport):
         """Accepted and written down; the participant (when none is named: the first phone
         caller still in the meeting, or else the first participant) leaves, as a caller
         handed over by Daily does."""
-        phones = [p for p in self._present if self._phones.get(p)]
-        pid = (
-            participant_id
-            if participant_id is not None
-            else next(iter(phones or self._present), None)
-        )
+        pid = participant_id if participant_id is not None else self._presser()
         if pid is None or pid not in self._present:
             who = f"participant {participant_id}" if participant_id else "anyone"
             raise CallActionError(f"cannot transfer {who}: not in the call")
