@@ -264,12 +264,14 @@ async def call(
     observers: Iterable[Callable[[Any], None]] = (),
     signals: bool = True,
     record: Path | None = None,
+    unattended: str | None = "no call was made (nobody opened the page)",
 ) -> Any:
     """One call with the config's tools and every installed plugin's tools and observers.
     The runner owns the process's side: it attaches the live console (an observer writing
     from a thread of its own), turns SIGINT/SIGTERM into ``Bridge.stop``, and prints the
     end-of-call summary once the console has written everything before it. With ``record``
-    the call is recorded to that directory (core/recording.py)."""
+    the call is recorded to that directory (core/recording.py). ``unattended`` is printed when
+    nobody took a call that waits for someone (the browser page); None prints nothing."""
     from botrun.core.bridge import Bridge
     from botrun.core.plugins import get_plugin_manager
 
@@ -310,7 +312,8 @@ async def call(
         with stop_on_signals(bridge) if signals else contextlib.nullcontext():
             summary = await bridge.run()
         if screen is not None and bridge.joined and not getattr(transport, "attached", True):
-            screen.print("no call was made (nobody opened the page)")
+            if unattended:  # (None: the caller says what happened, e.g. botrun web's count)
+                screen.print(unattended)
         elif screen is not None and bridge.joined:
             reached = summary.client_stats is not None and summary.client_stats.reached
             screen.print(summary.metrics.summary(agent_reached=reached))

@@ -355,7 +355,9 @@ async def test_botrun_web_runs_call_after_call_and_reports_each(tmp_path: Path) 
     # one call, one summary: the call waiting for a page at Ctrl-C was never made
     printed = "".join(lines) + out.decode()
     assert printed.count("call length") == 1, printed
-    assert "no call was made" in out.decode()
+    # probe item 4: a true summary at Ctrl-C, not "no call was made" after a call was made
+    assert "no call was made" not in printed, printed
+    assert f"1 call made; recorded under {tmp_path / 'calls'}" in out.decode()
 
 
 async def test_a_call_waiting_for_a_page_has_no_folder_yet(tmp_path: Path) -> None:
