@@ -232,6 +232,8 @@ async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) ->
     import re
     import sys
 
+    from botrun.transports.browser.plugin import DEFAULT_PORT
+
     async with Simulator() as sim:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "botrun.bots.cli", "browser", "--port", "0",
@@ -241,8 +243,10 @@ async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) ->
         )  # fmt: skip
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        url = re.search(r"http://\S+", line)
+        url = re.search(r"http://127\.0\.0\.1:(\d+)/\S+", line)
         assert url, line
+        # probe item 5: --port 0 picks a free port (not the default 7870) and prints it
+        assert int(url.group(1)) not in (0, DEFAULT_PORT), line
         ws_url = url.group(0).replace("http://", "ws://").replace("/?token", "/ws?token")
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(ws_url)
