@@ -124,6 +124,20 @@ def check_output_paths(shared: SharedOptions) -> None:
         check_output_dir(shared.record, "--record")
 
 
+def written_paths(shared: SharedOptions) -> dict[str, Path]:
+    """The files a call writes (besides a transport's own), named as in an error."""
+    from botrun.core.recording import BOT_WAV, EVENTS, MIX_WAV
+
+    out: dict[str, Path] = {}
+    if shared.transcript is not None:
+        out["--transcript"] = shared.transcript
+    if shared.record is not None:
+        out["--record"] = shared.record
+        for name in (MIX_WAV, BOT_WAV, EVENTS):
+            out[f"--record's {name}"] = shared.record / name
+    return out
+
+
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
     """Run ``botrun <transport>``; returns the process exit code."""
     from botrun.core.logs import setup_logging
@@ -134,6 +148,9 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     # Problems on this machine first (a missing input file, a missing SDK), then the key
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
+    check_written = getattr(transport, "check_written_paths", None)
+    if check_written is not None:  # a transport that reads files (wav): none is overwritten
+        check_written(written_paths(shared))
     key = agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
     started = time.time()
     try:

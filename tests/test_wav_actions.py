@@ -131,6 +131,35 @@ def test_cli_bad_schedule_exits_2_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "o.wav").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--output", "./u1.wav"], "--output u1.wav"),
+        (["--output", "o.wav", "--transcript", "u1.wav"], "--transcript u1.wav"),
+        (["--output", "o.wav", "--record", "rec"], "--record's bot.wav rec/bot.wav"),
+    ],
+)
+def test_cli_refuses_to_overwrite_an_input(tmp_path: Path, flags: list[str], named: str) -> None:
+    """Probe item 6: ``--output`` (or --transcript, or what --record writes) naming one of the
+    inputs is a one-line usage error (exit 2), and the input is left as it was."""
+    import shutil
+
+    (tmp_path / "rec").mkdir()
+    shutil.copy(ASSETS / "demo-hello.wav", tmp_path / "u1.wav")
+    shutil.copy(ASSETS / "demo-hello.wav", tmp_path / "rec" / "bot.wav")
+    before = (tmp_path / "u1.wav").read_bytes()
+    second = "rec/bot.wav" if "rec" in flags else "u1.wav"
+    res = run_botrun("wav", "--input", "u1.wav", "--input", second, *flags, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (
+        f"botrun: error: {named} is also an --input file: botrun would overwrite it "
+        "(write to another file)"
+    )
+    assert (tmp_path / "u1.wav").read_bytes() == before
+    assert (tmp_path / "rec" / "bot.wav").read_bytes() == (ASSETS / "demo-hello.wav").read_bytes()
+    assert not (tmp_path / "o.wav").exists()
+
+
 # ------------------------------------------------------------------ DTMF in
 async def test_keys_are_pressed_at_call_time_by_whoever_is_in_the_call(
     tmp_path: Path, caplog: pytest.LogCaptureFixture

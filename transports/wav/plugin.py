@@ -41,7 +41,8 @@ SPEC = TransportSpec(
         "--input a.wav --input b.wav --at 2.5 starts a.wav at 0 s and b.wav at 2.5 s (in a "
         "[wav] table the lists pair by position). The bot's voice is "
         "recorded to --output at the meeting rate with true timing (silence while it is "
-        "quiet). --speed N runs N times faster than real time (use a simulator at the same "
+        "quiet); it, --transcript and --record never overwrite an input (a usage error). "
+        "--speed N runs N times faster than real time (use a simulator at the same "
         "speed). Any WAV sample rate, width or channel count is converted."
     ),
     factory=_factory,

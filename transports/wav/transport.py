@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -66,6 +67,25 @@ def _pressable(presses: list[KeyPress], inputs: list[WavInput], rate: int) -> li
             "it" if len(late) == 1 else "them",
         )
     return [p for p in presses if p.at_s < end_s]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_overwriting_inputs(written: dict[str, Path], inputs: list[Path], what: str) -> None:
+    """A :class:`UsageError` when a file the command would write is one of the inputs (a
+    file that does not exist yet is none of them)."""
+    for name, path in written.items():
+        for inp in inputs:
+            if _same_file(path, inp):
+                raise UsageError(
+                    f"{name} {path} is also an {what} file: botrun would overwrite it "
+                    "(write to another file)"
+                )
 
 
 def _nth(values: list[Any], i: int) -> Any:
@@ -152,8 +172,15 @@ class WavTransport(Transport):
         ]
         output = Path(opts.get("output") or "botrun-output.wav")
         check_output_file(output, label("output"))
+        _refuse_overwriting_inputs({label("output"): output}, paths, label("input"))
         dtmf = parse_dtmf_schedule(opts.get("dtmf"))
         return cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
+
+    def check_written_paths(self, written: dict[str, Path]) -> None:
+        """The files the command writes besides ``--output`` (``--transcript``, the
+        ``--record`` folder and its files, keyed by what to call them in an error) must
+        not be inputs: a :class:`UsageError` if one is (botrun never overwrites an input)."""
+        _refuse_overwriting_inputs(written, [i.path for i in self.inputs], "--input")
 
     @property
     def bot_participant_id(self) -> str:
