@@ -161,7 +161,9 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
         if shared.record is not None and _written_since(shared.record / "events.jsonl", started):
             print(f"call recorded to {shared.record} (botrun report {shared.record})", flush=True)
         recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
-        if recorded is not None:
+        if recorded is not None and getattr(transport, "recorded_s", None) == 0:
+            print(f"no bot audio was recorded ({recorded} holds no audio)", flush=True)
+        elif recorded is not None:
             print(f"bot voice recorded to {recorded}", flush=True)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import system_tools
 from helpers_cli import run_botrun
 
 from botrun.core.errors import CallActionError, UsageError
@@ -347,3 +348,37 @@ async def test_presses_after_the_last_input_ends_are_warned_about_and_skipped(
     finally:
         await t.leave()
     assert [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")] == [("wav-1", "1")]
+
+
+def test_help_says_which_wavs_are_converted_and_which_are_refused(tmp_path: Path) -> None:
+    """Probe item 7: --help said any WAV "width" is converted, but μ-law and A-law are refused;
+    it now says which, and the refusal it announces is what happens."""
+    import subprocess
+
+    res = run_botrun("wav", "--help")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "Any WAV sample rate, width" not in text
+    assert "compressed ones (μ-law, A-law, ADPCM) are refused" in text
+    ulaw = tmp_path / "ulaw.wav"
+    sox = system_tools.require("sox")
+    subprocess.run(
+        [
+            sox,
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "u-law",
+            str(ulaw),
+            "synth",
+            "0.3",
+            "sine",
+            "300",
+        ],
+        check=True,
+    )
+    res = run_botrun("wav", "--input", str(ulaw), "--output", str(tmp_path / "o.wav"))
+    assert res.returncode == 2 and "μ-law WAV files are not read" in res.stderr, res.stderr

@@ -43,7 +43,9 @@ SPEC = TransportSpec(
         "recorded to --output at the meeting rate with true timing (silence while it is "
         "quiet); it, --transcript and --record never overwrite an input (a usage error). "
         "--speed N runs N times faster than real time (use a simulator at the same "
-        "speed). Any WAV sample rate, width or channel count is converted."
+        "speed). PCM (8-32 bit) and float WAVs of any sample rate and channel count are "
+        "converted; compressed ones (μ-law, A-law, ADPCM) are refused: convert them with sox "
+        "first."
     ),
     factory=_factory,
     options=(

@@ -109,6 +109,8 @@ class WavTransport(Transport):
         self.output = output
         #: The finished recording (set when the call ends): the command says where it is.
         self.recorded: Path | None = None
+        #: Seconds of the bot's voice (and the silences between) in it: 0 when it never spoke.
+        self.recorded_s = 0.0
         self.output_sample_rate = rate
         self.time_scale = speed
         self._events: TransportEvents | None = None
@@ -320,6 +322,7 @@ class WavTransport(Transport):
                 self._writer.close()
                 self._writer = None
                 self.recorded = self.output
+                self.recorded_s = self._written / self.output_sample_rate
                 log.info(
                     "recorded the bot to %s (%.1f s)",
                     self.output,
