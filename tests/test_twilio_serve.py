@@ -5,6 +5,7 @@ Everything through the real app (``build``) on loopback and the fake Twilio."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -167,6 +168,59 @@ async def test_malformed_media_streams_messages_are_counted_and_the_call_goes_on
     # voice in order as it was spoken.
     assert len(received) >= 3 + 161 + len(voice)
     assert_found_in_order(as_pcm(voice), received, block=1600, min_corr=0.99)
+
+
+async def test_an_oversized_media_frame_is_ignored_and_the_call_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probe item 1: a 4 MB ``media`` frame (over the protocol's limit, under the socket's
+    hard limit) is logged, counted and ignored: the socket stays open, the call goes on."""
+    from botrun.core.sim import Simulator
+
+    voice = ulaw_speech("Still here after the big frame.", tmp_path / "v.wav")
+    huge = '{"event": "media", "media": {"payload": "' + "A" * 4_000_000 + '"}}'
+    async with Simulator() as sim, serve_(monkeypatch, tmp_path, sim.url) as serve:
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: call.sid in serve.calls.active, "the call")
+        transport = serve.calls.active[call.sid].transport
+        await wait_for(lambda: sim.sessions, "the agent session")
+        await stream.send_raw(huge)
+        await wait_for(lambda: transport.stats.bad_messages >= 1, "the bad frame")
+        call.stream = stream
+        await stream.speak(voice)
+        await wait_for(
+            lambda: sim.session().received_samples >= len(voice), "the voice at the agent"
+        )
+        assert not stream.closed.is_set()
+        await stream.stop()
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+    assert transport.stats.bad_messages == 1
+
+
+async def test_a_frame_over_the_hard_limit_closes_the_stream_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 1: beyond the socket's hard limit (memory safety) the stream closes (1009)
+    and the log and the call's end reason say why, not just "the stream closed"."""
+    from botrun.core.sim import Simulator
+    from botrun.transports.twilio.messages import MAX_FRAME_BYTES
+
+    caplog.set_level(logging.INFO, logger="botrun.serve.twilio")
+    async with Simulator() as sim, serve_(monkeypatch, tmp_path, sim.url) as serve:
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: call.sid in serve.calls.active, "the call")
+        transport = serve.calls.active[call.sid].transport
+        await wait_for(lambda: sim.sessions, "the agent session")
+        with contextlib.suppress(ConnectionError):  # (the server may close mid-send)
+            await stream.send_raw("x" * (MAX_FRAME_BYTES + 2))
+        await asyncio.wait_for(stream.closed.wait(), 30)
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+    assert f"over the hard limit of {MAX_FRAME_BYTES} bytes" in transport.end_reason
+    assert f"over the hard limit of {MAX_FRAME_BYTES} bytes" in caplog.text
 
 
 async def test_media_before_start_is_ignored(
