@@ -241,7 +241,7 @@ def action_lines(actions: Iterable[Any]) -> list[str]:
         if a.action in ("say", "reply", "update"):
             continue  # heard in the transcript; the summary lists what changed the call
         status = f"failed: {a.error}" if a.error else "done"
-        out.append(f"call action: {a.action} {a.detail} ({status})".replace("  ", " "))
+        out.append(f"call action: {a.what} ({status})")
     return out
 
 
