@@ -86,3 +86,51 @@ def test_a_wav_worker_needs_its_files_folder(
     )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_wav_job_writes_its_transcript_and_recording_in_the_files_folder(
+    tmp_path: Path,
+) -> None:
+    """Fleet-fix item 1: the front door refused ``transcript`` and ``record`` (``wav has no
+    option 'record'``) although docs/deploy.md and ``--files`` promise them."""
+    from fleet_support import (
+        CountingSimulator,
+        front_door,
+        redis_server,
+        start_worker,
+        stop_worker,
+        wait_state,
+        write_config,
+        write_wav,
+    )
+
+    write_wav(tmp_path / "u1.wav", 1.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        worker = await start_worker(tmp_path, "a", redis.url, config, capacity=1)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                resp = await client.post(
+                    "/start",
+                    json={
+                        "transport": "wav",
+                        "options": {
+                            "input": ["u1.wav"],
+                            "output": "o.wav",
+                            "transcript": "t.jsonl",
+                            "record": "recf",
+                        },
+                    },
+                )
+                assert resp.status == 202, await resp.text()
+                sid = (await resp.json())["session_id"]
+                done = await wait_state(client, sid, ("ended", "failed"), 90)
+        finally:
+            await stop_worker(worker)
+    assert done["state"] == "ended", (done, worker.text())
+    assert (tmp_path / "o.wav").is_file()
+    assert (tmp_path / "t.jsonl").is_file()
+    recorded = sorted(p.name for p in (tmp_path / "recf").iterdir())
+    assert any(name.endswith(".wav") for name in recorded), recorded
+    assert any(name.endswith(".jsonl") for name in recorded), recorded

@@ -48,7 +48,8 @@ log = logging.getLogger("botrun.serve")
 
 #: Shared options a job may set besides the transport's own. Not ``agent_url`` (the bot
 #: would send the worker's ASSEMBLYAI_API_KEY wherever a caller points it), not ``config``
-#: (the worker's own), not ``transcript`` (a file on the worker).
+#: (the worker's own); ``transcript`` and ``record`` only for a transport whose workers
+#: confine files (:data:`jobs.FILE_OPTIONS`).
 SHARED_OPTIONS = ("name",)
 
 
@@ -155,7 +156,11 @@ def _check_options(q: QueueSettings, transport: str, options: Any) -> str | None
     """Why ``options`` cannot be a job's options for ``transport`` (None: they can)."""
     if not isinstance(options, dict):
         return "'options' must be an object"
-    known = q.transport_options.get(transport, frozenset()) | set(SHARED_OPTIONS)
+    known = (
+        q.transport_options.get(transport, frozenset())
+        | set(SHARED_OPTIONS)
+        | set(jobs.FILE_OPTIONS.get(transport, ()))
+    )
     for name, value in options.items():
         if name not in known:
             return f"{transport} has no option {name!r}"

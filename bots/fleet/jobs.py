@@ -23,6 +23,10 @@ from typing import Any
 QUEUE_NAME = "botrun:queue"
 #: The arq function name of a call job.
 RUN_CALL = "run_call"
+#: Shared options (besides ``name``) a transport's jobs may set because its workers confine
+#: them: a ``wav`` job's transcript and recording are paths relative to the worker's
+#: ``--files`` folder, like its input and output (:mod:`botrun.bots.worker.wav_kind`).
+FILE_OPTIONS: dict[str, tuple[str, ...]] = {"wav": ("transcript", "record")}
 #: How long a finished call's job result (and so its dedupe) is kept, seconds: longer than
 #: the replay window of a signed webhook (serve.webhook.REMEMBER_S).
 KEEP_RESULT_S = 3600
