@@ -153,21 +153,25 @@ async def dialin(request: web.Request) -> web.Response:
 
 
 def _check_options(q: QueueSettings, transport: str, options: Any) -> str | None:
-    """Why ``options`` cannot be a job's options for ``transport`` (None: they can)."""
-    if not isinstance(options, dict):
-        return "'options' must be an object"
-    known = (
-        q.transport_options.get(transport, frozenset())
-        | set(SHARED_OPTIONS)
-        | set(jobs.FILE_OPTIONS.get(transport, ()))
-    )
-    for name, value in options.items():
-        if name not in known:
-            return f"{transport} has no option {name!r}"
-        values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str | int | float | bool) for v in values):
-            return f"option {name!r} must be a string, number or boolean, or a list of them"
-    return None
+    """Why ``options`` cannot be a job's options for ``transport`` (None: they can): unknown
+    names, and values ``botrun <transport>`` would refuse (:mod:`.job_options`)."""
+    from botrun.core.plugins import transports
+
+    from . import job_options
+
+    spec = transports().get(transport)
+    if spec is None:  # checked at start (--call-transport): cannot happen
+        return f"transport {transport!r} is not installed"
+    shared = (*SHARED_OPTIONS, *jobs.FILE_OPTIONS.get(transport, ()))
+    return job_options.problem(spec, options, shared)
+
+
+def _ordered(transport: str, options: dict[str, Any]) -> dict[str, Any]:
+    from botrun.core.plugins import transports
+
+    from .job_options import ordered
+
+    return ordered(transports()[transport], options)
 
 
 async def start(request: web.Request) -> web.Response:
@@ -190,6 +194,7 @@ async def start(request: web.Request) -> web.Response:
         problem = _check_options(q, transport, options)
         if problem is not None:
             return _error(400, problem)
+        options = _ordered(transport, options)
     else:
         allowed = ", ".join(("daily", *q.call_transports))
         return _error(400, f"transport {transport!r} is not accepted here (accepted: {allowed})")

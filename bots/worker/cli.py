@@ -137,6 +137,7 @@ def command(
     auth, prepare = check(settings, config, host, insecure)
     if "wav" in settings.transports:
         prepare["wav"] = check_wav(files)
+        settings.files = files
     twilio = check_twilio(settings, config) if "twilio" in settings.transports else None
     asyncio.run(run(settings, host, port, auth, prepare, twilio))
 

@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from arq.worker import Worker, func
@@ -66,6 +67,18 @@ class WorkerSettings:
     #: The https address at which Twilio (and the front door's status relay) reach this
     #: worker's HTTP port (``--public-url``/``PUBLIC_URL``; needed for ``twilio`` calls).
     public_url: str | None = None
+    #: ``--files``: the folder ``wav`` calls' paths are relative to. Errors reported to API
+    #: callers name paths relative to it, never this machine's absolute paths.
+    files: Path | None = None
+
+    def public_error(self, error: str) -> str:
+        """``error`` with the ``--files`` folder's absolute path taken out (``/srv/f/a.wav``
+        -> ``a.wav``): an API caller named its files relative to it."""
+        if self.files is None or not error:
+            return error
+        for root in dict.fromkeys((str(self.files.resolve()), str(self.files.absolute()))):
+            error = error.replace(root + os.sep, "").replace(root, ".")
+        return error
 
 
 @dataclass
@@ -362,7 +375,7 @@ class Fleet:
                 log.exception("cleanup after call %s failed", sid)
         fields: dict[str, Any] = {"state": outcome, "ended_at": time.time()}
         if error:
-            fields["error"] = error
+            fields["error"] = self.settings.public_error(error)
         if code is not None:
             fields["exit_code"] = code
         await self.until_redis(
