@@ -206,3 +206,27 @@ async def test_a_worker_names_files_relative_to_its_folder_and_pairs_lists_by_po
     assert "nonexist.wav" in missing["error"], missing
     assert str(tmp_path) not in missing["error"] and "/tmp" not in missing["error"], missing
     assert paired["state"] == "ended", (paired, worker.text())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"roomurl": "https://x.daily.co/r"}, "unknown key 'roomurl' (did you mean 'room_url'?)"),
+        ({"transport": "wav", "option": {}}, "unknown key 'option' (did you mean 'options'?)"),
+        ({"options": {"input": ["a.wav"]}}, "a daily call takes 'room_url', not 'options'"),
+        ({"transport": "wav", "room_url": "https://x.daily.co/r"}, "takes 'options'"),
+    ],
+)
+async def test_the_front_door_refuses_unknown_or_misplaced_start_keys(
+    tmp_path: Path, body: dict[str, Any], message: str
+) -> None:
+    """Fleet-fix item 3: ``{"roomurl": ...}`` (a typo) queued a daily call in a new room."""
+    from fleet_support import front_door, redis_server
+
+    async with redis_server(tmp_path) as redis, front_door(redis.url) as client:
+        resp = await client.post("/start", json=body)
+        answer = await resp.json()
+        listing = await (await client.get("/sessions")).json()
+    assert resp.status == 400, answer
+    assert message in answer["error"], answer
+    assert listing["sessions"] == []

@@ -37,6 +37,7 @@ from botrun.bots.serve.app import (
     authenticate,
     read_json_object,
     receive_dialin,
+    unknown_key,
 )
 from botrun.bots.serve.listener import note_request
 
@@ -179,10 +180,17 @@ async def start(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     if isinstance(data, web.Response):
         return data
+    refusal = unknown_key(data, ("room_url", "transport", "options"))
+    if refusal is not None:
+        return refusal
     q = request.app[QUEUE]
     transport = data.get("transport", "daily")
     if not isinstance(transport, str):
         return _error(400, "'transport' must be a string")
+    if transport == "daily" and "options" in data:
+        return _error(400, "a daily call takes 'room_url', not 'options'")
+    if transport != "daily" and "room_url" in data:
+        return _error(400, f"a {transport} call takes 'options', not 'room_url'")
     options: Any
     if transport == "daily":
         room_url = data.get("room_url")

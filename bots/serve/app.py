@@ -149,6 +149,21 @@ async def read_json_object(request: web.Request) -> dict[str, Any] | web.Respons
     return data
 
 
+def unknown_key(data: dict[str, Any], known: tuple[str, ...]) -> web.Response | None:
+    """400 naming the first key of ``data`` not in ``known`` (a typo such as ``roomurl``
+    must not start a bot in a new room), with the closest known key; None when all are
+    known."""
+    from botrun.core.config import suggest
+
+    for key in data:
+        if key not in known:
+            allowed = ", ".join(repr(k) for k in known)
+            return _error(
+                400, f"unknown key {key!r}{suggest(key, list(known))} (known keys: {allowed})"
+            )
+    return None
+
+
 async def _start_bot(
     request: web.Request,
     reservation: Reservation,
@@ -274,6 +289,9 @@ async def start(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     if isinstance(data, web.Response):
         return data
+    refusal = unknown_key(data, ("room_url",))
+    if refusal is not None:
+        return refusal
     room_url = data.get("room_url")
     if room_url is not None:
         if not isinstance(room_url, str):
