@@ -431,6 +431,31 @@ async def test_sigterm_while_redis_is_down_still_drains_the_call(tmp_path: Path)
     assert "Traceback" not in worker.text()
 
 
+async def test_a_drain_that_times_out_stops_the_call_with_true_log_lines(tmp_path: Path) -> None:
+    """Fleet-fix item 4: the end of a normal drain (Redis up) logged "waiting for 1 call(s)
+    to end (Redis unreachable)" and arq's ERROR "run_call failed, CancelledError" with a
+    traceback, although the call was correctly stopped."""
+    long = write_wav(tmp_path / "long.wav", 20.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        worker = await start_worker(tmp_path, "a", redis.url, config, drain_timeout_s=1)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                worker.signal(signal.SIGTERM)
+                code = await worker.wait(90)
+                record = await call_state(client, call["session_id"])
+        finally:
+            await stop_worker(worker)
+    text = worker.text()
+    assert code == 0, text
+    assert record["state"] == "stopped", record
+    assert "Redis unreachable" not in text, text
+    assert "ERROR" not in text and "Traceback" not in text, text
+
+
 async def test_front_door_checks_dialin_webhooks_as_serve_does(tmp_path: Path) -> None:
     """The front door and serve share one dial-in reader (bots/serve/app.receive_dialin):
     same answers; the front door counts refusals."""

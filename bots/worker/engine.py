@@ -149,6 +149,14 @@ class Fleet:
         self.redis_ok = True
         self._last_beat = 0.0
         self._resync = False
+        #: arq's worker running the jobs (set by :func:`make_worker`).
+        self.worker: FleetWorker | None = None
+
+    def drain_ended(self, job_id: str) -> bool:
+        """Whether a cancelled job was cancelled by the end of the drain (or a second
+        signal), not by ``DELETE /sessions/ID`` (arq's abort, which arq logs itself)."""
+        aborting = self.worker.aborting_tasks if self.worker is not None else set()
+        return self.draining and job_id not in aborting
 
     # -- heartbeat ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -394,6 +402,32 @@ async def run_call(ctx: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     return await fleet.run(call)
 
 
+class DrainStops(logging.Filter):
+    """arq logs a job cancelled by the end of the drain as ERROR ``run_call failed,
+    CancelledError`` with a traceback. For a worker that was told to stop that is the
+    normal end of a call (stopped, and recorded so): one INFO line instead."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__()
+        self.fleet = fleet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            record.levelno >= logging.ERROR
+            and isinstance(args, tuple)
+            and len(args) >= 3
+            and args[2] == "CancelledError"
+            and " failed, " in str(record.msg)
+            and self.fleet.drain_ended(str(args[1]).split(":", 1)[0])
+        ):
+            record.msg = "%6.2fs ⊘ %s stopped: the worker is stopping"
+            record.args = args[:2]
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def make_worker(fleet: Fleet) -> FleetWorker:
     s = fleet.settings
     worker = FleetWorker(
@@ -423,6 +457,11 @@ def make_worker(fleet: Fleet) -> FleetWorker:
         log_results=False,
     )
     worker.fleet = fleet
+    fleet.worker = worker
+    arq_log = logging.getLogger("arq.worker")
+    for old in [f for f in arq_log.filters if isinstance(f, DrainStops)]:
+        arq_log.removeFilter(old)
+    arq_log.addFilter(DrainStops(fleet))
     return worker
 
 
