@@ -345,6 +345,9 @@ async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_
     ("args", "message"),
     [
         (("--queue", "http://nope"), "is not a Redis URL"),
+        # fleet-fix item 5: the value as typed (was "://localhost:6379/notaurl"), password masked
+        (("--queue", "notaurl"), "--queue notaurl is not a Redis URL"),
+        (("--queue", "http://u:s3cret@x/0"), "--queue http://u:***@x/0 is not a Redis URL"),
         (("--queue", "redis://127.0.0.1:1/0", "--transport", "fax"), "no such transport"),
         (("--queue", "redis://127.0.0.1:1/0"), "DAILY_API_KEY is not set"),
         (
@@ -368,6 +371,23 @@ def test_worker_usage_errors_are_one_line_and_exit_2(
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]
+
+
+def test_serve_queue_error_quotes_the_url_as_typed(tmp_path: Path) -> None:
+    """Fleet-fix item 5: ``serve --queue http://x`` said ``http://x:6379/0``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "serve", "--queue", "http://x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=botrun_env(),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "botrun: error: --queue http://x is not a Redis URL (redis://host:port/db, "
+        "rediss:// for TLS, unix:///path.sock)"
+    )
 
 
 async def test_serve_queue_command_runs_the_front_door_until_sigterm(tmp_path: Path) -> None:
