@@ -210,6 +210,23 @@ async def test_missing_settings_are_named(tmp_path: Path, monkeypatch: pytest.Mo
         build("127.0.0.1", 0, None, 1, 60.0, None)
 
 
+def test_an_http_public_url_is_allowed_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Fleet-fix item 7: ``PUBLIC_URL=http://...`` was accepted silently (serve then hands
+    Twilio a ws:// stream URL, which real Twilio refuses), and the error for a bad one
+    said "must be an https:// address" although http is allowed."""
+    from botrun.transports.twilio.settings import public_url
+
+    with caplog.at_level(logging.WARNING, logger="botrun.twilio"):
+        assert public_url("https://bots.example.com/") == "https://bots.example.com"
+        assert caplog.records == []
+        assert public_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "not https" in record.getMessage() and "wss://" in record.getMessage()
+    with pytest.raises(ConfigError, match=r"\(http:// only for local tests\)"):
+        public_url("ftp://example.com")
+
+
 async def test_rest_errors_carry_twilios_message_not_the_credentials() -> None:
     from fake_twilio import ACCOUNT_SID, FakeTwilio
 
