@@ -289,3 +289,33 @@ async def test_a_public_serve_for_twilio_alone_needs_no_api_token(
     monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
     app = build("0.0.0.0", 0, None, 1, 60.0, None)
     assert app[SETTINGS].auth.access is Access.CLOSED
+
+
+@pytest.mark.parametrize("daily", [False, True])
+async def test_the_dialin_secret_warning_only_when_dialin_is_on(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    daily: bool,
+) -> None:
+    """Fleet-fix item 8: serve for Twilio alone (no DAILY_API_KEY, so no /dialin) warned
+    "DAILY_DIALIN_SECRET is not set: /dialin needs the API token"."""
+    from fake_twilio import ACCOUNT_SID
+    from serve_support import API_TOKEN
+
+    from botrun.bots.serve.cli import build
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAILY_API_KEY", "DAILY_DIALIN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    if daily:
+        monkeypatch.setenv("DAILY_API_KEY", "test-daily-key")
+    monkeypatch.setenv("BOTRUN_API_TOKEN", API_TOKEN)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("PUBLIC_URL", "https://bots.example.com")
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
+    with caplog.at_level(logging.WARNING, logger="botrun.serve"):
+        build("127.0.0.1", 0, None, 1, 60.0, None)
+    warned = any("DAILY_DIALIN_SECRET" in r.getMessage() for r in caplog.records)
+    assert warned is daily, [r.getMessage() for r in caplog.records]
