@@ -230,3 +230,16 @@ async def test_the_front_door_refuses_unknown_or_misplaced_start_keys(
     assert resp.status == 400, answer
     assert message in answer["error"], answer
     assert listing["sessions"] == []
+
+
+async def test_the_front_door_answers_unknown_paths_and_wrong_methods_in_json(
+    tmp_path: Path,
+) -> None:
+    """Fleet-fix item 8: aiohttp's own 404/405 were plain text."""
+    from fleet_support import front_door, redis_server
+
+    async with redis_server(tmp_path) as redis, front_door(redis.url) as client:
+        missing = await client.get("/nope")
+        wrong = await client.delete("/start")
+        assert missing.status == 404 and (await missing.json())["error"].startswith("no such")
+        assert wrong.status == 405 and "not allowed" in (await wrong.json())["error"]

@@ -253,6 +253,19 @@ async def test_start_refuses_an_unknown_key_and_starts_nothing(tmp_path: Path) -
         assert h.api.calls("POST", "/rooms") == []
 
 
+async def test_unknown_paths_and_wrong_methods_are_json_refusals(tmp_path: Path) -> None:
+    """Fleet-fix item 8: aiohttp's 404 and 405 were plain text; the docs say refusals are
+    JSON."""
+    async with serve_harness(tmp_path) as h:
+        missing = await h.client.get("/nope")
+        wrong = await h.client.put("/start")
+        assert missing.status == 404 and missing.content_type == "application/json"
+        assert (await missing.json()) == {"error": "no such endpoint: /nope"}
+        assert wrong.status == 405 and wrong.content_type == "application/json"
+        assert "PUT is not allowed on /start" in (await wrong.json())["error"]
+        assert "POST" in wrong.headers["Allow"]
+
+
 async def test_unknown_session_is_404(tmp_path: Path) -> None:
     async with serve_harness(tmp_path) as h:
         assert (await h.client.delete("/sessions/nope")).status == 404

@@ -35,6 +35,7 @@ from botrun.bots.serve.app import (
     SETTINGS,
     ServeSettings,
     authenticate,
+    json_errors,
     read_json_object,
     receive_dialin,
     unknown_key,
@@ -306,7 +307,8 @@ def create_app(
     with ``twilio``, a :class:`~.twilio_door.TwilioDoor`) are open, everything else needs
     the API token (serve's own middleware)."""
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[json_errors, note_request, authenticate],
     )
     app[SETTINGS], app[QUEUE], app[REDIS] = settings, queue, redis
     app[METRICS] = FrontDoorMetrics()

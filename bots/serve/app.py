@@ -337,6 +337,29 @@ _SELF_AUTHENTICATED = ("/health", "/twilio/voice", "/twilio/stream", "/twilio/st
 
 
 @web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every refusal is JSON ``{"error": ...}``, aiohttp's own too (an unknown path's 404, a
+    wrong method's 405, with its ``Allow`` header), not its plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        path = request.path if len(request.path) <= 200 else request.path[:200] + "..."
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            message = f"{request.method} is not allowed on {path} (allowed: {allowed})"
+        elif exc.status == 404:
+            message = f"no such endpoint: {path}"
+        else:
+            message = exc.reason
+        response = _error(exc.status, message)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+
+
+@web.middleware
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
     """The API token on every endpoint that is not a signed webhook or the liveness probe;
     without a token (an open API), no web page may drive it."""
@@ -391,7 +414,8 @@ def create_app(
     """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
 
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[json_errors, note_request, authenticate],
     )
 
     metrics = ServeMetrics(supervisor)

@@ -284,7 +284,9 @@ def http_app(fleet: Fleet, auth: ApiAuth, twilio: TwilioKind | None = None) -> w
             }
         )
 
-    app = web.Application(middlewares=[authenticate])
+    from botrun.bots.serve.app import json_errors
+
+    app = web.Application(middlewares=[json_errors, authenticate])
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sessions", sessions)
