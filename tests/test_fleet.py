@@ -247,6 +247,10 @@ async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recov
                 )
                 refusal = await refused.json()
                 health = await client.get("/health")
+                listing = await client.get("/sessions")
+                listed = await listing.json()
+                record = await client.get(f"/sessions/{call['session_id']}")
+                recorded = await record.json()
                 await wait_until(lambda: "lost Redis" in worker.text(), "the worker to notice")
                 assert sim.connected == 1  # the call goes on
                 await redis.start()
@@ -259,6 +263,10 @@ async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recov
     assert refused.status == 503
     assert refusal["error"].startswith("call refused: the call queue is unavailable")
     assert health.status == 503
+    # fleet-fix item 8: a listing is not a "call refused"
+    assert listing.status == 503 and record.status == 503
+    assert listed["error"].startswith("the list of calls is unavailable"), listed
+    assert recorded["error"].startswith("the call's record is unavailable"), recorded
     assert done["state"] == "ended"
     # the call that lived through the outage ended whole, and its end was recorded
     assert first["state"] == "ended" and first["exit_code"] == 0

@@ -89,12 +89,16 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def _unavailable(app: web.Application, exc: BaseException) -> web.Response:
+def _unavailable(
+    app: web.Application, exc: BaseException, what: str = "call refused: the call queue"
+) -> web.Response:
+    """503: Redis cannot be reached. ``what`` is what failed: a call refused, or a listing,
+    a record or a stop that could not be done."""
     app[METRICS].requests.labels("queue_unavailable").inc()
     app[METRICS].redis_up.set(0)
     url = describe(app[QUEUE].queue_url)
-    log.error("call refused: cannot reach Redis at %s (%s)", url, reason(exc))
-    return _error(503, f"call refused: the call queue is unavailable (cannot reach Redis at {url})")
+    log.error("%s is unavailable: cannot reach Redis at %s (%s)", what, url, reason(exc))
+    return _error(503, f"{what} is unavailable (cannot reach Redis at {url})")
 
 
 async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
@@ -232,7 +236,7 @@ async def sessions(request: web.Request) -> web.Response:
         calls = await store.active_calls(redis)
         workers = await store.live_workers(redis)
     except redis_errors() as exc:
-        return _unavailable(request.app, exc)
+        return _unavailable(request.app, exc, "the list of calls")
     for record in calls:
         worker = workers.get(record.get("worker", ""))
         if worker is not None:
@@ -248,7 +252,7 @@ async def session(request: web.Request) -> web.Response:
     try:
         record = await store.get_call(request.app[REDIS], request.match_info["id"])
     except redis_errors() as exc:
-        return _unavailable(request.app, exc)
+        return _unavailable(request.app, exc, "the call's record")
     if record is None:
         return _error(404, "no such session")
     return web.json_response(record)
@@ -277,7 +281,7 @@ async def stop_session(request: web.Request) -> web.Response:
             await store.update_call(redis, sid, state="stopping")
             record["state"] = "stopping"
     except redis_errors() as exc:
-        return _unavailable(request.app, exc)
+        return _unavailable(request.app, exc, "stopping the call")
     log.info("call %s: stop requested", sid)
     return web.json_response(record, status=202)
 
