@@ -3,10 +3,11 @@ steady figure for before/after comparisons on a loaded machine.
 
 N real :class:`botrun.core.bridge.Bridge` objects, each with P listened participants (16 kHz,
 20 ms frames: speech-like bursts and room tone), get their frames through the bridge's own
-hand-off consumer (``_on_handoff``), then the loop's inbound batch at the end of each tick
-(``core/inbound_batch.py``: mixing, energy for attribution, resampling, batching), and
-send the mixed 24 kHz frames to a stub agent client that only keeps them. What is left out is
-the WebSocket send, which the floor (benchmarks/ws_floor.py) pays too.
+hand-off consumer (``Bridge.inbound.on_handoff``, core/routing.py), then the loop's inbound
+batch at the end of each tick (``core/inbound_batch.py``: mixing, energy for attribution,
+resampling, batching), and send the mixed 24 kHz frames to a stub agent client that only
+keeps them. What is left out is the WebSocket send, which the floor (benchmarks/ws_floor.py)
+pays too.
 
 Printed: CPU microseconds per participant frame (process time; quote ratios between builds
 measured in the same minute, the machine is shared), and the audio sent per session (a
@@ -79,8 +80,8 @@ async def run(sessions: int, participants: int, n_frames: int) -> tuple[float, l
     bridges = []
     for _ in range(sessions):
         b = Bridge(StubTransport(), cfg)
-        b._loop = loop
-        b._inbound = InboundPath(chunk_ms=cfg.bridge.chunk_ms)
+        b.inbound._loop = loop
+        b.inbound._inbound = InboundPath(chunk_ms=cfg.bridge.chunk_ms)
         b.client = KeepingClient()  # type: ignore[assignment]
         for p in range(participants):
             b._on_joined(f"p{p}", f"P{p}")
@@ -101,13 +102,12 @@ async def run(sessions: int, participants: int, n_frames: int) -> tuple[float, l
     for k in range(n_frames):  # one hand-off tick: every call's frames, then the batch
         now = t0 + k * 0.02
         for b in bridges:
-            b._on_handoff([(pid, audio[p][k], RATE, now) for p, pid in enumerate(pids)])
+            b.inbound.on_handoff([(pid, audio[p][k], RATE, now) for p, pid in enumerate(pids)])
         if flush is not None:
             flush()
     cpu = time.process_time() - c0
     for b in bridges:
-        if b._drain_timer is not None:
-            b._drain_timer.cancel()
+        b.inbound.stop()
     return cpu, [b.client.sent for b in bridges]  # type: ignore[union-attr]
 
 

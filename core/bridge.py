@@ -1,12 +1,14 @@
 """The bridge: one meeting transport wired to one voice-agent session.
 
-Data flow (see docs/architecture in DESIGN.md)::
+It does one job itself and hands two to its parts (docs/architecture.md)::
 
-    transport thread --audio()--> Handoff (one loop wake-up per batch of frames) -->
-    InboundPath (resample 16k->24k, listen policy, mix, batch chunk_ms) -->
-    AgentClient.send_audio
-    AgentClient.events() --reply.audio 24k--> resample --> OutboundPacer (own thread)
-    --> transport.write_audio;  barge-in --> pacer.flush() (+ transport.flush_audio)
+    transport threads --TransportEvents--> Handoff --> the loop
+    core/bridge.py     the call's lifecycle and the agent session: joins, opens and closes
+                       sessions, reads the agent's events and says what they mean for the call
+    core/routing.py    InboundRouter: participants' audio -> mix -> agent (and keep-alive)
+                       OutboundRouter: reply audio -> resample -> pacer -> transport; flush
+    core/reporting.py  TurnReporter: turns, latency, transcripts, tool calls, barge-ins as
+                       events; the end-of-call figures
 
 The bridge owns timing and drives the call's lifecycle (core/lifecycle.py: one transition
 table): it opens the agent session when the first human joins (so a caller hears the
@@ -38,22 +40,20 @@ from . import events as ev
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
 from .handoff import Handoff
-from .inbound_batch import BatchSlot, batch_for
 from .lifecycle import Action, CallEvent, CallLifecycle, CallState, LifecycleError
 from .metrics import CallMetrics, Turn
 from .participants import Roster
+from .reporting import TurnReporter
+from .routing import Frame, InboundRouter, LoopCall, OutboundRouter
 from .secrets import mask_url
 from .transcripts import TranscriptWriter
 
 if TYPE_CHECKING:
     from .audio.pacer import OutboundPacer
-    from .audio.resampler import StreamResampler
     from .backends.base import AgentSession
     from .call import CallContext
     from .config import BotConfig
     from .hooks import HookSet
-    from .inbound import InboundPath
-    from .passthrough import PassthroughPath
     from .taps import AudioTaps
     from .tools import ToolRegistry
     from .transport import Transport
@@ -61,10 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("botrun.bridge")
 
 Observer = Callable[[BridgeEvent], None]
-_Frame = tuple[str, bytes, int, float]  # participant, PCM16, rate, monotonic arrival
-_Call = tuple[None, Callable[..., None], tuple[Any, ...]]  # a call to make on the loop
-AGENT_RATE = 24000
-_SILENT_AFTER_S = 0.3  # no participant audio for this long: feed the agent silence
 _TICK_S = 0.1  # timers and the silence keep-alive; 10 wake-ups a second per call
 _SHUTDOWN_BUDGET_S = 1.8  # SIGINT/SIGTERM -> process exit within 2 s
 
@@ -115,31 +111,20 @@ class Bridge:
         self.metrics = CallMetrics()
         self.summary = CallSummary(metrics=self.metrics)
         self.client: AgentSession | None = None
-        self.pacer: OutboundPacer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbound: InboundPath | PassthroughPath | None = None
         # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent
         # session that takes audio/pcmu, else transcoded here (μ-law <-> PCM16, 8k <-> 24k).
-        self._phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
+        phone_audio = getattr(transport, "audio_encoding", "pcm") == "pcmu"
         # (only to a backend that takes audio/pcmu: core/backends, BackendSpec.phone_audio)
         from .plugins import get_backend
 
         backend = get_backend(config.agent.backend)
         self._passthrough = (
-            self._phone_audio
-            and getattr(transport, "agent_audio", "") == "pcmu"
-            and backend.phone_audio
+            phone_audio and getattr(transport, "agent_audio", "") == "pcmu" and backend.phone_audio
         )
-        self._in_rate = backend.input_rate  # the rate the backend takes PCM16 at
         if not backend.speech_stopped:  # the figure would time the reply's start, not the user
             self.metrics.latency_unmeasured = (
                 f"not measured on {backend.name} (the service does not say when you stop speaking)"
             )
-        self._in_bps = 8000 if self._passthrough else 2 * self._in_rate  # bytes/s to the agent
-        # what the agent hears, for the taps (core/taps.py): rate and encoding
-        self._tap_in = (8000, "pcmu") if self._passthrough else (self._in_rate, "pcm16")
-        self._out_rs: StreamResampler | None = None
-        self._listened: set[str] = set()
         self._phones: dict[str, str | None] = {}  # participant id -> number, phone callers
         self._stop = asyncio.Event()
         self.lifecycle = CallLifecycle()
@@ -150,27 +135,32 @@ class Bridge:
         # session's answers (client.state, core/session.py): the bridge keeps no copy.
         self._reply_progress_at = 0.0  # monotonic time of the reply's last audio or text
         self._session_ready = False  # the current agent session has been ready at least once
-        self._cut_turns: list[Turn] = []  # metrics: replies whose session closed under them
         self._user_speaking = False
         self._awaiting_reply_since: float | None = None
-        self._turn: Turn | None = None  # the user turn the next reply answers
-        self._reply_turn: Turn | None = None  # the turn of the reply in flight
-        self._agent_partial = ""
-        # words of the reply in flight with their place in its audio (transcript.agent.delta
-        # start_ms/end_ms): an interrupted reply's text is trimmed to what the caller heard
-        # where the transport can tell (Twilio's marks: transport.heard_position_ms)
-        self._reply_words: list[tuple[str, float | None]] = []
+        # the turns, their figures and their text (core/reporting.py)
+        self.reporter = TurnReporter(transport, self.roster, self.metrics, self._emit)
+        # the audio both ways (core/routing.py)
+        self.inbound = InboundRouter(
+            self.roster,
+            self.metrics,
+            lambda: self.client,
+            lambda: self._user_speaking,
+            chunk_ms=config.bridge.chunk_ms,
+            in_rate=backend.input_rate,  # the rate the backend takes PCM16 at
+            phone_audio=phone_audio,
+            passthrough=self._passthrough,
+        )
+        self.outbound = OutboundRouter(
+            transport,
+            self.metrics,
+            self._on_first_audio,
+            phone_audio=phone_audio,
+            passthrough=self._passthrough,
+        )
         # timers
         self._empty_since: float | None = time.monotonic()
         self._quiet_since: float | None = None
-        self._audio_clock = 0.0  # monotonic time the audio sent to the agent reaches
-        self._last_heard = 0.0  # monotonic time a listened participant's audio last arrived
-        self._drain_timer: asyncio.TimerHandle | None = None  # queued inbound audio falls due
-        self._batch_slot: BatchSlot | None = None  # this call in the loop's inbound batch
-        self._batched_frames = 0  # listened frames queued since the batch last delivered
-        self._ignored_frames = 0
-        self._reply_turns: dict[str, Turn] = {}  # reply id -> its turn (the last few)
-        self._audio_in: Handoff[_Frame | _Call] | None = None
+        self._audio_in: Handoff[Frame | LoopCall] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
         self.mute_replies = False  # hanging up: nothing the agent says from now on plays
         self.call: CallContext = self._make_call_context(hooks)
@@ -306,125 +296,9 @@ class Bridge:
             self._empty_since = time.monotonic()
 
     def _refresh_listened(self) -> None:
-        listened = self.roster.listened()
-        if listened != self._listened and self._inbound is not None:
-            now = time.monotonic()
-            self._inbound.set_members(listened, now)
-            self._send_due(now)  # a leaver's last words go now, not with the next audio
-        self._listened = listened
+        self.inbound.set_listened(self.roster.listened())
         if (unmatched := self.roster.unmatched_listen()) is not None:
             log.warning("%s", unmatched)
-
-    def _on_handoff(self, items: list[_Frame | _Call]) -> None:
-        """What the transport's threads handed over since the hand-off's last tick, in
-        order: audio frames (participant, PCM16, rate, monotonic arrival time) and calls
-        (participant events, ``ended``, the pacer's first-audio mark)."""
-        frames: list[_Frame] = []
-        for item in items:
-            if item[0] is not None:
-                frames.append(item)
-                continue
-            if frames:
-                self._on_audio(frames)
-                frames = []
-            _, fn, args = item
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("bridge: handling %s failed", getattr(fn, "__name__", fn))
-        if frames:
-            self._on_audio(frames)
-
-    def _on_audio(self, frames: list[_Frame]) -> None:
-        """Audio frames, in arrival order: the mixer lines voices up by when they arrived,
-        not by when the loop picked them up. They are queued now; mixing, resampling and
-        weighing them happen right after the hand-off's tick, for every call on the loop at
-        once (core/inbound_batch.py), which calls :meth:`_hear` and :meth:`_deliver`."""
-        inbound = self._inbound
-        if inbound is None:
-            return
-        now = time.monotonic()  # the hand-off waits for its clock on purpose
-        listened = self._listened
-        transcode = self._phone_audio and not self._passthrough
-        weigh: list[tuple[str, bytes]] = []
-        count = 0
-        for pid, pcm, rate, arrived in frames:
-            if pid not in listened:
-                self._ignored_frames += 1  # the bot itself, unknown or not-listened people
-                continue
-            count += 1
-            if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
-                from .audio.g711 import ulaw_to_pcm16
-
-                pcm = ulaw_to_pcm16(pcm)
-            pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
-            if pcm24:
-                weigh.append((pid, pcm24))
-        if not count:
-            return
-        self._last_heard = now
-        self._batched_frames += count
-        slot = self._batch_slot
-        if slot is None:
-            slot = self._batch_slot = BatchSlot(self._batch_path, self._hear, self._deliver)
-        batch_for(self._loop or asyncio.get_running_loop()).add(slot, now, weigh)
-
-    def _batch_path(self) -> InboundPath | PassthroughPath | None:
-        return self._inbound
-
-    def _hear(self, levels: list[tuple[str, float]]) -> None:
-        """The energies of the frames :meth:`_on_audio` queued (transcript attribution and
-        who is speaking)."""
-        in_turn = self._user_speaking
-        for pid, energy in levels:
-            self.roster.hear(pid, energy, in_turn)
-
-    def _deliver(self, frames: list[bytes], now: float, picked: float) -> None:
-        """The mixed frames due at ``now``, resampled for the agent: send them."""
-        self._send_frames(frames, now)
-        self._arm_drain_timer()
-        took = time.perf_counter() - picked  # processing latency: from the hand-off's pick-up
-        for _ in range(self._batched_frames):
-            self.metrics.inbound.add(took)
-        self._batched_frames = 0
-
-    def _send_due(self, now: float) -> None:
-        """Send the mixed frames due at ``now``; if audio stays queued, come back when it
-        falls due even if nothing else arrives (the mixer drains on a clock)."""
-        inbound = self._inbound
-        if inbound is None:
-            return
-        self._send_frames(inbound.pop(now), now)
-        self._arm_drain_timer()
-
-    def _arm_drain_timer(self) -> None:
-        inbound = self._inbound
-        if inbound is None:
-            return
-        due = inbound.next_due()
-        timer = self._drain_timer
-        if due is None or (timer is not None and timer.when() <= due):
-            return
-        if timer is not None:
-            timer.cancel()
-        loop = self._loop or asyncio.get_running_loop()
-        self._drain_timer = loop.call_at(due, self._on_drain_timer, due)
-
-    def _on_drain_timer(self, due: float) -> None:
-        self._drain_timer = None
-        # loop.time() is time.monotonic(); never ask the mixer before the moment it named
-        self._send_due(max(time.monotonic(), due))
-
-    def _send_frames(self, frames: list[bytes], now: float) -> None:
-        if not frames:
-            return
-        client, taps = self.client, self.taps
-        for frame in frames:
-            if client is not None:
-                client.send_audio(frame)
-            if taps is not None:
-                taps.heard(frame, *self._tap_in)
-            self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
     # ------------------------------------------------------------------ agent session
     def _open_session(self) -> None:
@@ -440,7 +314,7 @@ class Bridge:
         self._session_ready = False
         if self.metrics.agent_answered is None:
             self.metrics.agent_answered = False
-        self._audio_clock = time.monotonic()
+        self.inbound.session_opened(time.monotonic())
         self._emit(ev.SessionStateChanged("connecting", mask_url(self.config.agent.url)))
         self._session_task = asyncio.create_task(self._run_session(self.client))
 
@@ -471,11 +345,7 @@ class Bridge:
         if client is None:
             return None
         self._user_speaking = False
-        if self._reply_turn is not None:  # its reply ends with the session: settled at the end
-            self._cut_turns.append(self._reply_turn)
-            if self._turn is self._reply_turn:
-                self._turn = None
-        self._reply_turn = None
+        self.reporter.cut_reply()  # its reply ends with the session: settled at the end
         self._awaiting_reply_since = None
         self._emit(ev.SessionStateChanged("closing"))
         close = asyncio.create_task(self._close_session(client, task, timeout))
@@ -514,11 +384,12 @@ class Bridge:
         if isinstance(e, p.ReplyAudio | p.ReplyStarted | p.TranscriptAgentDelta | p.ToolCall):
             self._reply_progress_at = time.monotonic()
         if isinstance(e, p.ReplyAudio):
-            self._on_reply_audio(e.pcm)
+            if not self.mute_replies:  # hanging up: nothing the agent says plays
+                self.outbound.play(e.pcm, self.reporter.reply_turn)
         elif isinstance(e, p.SpeechStarted):
             self._user_speaking = True
             self.roster.reset_turn()
-            speaker = self.roster.speaking_now(self._listened)
+            speaker = self.roster.speaking_now(self.inbound.listened)
             self._emit(
                 ev.SpeechStarted(speaker.id if speaker else None, speaker.name if speaker else None)
             )
@@ -530,46 +401,27 @@ class Bridge:
         elif isinstance(e, p.SpeechStopped):
             if self._user_speaking or self._awaiting_reply_since is None:
                 self._awaiting_reply_since = time.monotonic()
-                self._turn = Turn(speech_stopped_at=self._awaiting_reply_since)
+                self.reporter.user_turn(self._awaiting_reply_since)
             self._user_speaking = False
             self._emit(ev.SpeechStopped())
         elif isinstance(e, p.TranscriptUserDelta):
-            speaker = self.roster.loudest()
-            self._emit(
-                ev.UserTranscript(
-                    e.text,
-                    final=False,
-                    participant_id=speaker.id if speaker else None,
-                    participant_name=speaker.name if speaker else None,
-                )
-            )
+            self.reporter.user_delta(e.text)
         elif isinstance(e, p.TranscriptUser):
-            self._on_user_transcript(e.text)
+            self.reporter.user_transcript(e.text, self.inbound.listened)
         elif isinstance(e, p.ReplyStarted):
-            self._agent_partial = ""
-            self._reply_words = []
-            if self._turn is None or self._turn.audio_queued:
-                self._turn = Turn()
-            self._reply_turn = self._turn
-            self._reply_turns[e.reply_id] = self._turn
-            while len(self._reply_turns) > 8:
-                del self._reply_turns[next(iter(self._reply_turns))]
+            self.reporter.reply_started(e.reply_id)
         elif isinstance(e, p.TranscriptAgentDelta):
-            self._agent_partial += e.delta
-            self._reply_words.append((e.delta, e.end_ms))
-            self._emit(ev.AgentTranscript(self._agent_partial.strip(), final=False))
+            self.reporter.agent_delta(e.delta, e.end_ms)
         elif isinstance(e, p.TranscriptAgent):
-            self._agent_partial = ""
-            text = self._heard_text(e.text) if e.interrupted else e.text
-            self._emit(ev.AgentTranscript(text, final=True, interrupted=e.interrupted))
+            self.reporter.agent_text(e.text, e.interrupted)
         elif isinstance(e, p.ReplyDone):
             # a reply with words but no final transcript (tool-call replies): record them
-            self._finish_agent_text(interrupted=e.status == "interrupted")
+            self.reporter.finish_agent_text(interrupted=e.status == "interrupted")
             self._on_reply_done(e.status == "interrupted")
         elif isinstance(e, p.ToolCall):
             log.debug("agent called tool %s (%s)", e.name, e.call_id)
         elif isinstance(e, p.ToolDone):
-            self._on_tool_done(e)
+            self.reporter.tool_done(e)
         elif isinstance(e, p.SessionReady):
             self._session_ready = True
             self.metrics.agent_answered = True
@@ -582,183 +434,48 @@ class Bridge:
         elif isinstance(e, p.ReplyMuted):
             # the session drops the rest of this reply; flush what is queued for the meeting
             self._barge_in("speech")
-            if self._reply_turn is not None:
-                self._reply_turn.interrupted = True
+            self.reporter.reply_muted()
         else:
             name = type(e).__name__
             if name == "Reconnecting":
                 # The reply in flight is lost with the socket and no reply.done will come
                 # for it: what was already queued plays out, the turn state resets.
-                turn, self._reply_turn = self._reply_turn, None
-                if turn is not None:
-                    self.metrics.turns.append(turn)
-                    self._report_turn(turn, "lost")
-                if self._turn is turn:
-                    self._turn = None
+                self.reporter.end_reply("lost")
                 self._awaiting_reply_since = None
             if name in ("Reconnecting", "Resumed", "NewSession"):
                 detail = getattr(e, "reason", None) or getattr(e, "session_id", "")
                 self._emit(ev.SessionStateChanged(name.lower(), str(detail)))
 
-    def _finish_agent_text(self, interrupted: bool) -> None:
-        """The words of the reply in flight that no final ``transcript.agent`` covered go to
-        the console and the transcript (at ``reply.done``, or marked interrupted when the
-        call ends mid-reply)."""
-        text, self._agent_partial = self._agent_partial.strip(), ""
-        if text and interrupted:
-            text = self._heard_text(text)
-        if not text:
-            return
-        self._emit(ev.AgentTranscript(text, final=True, interrupted=interrupted))
-
-    def _heard_text(self, text: str) -> str:
-        """An interrupted reply's text, trimmed to the words the caller heard, where the
-        transport knows what was heard (``heard_position_ms``: Twilio's marks) and the agent
-        sent word timings; else ``text`` as the agent trimmed it (to what it sent)."""
-        heard_at = getattr(self.transport, "heard_position_ms", None)
-        turn = self._reply_turn
-        start = turn.sink_position_ms if turn is not None else None
-        words = self._reply_words
-        if heard_at is None or start is None or not words or any(t is None for _, t in words):
-            return text
-        heard_ms = max(0.0, heard_at - start)
-        kept = "".join(w for w, end in words if end is not None and end <= heard_ms).strip()
-        if kept != text.strip():
-            log.debug("agent text trimmed to what was heard (%.0f ms): %r", heard_ms, kept)
-        return kept
-
-    def _settle_report(self) -> None:
-        """At the end of the call, make the summary and the transcript agree with what reached
-        the transport: the reply in flight counts (interrupted) if its audio was played, its
-        words are recorded, and spoken time comes from the pacer, not from what was queued."""
-        cut, self._cut_turns = self._cut_turns, []
-        if self._reply_turn is not None:
-            cut.append(self._reply_turn)
-            self._reply_turn = None
-        for turn in cut:  # counted if any of its audio was played
-            if turn.sink_start_ms is not None and turn not in self.metrics.turns:
-                turn.interrupted = True
-                self.metrics.turns.append(turn)
-                self._report_turn(turn, "ended")
-        self._finish_agent_text(interrupted=True)
-        if self.pacer is not None:
-            heard_between = getattr(self.transport, "heard_between", None)
-            self.metrics.settle(self.pacer.stats.written_ms, heard_between)
-
-    def _on_tool_done(self, e: Any) -> None:
-        """A tool call finished: report it (console, transcript, observers)."""
-        from .secrets import redact
-
-        self._emit(
-            ev.ToolCalled(
-                e.call_id,
-                e.name,
-                e.arguments,
-                e.result,
-                redact(e.error) if e.error else None,
-                e.duration_ms,
-                e.truncated,
-            )
-        )
-
-    def _on_user_transcript(self, text: str) -> None:
-        speaker = self.roster.loudest()
-        if speaker is None and len(self._listened) == 1:
-            speaker = self.roster.get(next(iter(self._listened)))
-        pid = speaker.id if speaker else None
-        name = speaker.name if speaker else None
-        self._emit(ev.UserTranscript(text, final=True, participant_id=pid, participant_name=name))
-
-    def _on_reply_audio(self, pcm24: bytes) -> None:
-        # Only audio the session accepted reaches here (AgentClient asks
-        # SessionState.accept_audio in arrival order): stale or late audio is already gone.
-        if self.pacer is None or (self._out_rs is None and not self._passthrough):
-            return
-        if self.mute_replies:
-            return
-        t0 = time.perf_counter()
-        if self._out_rs is None:  # μ-law from the agent, straight to the phone
-            out = pcm24
-        else:
-            out = self._out_rs.process(pcm24)
-            if self._phone_audio:
-                from .audio.g711 import pcm16_to_ulaw
-
-                out = pcm16_to_ulaw(out)
-        turn = self._reply_turn
-        on_start = None
-        if turn is not None and not turn.audio_queued:
-            turn.audio_queued = True
-            pacer = self.pacer
-
-            def on_start(turn: Turn = turn) -> None:  # pacer thread, before the chunk's write
-                t = time.monotonic()
-                turn.sink_start_ms = pacer.stats.written_ms
-                turn.sink_position_ms = getattr(self.transport, "sent_position_ms", None)
-                self._call(self._first_audio, turn, t)
-
-        if out:
-            if turn is not None:
-                turn.queued_ms += len(out) * 1000 / self.pacer.sample_width / self.pacer.sample_rate
-            self.pacer.put(out, on_start)
-        self.metrics.outbound.add(time.perf_counter() - t0)
-
     def _played_ms(self, reply_id: str) -> float:
-        """How much of reply ``reply_id`` the caller has heard: what the pacer handed the
-        transport since the reply's first chunk, less what is still inside the sink, never
-        more than the reply's own audio (0 for a reply not yet played). Backends that tell
-        the service what was heard (OpenAI's conversation.item.truncate) ask this."""
-        turn = self._reply_turns.get(reply_id)
-        pacer = self.pacer
-        if turn is None or pacer is None or turn.sink_start_ms is None:
-            return 0.0
-        written = pacer.stats.written_ms - turn.sink_start_ms - pacer.in_sink_ms
-        return max(0.0, min(written, turn.sent_ms))
-
-    def _first_audio(self, turn: Turn, t: float) -> None:
-        turn.first_audio_at = t
-        self._emit(ev.ReplyStarted(self._latency(turn)))
-
-    def _report_turn(self, turn: Turn, status: str) -> None:
-        """A reply is over: say so, with its figures (bug 6: reply_ms and interrupted)."""
-        self._emit(ev.ReplyDone(status))
-        self._emit(ev.TurnMetrics(self._latency(turn), turn.sent_ms, turn.interrupted))
-
-    def _latency(self, turn: Turn) -> float | None:
-        """The turn's response latency, None where the backend cannot measure it."""
-        return None if self.metrics.latency_unmeasured else turn.latency_ms
+        """How much of reply ``reply_id`` the caller has heard (BackendContext.played_ms)."""
+        return self.reporter.played_ms(reply_id, self.pacer)
 
     def _on_reply_done(self, interrupted: bool) -> None:
         if interrupted:
             self._barge_in("reply.done")
-        turn, self._reply_turn = self._reply_turn, None
-        if turn is not None:
-            turn.interrupted = interrupted or turn.interrupted
-            self.metrics.turns.append(turn)
-            self._report_turn(turn, "interrupted" if interrupted else "completed")
-        if self._turn is turn:  # (a user turn that began during this reply stays pending)
-            self._turn = None
+        self.reporter.end_reply("interrupted" if interrupted else "completed", interrupted)
         self._awaiting_reply_since = None
 
     def _barge_in(self, cause: str) -> None:
-        if self.pacer is None:
-            return
-        flushed = self.pacer.flush()
-        if self._out_rs is not None:
-            self._out_rs.reset()
-        if cause == "speech" or flushed > 0:
-            self.metrics.barge_ins += 1
-            self.metrics.stale_ms_flushed += flushed
-            if self._reply_turn is not None:
-                self._reply_turn.flushed_ms += flushed
-            self._emit(ev.ReplyInterrupted(flushed, cause))
+        flushed = self.outbound.flush()
+        if flushed is not None:
+            self.reporter.barge_in(cause, flushed)
+
+    def _on_first_audio(self, turn: Turn, t: float) -> None:
+        # pacer thread: the pacer is handing a reply's first audio to the transport
+        self._call(self.reporter.first_audio, turn, t)
 
     def _replying(self) -> bool:
         """The session's answer: is a reply under way?"""
         return self.client is not None and self.client.state.reply_active
 
     def _pending_out_ms(self) -> float:
-        return self.pacer.pending_ms if self.pacer is not None else 0.0
+        return self.outbound.pending_ms
+
+    @property
+    def pacer(self) -> OutboundPacer | None:
+        """The bot's voice on its way to the transport (core/routing.py), once running."""
+        return self.outbound.pacer
 
     # ------------------------------------------------------------------ timers
     def _busy(self, now: float) -> bool:
@@ -767,27 +484,13 @@ class Bridge:
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
         return self._user_speaking or self._replying() or waiting or self._pending_out_ms() > 0
 
-    def _keep_alive(self, now: float, chunk_s: float) -> None:
-        """Keep the agent's speech detector running: silence while nobody is heard. Only once
-        no audio has arrived for a while: a stalled loop or a late SDK frame must not get
-        silence inserted into the middle of someone's sentence. The silence leaves through
-        the inbound path, after anything it still holds."""
-        if (
-            self.client is not None
-            and self._inbound is not None
-            and now - self._last_heard > _SILENT_AFTER_S
-            and now - self._audio_clock > 2 * chunk_s
-        ):
-            n = int((now - self._audio_clock) / chunk_s)
-            self._send_frames(self._inbound.keepalive(min(n, 50)), now)
-
     def _end_stalled_reply(self, now: float) -> None:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
         limit = self.config.bridge.reply_timeout_s
-        # (_reply_turn: the bridge has itself seen the reply start, and so set its progress
+        # (reply_turn: the bridge has itself seen the reply start, and so set its progress
         # time; the client's state changes when the message arrives, before the bridge reads it)
-        if not self._replying() or self._reply_turn is None:
+        if not self._replying() or self.reporter.reply_turn is None:
             return
         if now - self._reply_progress_at < limit:
             return
@@ -797,13 +500,8 @@ class Bridge:
         )
         if self.client is not None:
             self.client.abandon_reply()  # the session drops whatever of it still comes
-        turn, self._reply_turn = self._reply_turn, None
-        if turn is not None:
-            self.metrics.turns.append(turn)
-            self._report_turn(turn, "stalled")
-        if self._turn is turn:
-            self._turn = None
-        self._finish_agent_text(interrupted=True)
+        self.reporter.end_reply("stalled")
+        self.reporter.finish_agent_text(interrupted=True)
         self._awaiting_reply_since = None
 
     async def _watchdog(self) -> None:
@@ -816,7 +514,7 @@ class Bridge:
             if now - started >= cfg.max_duration_s:
                 self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
                 break
-            self._keep_alive(now, chunk_s)
+            self.inbound.keep_alive(now, chunk_s)
             self._end_stalled_reply(now)
             if len(self.roster):
                 self._quiet_since = None
@@ -864,42 +562,11 @@ class Bridge:
 
     # ------------------------------------------------------------------ run
     async def run(self) -> CallSummary:
-        from .audio.pacer import OutboundPacer
-        from .audio.resampler import StreamResampler
-        from .inbound import InboundPath
-        from .passthrough import PassthroughPath
-        from .taps import tee_sink
-
-        self._loop = asyncio.get_running_loop()
-        self._audio_in = Handoff(self._loop, self._on_handoff)
+        loop = asyncio.get_running_loop()
+        self._audio_in = Handoff(loop, self.inbound.on_handoff)
         t = self.transport
-        if self._passthrough:
-            self._inbound = PassthroughPath(chunk_ms=self.config.bridge.chunk_ms)
-            self._out_rs = None
-        else:
-            self._inbound = InboundPath(chunk_ms=self.config.bridge.chunk_ms, rate=self._in_rate)
-            self._out_rs = StreamResampler(AGENT_RATE, t.output_sample_rate)
-        phone: dict[str, Any] = {"sample_width": 1, "silence": b"\xff"} if self._phone_audio else {}
-        self.pacer = OutboundPacer(
-            t.write_audio
-            if self.taps is None
-            else tee_sink(
-                t.write_audio,
-                self.taps,
-                t.output_sample_rate,
-                "pcmu" if self._phone_audio else "pcm16",
-            ),
-            t.output_sample_rate,
-            chunk_ms=t.output_chunk_ms,
-            max_ahead=t.output_max_ahead,
-            flush_sink=t.flush_audio,
-            name=f"{t.name}-pacer",
-            prebuffer_ms=self.config.bridge.prebuffer_ms,
-            speed=t.time_scale,
-            shared=not t.write_blocks,
-            **phone,
-        )
-        self.pacer.start()
+        self.inbound.start(loop, self.taps)
+        self.outbound.start(self.taps, self.config.bridge.prebuffer_ms)
         watchdog: asyncio.Task[None] | None = None
         try:
             if await self._join():
@@ -913,8 +580,7 @@ class Bridge:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            if self._drain_timer is not None:
-                self._drain_timer.cancel()
+            self.inbound.stop()
             await self._shutdown()
             await self.call.finish(self.summary)
         return self.summary
@@ -971,7 +637,7 @@ class Bridge:
             if isinstance(res, BaseException):
                 log.warning("%s did not complete cleanly: %s", what, _describe(res))
         await asyncio.sleep(0)  # first-audio callbacks the pacer scheduled before it stopped
-        self._settle_report()
+        self.reporter.settle(self.pacer)
         if self.transcript:
             await asyncio.to_thread(self.transcript.close)  # every line on disk
 

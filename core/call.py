@@ -16,7 +16,12 @@ An action the transport cannot perform raises :class:`~botrun.core.errors.Action
 a refused argument (digits, an undeclared target) :class:`~botrun.core.errors.CallActionError`.
 Inside a tool either becomes the tool's error result, which the agent hears about. After the
 call ended every action is a no-op with a log line. Each action is reported as a
-:class:`~botrun.core.events.CallAction` event and listed in the call summary.
+:class:`~botrun.core.events.CallAction` event and listed in the call summary (refused ones
+too). A sync hook or tool calls the same actions without ``await``: they are handed to the
+call's loop and have run when they return (core/action.py)::
+
+    def on_dtmf(call, digit, p):         # a sync hook, in a thread of its own
+        call.say(f"You pressed {digit}.")
 
 The context is also an observer of the bridge's events: it keeps the transcript, dispatches
 the hooks and runs the idle check-in (``[bot] idle_reminder_s`` / ``idle_hangup_s``).
@@ -29,14 +34,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import events as ev
+from .action import call_action
 from .config import PHONE_NUMBER, SIP_URI
 from .errors import BotrunError, CallActionError
 from .instructions import say_instructions
+from .keypad import KeySequence, keypad_message
 from .participants import Participant
 
 if TYPE_CHECKING:
@@ -97,8 +104,9 @@ class TranscriptLine:
 
 class CallContext:
     """One call, for the bot's tools and hooks. Made by the bridge; use it on the event loop
-    (async tools and hooks). A sync tool or hook runs in a thread of its own and may read
-    it and change :attr:`state`; its actions are coroutines for async code."""
+    (async tools and hooks: ``await call.say(...)``). A sync tool or hook runs in a thread
+    of its own; its actions are handed to the loop and have run when they return
+    (``call.say(...)``; core/action.py)."""
 
     def __init__(self, bridge: Bridge, hooks: CallHooks | None = None) -> None:
         self._bridge = bridge
@@ -121,6 +129,17 @@ class CallContext:
         self._idle_task: asyncio.Task[None] | None = None
         self._hanging_up: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        bot = bridge.config.bot
+        # [bot] dtmf = "forward": key sequences the on_dtmf hook did not keep go to the agent
+        self._keys = (
+            KeySequence(bot.dtmf_gap_s, self._forward_keys) if bot.dtmf == "forward" else None
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None  # the call's (actions run on it)
+        with contextlib.suppress(RuntimeError):
+            self._loop = asyncio.get_running_loop()
+
+    def _action_loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
 
     # ------------------------------------------------------------------ what the call is
     @property
@@ -162,6 +181,16 @@ class CallContext:
             return True
         return False
 
+    @contextlib.contextmanager
+    def _refusing(self, action: str, detail: Any) -> Iterator[None]:
+        """A :class:`CallActionError` raised inside (a refused argument) is recorded as the
+        action, with the error, before it propagates: refused actions are listed too."""
+        try:
+            yield
+        except CallActionError as exc:
+            self._record(action, str(detail)[:200], str(exc))
+            raise
+
     def _record(self, action: str, detail: str = "", error: str | None = None) -> None:
         from .secrets import redact
 
@@ -196,11 +225,13 @@ class CallContext:
             raise CallActionError(f"the {backend} agent backend cannot {action}")
         return fn
 
+    @call_action()
     async def say(self, text: str) -> None:
         """The agent says ``text`` (as closely as the agent follows instructions; the
         simulator says it verbatim), after any reply under way."""
-        if not isinstance(text, str) or not text.strip():
-            raise CallActionError("say() needs some text")
+        with self._refusing("say", text):
+            if not isinstance(text, str) or not text.strip():
+                raise CallActionError("say() needs some text")
         if self._skip("say"):
             return
 
@@ -210,6 +241,7 @@ class CallContext:
 
         await self._act("say", text[:200], run)
 
+    @call_action()
     async def reply(self, instructions: str | None = None) -> None:
         """Ask the agent to reply now, optionally with one-off ``instructions``."""
         if self._skip("reply"):
@@ -234,6 +266,7 @@ class CallContext:
             and time.monotonic() - self._asked_at < ASKED_REPLY_WAIT_S
         )
 
+    @call_action()
     async def update(
         self,
         prompt: str | None = None,
@@ -252,24 +285,27 @@ class CallContext:
             payload["system_prompt"] = prompt
         if turn_detection is not None:
             payload["input"] = {**payload.get("input", {}), "turn_detection": turn_detection}
-        if tools is not None:
-            from .protocol import tool_payload
+        asked = set(payload) | ({"tools"} if tools is not None else set())
+        with self._refusing("update", ", ".join(sorted(asked))):
+            if tools is not None:
+                from .protocol import tool_payload
 
-            registry = self._bridge.tools
-            unknown = [n for n in tools if registry is None or n not in registry]
-            if unknown:
-                known = ", ".join(registry.names) if registry is not None else "none"
-                raise CallActionError(f"unknown tools {unknown} (this bot has: {known})")
-            assert registry is not None
-            payload["tools"] = [tool_payload(spec) for n in tools if (spec := registry.get(n))]
-        if not payload:
-            raise CallActionError("update() was given nothing to change")
+                registry = self._bridge.tools
+                unknown = [n for n in tools if registry is None or n not in registry]
+                if unknown:
+                    known = ", ".join(registry.names) if registry is not None else "none"
+                    raise CallActionError(f"unknown tools {unknown} (this bot has: {known})")
+                assert registry is not None
+                payload["tools"] = [tool_payload(spec) for n in tools if (spec := registry.get(n))]
+            if not payload:
+                raise CallActionError("update() was given nothing to change")
 
         async def run() -> None:
             await self._session("update_session", "update the session")(payload)
 
         await self._act("update", ", ".join(sorted(payload)), run)
 
+    @call_action()
     async def hang_up(self, reason: str = "hang_up") -> None:
         """End the call: the agent's reply in flight (or one just asked for with
         :meth:`say`) plays out first, for at most a few seconds; then the transport hangs
@@ -292,6 +328,7 @@ class CallContext:
         finally:
             self._bridge.stop(reason)
 
+    @call_action()
     async def transfer(self, target: str, participant_id: str | None = None) -> None:
         """Hand the phone caller (or ``participant_id``) to a declared ``[[transfer]]``
         target, by its name; what the agent was saying plays out first."""
@@ -301,7 +338,8 @@ class CallContext:
             to = target  # a declared destination itself
         if to is None:
             declared = ", ".join(targets) or "none are declared in [[transfer]]"
-            raise CallActionError(f"unknown transfer target {target!r} (declared: {declared})")
+            with self._refusing("transfer", target):
+                raise CallActionError(f"unknown transfer target {target!r} (declared: {declared})")
         if self._skip("transfer"):
             return
         transport = self._bridge.transport
@@ -314,18 +352,22 @@ class CallContext:
 
         await self._owned(run(), "transfer")
 
+    @call_action()
     async def send_dtmf(self, digits: str, participant_id: str | None = None) -> None:
         """Send keypad tones (``0-9 * # A-D``) into the call, e.g. to navigate a menu."""
-        norm = check_digits(digits)
+        with self._refusing("send_dtmf", digits):
+            norm = check_digits(digits)
         if self._skip("send_dtmf"):
             return
         transport = self._bridge.transport
         run = self._act("send_dtmf", norm, lambda: transport.send_dtmf(norm, participant_id))
         await self._owned(run, "send_dtmf")
 
+    @call_action(default="")
     async def dial_out(self, number: str) -> str:
         """Call ``number`` (E.164 or SIP URI) into the meeting; the new leg's id."""
-        check_number(number)
+        with self._refusing("dial_out", number):
+            check_number(number)
         if self._skip("dial_out"):
             return ""
         transport = self._bridge.transport
@@ -380,6 +422,7 @@ class CallContext:
 
     def started(self) -> None:
         """The bot joined: ``on_call_start``, and the idle check-in if configured."""
+        self._loop = asyncio.get_running_loop()
         self._hook("on_call_start")
         bot = self._bridge.config.bot
         if bot.idle_reminder_s is not None or bot.idle_hangup_s is not None:
@@ -389,6 +432,8 @@ class CallContext:
         """The call is over: ``on_call_end`` (bounded by the hook timeout), then nothing
         more runs for it."""
         self._ended = True
+        if self._keys is not None:
+            self._keys.cancel()  # keys still gathering when the call ended: nobody to tell
         if self._hanging_up is not None and not self._hanging_up.done():
             self._hanging_up.cancel()  # the call ended some other way meanwhile
         if self._idle_task is not None:
@@ -446,9 +491,44 @@ class CallContext:
                 self._last_user = time.monotonic()
                 self._user_activity += 1
                 self._idle_stage = 0
-                self._hook("on_dtmf", digit, self.participant(pid))
+                self._key_pressed(digit, pid)
             case ev.TransportStatus(state=state, detail=detail):
                 self._hook("on_status", state, detail)
+
+    # ------------------------------------------------------------------ keypad
+    def _key_pressed(self, digit: str, pid: str | None) -> None:
+        """``on_dtmf`` runs (in turn with the other hooks); unless it returns True, the key
+        joins the sequence told to the agent (``[bot] dtmf = "forward"``)."""
+        keys = self._keys
+        if self._hooks is not None and self._hooks.has("on_dtmf"):
+            kept = self._hooks.submit("on_dtmf", self, digit, self.participant(pid))
+            if keys is not None:
+                kept.add_done_callback(lambda fut: self._key_unless_kept(fut, digit))
+        elif keys is not None:
+            keys.add(digit)
+
+    def _key_unless_kept(self, fut: asyncio.Future[Any], digit: str) -> None:
+        if fut.cancelled() or self.ended or self._keys is None:
+            return
+        if fut.result() is True:
+            log.debug("call %s: on_dtmf kept key %s from the agent", self.call_id, digit)
+            return
+        self._keys.add(digit)
+
+    def _forward_keys(self, keys: str) -> None:
+        if not self.ended:
+            self.spawn(self._tell_keys(keys), "dtmf-forward")
+
+    async def _tell_keys(self, keys: str) -> None:
+        """Tell the agent about one key sequence (a reply follows, as to anything said)."""
+        client = self._bridge.client
+        request = getattr(client, "request_reply", None)
+        if client is None or not callable(request):
+            log.info("call %s: keys %s not told to the agent: no agent session", self.call_id, keys)
+            return
+        await request(keypad_message(keys))
+        self._asked()
+        log.info("call %s: keys %s told to the agent", self.call_id, " ".join(keys))
 
     # ------------------------------------------------------------------ idle check-in
     def _agent_busy(self) -> bool:

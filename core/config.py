@@ -222,6 +222,13 @@ class BotSection(_Model):
         None, description="per-call hooks: 'package.module' (functions) or 'package.module:Class'"
     )
     hook_timeout_s: float = Field(5.0, gt=0, le=300, description="a hook running longer is cut")
+    dtmf: Literal["forward", "ignore"] = Field(
+        "forward",
+        description="keypad presses: also tell the agent (forward) or only the on_dtmf hook",
+    )
+    dtmf_gap_s: float = Field(
+        1.5, gt=0, le=30, description="a key sequence ends this long after its last press or at #"
+    )
     idle_reminder_s: float | None = Field(
         None, gt=0, le=3600, description="agent idle and nobody spoke this long: check in"
     )

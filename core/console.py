@@ -11,6 +11,7 @@ from typing import IO
 
 from . import events as ev
 from .events import BridgeEvent
+from .secrets import redact
 from .writer import BackgroundWriter
 
 _COLORS = {"user": "\033[36m", "agent": "\033[35m", "info": "\033[2m", "warn": "\033[33m"}
@@ -33,6 +34,7 @@ class Console:
         if line is None:
             return
         kind, text, partial = line
+        text = redact(text)  # what either side says can quote a secret (a tool's result)
         if self.tty:
             color = _COLORS.get(kind, "")
             out = f"\r\033[K{color}{text}{_RESET}"
@@ -46,7 +48,7 @@ class Console:
         if self._partial:
             self._out.write("\n")
             self._partial = False
-        self._out.write(text + "\n")
+        self._out.write(redact(text) + "\n")
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self._out.flush(timeout)
@@ -61,7 +63,8 @@ class Console:
             case ev.ParticipantLeft(participant_id=pid, name=name):
                 return "info", f"- {name or pid} left", False
             case ev.SpeechStarted(name=who):
-                text = f"… {who} is speaking" if who else "… someone is speaking"
+                verb = "are" if who == "you" else "is"  # the browser page's caller is "you"
+                text = f"… {who} {verb} speaking" if who else "… someone is speaking"
                 return "info", text, self.tty  # a line of its own in plain output
             case ev.UserTranscript(text=text, final=final, participant_name=who):
                 return "user", f"{who or 'user'}: {text}", not final
@@ -99,10 +102,8 @@ def _short(text: str, limit: int = 160) -> str:
 
 def _tool_line(e: ev.ToolCalled) -> tuple[str, str, bool]:
     """``tool NAME(ARGS) -> RESULT (N ms)`` or ``tool NAME(ARGS) failed (N ms): WHY``, each
-    part kept short, secrets masked."""
+    part kept short (secrets are masked on every line, in ``Console.__call__``)."""
     import json
-
-    from .secrets import redact
 
     try:
         args = json.dumps(e.arguments, ensure_ascii=False, default=str)
@@ -114,5 +115,5 @@ def _tool_line(e: ev.ToolCalled) -> tuple[str, str, bool]:
         notes.append("result truncated")
     took = f" ({', '.join(notes)})"
     if e.error:
-        return "warn", redact(f"  {call} failed{took}: {_short(str(e.error))}"), False
-    return "info", redact(f"  {call} -> {_short(str(e.result), 80)}{took}"), False
+        return "warn", f"  {call} failed{took}: {_short(str(e.error))}", False
+    return "info", f"  {call} -> {_short(str(e.result), 80)}{took}", False

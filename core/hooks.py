@@ -10,12 +10,17 @@ are. Any of these, sync or async, each getting the call's
     on_participant_left(call, participant)
     on_user_transcript(call, text, participant)      # participant may be None
     on_agent_transcript(call, text, interrupted)
-    on_dtmf(call, digit, participant)                # a keypad press; participant may be None
+    on_dtmf(call, digit, participant)                # a keypad press; participant may be None;
+                                                     # return True to keep it from the agent
     on_status(call, state, detail)                   # a transport status: a phone call's
                                                      # "ringing", "completed", or "answered-by"
                                                      # with Twilio's AnsweredBy ("machine_start")
     on_idle(call, seconds)                           # return True to take over
     on_call_end(call, summary)
+
+A sync hook runs in a thread of its own; it calls the call's actions without ``await``
+(``call.say("...")``): each is handed to the call's event loop and has run when it returns
+(core/action.py). An async hook awaits them.
 
 Hooks of one call run one at a time, in the order their events happened. One that raises
 or runs longer than ``[bot] hook_timeout_s`` is logged with its name and the call goes on
@@ -128,7 +133,7 @@ class CallHooks:
     def __init__(self, owner: HookSet, funcs: dict[str, Callable[..., Any]]) -> None:
         self._owner = owner
         self._funcs = funcs
-        self._queue: asyncio.Queue[tuple[str, tuple[Any, ...]]] | None = None
+        self._queue: asyncio.Queue[tuple[str, tuple[Any, ...], asyncio.Future[Any]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         #: This call's hook runs, failures and timeouts.
         self.stats = HookStats()
@@ -142,19 +147,36 @@ class CallHooks:
         return name in self._funcs
 
     def fire(self, name: str, *args: Any) -> None:
+        self.submit(name, *args)
+
+    def submit(self, name: str, *args: Any) -> asyncio.Future[Any]:
+        """Queue hook ``name`` (run after those queued before it); the future gets its return
+        value, None when it failed, timed out or does not exist. Cancelled if the call ends
+        before it ran."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if name not in self._funcs:
-            return
+            fut.set_result(None)
+            return fut
         if self._queue is None:
             self._queue = asyncio.Queue()
-        self._queue.put_nowait((name, args))
+        self._queue.put_nowait((name, args, fut))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.ensure_future(self._work())
+        return fut
 
     async def _work(self) -> None:
         assert self._queue is not None
         while not self._queue.empty():
-            name, args = self._queue.get_nowait()
-            await self.call(name, *args)
+            name, args, fut = self._queue.get_nowait()
+            try:
+                value = await self.call(name, *args)
+            except asyncio.CancelledError:
+                fut.cancel()
+                while not self._queue.empty():  # the call ends: none of these will run
+                    self._queue.get_nowait()[2].cancel()
+                raise
+            if not fut.done():
+                fut.set_result(value)
             self._queue.task_done()
 
     async def drain(self, timeout: float | None = None) -> None:

@@ -1,8 +1,9 @@
-"""The conversation as JSON Lines (``--transcript FILE``): one object per final utterance and
-one per tool call. Every string is passed through the secret redaction the logs use.
+"""The conversation as JSON Lines (``--transcript FILE``): one object per final utterance,
+keypad press, tool call and call action (hang-up, transfer, DTMF, dial-out, ..., refused ones
+too). Every string is passed through the secret redaction the logs use.
 
-:class:`TranscriptWriter` is an observer of the bridge's events (final transcripts and
-finished tool calls); the lines are written and flushed by a writer thread (core/writer.py),
+:class:`TranscriptWriter` is an observer of the bridge's events (final transcripts, finished
+tool calls and call actions); the lines are written and flushed by a writer thread (core/writer.py),
 never on the event loop, and :meth:`TranscriptWriter.close` waits until all are on disk."""
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def _redacted(value: Any) -> Any:
 class TranscriptWriter:
     """Appends ``{"time", "role", "participant_id", "participant_name", "text",
     "interrupted"}`` lines (``role`` is ``user`` or ``agent``) and ``{"time", "role": "tool",
-    "call_id", "name", "arguments", "result", "error", "duration_ms", "truncated"}`` lines.
+    "call_id", "name", "arguments", "result", "error", "duration_ms", "truncated"}`` lines
+    and ``{"time", "role": "action", "action", "detail", "error"}`` lines (what the bot did
+    to the call, core/call.py; ``error`` is null when it was done, else why it failed or was
+    refused), and ``{"time", "role": "dtmf", "participant_id", "digit"}`` lines (a caller's
+    keypad press).
     Each line is flushed as soon as the writer thread gets to it, so a crash loses at most
     what was still queued."""
 
@@ -51,7 +56,8 @@ class TranscriptWriter:
         self.lines = 0
 
     def __call__(self, event: ev.BridgeEvent) -> None:
-        """The observer: final utterances and finished tool calls become lines."""
+        """The observer: final utterances, keypad presses, finished tool calls and call
+        actions become lines."""
         match event:
             case ev.UserTranscript(final=True):
                 self.write(
@@ -72,6 +78,12 @@ class TranscriptWriter:
                     duration_ms=event.duration_ms,
                     truncated=event.truncated,
                 )
+            case ev.DtmfReceived():
+                self._append(
+                    {"role": "dtmf", "participant_id": event.participant_id, "digit": event.digit}
+                )
+            case ev.CallAction():
+                self.write_action(event.action, event.detail, event.error)
 
     def write(
         self,
@@ -118,6 +130,11 @@ class TranscriptWriter:
                 "truncated": truncated,
             }
         )
+
+    def write_action(self, action: str, detail: str = "", error: str | None = None) -> None:
+        """One call action (``hang_up``, ``transfer``, ``send_dtmf``, ``dial_out``, ``say``,
+        ``reply``, ``update``): done (``error`` null), failed or refused."""
+        self._append({"role": "action", "action": action, "detail": detail, "error": error})
 
     def _append(self, fields: dict[str, Any]) -> None:
         if self._out is None:

@@ -20,9 +20,10 @@ class Keypad:
     def on_participant_joined(self, call: Any, p: Any) -> None:  # a sync hook
         SEEN.append(("joined", p.id, p.phone, p.number))
 
-    async def on_dtmf(self, call: Any, digit: str, p: Any) -> None:
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
         SEEN.append(("dtmf", digit, p.id if p else None, call.state.get("started")))
         await call.say(f"You pressed {digit}.")
+        return True  # answered here: not told to the agent
 
     def on_call_end(self, call: Any, summary: Any) -> None:
         SEEN.append(("end", summary.reason, [line.role for line in call.transcript]))
@@ -132,4 +133,85 @@ class SpeaksDuringGoodbye:
         if self.idles < 3:
             return None
         await call.hang_up("still there")
+        return True
+
+
+#: A registered secret inside a dial-out destination (tests/test_call_actions_listed.py).
+SECRET_URI = "sip:tok_Sekrit0123456789@pbx.example.com"
+
+
+class Refusals:
+    """Asks for actions the call refuses (an undeclared transfer target, bad digits, a
+    dial-out the WAV transport cannot make, to a URI holding a secret), then one it does."""
+
+    async def on_call_start(self, call: Any) -> None:
+        from botrun.core.errors import CallActionError
+
+        asks = (
+            lambda: call.transfer("billing"),
+            lambda: call.send_dtmf("12x"),
+            lambda: call.dial_out("12345"),
+            lambda: call.dial_out(SECRET_URI),
+        )
+        for ask in asks:
+            try:
+                await ask()
+            except CallActionError as exc:
+                SEEN.append(("refused", str(exc)))
+        await call.send_dtmf("1#")
+
+
+class SyncActs:
+    """Sync hooks that act (issue 16 follow-up 2): each runs in a thread of its own, its
+    actions run on the call's loop and have run when they return."""
+
+    def on_call_start(self, call: Any) -> None:
+        call.state["keys"] = []
+
+    def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        from botrun.core.errors import CallActionError
+
+        call.state["keys"].append(digit)
+        if digit == "1":
+            call.say("You pressed 1. Connecting you to sales.")
+            call.transfer("sales")  # after the line above has played
+            SEEN.append(("sync transferred", call.ended))
+        elif digit == "2":
+            try:
+                call.transfer("billing")  # refused: raised here, in the sync hook
+            except CallActionError as exc:
+                SEEN.append(("sync refused", str(exc)))
+            try:
+                call.dial_out("+14155550123").result()
+            except CallActionError as exc:
+                SEEN.append(("sync dial_out", str(exc)))
+        return True
+
+    def on_call_end(self, call: Any, summary: Any) -> None:
+        SEEN.append(("end", call.state["keys"], call.say("too late").result()))
+
+
+class ForgetsAwait:
+    """An async hook that forgets to await an action: nothing is done, a warning says so."""
+
+    async def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        call.say("never said")  # (no await)
+        return True
+
+
+class KeepsOne:
+    """Keeps key 1 to itself (returns True): the agent is told only about the others."""
+
+    def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        SEEN.append(("dtmf", digit))
+        return digit == "1"
+
+
+class SyncHangsUp:
+    """A sync hook that says goodbye and hangs up (blocking its thread until it is done)."""
+
+    def on_dtmf(self, call: Any, digit: str, p: Any) -> bool:
+        call.say("Goodbye.")
+        call.hang_up("caller pressed 9")  # after the goodbye has played
+        SEEN.append(("hung up", call.ended))
         return True

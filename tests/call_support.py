@@ -100,12 +100,20 @@ async def run_call(
     tools: Any = None,
     hooks: Any = None,
     transcript: Path | None = None,
+    protocol: str = "assemblyai",
 ) -> tuple[CallSummary, Recorder, Simulator, float]:
-    """One call to its end; the summary, the events, the simulator and the call's length."""
+    """One call to its end; the summary, the events, the simulator and the call's length.
+    ``protocol``: the backend (and the simulator's wire) the call runs on."""
     rec = Recorder()
-    async with Simulator(scenario) as sim:
+    async with Simulator(scenario, protocol=protocol) as sim:
         cfg = apply_overrides(
-            cfg, {"agent.url": sim.url, "bridge.idle_timeout_s": 0.0, "bridge.leave_grace_s": 1.0}
+            cfg,
+            {
+                "agent.url": sim.url,
+                "agent.backend": protocol,
+                "bridge.idle_timeout_s": 0.0,
+                "bridge.leave_grace_s": 1.0,
+            },
         )
         bridge = Bridge(
             transport, cfg, tools=tools, observers=[rec], transcript=transcript, hooks=hooks

@@ -26,3 +26,14 @@ async def hang_up_now(ctx: CallContext) -> str:
     """Hang up (awaits the hang-up, longer than this tool may run)."""
     await ctx.hang_up("caller asked")
     return "done"
+
+
+@tool
+def sync_send_tones(digits: str, ctx: CallContext) -> str:
+    """Press keys (a sync tool acting on the call).
+
+    Args:
+        digits: The keys.
+    """
+    ctx.send_dtmf(digits)
+    return f"sent {digits}"

@@ -200,6 +200,84 @@ def test_openai_session_object_keeps_pcmu_for_phone_calls() -> None:
     assert session_object({})["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
 
 
+def ready_openai_pcmu() -> OpenAIWire:
+    """A wire whose session asked for G.711 μ-law both ways (a phone call passed through)."""
+    w = OpenAIWire()
+    w.connection_opened()
+    fmt = dict(p.PCMU_FORMAT)
+    (update,) = w.first_frames({"input": {"format": fmt}, "output": {"format": fmt}})
+    audio_cfg = json.loads(update)["session"]["audio"]
+    assert audio_cfg["input"]["format"] == audio_cfg["output"]["format"] == {"type": "audio/pcmu"}
+    w.decode(oa("session.created", session={"id": "sess_1"}))
+    w.decode(oa("session.updated", session={}))
+    return w
+
+
+def test_openai_pcmu_replies_are_8_bytes_a_ms_and_any_length() -> None:
+    """μ-law at 8 kHz: one byte a sample, so an odd length is no error, and what was
+    received of an item (the cap of ``audio_end_ms``) is its bytes / 8, not / 48."""
+    w = ready_openai_pcmu()
+    w.decode(oa("response.created", response={"id": "r1"}))
+    w.decode(
+        oa("response.output_item.added", response_id="r1", item={"id": "i1", "type": "message"})
+    )
+    for n in (4001, 3999):  # 1000 ms in all
+        data = base64.b64encode(b"\xff" * n).decode()
+        (ev,) = w.decode(
+            oa("response.output_audio.delta", response_id="r1", item_id="i1", delta=data)
+        )
+        assert ev == p.ReplyAudio(b"\xff" * n, "r1")
+    frames = [json.loads(f) for f in w.barge_in(lambda rid: 700.0)]
+    assert frames[1] == {
+        "type": "conversation.item.truncate",
+        "item_id": "i1",
+        "content_index": 0,
+        "audio_end_ms": 700,
+    }
+    assert w.truncations == [("i1", 700, 1000)]
+    # heard more than arrived (never happens, but never sent): capped at the 1000 ms received
+    w.decode(oa("response.done", response={"id": "r1", "status": "cancelled"}))
+    w.decode(oa("response.created", response={"id": "r2"}))
+    data = base64.b64encode(b"\x7f" * 2400).decode()
+    w.decode(oa("response.output_audio.delta", response_id="r2", item_id="i2", delta=data))
+    (_, trunc) = (json.loads(f) for f in w.barge_in(lambda rid: 5000.0))
+    assert trunc["item_id"] == "i2" and trunc["audio_end_ms"] == 300
+
+
+def test_openai_pcm16_replies_of_odd_length_are_protocol_errors() -> None:
+    w = ready_openai()
+    w.decode(oa("response.created", response={"id": "r1"}))
+    data = base64.b64encode(bytes(481)).decode()
+    (ev,) = w.decode(oa("response.output_audio.delta", response_id="r1", item_id="i1", delta=data))
+    assert isinstance(ev, p.ProtocolError) and "odd PCM16 length 481" in ev.reason
+
+
+def test_openai_backend_asks_for_pcmu_when_the_bridge_passes_mulaw_through() -> None:
+    """The backend declares phone_audio, and its session takes the bridge's audio format:
+    ``audio/pcmu`` in the neutral config (so the client buffers and replays G.711 at 8000
+    bytes a second) and in the service's ``session.update``; PCM16 24 kHz without it."""
+    from botrun.core.backends.base import BackendContext
+    from botrun.core.backends.openai.client import OpenAIClient
+    from botrun.core.config import load_config
+    from botrun.core.plugins import get_backend
+
+    assert get_backend("openai").phone_audio and not get_backend("gemini").phone_audio
+    cfg = load_config("default")
+    cfg.agent.backend = "openai"
+    phone = OpenAIClient.from_context(BackendContext(cfg, None, audio_format=p.PCMU_FORMAT))
+    plain = OpenAIClient.from_context(BackendContext(cfg, None))
+    for client, fmt in (
+        (phone, {"type": "audio/pcmu"}),
+        (plain, {"type": "audio/pcm", "rate": 24000}),
+    ):
+        update = json.loads(client.wire.first_frames(client._state.config)[0])
+        audio_cfg = update["session"]["audio"]
+        assert audio_cfg["input"]["format"] == audio_cfg["output"]["format"] == fmt
+    assert phone._state.config["input"]["format"] == p.PCMU_FORMAT
+    assert phone.buffered_ms == 0 and phone._ms(8000) == 1000.0
+    assert plain._ms(48000) == 1000.0
+
+
 # -- Gemini ---------------------------------------------------------------------------------
 
 

@@ -172,7 +172,9 @@ async def test_every_hook_failure_is_survived(
 ) -> None:
     call_hooks.SEEN.clear()
     caplog.set_level(logging.WARNING, "botrun.hooks")
-    config = cfg({"bot": {"hooks": "call_hooks:Broken", "hook_timeout_s": 0.5}})
+    # (dtmf "ignore": the key is for the hook alone; a failed on_dtmf forwarding the key to
+    # the agent is tests/test_call_keypad.py)
+    config = cfg({"bot": {"hooks": "call_hooks:Broken", "hook_timeout_s": 0.5, "dtmf": "ignore"}})
     transport = ActionWav(
         caller(tmp_path, said["one"] + silence(3)), tmp_path / "bot.wav", presses=[(0.5, "5")]
     )
@@ -236,8 +238,11 @@ async def test_refused_and_unsupported_actions_become_tool_errors_the_agent_hear
     assert errors[2] == "tool 'send_dtmf': the wav transport cannot send DTMF tones"
     # refused before the transport was asked; the unsupported one reached it and failed
     assert transport.asked == [("send_dtmf", "1#")]
+    # every one is listed in the summary, the refused ones too (issue 16 follow-up 3)
     assert [(a.action, a.error) for a in summary.actions] == [
-        ("send_dtmf", "the wav transport cannot send DTMF tones")
+        ("send_dtmf", "not DTMF digits: 'X' (allowed: 0-9 * # A B C D)"),
+        ("transfer", errors[1].removeprefix("tool 'transfer_call': ")),
+        ("send_dtmf", "the wav transport cannot send DTMF tones"),
     ]
     # the agent heard each error (the simulator reads tool results out)
     heard = " ".join(rec.agent_lines())
@@ -379,7 +384,12 @@ async def test_update_changes_the_session_mid_call(tmp_path: Path) -> None:
 async def test_a_transfer_outlives_the_hook_that_asked_for_it(tmp_path: Path) -> None:
     config = cfg(
         {
-            "bot": {"hooks": "call_hooks:ImpatientTransfer", "hook_timeout_s": 0.5},
+            # (a hook cut off never returned True, so its key would go to the agent too)
+            "bot": {
+                "hooks": "call_hooks:ImpatientTransfer",
+                "hook_timeout_s": 0.5,
+                "dtmf": "ignore",
+            },
             "transfer": [{"name": "sales", "to": "+14155550100"}],
         }
     )

@@ -160,3 +160,27 @@ def test_keypad_call_actions_and_transport_status_have_lines() -> None:
         "  call: send_dtmf 1# failed: the wav transport cannot send DTMF tones",
         "transport reconnecting: signalling interrupted",
     ]
+
+
+def test_what_either_side_says_never_shows_a_secret(monkeypatch) -> None:
+    """A tool's result that quotes a key reaches the agent, which says it back: the console
+    (and so serve's and the worker's logs, which carry it) masks it like the log does."""
+    from botrun.core import secrets
+
+    monkeypatch.setattr(secrets, "_values", set())
+    secrets.register_secret("zzKEYzz-0123456789abcdef")
+    out = io.StringIO()
+    console = Console(out, tty=False)
+    for e in (
+        ev.UserTranscript("my key is zzKEYzz-0123456789abcdef", final=True),
+        ev.AgentTranscript('the key is "zzKEYzz-0123456789abcdef"', final=True),
+        ev.ErrorOccurred("bad key zzKEYzz-0123456789abcdef"),
+        ev.SpeechStarted("p1", "you"),
+    ):
+        console(e)
+    console.print("summary: zzKEYzz-0123456789abcdef")
+    console.close()
+    text = out.getvalue()
+    assert "zzKEYzz" not in text
+    assert text.count("***") == 4
+    assert "you are speaking" in text

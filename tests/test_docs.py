@@ -1,5 +1,5 @@
 """The docs stay true to the repository (issue 12 item 8): files they name exist, and the
-keep-alive figure is the bridge's."""
+keep-alive figure is the bridge's (core/routing.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from botrun.core import bridge
+from botrun.core import routing
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
@@ -24,9 +24,9 @@ def test_docs_name_only_files_that_are_in_the_repo(doc: Path) -> None:
     assert not missing, f"{doc.name} names files that are not in the repository: {missing}"
 
 
-def test_keep_alive_delay_in_architecture_doc_is_the_bridges() -> None:
+def test_keep_alive_delay_in_architecture_doc_is_the_routers() -> None:
     text = (ROOT / "docs" / "architecture.md").read_text()
-    assert f"{round(bridge._SILENT_AFTER_S * 1000)} ms (`_SILENT_AFTER_S`" in text
+    assert f"{round(routing._SILENT_AFTER_S * 1000)} ms (`_SILENT_AFTER_S`" in text
     assert "two chunk periods" not in text
 
 

@@ -263,21 +263,21 @@ class RecordingClient:
 
 def bridge_with(client: RecordingClient, max_lag_ms: int = 60) -> Bridge:
     bridge = Bridge(StubTransport(), config_from_dict({"agent": {"greeting": ""}}))
-    bridge._loop = asyncio.get_running_loop()
-    bridge._inbound = InboundPath(max_lag_ms=max_lag_ms)
+    bridge.inbound._loop = asyncio.get_running_loop()
+    bridge.inbound._inbound = InboundPath(max_lag_ms=max_lag_ms)
     bridge.client = client  # type: ignore[assignment]
     return bridge
 
 
 def cancel_drain(bridge: Bridge) -> None:
-    timer = getattr(bridge, "_drain_timer", None)  # a test must not leave it on the loop
+    timer = getattr(bridge.inbound, "_drain_timer", None)  # a test must not leave it on the loop
     if timer is not None:
         timer.cancel()
 
 
 async def talk(bridge: Bridge, pid: str, chunks: list[bytes]) -> None:
     for c in chunks:
-        bridge._on_audio([(pid, c, IN_RATE, time.monotonic())])
+        bridge.inbound._on_audio([(pid, c, IN_RATE, time.monotonic())])
         await asyncio.sleep(0)  # the loop's inbound batch sends right after (inbound_batch.py)
 
 
@@ -341,7 +341,7 @@ async def test_a_leave_never_overtakes_the_leavers_last_frames() -> None:
 
     client = RecordingClient()
     bridge = bridge_with(client, max_lag_ms=500)
-    bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge._on_handoff)
+    bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge.inbound.on_handoff)
     bridge._on_joined("a", "Ann")
     voice = speech16(1010)
     chunks = pieces(voice)
@@ -368,7 +368,7 @@ async def test_an_odd_length_frame_costs_nothing_else_of_its_hand_off() -> None:
 
     client = RecordingClient()
     bridge = bridge_with(client, max_lag_ms=500)
-    bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge._on_handoff)
+    bridge._audio_in = Handoff(asyncio.get_running_loop(), bridge.inbound.on_handoff)
     bridge._on_joined("a", "Ann")
     chunks = pieces(speech16(400))
     handoff = bridge._audio_in

@@ -210,7 +210,7 @@ async def test_bridge_weighs_each_speaker_through_the_batch(people: int) -> None
         frames = [("a", x, IN_RATE, time.monotonic())]
         if people == 2:
             frames.append(("b", y, IN_RATE, time.monotonic()))
-        bridge._on_audio(frames)
+        bridge.inbound._on_audio(frames)
         if i % 2:
             await asyncio.sleep(0)
     await client.until(2 * 24 * 180, timeout=5.0)

@@ -146,6 +146,61 @@ async def test_openai_cancel_and_truncate_rules() -> None:
         await c.close()
 
 
+@pytest.mark.parametrize("out", ["audio/pcmu", "audio/pcm"])
+async def test_openai_pcmu_in_and_out_when_the_session_asks(out: str) -> None:
+    """``audio/pcmu`` (a phone call passed through): μ-law at 8 kHz is heard, the reply comes
+    in the output format asked for, and truncation counts the item's ms in that format
+    (8 bytes a ms for μ-law, 48 for 24 kHz PCM16), refusing anything past what was sent."""
+    from botrun.core.audio.g711 import pcm16_to_ulaw, ulaw_to_pcm16
+
+    async with Simulator(protocol="openai", speed=2) as sim:
+        c = await RawClient.connect(sim.url)
+        out_fmt = {"type": out} if out == "audio/pcmu" else {"type": out, "rate": 24000}
+        await oa_start(
+            c,
+            audio={
+                "input": {
+                    "format": {"type": "audio/pcmu"},
+                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+                },
+                "output": {"format": out_fmt},
+            },
+        )
+        said = utterance(800, tail_ms=1200, rate=8000)
+        ulaw = pcm16_to_ulaw(said.astype("<i2").tobytes())
+        for i in range(0, len(ulaw), 160):  # 20 ms messages, as Twilio sends them
+            chunk = base64.b64encode(ulaw[i : i + 160]).decode()
+            await c.send("input_audio_buffer.append", audio=chunk)
+        await c.wait("input_audio_buffer.speech_started")
+        await c.wait("response.created")
+        await c.wait("response.done", timeout=20)
+        session = sim.session()
+        assert session.config["input"]["format"] == {"encoding": "audio/pcmu", "sample_rate": 8000}
+        assert session.received_audio == ulaw_to_pcm16(ulaw)  # heard as sent
+        deltas = [base64.b64decode(e["delta"]) for e in c.of_type("response.output_audio.delta")]
+        item = c.of_type("response.output_audio.delta")[0]["item_id"]
+        got = b"".join(deltas)
+        per_ms = 8 if out == "audio/pcmu" else 48
+        sent_ms = len(got) // per_ms
+        assert sent_ms >= 700  # the echo of the 800 ms utterance
+        if out == "audio/pcmu":  # the echo, in μ-law: the caller's voice back
+            assert ulaw_to_pcm16(got) == bytes(session.replies[0].audio)
+        await c.send(
+            "conversation.item.truncate",
+            item_id=item,
+            content_index=0,
+            audio_end_ms=sent_ms + 20,
+        )
+        assert (await c.wait("error"))["error"]["param"] == "audio_end_ms"
+        await c.send(
+            "conversation.item.truncate", item_id=item, content_index=0, audio_end_ms=sent_ms
+        )
+        await c.wait("conversation.item.truncated")
+        (t,) = session.wire["truncations"]
+        assert t == {"item_id": item, "audio_end_ms": sent_ms, "sent_ms": sent_ms}
+        await c.close()
+
+
 async def test_openai_function_call_waits_for_response_create() -> None:
     scenario = scenario_from_dict(
         {

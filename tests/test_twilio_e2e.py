@@ -131,13 +131,13 @@ async def test_inbound_call_through_serve(
     assert updates == [("update", call.sid, {"Status": "completed"})]
 
 
-async def test_a_backend_without_pcmu_gets_the_call_transcoded(
+async def test_openai_takes_the_callers_mulaw_untouched(
     voices: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """OpenAI Realtime (here: the simulator speaking its protocol) takes 24 kHz PCM16 only:
-    the bridge transcodes the call without being told ([twilio] transcode stays false)."""
-    from scipy.signal import resample_poly
-
+    """OpenAI Realtime takes ``audio/pcmu`` both ways: with ``--backend openai`` the call is
+    passed through like the Voice Agent API's (no transcoding), the bot's μ-law reaches the
+    caller as the service sent it, and a barge-in truncates the model's memory in
+    milliseconds of 8 kHz μ-law (8 bytes a ms), to what the caller heard."""
     from botrun.core.sim import Simulator
 
     async with (
@@ -151,11 +151,111 @@ async def test_a_backend_without_pcmu_gets_the_call_transcoded(
         stream = await tw.open_stream(call, twiml)
         await wait_for(lambda: sim.sessions, "the agent session")
         await stream.speak(voices["caller"])
+        # The echo of the caller's sentence comes back; 1 s into it the caller talks over it.
+        await wait_for(lambda: len(stream.received) >= 8000, "the reply")
+        await stream.speak(voices["stop"])
+        await wait_for(lambda: stream.clears, "a clear after the barge-in")
+        session = sim.session()
+        await wait_for(lambda: session.wire.get("truncations"), "the truncation")
+        await stream.stop()
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+        summary = serve.calls.finished[call.sid].summary
+        input_format = session.config["input"]["format"]
+        output_format = session.config["output"]["format"]
+        received = session.received_audio
+        (trunc,) = session.wire["truncations"]
+        cut = next(r for r in session.replies if r.status == "interrupted")
+
+    # The session.update asked for audio/pcmu both ways (the simulator's reading of it).
+    assert input_format == output_format == {"encoding": "audio/pcmu", "sample_rate": 8000}
+    # What the agent heard is the caller's μ-law, sample for sample (decoded here to compare:
+    # a transcoded path, 8k -> 24k, could never match exactly).
+    caller = as_pcm(voices["caller"])
+    assert caller.astype("<i2").tobytes() in received
+    # The bot's μ-law reached Twilio unchanged too: the simulator's echo of the caller.
+    bot = as_pcm(bytes(stream.received))
+    assert caller[:8000].astype("<i2").tobytes() in bot.astype("<i2").tobytes()
+    # Barge-in: the model's memory is cut to what the caller heard, in ms of 8 kHz μ-law:
+    # within the 1 s+ of audio the service sent for the item, and what Twilio's marks say
+    # the caller heard of that reply (bounded by the 200 ms the transport keeps at Twilio).
+    sent_ms = len(cut.audio) / 2 / 8  # the reply's audio as sent (PCM16 before encoding)
+    assert 0 < trunc["audio_end_ms"] <= trunc["sent_ms"]
+    assert trunc["sent_ms"] >= sent_ms  # counted at 8 bytes a ms (stale frames after the cut too)
+    turn = next(t for t in summary.metrics.turns if t.interrupted)
+    assert turn.heard_ms is not None and turn.heard_ms > 500
+    # (counted as PCM16 at 24 kHz, 48 bytes a ms, it would stop at a sixth of the audio)
+    assert abs(trunc["audio_end_ms"] - turn.heard_ms) <= 300, (trunc, turn.heard_ms)
+
+
+async def test_openai_new_session_after_a_drop_keeps_mulaw(
+    voices: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI has no resume: after a dropped socket the call goes on in a new session,
+    re-seeded with the conversation, and that session is asked for ``audio/pcmu`` too (the
+    bridge keeps passing the caller's bytes through: a PCM16 session would hear noise)."""
+    from botrun.core.sim import Simulator
+    from botrun.core.sim.scenario import scenario_from_dict
+
+    scenario = scenario_from_dict({"faults": {"drop_at_reply_audio": 10}})
+    async with (
+        Simulator(scenario, protocol="openai") as sim,
+        serve_with_twilio(
+            monkeypatch, tmp_path, sim.url, agent_extra='backend = "openai"\ngreeting = ""\n'
+        ) as serve,
+    ):
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: sim.sessions, "the agent session")
+        await stream.speak(voices["caller"])
+        await wait_for(lambda: len(sim.sessions) >= 2, "a new session after the drop")
+        second = list(sim.sessions.values())[1]
+        await wait_for(lambda: second.ready, "the new session's setup")
+        await stream.speak(voices["stop"])
+        await wait_for(lambda: second.user_transcripts, "the new session hearing the caller")
+        await stream.stop()
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+        first = next(iter(sim.sessions.values()))
+        summary = serve.calls.finished[call.sid].summary
+
+    assert summary.client_stats.fresh_sessions >= 1
+    pcmu = {"encoding": "audio/pcmu", "sample_rate": 8000}
+    assert second.config["input"]["format"] == second.config["output"]["format"] == pcmu
+    assert ("user", first.user_transcripts[0]) in second.wire.get("seeded", [])
+    stop = as_pcm(voices["stop"]).astype("<i2").tobytes()
+    assert stop in second.received_audio  # the caller's μ-law, sample for sample
+
+
+async def test_gemini_gets_the_call_transcoded(
+    voices: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gemini Live takes 16 kHz PCM16 only (and answers 24 kHz): the bridge transcodes the
+    call without being told ([twilio] transcode stays false)."""
+    from scipy.signal import resample_poly
+
+    from botrun.core.sim import Simulator
+
+    async with (
+        Simulator(protocol="gemini") as sim,
+        serve_with_twilio(
+            monkeypatch, tmp_path, sim.url, agent_extra='backend = "gemini"\ngreeting = ""\n'
+        ) as serve,
+    ):
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: sim.sessions, "the agent session")
+        await stream.speak(voices["caller"])
         await wait_for(lambda: len(stream.received) >= 8000, "the reply")
         await stream.stop()
         await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
-        received = np.frombuffer(sim.session().received_audio, dtype="<i2")
+        session = sim.session()
+        received = np.frombuffer(session.received_audio, dtype="<i2")
+        wire = dict(session.wire)
 
+    # Every chunk was PCM16 at 16 kHz (the simulator records any other as bad audio, and
+    # hands the rest on to its core resampled to 24 kHz).
+    assert "bad_audio" not in wire, wire.get("bad_audio")
     caller = as_pcm(voices["caller"])
     assert_found_in_order(
         resample_poly(caller.astype(np.float64), 3, 1), received, block=3 * BLOCK, min_corr=0.95

@@ -166,12 +166,13 @@ def test_an_interrupted_reply_is_trimmed_to_what_the_caller_heard() -> None:
     t = TwilioTransport(start())
     bridge = Bridge(t, config_from_dict({}))
     words = [("Hello", 200.0), (" there,", 500.0), (" my", 700.0), (" friend.", 900.0)]
-    bridge._reply_words = list(words)
-    bridge._reply_turn = Turn(sink_position_ms=1000.0)
+    reporter = bridge.reporter
+    reporter._reply_words = list(words)
+    reporter.reply_turn = Turn(sink_position_ms=1000.0)
     t.heard_position_ms = 1600.0  # 600 ms of this reply were heard
-    assert bridge._heard_text("Hello there, my friend.") == "Hello there,"
+    assert reporter._heard_text("Hello there, my friend.") == "Hello there,"
     t.heard_position_ms = 900.0  # none of it
-    assert bridge._heard_text("Hello there, my friend.") == ""
+    assert reporter._heard_text("Hello there, my friend.") == ""
     # Without word timings, or a transport that cannot tell, the agent's own trim stands.
-    bridge._reply_words = [("Hello", None)]
-    assert bridge._heard_text("Hello there") == "Hello there"
+    reporter._reply_words = [("Hello", None)]
+    assert reporter._heard_text("Hello there") == "Hello there"

@@ -68,15 +68,16 @@ class Receptionist:
     def on_user_transcript(self, call: CallContext, text: str, p: Participant | None) -> None:
         call.state["checked_in"] = False  # they spoke: the next silence gets a check-in again
 
-    async def on_dtmf(self, call: CallContext, digit: str, p: Participant | None) -> None:
+    async def on_dtmf(self, call: CallContext, digit: str, p: Participant | None) -> bool:
         call.state["keys"].append(digit)
         call.state["checked_in"] = False
         target = KEYS.get(digit)
         if target is None:
             await call.say(f"Sorry, {digit} is not an option. {MENU}")
-            return
-        await call.say(f"Connecting you to {target} now.")
-        await call.transfer(target)  # after the line above has played
+        else:
+            await call.say(f"Connecting you to {target} now.")
+            await call.transfer(target)  # after the line above has played
+        return True  # the menu is answered here: the key is not told to the agent
 
     async def on_idle(self, call: CallContext, seconds: float) -> bool | None:
         if call.state.get("checked_in"):

@@ -166,6 +166,7 @@ OPENAI = BackendSpec(
     default_model=OPENAI_MODEL,
     voices=OPENAI_VOICES,
     default_voice="marin",
+    phone_audio=True,  # audio/pcmu in and out: a phone call's μ-law passes through
     check=_check_openai,
 )
 GEMINI = BackendSpec(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backends.mismatch import close_reason
+from .codec import AudioFormat
 from .session import new_id
 from .wire import WireSocket, dump, spoken
 
@@ -181,8 +182,10 @@ class OpenAISocket(WireSocket):
         if not self._configured:
             self._configured = True
             fmt = _format(inp.get("format"))
-            self._bytes_per_ms = 8.0 if fmt["encoding"] != "audio/pcm" else 48.0
             out_fmt = _format(_dict(audio.get("output")).get("format"))
+            # the reply's bytes per ms (truncation checks): G.711 8 kHz or PCM16 24 kHz
+            af = AudioFormat(out_fmt["encoding"], out_fmt["sample_rate"])
+            self._bytes_per_ms = af.sample_rate * af.bytes_per_sample / 1000
             out["greeting"] = ""  # OpenAI has no greeting: response.create asks for one
             out["input"] = {"format": fmt, **({"turn_detection": turn} if turn else {})}
             out["output"] = {"format": out_fmt}

@@ -6,6 +6,8 @@ Differences it handles on top of the wire: every socket is a new session (no res
 conversation is re-seeded instead), the greeting is asked for once the session is ready,
 and a barge-in sends ``response.cancel`` and ``conversation.item.truncate`` with what the
 caller heard (the bridge's pacer position, :data:`~botrun.core.backends.base.Playback`).
+On a phone call the session takes the bridge's ``audio/pcmu`` (``BackendContext.audio_format``)
+both ways; elsewhere PCM16 at 24 kHz.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class OpenAIClient(AgentClient):
         specs = ctx.tools.specs if ctx.tools is not None else []
         return cls(
             with_model(cfg.agent.url, cfg.agent.model),
-            session_payload(cfg.agent, specs),
+            session_payload(cfg.agent, specs, ctx.audio_format),
             api_key=ctx.api_key,
             tools=ctx.tools,
             buffer_s=cfg.bridge.reconnect_buffer_s,

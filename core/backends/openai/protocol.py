@@ -15,7 +15,9 @@ it into ``session.update``. What differs from the Voice Agent API, and where it 
 * a tool result is a ``function_call_output`` item plus ``response.create`` (one, after the
   last result of the response that made the calls);
 * no resume: a new socket is a new session, re-seeded with the conversation so far
-  (:meth:`OpenAIWire.first_frames`).
+  (:meth:`OpenAIWire.first_frames`);
+* a phone call's audio is G.711 μ-law at 8 kHz both ways (``audio/pcmu``, passed through
+  by the bridge): reply bytes are 8 a ms, not PCM16's 48, when truncating (:func:`bytes_per_ms`).
 """
 
 from __future__ import annotations
@@ -131,8 +133,8 @@ def greeting_instructions(greeting: str) -> str:
 
 def audio_format(neutral: dict[str, Any]) -> dict[str, Any]:
     """The service's format object for the neutral config's ``format``: PCM16 at 24 kHz,
-    or G.711 (``audio/pcmu`` / ``audio/pcma``, 8 kHz) for phone calls -- the hook for a
-    transport that passes mu-law through."""
+    or G.711 (``audio/pcmu`` / ``audio/pcma``, 8 kHz, no rate field) for a phone call whose
+    μ-law the bridge passes through (``BackendSpec.phone_audio``)."""
     enc = neutral.get("encoding", "audio/pcm") if isinstance(neutral, dict) else "audio/pcm"
     if enc in ("audio/pcmu", "audio/pcma"):
         return {"type": enc}
@@ -140,6 +142,8 @@ def audio_format(neutral: dict[str, Any]) -> dict[str, Any]:
 
 
 def bytes_per_ms(fmt: dict[str, Any]) -> float:
+    """Bytes of audio per ms in the service's format object: G.711 is one byte a sample at
+    8 kHz, PCM16 two at 24 kHz (what ``audio_end_ms`` of a truncation is computed from)."""
     return 8.0 if fmt.get("type") in ("audio/pcmu", "audio/pcma") else 48.0
 
 
@@ -232,7 +236,10 @@ class OpenAIWire:
         self.ready = False  # this socket's first session.updated came
         self.greeting: str | None = None  # to ask for once ready
         self.history: deque[tuple[str, str]] = deque(maxlen=RESEED_MAX)
+        # the session's audio formats (service objects): PCM16 24 kHz, or G.711 for a
+        # phone call passed through; the output's says how many ms a reply's bytes are
         self.fmt: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}
+        self.out_fmt: dict[str, Any] = dict(self.fmt)
         self._responses: dict[str, _Response] = {}
         self._active: str | None = None  # response in progress
         self._items: dict[str, _Item] = {}
@@ -256,8 +263,9 @@ class OpenAIWire:
     def first_frames(self, cfg: dict[str, Any]) -> list[str]:
         """``session.update`` with the whole config, then the conversation so far (a new
         session after a lost one: the service has no resume)."""
-        inp = _dict(cfg.get("input"))
+        inp, out = _dict(cfg.get("input")), _dict(cfg.get("output"))
         self.fmt = audio_format(inp.get("format", {}))
+        self.out_fmt = audio_format(out.get("format", {}))
         frames = [_dump({"type": "session.update", "session": session_object(cfg)})]
         for role, text in self.history:
             kind = "input_text" if role == "user" else "output_text"
@@ -322,7 +330,7 @@ class OpenAIWire:
         item = self._last_item
         if item is None or item.settled:
             return frames
-        received_ms = int(item.received_bytes / bytes_per_ms(self.fmt))
+        received_ms = int(item.received_bytes / bytes_per_ms(self.out_fmt))
         heard = heard_ms(item.response_id) if heard_ms is not None else float(received_ms)
         end = max(0, min(int(heard), received_ms))
         in_progress = self._active == item.response_id
@@ -439,7 +447,7 @@ class OpenAIWire:
             pcm = base64.b64decode(d["delta"], validate=True)
         except (binascii.Error, ValueError, TypeError):
             return [ProtocolError("response.output_audio.delta: 'delta' is not valid base64")]
-        if self.fmt.get("type") == "audio/pcm" and len(pcm) % 2:
+        if self.out_fmt.get("type") == "audio/pcm" and len(pcm) % 2:  # G.711: any length
             return [ProtocolError(f"response.output_audio.delta: odd PCM16 length {len(pcm)}")]
         iid = d.get("item_id")
         item = self._items.get(iid) if isinstance(iid, str) else None
