@@ -264,6 +264,23 @@ async def test_missing_settings_are_named(tmp_path: Path, monkeypatch: pytest.Mo
         build("127.0.0.1", 0, None, 1, 60.0, None)
 
 
+def test_an_http_public_url_is_allowed_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Fleet-fix item 7: ``PUBLIC_URL=http://...`` was accepted silently (serve then hands
+    Twilio a ws:// stream URL, which real Twilio refuses), and the error for a bad one
+    said "must be an https:// address" although http is allowed."""
+    from botrun.transports.twilio.settings import public_url
+
+    with caplog.at_level(logging.WARNING, logger="botrun.twilio"):
+        assert public_url("https://bots.example.com/") == "https://bots.example.com"
+        assert caplog.records == []
+        assert public_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "not https" in record.getMessage() and "wss://" in record.getMessage()
+    with pytest.raises(ConfigError, match=r"\(http:// only for local tests\)"):
+        public_url("ftp://example.com")
+
+
 async def test_rest_errors_carry_twilios_message_not_the_credentials() -> None:
     from fake_twilio import ACCOUNT_SID, FakeTwilio
 
@@ -326,3 +343,33 @@ async def test_a_public_serve_for_twilio_alone_needs_no_api_token(
     monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
     app = build("0.0.0.0", 0, None, 1, 60.0, None)
     assert app[SETTINGS].auth.access is Access.CLOSED
+
+
+@pytest.mark.parametrize("daily", [False, True])
+async def test_the_dialin_secret_warning_only_when_dialin_is_on(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    daily: bool,
+) -> None:
+    """Fleet-fix item 8: serve for Twilio alone (no DAILY_API_KEY, so no /dialin) warned
+    "DAILY_DIALIN_SECRET is not set: /dialin needs the API token"."""
+    from fake_twilio import ACCOUNT_SID
+    from serve_support import API_TOKEN
+
+    from botrun.bots.serve.cli import build
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAILY_API_KEY", "DAILY_DIALIN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    if daily:
+        monkeypatch.setenv("DAILY_API_KEY", "test-daily-key")
+    monkeypatch.setenv("BOTRUN_API_TOKEN", API_TOKEN)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("PUBLIC_URL", "https://bots.example.com")
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
+    with caplog.at_level(logging.WARNING, logger="botrun.serve"):
+        build("127.0.0.1", 0, None, 1, 60.0, None)
+    warned = any("DAILY_DIALIN_SECRET" in r.getMessage() for r in caplog.records)
+    assert warned is daily, [r.getMessage() for r in caplog.records]
