@@ -76,6 +76,7 @@ from botrun.core import events as ev
 from botrun.core.bridge import Bridge
 from botrun.core.config import BotConfig, apply_overrides, config_from_dict
 from botrun.core.events import BridgeEvent
+from botrun.core.inbound import InboundPath
 from botrun.core.metrics import LatencyStats
 from botrun.core.transport import Transport, TransportEvents
 
@@ -641,6 +642,20 @@ async def run(args: argparse.Namespace) -> int:
         f"p99 {pct(lat_in, 99) * 1000:.1f} ms, max {max(lat_in, default=0) * 1000:.1f} ms "
         f"({len(lat_in)} frames; plus the resampler's fixed 2.75 ms group delay)"
     )
+    trimmed = sum(
+        b.inbound._inbound._mixer.stats.trimmed_ms
+        for b in bridges
+        if isinstance(b.inbound._inbound, InboundPath) and b.inbound._inbound._mixer is not None
+    )
+    early = sum(1 for x in lat_in if x < 0)
+    if early or trimmed or dropped:
+        # the figure maps A's frames to the stream's byte offsets: audio the mixer trimmed
+        # (a backlog after a stall) or the client dropped shifts every later frame
+        print(
+            f"  (not reliable in this run: the mixer trimmed {trimmed:.0f} ms and the client "
+            f"dropped {dropped:.0f} ms of a starved loop's backlog, so {early} frames map to "
+            "a message sent before they were captured)"
+        )
     print(
         f"bridge-added latency, outbound (first reply.audio off the socket -> its first "
         f"sample written to the SDK): p50 {pct(lat_out, 50) * 1000:.1f} ms, "

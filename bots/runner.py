@@ -124,6 +124,20 @@ def check_output_paths(shared: SharedOptions) -> None:
         check_output_dir(shared.record, "--record")
 
 
+def written_paths(shared: SharedOptions) -> dict[str, Path]:
+    """The files a call writes (besides a transport's own), named as in an error."""
+    from botrun.core.recording import BOT_WAV, EVENTS, MIX_WAV
+
+    out: dict[str, Path] = {}
+    if shared.transcript is not None:
+        out["--transcript"] = shared.transcript
+    if shared.record is not None:
+        out["--record"] = shared.record
+        for name in (MIX_WAV, BOT_WAV, EVENTS):
+            out[f"--record's {name}"] = shared.record / name
+    return out
+
+
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
     """Run ``botrun <transport>``; returns the process exit code."""
     from botrun.core.logs import setup_logging
@@ -134,6 +148,9 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
     # Problems on this machine first (a missing input file, a missing SDK), then the key
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
+    check_written = getattr(transport, "check_written_paths", None)
+    if check_written is not None:  # a transport that reads files (wav): none is overwritten
+        check_written(written_paths(shared))
     key = agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
     started = time.time()
     try:
@@ -144,7 +161,9 @@ def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[s
         if shared.record is not None and _written_since(shared.record / "events.jsonl", started):
             print(f"call recorded to {shared.record} (botrun report {shared.record})", flush=True)
         recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
-        if recorded is not None:
+        if recorded is not None and getattr(transport, "recorded_s", None) == 0:
+            print(f"no bot audio was recorded ({recorded} holds no audio)", flush=True)
+        elif recorded is not None:
             print(f"bot voice recorded to {recorded}", flush=True)
 
 
@@ -222,7 +241,7 @@ def action_lines(actions: Iterable[Any]) -> list[str]:
         if a.action in ("say", "reply", "update"):
             continue  # heard in the transcript; the summary lists what changed the call
         status = f"failed: {a.error}" if a.error else "done"
-        out.append(f"call action: {a.action} {a.detail} ({status})".replace("  ", " "))
+        out.append(f"call action: {a.what} ({status})")
     return out
 
 
@@ -264,12 +283,14 @@ async def call(
     observers: Iterable[Callable[[Any], None]] = (),
     signals: bool = True,
     record: Path | None = None,
+    unattended: str | None = "no call was made (nobody opened the page)",
 ) -> Any:
     """One call with the config's tools and every installed plugin's tools and observers.
     The runner owns the process's side: it attaches the live console (an observer writing
     from a thread of its own), turns SIGINT/SIGTERM into ``Bridge.stop``, and prints the
     end-of-call summary once the console has written everything before it. With ``record``
-    the call is recorded to that directory (core/recording.py)."""
+    the call is recorded to that directory (core/recording.py). ``unattended`` is printed when
+    nobody took a call that waits for someone (the browser page); None prints nothing."""
     from botrun.core.bridge import Bridge
     from botrun.core.plugins import get_plugin_manager
 
@@ -311,7 +332,8 @@ async def call(
         with stop_on_signals(bridge) if signals else contextlib.nullcontext():
             summary = await bridge.run()
         if screen is not None and bridge.joined and not getattr(transport, "attached", True):
-            screen.print("no call was made (nobody opened the page)")
+            if unattended:  # (None: the caller says what happened, e.g. botrun web's count)
+                screen.print(unattended)
         elif screen is not None and bridge.joined:
             reached = summary.client_stats is not None and summary.client_stats.reached
             screen.print(summary.metrics.summary(agent_reached=reached))

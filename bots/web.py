@@ -42,25 +42,38 @@ async def serve_calls(
     from botrun.bots.runner import call
     from botrun.transports.browser.transport import BrowserTransport
 
-    n = 0
+    n = made = 0
     while True:
         n += 1
         transport = BrowserTransport(server)
         where = record / call_dir_name(n) if record is not None else None
         summary = await call(
-            transport, cfg, key, transcript, console, signals=signals, record=where
-        )
-        if where is not None and not transport.attached:
+            transport, cfg, key, transcript, console, signals=signals, record=where,
+            unattended=None,
+        )  # fmt: skip
+        if transport.attached:
+            made += 1
+        elif where is not None:
             shutil.rmtree(where, ignore_errors=True)  # nobody came: nothing to report
             where = None
         if summary.error is not None:
             raise summary.error
         if summary.reason in ("SIGINT", "SIGTERM"):
+            if console:
+                click.echo(calls_made(made, record))
             return int(summary.exit_code)
         if where is not None and where.is_dir():
             await report_call(where, console)
         if max_calls and n >= max_calls:
             return 0
+
+
+def calls_made(made: int, record: Path | None) -> str:
+    """What ``botrun web`` printed at its end: how many calls were made."""
+    if not made:
+        return "no call was made (nobody opened the page)"
+    where = f"; recorded under {record}" if record is not None else ""
+    return f"{made} call{'' if made == 1 else 's'} made{where}"
 
 
 async def report_call(where: Path, console: bool) -> None:

@@ -593,6 +593,20 @@ def _flag_error(spec: TransportSpec, exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def option_value_errors(spec: TransportSpec, values: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(option name, what it must be)`` for each of ``values`` (already converted, as
+    click gives them) that breaks ``spec``'s declared types, choices or ranges; [] when
+    none does. Required options are not checked (a config table may give them)."""
+    try:
+        _options_model(spec).model_validate(values)
+    except ValidationError as exc:
+        return [
+            (str(err["loc"][0]) if err["loc"] else "", _expected(err))
+            for err in exc.errors()[:MAX_ERRORS_SHOWN]
+        ]
+    return []
+
+
 def transport_options(
     spec: TransportSpec, cfg: BotConfig, cli_values: dict[str, Any]
 ) -> dict[str, Any]:

@@ -85,11 +85,11 @@ class Console:
                 return "info", f"  (keypad: {digit})", False
             case ev.TransportStatus(state=state, detail=detail):
                 return "warn", f"transport {state}{f': {detail}' if detail else ''}", False
-            case ev.CallAction(action=action, detail=detail, error=error) if action not in (
+            case ev.CallAction(action=action, error=error) if action not in (
                 "say",
                 "reply",
             ):  # (what the agent then says is on its own line)
-                what = _short(f"{action} {detail}".strip())
+                what = _short(e.what)
                 if error:
                     return "warn", f"  call: {what} failed: {_short(error)}", False
                 return "info", f"  call: {what}", False

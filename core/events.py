@@ -195,6 +195,13 @@ class CallAction(BridgeEvent):
     detail: str = ""
     error: str | None = None
 
+    @property
+    def what(self) -> str:
+        """``action detail`` for people (``transfer sales``); the detail is left out when it
+        only repeats the action (a hang-up's default reason)."""
+        detail = self.detail.strip()
+        return self.action if not detail or detail == self.action else f"{self.action} {detail}"
+
 
 # The kinds, for observers that dispatch on strings.
 PARTICIPANT_JOINED = ParticipantJoined.kind

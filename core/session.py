@@ -261,6 +261,9 @@ class SessionState:
         #: The three machines' states (see the tables above).
         self.ours = Ours.CLOSED
         self.theirs = Theirs.SETTING_UP
+        #: True when ``input.audio`` may go out now (connected and ready): a question about
+        #: the two states above, answered on every step (``_step``).
+        self.can_send_audio = False
         self.reply = Reply.FREE
         #: How the last ``session.ready`` came about.
         self.ready_kind: ReadyKind | None = None
@@ -290,8 +293,12 @@ class SessionState:
 
     def _step(self, step: Step) -> None:
         """Move every machine that has a row for ``step`` (the others stay)."""
-        self.ours = OUR_TRANSITIONS.get((self.ours, step), self.ours)
-        self.theirs = THEIR_TRANSITIONS.get((self.theirs, step), self.theirs)
+        self.ours = ours = OUR_TRANSITIONS.get((self.ours, step), self.ours)
+        self.theirs = theirs = THEIR_TRANSITIONS.get((self.theirs, step), self.theirs)
+        # asked for every audio frame, so kept as a plain attribute, set on every step
+        self.can_send_audio = ours is not Ours.CLOSED and (
+            theirs is Theirs.READY or theirs is Theirs.ENDED
+        )
         self.reply = REPLY_TRANSITIONS.get((self.reply, step), self.reply)
 
     @property
@@ -310,13 +317,6 @@ class SessionState:
         return self.theirs is Theirs.ENDED or self.theirs is Theirs.GONE
 
     # -- properties ---------------------------------------------------------------------
-
-    @property
-    def can_send_audio(self) -> bool:
-        """True when ``input.audio`` may go out now (connected and ready)."""
-        return self.ours is not Ours.CLOSED and (
-            self.theirs is Theirs.READY or self.theirs is Theirs.ENDED
-        )
 
     @property
     def resuming(self) -> bool:

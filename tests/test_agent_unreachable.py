@@ -62,6 +62,9 @@ async def test_nothing_listening_says_could_not_reach(tmp_path: Path) -> None:
         f"botrun: error: could not reach the voice agent at ws://127.0.0.1:{port}"
     )
     assert "never answered" not in output
+    # probe item 7: the empty recording is not announced as the bot's voice
+    assert "bot voice recorded" not in output
+    assert "no bot audio was recorded (out.wav holds no audio)" in output.splitlines()
 
 
 async def test_a_silent_agent_never_answered(tmp_path: Path) -> None:

@@ -419,7 +419,8 @@ async def test_socket_drop_mid_reply_resumes_without_losing_audio(
         ("missing", "input file not found"),
         ("text", "is not a WAV file"),
         ("empty", "contains no audio"),
-        ("alaw", "unsupported WAV"),
+        ("alaw", "A-law WAV files are not read (only PCM and float WAVs)"),
+        ("ulaw", "μ-law WAV files are not read (only PCM and float WAVs)"),
     ],
 )
 def test_wav_input_errors_are_clear(tmp_path: Path, make: str, expected: str) -> None:
@@ -432,11 +433,11 @@ def test_wav_input_errors_are_clear(tmp_path: Path, make: str, expected: str) ->
         from speech import write_wav
 
         write_wav(bad, b"", 16000)
-    elif make == "alaw":  # WAVE_FORMAT_ALAW (6): a real format botrun does not convert
+    elif make in ("alaw", "ulaw"):  # WAVE_FORMAT_ALAW (6), _MULAW (7): not converted
         import struct
 
         data = bytes(800)
-        fmt = struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8)
+        fmt = struct.pack("<HHIIHH", 6 if make == "alaw" else 7, 1, 8000, 8000, 1, 8)
         bad.write_bytes(
             b"RIFF"
             + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))

@@ -316,7 +316,7 @@ async def test_botrun_wav_exits_once_the_goodbye_has_played(
         out, err = await asyncio.wait_for(proc.communicate(), 90)  # far less than 2 minutes
     stdout = out.decode()
     assert proc.returncode == 0, err.decode()
-    assert "call action: hang_up hang_up (done)" in stdout
+    assert "call action: hang_up (done)" in stdout
     assert "+ Caller joined" in stdout
     assert "- Caller left" not in stdout  # the call ended before the caller's file did
     assert "bot voice recorded to" in stdout

@@ -184,3 +184,24 @@ def test_what_either_side_says_never_shows_a_secret(monkeypatch) -> None:
     assert "zzKEYzz" not in text
     assert text.count("***") == 4
     assert "you are speaking" in text
+
+
+def test_a_call_action_does_not_repeat_its_name() -> None:
+    """A hang-up's default reason is its own name: 'hang_up', not 'hang_up hang_up'."""
+    from botrun.bots.runner import action_lines
+
+    actions = [
+        ev.CallAction("hang_up", "hang_up"),
+        ev.CallAction("hang_up", "caller asked"),
+        ev.CallAction("transfer", "sales", "refused"),
+    ]
+    assert action_lines(actions) == [
+        "call action: hang_up (done)",
+        "call action: hang_up caller asked (done)",
+        "call action: transfer sales (failed: refused)",
+    ]
+    out = io.StringIO()
+    console = Console(out, tty=False)
+    console(actions[0])
+    console.close()
+    assert out.getvalue().endswith(" call: hang_up\n")

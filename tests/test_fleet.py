@@ -247,6 +247,10 @@ async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recov
                 )
                 refusal = await refused.json()
                 health = await client.get("/health")
+                listing = await client.get("/sessions")
+                listed = await listing.json()
+                record = await client.get(f"/sessions/{call['session_id']}")
+                recorded = await record.json()
                 await wait_until(lambda: "lost Redis" in worker.text(), "the worker to notice")
                 assert sim.connected == 1  # the call goes on
                 await redis.start()
@@ -259,6 +263,10 @@ async def test_redis_lost_mid_call_the_call_goes_on_new_calls_refused_then_recov
     assert refused.status == 503
     assert refusal["error"].startswith("call refused: the call queue is unavailable")
     assert health.status == 503
+    # fleet-fix item 8: a listing is not a "call refused"
+    assert listing.status == 503 and record.status == 503
+    assert listed["error"].startswith("the list of calls is unavailable"), listed
+    assert recorded["error"].startswith("the call's record is unavailable"), recorded
     assert done["state"] == "ended"
     # the call that lived through the outage ended whole, and its end was recorded
     assert first["state"] == "ended" and first["exit_code"] == 0
@@ -345,6 +353,9 @@ async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_
     ("args", "message"),
     [
         (("--queue", "http://nope"), "is not a Redis URL"),
+        # fleet-fix item 5: the value as typed (was "://localhost:6379/notaurl"), password masked
+        (("--queue", "notaurl"), "--queue notaurl is not a Redis URL"),
+        (("--queue", "http://u:s3cret@x/0"), "--queue http://u:***@x/0 is not a Redis URL"),
         (("--queue", "redis://127.0.0.1:1/0", "--transport", "fax"), "no such transport"),
         (("--queue", "redis://127.0.0.1:1/0"), "DAILY_API_KEY is not set"),
         (
@@ -368,6 +379,23 @@ def test_worker_usage_errors_are_one_line_and_exit_2(
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and message in done.stderr.strip().splitlines()[-1]
+
+
+def test_serve_queue_error_quotes_the_url_as_typed(tmp_path: Path) -> None:
+    """Fleet-fix item 5: ``serve --queue http://x`` said ``http://x:6379/0``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "serve", "--queue", "http://x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=botrun_env(),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "botrun: error: --queue http://x is not a Redis URL (redis://host:port/db, "
+        "rediss:// for TLS, unix:///path.sock)"
+    )
 
 
 async def test_serve_queue_command_runs_the_front_door_until_sigterm(tmp_path: Path) -> None:
@@ -429,6 +457,31 @@ async def test_sigterm_while_redis_is_down_still_drains_the_call(tmp_path: Path)
     session = next(iter(sim.sessions.values()))
     assert session.ended and session.audio_duration_s() > 3.0  # the call ended whole
     assert "Traceback" not in worker.text()
+
+
+async def test_a_drain_that_times_out_stops_the_call_with_true_log_lines(tmp_path: Path) -> None:
+    """Fleet-fix item 4: the end of a normal drain (Redis up) logged "waiting for 1 call(s)
+    to end (Redis unreachable)" and arq's ERROR "run_call failed, CancelledError" with a
+    traceback, although the call was correctly stopped."""
+    long = write_wav(tmp_path / "long.wav", 20.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        worker = await start_worker(tmp_path, "a", redis.url, config, drain_timeout_s=1)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                worker.signal(signal.SIGTERM)
+                code = await worker.wait(90)
+                record = await call_state(client, call["session_id"])
+        finally:
+            await stop_worker(worker)
+    text = worker.text()
+    assert code == 0, text
+    assert record["state"] == "stopped", record
+    assert "Redis unreachable" not in text, text
+    assert "ERROR" not in text and "Traceback" not in text, text
 
 
 async def test_front_door_checks_dialin_webhooks_as_serve_does(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, WSServerHandshakeError
@@ -416,6 +417,47 @@ async def test_a_twilio_call_waits_for_a_worker_less_than_twilio_waits_for_its_a
     assert wait_of(twilio_record) == pytest.approx(10.0, abs=0.01)  # Twilio waits 15 s
     assert 0 < twilio_ttl_s <= 10.0  # the job itself expires then too
     assert wait_of(dialin_record) == pytest.approx(30.0, abs=0.01)
+
+
+async def test_a_retried_webhook_of_a_call_told_busy_is_told_busy_again_and_logged_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fleet-fix item 8: Twilio's retry of a webhook answered busy was queued again and
+    logged "queued; 1 waiting before it" (its own expired job), then told busy."""
+    import logging
+    import uuid
+
+    from arq.constants import job_key_prefix
+
+    from botrun.bots.fleet.frontdoor import REDIS
+
+    async with (
+        redis_server(tmp_path) as redis,
+        twilio_front_door(redis.url, queue_wait_s=0.5) as door,
+    ):
+        front = str(door.make_url("")).rstrip("/")
+        call_sid = "CA" + uuid.uuid4().hex
+        sid = session_id_for(call_sid)
+        arq_redis = door.app[REDIS]
+        async with FakeTwilio(front) as tw:
+            _, _, first = await tw.incoming_call(sid=call_sid)  # no worker: busy
+            # Twilio retries later: the call's job has expired by then
+            await wait_until(
+                lambda: _gone(arq_redis, job_key_prefix + sid), "the job to expire", 30
+            )
+            with caplog.at_level(logging.INFO, logger="botrun.serve"):
+                _, status, again = await tw.incoming_call(sid=call_sid)
+    said = [r.getMessage() for r in caplog.records]
+    assert "<Hangup" in first and "<Stream" not in first, first
+    assert status == 200 and again == first, again
+    assert not any("waiting before it" in line for line in said), said
+    assert any(
+        f"call {call_sid}: webhook retried; it was told busy, so it is again" in x for x in said
+    ), said
+
+
+async def _gone(redis: Any, key: str) -> bool:
+    return not await redis.exists(key)
 
 
 @pytest.mark.parametrize(("wait_s", "warned"), [(10.0, False), (15.0, True)])

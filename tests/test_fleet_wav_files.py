@@ -86,3 +86,160 @@ def test_a_wav_worker_needs_its_files_folder(
     )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_wav_job_writes_its_transcript_and_recording_in_the_files_folder(
+    tmp_path: Path,
+) -> None:
+    """Fleet-fix item 1: the front door refused ``transcript`` and ``record`` (``wav has no
+    option 'record'``) although docs/deploy.md and ``--files`` promise them."""
+    from fleet_support import (
+        CountingSimulator,
+        front_door,
+        redis_server,
+        start_worker,
+        stop_worker,
+        wait_state,
+        write_config,
+        write_wav,
+    )
+
+    write_wav(tmp_path / "u1.wav", 1.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        worker = await start_worker(tmp_path, "a", redis.url, config, capacity=1)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                resp = await client.post(
+                    "/start",
+                    json={
+                        "transport": "wav",
+                        "options": {
+                            "input": ["u1.wav"],
+                            "output": "o.wav",
+                            "transcript": "t.jsonl",
+                            "record": "recf",
+                        },
+                    },
+                )
+                assert resp.status == 202, await resp.text()
+                sid = (await resp.json())["session_id"]
+                done = await wait_state(client, sid, ("ended", "failed"), 90)
+        finally:
+            await stop_worker(worker)
+    assert done["state"] == "ended", (done, worker.text())
+    assert (tmp_path / "o.wav").is_file()
+    assert (tmp_path / "t.jsonl").is_file()
+    recorded = sorted(p.name for p in (tmp_path / "recf").iterdir())
+    assert any(name.endswith(".wav") for name in recorded), recorded
+    assert any(name.endswith(".jsonl") for name in recorded), recorded
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"input": "u1.wav", "speed": "x"}, "option 'speed': 'x' is not a valid float"),
+        ({"input": ["u1.wav"], "speed": 1000}, "option 'speed': must be ≤ 100"),
+        ({"input": ["u1.wav"], "rate": "abc"}, "option 'rate': 'abc' is not a valid integer"),
+        ({"input": ["u1.wav"], "at": [-1]}, "option 'at': must be ≥ 0"),
+        ({"input": ["u1.wav"], "speed": [1, 2]}, "option 'speed' takes one value"),
+        ({"input": ["u1.wav"], "sped": 2}, "wav has no option 'sped' (did you mean 'speed'?)"),
+    ],
+)
+async def test_the_front_door_refuses_bad_option_values_naming_the_option(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    """Fleet-fix item 2: these were queued (202) and failed later on the worker with its
+    click usage text."""
+    from fleet_support import front_door, redis_server
+
+    async with redis_server(tmp_path) as redis, front_door(redis.url) as client:
+        resp = await client.post("/start", json={"transport": "wav", "options": options})
+        body = await resp.json()
+        listing = await (await client.get("/sessions")).json()
+    assert resp.status == 400, body
+    assert message in body["error"], body
+    assert listing["sessions"] == []  # nothing queued
+
+
+async def test_a_worker_names_files_relative_to_its_folder_and_pairs_lists_by_position(
+    tmp_path: Path,
+) -> None:
+    """Fleet-fix item 2: a missing input was reported to the API caller with the worker's
+    absolute path (``input file not found: /tmp/.../nonexist.wav``). And ``at`` given
+    before ``input`` in the JSON, paired by position, is the call the caller meant."""
+    from fleet_support import (
+        CountingSimulator,
+        front_door,
+        redis_server,
+        start_worker,
+        stop_worker,
+        wait_state,
+        write_config,
+        write_wav,
+    )
+
+    write_wav(tmp_path / "u1.wav", 0.5)
+    write_wav(tmp_path / "u2.wav", 0.5)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        worker = await start_worker(tmp_path, "a", redis.url, config, capacity=2)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                sids = []
+                for options in (
+                    {"input": ["nonexist.wav"], "output": "o1.wav"},
+                    {"at": [0, 1.0], "input": ["u1.wav", "u2.wav"], "output": "o2.wav"},
+                ):
+                    resp = await client.post(
+                        "/start", json={"transport": "wav", "options": options}
+                    )
+                    assert resp.status == 202, await resp.text()
+                    sids.append((await resp.json())["session_id"])
+                missing = await wait_state(client, sids[0], ("ended", "failed"), 90)
+                paired = await wait_state(client, sids[1], ("ended", "failed"), 90)
+        finally:
+            await stop_worker(worker)
+    assert missing["state"] == "failed", missing
+    assert "nonexist.wav" in missing["error"], missing
+    assert str(tmp_path) not in missing["error"] and "/tmp" not in missing["error"], missing
+    assert paired["state"] == "ended", (paired, worker.text())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"roomurl": "https://x.daily.co/r"}, "unknown key 'roomurl' (did you mean 'room_url'?)"),
+        ({"transport": "wav", "option": {}}, "unknown key 'option' (did you mean 'options'?)"),
+        ({"options": {"input": ["a.wav"]}}, "a daily call takes 'room_url', not 'options'"),
+        ({"transport": "wav", "room_url": "https://x.daily.co/r"}, "takes 'options'"),
+    ],
+)
+async def test_the_front_door_refuses_unknown_or_misplaced_start_keys(
+    tmp_path: Path, body: dict[str, Any], message: str
+) -> None:
+    """Fleet-fix item 3: ``{"roomurl": ...}`` (a typo) queued a daily call in a new room."""
+    from fleet_support import front_door, redis_server
+
+    async with redis_server(tmp_path) as redis, front_door(redis.url) as client:
+        resp = await client.post("/start", json=body)
+        answer = await resp.json()
+        listing = await (await client.get("/sessions")).json()
+    assert resp.status == 400, answer
+    assert message in answer["error"], answer
+    assert listing["sessions"] == []
+
+
+async def test_the_front_door_answers_unknown_paths_and_wrong_methods_in_json(
+    tmp_path: Path,
+) -> None:
+    """Fleet-fix item 8: aiohttp's own 404/405 were plain text."""
+    from fleet_support import front_door, redis_server
+
+    async with redis_server(tmp_path) as redis, front_door(redis.url) as client:
+        missing = await client.get("/nope")
+        wrong = await client.delete("/start")
+        assert missing.status == 404 and (await missing.json())["error"].startswith("no such")
+        assert wrong.status == 405 and "not allowed" in (await wrong.json())["error"]

@@ -335,3 +335,34 @@ def test_rate_limited_logging_says_how_much_it_dropped() -> None:
     now[0] = 10.0
     assert limit.filter(records[5])
     assert records[5].getMessage() == "refused 5 (2 similar message(s) suppressed)"
+
+
+async def test_a_malformed_request_is_one_counted_warning_not_a_traceback(tmp_path: Path) -> None:
+    """Fleet-fix item 6: a 100 kB header line put aiohttp's full traceback in serve's log at
+    ERROR (serve survived and answered 400). Now: one WARNING line, counted."""
+    async with FakeDailyApi() as api:
+        serve, port, lines = await _serve_process(tmp_path, api.base_url)
+        try:
+            answers = []
+            for _ in range(2):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    writer.write(b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+                    await writer.drain()
+                    answers.append(await asyncio.wait_for(_closed_by_server(reader), 30))
+                finally:
+                    writer.close()
+            await _read_until(serve, lines, r"\(2 so far\)")
+            async with (
+                aiohttp.ClientSession(headers=AUTH_HEADER) as http,
+                http.get(f"http://127.0.0.1:{port}/health") as resp,
+            ):
+                assert resp.status == 200  # serve goes on
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            _, rest = await asyncio.wait_for(serve.communicate(), 60)
+    text = "".join(lines) + rest.decode()
+    assert all(a.split(b"\r\n")[0].endswith(b" 400 Bad Request") for a in answers), answers
+    malformed = [line for line in text.splitlines() if "malformed request" in line]
+    assert len(malformed) == 2 and all("WARNING" in line for line in malformed), text
+    assert "Traceback" not in text and "ERROR" not in text, text

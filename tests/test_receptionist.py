@@ -47,7 +47,7 @@ def test_demo_runs_with_no_account_and_hangs_up_after_the_goodbye(tmp_path: Path
         timeout=120,
     )
     assert res.returncode == 0, res.stderr
-    assert "call action: hang_up hang_up (done)" in res.stdout
+    assert "call action: hang_up (done)" in res.stdout
     lines = [json.loads(x) for x in transcript.read_text().splitlines()]
     tools = [x for x in lines if x["role"] == "tool"]
     assert [t["name"] for t in tools] == ["faq", "end_call"]

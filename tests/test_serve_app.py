@@ -242,6 +242,30 @@ async def test_start_rejects_bad_bodies(tmp_path: Path, body: bytes, message: st
         assert h.supervisor.busy == 0
 
 
+async def test_start_refuses_an_unknown_key_and_starts_nothing(tmp_path: Path) -> None:
+    """Fleet-fix item 3: a typo (``roomurl``) was ignored: a new room and a bot started."""
+    async with serve_harness(tmp_path) as h:
+        resp = await h.client.post("/start", json={"roomurl": "https://x.daily.co/r"})
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+        assert "unknown key 'roomurl' (did you mean 'room_url'?)" in error, error
+        assert h.supervisor.busy == 0
+        assert h.api.calls("POST", "/rooms") == []
+
+
+async def test_unknown_paths_and_wrong_methods_are_json_refusals(tmp_path: Path) -> None:
+    """Fleet-fix item 8: aiohttp's 404 and 405 were plain text; the docs say refusals are
+    JSON."""
+    async with serve_harness(tmp_path) as h:
+        missing = await h.client.get("/nope")
+        wrong = await h.client.put("/start")
+        assert missing.status == 404 and missing.content_type == "application/json"
+        assert (await missing.json()) == {"error": "no such endpoint: /nope"}
+        assert wrong.status == 405 and wrong.content_type == "application/json"
+        assert "PUT is not allowed on /start" in (await wrong.json())["error"]
+        assert "POST" in wrong.headers["Allow"]
+
+
 async def test_unknown_session_is_404(tmp_path: Path) -> None:
     async with serve_harness(tmp_path) as h:
         assert (await h.client.delete("/sessions/nope")).status == 404

@@ -5,6 +5,7 @@ Everything through the real app (``build``) on loopback and the fake Twilio."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -169,6 +170,59 @@ async def test_malformed_media_streams_messages_are_counted_and_the_call_goes_on
     assert_found_in_order(as_pcm(voice), received, block=1600, min_corr=0.99)
 
 
+async def test_an_oversized_media_frame_is_ignored_and_the_call_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probe item 1: a 4 MB ``media`` frame (over the protocol's limit, under the socket's
+    hard limit) is logged, counted and ignored: the socket stays open, the call goes on."""
+    from botrun.core.sim import Simulator
+
+    voice = ulaw_speech("Still here after the big frame.", tmp_path / "v.wav")
+    huge = '{"event": "media", "media": {"payload": "' + "A" * 4_000_000 + '"}}'
+    async with Simulator() as sim, serve_(monkeypatch, tmp_path, sim.url) as serve:
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: call.sid in serve.calls.active, "the call")
+        transport = serve.calls.active[call.sid].transport
+        await wait_for(lambda: sim.sessions, "the agent session")
+        await stream.send_raw(huge)
+        await wait_for(lambda: transport.stats.bad_messages >= 1, "the bad frame")
+        call.stream = stream
+        await stream.speak(voice)
+        await wait_for(
+            lambda: sim.session().received_samples >= len(voice), "the voice at the agent"
+        )
+        assert not stream.closed.is_set()
+        await stream.stop()
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+    assert transport.stats.bad_messages == 1
+
+
+async def test_a_frame_over_the_hard_limit_closes_the_stream_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 1: beyond the socket's hard limit (memory safety) the stream closes (1009)
+    and the log and the call's end reason say why, not just "the stream closed"."""
+    from botrun.core.sim import Simulator
+    from botrun.transports.twilio.messages import MAX_FRAME_BYTES
+
+    caplog.set_level(logging.INFO, logger="botrun.serve.twilio")
+    async with Simulator() as sim, serve_(monkeypatch, tmp_path, sim.url) as serve:
+        tw = serve.twilio
+        call, _, twiml = await tw.incoming_call()
+        stream = await tw.open_stream(call, twiml)
+        await wait_for(lambda: call.sid in serve.calls.active, "the call")
+        transport = serve.calls.active[call.sid].transport
+        await wait_for(lambda: sim.sessions, "the agent session")
+        with contextlib.suppress(ConnectionError):  # (the server may close mid-send)
+            await stream.send_raw("x" * (MAX_FRAME_BYTES + 2))
+        await asyncio.wait_for(stream.closed.wait(), 30)
+        await wait_for(lambda: call.sid in serve.calls.finished, "the call's end", 15)
+    assert f"over the hard limit of {MAX_FRAME_BYTES} bytes" in transport.end_reason
+    assert f"over the hard limit of {MAX_FRAME_BYTES} bytes" in caplog.text
+
+
 async def test_media_before_start_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -208,6 +262,23 @@ async def test_missing_settings_are_named(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("PUBLIC_URL", "ftp://example.com")
     with pytest.raises(ConfigError, match="PUBLIC_URL must be an https:// address"):
         build("127.0.0.1", 0, None, 1, 60.0, None)
+
+
+def test_an_http_public_url_is_allowed_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Fleet-fix item 7: ``PUBLIC_URL=http://...`` was accepted silently (serve then hands
+    Twilio a ws:// stream URL, which real Twilio refuses), and the error for a bad one
+    said "must be an https:// address" although http is allowed."""
+    from botrun.transports.twilio.settings import public_url
+
+    with caplog.at_level(logging.WARNING, logger="botrun.twilio"):
+        assert public_url("https://bots.example.com/") == "https://bots.example.com"
+        assert caplog.records == []
+        assert public_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "not https" in record.getMessage() and "wss://" in record.getMessage()
+    with pytest.raises(ConfigError, match=r"\(http:// only for local tests\)"):
+        public_url("ftp://example.com")
 
 
 async def test_rest_errors_carry_twilios_message_not_the_credentials() -> None:
@@ -272,3 +343,33 @@ async def test_a_public_serve_for_twilio_alone_needs_no_api_token(
     monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
     app = build("0.0.0.0", 0, None, 1, 60.0, None)
     assert app[SETTINGS].auth.access is Access.CLOSED
+
+
+@pytest.mark.parametrize("daily", [False, True])
+async def test_the_dialin_secret_warning_only_when_dialin_is_on(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    daily: bool,
+) -> None:
+    """Fleet-fix item 8: serve for Twilio alone (no DAILY_API_KEY, so no /dialin) warned
+    "DAILY_DIALIN_SECRET is not set: /dialin needs the API token"."""
+    from fake_twilio import ACCOUNT_SID
+    from serve_support import API_TOKEN
+
+    from botrun.bots.serve.cli import build
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAILY_API_KEY", "DAILY_DIALIN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    if daily:
+        monkeypatch.setenv("DAILY_API_KEY", "test-daily-key")
+    monkeypatch.setenv("BOTRUN_API_TOKEN", API_TOKEN)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
+    monkeypatch.setenv("PUBLIC_URL", "https://bots.example.com")
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
+    with caplog.at_level(logging.WARNING, logger="botrun.serve"):
+        build("127.0.0.1", 0, None, 1, 60.0, None)
+    warned = any("DAILY_DIALIN_SECRET" in r.getMessage() for r in caplog.records)
+    assert warned is daily, [r.getMessage() for r in caplog.records]

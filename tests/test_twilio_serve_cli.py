@@ -81,4 +81,6 @@ async def test_botrun_serve_answers_a_twilio_call_and_ends_it_on_sigterm(tmp_pat
     text = "\n".join(lines)
     assert code == 0, text
     assert f"call {call.sid} ended: serve is shutting down" in text
+    # fleet-fix item 7: an http PUBLIC_URL (fine for this fake Twilio) is warned about
+    assert f"PUBLIC_URL {public} is not https" in text
     assert "Traceback" not in text and AUTH_TOKEN not in text and ACCOUNT_SID not in text

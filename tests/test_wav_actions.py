@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import system_tools
 from helpers_cli import run_botrun
 
 from botrun.core.errors import CallActionError, UsageError
@@ -131,9 +132,42 @@ def test_cli_bad_schedule_exits_2_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "o.wav").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--output", "./u1.wav"], "--output u1.wav"),
+        (["--output", "o.wav", "--transcript", "u1.wav"], "--transcript u1.wav"),
+        (["--output", "o.wav", "--record", "rec"], "--record's bot.wav rec/bot.wav"),
+    ],
+)
+def test_cli_refuses_to_overwrite_an_input(tmp_path: Path, flags: list[str], named: str) -> None:
+    """Probe item 6: ``--output`` (or --transcript, or what --record writes) naming one of the
+    inputs is a one-line usage error (exit 2), and the input is left as it was."""
+    import shutil
+
+    (tmp_path / "rec").mkdir()
+    shutil.copy(ASSETS / "demo-hello.wav", tmp_path / "u1.wav")
+    shutil.copy(ASSETS / "demo-hello.wav", tmp_path / "rec" / "bot.wav")
+    before = (tmp_path / "u1.wav").read_bytes()
+    second = "rec/bot.wav" if "rec" in flags else "u1.wav"
+    res = run_botrun("wav", "--input", "u1.wav", "--input", second, *flags, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (
+        f"botrun: error: {named} is also an --input file: botrun would overwrite it "
+        "(write to another file)"
+    )
+    assert (tmp_path / "u1.wav").read_bytes() == before
+    assert (tmp_path / "rec" / "bot.wav").read_bytes() == (ASSETS / "demo-hello.wav").read_bytes()
+    assert not (tmp_path / "o.wav").exists()
+
+
 # ------------------------------------------------------------------ DTMF in
-async def test_keys_are_pressed_at_call_time_by_whoever_is_speaking(tmp_path: Path) -> None:
-    # p1 speaks 0-1 s, p2 speaks 2.5-3.5 s; presses at 0.5 (p1), 1.75 (nobody), 3.0 (p2).
+async def test_keys_are_pressed_at_call_time_by_whoever_is_in_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """p1 speaks 0-1 s, p2 speaks 2.5-3.5 s; presses at 0.5 (p1), 1.75 (nobody is in the
+    call: skipped, probe item 3, with an info line), 3.0 (p2)."""
+    caplog.set_level(logging.INFO, logger="botrun.wav")
     t = transport(
         tmp_path,
         [(0.0, 1.0), (2.5, 1.0)],
@@ -142,13 +176,48 @@ async def test_keys_are_pressed_at_call_time_by_whoever_is_speaking(tmp_path: Pa
     ev = Recorder(t)
     await t.join(ev)
     try:
-        await until(lambda: len(ev.of("dtmf")) == 4)
+        await until(lambda: len(ev.of("dtmf")) == 3)
+        await until(lambda: all(task.done() for task in t._tasks))  # the keypad is done
     finally:
         await t.leave()
     got = [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")]
-    assert got == [("wav-1", "1"), (None, "*"), ("wav-2", "#"), ("wav-2", "9")]
-    for (_, _, _, at, _), due in zip(ev.of("dtmf"), (0.5, 1.75, 3.0, 3.0), strict=True):
+    assert got == [("wav-1", "1"), ("wav-2", "#"), ("wav-2", "9")]
+    for (_, _, _, at, _), due in zip(ev.of("dtmf"), (0.5, 3.0, 3.0), strict=True):
         assert at >= due - 0.01  # never early
+    assert "keypad at 1.75 s: '*' skipped: nobody is in the call" in caplog.text
+
+
+async def test_a_press_after_the_caller_was_transferred_is_not_delivered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 3: the only participant is transferred before a scheduled press (its input
+    would go on longer): nobody is left to press it, so no DTMF event reaches the bot."""
+    caplog.set_level(logging.INFO, logger="botrun.wav")
+    t = transport(tmp_path, [(0.0, 30.0)], speed=4.0, dtmf=parse_dtmf_schedule("0.2:1,2:9"))
+    ev = Recorder(t)
+    await t.join(ev)
+    try:
+        await until(lambda: len(ev.of("dtmf")) == 1)
+        await t.transfer("+14155550100")
+        await until(lambda: all(task.done() for task in t._tasks))  # the keypad is done
+    finally:
+        await t.leave()
+    assert [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")] == [("wav-1", "1")]
+    assert "keypad at 2 s: '9' skipped: nobody is in the call" in caplog.text
+
+
+async def test_the_phone_caller_presses_the_keys(tmp_path: Path) -> None:
+    """Probe item 3 (as --help says): with a phone caller in the call, it presses the keys,
+    even when another participant joined first."""
+    t = transport(tmp_path, [(0.0, 30.0), (0.0, 30.0)], speed=4.0, dtmf=parse_dtmf_schedule("1:5"))
+    t.inputs[1].phone = "+14155550123"
+    ev = Recorder(t)
+    await t.join(ev)
+    try:
+        await until(lambda: ev.of("dtmf"))
+    finally:
+        await t.leave()
+    assert [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")] == [("wav-2", "5")]
 
 
 async def test_the_schedule_follows_speed(tmp_path: Path) -> None:
@@ -279,3 +348,37 @@ async def test_presses_after_the_last_input_ends_are_warned_about_and_skipped(
     finally:
         await t.leave()
     assert [(pid, digit) for _, pid, digit, _, _ in ev.of("dtmf")] == [("wav-1", "1")]
+
+
+def test_help_says_which_wavs_are_converted_and_which_are_refused(tmp_path: Path) -> None:
+    """Probe item 7: --help said any WAV "width" is converted, but μ-law and A-law are refused;
+    it now says which, and the refusal it announces is what happens."""
+    import subprocess
+
+    res = run_botrun("wav", "--help")
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "Any WAV sample rate, width" not in text
+    assert "compressed ones (μ-law, A-law, ADPCM) are refused" in text
+    ulaw = tmp_path / "ulaw.wav"
+    sox = system_tools.require("sox")
+    subprocess.run(
+        [
+            sox,
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-e",
+            "u-law",
+            str(ulaw),
+            "synth",
+            "0.3",
+            "sine",
+            "300",
+        ],
+        check=True,
+    )
+    res = run_botrun("wav", "--input", str(ulaw), "--output", str(tmp_path / "o.wav"))
+    assert res.returncode == 2 and "μ-law WAV files are not read" in res.stderr, res.stderr

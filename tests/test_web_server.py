@@ -153,12 +153,86 @@ async def test_malformed_page_messages_are_logged_dropped_and_survived(
     assert len(summary) == 1 and "dropped 10 malformed" in summary[0].getMessage()
 
 
+async def test_an_oversized_page_message_is_dropped_and_the_call_goes_on(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 1: 600 kB of audio (over the page protocol's 192 kB, under the socket's
+    hard limit) is dropped and counted; the call does not end."""
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+        await ws.send_bytes(bytes(600_000))
+        for i in range(0, len(voiced), 640):  # the call goes on: 1 s of voice, paced
+            await ws.send_bytes(voiced[i : i + 640])
+            await asyncio.sleep(0.02)
+        await ws.send_str(json.dumps({"type": "hangup"}))
+        assert (await _messages(ws, "ended"))["reason"] == "hung up on the page"
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    (session,) = web_call.sim.sessions.values()
+    assert session.received_samples >= 0.9 * 24000
+    text = caplog.text
+    assert "audio message of 600000 bytes (limit 192000)" in text
+    assert "dropped 1 malformed" in text and "connection closed" not in text
+
+
+async def test_a_second_hello_is_dropped_and_the_rate_stays(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 2: a ``hello`` mid-call does not change the microphone's rate (16 kHz audio
+    read as 48 kHz would reach the agent time-stretched, a third as long)."""
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    rate = 16000
+    voiced = (np.sin(np.arange(rate) * 2 * np.pi * 200 / rate) * 8000).astype("<i2").tobytes()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_str(json.dumps({"type": "hello", "rate": rate}))
+        await ws.send_str(json.dumps({"type": "hello", "rate": 48000}))
+        for i in range(0, len(voiced), 640):  # 1 s of 16 kHz voice, paced
+            await ws.send_bytes(voiced[i : i + 640])
+            await asyncio.sleep(0.02)
+        await ws.send_str(json.dumps({"type": "hangup"}))
+        await _messages(ws, "ended")
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    (session,) = web_call.sim.sessions.values()
+    assert session.received_samples >= 0.9 * 24000  # a whole second at the agent's 24 kHz
+    assert "dropped a message from the page: a second hello (rate 48000 Hz" in caplog.text
+    assert "dropped 1 malformed messages from the page: {'a second hello': 1}" in caplog.text
+
+
+async def test_a_page_message_over_the_hard_limit_closes_with_a_reason(
+    web_call: Call, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe item 1: beyond the socket's hard limit (memory safety) the socket closes (1009)
+    and the log says why."""
+    from botrun.transports.browser.messages import MAX_FRAME
+
+    caplog.set_level(logging.WARNING, logger="botrun.browser")
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(web_call.ws_url())
+        await _messages(ws, "welcome")
+        await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
+        with contextlib.suppress(ConnectionError):  # (the server may close mid-send)
+            await ws.send_bytes(bytes(MAX_FRAME + 2))
+        with contextlib.suppress(AssertionError):
+            await _messages(ws, "never", timeout=30)
+        assert ws.closed
+    assert await asyncio.wait_for(web_call.task, 10) == 0
+    assert f"over the hard limit of {MAX_FRAME} bytes" in caplog.text
+
+
 async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) -> None:
     """The ``browser`` transport command: serves the page, the call is the first tab's, and
     the command ends when it hangs up; ``--record`` works for it like for any transport."""
     import os
     import re
     import sys
+
+    from botrun.transports.browser.plugin import DEFAULT_PORT
 
     async with Simulator() as sim:
         proc = await asyncio.create_subprocess_exec(
@@ -169,8 +243,10 @@ async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) ->
         )  # fmt: skip
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        url = re.search(r"http://\S+", line)
+        url = re.search(r"http://127\.0\.0\.1:(\d+)/\S+", line)
         assert url, line
+        # probe item 5: --port 0 picks a free port (not the default 7870) and prints it
+        assert int(url.group(1)) not in (0, DEFAULT_PORT), line
         ws_url = url.group(0).replace("http://", "ws://").replace("/?token", "/ws?token")
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(ws_url)
@@ -283,7 +359,9 @@ async def test_botrun_web_runs_call_after_call_and_reports_each(tmp_path: Path) 
     # one call, one summary: the call waiting for a page at Ctrl-C was never made
     printed = "".join(lines) + out.decode()
     assert printed.count("call length") == 1, printed
-    assert "no call was made" in out.decode()
+    # probe item 4: a true summary at Ctrl-C, not "no call was made" after a call was made
+    assert "no call was made" not in printed, printed
+    assert f"1 call made; recorded under {tmp_path / 'calls'}" in out.decode()
 
 
 async def test_a_call_waiting_for_a_page_has_no_folder_yet(tmp_path: Path) -> None:

@@ -35,8 +35,10 @@ from botrun.bots.serve.app import (
     SETTINGS,
     ServeSettings,
     authenticate,
+    json_errors,
     read_json_object,
     receive_dialin,
+    unknown_key,
 )
 from botrun.bots.serve.listener import note_request
 
@@ -48,7 +50,8 @@ log = logging.getLogger("botrun.serve")
 
 #: Shared options a job may set besides the transport's own. Not ``agent_url`` (the bot
 #: would send the worker's ASSEMBLYAI_API_KEY wherever a caller points it), not ``config``
-#: (the worker's own), not ``transcript`` (a file on the worker).
+#: (the worker's own); ``transcript`` and ``record`` only for a transport whose workers
+#: confine files (:data:`jobs.FILE_OPTIONS`).
 SHARED_OPTIONS = ("name",)
 
 
@@ -86,12 +89,16 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def _unavailable(app: web.Application, exc: BaseException) -> web.Response:
+def _unavailable(
+    app: web.Application, exc: BaseException, what: str = "call refused: the call queue"
+) -> web.Response:
+    """503: Redis cannot be reached. ``what`` is what failed: a call refused, or a listing,
+    a record or a stop that could not be done."""
     app[METRICS].requests.labels("queue_unavailable").inc()
     app[METRICS].redis_up.set(0)
     url = describe(app[QUEUE].queue_url)
-    log.error("call refused: cannot reach Redis at %s (%s)", url, reason(exc))
-    return _error(503, f"call refused: the call queue is unavailable (cannot reach Redis at {url})")
+    log.error("%s is unavailable: cannot reach Redis at %s (%s)", what, url, reason(exc))
+    return _error(503, f"{what} is unavailable (cannot reach Redis at {url})")
 
 
 async def enqueue(request: web.Request, job: jobs.CallJob) -> web.Response:
@@ -152,17 +159,25 @@ async def dialin(request: web.Request) -> web.Response:
 
 
 def _check_options(q: QueueSettings, transport: str, options: Any) -> str | None:
-    """Why ``options`` cannot be a job's options for ``transport`` (None: they can)."""
-    if not isinstance(options, dict):
-        return "'options' must be an object"
-    known = q.transport_options.get(transport, frozenset()) | set(SHARED_OPTIONS)
-    for name, value in options.items():
-        if name not in known:
-            return f"{transport} has no option {name!r}"
-        values = value if isinstance(value, list) else [value]
-        if not all(isinstance(v, str | int | float | bool) for v in values):
-            return f"option {name!r} must be a string, number or boolean, or a list of them"
-    return None
+    """Why ``options`` cannot be a job's options for ``transport`` (None: they can): unknown
+    names, and values ``botrun <transport>`` would refuse (:mod:`.job_options`)."""
+    from botrun.core.plugins import transports
+
+    from . import job_options
+
+    spec = transports().get(transport)
+    if spec is None:  # checked at start (--call-transport): cannot happen
+        return f"transport {transport!r} is not installed"
+    shared = (*SHARED_OPTIONS, *jobs.FILE_OPTIONS.get(transport, ()))
+    return job_options.problem(spec, options, shared)
+
+
+def _ordered(transport: str, options: dict[str, Any]) -> dict[str, Any]:
+    from botrun.core.plugins import transports
+
+    from .job_options import ordered
+
+    return ordered(transports()[transport], options)
 
 
 async def start(request: web.Request) -> web.Response:
@@ -170,10 +185,17 @@ async def start(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     if isinstance(data, web.Response):
         return data
+    refusal = unknown_key(data, ("room_url", "transport", "options"))
+    if refusal is not None:
+        return refusal
     q = request.app[QUEUE]
     transport = data.get("transport", "daily")
     if not isinstance(transport, str):
         return _error(400, "'transport' must be a string")
+    if transport == "daily" and "options" in data:
+        return _error(400, "a daily call takes 'room_url', not 'options'")
+    if transport != "daily" and "room_url" in data:
+        return _error(400, f"a {transport} call takes 'options', not 'room_url'")
     options: Any
     if transport == "daily":
         room_url = data.get("room_url")
@@ -185,6 +207,7 @@ async def start(request: web.Request) -> web.Response:
         problem = _check_options(q, transport, options)
         if problem is not None:
             return _error(400, problem)
+        options = _ordered(transport, options)
     else:
         allowed = ", ".join(("daily", *q.call_transports))
         return _error(400, f"transport {transport!r} is not accepted here (accepted: {allowed})")
@@ -213,7 +236,7 @@ async def sessions(request: web.Request) -> web.Response:
         calls = await store.active_calls(redis)
         workers = await store.live_workers(redis)
     except redis_errors() as exc:
-        return _unavailable(request.app, exc)
+        return _unavailable(request.app, exc, "the list of calls")
     for record in calls:
         worker = workers.get(record.get("worker", ""))
         if worker is not None:
@@ -229,7 +252,7 @@ async def session(request: web.Request) -> web.Response:
     try:
         record = await store.get_call(request.app[REDIS], request.match_info["id"])
     except redis_errors() as exc:
-        return _unavailable(request.app, exc)
+        return _unavailable(request.app, exc, "the call's record")
     if record is None:
         return _error(404, "no such session")
     return web.json_response(record)
@@ -258,7 +281,7 @@ async def stop_session(request: web.Request) -> web.Response:
             await store.update_call(redis, sid, state="stopping")
             record["state"] = "stopping"
     except redis_errors() as exc:
-        return _unavailable(request.app, exc)
+        return _unavailable(request.app, exc, "stopping the call")
     log.info("call %s: stop requested", sid)
     return web.json_response(record, status=202)
 
@@ -288,7 +311,8 @@ def create_app(
     with ``twilio``, a :class:`~.twilio_door.TwilioDoor`) are open, everything else needs
     the API token (serve's own middleware)."""
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[json_errors, note_request, authenticate],
     )
     app[SETTINGS], app[QUEUE], app[REDIS] = settings, queue, redis
     app[METRICS] = FrontDoorMetrics()

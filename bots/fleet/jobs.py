@@ -23,6 +23,10 @@ from typing import Any
 QUEUE_NAME = "botrun:queue"
 #: The arq function name of a call job.
 RUN_CALL = "run_call"
+#: Shared options (besides ``name``) a transport's jobs may set because its workers confine
+#: them: a ``wav`` job's transcript and recording are paths relative to the worker's
+#: ``--files`` folder, like its input and output (:mod:`botrun.bots.worker.wav_kind`).
+FILE_OPTIONS: dict[str, tuple[str, ...]] = {"wav": ("transcript", "record")}
 #: How long a finished call's job result (and so its dedupe) is kept, seconds: longer than
 #: the replay window of a signed webhook (serve.webhook.REMEMBER_S).
 KEEP_RESULT_S = 3600
@@ -88,16 +92,29 @@ def loads(raw: bytes) -> dict[str, Any]:
 
 def option_argv(options: dict[str, Any]) -> list[str]:
     """Transport options as command-line flags (``{"input": ["a.wav"], "speed": 2}`` ->
-    ``--input=a.wav --speed=2``; ``True`` -> ``--flag``, ``False`` -> ``--no-flag``)."""
+    ``--input=a.wav --speed=2``; ``True`` -> ``--flag``, ``False`` -> ``--no-flag``; ``None``
+    -> nothing). Lists pair by position, as in a config table: their values are given
+    round by round in the options' order, so ``{"input": ["a", "b"], "at": [0, 2.5]}`` is
+    ``--input=a --at=0 --input=b --at=2.5`` (an ``--at`` belongs to the ``--input`` before
+    it)."""
     argv: list[str] = []
+    lists = {k: v for k, v in options.items() if isinstance(v, list)}
+    for i in range(max((len(v) for v in lists.values()), default=0)):
+        for name, values in lists.items():
+            if i < len(values):
+                argv += _flag(name, values[i])
     for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if v is True:
-                argv.append(flag)
-            elif v is False:
-                argv.append("--no-" + name.replace("_", "-"))
-            elif v is not None:  # one token: a value starting with "-" stays a value
-                argv.append(f"{flag}={v}")
+        if not isinstance(value, list):
+            argv += _flag(name, value)
     return argv
+
+
+def _flag(name: str, v: Any) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if v is True:
+        return [flag]
+    if v is False:
+        return ["--no-" + name.replace("_", "-")]
+    if v is None:
+        return []
+    return [f"{flag}={v}"]  # one token: a value starting with "-" stays a value

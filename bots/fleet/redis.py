@@ -44,6 +44,21 @@ def describe(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}/{db}"
 
 
+def as_given(url: str) -> str:
+    """``url`` as the user typed it, for an error about it, with a password (if any) masked:
+    ``redis://:***@host/0``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 def settings_for(url: str, *, timeout_s: float = 2.0) -> RedisSettings:
     """arq's connection settings for ``url``; :class:`UsageError` for a bad URL."""
     from arq.connections import RedisSettings
@@ -52,7 +67,7 @@ def settings_for(url: str, *, timeout_s: float = 2.0) -> RedisSettings:
         settings = RedisSettings.from_dsn(url)
     except (RuntimeError, ValueError):
         raise UsageError(
-            f"--queue {describe(url)!s} is not a Redis URL (redis://host:port/db, "
+            f"--queue {as_given(url)} is not a Redis URL (redis://host:port/db, "
             "rediss:// for TLS, unix:///path.sock)"
         ) from None
     settings.conn_timeout = max(1, round(timeout_s))

@@ -87,9 +87,13 @@ async def voice(request: web.Request) -> web.Response:
     outbound = direction.startswith("outbound")
     caller = params.get("To" if outbound else "From", "")
     try:
+        held = await twilio_claims.current(redis, sid)
         early = await twilio_claims.early_statuses(redis, call_sid) if outbound else []
     except redis_errors():
-        early = []
+        held, early = None, []
+    if held == twilio_claims.BUSY:  # Twilio retried a webhook that was answered busy
+        log.info("call %s: webhook retried; it was told busy, so it is again", call_sid)
+        return _xml(twiml.busy())
     job = jobs.CallJob(
         session_id=sid,
         transport="twilio",

@@ -149,6 +149,21 @@ async def read_json_object(request: web.Request) -> dict[str, Any] | web.Respons
     return data
 
 
+def unknown_key(data: dict[str, Any], known: tuple[str, ...]) -> web.Response | None:
+    """400 naming the first key of ``data`` not in ``known`` (a typo such as ``roomurl``
+    must not start a bot in a new room), with the closest known key; None when all are
+    known."""
+    from botrun.core.config import suggest
+
+    for key in data:
+        if key not in known:
+            allowed = ", ".join(repr(k) for k in known)
+            return _error(
+                400, f"unknown key {key!r}{suggest(key, list(known))} (known keys: {allowed})"
+            )
+    return None
+
+
 async def _start_bot(
     request: web.Request,
     reservation: Reservation,
@@ -274,6 +289,9 @@ async def start(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     if isinstance(data, web.Response):
         return data
+    refusal = unknown_key(data, ("room_url",))
+    if refusal is not None:
+        return refusal
     room_url = data.get("room_url")
     if room_url is not None:
         if not isinstance(room_url, str):
@@ -316,6 +334,29 @@ async def health(request: web.Request) -> web.Response:
 #: Paths that do their own authentication (``/dialin`` only when webhooks are signed; the
 #: Twilio routes check X-Twilio-Signature: twilio_routes.py).
 _SELF_AUTHENTICATED = ("/health", "/twilio/voice", "/twilio/stream", "/twilio/status")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every refusal is JSON ``{"error": ...}``, aiohttp's own too (an unknown path's 404, a
+    wrong method's 405, with its ``Allow`` header), not its plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        path = request.path if len(request.path) <= 200 else request.path[:200] + "..."
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            message = f"{request.method} is not allowed on {path} (allowed: {allowed})"
+        elif exc.status == 404:
+            message = f"no such endpoint: {path}"
+        else:
+            message = exc.reason
+        response = _error(exc.status, message)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 @web.middleware
@@ -373,7 +414,8 @@ def create_app(
     """The application. ``supervisor.on_exit`` is set to delete each bot's own room."""
 
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[note_request, authenticate]
+        client_max_size=settings.max_body_bytes,
+        middlewares=[json_errors, note_request, authenticate],
     )
 
     metrics = ServeMetrics(supervisor)

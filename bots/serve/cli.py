@@ -282,7 +282,7 @@ def build(
         )
     elif auth.access is Access.CLOSED:
         log.warning("%s is not set: the API is disabled, only signed webhooks", TOKEN_VARIABLE)
-    if dialin_key is None and auth.access is Access.TOKEN:
+    if api_key and dialin_key is None and auth.access is Access.TOKEN:  # dial-in is on
         log.warning(
             "DAILY_DIALIN_SECRET is not set: /dialin needs the API token, which Daily cannot send"
         )

@@ -108,6 +108,8 @@ class ConnectionGuard:
         self.active = 0
         self.refused = 0
         self.expired = 0
+        #: Requests aiohttp could not parse (answered 400).
+        self.malformed = 0
         self._waiting: dict[Any, _GuardedProtocol] = {}
 
     def factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
@@ -199,6 +201,35 @@ def _peer(transport: asyncio.BaseTransport) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
 
+class ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger for serve: a request aiohttp cannot parse (a 100 kB header
+    line, a broken request line: the client's fault, answered 400) is one WARNING line on
+    ``botrun.serve.net``, counted by the guard, not a traceback at ERROR. Anything else is
+    logged as aiohttp logs it."""
+
+    def __init__(self, guard: ConnectionGuard) -> None:
+        from aiohttp.log import server_logger
+
+        super().__init__(server_logger, {})
+        self.guard = guard
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        import sys
+
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            self.guard.malformed += 1
+            why = " ".join(str(exc.message).split())[:200] or type(exc).__name__
+            peer = args[0] if args else "?"
+            net_log.warning(
+                "malformed request from %s: %s (%d so far)", peer, why, self.guard.malformed
+            )
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
 GUARD = web.AppKey("connection_guard", ConnectionGuard)
 
 
@@ -234,7 +265,11 @@ async def start_listening(
     guard = ConnectionGuard(limits, max_connections)
     app[GUARD] = guard
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=limits.idle_timeout_s,
+        logger=ServerLog(guard),
     )
     await runner.setup()
     try:

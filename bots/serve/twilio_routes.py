@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from botrun.transports.twilio import messages as m
 from botrun.transports.twilio import twiml
@@ -270,9 +270,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     url = calls.settings.ws_url(request.path_qs)
     if not calls.validator.valid(url, {}, request.headers.get("X-Twilio-Signature")):
         return _forbidden(request, "stream without a valid X-Twilio-Signature")
-    # Frames up to 4x the protocol's limit are read and refused one by one (logged, counted,
-    # the call goes on); only beyond that does the socket itself close (1009).
-    ws = web.WebSocketResponse(max_msg_size=4 * m.MAX_MESSAGE_BYTES, autoping=True)
+    # Frames up to the hard limit (far above the protocol's) are read and refused one by one
+    # (logged, counted, the call goes on); only beyond it does the socket itself close (1009).
+    ws = web.WebSocketResponse(max_msg_size=m.MAX_FRAME_BYTES, autoping=True)
     await ws.prepare(request)
     try:
         start = await asyncio.wait_for(_read_start(ws), START_TIMEOUT_S)
@@ -375,12 +375,16 @@ async def _run_call(
         except TimeoutError:
             bridge.stop(f"the call did not start within {JOIN_TIMEOUT_S:.0f} s")
         else:
+            why = "the stream closed"
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     transport.feed(msg.data)
                 else:
+                    if msg.type == WSMsgType.ERROR:
+                        why = _stream_error(ws.exception())
+                        log.warning("call %s: %s", call.sid, why)
                     break
-            transport.stream_closed("the stream closed")
+            transport.stream_closed(why)
     except asyncio.CancelledError:
         cancelled = True
         bridge.stop("serve is shutting down")
@@ -410,6 +414,16 @@ async def _run_call(
     )
     if cancelled:  # (after the call's line: a cancelled handler still reports its call)
         raise asyncio.CancelledError
+
+
+def _stream_error(exc: BaseException | None) -> str:
+    """Why the stream's socket failed, in words."""
+    if getattr(exc, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
+        return (
+            f"the stream closed (1009): a frame over the hard limit of {m.MAX_FRAME_BYTES} "
+            f"bytes ({exc})"
+        )
+    return f"the stream closed: connection error: {exc}"
 
 
 async def _write(transport: TwilioTransport, ws: web.WebSocketResponse) -> None:

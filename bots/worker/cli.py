@@ -137,6 +137,7 @@ def command(
     auth, prepare = check(settings, config, host, insecure)
     if "wav" in settings.transports:
         prepare["wav"] = check_wav(files)
+        settings.files = files
     twilio = check_twilio(settings, config) if "twilio" in settings.transports else None
     asyncio.run(run(settings, host, port, auth, prepare, twilio))
 
@@ -283,7 +284,9 @@ def http_app(fleet: Fleet, auth: ApiAuth, twilio: TwilioKind | None = None) -> w
             }
         )
 
-    app = web.Application(middlewares=[authenticate])
+    from botrun.bots.serve.app import json_errors
+
+    app = web.Application(middlewares=[json_errors, authenticate])
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sessions", sessions)
@@ -349,11 +352,15 @@ async def run(
             settings.url,
         )
         await serve_jobs(fleet, worker, stop)
-        # arq drained (normally nothing is left here); with Redis down at the time, arq's
-        # loop was not running: the calls get the drain timeout here, then are stopped
+        # arq drained: what is left are calls it stopped at the end of the drain timeout,
+        # still leaving. With Redis down at the time, arq's loop was not running: the calls
+        # get the drain timeout here, then are stopped
         running = [t for t in worker.tasks.values() if not t.done()]
-        if running:
+        if running and fleet.redis_ok:
+            log.info("the drain timeout has passed: stopping %d call(s)", len(running))
+        elif running:
             log.info("waiting for %d call(s) to end (Redis unreachable)", len(running))
+        if running:
             _, left = await asyncio.wait(running, timeout=settings.drain_timeout_s + 30.0)
             for task in left:
                 task.cancel()

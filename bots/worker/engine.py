@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from arq.worker import Worker, func
@@ -66,6 +67,18 @@ class WorkerSettings:
     #: The https address at which Twilio (and the front door's status relay) reach this
     #: worker's HTTP port (``--public-url``/``PUBLIC_URL``; needed for ``twilio`` calls).
     public_url: str | None = None
+    #: ``--files``: the folder ``wav`` calls' paths are relative to. Errors reported to API
+    #: callers name paths relative to it, never this machine's absolute paths.
+    files: Path | None = None
+
+    def public_error(self, error: str) -> str:
+        """``error`` with the ``--files`` folder's absolute path taken out (``/srv/f/a.wav``
+        -> ``a.wav``): an API caller named its files relative to it."""
+        if self.files is None or not error:
+            return error
+        for root in dict.fromkeys((str(self.files.resolve()), str(self.files.absolute()))):
+            error = error.replace(root + os.sep, "").replace(root, ".")
+        return error
 
 
 @dataclass
@@ -136,6 +149,14 @@ class Fleet:
         self.redis_ok = True
         self._last_beat = 0.0
         self._resync = False
+        #: arq's worker running the jobs (set by :func:`make_worker`).
+        self.worker: FleetWorker | None = None
+
+    def drain_ended(self, job_id: str) -> bool:
+        """Whether a cancelled job was cancelled by the end of the drain (or a second
+        signal), not by ``DELETE /sessions/ID`` (arq's abort, which arq logs itself)."""
+        aborting = self.worker.aborting_tasks if self.worker is not None else set()
+        return self.draining and job_id not in aborting
 
     # -- heartbeat ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -362,7 +383,7 @@ class Fleet:
                 log.exception("cleanup after call %s failed", sid)
         fields: dict[str, Any] = {"state": outcome, "ended_at": time.time()}
         if error:
-            fields["error"] = error
+            fields["error"] = self.settings.public_error(error)
         if code is not None:
             fields["exit_code"] = code
         await self.until_redis(
@@ -379,6 +400,32 @@ async def run_call(ctx: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         log.error("job %s is not a call: %s", ctx.get("job_id"), exc)
         return {"outcome": "refused", "error": str(exc)}
     return await fleet.run(call)
+
+
+class DrainStops(logging.Filter):
+    """arq logs a job cancelled by the end of the drain as ERROR ``run_call failed,
+    CancelledError`` with a traceback. For a worker that was told to stop that is the
+    normal end of a call (stopped, and recorded so): one INFO line instead."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__()
+        self.fleet = fleet
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            record.levelno >= logging.ERROR
+            and isinstance(args, tuple)
+            and len(args) >= 3
+            and args[2] == "CancelledError"
+            and " failed, " in str(record.msg)
+            and self.fleet.drain_ended(str(args[1]).split(":", 1)[0])
+        ):
+            record.msg = "%6.2fs ⊘ %s stopped: the worker is stopping"
+            record.args = args[:2]
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def make_worker(fleet: Fleet) -> FleetWorker:
@@ -410,6 +457,11 @@ def make_worker(fleet: Fleet) -> FleetWorker:
         log_results=False,
     )
     worker.fleet = fleet
+    fleet.worker = worker
+    arq_log = logging.getLogger("arq.worker")
+    for old in [f for f in arq_log.filters if isinstance(f, DrainStops)]:
+        arq_log.removeFilter(old)
+    arq_log.addFilter(DrainStops(fleet))
     return worker
 
 

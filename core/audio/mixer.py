@@ -356,11 +356,18 @@ def mix_many(frames: list[list[bytes]], frame_bytes: int) -> tuple[np.ndarray, l
             continue
         joined = b"".join([p for i in rows for p in frames[i]])
         stacked = np.frombuffer(joined, dtype="<i2").reshape(len(rows), count, n)
-        total = stacked.sum(axis=1, dtype=np.int32)
-        loud = np.flatnonzero((total.max(axis=1) > KNEE) | (total.min(axis=1) < -KNEE))
-        out[rows] = total  # wraps on loud rows, which are replaced below
+        if count == 1:
+            total = stacked[:, 0]
+        else:
+            total = np.add(stacked[:, 0], stacked[:, 1], dtype=np.int32)
+        loud = np.flatnonzero((_MAX(total, axis=1) > KNEE) | (_MIN(total, axis=1) < -KNEE))
+        if len(rows) == len(frames):  # every frame is of this kind, in order
+            out = total.astype("<i2")  # wraps on loud rows, which are replaced below
+        else:
+            out[rows] = total
         for r in loud.tolist():
             i = rows[r]
-            limited[i] = int(np.count_nonzero(np.abs(total[r]) > KNEE))
-            out[i] = soft_limit(total[r])
+            row = total[r].astype(np.int32)  # (|-32768| does not fit an int16)
+            limited[i] = int(np.count_nonzero(np.abs(row) > KNEE))
+            out[i] = soft_limit(row)
     return out, limited

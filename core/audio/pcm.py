@@ -9,6 +9,8 @@ sample counts into durations.
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import numpy as np
 
 SAMPLE_WIDTH = 2  # bytes per PCM16 mono sample
@@ -57,7 +59,7 @@ def energies(frames: list[bytes]) -> list[float]:
         return [0.0] * len(frames)
     x = np.frombuffer(b"".join(full), dtype=_LE_INT16).astype(np.float32)
     np.multiply(x, x, out=x)
-    starts = np.cumsum([0, *[n for n in sizes if n][:-1]])
+    starts = list(accumulate([n for n in sizes if n][:-1], initial=0))
     sums = iter(np.add.reduceat(x, starts).tolist())
     return [next(sums) if n else 0.0 for n in sizes]
 

@@ -391,13 +391,15 @@ def process_rows(resamplers: Sequence[StreamResampler], x: np.ndarray) -> np.nda
     h, hop = d.history, d.hop
     steps = n // hop
     window = np.empty((k, h + n), dtype=_DTYPE)
-    window[:, :h] = np.stack([rs._buf[:h] for rs in resamplers])
+    window[:, :h] = np.concatenate([rs._buf[:h] for rs in resamplers]).reshape(k, h)
     window[:, h:] = x
     item = window.strides[1]
-    views = np.lib.stride_tricks.as_strided(
-        window, (k, steps, d.window), (window.strides[0], hop * item, item), writeable=False
+    # every step's window of every row, as a view (the constructor, not as_strided: this
+    # runs once per batch and as_strided's Python wrapper cost more than the product)
+    views = np.ndarray(
+        (k, steps, d.window), _DTYPE, window, 0, (window.strides[0], hop * item, item)
     )
-    rows = views.reshape(k * steps, d.window)
+    rows = views.reshape(k * steps, d.window)  # a copy: BLAS wants contiguous rows
     y = np.empty((k * steps, d.step_out), dtype=_DTYPE)
     per_dot = max(1, _SINGLE_THREAD_MNK // (d.window * d.step_out))
     for start in range(0, k * steps, per_dot):

@@ -2,8 +2,9 @@
 WebSocket (no I/O here).
 
 Page -> server: binary frames are PCM16 little-endian mono at the rate the page announced in
-its ``hello``; text frames are JSON objects: ``{"type": "hello", "rate": N}``,
-``{"type": "mute", "muted": bool}``, ``{"type": "hangup"}``.
+its ``hello`` (one per call: the transport drops any later one); text frames are JSON
+objects: ``{"type": "hello", "rate": N}``, ``{"type": "mute", "muted": bool}``,
+``{"type": "hangup"}``.
 
 Server -> page: binary frames are the bot's voice, PCM16 mono at :data:`OUTPUT_RATE`; text
 frames are ``{"type": "welcome", "rate": N}``, ``{"type": "event", "kind": ..., ...}`` (one
@@ -27,6 +28,10 @@ MIN_RATE, MAX_RATE = 8000, 96000
 #: Largest message the page may send: 1 s of 48 kHz PCM16 is 96 000 bytes.
 MAX_BINARY = 192_000
 MAX_TEXT = 4096
+#: The WebSocket's own limit, far above the ones above: a message up to this size is read,
+#: then dropped and counted (the call goes on); only a larger one closes the socket (1009),
+#: since the WebSocket library holds a whole message in memory before handing it over.
+MAX_FRAME = 16 * 1024 * 1024
 
 
 class BadMessage(ValueError):

@@ -27,7 +27,8 @@ def _factory(ctx: TransportContext) -> Transport:
             "bot (browsers allow the microphone only on https or localhost pages)",
             host,
         )
-    server = PageServer(host, int(ctx.options.get("port") or DEFAULT_PORT))
+    port = ctx.options.get("port")  # (0: a free port, which the server reports once bound)
+    server = PageServer(host, DEFAULT_PORT if port is None else int(port))
     return BrowserTransport(server, owns_server=True)
 
 
@@ -38,7 +39,14 @@ OPTIONS: tuple[Option, ...] = (
         default="127.0.0.1",
         metavar="HOST",
     ),
-    Option("port", "Port of the page.", type=int, default=DEFAULT_PORT, min=0, max=65535),
+    Option(
+        "port",
+        "Port of the page (0 picks a free one).",
+        type=int,
+        default=DEFAULT_PORT,
+        min=0,
+        max=65535,
+    ),
 )
 
 SPEC = TransportSpec(

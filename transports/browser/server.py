@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from botrun.core.errors import UsageError
 from botrun.core.secrets import register_secret
 
-from .messages import MAX_BINARY, control
+from .messages import MAX_FRAME, control
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -203,7 +203,9 @@ class PageServer:
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         from aiohttp import web
 
-        ws = web.WebSocketResponse(max_msg_size=MAX_BINARY * 2, heartbeat=20.0)
+        # The socket's limit is far above the page protocol's: the transport drops (and counts)
+        # an oversized message and the call goes on; only beyond MAX_FRAME does it close.
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=20.0)
         await ws.prepare(request)
         transport = await self._take_call()
         if transport is None:

@@ -22,6 +22,7 @@ from botrun.core.events import BridgeEvent
 from botrun.core.transport import Transport, TransportEvents
 
 from .messages import (
+    MAX_FRAME,
     OUTPUT_RATE,
     BadMessage,
     HangUp,
@@ -44,6 +45,16 @@ PAGE_ID = "browser"  # the page's participant id
 BOT_ID = "browser-bot"
 LEAVE_WAIT_S = 5.0  # how long a page that left waits for the "ended" message
 _LOGGED_DROPS = 5  # malformed messages logged as warnings; the rest at debug level
+
+
+def _connection_error(exc: BaseException | None) -> str:
+    """Why the page's WebSocket failed, in words (a message over the socket's hard limit
+    closes it: 1009, message too big)."""
+    from aiohttp import WSCloseCode
+
+    if getattr(exc, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
+        return f"it sent a message over the hard limit of {MAX_FRAME} bytes ({exc})"
+    return f"connection error: {exc}"
 
 
 class BrowserTransport(Transport):
@@ -118,7 +129,8 @@ class BrowserTransport(Transport):
                         reason = "hung up on the page"
                         break
                 elif msg.type == WSMsgType.ERROR:
-                    log.warning("page connection error: %s", ws.exception())
+                    reason = f"the page's connection closed: {_connection_error(ws.exception())}"
+                    log.warning("%s", reason)
         finally:
             self.end_reason = self.end_reason or reason
             events.participant_left(PAGE_ID, reason)
@@ -154,6 +166,9 @@ class BrowserTransport(Transport):
             self._drop(str(exc))
             return False
         if isinstance(msg, Hello):
+            if self._rate is not None:  # the rate is the call's: it never changes mid-call
+                self._drop(f"a second hello (rate {msg.rate} Hz; the call's is {self._rate} Hz)")
+                return False
             self._rate = msg.rate
             log.info("page microphone at %d Hz", msg.rate)
         elif isinstance(msg, Mute):

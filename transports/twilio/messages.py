@@ -16,6 +16,10 @@ from typing import Any
 
 #: Longest frame read from Twilio (a 20 ms media message is about 300 bytes).
 MAX_MESSAGE_BYTES = 64 * 1024
+#: The WebSocket's own limit, far above :data:`MAX_MESSAGE_BYTES`: a frame up to this size is
+#: read, then refused (logged, counted, the call goes on); only a larger one closes the socket
+#: (1009), since the WebSocket library holds a whole frame in memory before handing it over.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 DIGITS = frozenset("0123456789*#ABCD")
 
 

@@ -8,11 +8,14 @@ tests, ``TWILIO_API_URL`` (another REST base URL). Each missing one is named in 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from botrun.core.errors import ConfigError
 from botrun.core.secrets import Secrets
+
+log = logging.getLogger("botrun.twilio")
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,23 @@ def require_package() -> None:
 
 
 def public_url(value: str) -> str:
+    """``value`` checked as the public address Twilio reaches (no trailing slash). An
+    http:// address is allowed, for local tests with a fake Twilio, with a warning: real
+    Twilio opens Media Streams only on wss://, so its calls would fail."""
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigError(f"PUBLIC_URL must be an https:// address Twilio can reach, got {value!r}")
+        raise ConfigError(
+            "PUBLIC_URL must be an https:// address Twilio can reach (http:// only for "
+            f"local tests), got {value!r}"
+        )
     if parts.query or parts.fragment:
         raise ConfigError("PUBLIC_URL must not have a query or fragment")
+    if parts.scheme == "http":
+        log.warning(
+            "PUBLIC_URL %s is not https: Twilio opens Media Streams only on wss://, so real "
+            "calls will fail (http:// is for local tests)",
+            value,
+        )
     return value.rstrip("/")
 
 

@@ -1,8 +1,9 @@
 """The WAV transport's keypad schedule: ``--dtmf "2.5:1,4.0:#"`` (issue 16).
 
 Each entry is ``SECONDS:DIGITS``: at that call time (seconds since the call started, in
-meeting time, so ``--speed`` scales it like the inputs' ``--at``) the participant speaking
-then presses the digits. Bad input is a :class:`UsageError` (exit 2) naming the entry.
+meeting time, so ``--speed`` scales it like the inputs' ``--at``) the first phone caller in
+the call, else its first participant, presses the digits (nobody in the call: skipped).
+Bad input is a :class:`UsageError` (exit 2) naming the entry.
 """
 
 from __future__ import annotations

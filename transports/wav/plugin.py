@@ -41,8 +41,11 @@ SPEC = TransportSpec(
         "--input a.wav --input b.wav --at 2.5 starts a.wav at 0 s and b.wav at 2.5 s (in a "
         "[wav] table the lists pair by position). The bot's voice is "
         "recorded to --output at the meeting rate with true timing (silence while it is "
-        "quiet). --speed N runs N times faster than real time (use a simulator at the same "
-        "speed). Any WAV sample rate, width or channel count is converted."
+        "quiet); it, --transcript and --record never overwrite an input (a usage error). "
+        "--speed N runs N times faster than real time (use a simulator at the same "
+        "speed). PCM (8-32 bit) and float WAVs of any sample rate and channel count are "
+        "converted; compressed ones (μ-law, A-law, ADPCM) are refused: convert them with sox "
+        "first."
     ),
     factory=_factory,
     options=(
@@ -96,8 +99,9 @@ SPEC = TransportSpec(
         Option(
             "dtmf",
             'Keypad presses at call times, SECONDS:DIGITS,...: e.g. "2.5:1,4.0:#" '
-            "(the participant speaking then presses them; presses after the last input ends "
-            "are skipped, with a warning).",
+            "(pressed by the first phone caller (--phone) in the call at that time, else by its "
+            "first participant; a press when nobody is in the call is skipped, and presses "
+            "after the last input ends are skipped with a warning at start).",
             metavar="SCHEDULE",
         ),
         Option(

@@ -7,14 +7,17 @@ at the current meeting time, whichever is later, so quiet stretches become silen
 
 Call actions, so every flow runs offline (issue 16): ``hang_up`` stops the inputs (the bridge
 then leaves and the recording is closed); a ``--dtmf`` schedule presses keys at given call
-times; ``transfer`` and ``send_dtmf`` are accepted and written down in :attr:`actions` (a
-transferred participant leaves, as a phone caller handed over by Daily would)."""
+times (pressed by the first phone caller in the call, else its first participant; skipped
+when nobody is in it); ``transfer`` and ``send_dtmf`` are accepted and written down in
+:attr:`actions` (a transferred participant leaves, as a phone caller handed over by Daily
+would)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -66,6 +69,25 @@ def _pressable(presses: list[KeyPress], inputs: list[WavInput], rate: int) -> li
     return [p for p in presses if p.at_s < end_s]
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_overwriting_inputs(written: dict[str, Path], inputs: list[Path], what: str) -> None:
+    """A :class:`UsageError` when a file the command would write is one of the inputs (a
+    file that does not exist yet is none of them)."""
+    for name, path in written.items():
+        for inp in inputs:
+            if _same_file(path, inp):
+                raise UsageError(
+                    f"{name} {path} is also an {what} file: botrun would overwrite it "
+                    "(write to another file)"
+                )
+
+
 def _nth(values: list[Any], i: int) -> Any:
     return values[i] if i < len(values) else None
 
@@ -87,6 +109,8 @@ class WavTransport(Transport):
         self.output = output
         #: The finished recording (set when the call ends): the command says where it is.
         self.recorded: Path | None = None
+        #: Seconds of the bot's voice (and the silences between) in it: 0 when it never spoke.
+        self.recorded_s = 0.0
         self.output_sample_rate = rate
         self.time_scale = speed
         self._events: TransportEvents | None = None
@@ -150,8 +174,15 @@ class WavTransport(Transport):
         ]
         output = Path(opts.get("output") or "botrun-output.wav")
         check_output_file(output, label("output"))
+        _refuse_overwriting_inputs({label("output"): output}, paths, label("input"))
         dtmf = parse_dtmf_schedule(opts.get("dtmf"))
         return cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
+
+    def check_written_paths(self, written: dict[str, Path]) -> None:
+        """The files the command writes besides ``--output`` (``--transcript``, the
+        ``--record`` folder and its files, keyed by what to call them in an error) must
+        not be inputs: a :class:`UsageError` if one is (botrun never overwrites an input)."""
+        _refuse_overwriting_inputs(written, [i.path for i in self.inputs], "--input")
 
     @property
     def bot_participant_id(self) -> str:
@@ -215,10 +246,23 @@ class WavTransport(Transport):
         for press in self.keypresses:
             due = self._t0 + press.at_s / self.time_scale
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            pid = self._present[0] if self._present else None
-            log.info("keypad at %.1f s: %r from %s", press.at_s, press.digits, pid or "nobody")
+            pid = self._presser()
+            if pid is None:
+                log.info(
+                    "keypad at %g s: %r skipped: nobody is in the call to press it",
+                    press.at_s,
+                    press.digits,
+                )
+                continue
+            log.info("keypad at %g s: %r from %s", press.at_s, press.digits, pid)
             for digit in press.digits:
                 self._events.dtmf(pid, digit)
+
+    def _presser(self) -> str | None:
+        """Who presses a scheduled key: the first phone caller (``--phone``) in the call, else
+        the first participant in it (as for :meth:`transfer`); None when nobody is."""
+        phones = [p for p in self._present if self._phones.get(p)]
+        return next(iter(phones or self._present), None)
 
     # ----------------------------------------------------------------- call actions
     async def hang_up(self, reason: str) -> None:
@@ -234,12 +278,7 @@ class WavTransport(Transport):
         """Accepted and written down; the participant (when none is named: the first phone
         caller still in the meeting, or else the first participant) leaves, as a caller
         handed over by Daily does."""
-        phones = [p for p in self._present if self._phones.get(p)]
-        pid = (
-            participant_id
-            if participant_id is not None
-            else next(iter(phones or self._present), None)
-        )
+        pid = participant_id if participant_id is not None else self._presser()
         if pid is None or pid not in self._present:
             who = f"participant {participant_id}" if participant_id else "anyone"
             raise CallActionError(f"cannot transfer {who}: not in the call")
@@ -283,6 +322,7 @@ class WavTransport(Transport):
                 self._writer.close()
                 self._writer = None
                 self.recorded = self.output
+                self.recorded_s = self._written / self.output_sample_rate
                 log.info(
                     "recorded the bot to %s (%.1f s)",
                     self.output,

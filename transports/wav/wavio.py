@@ -1,7 +1,9 @@
-"""Reading any PCM/float WAV as 16-bit mono at the meeting rate, with clear errors."""
+"""Reading any PCM/float WAV as 16-bit mono at the meeting rate, with clear errors (a
+compressed one, μ-law, A-law or ADPCM, is refused)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from math import gcd
 from pathlib import Path
@@ -9,12 +11,15 @@ from pathlib import Path
 from botrun.core.errors import UsageError
 
 _HINT = "convert it first, e.g. `sox IN.wav -r 16000 -c 1 -b 16 OUT.wav`"
+_UNKNOWN_FORMAT = re.compile(r"Unknown wave file format: (\w+)")
+_ENCODINGS = {"MULAW": "μ-law", "ALAW": "A-law", "DVI_ADPCM": "IMA ADPCM", "ADPCM": "ADPCM"}
 
 
 def read_wav_mono16(path: Path, rate: int) -> bytes:
     """Return ``path`` as PCM16 LE mono at ``rate`` Hz. Any sample rate, 8/16/24/32-bit
     integer or 32/64-bit float samples and any channel count are converted (channels are
-    averaged); anything else raises :class:`UsageError` naming what is unsupported."""
+    averaged); anything else (μ-law, A-law, ADPCM...) raises :class:`UsageError` naming
+    what is unsupported."""
     import numpy as np
     from scipy.io import wavfile
     from scipy.signal import resample_poly
@@ -33,6 +38,12 @@ def read_wav_mono16(path: Path, rate: int) -> bytes:
         text = str(exc)
         if "not understood" in text or "RIFF" in text or "WAVE" in text:
             raise UsageError(f"{path} is not a WAV file") from None
+        encoding = _UNKNOWN_FORMAT.search(text)
+        if encoding:  # e.g. MULAW, ALAW, DVI_ADPCM: compressed samples
+            name = _ENCODINGS.get(encoding.group(1), encoding.group(1))
+            raise UsageError(
+                f"{path}: {name} WAV files are not read (only PCM and float WAVs); {_HINT}"
+            ) from None
         raise UsageError(f"{path}: unsupported WAV ({text}); {_HINT}") from None
     except Exception as exc:  # scipy raises anything on malformed data
         detail = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
