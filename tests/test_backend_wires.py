@@ -147,7 +147,10 @@ def test_openai_tool_results_continue_once_after_the_last_call() -> None:
     first = [json.loads(f)["type"] for f in w.encode(p.ToolResult("c1", '"x"'))]
     last = [json.loads(f)["type"] for f in w.encode(p.ToolResult("c2", '"y"'))]
     assert first == ["conversation.item.create"]
-    assert last == ["conversation.item.create", "response.create"]
+    # the continuation waits for the calling response to end (one response at a time)
+    assert last == ["conversation.item.create"] and w.release() == []
+    w.decode(oa("response.done", response={"id": "r", "status": "completed"}))
+    assert [json.loads(f)["type"] for f in w.release()] == ["response.create"]
     (bad,) = w.decode(
         oa("response.function_call_arguments.done", call_id="c3", name="f", arguments="{")
     )
@@ -366,3 +369,31 @@ def test_openai_a_response_in_progress_is_cut_even_when_heard_up_to_what_arrived
     frames = [json.loads(f) for f in w.barge_in(lambda rid: 1490.0)]
     assert [f["type"] for f in frames] == ["response.cancel", "conversation.item.truncate"]
     assert frames[1]["audio_end_ms"] == 1490
+
+
+def test_openai_one_response_at_a_time_later_ones_wait_in_order() -> None:
+    """A say() while the agent answers (or while a tool runs inside its response) used to
+    send response.create at once: the service refused it with
+    conversation_already_has_active_response and the line was never spoken (second new-user
+    probe #1). Response requests now wait their turn, in order, one per response.done."""
+    w = ready_openai()
+    reply(w, "r1", "i1", ms=100)
+    assert w.encode(p.ReplyCreate("say: Let me get you a colleague.")) == []
+    assert w.encode(p.ReplyCreate("say: One moment.")) == []
+    assert w.release() == []  # r1 still in progress
+    w.decode(oa("response.done", response={"id": "r1", "status": "completed"}))
+    (first,) = w.release()
+    assert "colleague" in json.loads(first)["response"]["instructions"]
+    assert w.release() == []  # asked for, not yet created: the next one still waits
+    w.decode(oa("response.created", response={"id": "r2"}))
+    assert w.release() == []
+    w.decode(oa("response.done", response={"id": "r2", "status": "completed"}))
+    (second,) = w.release()
+    assert "One moment" in json.loads(second)["response"]["instructions"]
+    # a refused request does not block the ones after it
+    assert w.encode(p.ReplyCreate("say: Third.")) == []
+    w.decode(oa("error", error={"type": "invalid_request_error", "code": "x", "message": "no"}))
+    assert len(w.release()) == 1
+    # nothing in progress: a request goes at once
+    w.decode(oa("response.done", response={"id": "r3", "status": "completed"}))
+    assert len(w.encode(p.ReplyCreate("say: Now."))) == 1

@@ -130,3 +130,23 @@ async def test_a_sequence_ends_at_hash_at_the_limit_or_when_flushed() -> None:
     keys.cancel()  # the call ended: nobody to tell
     keys.flush()
     assert sent == ["12#", "9" * MAX_KEYS] and keys.pending == ""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_message_while_the_agent_answers_waits_its_turn(
+    tmp_path: Path, protocol: str
+) -> None:
+    """The second sequence comes while the agent still speaks the first: on OpenAI its
+    response.create was refused (conversation_already_has_active_response) and never
+    spoken (second new-user probe #1; the same path as call.say() from a tool). Every
+    backend now speaks both, in order, and no error reaches the call."""
+    transport = ActionWav(
+        caller(tmp_path, 14),
+        tmp_path / "bot.wav",
+        presses=[(1.0, "1"), (1.1, "#"), (1.6, "2"), (1.7, "#")],
+        phone="+14155550123",
+    )
+    summary, rec, _sim, _ = await run_call(transport, cfg(), None, protocol=protocol)
+    assert summary.error is None
+    assert told(rec.agent_lines()) == [PREFIX + "1 #", PREFIX + "2 #"]
+    assert not rec.of(ev.ErrorOccurred), [e.message for e in rec.of(ev.ErrorOccurred)]

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...client import AgentClient
-from ...protocol import SessionError, SessionReady, SessionUpdate, SpeechStarted, session_payload
+from ...protocol import (
+    ReplyDone,
+    SessionError,
+    SessionReady,
+    SessionUpdate,
+    SpeechStarted,
+    session_payload,
+)
 from .protocol import OpenAIWire, WireFrames
 
 if TYPE_CHECKING:
@@ -98,6 +105,10 @@ class OpenAIClient(AgentClient):
 
     def _handle_event(self, ev: Any) -> None:
         super()._handle_event(ev)
+        if isinstance(ev, ReplyDone | SessionError):  # a held response.create may go now
+            frames = self.wire.release()
+            if frames:
+                self._send_control(WireFrames(frames))
         if isinstance(ev, SessionReady):
             greeting = self.wire.take_greeting()
             if greeting:

@@ -247,6 +247,12 @@ class OpenAIWire:
         self._user_partial: dict[str, str] = {}
         self._call_response: dict[str, str] = {}
         self.truncations: list[tuple[str, int, int]] = []  # (item, audio_end_ms, received)
+        # One response at a time: the service refuses a response.create while one is in
+        # progress (conversation_already_has_active_response), so later ones wait here, in
+        # order, and go out one per response.done (release()). _requested: sent, not yet
+        # answered by response.created.
+        self._creates: deque[str] = deque()
+        self._requested = 0
 
     # -- socket start ---------------------------------------------------------------------
 
@@ -259,6 +265,8 @@ class OpenAIWire:
         self._last_item = None
         self._user_partial.clear()
         self._call_response.clear()
+        self._creates.clear()  # (a new session: the conversation is re-seeded instead)
+        self._requested = 0
 
     def first_frames(self, cfg: dict[str, Any]) -> list[str]:
         """``session.update`` with the whole config, then the conversation so far (a new
@@ -279,7 +287,22 @@ class OpenAIWire:
         greeting, self.greeting = self.greeting, None
         if not greeting:
             return []
-        return [self._response_create(greeting_instructions(greeting))]
+        return self._create_or_hold(self._response_create(greeting_instructions(greeting)))
+
+    def _create_or_hold(self, frame: str) -> list[str]:
+        if self._active is None and not self._requested:
+            self._requested += 1
+            return [frame]
+        self._creates.append(frame)
+        return []
+
+    def release(self) -> list[str]:
+        """The next held ``response.create``, once no response is in progress (after a
+        ``response.done`` or an error), or nothing."""
+        if self._active is not None or self._requested or not self._creates:
+            return []
+        self._requested += 1
+        return [self._creates.popleft()]
 
     # -- botrun -> service --------------------------------------------------------------
 
@@ -298,10 +321,11 @@ class OpenAIWire:
                 frames = [_dump({"type": "conversation.item.create", "item": item})]
                 rid = self._call_response.pop(cid, None)
                 if rid is None or rid not in self._call_response.values():
-                    frames.append(self._response_create())  # the last result: continue
+                    # the last result: continue (once the response in progress is done)
+                    frames += self._create_or_hold(self._response_create())
                 return frames
             case ReplyCreate(instructions=instructions):
-                return [self._response_create(instructions)]
+                return self._create_or_hold(self._response_create(instructions))
             case SessionUpdate(session=changes):
                 return [
                     _dump(
@@ -401,6 +425,7 @@ class OpenAIWire:
                     self.history.append(("user", text))
                 return [TranscriptUser(text, iid)]
             case "response.created":
+                self._requested = max(0, self._requested - 1)
                 rid = str(d["response"]["id"])
                 self._responses[rid] = _Response(rid)
                 self._active = rid
@@ -429,6 +454,7 @@ class OpenAIWire:
             case "response.done":
                 return self._done(d.get("response") or {})
             case "error":
+                self._requested = 0  # a refused response.create is answered so (release())
                 err = _dict(d.get("error"))
                 return [
                     SessionError(
@@ -478,6 +504,7 @@ class OpenAIWire:
         resp = self._responses.pop(rid, None)
         if self._active == rid:
             self._active = None
+        self._requested = 0  # whatever was asked for has come and gone
         cut = status in ("cancelled", "incomplete")
         out: list[Any] = []
         if resp is not None:
