@@ -320,3 +320,34 @@ def test_an_event_with_a_damaged_field_is_skipped_and_named(
     assert problems == [
         f"line {n + 1} of events.jsonl: a reply.started event with a bad 'latency_ms': skipped."
     ]
+
+
+def test_report_on_a_folder_that_is_no_recording_is_one_clear_line(
+    recorded: tuple, tmp_path: Path
+) -> None:
+    # an empty folder, and one whose only file is an events.jsonl with no valid line
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "events.jsonl").write_text('not json\n{"t": "x"}\n')
+    for d in (empty, damaged):
+        proc = subprocess.run(
+            [sys.executable, "-m", "botrun.bots.cli", "report", str(d)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stdout
+        assert proc.stderr.strip().splitlines() == [
+            f"botrun: error: {d} is not a --record directory: no events.jsonl or recordings"
+        ]
+        assert not (d / "report.html").exists()
+    # a damaged events.jsonl beside the recordings still gives a report
+    rec = _copy(recorded[0], tmp_path)
+    (rec / "events.jsonl").write_text("not json\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "report", str(rec)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "line 1 of events.jsonl is not JSON" in proc.stderr
+    assert (rec / "report.html").read_text().startswith("<!doctype html>")
