@@ -432,7 +432,8 @@ def timeline_svg(rec: Recording, segs: list[Segment]) -> str:
             info = s.detail
             title = (
                 f"{s.text}({json.dumps(info.get('arguments'))}) -> "
-                f"{info.get('error') or info.get('result')} in {info.get('duration_ms')} ms"
+                f"{info.get('error') or info.get('result')} in "
+                f"{float(info.get('duration_ms') or 0):.0f} ms"
             )
             parts.append(_mark(s, ly, lh, d, "tool", title))
         elif s.kind in ("call-action", "dtmf"):

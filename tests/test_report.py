@@ -351,3 +351,23 @@ def test_report_on_a_folder_that_is_no_recording_is_one_clear_line(
     assert proc.returncode == 0, proc.stderr
     assert "line 1 of events.jsonl is not JSON" in proc.stderr
     assert (rec / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_tool_call_durations_are_whole_milliseconds_everywhere(tmp_path: Path) -> None:
+    """The timeline's tool mark printed the raw float (``in 3.278635998867685 ms``); every
+    ms figure in the report is rounded like the console's."""
+    import re
+
+    from botrun.core import events as ev
+    from botrun.core.recording import CallRecorder
+
+    rec = CallRecorder(tmp_path / "rec", transport="test")
+    rec(ev.ReplyStarted(512.3456789))
+    rec(ev.ToolCalled("c1", "press", {"digits": "1X"}, '"ok"', None, 3.278635998867685))
+    rec(ev.ReplyDone("completed"))
+    rec.close("done")
+    path, _ = write_report(tmp_path / "rec")
+    html = path.read_text()
+    assert "in 3 ms</title>" in html
+    assert "<td>3 ms</td>" in html
+    assert re.findall(r"\d+\.\d+ ms", html) == []
