@@ -65,12 +65,8 @@ class Receptionist:
         if p.phone:
             log.info("caller %s on the line", p.number or "(number withheld)")
 
-    def on_user_transcript(self, call: CallContext, text: str, p: Participant | None) -> None:
-        call.state["checked_in"] = False  # they spoke: the next silence gets a check-in again
-
     async def on_dtmf(self, call: CallContext, digit: str, p: Participant | None) -> bool:
         call.state["keys"].append(digit)
-        call.state["checked_in"] = False
         target = KEYS.get(digit)
         if target is None:
             await call.say(f"Sorry, {digit} is not an option. {MENU}")
@@ -80,12 +76,11 @@ class Receptionist:
         return True  # the menu is answered here: the key is not told to the agent
 
     async def on_idle(self, call: CallContext, seconds: float) -> bool | None:
-        if call.state.get("checked_in"):
+        if call.idle_step != "check-in":
             return None  # quiet again after the check-in: botrun says goodbye and hangs up
-        call.state["checked_in"] = True
-        await call.say(CHECK_IN)
+        await call.say(CHECK_IN)  # (every check-in: the steps start again once they speak)
         return True  # handled: no default reminder
 
     def on_call_end(self, call: CallContext, summary: Any) -> None:
-        done = [f"{a.action} {a.detail}" for a in summary.actions if a.error is None]
+        done = [a.what for a in summary.actions if a.error is None]
         log.info("call %s ended (%s); actions: %s", call.call_id, summary.reason, done)
