@@ -145,6 +145,12 @@ async def test_a_wav_job_writes_its_transcript_and_recording_in_the_files_folder
         ({"input": ["u1.wav"], "at": [-1]}, "option 'at': must be ≥ 0"),
         ({"input": ["u1.wav"], "speed": [1, 2]}, "option 'speed' takes one value"),
         ({"input": ["u1.wav"], "sped": 2}, "wav has no option 'sped' (did you mean 'speed'?)"),
+        # Fleet2 item 1: these were queued and failed on the worker (botrun wav's own checks)
+        ({"input": ["u1.wav"], "dtmf": "x"}, "option 'dtmf': 'x': expected SECONDS:DIGITS"),
+        ({"input": ["u1.wav"], "dtmf": "1:Z"}, "option 'dtmf': '1:Z': 'Z' is not a keypad"),
+        ({"input": ["u1.wav"], "phone": ["123"]}, "option 'phone': '123': expected a phone"),
+        ({}, "option 'input' is required"),
+        ({"input": ["u1.wav"], "speed": True}, "option 'speed': needs a value"),
     ],
 )
 async def test_the_front_door_refuses_bad_option_values_naming_the_option(
