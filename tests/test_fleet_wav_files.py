@@ -249,3 +249,36 @@ async def test_the_front_door_answers_unknown_paths_and_wrong_methods_in_json(
         wrong = await client.delete("/start")
         assert missing.status == 404 and (await missing.json())["error"].startswith("no such")
         assert wrong.status == 405 and "not allowed" in (await wrong.json())["error"]
+
+
+async def test_a_call_refused_before_its_bot_started_is_logged_with_why(tmp_path: Path) -> None:
+    """Fleet2 item 3: the worker logged ``call <id> failed (exit code None)`` for a call it
+    refused before any bot started (here: an input outside its --files folder)."""
+    from fleet_support import (
+        CountingSimulator,
+        front_door,
+        redis_server,
+        start_worker,
+        stop_worker,
+        wait_state,
+        write_config,
+    )
+
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        worker = await start_worker(tmp_path, "a", redis.url, config, capacity=1)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                resp = await client.post(
+                    "/start", json={"transport": "wav", "options": {"input": ["../x.wav"]}}
+                )
+                assert resp.status == 202, await resp.text()
+                sid = (await resp.json())["session_id"]
+                done = await wait_state(client, sid, ("failed", "ended"), 60)
+        finally:
+            await stop_worker(worker)
+    text = worker.text()
+    assert done["state"] == "failed" and "outside the worker's --files" in done["error"], done
+    assert f"call {sid} failed: cannot start the bot: " in text, text
+    assert "exit code None" not in text, text

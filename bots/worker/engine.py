@@ -273,7 +273,6 @@ class Fleet:
                 bot, warm = await self.pool.take()
             except Exception as exc:  # a provider refusal, an unrunnable command
                 error = f"cannot start the bot: {exc}"
-                log.error("call %s: %s", sid, error)
                 await self._finish(sid, "failed", error, None, cleanup)
                 return {"outcome": "failed", "error": error}
             bot.give(argv, env, sid)
@@ -385,7 +384,11 @@ class Fleet:
         self.inproc_calls.pop(sid, None)
         self.metrics.calls_active.set(len(self.calls) + len(self.inproc_calls))
         self.metrics.outcomes.labels(outcome).inc()
-        log.info("call %s %s (exit code %s)", sid, outcome, code)
+        if code is not None:
+            log.info("call %s %s (exit code %s)", sid, outcome, code)
+        else:  # no bot process ran (refused before one started, or served in this process)
+            level = logging.ERROR if outcome == "failed" else logging.INFO
+            log.log(level, "call %s %s%s", sid, outcome, f": {error}" if error else "")
         if cleanup is not None:
             try:
                 await cleanup()
