@@ -432,7 +432,8 @@ def timeline_svg(rec: Recording, segs: list[Segment]) -> str:
             info = s.detail
             title = (
                 f"{s.text}({json.dumps(info.get('arguments'))}) -> "
-                f"{info.get('error') or info.get('result')} in {info.get('duration_ms')} ms"
+                f"{info.get('error') or info.get('result')} in "
+                f"{float(info.get('duration_ms') or 0):.0f} ms"
             )
             parts.append(_mark(s, ly, lh, d, "tool", title))
         elif s.kind in ("call-action", "dtmf"):
@@ -565,8 +566,20 @@ def render(rec: Recording) -> str:
     return "".join(out)
 
 
-def write_report(directory: Path, output: Path | None = None) -> tuple[Path, Recording]:
-    rec = load_recording(directory)
+def is_recording(rec: Recording) -> bool:
+    """Whether ``rec`` came from a ``--record`` directory: it holds at least one valid
+    event line or one of the recordings (a damaged events.jsonl beside them still counts)."""
+    found_events = rec.start is not None or rec.end is not None or bool(rec.events)
+    wavs = any((rec.directory / name).is_file() for name in (MIX_WAV, BOT_WAV))
+    return found_events or wavs
+
+
+def write_report(
+    directory: Path, output: Path | None = None, rec: Recording | None = None
+) -> tuple[Path, Recording]:
+    """Write the report of ``directory`` (read now unless ``rec``, already read, is given)."""
+    if rec is None:
+        rec = load_recording(directory)
     path = output or directory / REPORT
     path.write_text(render(rec), encoding="utf-8")
     return path, rec

@@ -19,7 +19,7 @@ def command(directory: Path, output: Path | None) -> None:
     """Render a recorded call as one self-contained HTML file: both sides' waveforms on one
     time axis, what each side said, barge-ins, tool calls, per-turn latency and the call
     summary. A recording cut short still renders; the report says what is missing."""
-    from botrun.bots.report import write_report
+    from botrun.bots.report import is_recording, load_recording, write_report
     from botrun.core.errors import UsageError
 
     if not directory.is_dir():
@@ -28,8 +28,11 @@ def command(directory: Path, output: Path | None) -> None:
         from botrun.core.paths import check_output_file
 
         check_output_file(output, "--output")
+    rec = load_recording(directory)
+    if not is_recording(rec):
+        raise UsageError(f"{directory} is not a --record directory: no events.jsonl or recordings")
     try:
-        path, rec = write_report(directory, output)
+        path, rec = write_report(directory, output, rec)
     except OSError as exc:
         raise UsageError(f"cannot write the report: {exc.strerror or exc}") from None
     for problem in rec.problems:

@@ -170,6 +170,12 @@ class CallContext:
         return self._ended or self._bridge.stopping
 
     @property
+    def idle_step(self) -> str | None:
+        """The idle step reached since the caller was last heard: ``"check-in"``,
+        ``"hang-up"``, or None (none yet). In ``on_idle`` it names the step being run."""
+        return {1: "check-in", 2: "hang-up"}.get(self._idle_stage)
+
+    @property
     def transfer_targets(self) -> dict[str, str]:
         """The declared ``[[transfer]]`` targets: name -> destination."""
         return {t.name: t.to for t in self._bridge.config.transfer}

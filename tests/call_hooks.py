@@ -136,6 +136,15 @@ class SpeaksDuringGoodbye:
         return True
 
 
+class IdleSteps(SpeaksDuringGoodbye):
+    """SpeaksDuringGoodbye, noting which idle step each on_idle call is (``call.idle_step``)
+    and whether ``seconds`` is at least that step's threshold (1 s in the test)."""
+
+    async def on_idle(self, call: Any, seconds: float) -> bool | None:
+        SEEN.append(("step", call.idle_step, seconds >= 1.0))
+        return await super().on_idle(call, seconds)
+
+
 #: A registered secret inside a dial-out destination (tests/test_call_actions_listed.py).
 SECRET_URI = "sip:tok_Sekrit0123456789@pbx.example.com"
 

@@ -154,6 +154,29 @@ async def test_caller_speech_as_the_idle_goodbye_starts_calls_the_hang_up_off(
     assert transport.asked == [("hang_up", "still there")]
 
 
+async def test_on_idle_tells_the_check_in_from_the_hang_up(tmp_path: Path) -> None:
+    """docs/bots.md section 5: ``call.idle_step`` names the step on_idle runs in (with both
+    thresholds equal, ``seconds`` alone cannot); caller speech starts the steps again."""
+    call_hooks.SEEN.clear()
+    config = cfg(
+        {
+            "bot": {
+                "hooks": "call_hooks:IdleSteps",
+                "idle_reminder_s": 1.0,
+                "idle_hangup_s": 1.0,
+                "idle_reminder": "Are you still there?",
+                "idle_goodbye": "Goodbye for now.",
+            }
+        }
+    )
+    transport = ActionWav(caller(tmp_path, silence(30)), tmp_path / "bot.wav")
+    summary, _rec, _sim, _ = await run_call(transport, config, None)
+    assert summary.error is None
+    steps = [s[1:] for s in call_hooks.SEEN if s[0] == "step"]
+    assert steps == [("check-in", True), ("hang-up", True), ("check-in", True)]
+    assert summary.reason == "still there"
+
+
 async def test_on_idle_can_take_over(tmp_path: Path) -> None:
     call_hooks.SEEN.clear()
     config = cfg(

@@ -56,6 +56,8 @@ def test_demo_runs_with_no_account_and_hangs_up_after_the_goodbye(tmp_path: Path
     assert agent[0].startswith("Thanks for calling Harbour Electronics. Press 1")  # greeting
     assert f"Sorry, 9 is not an option. {receptionist.MENU}" in agent  # the keypad (--dtmf)
     assert receptionist.CHECK_IN in agent  # the on_idle hook checked in
+    # the faq answer is spoken as text, not as its JSON (no quotes)
+    assert receptionist.FAQ["hours"] in agent
     assert agent[-1] == "Thanks for calling Harbour Electronics. Goodbye!"
     user = [x["text"] for x in lines if x["role"] == "user"]
     assert user == [

@@ -320,3 +320,54 @@ def test_an_event_with_a_damaged_field_is_skipped_and_named(
     assert problems == [
         f"line {n + 1} of events.jsonl: a reply.started event with a bad 'latency_ms': skipped."
     ]
+
+
+def test_report_on_a_folder_that_is_no_recording_is_one_clear_line(
+    recorded: tuple, tmp_path: Path
+) -> None:
+    # an empty folder, and one whose only file is an events.jsonl with no valid line
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "events.jsonl").write_text('not json\n{"t": "x"}\n')
+    for d in (empty, damaged):
+        proc = subprocess.run(
+            [sys.executable, "-m", "botrun.bots.cli", "report", str(d)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stdout
+        assert proc.stderr.strip().splitlines() == [
+            f"botrun: error: {d} is not a --record directory: no events.jsonl or recordings"
+        ]
+        assert not (d / "report.html").exists()
+    # a damaged events.jsonl beside the recordings still gives a report
+    rec = _copy(recorded[0], tmp_path)
+    (rec / "events.jsonl").write_text("not json\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "botrun.bots.cli", "report", str(rec)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "line 1 of events.jsonl is not JSON" in proc.stderr
+    assert (rec / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_tool_call_durations_are_whole_milliseconds_everywhere(tmp_path: Path) -> None:
+    """The timeline's tool mark printed the raw float (``in 3.278635998867685 ms``); every
+    ms figure in the report is rounded like the console's."""
+    import re
+
+    from botrun.core import events as ev
+    from botrun.core.recording import CallRecorder
+
+    rec = CallRecorder(tmp_path / "rec", transport="test")
+    rec(ev.ReplyStarted(512.3456789))
+    rec(ev.ToolCalled("c1", "press", {"digits": "1X"}, '"ok"', None, 3.278635998867685))
+    rec(ev.ReplyDone("completed"))
+    rec.close("done")
+    path, _ = write_report(tmp_path / "rec")
+    html = path.read_text()
+    assert "in 3 ms</title>" in html
+    assert "<td>3 ms</td>" in html
+    assert re.findall(r"\d+\.\d+ ms", html) == []

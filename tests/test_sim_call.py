@@ -49,7 +49,7 @@ async def test_a_tool_turn_says_its_reply_and_its_result_template() -> None:
         assert "".join(deltas) == "Goodbye!"  # not the scenario's tool_transition
         await c.send("tool.result", call_id=call["call_id"], result='"ok"')
         final = await c.wait("transcript.agent")
-        assert final["text"] == 'Result was "ok" from end_call.'
+        assert final["text"] == "Result was ok from end_call."  # a JSON string, unquoted
         await c.close()
 
 

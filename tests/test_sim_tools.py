@@ -59,11 +59,36 @@ async def test_result_before_reply_done_is_flagged_and_still_answered() -> None:
         call = await c.wait("tool.call")
         await c.send("tool.result", call_id=call["call_id"], result='"ok"')
         await c.wait("reply.done")
-        assert (await c.wait("transcript.agent"))["text"].endswith('"ok"')
+        assert (await c.wait("transcript.agent"))["text"].endswith(": ok")
         assert sim.session().violations == [
             f"tool.result for {call['call_id']} sent before reply.done"
         ]
         await c.close()
+
+
+async def test_a_string_result_is_said_unquoted_and_an_error_as_a_sentence() -> None:
+    """A JSON string result is spoken without its quotes, an error object as a sentence,
+    other JSON as it came (the demo said '"We are open ..."' and '{"error": ...}')."""
+    results = [
+        ('"We are open Monday to Friday."', "Here is what I found: We are open Monday to Friday."),
+        (
+            json.dumps({"error": "tool 'press': no such key"}),
+            "Here is what I found: Sorry, that did not work: tool 'press': no such key",
+        ),
+        ('{"temp_c": 21}', 'Here is what I found: {"temp_c": 21}'),
+        ("not json", "Here is what I found: not json"),
+    ]
+    for result, said in results:
+        async with Simulator(tool_scenario(WEATHER_TURN), speed=8) as sim:
+            c = await RawClient.connect(sim.url)
+            await c.start(tools=[WEATHER], input=TURN_DETECTION)
+            await c.send_audio(utterance(400, 100, 400))
+            call = await c.wait("tool.call")
+            await c.wait("reply.done")
+            await c.send("tool.result", call_id=call["call_id"], result=result)
+            assert (await c.wait("transcript.agent"))["text"] == said
+            assert sim.session().tool_results == [{"call_id": call["call_id"], "result": result}]
+            await c.close()
 
 
 async def test_object_result_ignored_until_tool_timeout() -> None:
@@ -115,7 +140,7 @@ async def test_hold_mode_holds_user_transcripts_until_result() -> None:
         assert held
         await c.wait(lambda e: e.get("type") == "transcript.agent" and e["text"] == "Yes.")
         agent_texts = [e["text"] for e in c.of_type("transcript.agent")]
-        assert agent_texts == ['Here is what I found: "sunny"', "Yes."]
+        assert agent_texts == ["Here is what I found: sunny", "Yes."]
         await c.close()
 
 
@@ -168,7 +193,7 @@ async def test_pending_tool_call_resent_after_resume() -> None:
         again = await c2.wait("tool.call")
         assert ready["session_id"] == sid and again == call
         await c2.send("tool.result", call_id=call["call_id"], result='"21 C"')
-        assert (await c2.wait("transcript.agent"))["text"].endswith('"21 C"')
+        assert (await c2.wait("transcript.agent"))["text"].endswith(": 21 C")
         s = sim.session()
         assert s.connections == 2 and ("user", "Weather in Paris?") in s.context
         await c2.close()

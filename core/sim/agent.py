@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,20 @@ def _fill(template: str, **values: str) -> str:
     for key, value in values.items():
         template = template.replace("{" + key + "}", value)
     return template
+
+
+def spoken_result(result: str) -> str:
+    """A tool result as the agent would say it: a JSON string without its quotes, an error
+    object (``{"error": "..."}``) as a sentence; any other result as it came."""
+    try:
+        value = json.loads(result)
+    except ValueError:
+        return result
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return f"Sorry, that did not work: {value['error']}"
+    return result
 
 
 @dataclass
@@ -401,7 +416,7 @@ class Agent:
         template = self.scenario.reply.tool_result
         if call.result_reply is not None:
             template = call.result_reply
-        text = _fill(template, result=call.result, name=call.name)
+        text = _fill(template, result=spoken_result(call.result), name=call.name)
         if text:  # a turn's result = "" says nothing
             self._enqueue(self.scenario.reply.delay_ms, lambda: self._tone(text))
         if call.mode == "hold" and not any(c.mode == "hold" for c in self.session.pending.values()):
