@@ -245,6 +245,17 @@ def action_lines(actions: Iterable[Any]) -> list[str]:
     return out
 
 
+#: Why a signal stops the call, when whoever sent it said so first (the fleet worker's bot
+#: process: :mod:`botrun.bots.worker.warm`); by default the signal's name.
+_signal_reasons: dict[int, str] = {}
+
+
+def set_signal_reason(sig: int, reason: str) -> None:
+    """The next ``sig`` stops the call with summary reason ``reason`` (still a signal's stop:
+    within the exit budget). Thread-safe enough for its one use: set, then signal."""
+    _signal_reasons[sig] = reason
+
+
 @contextlib.contextmanager
 def stop_on_signals(bridge: Any) -> Iterator[None]:
     """SIGINT/SIGTERM ask ``bridge`` to leave (``bridge.stop(name)``: summary reason
@@ -257,8 +268,9 @@ def stop_on_signals(bridge: Any) -> Iterator[None]:
         if bridge.stopping:
             log.warning("second %s: exiting now", sig.name)
             raise SystemExit(130)
-        log.info("%s: leaving the meeting", sig.name)
-        bridge.stop(sig.name)
+        reason = _signal_reasons.get(sig, sig.name)
+        log.info("%s: leaving the meeting", reason)
+        bridge.stop(reason, interrupted=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

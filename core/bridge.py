@@ -71,6 +71,9 @@ _SHUTDOWN_BUDGET_S = 1.8  # SIGINT/SIGTERM -> process exit within 2 s
 class CallSummary:
     reason: str = ""
     error: BotrunError | None = None
+    #: A signal stopped the call (SIGINT/SIGTERM, whatever ``reason`` says): it shuts down
+    #: within the exit budget.
+    interrupted: bool = False
     metrics: CallMetrics = field(default_factory=CallMetrics)
     client_stats: Any = None
     #: What the bot did to the call (events.CallAction: hang-up, transfer, DTMF, ...).
@@ -221,9 +224,19 @@ class Bridge:
         """:meth:`stop` was called: the call is ending."""
         return self._stop.is_set()
 
-    def stop(self, reason: str = "stopped", error: BotrunError | None = None) -> None:
+    def stop(
+        self,
+        reason: str = "stopped",
+        error: BotrunError | None = None,
+        *,
+        interrupted: bool | None = None,
+    ) -> None:
+        """End the call. ``interrupted``: a signal asked (default: ``reason`` names one)."""
         if not self._stop.is_set():
             self.summary.reason = reason
+            self.summary.interrupted = (
+                reason in ("SIGINT", "SIGTERM") if interrupted is None else interrupted
+            )
             if error is not None and self.summary.error is None:
                 self.summary.error = error
             self._stop.set()
@@ -617,7 +630,7 @@ class Bridge:
         return not self._stop.is_set()
 
     async def _shutdown(self) -> None:
-        graceful = self.summary.error is None and self.summary.reason not in ("SIGINT", "SIGTERM")
+        graceful = self.summary.error is None and not self.summary.interrupted
 
         async def end_session() -> None:
             # session.ended gets what the budget leaves after the socket's own closing

@@ -449,8 +449,7 @@ class CallContext:
         if self._hooks is not None and self._bridge.joined:  # (a call that never began: none)
             self._hook("on_call_end", summary)
             # Ctrl-C must still exit within its budget: the hooks get a moment, not more
-            interrupted = summary.reason in ("SIGINT", "SIGTERM")
-            await self._hooks.drain(_SIGNAL_HOOK_S if interrupted else None)
+            await self._hooks.drain(_SIGNAL_HOOK_S if summary.interrupted else None)
         if self._hooks is not None and (self._hooks.stats.failures or self._hooks.stats.timeouts):
             st = self._hooks.stats
             log.warning(

@@ -34,6 +34,10 @@ class Option:
     # it on the command line (``--input b.wav --at 2.5``): its values arrive aligned with
     # that option's, ``None`` where one was not given. In a config table: by position.
     follows: str | None = None
+    # What is wrong with one given value (each value of a repeatable option), or None: the
+    # transport's own check, run by the fleet front door before it queues a job (the
+    # transport itself checks again when it starts).
+    check: Callable[[Any], str | None] | None = None
 
     @property
     def flag(self) -> str:

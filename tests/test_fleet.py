@@ -317,6 +317,58 @@ async def test_delete_reaches_the_worker_running_the_call_and_metrics_count_it(
     assert 'botrun_call_start_seconds_count{start="warm"} 1.0' in text
 
 
+END_HOOK = """
+import os
+from pathlib import Path
+
+
+def on_call_end(call, summary):
+    Path(os.environ["BOTRUN_TEST_REASON_FILE"]).write_text(summary.reason)
+"""
+
+
+def config_with_end_hook(
+    tmp_path: Path, agent_url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """A worker config whose bots write their call summary's reason to the returned file
+    (an ``on_call_end`` hook importable by the bot processes)."""
+    (tmp_path / "fleet_end_hook.py").write_text(END_HOOK)
+    reason_file = tmp_path / "reason.txt"
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.setenv("BOTRUN_TEST_REASON_FILE", str(reason_file))
+    config = write_config(tmp_path / "w.toml", agent_url)
+    config.write_text(config.read_text() + '\n[bot]\nhooks = "fleet_end_hook"\n')
+    return config, reason_file
+
+
+async def test_a_call_stopped_by_delete_tells_its_bot_and_its_record_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fleet2 item 2: the bot's on_call_end saw reason "SIGTERM" and the record said
+    "stopped by request or at the end of the drain", although the worker knew which."""
+    long = write_wav(tmp_path / "long.wav", 30.0)
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config, reason_file = config_with_end_hook(tmp_path, sim.url, monkeypatch)
+        worker = await start_worker(tmp_path, "a", redis.url, config)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                call = await start_wav(client, long, tmp_path / "o1.wav")
+                await wait_until(lambda: sim.connected == 1, "the call to reach the agent")
+                resp = await client.delete(f"/sessions/{call['session_id']}")
+                stopped = await wait_state(client, call["session_id"], ("stopped",))
+                await wait_until(reason_file.exists, "the bot's on_call_end hook")
+        finally:
+            await stop_worker(worker)
+    assert resp.status == 202
+    assert stopped["error"] == "stopped by request (DELETE /sessions)", stopped
+    assert reason_file.read_text() == "stopped by request (DELETE /sessions)"
+    assert next(iter(sim.sessions.values())).ended  # still the clean leave
+    assert "Traceback" not in worker.text()
+
+
 async def test_busy_past_the_queue_limit_and_a_call_waiting_past_the_queue_wait_never_starts(
     tmp_path: Path,
 ) -> None:
@@ -459,13 +511,16 @@ async def test_sigterm_while_redis_is_down_still_drains_the_call(tmp_path: Path)
     assert "Traceback" not in worker.text()
 
 
-async def test_a_drain_that_times_out_stops_the_call_with_true_log_lines(tmp_path: Path) -> None:
+async def test_a_drain_that_times_out_stops_the_call_with_true_log_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Fleet-fix item 4: the end of a normal drain (Redis up) logged "waiting for 1 call(s)
     to end (Redis unreachable)" and arq's ERROR "run_call failed, CancelledError" with a
-    traceback, although the call was correctly stopped."""
+    traceback, although the call was correctly stopped. Fleet2 item 2: the record and the
+    bot's on_call_end say it was the drain."""
     long = write_wav(tmp_path / "long.wav", 20.0)
     async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
-        config = write_config(tmp_path / "w.toml", sim.url)
+        config, reason_file = config_with_end_hook(tmp_path, sim.url, monkeypatch)
         worker = await start_worker(tmp_path, "a", redis.url, config, drain_timeout_s=1)
         try:
             await worker.ready()
@@ -480,6 +535,8 @@ async def test_a_drain_that_times_out_stops_the_call_with_true_log_lines(tmp_pat
     text = worker.text()
     assert code == 0, text
     assert record["state"] == "stopped", record
+    drain = "stopped by the worker's drain (the worker is stopping)"
+    assert record["error"] == drain and reason_file.read_text() == drain, record
     assert "Redis unreachable" not in text, text
     assert "ERROR" not in text and "Traceback" not in text, text
 

@@ -145,6 +145,12 @@ async def test_a_wav_job_writes_its_transcript_and_recording_in_the_files_folder
         ({"input": ["u1.wav"], "at": [-1]}, "option 'at': must be ≥ 0"),
         ({"input": ["u1.wav"], "speed": [1, 2]}, "option 'speed' takes one value"),
         ({"input": ["u1.wav"], "sped": 2}, "wav has no option 'sped' (did you mean 'speed'?)"),
+        # Fleet2 item 1: these were queued and failed on the worker (botrun wav's own checks)
+        ({"input": ["u1.wav"], "dtmf": "x"}, "option 'dtmf': 'x': expected SECONDS:DIGITS"),
+        ({"input": ["u1.wav"], "dtmf": "1:Z"}, "option 'dtmf': '1:Z': 'Z' is not a keypad"),
+        ({"input": ["u1.wav"], "phone": ["123"]}, "option 'phone': '123': expected a phone"),
+        ({}, "option 'input' is required"),
+        ({"input": ["u1.wav"], "speed": True}, "option 'speed': needs a value"),
     ],
 )
 async def test_the_front_door_refuses_bad_option_values_naming_the_option(
@@ -243,3 +249,36 @@ async def test_the_front_door_answers_unknown_paths_and_wrong_methods_in_json(
         wrong = await client.delete("/start")
         assert missing.status == 404 and (await missing.json())["error"].startswith("no such")
         assert wrong.status == 405 and "not allowed" in (await wrong.json())["error"]
+
+
+async def test_a_call_refused_before_its_bot_started_is_logged_with_why(tmp_path: Path) -> None:
+    """Fleet2 item 3: the worker logged ``call <id> failed (exit code None)`` for a call it
+    refused before any bot started (here: an input outside its --files folder)."""
+    from fleet_support import (
+        CountingSimulator,
+        front_door,
+        redis_server,
+        start_worker,
+        stop_worker,
+        wait_state,
+        write_config,
+    )
+
+    async with redis_server(tmp_path) as redis, CountingSimulator() as sim:
+        config = write_config(tmp_path / "w.toml", sim.url)
+        worker = await start_worker(tmp_path, "a", redis.url, config, capacity=1)
+        try:
+            await worker.ready()
+            async with front_door(redis.url) as client:
+                resp = await client.post(
+                    "/start", json={"transport": "wav", "options": {"input": ["../x.wav"]}}
+                )
+                assert resp.status == 202, await resp.text()
+                sid = (await resp.json())["session_id"]
+                done = await wait_state(client, sid, ("failed", "ended"), 60)
+        finally:
+            await stop_worker(worker)
+    text = worker.text()
+    assert done["state"] == "failed" and "outside the worker's --files" in done["error"], done
+    assert f"call {sid} failed: cannot start the bot: " in text, text
+    assert "exit code None" not in text, text

@@ -1,8 +1,9 @@
 """Checks a job's options at the front door, the way ``botrun <transport>`` would: the same
 click command converts them (types, choices, the order of ``follows`` options) and the
 transport's declared ranges are checked as :func:`botrun.core.config.transport_options`
-checks them. A bad value is the API caller's 400 naming the option, not a job that fails
-later on a worker with its usage text."""
+checks them, then its required options and each option's own ``check`` (as the
+transport checks them when it starts). A bad value is the API caller's 400 naming the
+option, not a job that fails later on a worker with its usage text."""
 
 from __future__ import annotations
 
@@ -52,10 +53,26 @@ def problem(spec: TransportSpec, options: Any, shared: tuple[str, ...]) -> str |
     except click.BadParameter as exc:
         name = exc.param.name if exc.param is not None else "?"
         return f"option {name!r}: {exc.message}"
+    except click.BadOptionUsage as exc:  # a flag without its value: "speed": true
+        name = exc.option_name.lstrip("-").replace("-", "_")
+        if "requires an argument" in exc.message:
+            return f"option {name!r}: needs a value"
+        return f"option {name!r}: {exc.message}"
     except click.ClickException as exc:
         return exc.message
     for name, expected in option_value_errors(spec, converted):
         return f"option {name!r}: {expected}"
+    # What the command checks after click: required options, then each option's own check
+    # (the wav transport's --dtmf schedule and --phone numbers).
+    for opt in spec.options:
+        value = converted.get(opt.name)
+        if opt.required and value in (None, []):
+            return f"option {opt.name!r} is required"
+        if opt.check is not None and value is not None:
+            for v in value if opt.multiple else [value]:
+                wrong = opt.check(v) if v is not None else None
+                if wrong:
+                    return f"option {opt.name!r}: {wrong}"
     return None
 
 

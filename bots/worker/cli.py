@@ -326,6 +326,7 @@ async def run(
     fleet = Fleet(settings, redis, pool, prepare=prepare, in_process=in_process)
     if twilio is not None:
         twilio.on_started = fleet.note_started
+        twilio.stop_reason = fleet.stop_reason
     runner = web.AppRunner(http_app(fleet, auth, twilio), access_log=None, handle_signals=False)
     await runner.setup()
     try:

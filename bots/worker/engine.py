@@ -158,6 +158,12 @@ class Fleet:
         aborting = self.worker.aborting_tasks if self.worker is not None else set()
         return self.draining and job_id not in aborting
 
+    def stop_reason(self, job_id: str) -> str:
+        """Why a cancelled call was stopped, as its record and its bot's summary say."""
+        if self.drain_ended(job_id):
+            return "stopped by the worker's drain (the worker is stopping)"
+        return "stopped by request (DELETE /sessions)"
+
     # -- heartbeat ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {
@@ -267,7 +273,6 @@ class Fleet:
                 bot, warm = await self.pool.take()
             except Exception as exc:  # a provider refusal, an unrunnable command
                 error = f"cannot start the bot: {exc}"
-                log.error("call %s: %s", sid, error)
                 await self._finish(sid, "failed", error, None, cleanup)
                 return {"outcome": "failed", "error": error}
             bot.give(argv, env, sid)
@@ -304,7 +309,11 @@ class Fleet:
                 await asyncio.wait_for(bot.exited.wait(), max(0.0, remaining))
             except TimeoutError:
                 log.warning("call %s reached the maximum duration; stopping its bot", sid)
-                await bot.terminate(self.settings.stop_timeout_s)
+                await bot.terminate(
+                    self.settings.stop_timeout_s,
+                    f"stopped at the worker's maximum call duration "
+                    f"({self.settings.bot_max_duration_s:.0f} s)",
+                )
             code = bot.returncode
             if code == 0:
                 outcome = "ended"
@@ -316,10 +325,10 @@ class Fleet:
                 log.error("call %s failed: %s", sid, error)
         except asyncio.CancelledError:
             # DELETE /sessions/ID (arq's abort) or the end of the drain timeout: leave cleanly
-            outcome, error = "stopped", "stopped by request or at the end of the drain"
+            outcome, error = "stopped", self.stop_reason(sid)
             if bot is not None and not bot.exited.is_set():
-                log.info("call %s: asking its bot to leave", sid)
-                await asyncio.shield(bot.terminate(self.settings.stop_timeout_s))
+                log.info("call %s: asking its bot to leave (%s)", sid, error)
+                await asyncio.shield(bot.terminate(self.settings.stop_timeout_s, error))
                 code = bot.returncode
             await asyncio.shield(self._finish(sid, outcome, error, code, cleanup))
             raise
@@ -346,7 +355,7 @@ class Fleet:
         try:
             outcome, error = await run_here(job)
         except asyncio.CancelledError:
-            outcome, error = "stopped", "stopped by request or at the end of the drain"
+            outcome, error = "stopped", self.stop_reason(sid)
             await asyncio.shield(self._finish(sid, outcome, error, None, None))
             raise
         except Exception as exc:
@@ -375,7 +384,11 @@ class Fleet:
         self.inproc_calls.pop(sid, None)
         self.metrics.calls_active.set(len(self.calls) + len(self.inproc_calls))
         self.metrics.outcomes.labels(outcome).inc()
-        log.info("call %s %s (exit code %s)", sid, outcome, code)
+        if code is not None:
+            log.info("call %s %s (exit code %s)", sid, outcome, code)
+        else:  # no bot process ran (refused before one started, or served in this process)
+            level = logging.ERROR if outcome == "failed" else logging.INFO
+            log.log(level, "call %s %s%s", sid, outcome, f": {error}" if error else "")
         if cleanup is not None:
             try:
                 await cleanup()

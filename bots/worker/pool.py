@@ -66,6 +66,18 @@ class BotProcess:
         assert stdin is not None
         stdin.write(json.dumps({"argv": list(argv), "env": dict(env)}).encode() + b"\n")
 
+    def tell_stop(self, reason: str) -> bool:
+        """Write the stop line (:mod:`.warm`) on the bot's stdin; False if it cannot."""
+        stdin = self.process.stdin
+        if stdin is None or stdin.is_closing() or self.exited.is_set():
+            return False
+        try:
+            stdin.write(json.dumps({"stop": reason}).encode() + b"\n")
+        except (OSError, RuntimeError):
+            return False
+        self.stopping = True
+        return True
+
     def signal(self, sig: int) -> None:
         """``sig`` to the bot's process group (what it started goes too)."""
         if sig == signal.SIGTERM:
@@ -73,13 +85,16 @@ class BotProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 
-    async def terminate(self, timeout_s: float) -> None:
-        """SIGTERM (the bot leaves cleanly), SIGKILL after ``timeout_s``."""
-        self.signal(signal.SIGTERM)
+    async def terminate(self, timeout_s: float, reason: str | None = None) -> None:
+        """Ask the bot to leave cleanly: with ``reason``, a stop line on its stdin (it leaves
+        as on SIGTERM, with ``reason`` as its call's summary reason); without one, or when
+        its stdin is closed, SIGTERM. SIGKILL after ``timeout_s``."""
+        if reason is None or not self.tell_stop(reason):
+            self.signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.exited.wait(), timeout_s)
         except TimeoutError:
-            log.warning("bot %s ignored SIGTERM for %.0f s; killing it", self.tag, timeout_s)
+            log.warning("bot %s did not leave within %.0f s; killing it", self.tag, timeout_s)
             self.signal(signal.SIGKILL)
             await self.exited.wait()
 

@@ -45,6 +45,8 @@ class TwilioKind:
         self.redis: ArqRedis | None = None  # set once the worker is connected
         #: Told when a call's stream has started (the worker's start-latency figure).
         self.on_started: Callable[[CallJob, float], Awaitable[None]] | None = None
+        #: Why a cancelled call was stopped (by its session id): the bridge's summary reason.
+        self.stop_reason: Callable[[str], str] | None = None
 
     async def run(self, job: CallJob) -> tuple[str, str]:
         from botrun.bots.serve.twilio_routes import TwilioCall
@@ -99,7 +101,8 @@ class TwilioKind:
             if calls.pending.pop(call_sid, None) is not None:
                 calls._finish(call)
             elif call.bridge is not None:
-                call.bridge.stop("stopped by request")
+                why = self.stop_reason(job.session_id) if self.stop_reason else "stopped"
+                call.bridge.stop(why)
                 await asyncio.shield(call.done.wait())
             raise
         if call.summary is None:  # refused stream (bad media format) or never started

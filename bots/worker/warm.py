@@ -10,6 +10,9 @@ Protocol with the worker (:mod:`.pool`):
 * stdin carries one JSON line: ``{"argv": [...], "env": {...}}``. The worker keeps stdin
   open for the whole call: end of file means the worker is gone, and the bot leaves the
   call (SIGTERM to itself: the runner's clean leave). End of file before a call: exit 0.
+  A later line ``{"stop": "<why>"}`` is the worker asking the bot to leave (``DELETE
+  /sessions/ID``, the end of its drain): the same clean leave, with ``<why>`` as the call
+  summary's reason (what the bot's ``on_call_end`` hook sees) instead of ``SIGTERM``.
 
 One call per process (daily-python may be initialised once per process, and no call
 inherits another's memory): a new warm process replaces each one used.
@@ -30,6 +33,8 @@ from typing import Any
 from botrun.core.hookspecs import hookimpl
 
 MARK = "@@botrun-worker "
+MAX_LINE = 4096  # a stop line is short: more without a newline is dropped
+MAX_JOB_LINE = 1 << 20
 #: Loaded before the call arrives: the runner, the bridge and what they import (NumPy,
 #: SciPy, pydantic, websockets), and the plugin entry points.
 PRELOAD = (
@@ -76,21 +81,61 @@ class ReadyReporter:
             status(f"ready {time.time():.6f}")
 
 
+def stop_reason(line: bytes) -> str | None:
+    """The reason of a ``{"stop": "<why>"}`` line from the worker (None: not one)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    why = data.get("stop") if isinstance(data, dict) else None
+    if not isinstance(why, str) or not why.strip():
+        return None
+    return why.strip()
+
+
+def leave(reason: str) -> None:
+    """Leave the call cleanly (the runner's SIGTERM), with ``reason`` as its summary reason."""
+    from botrun.bots.runner import set_signal_reason
+
+    set_signal_reason(signal.SIGTERM, reason)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def watch_parent() -> None:
-    """Stdin closing means the worker died: leave the call cleanly."""
+    """A stop line: leave the call cleanly, saying why. Stdin closing means the worker
+    died: leave too (once: a second SIGTERM would exit at once)."""
+    pending = b""
     try:  # the raw descriptor: a buffered reader's lock would block interpreter shutdown
-        while os.read(0, 4096):
-            pass
+        while chunk := os.read(0, 4096):
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                reason = stop_reason(line)
+                if reason is not None:
+                    leave(reason)
+                    return
+            pending = pending[-MAX_LINE:]
     except OSError:
         pass
-    os.kill(os.getpid(), signal.SIGTERM)
+    leave("the worker is gone (its stdin closed)")
+
+
+def read_line(fd: int = 0) -> bytes:
+    """One line from ``fd``, read unbuffered: what follows it stays for :func:`watch_parent`."""
+    out = bytearray()
+    while len(out) < MAX_JOB_LINE:
+        byte = os.read(fd, 1)
+        if not byte or byte == b"\n":
+            break
+        out += byte
+    return bytes(out)
 
 
 def main() -> None:
     transports = [t for t in os.environ.get("BOTRUN_WORKER_PRELOAD", "").split(",") if t]
     preload(transports)
     status("warm")
-    line = sys.stdin.buffer.readline()
+    line = read_line()
     if not line.strip():
         sys.exit(0)  # the worker let this process go without a call
     try:

@@ -9,7 +9,9 @@ Bad input is a :class:`UsageError` (exit 2) naming the entry.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from botrun.core.errors import UsageError
 
@@ -21,6 +23,30 @@ EXAMPLE = '--dtmf "2.5:1,4.0:#"'
 class KeyPress:
     at_s: float
     digits: str
+
+
+def dtmf_problem(text: Any) -> str | None:
+    """What is wrong with a ``--dtmf`` schedule (None: nothing), for checks before a call."""
+    try:
+        parse_dtmf_schedule(text)
+    except UsageError as exc:
+        return str(exc).removeprefix("--dtmf ")
+    return None
+
+
+PHONE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:\S+)$")
+PHONE_EXPECTED = (
+    'expected a phone number in E.164 form (+14155550123), a SIP URI (sip:user@host) or "" '
+    "for no phone"
+)
+
+
+def phone_problem(number: Any) -> str | None:
+    """What is wrong with a ``--phone`` value ("" : not a phone caller), or None."""
+    text = "" if number is None else str(number).strip()
+    if text and not PHONE.match(text):
+        return f"{str(number)!r}: {PHONE_EXPECTED}"
+    return None
 
 
 def parse_dtmf_schedule(text: str | None) -> list[KeyPress]:

@@ -18,6 +18,18 @@ def _same(value: Any, raw: Any) -> bool:
     return len(a) == len(b) and all(x == y or str(x) == str(y) for x, y in zip(a, b, strict=True))
 
 
+def _dtmf_problem(value: Any) -> str | None:
+    from .keypad import dtmf_problem
+
+    return dtmf_problem(value)
+
+
+def _phone_problem(value: Any) -> str | None:
+    from .keypad import phone_problem
+
+    return phone_problem(value)
+
+
 def _factory(ctx: TransportContext) -> Transport:
     from .transport import WavTransport
 
@@ -80,6 +92,7 @@ SPEC = TransportSpec(
             multiple=True,
             metavar="NUMBER",
             follows="input",
+            check=_phone_problem,
         ),
         Option(
             "output",
@@ -103,6 +116,7 @@ SPEC = TransportSpec(
             "first participant; a press when nobody is in the call is skipped, and presses "
             "after the last input ends are skipped with a warning at start).",
             metavar="SCHEDULE",
+            check=_dtmf_problem,
         ),
         Option(
             "rate",

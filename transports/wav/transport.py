@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import threading
 import time
 import wave
@@ -30,13 +29,13 @@ from botrun.core.errors import CallActionError, UsageError
 from botrun.core.paths import check_output_file
 from botrun.core.transport import Transport, TransportEvents
 
-from .keypad import KeyPress, parse_dtmf_schedule
+from .keypad import PHONE as _PHONE
+from .keypad import PHONE_EXPECTED, KeyPress, parse_dtmf_schedule
 from .wavio import read_wav_mono16
 
 log = logging.getLogger("botrun.wav")
 
 RATES = (8000, 16000, 24000, 48000)
-_PHONE = re.compile(r"^(\+[1-9]\d{6,14}|sips?:\S+)$")
 FRAME_MS = 20
 
 
@@ -155,10 +154,7 @@ class WavTransport(Transport):
         for number in phones:
             # "" (in a [wav] list) means that input is not a phone caller
             if number is not None and number.strip() and not _PHONE.match(number.strip()):
-                raise UsageError(
-                    f"{label('phone')} {number!r}: expected a phone number in E.164 form "
-                    '(+14155550123), a SIP URI (sip:user@host) or "" for no phone'
-                )
+                raise UsageError(f"{label('phone')} {number!r}: {PHONE_EXPECTED}")
         rate = int(opts.get("rate") or 16000)
         if rate not in RATES:
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
