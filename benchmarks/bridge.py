@@ -38,10 +38,12 @@ Figures, each against its target (DESIGN.md, "Performance bars"):
   that floor is printed against the goal of 2x;
 * bridge-added latency each way, end to end (issue 15): inbound, participant A's last
   sample of each 20 ms frame -> the ``input.audio`` message holding it handed to the socket
-  (websockets' ``Connection.send`` returned; the resampler's fixed 2.75 ms group delay is
-  not included); outbound, the first ``reply.audio`` of a reply off the socket -> the first
-  write into the SDK after it. Goal 30 ms each way, with zero pacer underruns and zero gaps
-  heard inside replies (the sink's own timeline: a write more than 5 ms after it ran dry);
+  (framed by websockets' protocol object, whose bytes go to the socket next, whether the
+  client's writer task or the hand-off tick's direct send made it; the resampler's fixed
+  2.75 ms group delay is not included); outbound, the first ``reply.audio`` of a reply
+  off the socket -> the first write into the SDK after it. Goal 30 ms each way, with zero
+  pacer underruns and zero gaps heard inside replies (the sink's own timeline: a write
+  more than 5 ms after it ran dry);
 * peak RSS of the process (``ru_maxrss``), and the RSS before any session started (after
   loading SciPy, websockets and the agent client, so the difference is what sessions cost).
 
@@ -276,21 +278,11 @@ def make_transport(
 _HEAD = '{"type":"input.audio","audio":"'
 
 
-def _audio_bytes(message: str | bytes) -> int:
-    """PCM bytes in an ``input.audio`` message (from its base64 length)."""
-    if isinstance(message, bytes) and message.endswith(b'"}'):  # the client's own encoding
-        return (len(message) - len(_HEAD) - 2) * 3 // 4 - (message[-3] == 61) - (message[-4] == 61)
-    text = message.decode() if isinstance(message, bytes | bytearray) else str(message)
-    i = text.find('"audio":"') + 9
-    b64 = text[i : text.find('"', i)]
-    return len(b64) * 3 // 4 - b64.endswith("=") - b64.endswith("==")
-
-
 class WireProbe:
     """Timestamps of the agent connections' traffic, per connection: when each
-    ``input.audio`` message has been handed to the socket (``send`` returned) and its PCM
-    size, and when each ``reply.started`` / ``reply.audio`` came off the socket (``recv``
-    returned). Installed on websockets' Connection class after the floor was measured, so
+    ``input.audio`` message has been framed for the socket (its bytes are written next) and
+    its PCM size, and when each ``reply.started`` / ``reply.audio`` came off the socket
+    (``recv`` returned). Installed on websockets' classes after the floor was measured, so
     only the bridges' connections in this process are seen."""
 
     def __init__(self) -> None:
@@ -299,34 +291,34 @@ class WireProbe:
 
     def install(self) -> None:
         from websockets.asyncio.connection import Connection
+        from websockets.protocol import Protocol
 
-        send, recv = Connection.send, Connection.recv
+        send_text, recv = Protocol.send_text, Connection.recv
         sent, received = self.sent, self.received
 
-        head_b, head_s = _HEAD.encode(), _HEAD
+        head_b = _HEAD.encode()
 
-        async def timed_send(conn: Any, message: Any, *args: Any, **kwargs: Any) -> None:
-            # the least work per message: this runs inside the CPU window, on the loop
-            await send(conn, message, *args, **kwargs)
-            if type(message) is bytes:  # the client's own encoding: size from the length
-                if message.startswith(head_b):
-                    n = (len(message) - len(head_b) - 2) * 3 // 4
-                    n -= (message[-3] == 61) + (message[-4] == 61)
-                    sent.setdefault(id(conn), []).append((time.monotonic(), n))
-            elif isinstance(message, str) and message.startswith(head_s):
-                sent.setdefault(id(conn), []).append((time.monotonic(), _audio_bytes(message)))
+        def timed_send_text(proto: Any, data: Any, *args: Any, **kwargs: Any) -> None:
+            # every text frame the client sends is made here, by the writer task or by the
+            # hand-off tick's direct send, just before its bytes go to the socket; the least
+            # work per message: this runs inside the CPU window, on the loop
+            send_text(proto, data, *args, **kwargs)
+            if type(data) is bytes and data.startswith(head_b):
+                n = (len(data) - len(head_b) - 2) * 3 // 4
+                n -= (data[-3] == 61) + (data[-4] == 61)
+                sent.setdefault(id(proto), []).append((time.monotonic(), n))
 
         async def timed_recv(conn: Any, *args: Any, **kwargs: Any) -> Any:
             message = await recv(conn, *args, **kwargs)
             t = time.monotonic()
             head = message[:40] if isinstance(message, str) else ""
             if '"reply.audio"' in head:
-                received.setdefault(id(conn), []).append((t, "audio"))
+                received.setdefault(id(conn.protocol), []).append((t, "audio"))
             elif '"reply.started"' in head:
-                received.setdefault(id(conn), []).append((t, "started"))
+                received.setdefault(id(conn.protocol), []).append((t, "started"))
             return message
 
-        Connection.send = timed_send  # type: ignore[method-assign,assignment]
+        Protocol.send_text = timed_send_text  # type: ignore[method-assign,assignment]
         Connection.recv = timed_recv  # type: ignore[method-assign,assignment]
 
 
@@ -540,7 +532,9 @@ async def run(args: argparse.Namespace) -> int:
         b.metrics.inbound = SharedStats(inbound)
         b.metrics.outbound = SharedStats(outbound)
     conns = {
-        i: id(getattr(s.bridge.client, "_ws", None)) for i, s in enumerate(sessions) if s.bridge
+        i: id(getattr(getattr(s.bridge.client, "_ws", None), "protocol", None))
+        for i, s in enumerate(sessions)
+        if s.bridge
     }
     t_from = time.monotonic()
     c0, w0, k0, q0 = cpu_s(), time.perf_counter(), thread_cpu(), loop_runqueue_wait_s()

@@ -190,9 +190,11 @@ class InboundRouter:
 
     def _deliver(self, frames: list[bytes], now: float, picked: float) -> None:
         """The mixed frames due at ``now``, resampled for the agent: send them."""
+        # processing latency: from the hand-off's pick-up to the frames ready for the
+        # client (its writing them to the socket, done right here, is the client's part)
+        took = time.perf_counter() - picked
         self._send_frames(frames, now)
         self._arm_drain_timer()
-        took = time.perf_counter() - picked  # processing latency: from the hand-off's pick-up
         for _ in range(self._batched_frames):
             self.metrics.inbound.add(took)
         self._batched_frames = 0

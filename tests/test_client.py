@@ -32,6 +32,8 @@ from botrun.core.protocol import (
     ToolResult,
     TranscriptAgent,
     TranscriptUser,
+    decode_client,
+    encode_server,
 )
 from botrun.core.tools import ToolRegistry, make_spec
 
@@ -202,6 +204,84 @@ async def test_audio_before_ready_is_buffered_and_sent_in_order() -> None:
         await conn.wait_audio(10 * CHUNK)
         assert bytes(conn.audio) == b"".join(chunks)
         assert c.stats.audio_replayed_ms == pytest.approx(200.0)
+        await c.close()
+
+
+async def test_audio_on_a_ready_session_leaves_before_send_audio_returns() -> None:
+    # Issue 15's CPU goal: the hand-off tick that made the audio writes it to the socket
+    # itself; waking a writer task for every 20 ms of every call was a quarter of the loop.
+    # Nothing stays queued when send_audio returns, and the server gets it all, in order.
+    chunks = pcm(5)
+    async with AgentServer() as srv:
+        c = client(srv.url)
+        await c.start()
+        conn = await srv.conn(0)
+        for i, ch in enumerate(chunks, 1):
+            c.send_audio(ch)
+            assert c.buffered_ms == 0.0
+            assert c.stats.audio_sent_bytes == i * CHUNK
+        await conn.wait_audio(5 * CHUNK)
+        assert bytes(conn.audio) == b"".join(chunks)
+        await c.close()
+
+
+async def test_audio_behind_a_queued_control_message_keeps_its_place() -> None:
+    # A control message waiting for the writer goes first: audio sent meanwhile waits for
+    # the writer too instead of jumping ahead on the direct path.
+    chunks = pcm(3)
+    async with AgentServer() as srv:
+        c = client(srv.url)
+        await c.start()
+        conn = await srv.conn(0)
+        await c.update_session({"system_prompt": "shorter"})  # queued for the writer
+        for ch in chunks:
+            c.send_audio(ch)
+        assert c.buffered_ms == pytest.approx(60.0)
+        await conn.wait_audio(3 * CHUNK)
+        kinds = [type(e) for e in conn.log]
+        assert kinds.index(SessionUpdate) < kinds.index(InputAudio)
+        assert bytes(conn.audio) == b"".join(chunks)
+        await c.close()
+
+
+async def test_audio_behind_unsent_bytes_waits_for_the_writer_in_order() -> None:
+    # A service that stops reading: once the socket holds unsent bytes, audio goes through
+    # the writer (which waits for them to drain) and nothing is reordered or lost.
+    from websockets.asyncio.server import ServerConnection, serve
+
+    reading = asyncio.Event()
+    received = bytearray()
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()  # session.update
+        await ws.send(encode_server(SessionReady("s1")))
+        await reading.wait()  # not reading: websockets stops reading the socket
+        async for raw in ws:
+            ev = decode_client(raw)
+            if isinstance(ev, InputAudio):
+                received.extend(ev.audio)
+
+    async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        c = client(f"ws://127.0.0.1:{port}/")
+        await c.start()
+        chunks = pcm(64)
+        sent = 0
+        for _ in range(2000):  # until the kernel's buffers are full
+            for ch in chunks:
+                c.send_audio(ch)
+                sent += 1
+            await asyncio.sleep(0)
+            if c._ws.transport.get_write_buffer_size():
+                break
+        assert c._ws.transport.get_write_buffer_size(), "the socket never filled"
+        c.send_audio(chunks[0])
+        sent += 1
+        assert c.buffered_ms == pytest.approx(20.0)  # left for the writer
+        reading.set()
+        await wait_until(lambda: len(received) == sent * CHUNK, timeout=30)
+        expected = b"".join(chunks)
+        assert bytes(received) == expected * (sent // 64) + expected[: (sent % 64) * CHUNK]
         await c.close()
 
 
