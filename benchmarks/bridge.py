@@ -386,9 +386,9 @@ class SharedStats(LatencyStats):
         super().__init__(capacity=1)
         self._sink = sink
 
-    def add(self, seconds: float) -> None:
-        super().add(seconds)
-        self._sink.append(seconds)
+    def add(self, seconds: float, count: int = 1) -> None:
+        super().add(seconds, count)
+        self._sink.extend([seconds] * count)
 
 
 @dataclass

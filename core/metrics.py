@@ -6,6 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 
 
 class LatencyStats:
@@ -15,9 +16,15 @@ class LatencyStats:
         self._samples: deque[float] = deque(maxlen=capacity)
         self.count = 0
 
-    def add(self, seconds: float) -> None:
-        self._samples.append(seconds)
-        self.count += 1
+    def add(self, seconds: float, count: int = 1) -> None:
+        """``count`` samples of ``seconds`` (the frames of one batch share one figure)."""
+        if count == 1:
+            self._samples.append(seconds)
+        elif count > 1:
+            self._samples.extend(repeat(seconds, count))
+        else:
+            return
+        self.count += count
 
     def percentile(self, p: float) -> float | None:
         if not self._samples:

@@ -73,6 +73,34 @@ def test_mix_many_equals_mixing_each_frame_alone() -> None:
     assert array[0].tobytes() == frames[0][0]
 
 
+def test_energies_of_equal_frames_match_the_general_path() -> None:
+    # The usual tick (every frame 20 ms) takes one product for all; an odd frame among
+    # them takes the general path. Both give each frame's own sum of squares.
+    equal = [pcm(noise(320, level, seed)) for seed, level in enumerate((3000, 0, 30000, 50))]
+    want = [float(np.sum(np.frombuffer(f, "<i2").astype(np.float64) ** 2)) for f in equal]
+    np.testing.assert_allclose(energies(equal), want, rtol=1e-5)
+    assert energies(equal)[1] == 0.0
+    mixed = [*equal, pcm(noise(160, 1000, 9))]
+    np.testing.assert_allclose(energies(mixed)[:4], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loud_at", [None, 0, 5])
+def test_mix_many_batches_of_pairs_quiet_or_with_one_loud_row(loud_at: int | None) -> None:
+    # A batch of two-voice frames is checked against the limiter's knee as a whole first;
+    # only a batch that reaches it is looked at row by row.
+    frames = [
+        [pcm(noise(FRAME, 3000, 2 * i)), pcm(noise(FRAME, 3000, 2 * i + 1))] for i in range(8)
+    ]
+    if loud_at is not None:
+        frames[loud_at] = [pcm(noise(FRAME, 25000, 90)), pcm(noise(FRAME, 25000, 91))]
+    array, limited = mix_many(frames, FRAME * 2)
+    for i, f in enumerate(frames):
+        alone, bent = mix_one(f, FRAME * 2)
+        assert array[i].tobytes() == alone, f"frame {i}"
+        assert limited[i] == bent, f"frame {i}"
+    assert (sum(limited) > 0) == (loud_at is not None)
+
+
 def test_process_rows_continues_each_stream_as_its_own_resampler_would() -> None:
     """Streams resampled partly in batches, partly alone, equal the same streams resampled
     alone throughout (within 1 LSB), and the resampler's counters stay right (flush)."""

@@ -360,11 +360,13 @@ def mix_many(frames: list[list[bytes]], frame_bytes: int) -> tuple[np.ndarray, l
             total = stacked[:, 0]
         else:
             total = np.add(stacked[:, 0], stacked[:, 1], dtype=np.int32)
-        loud = np.flatnonzero((_MAX(total, axis=1) > KNEE) | (_MIN(total, axis=1) < -KNEE))
         if len(rows) == len(frames):  # every frame is of this kind, in order
             out = total.astype("<i2")  # wraps on loud rows, which are replaced below
         else:
             out[rows] = total
+        if _MAX(total, axis=None) <= KNEE and _MIN(total, axis=None) >= -KNEE:
+            continue  # the usual batch: nothing near full scale, no row to look at
+        loud = np.flatnonzero((_MAX(total, axis=1) > KNEE) | (_MIN(total, axis=1) < -KNEE))
         for r in loud.tolist():
             i = rows[r]
             row = total[r].astype(np.int32)  # (|-32768| does not fit an int16)
