@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,54 @@ def test_bad_scenario_files_name_file_and_key(tmp_path: Path, text: str, message
     with pytest.raises(ConfigError) as info:
         load_scenario(path)
     assert str(path) in str(info.value) and message in str(info.value)
+
+
+def _wav_file(path: Path, *, width: int = 2, rate: int = 16000, frames: int = 800) -> Path:
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(b"\x01" * width * frames)
+    return path
+
+
+def _zero_rate(path: Path) -> Path:
+    data = bytearray(_wav_file(path).read_bytes())
+    data[24:28] = (0).to_bytes(4, "little")  # the fmt chunk's sample rate
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("not a WAV file\n") and p, "cannot read WAV file"),
+        (lambda p: _wav_file(p, width=1), "only 16-bit PCM WAV files are supported"),
+        (lambda p: _wav_file(p, width=3), "only 16-bit PCM WAV files are supported"),
+        (lambda p: p.write_bytes(b"RIFF\x00\x00") and p, "cannot read WAV file"),
+        (_zero_rate, "sample rate 0 Hz"),
+        (lambda p: p.mkdir() or p, "not a file"),
+    ],
+)
+def test_a_wav_reply_the_agent_cannot_play_fails_at_load(
+    tmp_path: Path, make: Callable[[Path], object], message: str
+) -> None:
+    make(tmp_path / "reply.wav")
+    path = write(tmp_path, "[[turns]]\nreply = 'x'\naudio = 'wav'\nwav = 'reply.wav'\n")
+    with pytest.raises(ConfigError) as info:
+        load_scenario(path)
+    assert str(info.value).startswith(f"{path}: 'turns.0.wav': ")
+    assert message in str(info.value)
+
+
+def test_a_truncated_last_frame_is_dropped_not_fatal(tmp_path: Path) -> None:
+    wav = _wav_file(tmp_path / "reply.wav", frames=100)
+    wav.write_bytes(wav.read_bytes()[:-1])  # half a sample at the end
+    scenario = load_scenario(write(tmp_path, "[[turns]]\naudio = 'wav'\nwav = 'reply.wav'\n"))
+    samples, rate = scenario.wav_audio(scenario.turns[0])
+    assert (len(samples), rate) == (99, 16000)
 
 
 def test_missing_scenario_lists_shipped_ones(tmp_path: Path) -> None:
@@ -99,6 +148,21 @@ def test_cli_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", ["agent-sim", "demo"])
+def test_cli_wav_reply_that_is_not_a_wav_exits_2_with_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "fake.wav").write_text("hello\n")
+    path = write(tmp_path, '[[turns]]\nuser="hi"\nreply="x"\naudio="wav"\nwav="fake.wav"\n')
+    args = ("--port", "0") if command == "agent-sim" else ("--output", str(tmp_path / "o.wav"))
+    proc = _botrun(command, *args, "--scenario", str(path), cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    prefix = f"botrun: error: {path}: 'turns.0.wav': {tmp_path / 'fake.wav'}: cannot read WAV"
+    assert err.startswith(prefix) and len(err.strip().splitlines()) == 1, err
+    assert out == ""
+
+
 def test_cli_bad_speed_is_a_usage_error() -> None:
     proc = _botrun("agent-sim", "--speed", "0")
     _, err = proc.communicate(timeout=60)
@@ -139,3 +203,35 @@ async def test_cli_serves_prints_url_and_stops_cleanly_on_ctrl_c(tmp_path: Path)
     assert "Traceback" not in err and "sk_cli_secret_999" not in err
     assert (record / f"{sid}.wav").stat().st_size == 44 + 600 * 48
     assert (record / f"{sid}.json").is_file()
+
+
+async def test_a_wav_reply_unreadable_at_play_time_is_one_logged_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Scenario built in code skips the loader's check: a bad file is then one error line
+    (no traceback) and the session goes on."""
+    import asyncio
+
+    from botrun.core.sim.scenario import ReplySettings, Scenario, Turn
+
+    (tmp_path / "fake.wav").write_text("not a WAV file\n")
+    scenario = Scenario(
+        base_dir=tmp_path,
+        reply=ReplySettings(delay_ms=0),
+        turns=(Turn(reply="x", audio="wav", wav=Path("fake.wav")),),
+    )
+    caplog.set_level("INFO", logger="botrun.sim")
+    async with Simulator(scenario, speed=8) as sim:
+        c = await RawClient.connect(sim.url)
+        await c.start(input={"turn_detection": {"min_silence": 300}})
+        await c.send_audio(utterance(300, 100, 400))
+        for _ in range(500):
+            failed = [r for r in caplog.records if "cannot build a reply" in r.getMessage()]
+            if failed:
+                break
+            await asyncio.sleep(0.01)
+        assert len(failed) == 1 and failed[0].exc_info is None
+        assert "fake.wav: cannot read WAV file" in failed[0].getMessage()
+        await c.send_audio(utterance(300, 100, 400))  # the next turn is answered (echo)
+        assert (await c.wait("reply.done"))["status"] == "completed"
+        await c.close()

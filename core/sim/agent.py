@@ -16,12 +16,12 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, partial
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from botrun.core.errors import ConfigError
 from botrun.core.instructions import said_text
 
 from . import codec
@@ -36,11 +36,6 @@ if TYPE_CHECKING:
     from .session import SimSession
 
 log = logging.getLogger("botrun.sim")
-
-
-@lru_cache(maxsize=32)
-def _wav(path: Path) -> tuple[np.ndarray, int]:
-    return codec.read_wav(path)
 
 
 def _fill(template: str, **values: str) -> str:
@@ -218,7 +213,7 @@ class Agent:
             return echo_plan(audio, out_rate, reply_text if reply_text is not None else text)
         if kind == "wav":
             assert turn is not None
-            data, wav_rate = _wav(self.scenario.wav_path(turn))
+            data, wav_rate = self.scenario.wav_audio(turn)
             return audio_plan(
                 codec.resample_linear(data, wav_rate, out_rate), out_rate, reply_text or "", "wav"
             )
@@ -236,7 +231,10 @@ class Agent:
                 await asyncio.sleep(delay_ms / 1000 / self.speed)
             try:
                 plan = build()
-            except Exception:  # a broken WAV must not end the session
+            except ConfigError as exc:  # a WAV file that went bad after the scenario loaded
+                log.error("simulator: cannot build a reply: %s", exc)
+                continue
+            except Exception:  # a bug must not end the session
                 log.exception("simulator: cannot build a reply")
                 continue
             if plan is not None and not self.conn.closed:

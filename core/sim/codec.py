@@ -108,16 +108,34 @@ def resample_linear(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndar
     return np.clip(np.round(out), -32768, 32767).astype(np.int16)
 
 
+#: Sample rates a WAV reply may have (it is resampled to the session's output rate).
+WAV_RATES = (1000, 384000)
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Read a PCM16 WAV file as mono int16 samples and its rate."""
+    """Read a PCM16 WAV file as mono int16 samples and its rate. Anything else (not a WAV, not
+    16-bit PCM, no sample rate) is a :class:`ConfigError` naming the file; a truncated last
+    frame is dropped."""
     try:
         with wave.open(str(path), "rb") as w:
             if w.getsampwidth() != 2:
-                raise ConfigError(f"{path}: only 16-bit PCM WAV files are supported")
+                raise ConfigError(
+                    f"{path}: only 16-bit PCM WAV files are supported "
+                    f"(this one has {8 * w.getsampwidth()}-bit samples)"
+                )
             rate, channels = w.getframerate(), w.getnchannels()
-            data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+            raw = w.readframes(w.getnframes())
     except (OSError, EOFError, wave.Error) as exc:
-        raise ConfigError(f"{path}: cannot read WAV file: {exc}") from None
+        detail = str(exc) or "it ends too soon (is it a WAV file?)"
+        raise ConfigError(
+            f"{path}: cannot read WAV file: {getattr(exc, 'strerror', None) or detail}"
+        ) from None
+    if not WAV_RATES[0] <= rate <= WAV_RATES[1]:
+        raise ConfigError(
+            f"{path}: sample rate {rate} Hz is not in {WAV_RATES[0]}..{WAV_RATES[1]} Hz"
+        )
+    frame = 2 * channels
+    data = np.frombuffer(raw[: len(raw) // frame * frame], dtype="<i2")
     if channels > 1:
         data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
     return data.astype(np.int16), rate

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from botrun.core.config import format_validation_error, read_toml
 from botrun.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Output voices the simulator accepts unless a scenario lists its own.
 DEFAULT_VOICES: tuple[str, ...] = ("ivy", "james", "sophie", "diego", "arjun")
@@ -137,6 +147,8 @@ class Scenario(_Model):
     turns: tuple[Turn, ...] = ()
     faults: FaultSettings = Field(default_factory=FaultSettings)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    #: WAV replies read (and so validated) at load, by resolved path: (samples, rate).
+    _wav_audio: dict[Path, tuple[np.ndarray, int]] = PrivateAttr(default_factory=dict)
 
     def turn(self, index: int) -> Turn | None:
         """The scripted turn for the ``index``-th user utterance (0-based), if any."""
@@ -145,6 +157,18 @@ class Scenario(_Model):
     def wav_path(self, turn: Turn) -> Path:
         assert turn.wav is not None
         return turn.wav if turn.wav.is_absolute() else self.base_dir / turn.wav
+
+    def wav_audio(self, turn: Turn) -> tuple[np.ndarray, int]:
+        """A ``wav`` turn's reply audio as mono int16 samples and their rate. A scenario from
+        :func:`load_scenario` / :func:`scenario_from_dict` read every file at load (so a bad
+        one failed there); otherwise it is read now (:class:`ConfigError` if it is bad)."""
+        from .codec import read_wav
+
+        path = self.wav_path(turn)
+        audio = self._wav_audio.get(path)
+        if audio is None:
+            audio = self._wav_audio[path] = read_wav(path)
+        return audio
 
 
 def scenario_from_dict(
@@ -158,10 +182,16 @@ def scenario_from_dict(
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc, Scenario)) from None
     for i, turn in enumerate(scenario.turns):
-        if turn.wav is not None and not scenario.wav_path(turn).is_file():
-            raise ConfigError(
-                f"{source}: 'turns.{i}.wav': file not found: {scenario.wav_path(turn)}"
-            )
+        if turn.wav is None:
+            continue
+        path = scenario.wav_path(turn)
+        if not path.is_file():
+            problem = "not a file" if path.exists() else "file not found"
+            raise ConfigError(f"{source}: 'turns.{i}.wav': {problem}: {path}")
+        try:  # read it now: a file the reply cannot use fails here, not mid-call
+            scenario.wav_audio(turn)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: 'turns.{i}.wav': {exc}") from None
     return scenario
 
 
