@@ -139,6 +139,19 @@ def _botrun(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     )  # type: ignore[call-overload]
 
 
+def _refused(*args: str, **kwargs: object) -> tuple[int, str, str]:
+    """Run a command that must refuse to start: (exit code, stdout, stderr). One that starts
+    serving instead is killed (and the test fails)."""
+    proc = _botrun(*args, **kwargs)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"botrun {' '.join(args)} started instead of refusing: {err}")
+    return proc.returncode, out, err
+
+
 def test_cli_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
     path = write(tmp_path, "[faults]\nbogus = 1\n")
     proc = _botrun("agent-sim", "--port", "0", "--scenario", str(path))
@@ -155,9 +168,8 @@ def test_cli_wav_reply_that_is_not_a_wav_exits_2_with_one_line(
     (tmp_path / "fake.wav").write_text("hello\n")
     path = write(tmp_path, '[[turns]]\nuser="hi"\nreply="x"\naudio="wav"\nwav="fake.wav"\n')
     args = ("--port", "0") if command == "agent-sim" else ("--output", str(tmp_path / "o.wav"))
-    proc = _botrun(command, *args, "--scenario", str(path), cwd=tmp_path)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2, err
+    code, out, err = _refused(command, *args, "--scenario", str(path), cwd=tmp_path)
+    assert code == 2, err
     prefix = f"botrun: error: {path}: 'turns.0.wav': {tmp_path / 'fake.wav'}: cannot read WAV"
     assert err.startswith(prefix) and len(err.strip().splitlines()) == 1, err
     assert out == ""
@@ -235,3 +247,38 @@ async def test_a_wav_reply_unreadable_at_play_time_is_one_logged_line(
         await c.send_audio(utterance(300, 100, 400))  # the next turn is answered (echo)
         assert (await c.wait("reply.done"))["status"] == "completed"
         await c.close()
+
+
+@pytest.mark.parametrize("where", ["file/sub", "missing/sub", "/proc/botrun-sim-rec"])
+def test_cli_record_to_a_folder_it_cannot_make_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    (tmp_path / "file").write_text("x\n")
+    record = where if where.startswith("/") else str(tmp_path / where)
+    code, out, err = _refused("agent-sim", "--port", "0", "--record", record)
+    assert code == 2, err
+    assert err.startswith(f"botrun: error: cannot record to {record}: ")
+    assert len(err.strip().splitlines()) == 1 and out == ""
+
+
+async def test_a_recording_that_cannot_be_saved_is_one_logged_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    record = tmp_path / "rec"
+    caplog.set_level("INFO", logger="botrun.sim")
+    async with Simulator(speed=8, record_dir=record) as sim:
+        assert record.is_dir()  # made at start
+        shutil.rmtree(record)
+        (tmp_path / "rec").write_text("now a file\n")  # saving into it must fail
+        c = await RawClient.connect(sim.url)
+        sid = await c.start()
+        await c.send("session.end")
+        await c.wait("session.ended")
+        await c.close()
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert (
+        errors[0]
+        .getMessage()
+        .startswith(f"simulator: cannot save the recording of {sid} to {record}: ")
+    )

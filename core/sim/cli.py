@@ -64,7 +64,8 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
     "--record",
     "record_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Write each session's received audio (WAV) and events (JSON) to DIR.",
+    help="Write each session's received audio (WAV) and events (JSON) to DIR (made at "
+    "start; its parent must exist).",
 )
 @click.option(
     "--fail-first",

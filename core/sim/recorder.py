@@ -9,9 +9,12 @@ A :class:`SessionRecord` survives reconnects (a resumed session keeps appending 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from botrun.core.errors import UsageError
 
 from .codec import write_wav
 
@@ -102,3 +105,23 @@ def save_record(record: SessionRecord, directory: Path) -> list[Path]:
     write_wav(wav, record.received_audio, record.input_rate)
     summary.write_text(json.dumps(record.summary(), indent=2) + "\n", encoding="utf-8")
     return [wav, summary]
+
+
+def prepare_record_dir(directory: Path) -> None:
+    """Create ``directory`` (its parent must exist) and check a file can be written in it, so
+    a bad ``--record`` is a :class:`UsageError` at start, not a lost recording at the end."""
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"cannot record to {directory}: not a directory")
+        parent = directory.parent
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"cannot record to {directory}: {parent} is not a directory")
+        if not parent.exists():
+            raise UsageError(
+                f"cannot record to {directory}: {parent} does not exist (create it first)"
+            )
+        directory.mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot record to {directory}: {exc.strerror or exc}") from None

@@ -30,7 +30,7 @@ from botrun.core.secrets import register_secret
 
 from .connection import Connection, now_iso
 from .faults import CLOSE_INTERNAL, CLOSE_POLICY, CONNECT_CLOSE_CODES, CONNECT_MESSAGES
-from .recorder import save_record
+from .recorder import prepare_record_dir, save_record
 from .scenario import Scenario
 from .session import SimSession
 
@@ -111,7 +111,10 @@ class Simulator:
         await self.stop()
 
     async def start(self) -> None:
-        """Listen; ``port=0`` picks a free port (read it from :attr:`url`)."""
+        """Listen; ``port=0`` picks a free port (read it from :attr:`url`). A record folder
+        that cannot be written is a :class:`UsageError` here."""
+        if self.record_dir is not None:
+            prepare_record_dir(self.record_dir)
         try:
             self._server = await serve(
                 self._handle,
@@ -144,7 +147,7 @@ class Simulator:
         if self.record_dir is not None:
             for s in self.sessions.values():
                 if not s.ended:  # ended sessions were saved when they ended
-                    save_record(s, self.record_dir)
+                    self._save(s)
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -166,14 +169,28 @@ class Simulator:
         self.sessions[s.session_id] = s
 
     def session_detached(self, s: SimSession) -> None:
-        if self.record_dir is not None and not s.ended:
-            save_record(s, self.record_dir)
+        if not s.ended:
+            self._save(s)
 
     def session_ended(self, s: SimSession) -> None:
-        if self.record_dir is not None:
-            save_record(s, self.record_dir)
+        self._save(s)
         if not self.retain_audio:
             s.received_audio_buf.clear()
+
+    def _save(self, s: SimSession) -> None:
+        """Write a session's recording; a failure (the folder went away, a full disk) is one
+        error line and the session goes on."""
+        if self.record_dir is None:
+            return
+        try:
+            save_record(s, self.record_dir)
+        except OSError as exc:
+            log.error(
+                "simulator: cannot save the recording of %s to %s: %s",
+                s.session_id,
+                self.record_dir,
+                exc.strerror or exc,
+            )
 
     # ---- auth and tokens -----------------------------------------------------------------
     def _bearer_ok(self, request: Request) -> bool:
