@@ -40,6 +40,14 @@ def test_shipped_scenarios_all_load() -> None:
         ("[[turns]]\naudio = 'wav'\n", "needs a 'wav' file"),
         ("[[turns]]\nwav = 'missing.wav'\naudio = 'wav'\n", "'turns.0.wav': file not found"),
         ("[reply\n", "invalid TOML"),
+        ("[faults]\ndrop_after_s = inf\n", "'faults.drop_after_s': input should be a finite"),
+        ("[faults]\ndrop_after_s = 1e300\n", "'faults.drop_after_s': input should be less"),
+        ("[faults]\nready_delay_s = nan\n", "'faults.ready_delay_s': input should be a finite"),
+        ("[session]\nmax_duration_s = inf\n", "'session.max_duration_s': input should be a fin"),
+        (
+            "[[turns]]\ntool = {name = 't', arguments = {a = [nan]}}\n",
+            "arguments must not hold inf or nan",
+        ),
     ],
 )
 def test_bad_scenario_files_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -179,6 +187,49 @@ def test_cli_bad_speed_is_a_usage_error() -> None:
     proc = _botrun("agent-sim", "--speed", "0")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "--speed" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "why"),
+    [
+        ("--speed", "inf", "inf is not a finite number"),
+        ("--speed", "nan", "nan is not a finite number"),
+        ("--speed", "1e308", "1e+308 is not in 0.01..100"),
+        ("--speed", "-1", "-1 is not in 0.01..100"),
+        ("--speed", "fast", "'fast' is not a number"),
+        ("--drop-after", "nan", "nan is not a finite number"),
+        ("--drop-after", "inf", "inf is not a finite number"),
+        ("--resume-window", "inf", "inf is not a finite number"),
+        ("--resume-window", "-1", "-1 is not in 0..86400"),
+        ("--ready-delay", "nan", "nan is not a finite number"),
+        ("--go-away-after", "inf", "inf is not a finite number"),
+        ("--go-away-after", "nan", "nan is not a finite number"),
+        ("--port", "70000", "70000 is not in 0..65535"),
+        ("--fail-first", "-1", "-1 is < 0"),
+        ("--drop-at-audio", "1.5", "'1.5' is not a whole number"),
+    ],
+)
+def test_cli_numbers_must_be_finite_and_in_range(option: str, value: str, why: str) -> None:
+    code, out, err = _refused("agent-sim", "--port", "0", option, value)
+    assert code == 2, err
+    assert err.strip() == f"botrun: error: {option}: {why}" and out == ""
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"speed": float("inf")},
+        {"speed": float("nan")},
+        {"resume_window_s": float("inf")},
+        {"resume_window_s": float("nan")},
+        {"go_away_after_s": float("inf")},
+    ],
+)
+def test_simulator_refuses_non_finite_settings(kwargs: dict[str, float]) -> None:
+    from botrun.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not a finite number"):
+        Simulator(**kwargs)  # type: ignore[arg-type]
 
 
 async def test_cli_serves_prints_url_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:

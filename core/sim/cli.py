@@ -11,11 +11,42 @@ import click
 
 from botrun.core.logs import LEVELS
 
+from .limits import (
+    COUNT,
+    DROP_AFTER_S,
+    GO_AWAY_AFTER_S,
+    PORT,
+    READY_DELAY_S,
+    RESUME_WINDOW_S,
+    SPEED,
+    problem,
+)
 
-def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    if not value > 0:
-        raise click.BadParameter("must be > 0")
-    return value
+
+class _Number(click.ParamType):
+    """A finite number within ``bounds`` (core/sim/limits.py); ``inf`` and ``nan`` are refused.
+    A bad value is botrun's one-line usage error (``botrun: error: --speed: ...``, exit 2)."""
+
+    def __init__(self, bounds: tuple[float, float], *, integer: bool = False) -> None:
+        self.bounds = bounds
+        self.integer = integer
+        self.name = "integer" if integer else "float"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from botrun.core.errors import UsageError
+
+        flag = (param.opts[0] if param.opts else param.name) if param is not None else "value"
+        try:
+            number = int(str(value)) if self.integer else float(str(value))
+        except ValueError:
+            kind = "a whole number" if self.integer else "a number"
+            raise UsageError(f"{flag}: {value!r} is not {kind}") from None
+        why = problem(number, self.bounds)
+        if why is not None:
+            raise UsageError(f"{flag}: {why}")
+        return number
 
 
 @click.command(
@@ -30,8 +61,9 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
     "--port",
     default=8765,
     show_default=True,
-    type=click.IntRange(0, 65535),
-    help="TCP port (0 picks a free one).",
+    type=_Number(PORT, integer=True),
+    metavar="PORT",
+    help="TCP port (0..65535; 0 picks a free one).",
 )
 @click.option(
     "--scenario",
@@ -49,16 +81,17 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
     "--speed",
     default=1.0,
     show_default=True,
-    type=float,
-    callback=_validate_speed,
-    help="Time factor for pacing and waits (2 = twice as fast as real time).",
+    type=_Number(SPEED),
+    metavar="X",
+    help="Time factor for pacing and waits (2 = twice as fast as real time; 0.01..100).",
 )
 @click.option(
     "--resume-window",
     default=30.0,
     show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds a dropped session can be resumed.",
+    type=_Number(RESUME_WINDOW_S),
+    metavar="SECONDS",
+    help="Seconds a dropped session can be resumed (0..86400).",
 )
 @click.option(
     "--record",
@@ -69,24 +102,24 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
 )
 @click.option(
     "--fail-first",
-    type=click.IntRange(min=0),
+    type=_Number(COUNT, integer=True),
     default=None,
     metavar="K",
     help="Refuse the first K connections with server_error (overrides the scenario).",
 )
 @click.option(
     "--drop-at-audio",
-    type=click.IntRange(min=0),
+    type=_Number(COUNT, integer=True),
     default=None,
     metavar="N",
     help="Drop each session's socket once, at its Nth reply.audio frame.",
 )
 @click.option(
     "--drop-after",
-    type=click.FloatRange(min=0),
+    type=_Number(DROP_AFTER_S),
     default=None,
     metavar="SECONDS",
-    help="Drop each session's socket once, this long after session.ready.",
+    help="Drop each session's socket once, this long after session.ready (0..86400).",
 )
 @click.option(
     "--refuse-resume",
@@ -96,10 +129,10 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
 )
 @click.option(
     "--ready-delay",
-    type=click.FloatRange(min=0, max=600),
+    type=_Number(READY_DELAY_S),
     default=None,
     metavar="SECONDS",
-    help="Delay session.ready.",
+    help="Delay session.ready (0..600).",
 )
 @click.option(
     "--protocol",
@@ -111,11 +144,11 @@ def _validate_speed(_ctx: click.Context, _param: click.Parameter, value: float) 
 )
 @click.option(
     "--go-away-after",
-    type=click.FloatRange(min=0.1),
+    type=_Number(GO_AWAY_AFTER_S),
     default=None,
     metavar="SECONDS",
     help="Gemini: send goAway this long after each connection's setup, then close it "
-    "(the session stays resumable).",
+    "(the session stays resumable; 0.1..86400).",
 )
 @click.option(
     "--log-level",

@@ -8,6 +8,7 @@ faults. The format is documented in docs/simulator.md.
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +24,8 @@ from pydantic import (
 
 from botrun.core.config import format_validation_error, read_toml
 from botrun.core.errors import ConfigError
+
+from .limits import DROP_AFTER_S, MAX_WAIT_S, READY_DELAY_S
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,14 +49,16 @@ ConnectErrorCode = Literal[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SessionSettings(_Model):
     """Limits of one session."""
 
     voices: tuple[str, ...] = Field(DEFAULT_VOICES, min_length=1)
-    max_duration_s: float = Field(0.0, ge=0, description="0: unlimited (a token may still set one)")
+    max_duration_s: float = Field(
+        0.0, ge=0, le=MAX_WAIT_S, description="0: unlimited (a token may still set one)"
+    )
     ready_order: Literal["ready-first", "updated-first"] = "ready-first"
 
 
@@ -87,6 +92,22 @@ class ToolCallSpec(_Model):
     name: str = Field(min_length=1)
     arguments: dict[str, Any] = Field(default_factory=dict)
     mode: Literal["interactive", "hold"] | None = None
+
+    @model_validator(mode="after")
+    def _finite_arguments(self) -> ToolCallSpec:
+        if not _all_finite(self.arguments):  # they are sent as JSON, which has no inf or nan
+            raise ValueError("arguments must not hold inf or nan")
+        return self
+
+
+def _all_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 class Turn(_Model):
@@ -126,11 +147,13 @@ class FaultSettings(_Model):
     #: barge-in silences them without a reply.done either.
     reply_never_done: bool = False
     drop_at_reply_audio: int = Field(0, ge=0, description="abort the socket at the Nth frame")
-    drop_after_s: float = Field(0.0, ge=0, description="abort the socket T s after ready")
+    drop_after_s: float = Field(
+        0.0, ge=DROP_AFTER_S[0], le=DROP_AFTER_S[1], description="abort the socket T s after ready"
+    )
     refuse_resume: bool = False
     session_not_found: Literal["in-band", "close"] = "in-band"
     sample_rate: Literal["deaf", "honour"] = "deaf"
-    ready_delay_s: float = Field(0.0, ge=0, le=600)
+    ready_delay_s: float = Field(0.0, ge=READY_DELAY_S[0], le=READY_DELAY_S[1])
     inject: tuple[InjectKind, ...] = ()
     inject_at_reply_audio: int = Field(0, ge=0, description="0: right after session.ready")
     oversized_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)

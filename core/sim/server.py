@@ -28,6 +28,7 @@ from websockets.http11 import Request, Response
 from botrun.core.errors import UsageError
 from botrun.core.secrets import register_secret
 
+from . import limits
 from .connection import Connection, now_iso
 from .faults import CLOSE_INTERNAL, CLOSE_POLICY, CONNECT_CLOSE_CODES, CONNECT_MESSAGES
 from .recorder import prepare_record_dir, save_record
@@ -78,10 +79,14 @@ class Simulator:
         self.protocol = protocol
         #: Gemini: send goAway this long after each socket's setup, then close it (resumable).
         self.go_away_after_s = go_away_after_s
-        if not speed > 0:
-            raise UsageError(f"speed must be > 0, got {speed}")
-        if resume_window_s < 0:
-            raise UsageError(f"resume window must be >= 0 s, got {resume_window_s}")
+        for what, value, bounds in (
+            ("speed", speed, limits.SPEED),
+            ("resume window", resume_window_s, limits.RESUME_WINDOW_S),
+            ("go-away delay", go_away_after_s, limits.GO_AWAY_AFTER_S),
+        ):
+            why = None if value is None else limits.problem(value, bounds)
+            if why is not None:
+                raise UsageError(f"{what}: {why}")
         self.scenario = scenario or Scenario()
         self.host, self.port = host, port
         self.api_key = api_key or None
