@@ -422,8 +422,8 @@ def read_toml(path: Path, what: str = "config file", hint: str = "") -> dict[str
         raise ConfigError(f"{what} not found: {path}{hint}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
+    try:  # (utf-8-sig: a UTF-8 byte-order mark, as some Windows editors write, is dropped)
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as exc:

@@ -333,3 +333,35 @@ async def test_a_recording_that_cannot_be_saved_is_one_logged_line(
         .getMessage()
         .startswith(f"simulator: cannot save the recording of {sid} to {record}: ")
     )
+
+
+def test_cli_announces_a_nameless_scenario_by_its_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "front-desk.toml"
+    path.write_text("[reply]\ndefault = 'tone'\n", encoding="utf-8")
+    assert load_scenario(path).name == "front-desk"
+    assert load_scenario(write(tmp_path, "name = 'mine'\n")).name == "mine"  # a name wins
+    proc = _botrun("agent-sim", "--port", "0", "--scenario", str(path))
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("ws://")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert "serving scenario 'front-desk' on ws://" in err, err
+
+
+def test_toml_files_with_a_utf8_byte_order_mark_load(tmp_path: Path) -> None:
+    """Some Windows editors start UTF-8 files with a BOM: scenario and bot config both load
+    (core/config.read_toml reads both)."""
+    from botrun.core.config import load_config
+
+    scenario = tmp_path / "bom.toml"
+    scenario.write_bytes(b"\xef\xbb\xbfname = 'bom'\n[reply]\ndefault = 'tone'\n")
+    assert load_scenario(scenario).reply.default == "tone"
+    config = tmp_path / "bot.toml"
+    config.write_bytes(b"\xef\xbb\xbf[bot]\nname = 'Bommy'\n")
+    assert load_config(config).bot.name == "Bommy"
+    utf16 = tmp_path / "utf16.toml"
+    utf16.write_bytes("name = 'x'\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_scenario(utf16)

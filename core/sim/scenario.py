@@ -228,6 +228,7 @@ def load_scenario(path: Path | str) -> Scenario:
             p = shipped
     shipped_names = ", ".join(sorted(builtin_scenarios())) or "none"
     data = read_toml(p, "scenario file", f" (shipped scenarios: {shipped_names})")
+    data.setdefault("name", p.stem)  # (announced and logged: the file's, not 'echo')
     return scenario_from_dict(data, str(p), p.resolve().parent)
 
 
