@@ -83,7 +83,8 @@ class CallSummary:
     def exit_code(self) -> int:
         if self.error is not None:
             return self.error.exit_code
-        return 130 if self.reason == "SIGINT" else 0
+        # a signal's stop is no success: 128 + its number, as a shell reports a killed process
+        return {"SIGINT": 130, "SIGTERM": 143}.get(self.reason, 0)
 
 
 class Bridge:
