@@ -13,7 +13,8 @@ import click
     "--output",
     "-o",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Where to write the HTML file [default: DIR/report.html].",
+    help="Where to write the HTML file [default: DIR/report.html]; never one of the "
+    "recording's own files.",
 )
 def command(directory: Path, output: Path | None) -> None:
     """Render a recorded call as one self-contained HTML file: both sides' waveforms on one
