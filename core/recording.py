@@ -316,6 +316,7 @@ class RecorderOnJoin:
         self.directory = directory
         self._transport = transport
         self.recorder: CallRecorder | None = None
+        self._error: RecordingFailed | None = None
         try:
             directory.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -330,6 +331,7 @@ class RecorderOnJoin:
                 rec = self.recorder = CallRecorder.for_transport(self.directory, self._transport)
             except UsageError as exc:
                 log.error("%s", exc)
+                self._error = RecordingFailed(str(exc))  # (the command exits non-zero)
                 return
         if rec is not None:
             rec(event)
@@ -350,7 +352,7 @@ class RecorderOnJoin:
 
     @property
     def failure(self) -> RecordingFailed | None:
-        return None if self.recorder is None else self.recorder.failure
+        return self._error if self.recorder is None else self.recorder.failure
 
 
 def summary_figures(summary: Any) -> dict[str, Any]:

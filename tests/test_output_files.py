@@ -255,3 +255,21 @@ async def test_sigterm_mid_call_exits_143(tmp_path: Path) -> None:
         code, output = await asyncio.to_thread(run)
     assert code == 143, output
     assert "Traceback" not in output
+
+
+def test_a_recording_that_cannot_start_when_the_page_joins_fails_the_call(tmp_path: Path) -> None:
+    """The browser transport's recorder starts at the first join: a folder it cannot write
+    then is logged and the command exits non-zero (no silent missing recording)."""
+    from botrun.bots.runner import finish_recording
+    from botrun.core import events as ev
+    from botrun.core.bridge import CallSummary
+    from botrun.core.recording import RecorderOnJoin, RecordingFailed
+
+    (tmp_path / "rec" / "mix.wav").mkdir(parents=True)
+    rec = RecorderOnJoin(tmp_path / "rec", transport=None)
+    rec(ev.ParticipantJoined("p1", "Ann"))
+    summary = CallSummary(reason="done")
+    finish_recording(rec, summary)
+    assert isinstance(summary.error, RecordingFailed)
+    assert str(summary.error) == f"cannot record to {tmp_path / 'rec' / 'mix.wav'}: Is a directory"
+    assert summary.exit_code == 1
