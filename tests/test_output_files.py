@@ -116,6 +116,22 @@ def test_demo_with_a_bot_wav_that_cannot_be_opened_is_one_line(tmp_path: Path) -
     assert res.stderr.strip().splitlines()[-1].startswith("botrun: error: cannot write /proc/x.wav")
 
 
+async def test_a_bot_wav_that_fails_mid_call_ends_it_with_one_line(tmp_path: Path) -> None:
+    async with Simulator(speed=8.0) as sim:
+        res = await asyncio.to_thread(
+            _botrun, "wav", "--input", str(sample_path()), "--output", "o.wav",
+            "--speed", "8", "--agent-url", sim.url,
+            cwd=tmp_path, file_size_limit=20000,  # 16 kHz: past it in 0.7 s of the bot's voice
+        )  # fmt: skip
+    _no_traceback(res)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stderr.strip().splitlines()[-1] == (
+        "botrun: error: cannot write o.wav: File too large"
+    )
+    assert sum("cannot write o.wav" in ln for ln in res.stderr.splitlines()) == 2  # log + error
+    assert "bot voice recorded" not in res.stdout and "no bot audio" not in res.stdout
+
+
 # ------------------------------------------------------------------ item 3: report -o
 def _recording(directory: Path) -> Path:
     rec = CallRecorder(directory, transport="wav")

@@ -212,10 +212,17 @@ class WavTransport(Transport):
         except OSError as exc:
             raise UsageError(f"cannot write {self.output}: {exc.strerror or exc}") from None
         w = wave.open(self._file, "wb")  # noqa: SIM115 - closed in leave()
+        self._writer = w
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(self.output_sample_rate)
-        self._writer = w
+        try:  # the header on disk now: a file that takes no data (/dev/full) fails at start
+            w.writeframes(b"")
+            self._file.flush()
+        except OSError as exc:
+            with self._lock:
+                self._drop_writer()
+            raise UsageError(f"cannot write {self.output}: {exc.strerror or exc}") from None
         self._t0 = time.monotonic()
         for i, inp in enumerate(self.inputs):
             pid = f"wav-{i + 1}"
