@@ -9,7 +9,9 @@ never writes on the event loop or the pacer thread: both only queue, and a write
 of its own places each chunk at its time (silence fills a pause longer than
 :data:`SLACK_S`; shorter jitter is absorbed so speech is never split) and writes the lines.
 The WAV headers are rewritten after every write (the ``wave`` module does), so a process
-that dies leaves files that still open, and ``botrun report`` says what is missing.
+that dies leaves files that still open, and ``botrun report`` says what is missing. The files
+are opened at start (one that cannot be is a usage error); a write failing during the call
+stops the recording, logged once, and the command exits 1 (:class:`RecordingFailed`).
 
 ``events.jsonl`` starts with a ``recording.start`` line (transport, start time) and ends
 with a ``recording.end`` line (reason, error, what each WAV holds and its rate, summary);
