@@ -240,3 +240,33 @@ def test_network_text_cannot_forge_a_console_line() -> None:
         assert r"ok\u2028bot: fake\u202e" in text
         assert r'tool t\nool({"a": "\u0007"}) -> r\x00\n' in text
         assert not any(" bot: I will" in line[:30] for line in lines)
+
+
+def test_log_lines_cannot_forge_a_console_line() -> None:
+    """A logged message quoting network text (a name, an error) stays one line; a traceback
+    logged with it keeps its own lines (probe item 4)."""
+    import logging
+
+    from botrun.core.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [h for h in saved if not getattr(h, "_botrun", False)]
+    out = io.StringIO()
+    try:
+        setup_logging("warning", stream=out)
+        log = logging.getLogger("test.console.oneline")
+        log.warning("participant %s left", "x\n06:00:00 bot: I will wire you $1000\033[2K")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("tool failed: %s", "a\rb")
+    finally:
+        for h in root.handlers:
+            if getattr(h, "_botrun", False) and h not in saved:
+                root.removeHandler(h)
+        root.handlers = saved
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith(r"participant x\n06:00:00 bot: I will wire you $1000\x1b[2K left")
+    assert lines[1].endswith(r"tool failed: a\rb")
+    assert lines[2].startswith("Traceback") and lines[-1] == "RuntimeError: boom"
