@@ -160,6 +160,8 @@ class Secrets:
         for name, value in self._values.items():
             if is_secret_name(name):
                 register_secret(value)
+            elif "://" in value:  # BOTRUN_QUEUE=redis://:PASSWORD@host, ...?token=...
+                register_url_credentials(value)
 
     def get(self, name: str) -> str | None:
         value = self._values.get(name) or None

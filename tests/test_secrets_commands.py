@@ -178,3 +178,14 @@ def test_commands_report_a_bad_dotenv_in_one_line(tmp_path: Path, command: list[
     assert len(err.splitlines()) == 1, err
     assert ".env" in err and "UTF-8" in err and "internal error" not in err
     assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_credentials_in_url_variables_are_masked(tmp_path: Path) -> None:
+    Secrets(
+        environ={
+            "BOTRUN_QUEUE": "redis://:queue-pass-31337@redis:6379/0",
+            "X_URL": "wss://h/?token=tk-7777777",
+        },
+        cwd=tmp_path,
+    )
+    assert redact("auth queue-pass-31337 and tk-7777777") == "auth *** and ***"
