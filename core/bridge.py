@@ -115,7 +115,8 @@ class Bridge:
         if self.transcript is not None:  # an observer like any other, after the caller's
             self.observers.append(self.transcript)
         self.roster = Roster(config.bridge.listen)
-        self.metrics = CallMetrics()
+        # the console's call length in meeting time, like the report's (a --speed WAV call)
+        self.metrics = CallMetrics(time_scale=float(getattr(transport, "time_scale", 1.0) or 1.0))
         self.summary = CallSummary(metrics=self.metrics)
         self.client: AgentSession | None = None
         # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent
