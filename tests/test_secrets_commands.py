@@ -189,3 +189,18 @@ def test_credentials_in_url_variables_are_masked(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert redact("auth queue-pass-31337 and tk-7777777") == "auth *** and ***"
+
+
+def test_a_queue_url_password_given_as_a_flag_is_masked() -> None:
+    # BOTRUN_QUEUE from the environment was masked; the same URL given as --queue was not.
+    from click.testing import CliRunner
+
+    from botrun.bots.cli import cli
+    from botrun.core.secrets import redact
+
+    password = "qUeuEpass-7731"
+    url = f"redis://:{password}@127.0.0.1:1/0"
+    result = CliRunner().invoke(cli, ["serve", "--queue", url])
+    assert result.exit_code != 0  # nothing listens there
+    assert password not in result.output
+    assert password not in redact(f"connecting with {password}")
