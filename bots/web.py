@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -38,14 +37,17 @@ def page_call(server: Any, n: int, record: Path | None) -> Any:
     from botrun.transports.browser.transport import BrowserTransport
 
     class PageCall(BrowserTransport):
-        folder = record / call_dir_name(n) if record is not None else None  # (until then)
+        folder: Path | None = None  # the call's recording folder, once a page took it
 
         async def attach(self, ws: Any) -> None:
             events = self._events  # (the bridge: it joined this transport)
             metrics = getattr(events, "metrics", None)
             if metrics is not None:
                 metrics.started_at = time.monotonic()
-            taps = getattr(events, "taps", None)  # the recorder that starts at the join
+            # The recorder that starts at the join (core/recording.RecorderOnJoin) was given
+            # --record itself (its parent exists: nothing is made while the call waits); the
+            # call's folder, made when it records its first event, is named now.
+            taps = getattr(events, "taps", None)
             if record is not None and taps is not None and getattr(taps, "recorder", 0) is None:
                 taps.directory = self.folder = record / call_dir_name(n)
             await super().attach(ws)
@@ -72,16 +74,14 @@ async def serve_calls(
     while True:
         n += 1
         transport = page_call(server, n, record)
+        # (the call's own folder in --record is named when a page takes it: page_call)
         summary = await call(
-            transport, cfg, key, transcript, console, signals=signals, record=transport.folder,
+            transport, cfg, key, transcript, console, signals=signals, record=record,
             unattended=None,
         )  # fmt: skip
-        where = transport.folder  # (named when a page took the call)
+        where = transport.folder  # (None: nobody came, nothing was recorded)
         if transport.attached:
             made += 1
-        elif where is not None:
-            shutil.rmtree(where, ignore_errors=True)  # nobody came: nothing to report
-            where = None
         if summary.error is not None:
             raise summary.error
         if where is not None and where.is_dir():  # (a call cut by Ctrl-C has its report too)

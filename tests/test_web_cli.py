@@ -180,8 +180,8 @@ async def test_web_record_that_cannot_be_made_is_a_usage_error(tmp_path: Path) -
 
 
 async def test_web_with_no_call_leaves_no_record_folder(tmp_path: Path) -> None:
-    """Item 3: Ctrl-C before anybody opened the page leaves no (empty) --record folder:
-    "waiting for a page leaves nothing on disk"."""
+    """Item 3: waiting for a page makes no --record folder, and Ctrl-C before anybody
+    opened the page leaves none: "waiting for a page leaves nothing on disk"."""
     proc = await _start(tmp_path, "--record", "calls", "--log-level", "debug")
     lines: list[str] = []
     await _until(proc, lines, "open http")
@@ -191,6 +191,7 @@ async def test_web_with_no_call_leaves_no_record_folder(tmp_path: Path) -> None:
         assert line, "botrun web ended"
         if "--joined--> waiting" in line:
             break
+    assert not (tmp_path / "calls").exists()  # the folder is made when a call starts
     proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 130, err.decode()
