@@ -53,9 +53,10 @@ def _version() -> str:
         return "0+unknown"
 
 
-def shared_options(fn: Any, record: bool = False) -> Any:
+def shared_options(fn: Any, record: bool = False, agent_url_help: str | None = None) -> Any:
     """Options every transport command (and ``demo``) shares; ``record``: also
-    ``--record DIR`` (every transport command has it)."""
+    ``--record DIR`` (every transport command has it); ``agent_url_help``: what
+    ``--agent-url`` does for a command that does not use it the usual way (``demo``)."""
     opts = [
         click.option(
             "--config",
@@ -68,7 +69,8 @@ def shared_options(fn: Any, record: bool = False) -> Any:
         click.option(
             "--agent-url",
             metavar="URL",
-            help=f"Voice-agent WebSocket URL [default: the config's agent.url, else the "
+            help=agent_url_help
+            or f"Voice-agent WebSocket URL [default: the config's agent.url, else the "
             f"backend's ({DEFAULT_AGENT_URL} for assemblyai)].",
         ),
         click.option(

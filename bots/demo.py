@@ -31,6 +31,36 @@ CALLERS: dict[str, tuple[str, list[tuple[float, str]]]] = {
     "receptionist": ("+14155550123", [(6.5, "9")]),
 }
 READY_S = 1.0  # joining, session.ready and a margin before the greeting starts and ends
+#: ``--agent-url`` of the commands that talk to the local simulator unless told otherwise
+#: (``demo``, ``web``): the config's ``agent.url`` is not used by them.
+SIM_AGENT_URL_HELP = (
+    "Talk to the real voice agent at this WebSocket URL (needs the backend's key, e.g. "
+    "ASSEMBLYAI_API_KEY) instead of the local simulator. Without it the local simulator "
+    "answers, and the config's agent.url is NOT used (a note says so when the config sets one)."
+)
+
+
+def simulator_options(fn: Any) -> Any:
+    """:func:`shared_options` with ``--agent-url`` described as a simulator command uses it."""
+    return shared_options(fn, agent_url_help=SIM_AGENT_URL_HELP)
+
+
+def ignored_url_note(cfg: Any) -> str | None:
+    """The note printed when the config sets an ``agent.url`` that a simulator command does
+    not use (``None`` when it does not set one)."""
+    from botrun.core.plugins import get_backend
+    from botrun.core.secrets import mask_url
+
+    try:
+        default = get_backend(cfg.agent.backend).default_url
+    except Exception:  # an unknown backend is reported later, with its own message
+        return None
+    if cfg.agent.url == default:
+        return None
+    return (
+        f"note: the local simulator answers; the config's agent.url ({mask_url(cfg.agent.url)}) "
+        "is used only when passed as --agent-url"
+    )
 
 
 def demo_scenario(bundled_sample: bool) -> Any:
@@ -80,7 +110,7 @@ def lead_in_s(greeting: str, scenario: Scenario | None) -> float:
 
 
 @click.command("demo")
-@shared_options
+@simulator_options
 @click.option(
     "--input",
     "input_wav",
@@ -122,7 +152,7 @@ def command(
     quiet, then says goodbye and hangs up). --backend openai or gemini runs the same demo
     with the simulator speaking that service's protocol. Pass --agent-url (and set the
     backend's key, e.g. ASSEMBLYAI_API_KEY) to talk to the real service with the same
-    sample instead."""
+    sample instead (without --agent-url the config's agent.url is not used)."""
     from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
@@ -132,10 +162,15 @@ def command(
     from botrun.transports.wav.transport import WavTransport
 
     setup_logging(log_level)
+    # Every credential in the environment or .env is masked from here on (console, logs,
+    # transcript), whether the call goes to the simulator or to the real service.
+    secrets = Secrets()
     shared = SharedOptions(config, agent_url, transcript, log_level, name, backend)
     cfg = build_config(shared, SPEC, list(transports()))
     if agent_url and scenario:
         raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
+    if not agent_url and (note := ignored_url_note(cfg)):
+        click.echo(note, err=True)
     sim_scenario = None if agent_url else pick_scenario(scenario, cfg.source)
     if sim_scenario is None and not agent_url:
         sim_scenario = demo_scenario(input_wav is None)
@@ -155,7 +190,7 @@ def command(
 
     async def run() -> int:
         if agent_url:
-            key = agent_api_key(cfg.agent.url, Secrets(), cfg.agent.backend)
+            key = agent_api_key(cfg.agent.url, secrets, cfg.agent.backend)
             summary = await call(transport, cfg, key, transcript)
         else:
             from botrun.core.sim import Simulator

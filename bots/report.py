@@ -66,8 +66,14 @@ class Recording:
 
 
 def _read_wav(path: Path, what: str, problems: list[str]) -> Track | None:
+    if path.is_dir():
+        problems.append(f"{path.name} is a directory, not a WAV file: no waveform of {what}.")
+        return None
     if not path.is_file():
         problems.append(f"{path.name} is missing: no waveform of {what}.")
+        return None
+    if path.stat().st_size == 0:
+        problems.append(f"{path.name} is empty (0 bytes): no waveform of {what}.")
         return None
     try:
         with wave.open(str(path), "rb") as w:
@@ -77,7 +83,10 @@ def _read_wav(path: Path, what: str, problems: list[str]) -> Track | None:
             rate = w.getframerate()
             frames = w.readframes(w.getnframes())
     except (wave.Error, EOFError, OSError) as exc:
-        problems.append(f"{path.name} is unreadable ({exc}): no waveform of {what}.")
+        why = str(exc) or type(exc).__name__  # (EOFError() says nothing: a truncated header)
+        if isinstance(exc, EOFError):
+            why = "its header is cut short"
+        problems.append(f"{path.name} is unreadable ({why}): no waveform of {what}.")
         return None
     frames = frames[: len(frames) & ~1]
     return Track(np.frombuffer(frames, dtype="<i2"), rate)
@@ -110,7 +119,11 @@ def load_recording(directory: Path) -> Recording:
     the content (only for a ``directory`` that is not one)."""
     rec = Recording(directory)
     path = directory / EVENTS
-    if not path.is_file():
+    if path.is_dir():
+        rec.problems.append(
+            f"{EVENTS} is a directory, not a file: no transcript, turns, barge-ins or tool calls."
+        )
+    elif not path.is_file():
         rec.problems.append(f"{EVENTS} is missing: no transcript, turns, barge-ins or tool calls.")
     else:
         raw = path.read_bytes().decode("utf-8", errors="replace")

@@ -13,7 +13,8 @@ import click
     "--output",
     "-o",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Where to write the HTML file [default: DIR/report.html].",
+    help="Where to write the HTML file [default: DIR/report.html]; never one of the "
+    "recording's own files.",
 )
 def command(directory: Path, output: Path | None) -> None:
     """Render a recorded call as one self-contained HTML file: both sides' waveforms on one
@@ -28,6 +29,15 @@ def command(directory: Path, output: Path | None) -> None:
         from botrun.core.paths import check_output_file
 
         check_output_file(output, "--output")
+        from botrun.core.paths import same_path
+        from botrun.core.recording import BOT_WAV, EVENTS, MIX_WAV
+
+        for name in (MIX_WAV, BOT_WAV, EVENTS):  # (botrun never overwrites what it reads)
+            if same_path(output, directory / name):
+                raise UsageError(
+                    f"--output {output} is the recording's {name}: botrun would overwrite it "
+                    "(write the report to another file)"
+                )
     rec = load_recording(directory)
     if not is_recording(rec):
         raise UsageError(f"{directory} is not a --record directory: no events.jsonl or recordings")

@@ -113,11 +113,13 @@ def prepare(
     return ctx, agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
 
 
-def check_output_paths(shared: SharedOptions) -> None:
-    """--transcript's and --record's parent directories exist (nothing is created but the
-    --record folder itself): one-line errors before anything connects."""
-    from botrun.core.paths import check_output_dir, check_output_file
+def check_output_paths(shared: SharedOptions, others: dict[str, Path] | None = None) -> None:
+    """No two outputs (these, ``others`` a transport writes) are one file, and --transcript's
+    and --record's parent directories exist (nothing is created but the --record folder
+    itself): one-line errors before anything connects."""
+    from botrun.core.paths import check_output_dir, check_output_file, refuse_collisions
 
+    refuse_collisions({**(others or {}), **written_paths(shared)})  # (first: the clearer error)
     if shared.transcript is not None:
         check_output_file(shared.transcript, "--transcript")
     if shared.record is not None:
@@ -126,39 +128,61 @@ def check_output_paths(shared: SharedOptions) -> None:
 
 def written_paths(shared: SharedOptions) -> dict[str, Path]:
     """The files a call writes (besides a transport's own), named as in an error."""
-    from botrun.core.recording import BOT_WAV, EVENTS, MIX_WAV
+    from botrun.core.recording import FILES
 
     out: dict[str, Path] = {}
     if shared.transcript is not None:
         out["--transcript"] = shared.transcript
     if shared.record is not None:
         out["--record"] = shared.record
-        for name in (MIX_WAV, BOT_WAV, EVENTS):
+        for name in FILES:  # (report.html too: the recorder removes an earlier call's)
             out[f"--record's {name}"] = shared.record / name
     return out
+
+
+def check_written_collisions(transport: Any, shared: SharedOptions) -> None:
+    """No two files the command writes are one (``--output``, ``--transcript``, the
+    ``--record`` folder and its files): a one-line :class:`UsageError` before anything runs."""
+    from botrun.core.paths import refuse_collisions
+
+    own = getattr(transport, "written_files", None)  # a transport that writes a file (wav)
+    refuse_collisions({**(own() if own is not None else {}), **written_paths(shared)})
 
 
 def run_transport(spec: TransportSpec, shared: SharedOptions, cli_values: dict[str, Any]) -> int:
     """Run ``botrun <transport>``; returns the process exit code."""
     from botrun.core.logs import setup_logging
+    from botrun.core.recording import recorded_whole
 
     setup_logging(shared.log_level)
     ctx = transport_context(spec, shared, cli_values)
-    check_output_paths(shared)
+    output = ctx.options.get("output")  # a transport's own output file (wav), checked too
+    check_output_paths(shared, {"--output": Path(output)} if isinstance(output, str | Path) else {})
     # Problems on this machine first (a missing input file, a missing SDK), then the key
     # for the remote service: fixing the key must not just lead to the next error.
     transport = spec.factory(ctx)
+    check_written_collisions(transport, shared)
     check_written = getattr(transport, "check_written_paths", None)
     if check_written is not None:  # a transport that reads files (wav): none is overwritten
         check_written(written_paths(shared))
     key = agent_api_key(ctx.config.agent.url, ctx.secrets, ctx.config.agent.backend)
     started = time.time()
     try:
-        return run_with_transport(
+        code = run_with_transport(
             transport, ctx.config, key, shared.transcript, record=shared.record
         )
+        write_error = getattr(transport, "write_error", None)  # its own file (wav's --output)
+        if write_error:
+            from botrun.core.errors import TransportError
+
+            raise TransportError(write_error)
+        return code
     finally:
-        if shared.record is not None and _written_since(shared.record / "events.jsonl", started):
+        if (
+            shared.record is not None
+            and _written_since(shared.record / "events.jsonl", started)
+            and recorded_whole(shared.record)  # (not one that failed during the call)
+        ):
             print(f"call recorded to {shared.record} (botrun report {shared.record})", flush=True)
         recorded = getattr(transport, "recorded", None)  # a transport that records (wav)
         if recorded is not None and getattr(transport, "recorded_s", None) == 0:
@@ -373,3 +397,6 @@ def finish_recording(recorder: Any, summary: Any) -> None:
 
     error = str(summary.error) if summary.error is not None else None
     recorder.close(summary.reason, error, summary_figures(summary))
+    failure = getattr(recorder, "failure", None)
+    if failure is not None and summary.error is None:  # the call's own error comes first
+        summary.error = failure

@@ -83,7 +83,8 @@ class CallSummary:
     def exit_code(self) -> int:
         if self.error is not None:
             return self.error.exit_code
-        return 130 if self.reason == "SIGINT" else 0
+        # a signal's stop is no success: 128 + its number, as a shell reports a killed process
+        return {"SIGINT": 130, "SIGTERM": 143}.get(self.reason, 0)
 
 
 class Bridge:
@@ -114,7 +115,8 @@ class Bridge:
         if self.transcript is not None:  # an observer like any other, after the caller's
             self.observers.append(self.transcript)
         self.roster = Roster(config.bridge.listen)
-        self.metrics = CallMetrics()
+        # the console's call length in meeting time, like the report's (a --speed WAV call)
+        self.metrics = CallMetrics(time_scale=float(getattr(transport, "time_scale", 1.0) or 1.0))
         self.summary = CallSummary(metrics=self.metrics)
         self.client: AgentSession | None = None
         # A phone transport (Twilio) speaks G.711 μ-law at 8 kHz: passed through to an agent

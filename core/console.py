@@ -14,6 +14,29 @@ from .events import BridgeEvent
 from .secrets import redact
 from .writer import BackgroundWriter
 
+#: Characters that would let text from the network (a participant's display name, a
+#: transcript, a tool's name or result) move the cursor, start a line of its own or recolour
+#: the terminal: C0 and C1 controls, DEL, Unicode line/paragraph separators and bidi
+#: overrides/isolates. Shown escaped (``\n``, ``\x1b``, ``\u2028``) instead.
+_ESCAPES: dict[int, str] = {
+    c: (f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}")
+    for c in (
+        *range(0x00, 0x20),
+        *range(0x7F, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def escape_controls(text: str) -> str:
+    """``text`` safe to print on one terminal line: every control character escaped."""
+    return text.translate(_ESCAPES)
+
+
 _COLORS = {"user": "\033[36m", "agent": "\033[35m", "info": "\033[2m", "warn": "\033[33m"}
 _RESET = "\033[0m"
 
@@ -35,6 +58,8 @@ class Console:
             return
         kind, text, partial = line
         text = redact(text)  # what either side says can quote a secret (a tool's result)
+        # names, transcripts and tool calls come from the network: never a fake line
+        text = escape_controls(text)
         if self.tty:
             color = _COLORS.get(kind, "")
             out = f"\r\033[K{color}{text}{_RESET}"
@@ -48,7 +73,8 @@ class Console:
         if self._partial:
             self._out.write("\n")
             self._partial = False
-        self._out.write(redact(text) + "\n")
+        lines = redact(text).split("\n")  # (the summary's lines are its own)
+        self._out.write("\n".join(escape_controls(line) for line in lines) + "\n")
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self._out.flush(timeout)

@@ -76,6 +76,9 @@ class CallMetrics:
     barge_ins: int = 0
     stale_ms_flushed: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
+    #: How many times faster than real time the meeting runs (the transport's
+    #: ``time_scale``: a ``--speed`` WAV call); the call length is in meeting time.
+    time_scale: float = 1.0
     #: None: no agent session was opened (nobody joined); False: one was, never ready.
     agent_answered: bool | None = None
     spoken_ms: float | None = None  # all bot audio that reached the transport (set at the end)
@@ -115,13 +118,20 @@ class CallMetrics:
             return []
         return [t.latency_ms for t in self.turns if t.latency_ms is not None]
 
+    def call_length_s(self, now: float | None = None) -> float:
+        """Seconds of the call so far in meeting time (like ``bot spoke`` and ``botrun
+        report``'s call length): wall-clock time since the start times :attr:`time_scale`."""
+        wall = (time.monotonic() if now is None else now) - self.started_at
+        return wall * self.time_scale
+
     def summary(self, agent_reached: bool = True) -> str:
         """The end-of-call lines. ``agent_reached``: a connection to the voice agent was
         ever open (else it was unreachable, and did not merely stay silent)."""
         lat = sorted(self.latencies_ms)
         lines = [
-            f"call length {time.monotonic() - self.started_at:.1f} s, "
-            f"{len(self.turns)} agent replies, {self.barge_ins} interruptions"
+            f"call length {self.call_length_s():.1f} s, "
+            f"{_count(len(self.turns), 'agent reply', 'agent replies')}, "
+            f"{_count(self.barge_ins, 'interruption', 'interruptions')}"
         ]
         if self.agent_answered is False:
             lines.append(
@@ -154,3 +164,8 @@ class CallMetrics:
             f"bridge processing: in {self.inbound.summary_ms()}; out {self.outbound.summary_ms()}"
         )
         return "\n".join(lines)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 interruption``, ``0 interruptions``, ``2 interruptions``."""
+    return f"{n} {one if n == 1 else many}"

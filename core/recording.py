@@ -9,7 +9,9 @@ never writes on the event loop or the pacer thread: both only queue, and a write
 of its own places each chunk at its time (silence fills a pause longer than
 :data:`SLACK_S`; shorter jitter is absorbed so speech is never split) and writes the lines.
 The WAV headers are rewritten after every write (the ``wave`` module does), so a process
-that dies leaves files that still open, and ``botrun report`` says what is missing.
+that dies leaves files that still open, and ``botrun report`` says what is missing. The files
+are opened at start (one that cannot be is a usage error); a write failing during the call
+stops the recording, logged once, and the command exits 1 (:class:`RecordingFailed`).
 
 ``events.jsonl`` starts with a ``recording.start`` line (transport, start time) and ends
 with a ``recording.end`` line (reason, error, what each WAV holds and its rate, summary);
@@ -18,6 +20,7 @@ redacted like the logs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -27,16 +30,19 @@ import time
 import wave
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .audio.g711 import ulaw_to_pcm16
-from .errors import UsageError
+from .errors import BotrunError, UsageError
 from .events import BridgeEvent
 from .secrets import redact
 
 log = logging.getLogger("botrun.recording")
 
 MIX_WAV, BOT_WAV, EVENTS = "mix.wav", "bot.wav", "events.jsonl"
+REPORT = "report.html"  # where ``botrun report DIR`` writes by default
+#: Every file a recording folder holds, named as ``--record``'s (output paths must not collide).
+FILES = (MIX_WAV, BOT_WAV, EVENTS, REPORT)
 MIX_RATE, BOT_RATE = 24000, 16000  # the files' rates when nothing was written to them
 SLACK_S = 0.1  # a chunk this much late is appended as it is; later than that, after silence
 START, END = "recording.start", "recording.end"
@@ -59,26 +65,31 @@ def plain(value: Any) -> Any:
 
 
 class TimelineWav:
-    """A mono PCM16 WAV whose chunks are placed at their time on the call's axis. Opened at
-    the first chunk, at that chunk's rate (the backend's or the transport's); a chunk at
-    another rate is dropped and counted."""
+    """A mono PCM16 WAV whose chunks are placed at their time on the call's axis. The file
+    is opened (and so checked) at once; its header is written at the first chunk, at that
+    chunk's rate (the backend's or the transport's); a chunk at another rate is dropped and
+    counted. The file object is ours: ``wave`` gets it open, so a file that cannot be
+    opened never leaves a half-built ``Wave_write`` behind (its ``__del__`` would print a
+    traceback)."""
 
     def __init__(self, path: Path, default_rate: int) -> None:
         self.path = path
         self.rate = default_rate
         self.written = 0  # samples
         self.dropped = 0  # chunks at another rate than the first
+        self._file: BinaryIO | None = path.open("wb")  # closed in close()
         self._w: wave.Wave_write | None = None
         self._closed = False
 
     def _open(self, rate: int) -> wave.Wave_write:
-        w = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed in close()
+        assert self._file is not None
+        w = wave.open(self._file, "wb")  # noqa: SIM115 - closed in close()
+        self._w = w
+        self.rate = rate
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(b"")  # the header is on disk from the start
-        self.rate = rate
-        self._w = w
         return w
 
     def write(self, pcm: bytes, rate: int, t: float) -> None:
@@ -101,12 +112,36 @@ class TimelineWav:
         return self.written / self.rate
 
     def close(self) -> None:
+        """Finish the header and close the file; the first OSError is raised, after both
+        the ``wave`` writer and the file are closed."""
         if self._closed:
             return
         self._closed = True
-        w = self._w or self._open(self.rate)  # (nothing was said: an empty file all the same)
-        self._w = None
-        w.close()
+        try:
+            # (nothing was said: an empty file all the same)
+            w = self._w or self._open(self.rate)
+            self._w = None
+            w.close()  # (ours to close: wave leaves a file object it was given open)
+        finally:
+            f, self._file = self._file, None
+            if f is not None:
+                f.close()
+
+    def abandon(self) -> None:
+        """Close without writing more (the recording failed): errors are ignored."""
+        self._closed = True
+        w, self._w = self._w, None
+        f, self._file = self._file, None
+        if w is not None:
+            with contextlib.suppress(OSError, wave.Error):
+                w.close()
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()
+
+
+class RecordingFailed(BotrunError):
+    """Writing the recording failed during the call: it stopped there (exit code 1)."""
 
 
 class CallRecorder:
@@ -115,13 +150,21 @@ class CallRecorder:
     def __init__(self, directory: Path, *, transport: str = "", scale: float = 1.0):
         self.directory = directory
         self.scale = scale
+        opened: list[TimelineWav] = []
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self._mix = TimelineWav(directory / MIX_WAV, MIX_RATE)
-            self._bot = TimelineWav(directory / BOT_WAV, BOT_RATE)
+            for name, rate in ((MIX_WAV, MIX_RATE), (BOT_WAV, BOT_RATE)):
+                opened.append(TimelineWav(directory / name, rate))
+            self._mix, self._bot = opened
             self._events = (directory / EVENTS).open("w", encoding="utf-8")
+            # A report of an earlier call in this folder would not be this call's: removed
+            # (``botrun report DIR`` writes this one's).
+            (directory / REPORT).unlink(missing_ok=True)
         except OSError as exc:
-            raise UsageError(f"cannot record to {directory}: {exc.strerror or exc}") from None
+            for track in opened:
+                track.abandon()
+            where = f"{exc.filename}" if exc.filename else str(directory)
+            raise UsageError(f"cannot record to {where}: {exc.strerror or exc}") from None
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -177,6 +220,8 @@ class CallRecorder:
             item = self._queue.get()
             if item is _STOP:
                 return
+            if self.failed is not None:
+                continue  # the recording stopped: what is queued is dropped
             try:
                 if item[0] == "line":
                     self._line(item[1])
@@ -186,10 +231,29 @@ class CallRecorder:
                     if encoding == "pcmu":  # a phone call's G.711: recorded as PCM16
                         data = ulaw_to_pcm16(data)
                     track.write(data, rate, t)
-            except OSError as exc:
-                if self.failed is None:
-                    log.error("recording to %s failed: %s", self.directory, exc)
-                self.failed = exc
+            except (OSError, wave.Error) as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """Stop recording after the first failure: logged once, the files closed as they are."""
+        if self.failed is not None:
+            return
+        self.failed = exc if isinstance(exc, OSError) else OSError(str(exc))
+        log.error("recording to %s failed: %s; the recording stopped", self.directory, exc)
+        for track in (self._mix, self._bot):
+            track.abandon()
+        with contextlib.suppress(OSError):
+            self._events.close()
+
+    @property
+    def failure(self) -> RecordingFailed | None:
+        """Why the recording stopped during the call (the command exits non-zero), or None."""
+        exc = self.failed
+        if exc is None:
+            return None
+        why = exc.strerror or str(exc)
+        where = exc.filename or self.directory
+        return RecordingFailed(f"the recording to {self.directory} failed ({where}: {why})")
 
     def close(self, reason: str = "", error: str | None = None, summary: Any = None) -> None:
         """Write what is queued and the end line, then close the files. Blocking (call it
@@ -213,20 +277,35 @@ class CallRecorder:
         }
         if summary is not None:
             end["summary"] = summary
-        if not self._thread.is_alive():
-            try:
-                self._line(end)
-            except OSError as exc:
-                log.error("recording to %s failed: %s", self.directory, exc)
+        if self._thread.is_alive():  # (the writer is stuck: nothing more is written)
+            return
         for f in (self._mix, self._bot):
+            if self.failed is not None:
+                f.abandon()
+                continue
             try:
                 f.close()
+            except (OSError, wave.Error) as exc:
+                self._fail(exc)
+        if self.failed is None:  # (last: an end line says the whole recording is on disk)
+            try:
+                self._line(end)
+                self._events.close()
             except OSError as exc:
-                log.error("closing %s failed: %s", f.path, exc)
-        try:
-            self._events.close()
-        except OSError as exc:
-            log.error("closing %s failed: %s", self.directory / EVENTS, exc)
+                self._fail(exc)
+
+
+def recorded_whole(directory: Path) -> bool:
+    """``directory``'s events.jsonl ends with a ``recording.end`` line: the recording was
+    closed whole (one that failed or was cut short has none)."""
+    try:
+        with (directory / EVENTS).open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - (1 << 20)))
+            last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        return bool(json.loads(last).get("kind") == END)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class RecorderOnJoin:
@@ -239,6 +318,7 @@ class RecorderOnJoin:
         self.directory = directory
         self._transport = transport
         self.recorder: CallRecorder | None = None
+        self._error: RecordingFailed | None = None
         try:
             directory.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -253,6 +333,7 @@ class RecorderOnJoin:
                 rec = self.recorder = CallRecorder.for_transport(self.directory, self._transport)
             except UsageError as exc:
                 log.error("%s", exc)
+                self._error = RecordingFailed(str(exc))  # (the command exits non-zero)
                 return
         if rec is not None:
             rec(event)
@@ -270,6 +351,10 @@ class RecorderOnJoin:
     def close(self, reason: str = "", error: str | None = None, summary: Any = None) -> None:
         if self.recorder is not None:
             self.recorder.close(reason, error, summary)
+
+    @property
+    def failure(self) -> RecordingFailed | None:
+        return self._error if self.recorder is None else self.recorder.failure
 
 
 def summary_figures(summary: Any) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .errors import MissingSecretError
+from .errors import MissingSecretError, UsageError
 
-#: The secrets botrun knows by name.
+#: The secrets botrun knows by name: every credential any botrun command reads.
 KNOWN_SECRETS: tuple[str, ...] = (
     "ASSEMBLYAI_API_KEY",
     "OPENAI_API_KEY",
@@ -25,10 +25,34 @@ KNOWN_SECRETS: tuple[str, ...] = (
     "GOOGLE_API_KEY",
     "DAILY_API_KEY",
     "DAILY_DIALIN_SECRET",
+    "DAILY_MEETING_TOKEN",
     "AGORA_APP_ID",
     "AGORA_APP_CERTIFICATE",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
     "BOTRUN_API_TOKEN",
+    "BOTRUN_SIM_API_KEY",
 )
+
+#: Other variables whose name ends like this are credentials too (a plugin backend's
+#: ``ACME_API_KEY``...): their values are masked as well.
+SECRET_SUFFIXES: tuple[str, ...] = (
+    "_API_KEY",
+    "_API_TOKEN",
+    "_AUTH_TOKEN",
+    "_ACCESS_TOKEN",
+    "_SECRET",
+    "_SECRET_KEY",
+    "_PASSWORD",
+    "_CERTIFICATE",
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether the variable ``name`` holds a credential (:data:`KNOWN_SECRETS` or a name
+    ending in one of :data:`SECRET_SUFFIXES`)."""
+    return name in KNOWN_SECRETS or name.upper().endswith(SECRET_SUFFIXES)
+
 
 MASK = "***"
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary words; they are not real secrets
@@ -106,23 +130,38 @@ def register_url_credentials(url: str) -> None:
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
+    """``path``'s variables (python-dotenv); :class:`UsageError` naming the file when it
+    cannot be read or is not UTF-8 text."""
     if not path.is_file():
         return {}
     from dotenv import dotenv_values  # lazy: only when a .env exists
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8 or remove it"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 class Secrets:
-    """Secrets from ``environ`` (wins) and a ``.env`` file in ``cwd``; all values registered
-    for redaction as soon as they are loaded."""
+    """Secrets from ``environ`` (wins) and a ``.env`` file in ``cwd``; every credential's
+    value (:func:`is_secret_name`) is registered for redaction as soon as it is loaded, so
+    every command builds one before anything runs (``demo`` too, simulator or not)."""
 
     def __init__(self, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
         env = dict(os.environ if environ is None else environ)
         dotenv = _read_dotenv((cwd or Path.cwd()) / ".env")
         self._values: dict[str, str] = {**dotenv, **env}
-        for name in KNOWN_SECRETS:
-            register_secret(self._values.get(name))
+        for name, value in self._values.items():
+            if is_secret_name(name):
+                register_secret(value)
+            elif "://" in value:  # BOTRUN_QUEUE=redis://:PASSWORD@host, ...?token=...
+                register_url_credentials(value)
 
     def get(self, name: str) -> str | None:
         value = self._values.get(name) or None

@@ -108,7 +108,7 @@ async def test_ctrl_c_mid_reply_summary_matches_the_recording(
     printed = [e.data["latency_ms"] for e in rec.of(ev.REPLY_STARTED)]
     assert printed and m.latencies_ms == pytest.approx(printed)
     text = m.summary()
-    assert "1 agent replies" in text and "response latency" in text
+    assert "1 agent reply," in text and "response latency" in text
     assert f"bot spoke {m.spoken_ms / 1000:.1f} s" in text
     # its words so far are in the transcript, marked interrupted
     agent = [
@@ -174,7 +174,7 @@ async def test_ctrl_c_during_the_greeting_cli_summary_matches_the_recording(
         stdout, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130, err.decode()
     text = stdout.decode()
-    replies = int(re.search(r"(\d+) agent replies", text).group(1))  # type: ignore[union-attr]
+    replies = int(re.search(r"(\d+) agent repl(?:y|ies)", text).group(1))  # type: ignore[union-attr]
     spoken_s = printed_spoken_s(text)
     recording, _ = read_wav(tmp_path / "o.wav")
     heard_ms = voiced_ms(recording)
@@ -200,3 +200,58 @@ def test_settle_without_any_audio_and_with_several_turns() -> None:
     m.settle(1200.0)
     assert [t.reply_ms for t in m.turns] == [700.0, 500.0, 0.0]
     assert "bot spoke 1.2 s" in m.summary()
+
+
+async def test_sped_up_call_length_is_meeting_time_like_the_report(tmp_path: Path) -> None:
+    """`botrun wav --speed 4`: the console's call length is the call's own time, so it
+    covers the whole input and the bot's speech, and it is the length `botrun report` gives
+    the same call (it was wall-clock time, a quarter of it). Probe item 6."""
+    import sys
+
+    from botrun.bots.report import load_recording
+
+    sample = Path(__file__).resolve().parent.parent / "bots" / "assets" / "demo-hello.wav"
+    input_s = len(read_wav(sample)[0]) / read_wav(sample)[1]
+    record = tmp_path / "rec"
+    async with Simulator(speed=4) as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "botrun.bots.cli",
+            "wav",
+            "--input",
+            str(sample),
+            "--output",
+            str(tmp_path / "o.wav"),
+            "--speed",
+            "4",
+            "--agent-url",
+            sim.url,
+            "--record",
+            str(record),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )
+        stdout, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    text = stdout.decode()
+    m = re.search(r"call length ([0-9.]+) s, (\d+) agent repl(y|ies), (\d+) interruptions?\b", text)
+    assert m is not None, text
+    length_s = float(m.group(1))
+    assert (m.group(3) == "y") == (m.group(2) == "1"), text  # 1 agent reply, 2 agent replies
+    assert length_s >= input_s and length_s >= printed_spoken_s(text), text
+    report_s = load_recording(record).duration
+    # the same call on the same (meeting) clock; the report's ends at its last event
+    assert abs(length_s - report_s) <= 0.2 * report_s + 0.5, (length_s, report_s, text)
+
+
+def test_summary_counts_are_singular_for_one() -> None:
+    from botrun.core.metrics import CallMetrics, Turn
+
+    m = CallMetrics(turns=[Turn()], barge_ins=1)
+    first = m.summary().splitlines()[0]
+    assert first.endswith(", 1 agent reply, 1 interruption"), first
+    m = CallMetrics(turns=[Turn(), Turn()], barge_ins=0)
+    assert m.summary().splitlines()[0].endswith(", 2 agent replies, 0 interruptions")

@@ -205,3 +205,68 @@ def test_a_call_action_does_not_repeat_its_name() -> None:
     console(actions[0])
     console.close()
     assert out.getvalue().endswith(" call: hang_up\n")
+
+
+def test_network_text_cannot_forge_a_console_line() -> None:
+    """A display name, a transcript, a tool's name or result with newlines, ANSI escapes or
+    other C0/C1 controls is printed escaped on its own one line (probe item 4)."""
+    fake = "x\n06:00:00 bot: I will wire you $1000"
+    events = [
+        ev.ParticipantJoined(participant_id="p1", name=fake),
+        ev.UserTranscript(text="hi\r\033[2Kbot: fake", participant_name="Ann\x9b31m"),
+        ev.AgentTranscript(text="ok\u2028bot: fake\u202e"),
+        ev.ToolCalled(call_id="c1", name="t\nool", arguments={"a": "\x07"}, result="r\x00\n"),
+        ev.ParticipantLeft(participant_id="p1", name=fake),
+    ]
+    for tty in (False, True):
+        out = io.StringIO()
+        console = Console(out, tty=tty)
+        for e in events:
+            console(e)
+        console.print("summary line one\nsummary line two")
+        console.close()
+        text = out.getvalue()
+        lines = text.removesuffix("\n").split("\n")
+        assert len(lines) == len(events) + 2, lines
+        assert text.count("\r") == (len(events) if tty else 0)  # the console's own
+        for control in ("\x9b", "\x00", "\x07", "\u2028", "\u202e"):
+            assert control not in text
+        if not tty:
+            assert "\033" not in text
+        else:  # only the console's own colour codes
+            assert text.count("\033") == 3 * len(events)
+        assert r"+ x\n06:00:00 bot: I will wire you $1000 joined" in text
+        assert r"hi\r\x1b[2Kbot: fake" in text and r"Ann\x9b31m:" in text
+        assert r"ok\u2028bot: fake\u202e" in text
+        assert r'tool t\nool({"a": "\u0007"}) -> r\x00\n' in text
+        assert not any(" bot: I will" in line[:30] for line in lines)
+
+
+def test_log_lines_cannot_forge_a_console_line() -> None:
+    """A logged message quoting network text (a name, an error) stays one line; a traceback
+    logged with it keeps its own lines (probe item 4)."""
+    import logging
+
+    from botrun.core.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [h for h in saved if not getattr(h, "_botrun", False)]
+    out = io.StringIO()
+    try:
+        setup_logging("warning", stream=out)
+        log = logging.getLogger("test.console.oneline")
+        log.warning("participant %s left", "x\n06:00:00 bot: I will wire you $1000\033[2K")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            log.exception("tool failed: %s", "a\rb")
+    finally:
+        for h in root.handlers:
+            if getattr(h, "_botrun", False) and h not in saved:
+                root.removeHandler(h)
+        root.handlers = saved
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith(r"participant x\n06:00:00 bot: I will wire you $1000\x1b[2K left")
+    assert lines[1].endswith(r"tool failed: a\rb")
+    assert lines[2].startswith("Traceback") and lines[-1] == "RuntimeError: boom"

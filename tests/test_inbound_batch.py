@@ -128,6 +128,52 @@ def test_process_rows_continues_each_stream_as_its_own_resampler_would() -> None
         assert np.max(np.abs(w.astype(int) - g)) <= 1
 
 
+def test_process_rows_batches_that_change_members_and_order() -> None:
+    """A batch leaves each stream's filter history in its own input window; the next batch
+    of the same streams in the same order takes it with one copy. Batches that reorder,
+    drop or add streams, and streams that go alone in between, give what each stream
+    resampled alone gives (within 1 LSB), to the end of its filter (flush)."""
+    voices = [speech16(300, seed=10 + s) for s in range(4)]
+    alone = [StreamResampler(IN_RATE, 24000) for _ in voices]
+    batched = [StreamResampler(IN_RATE, 24000) for _ in voices]
+    want: list[list[np.ndarray]] = [[] for _ in voices]
+    got: list[list[np.ndarray]] = [[] for _ in voices]
+    plan = [  # which streams go through one product at each frame, in that order
+        [0, 1, 2, 3],
+        [0, 1, 2, 3],  # the same batch again: the one-copy path
+        [0, 1, 2, 3],
+        [2, 0, 3, 1],  # reordered
+        [0, 1],  # fewer (2 and 3 go alone)
+        [0, 1],
+        [3, 0, 1, 2],  # more, and 3 came back from going alone
+        [1],  # a batch of one
+        [0, 1, 2, 3],
+    ]
+    for step, start in enumerate(range(0, 300 * 16, FRAME)):
+        chunks = [v[start : start + FRAME] for v in voices]
+        for k, c in enumerate(chunks):
+            want[k].append(alone[k].process_array(c))
+        members = plan[step % len(plan)]
+        if step % 11 == 10:
+            members = []  # every stream alone
+        y = (
+            process_rows([batched[k] for k in members], np.stack([chunks[k] for k in members]))
+            if members
+            else None
+        )
+        for k, c in enumerate(chunks):
+            if k in members:
+                assert y is not None
+                got[k].append(y[members.index(k)])
+            else:
+                got[k].append(batched[k].process_array(c))
+    for k in range(len(voices)):
+        w = np.concatenate([*want[k], np.frombuffer(alone[k].flush(), "<i2")])
+        g = np.concatenate([*got[k], np.frombuffer(batched[k].flush(), "<i2")])
+        assert w.shape == g.shape
+        assert np.max(np.abs(w.astype(int) - g)) <= 1, f"stream {k}"
+
+
 def test_a_resampler_with_input_pending_is_not_batchable() -> None:
     rs = StreamResampler(IN_RATE, 24000)
     assert rs.batchable(FRAME) and not rs.batchable(FRAME + 3) and not rs.batchable(0)

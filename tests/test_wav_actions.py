@@ -153,7 +153,7 @@ def test_cli_refuses_to_overwrite_an_input(tmp_path: Path, flags: list[str], nam
     res = run_botrun("wav", "--input", "u1.wav", "--input", second, *flags, cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == (
-        f"botrun: error: {named} is also an --input file: botrun would overwrite it "
+        f"botrun: error: {named} is also an input file (--input): botrun would overwrite it "
         "(write to another file)"
     )
     assert (tmp_path / "u1.wav").read_bytes() == before

@@ -178,6 +178,10 @@ def command(
 
     setup_logging(log_level)
     install_rate_limits()
+    if queue_url:  # a password in the URL given as a flag is masked like .env values
+        from botrun.core.secrets import register_url_credentials
+
+        register_url_credentials(queue_url)
     if queue_url:
         from botrun.bots.fleet import serve_queue
 

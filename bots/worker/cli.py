@@ -124,6 +124,10 @@ def command(
     from .engine import WorkerSettings
 
     setup_logging(log_level)
+    if queue_url:  # a password in the URL given as a flag is masked like .env values
+        from botrun.core.secrets import register_url_credentials
+
+        register_url_credentials(queue_url)
     settings = WorkerSettings(
         queue_url=queue_url,
         capacity=capacity,

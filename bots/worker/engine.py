@@ -492,12 +492,61 @@ async def wait_for_redis(fleet: Fleet, stop: asyncio.Event) -> bool:
     return False
 
 
+# After a drain, arq cancels its own loop; if that loop is still running this long after
+# the stop signal with no job left, the cancellation was lost and is made again.
+ARQ_STOP_GRACE_S = 3.0
+
+
+async def run_until_drained(worker: Worker, stop: asyncio.Event) -> None:
+    """``worker.async_run()``, making sure a finished drain also ends arq's loop.
+
+    When the drain is over arq cancels its main task. On Python 3.11 a cancellation that
+    lands as an inner ``asyncio.wait_for`` completes is lost (CPython gh-86296; redis-py
+    and arq wait that way), and the loop then polls on with no job to pick: the worker
+    never exits (seen: SIGTERM during a call, the call ended, the process still up a
+    minute later). So once the stop signal came and no job is left, arq gets
+    ``ARQ_STOP_GRACE_S`` to stop by itself; then its main task is cancelled again, every
+    second until it ends. Raises what ``async_run`` raises (``CancelledError`` when arq's
+    loop was cancelled, Redis errors)."""
+    run = asyncio.ensure_future(worker.async_run())
+    idle_since: float | None = None
+    warned = False
+    try:
+        while True:
+            done, _ = await asyncio.wait({run}, timeout=1.0)
+            if done:
+                return run.result()
+            if not stop.is_set() or any(not t.done() for t in worker.tasks.values()):
+                idle_since = None
+                continue
+            now = time.monotonic()
+            if idle_since is None:
+                idle_since = now
+            elif now - idle_since >= ARQ_STOP_GRACE_S:
+                main = worker.main_task
+                if main is not None and not main.done():
+                    if not warned:
+                        log.warning(
+                            "the job queue's loop did not stop after the drain: stopping it"
+                        )
+                        warned = True
+                    main.cancel()
+    except asyncio.CancelledError:
+        while not run.done():  # (its cancellation can be lost the same way)
+            run.cancel()
+            main = worker.main_task
+            if main is not None and not main.done():
+                main.cancel()
+            await asyncio.wait({run}, timeout=1.0)
+        raise
+
+
 async def serve_jobs(fleet: Fleet, worker: FleetWorker, stop: asyncio.Event) -> None:
     """arq's loop, restarted when Redis comes back; returns when the worker has drained."""
     url = describe(fleet.settings.queue_url)
     while True:
         try:
-            await worker.async_run()
+            await run_until_drained(worker, stop)
             return
         except asyncio.CancelledError:
             task = asyncio.current_task()

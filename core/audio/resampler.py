@@ -191,6 +191,9 @@ class StreamResampler:
         "_consumed",
         "_design",
         "_fill",
+        "_hist_off",
+        "_hist_row",
+        "_hist_src",
         "_history",
         "_hop",
         "_matrix",
@@ -225,6 +228,12 @@ class StreamResampler:
         # Linear buffer: [history | pending input], compacted after every call.
         self._buf = np.zeros(self._history + _MAX_STEPS_PER_DOT * self._hop + 1, dtype=_DTYPE)
         self._fill = self._history
+        # After process_rows the history is not copied back into _buf: it stays where that
+        # product's input window left it, row _hist_row of _hist_src from column _hist_off,
+        # so the next batch of the same calls in the same order takes all of them with one
+        # copy (_take_history() brings it home before this stream's own path runs).
+        self._hist_src: np.ndarray | None = None
+        self._hist_row = self._hist_off = 0
         # steps -> (strided window view into _buf, output scratch, its flat view)
         self._views: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
@@ -247,6 +256,8 @@ class StreamResampler:
             self._consumed += n
             self._produced += n
             return np.array(x, dtype=np.int16, copy=True)
+        if self._hist_src is not None:
+            self._take_history()
         fill = self._fill
         end = fill + n
         buf = self._buf
@@ -270,6 +281,19 @@ class StreamResampler:
         np.rint(y, out=y)
         _clip(y, _LO, _HI, out=y)
         return y.astype(np.int16)
+
+    def _history_view(self) -> np.ndarray:
+        """The filter's input history (``history`` samples), wherever it is kept."""
+        src = self._hist_src
+        if src is None:
+            return self._buf[: self._history]
+        off = self._hist_off
+        return src[self._hist_row, off : off + self._history]
+
+    def _take_history(self) -> None:
+        """Copy the history a batch left in its window back into this stream's buffer."""
+        self._buf[: self._history] = self._history_view()
+        self._hist_src = None
 
     def _process_long(self, x: np.ndarray) -> np.ndarray:
         """Input larger than the buffer: run it through in buffer-sized pieces, which bounds
@@ -391,7 +415,16 @@ def process_rows(resamplers: Sequence[StreamResampler], x: np.ndarray) -> np.nda
     h, hop = d.history, d.hop
     steps = n // hop
     window = np.empty((k, h + n), dtype=_DTYPE)
-    window[:, :h] = np.concatenate([rs._buf[:h] for rs in resamplers]).reshape(k, h)
+    src = first._hist_src
+    if (
+        src is not None
+        and src.shape[0] == k
+        and all(rs._hist_src is src and rs._hist_row == i for i, rs in enumerate(resamplers))
+    ):  # the same calls in the same order as their last batch: one copy for all
+        off = first._hist_off
+        window[:, :h] = src[:, off : off + h]
+    else:
+        window[:, :h] = np.concatenate([rs._history_view() for rs in resamplers]).reshape(k, h)
     window[:, h:] = x
     item = window.strides[1]
     # every step's window of every row, as a view (the constructor, not as_strided: this
@@ -406,8 +439,10 @@ def process_rows(resamplers: Sequence[StreamResampler], x: np.ndarray) -> np.nda
         np.dot(rows[start : start + per_dot], d.matrix, out=y[start : start + per_dot])
     y = y.reshape(k, steps * d.step_out)
     m = y.shape[1]
-    for i, rs in enumerate(resamplers):
-        rs._buf[:h] = window[i, n:]
+    for i, rs in enumerate(resamplers):  # each history stays in the window (see reset())
+        rs._hist_src = window
+        rs._hist_row = i
+        rs._hist_off = n
         rs._consumed += n
         rs._produced += m
     np.rint(y, out=y)

@@ -49,15 +49,15 @@ SPEC = TransportSpec(
     help="Play WAV files as meeting participants; record the bot to a WAV file.",
     description=(
         "Each --input is a participant who speaks its file in real time and leaves when the "
-        "file ends. An --at or --participant after an --input belongs to that input: "
-        "--input a.wav --input b.wav --at 2.5 starts a.wav at 0 s and b.wav at 2.5 s (in a "
-        "[wav] table the lists pair by position). The bot's voice is "
-        "recorded to --output at the meeting rate with true timing (silence while it is "
-        "quiet); it, --transcript and --record never overwrite an input (a usage error). "
-        "--speed N runs N times faster than real time (use a simulator at the same "
-        "speed). PCM (8-32 bit) and float WAVs of any sample rate and channel count are "
-        "converted; compressed ones (μ-law, A-law, ADPCM) are refused: convert them with sox "
-        "first."
+        "file ends. An --at or --participant after an --input belongs to that input: --input "
+        "a.wav --input b.wav --at 2.5 starts a.wav at 0 s and b.wav at 2.5 s (in a [wav] "
+        "table the lists pair by position; an at list has one value per input). The bot's "
+        "voice is recorded to --output at the meeting rate with true timing (silence while it"
+        " is quiet); it, --transcript and --record never overwrite an input nor each other (a"
+        " usage error), and a file that cannot be written ends the run with exit code 1. "
+        "--speed N runs N times faster than real time (use a simulator at the same speed). "
+        "PCM (8-32 bit) and float WAVs of any sample rate and channel count are converted; "
+        "compressed ones (μ-law, A-law, ADPCM) are refused: convert them with sox first."
     ),
     factory=_factory,
     options=(

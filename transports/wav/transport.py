@@ -23,7 +23,7 @@ import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from botrun.core.errors import CallActionError, UsageError
 from botrun.core.paths import check_output_file
@@ -82,8 +82,8 @@ def _refuse_overwriting_inputs(written: dict[str, Path], inputs: list[Path], wha
         for inp in inputs:
             if _same_file(path, inp):
                 raise UsageError(
-                    f"{name} {path} is also an {what} file: botrun would overwrite it "
-                    "(write to another file)"
+                    f"{name} {path} is also an input file ({what}): botrun would "
+                    "overwrite it (write to another file)"
                 )
 
 
@@ -106,6 +106,7 @@ class WavTransport(Transport):
             raise UsageError(f"--rate must be one of {', '.join(map(str, RATES))}, got {rate}")
         self.inputs = inputs
         self.output = output
+        self.output_label = "--output"  # (where it was given, for errors)
         #: The finished recording (set when the call ends): the command says where it is.
         self.recorded: Path | None = None
         #: Seconds of the bot's voice (and the silences between) in it: 0 when it never spoke.
@@ -116,6 +117,9 @@ class WavTransport(Transport):
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.Lock()
         self._writer: wave.Wave_write | None = None
+        self._file: BinaryIO | None = None
+        #: Why the bot's WAV could not be written (the command exits non-zero), or None.
+        self.write_error: str | None = None
         self._written = 0  # samples in the output file
         self._t0 = 0.0
         self._left = False
@@ -147,6 +151,12 @@ class WavTransport(Transport):
         files = f"{len(paths)} {label('input')} files"
         if len(ats) > len(paths):
             raise UsageError(f"{len(ats)} {label('at')} values for {files}")
+        if "at" in (labels or {}) and len(ats) != len(paths):
+            # (a [wav] list pairs by position: one missing would shift the rest silently)
+            raise UsageError(
+                f"{label('at')} has {len(ats)} value(s) for {len(paths)} inputs: give one "
+                "per input, in the same order (0 for one that starts at once)"
+            )
         if len(names) > len(paths):
             raise UsageError(f"{len(names)} {label('participant')} names for {files}")
         if len(phones) > len(paths):
@@ -172,7 +182,14 @@ class WavTransport(Transport):
         check_output_file(output, label("output"))
         _refuse_overwriting_inputs({label("output"): output}, paths, label("input"))
         dtmf = parse_dtmf_schedule(opts.get("dtmf"))
-        return cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
+        transport = cls(inputs, output, rate, float(opts.get("speed") or 1.0), dtmf)
+        transport.output_label = label("output")
+        return transport
+
+    def written_files(self) -> dict[str, Path]:
+        """The file this transport writes, named as in an error (the runner checks that no
+        other output is the same file)."""
+        return {self.output_label: self.output}
 
     def check_written_paths(self, written: dict[str, Path]) -> None:
         """The files the command writes besides ``--output`` (``--transcript``, the
@@ -190,14 +207,22 @@ class WavTransport(Transport):
     # ----------------------------------------------------------------- meeting
     async def join(self, events: TransportEvents) -> None:
         self._events = events
-        try:
-            w = wave.open(str(self.output), "wb")  # noqa: SIM115 - closed in leave()
+        try:  # (our file object: a failed open leaves no half-built Wave_write to complain)
+            self._file = self.output.open("wb")
         except OSError as exc:
             raise UsageError(f"cannot write {self.output}: {exc.strerror or exc}") from None
+        w = wave.open(self._file, "wb")  # noqa: SIM115 - closed in leave()
+        self._writer = w
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(self.output_sample_rate)
-        self._writer = w
+        try:  # the header on disk now: a file that takes no data (/dev/full) fails at start
+            w.writeframes(b"")
+            self._file.flush()
+        except OSError as exc:
+            with self._lock:
+                self._drop_writer()
+            raise UsageError(f"cannot write {self.output}: {exc.strerror or exc}") from None
         self._t0 = time.monotonic()
         for i, inp in enumerate(self.inputs):
             pid = f"wav-{i + 1}"
@@ -298,11 +323,35 @@ class WavTransport(Transport):
             if self._writer is None:
                 return
             now = round((time.monotonic() - self._t0) * self.time_scale * self.output_sample_rate)
-            if now > self._written:  # the bot was quiet: silence up to the meeting time
-                self._writer.writeframes(b"\0\0" * (now - self._written))
-                self._written = now
-            self._writer.writeframes(pcm)
+            try:
+                if now > self._written:  # the bot was quiet: silence up to the meeting time
+                    self._writer.writeframes(b"\0\0" * (now - self._written))
+                    self._written = now
+                self._writer.writeframes(pcm)
+            except OSError as exc:
+                self._write_failed(exc)
+                return
             self._written += len(pcm) // 2
+
+    def _write_failed(self, exc: OSError) -> None:
+        """The bot's WAV cannot be written: the file is dropped as it is and the call ends
+        with one line (exit code 1). Called with the lock held."""
+        if self.write_error is None:
+            self.write_error = f"cannot write {self.output}: {exc.strerror or exc}"
+            log.error("%s: the call ends", self.write_error)
+        self._drop_writer()
+        if self._events is not None and not self._left:
+            self._events.ended("the bot's WAV could not be written", self.write_error)
+
+    def _drop_writer(self) -> None:
+        w, self._writer = self._writer, None
+        f, self._file = self._file, None
+        if w is not None:
+            with contextlib.suppress(OSError, wave.Error):
+                w.close()
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()
 
     async def leave(self) -> None:
         if self._left:
@@ -315,8 +364,14 @@ class WavTransport(Transport):
                 await t
         with self._lock:
             if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+                try:
+                    self._writer.close()  # (the header, then ours: the file itself)
+                    assert self._file is not None
+                    self._file.close()
+                except OSError as exc:
+                    self._write_failed(exc)
+                    return
+                self._writer = self._file = None
                 self.recorded = self.output
                 self.recorded_s = self._written / self.output_sample_rate
                 log.info(
