@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from botrun.bots.cli import shared_options
+from botrun.bots.demo import simulator_options
 
 log = logging.getLogger("botrun.web")
 
@@ -143,7 +143,7 @@ def announce(server: Any) -> None:
 
 
 @click.command("web")
-@shared_options
+@simulator_options  # (--agent-url: the simulator unless given; the config's agent.url unused)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -190,7 +190,7 @@ def command(
     Without --agent-url the bot talks to the local agent simulator, which echoes what you
     say (no account needed). Space mutes, Esc hangs up; each finished call's report is
     linked on the page. One call at a time: a second tab is told the bot is busy."""
-    from botrun.bots.demo import SIM_PROTOCOLS, pick_scenario
+    from botrun.bots.demo import SIM_PROTOCOLS, ignored_url_note, pick_scenario
     from botrun.bots.runner import (
         SharedOptions,
         agent_api_key,
@@ -212,6 +212,8 @@ def command(
     cfg = build_config(shared, SPEC, list(transports()))
     if agent_url and scenario:
         raise click.UsageError("--scenario scripts the local simulator; drop it with --agent-url")
+    if not agent_url and (note := ignored_url_note(cfg)):
+        click.echo(note, err=True)
     if not check_host(host):
         click.echo(
             f"warning: serving on {host}: anyone who can reach it with the token can talk to "
@@ -257,17 +259,3 @@ def command(
     code = asyncio.run(run())
     if code:
         sys.exit(code)
-
-
-def _web_agent_url_help() -> None:
-    """``--agent-url`` as ``botrun web`` uses it: the shared help names the config's
-    agent.url as the default, but web talks to the simulator unless the flag is given."""
-    for param in command.params:
-        if param.name == "agent_url" and isinstance(param, click.Option):
-            param.help = (
-                "The real voice agent's WebSocket URL (its key from the environment or .env). "
-                "Default: the local simulator; the config's agent.url is not used here."
-            )
-
-
-_web_agent_url_help()

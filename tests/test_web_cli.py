@@ -181,16 +181,23 @@ async def test_web_record_that_cannot_be_made_is_a_usage_error(tmp_path: Path) -
 
 async def test_web_with_no_call_leaves_no_record_folder(tmp_path: Path) -> None:
     """Item 3: waiting for a page makes no --record folder, and Ctrl-C before anybody
-    opened the page leaves none: "waiting for a page leaves nothing on disk"."""
-    proc = await _start(tmp_path, "--record", "calls", "--log-level", "debug")
+    opened the page leaves none: "waiting for a page leaves nothing on disk". (Item 5: a
+    config's agent.url, which web does not use without --agent-url, gets a note.)"""
+    (tmp_path / "bot.toml").write_text('[agent]\nurl = "wss://agent.example/v1/ws"\n')
+    proc = await _start(
+        tmp_path, "--config", "bot.toml", "--record", "calls", "--log-level", "debug"
+    )
     lines: list[str] = []
     await _until(proc, lines, "open http")
     assert proc.stderr is not None
+    logged = []
     while True:  # the bot is waiting for a page
         line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
         assert line, "botrun web ended"
+        logged.append(line)
         if "--joined--> waiting" in line:
             break
+    assert "the config's agent.url (wss://agent.example/v1/ws) is used only" in "".join(logged)
     assert not (tmp_path / "calls").exists()  # the folder is made when a call starts
     proc.send_signal(signal.SIGINT)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -256,4 +263,4 @@ def test_web_help_says_what_agent_url_defaults_to() -> None:
 
     out = " ".join(CliRunner().invoke(command, ["--help"], terminal_width=200).output.split())
     assert "the config's agent.url, else" not in out, out
-    assert "Default: the local simulator" in out, out
+    assert "Without it the local simulator answers" in out, out
