@@ -223,3 +223,24 @@ def test_bad_settings_are_refused() -> None:
         Mixer(24000, frame_ms=0)
     with pytest.raises(ValueError):
         Mixer(22050, frame_ms=10, max_lag_ms=60)  # 220.5 samples
+
+
+def test_a_long_call_keeps_only_the_arrivals_of_audio_still_queued() -> None:
+    """Regression: every pushed piece's arrival was kept for the whole call once audio
+    flowed steadily (a tuple per participant per frame: ~80 MB per speaker over three
+    hours, and a resuming speaker's alignment walked all of them)."""
+    mixer = Mixer(RATE, frame_ms=20)
+    a, b = ramp(0, FRAME // 2), ramp(7, FRAME)
+    longest = 0
+    for i in range(3000):  # one minute: "a" in 10 ms pieces, "b" in 20 ms pieces
+        t = i * 0.010
+        mixer.push("a", pcm(a), t)
+        if i % 2:
+            mixer.push("b", pcm(b), t)
+        mixer.pop(t)
+        longest = max(longest, *(len(tr.arrivals) for tr in mixer._tracks.values()))
+    assert longest <= 3
+    assert mixer.stats.frames == 1500
+    # what is still queued keeps its arrival: the partial frame drains max_lag after it
+    mixer.push("a", pcm(a), 30.0)
+    assert mixer.next_due() == pytest.approx(30.0 + 0.060)

@@ -114,11 +114,15 @@ class _Track:
         if nbytes >= len(buf):  # the common case: the queue holds exactly one frame
             chunk = bytes(buf)
             buf.clear()
+            self.arrivals.clear()  # nothing queued: no arrival left to remember
         else:
             with memoryview(buf) as view:  # one copy, not a bytearray slice and a copy of it
                 chunk = bytes(view[:nbytes])
             del buf[:nbytes]
         self.consumed += len(chunk)
+        arrivals = self.arrivals
+        while arrivals and arrivals[0][1] <= self.consumed:  # pieces taken whole
+            arrivals.popleft()
         return chunk
 
 
