@@ -325,6 +325,8 @@ class AgentClient:
         if self._closing or self._closed:
             self._stats.audio_dropped_ms += self._ms(len(pcm24k))
             return
+        if not self._audio and self._state.can_send_audio and self._send_one(pcm24k):
+            return  # the usual case: sent from this pass of the loop, nothing queued
         self._audio.append(bytes(pcm24k))
         self._audio_bytes += len(pcm24k)
         dropped = 0
@@ -706,8 +708,10 @@ class AgentClient:
 
     def _handle(self, msg: str | bytes) -> None:
         events = self._wire_decode(msg)
-        if any(isinstance(ev, UnknownEvent | ProtocolError) for ev in events):
-            self._check_protocol(msg)
+        for ev in events:
+            if isinstance(ev, (UnknownEvent, ProtocolError)):  # a tuple: no union made per message
+                self._check_protocol(msg)
+                break
         for ev in events:
             self._handle_event(ev)
 
@@ -859,6 +863,23 @@ class AgentClient:
         self._audio_bytes -= size
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def _send_one(self, pcm: bytes) -> bool:
+        """:meth:`_send_now` for one chunk with nothing queued ahead of it, without the
+        queue; False when the writer must send it. (Every call sends 50 of these a
+        second: the checks of :meth:`_direct_socket` and the framing are written out.)"""
+        ws = self._ws
+        if ws is None or self._writer_busy or self._controls or self._want_end:
+            return False
+        protocol, transport = ws.protocol, ws.transport
+        if protocol.state is not self._ws_open or transport.get_write_buffer_size():
+            return False
+        if not self._frame_audio(ws, pcm):
+            return True
+        for data in protocol.data_to_send():
+            if data:
+                transport.write(data)
+        return True
+
     def _send_now(self) -> bool:
         """Send the queued audio from the caller's own pass of the loop, without waking
         the writer task; False when the writer must send it (it is busy or has control
@@ -869,27 +890,44 @@ class AgentClient:
         ``send`` context for every 20 ms of every call -- a quarter of the loop at 50
         calls. The frame is made by the connection's own Sans-I/O protocol object, so
         ordering, masking and the connection's state stay websockets' business."""
-        ws = self._ws
-        if ws is None or self._writer_busy or self._controls or self._want_end:
-            return False
-        protocol, transport = ws.protocol, ws.transport
-        if protocol.state is not self._ws_open or transport.get_write_buffer_size():
+        ws = self._direct_socket()
+        if ws is None:
             return False
         while self._audio:
-            chunk = self._pop_audio()
-            try:
-                message = self._wire_audio(chunk)
-                protocol.send_text(message.encode() if isinstance(message, str) else message)
-            except Exception as exc:  # as if the writer had died: kept, and a new socket
-                self._audio.appendleft(chunk)
-                self._audio_bytes += len(chunk)
-                self._send_failed(exc, ws)
+            if not self._frame_audio(ws, self._pop_audio()):
                 return True
-            self._stats.audio_sent_bytes += len(chunk)
-        for data in protocol.data_to_send():
-            if data:
-                transport.write(data)
+        self._write_out(ws)
         return True
+
+    def _direct_socket(self) -> Any:
+        """The connection, when audio may be framed onto it right now: open, no control
+        message waiting, the writer not between messages, no unsent bytes."""
+        ws = self._ws
+        if ws is None or self._writer_busy or self._controls or self._want_end:
+            return None
+        if ws.protocol.state is not self._ws_open or ws.transport.get_write_buffer_size():
+            return None
+        return ws
+
+    def _frame_audio(self, ws: Any, chunk: bytes) -> bool:
+        """Frame ``chunk`` as the next message on ``ws``. On failure the chunk goes back to
+        the front of the queue and the socket is replaced, as if the writer had died."""
+        try:
+            message = self._wire_audio(chunk)
+            ws.protocol.send_text(message.encode() if isinstance(message, str) else message)
+        except Exception as exc:
+            self._audio.appendleft(bytes(chunk))
+            self._audio_bytes += len(chunk)
+            self._send_failed(exc, ws)
+            return False
+        self._stats.audio_sent_bytes += len(chunk)
+        return True
+
+    @staticmethod
+    def _write_out(ws: Any) -> None:
+        for data in ws.protocol.data_to_send():
+            if data:
+                ws.transport.write(data)
 
     async def _writer(self, ws: Any) -> None:
         """Sends control messages, then audio, whenever the session is ready. A message

@@ -175,8 +175,9 @@ class InboundRouter:
         self._batched_frames += count
         slot = self._batch_slot
         if slot is None:
-            slot = self._batch_slot = BatchSlot(self._batch_path, self._hear, self._deliver)
-        batch_for(self._loop or asyncio.get_running_loop()).add(slot, now, weigh)
+            batch = batch_for(self._loop or asyncio.get_running_loop())
+            slot = self._batch_slot = BatchSlot(batch, self._batch_path, self._hear, self._deliver)
+        slot.batch.add(slot, now, weigh)
 
     def _batch_path(self) -> InboundPath | PassthroughPath | None:
         return self._inbound

@@ -203,6 +203,7 @@ async def test_the_batch_sends_every_call_what_its_own_path_would(seed: int) -> 
 
     def slot(i: int) -> BatchSlot:
         return BatchSlot(
+            batch,
             lambda: paths[i],
             lambda heard: levels[i].extend(heard),
             lambda frames, now, picked: sent[i].extend(frames),
@@ -254,7 +255,7 @@ async def test_a_leavers_tail_takes_the_calls_own_path() -> None:
     batch = InboundBatch(loop)
     path, twin = InboundPath(max_lag_ms=500), InboundPath(max_lag_ms=500)
     got: list[bytes] = []
-    slot = BatchSlot(lambda: path, lambda heard: None, lambda f, now, picked: got.extend(f))
+    slot = BatchSlot(batch, lambda: path, lambda heard: None, lambda f, now, picked: got.extend(f))
     voice = speech16(110)
     now = time.monotonic()
     for p in (path, twin):

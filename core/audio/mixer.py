@@ -80,7 +80,7 @@ class MixerStats:
     trimmed_ms: float = 0.0  # backlog dropped to keep a resumed participant aligned
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
     """One participant's queue: bytes plus the arrival time of each pushed piece."""
 
@@ -210,9 +210,13 @@ class Mixer:
         """When queued audio becomes due without any new input (the time to call
         :meth:`pop` again), or None when nothing is queued. Meant to be called right after
         :meth:`pop`, which has already emitted whatever was due then."""
-        arrivals = [t.oldest_arrival() for t in self._tracks.values() if t.buf]
-        known = [a for a in arrivals if a is not None]
-        return min(known) + self._max_lag_s if known else None
+        oldest: float | None = None
+        for t in self._tracks.values():  # (runs after every frame: no lists)
+            if t.buf:
+                arrived = t.oldest_arrival()
+                if arrived is not None and (oldest is None or arrived < oldest):
+                    oldest = arrived
+        return None if oldest is None else oldest + self._max_lag_s
 
     def drain(self) -> list[bytes]:
         """Emit everything still queued now, the last frame padded with silence; whoever is
@@ -228,10 +232,23 @@ class Mixer:
         pieces of the participants in it (each at most a frame; shorter ones are silence at
         the end). :meth:`mix` turns one into the frame; ``core/inbound_batch.py`` mixes
         those of many calls at once."""
-        frames: list[list[bytes]] = []
         fb = self.frame_bytes
-        trim_above = self._trim_above
         tracks = self._tracks
+        # The usual tick first: everyone whose audio flows has exactly one frame queued,
+        # nobody is leaving; that frame is due, and nothing is left after it.
+        full: list[_Track] = []
+        for t in tracks.values():
+            n = len(t.buf)
+            if n == fb and not t.leaving:
+                full.append(t)
+            elif n or t.leaving or not t.starved:
+                break  # anything else: the general pass below
+        else:
+            if full:
+                self.stats.frames += 1
+                return [[t.take(fb) for t in full]]
+        frames: list[list[bytes]] = []
+        trim_above = self._trim_above
         while True:
             # one pass over the tracks (this runs for every frame): who has audio queued,
             # whether a present one is short of a frame, a backlog, a leaver
@@ -350,8 +367,8 @@ def mix_many(frames: list[list[bytes]], frame_bytes: int) -> tuple[np.ndarray, l
     by_count: dict[int, list[int]] = {1: [], 2: []}
     for i, pieces in enumerate(frames):
         rows = by_count.get(len(pieces))
-        if rows is not None and all(len(p) == frame_bytes for p in pieces):
-            rows.append(i)
+        if rows is not None and len(pieces[0]) == frame_bytes == len(pieces[-1]):
+            rows.append(i)  # one or two whole pieces
         else:
             frame, limited[i] = mix_one(pieces, frame_bytes)
             out[i] = np.frombuffer(frame, dtype="<i2")
