@@ -27,9 +27,25 @@ from .audio.mixer import Mixer
 from .audio.resampler import StreamResampler
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 AGENT_RATE = 24000
+
+#: A participant's audio as pushed: (participant id, PCM16 at the meeting rate, arrival).
+Heard = tuple[str, bytes, float]
+
+
+def push_each(
+    push: Callable[[str, bytes, int, float], bytes], frames: list[tuple[str, bytes, int, float]]
+) -> list[Heard]:
+    """Push ``(pid, audio, rate, arrival)`` frames one by one through ``push``; returns
+    what each returned, as ``(pid, PCM16, arrival)``, where it returned anything."""
+    heard: list[Heard] = []
+    for pid, pcm, rate, at in frames:
+        pushed = push(pid, pcm, rate, at)
+        if pushed:
+            heard.append((pid, pushed, at))
+    return heard
 
 
 class InboundPath:
@@ -106,6 +122,25 @@ class InboundPath:
         if pcm:
             mixer.push(pid, pcm, now)
         return pcm
+
+    def push_frames(self, frames: list[tuple[str, bytes, int, float]]) -> list[Heard]:
+        """:meth:`push` for the audio of one hand-off, ``(pid, PCM16, rate, arrival)`` in
+        arrival order; returns what was pushed at the meeting rate, as ``(pid, PCM16,
+        arrival)``. The usual tick -- one whole frame from everyone, at the meeting rate,
+        nothing queued -- is offered to the mixer as it is (:meth:`Mixer.offer`), which
+        spares queueing every piece only to take it back in the same pass."""
+        mixer = self._mixer
+        if mixer is not None:
+            rate, members = self.meeting_rate, self._members
+            offered: list[Heard] = []
+            for pid, pcm, r, at in frames:
+                if r != rate or members.get(pid, 0) is not None:
+                    break
+                offered.append((pid, pcm, at))
+            else:
+                if mixer.offer(offered):
+                    return offered
+        return push_each(self.push, frames)
 
     def pop(self, now: float) -> list[bytes]:
         """Complete mixed frames of ``chunk_ms`` at the agent's rate that are due at ``now``."""

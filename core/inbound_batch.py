@@ -36,7 +36,7 @@ from .audio.mixer import mix_many
 from .audio.pcm import energies
 from .audio.resampler import StreamResampler, process_rows
 from .handoff import after_each_tick
-from .inbound import InboundPath
+from .inbound import Heard, InboundPath
 
 if TYPE_CHECKING:
     from .passthrough import PassthroughPath
@@ -70,7 +70,7 @@ class BatchSlot:
         self.path = path
         self.hear = hear
         self.deliver = deliver
-        self.heard: list[tuple[str, bytes]] = []
+        self.heard: list[Heard] = []
         self.queued = False
         self._now = 0.0
         self.picked = 0.0  # perf_counter() when the first of these frames was picked up
@@ -87,10 +87,11 @@ class InboundBatch:
         self.batched_frames = 0  # frames mixed and resampled together with other calls'
         self.single_frames = 0  # frames that took their call's own path
 
-    def add(self, slot: BatchSlot, now: float, heard: list[tuple[str, bytes]]) -> None:
+    def add(self, slot: BatchSlot, now: float, heard: list[Heard]) -> None:
         """Queue ``slot``'s call for the next flush (audio it queued at ``now``, with the
         participant frames in ``heard`` to weigh); the first call in a tick schedules it."""
-        slot.heard.extend(heard)
+        # (a new list: ``heard`` may be what the mixer was offered, never changed)
+        slot.heard = slot.heard + heard if slot.heard else heard
         slot._now = now
         if slot.queued:
             return
@@ -129,14 +130,14 @@ class InboundBatch:
 
     @staticmethod
     def _weigh(slots: list[BatchSlot]) -> None:
-        frames = [pcm for slot in slots for _, pcm in slot.heard]
+        frames = [heard[1] for slot in slots for heard in slot.heard]
         if not frames:
             return
         values = iter(energies(frames))
         for slot in slots:
             heard, slot.heard = slot.heard, []
             if heard:
-                slot.hear([(pid, next(values)) for pid, _ in heard])
+                slot.hear([(h[0], next(values)) for h in heard])
 
     def _mix_and_send(self, slots: list[BatchSlot]) -> None:
         # 1. what each call has due, unmixed; calls that must go alone go now

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .audio.g711 import ULAW_SILENCE, ulaw_to_pcm16
+from .inbound import Heard, push_each
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -47,6 +48,10 @@ class PassthroughPath:
             return b""
         self._buf += data
         return ulaw_to_pcm16(data)
+
+    def push_frames(self, frames: list[tuple[str, bytes, int, float]]) -> list[Heard]:
+        """:meth:`push` for the audio of one hand-off (see InboundPath.push_frames)."""
+        return push_each(self.push, frames)
 
     def pop(self, now: float) -> list[bytes]:
         """The complete ``chunk_ms`` frames queued so far."""

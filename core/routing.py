@@ -155,22 +155,20 @@ class InboundRouter:
         now = time.monotonic()  # the hand-off waits for its clock on purpose
         listened = self._listened
         transcode = self._phone_audio and not self._passthrough
-        weigh: list[tuple[str, bytes]] = []
-        count = 0
+        mine: list[tuple[str, bytes, int, float]] = []
         for pid, pcm, rate, arrived in frames:
             if pid not in listened:
                 self._ignored_frames += 1  # the bot itself, unknown or not-listened people
                 continue
-            count += 1
             if transcode:  # μ-law from the phone, for an agent that takes 24 kHz PCM16 only
                 from .audio.g711 import ulaw_to_pcm16
 
                 pcm = ulaw_to_pcm16(pcm)
-            pcm24 = inbound.push(pid, pcm, rate, min(arrived, now))
-            if pcm24:
-                weigh.append((pid, pcm24))
-        if not count:
+            mine.append((pid, pcm, rate, arrived if arrived < now else now))
+        if not mine:
             return
+        count = len(mine)
+        weigh = inbound.push_frames(mine)
         self._last_heard = now
         self._batched_frames += count
         slot = self._batch_slot

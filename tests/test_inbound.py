@@ -201,6 +201,34 @@ def test_two_voices_are_mixed_at_their_rate_and_resampled_once() -> None:
     assert np.abs(got - separately).max() <= 2  # one rounding for each voice resampled alone
 
 
+def test_a_hand_offs_frames_pushed_together_equal_them_pushed_one_by_one() -> None:
+    """InboundPath.push_frames (the bridge's way: a hand-off's frames at once, the usual
+    tick offered to the mixer without queueing) sends what push() frame by frame sends,
+    through a voice at another rate and a member who stalls; and tells what it heard."""
+    together, alone = InboundPath(max_lag_ms=60), InboundPath(max_lag_ms=60)
+    for path in (together, alone):
+        path.set_members(["a", "b"], 0.0)
+    a, b = speech16(600), speech16(600, seed=2)
+    t48 = np.arange(600 * 48) / 48000
+    c = np.round(np.sin(2 * np.pi * 440 * t48) * 6000).astype(np.int16)
+    sent: tuple[list[bytes], list[bytes]] = ([], [])
+    for i in range(30):
+        t = (i + 1) * 0.02
+        frames = [("a", a[i * IN_FRAME : (i + 1) * IN_FRAME].tobytes(), IN_RATE, t)]
+        if not 10 <= i < 13:  # b stalls for 60 ms
+            frames.append(("b", b[i * IN_FRAME : (i + 1) * IN_FRAME].tobytes(), IN_RATE, t))
+        if i >= 20:  # and then talks at 48 kHz (another device)
+            frames[-1] = ("b", c[i * 960 : (i + 1) * 960].tobytes(), 48000, t)
+        heard = together.push_frames(frames)
+        assert [(pid, at) for pid, _, at in heard] == [(pid, at) for pid, _, _, at in frames]
+        for pid, pcm, rate, at in frames:
+            alone.push(pid, pcm, rate, at)
+        sent[0].extend(together.pop(t))
+        sent[1].extend(alone.pop(t))
+    assert len(sent[0]) >= 25
+    assert sent[0] == sent[1]
+
+
 def test_a_voice_at_another_rate_is_resampled_to_the_meeting_rate_first() -> None:
     path = InboundPath(max_lag_ms=60)
     path.set_members(["a", "b"], 0.0)

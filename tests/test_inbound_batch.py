@@ -233,7 +233,7 @@ async def test_the_batch_sends_every_call_what_its_own_path_would(seed: int) -> 
                 piece = voices[(i, p)][pos[i] : pos[i] + n].tobytes()
                 paths[i].push(p, piece, rates[i], now)
                 twins[i].push(p, piece, rates[i], now)
-                heard.append((p, piece))
+                heard.append((p, piece, now))
             pos[i] += n
             batch.add(slots[i], now, heard)
             want[i].extend(twins[i].pop(now))

@@ -244,3 +244,90 @@ def test_a_long_call_keeps_only_the_arrivals_of_audio_still_queued() -> None:
     # what is still queued keeps its arrival: the partial frame drains max_lag after it
     mixer.push("a", pcm(a), 30.0)
     assert mixer.next_due() == pytest.approx(30.0 + 0.060)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_offered_frames_mix_exactly_as_pushed_ones(seed: int) -> None:
+    """Mixer.offer (the usual tick handed over without queueing) against the same audio
+    pushed piece by piece: the same frames, the same due times, the same state, through
+    stalls, odd piece sizes, joins, leaves and a second push in the same tick."""
+    rng = np.random.default_rng(seed)
+    fast, slow = Mixer(RATE, frame_ms=20), Mixer(RATE, frame_ms=20)
+    people = ["a", "b", "c"]
+    voices = {p: ramp(1000 * i, FRAME * 4000, 3) for i, p in enumerate(people)}
+    pos = dict.fromkeys(people, FRAME)
+    here = ["a", "b"]
+    for m in (fast, slow):
+        for p in here:
+            m.add(p)
+    offered = 0
+    t = 0.0
+    for _tick in range(600):
+        t += 0.02
+        roll = rng.random()
+        if roll < 0.03 and len(here) < 3:  # someone joins
+            p = next(p for p in people if p not in here)
+            here.append(p)
+            pos[p] = FRAME * round(t / 0.02) - FRAME  # starts talking now
+            for m in (fast, slow):
+                m.add(p)
+        elif roll < 0.06 and len(here) > 1:  # someone leaves
+            p = here.pop(int(rng.integers(len(here))))
+            for m in (fast, slow):
+                m.remove(p)
+        frames = []
+        for p in here:
+            due = FRAME * round(t / 0.02) - pos[p]  # what this track owes by now
+            if rng.random() < 0.03:
+                continue  # a stalled track: its audio comes later, in a burst
+            n = due if rng.random() < 0.97 else int(rng.choice([due // 2, due + 1, 7]))
+            piece = pcm(voices[p][pos[p] : pos[p] + n])
+            pos[p] += n
+            frames.append((p, piece, t))  # one SDK callback: one arrival time
+        if frames and fast.offer(frames):
+            offered += 1
+        else:
+            for p, piece, at in frames:
+                fast.push(p, piece, at)
+        for p, piece, at in frames:
+            slow.push(p, piece, at)
+        if rng.random() < 0.03 and here:  # more audio before the pop: the offer is queued
+            p = here[0]
+            extra = pcm(voices[p][pos[p] : pos[p] + FRAME // 4])
+            pos[p] += FRAME // 4
+            fast.push(p, extra, t)
+            slow.push(p, extra, t)
+        assert fast.queued == slow.queued
+        if rng.random() < 0.1:
+            assert fast.next_due() == slow.next_due()
+        assert fast.pop_pieces(t) == slow.pop_pieces(t)
+        assert fast.next_due() == slow.next_due()
+        assert fast.present == slow.present
+        assert fast.participants == slow.participants
+    assert fast.drain() == slow.drain()
+    assert fast.stats == slow.stats
+    # each stream's position (bytes mixed so far) is kept as if every frame was queued
+    assert {p: t.consumed for p, t in fast._tracks.items()} == {
+        p: t.consumed for p, t in slow._tracks.items()
+    }
+    assert 10 < offered < 590, offered  # both ways were taken, many times
+
+
+def test_an_offer_is_refused_unless_it_is_everyones_one_whole_frame() -> None:
+    mixer = Mixer(RATE, frame_ms=20)
+    frame = pcm(ramp(0, FRAME))
+    for p in ("a", "b"):
+        mixer.add(p)
+    # a and b are absent until their audio flows: the first audio is lined up (pushed)
+    assert not mixer.offer([("a", frame, 0.0), ("b", frame, 0.0)])
+    mixer.push("a", frame, 0.0)
+    mixer.push("b", frame, 0.0)
+    assert len(mixer.pop_pieces(0.0)) == 1
+    assert mixer.offer([("a", frame, 0.02), ("b", frame, 0.02)])
+    assert not mixer.offer([("a", frame, 0.02), ("b", frame, 0.02)])  # one at a time
+    assert mixer.pop_pieces(0.02) == [[frame, frame]]
+    assert not mixer.offer([("a", frame, 0.04)])  # b's frame missing
+    assert not mixer.offer([("a", frame, 0.04), ("a", frame, 0.04)])  # a twice
+    assert not mixer.offer([("a", frame, 0.04), ("b", frame[:-2], 0.04)])  # short
+    assert not mixer.offer([("a", frame, 0.04), ("x", frame, 0.04)])  # unknown
+    assert not mixer.queued

@@ -142,6 +142,10 @@ class Mixer:
         self._max_lag_bytes = sample_rate * max_lag_ms // 1000 * SAMPLE_WIDTH
         self._trim_above = self._max_lag_bytes + self.frame_bytes  # see _trim_backlog
         self._tracks: dict[str, _Track] = {}
+        # One whole frame from every participant, offered together into empty queues
+        # (:meth:`offer`) and not queued: (pid, PCM, arrival time) each; the next pop
+        # returns it as is, anything else queues it first (:meth:`_settle`).
+        self._offered: list[tuple[str, bytes, float]] | None = None
         self.stats = MixerStats()
 
     @property
@@ -151,6 +155,8 @@ class Mixer:
 
     def add(self, pid: str) -> None:
         """Start mixing ``pid``; its first audio is lined up by capture time (see above)."""
+        if self._offered is not None:
+            self._settle()
         track = self._tracks.get(pid)
         if track is None:
             self._tracks[pid] = _Track()
@@ -159,6 +165,8 @@ class Mixer:
 
     def remove(self, pid: str) -> None:
         """Stop waiting for ``pid``: its queued audio is mixed, then it is forgotten."""
+        if self._offered is not None:
+            self._settle()
         track = self._tracks.get(pid)
         if track is None:
             return
@@ -172,6 +180,8 @@ class Mixer:
 
         An unknown id is added first; a trailing odd byte is held for the next push.
         """
+        if self._offered is not None:
+            self._settle()
         track = self._tracks.get(pid)
         if track is None or track.leaving:
             self.add(pid)
@@ -196,9 +206,36 @@ class Mixer:
         track.buf += data
         track.arrivals.append((start, start + len(data), now))
 
+    def offer(self, frames: list[tuple[str, bytes, float]]) -> bool:
+        """Audio that arrived together, ``(pid, PCM16, arrival time)`` each, if it is the
+        usual tick: exactly one whole frame from each participant, every one of them
+        present with nothing queued. Then the frame is due at once and :meth:`pop_pieces`
+        returns it without queueing and taking every piece; True. Otherwise nothing is
+        done (False): :meth:`push` each piece."""
+        tracks = self._tracks
+        if self._offered is not None or len(frames) != len(tracks):
+            return False
+        fb = self.frame_bytes
+        for pid, pcm, _ in frames:
+            t = tracks.get(pid)
+            if t is None or len(pcm) != fb or t.buf or t.starved or t.leaving or t.carry.pending:
+                return False
+        if len(frames) > 1 and len({pid for pid, _, _ in frames}) != len(frames):
+            return False  # someone twice: queue it
+        self._offered = frames
+        return True
+
+    def _settle(self) -> None:
+        """Queue an offered frame after all (something other than the next pop came)."""
+        offered, self._offered = self._offered, None
+        for pid, pcm, arrived in offered or ():
+            self.push(pid, pcm, arrived)
+
     @property
     def queued(self) -> bool:
         """Whether any audio is waiting to be mixed."""
+        if self._offered is not None:
+            return True
         return any(t.buf for t in self._tracks.values())
 
     @property
@@ -210,6 +247,8 @@ class Mixer:
         """When queued audio becomes due without any new input (the time to call
         :meth:`pop` again), or None when nothing is queued. Meant to be called right after
         :meth:`pop`, which has already emitted whatever was due then."""
+        if self._offered is not None:
+            self._settle()
         oldest: float | None = None
         for t in self._tracks.values():  # (runs after every frame: no lists)
             if t.buf:
@@ -234,6 +273,13 @@ class Mixer:
         those of many calls at once."""
         fb = self.frame_bytes
         tracks = self._tracks
+        offered = self._offered
+        if offered is not None:  # nothing else is queued (see offer), nothing else is due
+            self._offered = None
+            for pid, _, _ in offered:
+                tracks[pid].consumed += fb
+            self.stats.frames += 1
+            return [[pcm for _, pcm, _ in offered]]
         # The usual tick first: everyone whose audio flows has exactly one frame queued,
         # nobody is leaving; that frame is due, and nothing is left after it.
         full: list[_Track] = []
