@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("botrun.bridge")
 
 Observer = Callable[[BridgeEvent], None]
-_TICK_S = 0.1  # timers and the silence keep-alive; 10 wake-ups a second per call
+_TICK_S = 0.1  # timers and the silence keep-alive (less often while audio flows)
 _SHUTDOWN_BUDGET_S = 1.8  # SIGINT/SIGTERM -> process exit within 2 s
 
 
@@ -534,9 +534,13 @@ class Bridge:
         cfg = self.config.bridge
         started = time.monotonic()
         chunk_s = cfg.chunk_ms / 1000
+        wait = _TICK_S
         while not self._stop.is_set():
-            await asyncio.sleep(_TICK_S)
+            await asyncio.sleep(wait)
             now = time.monotonic()
+            # every _TICK_S while the keep-alive may be due; while people's audio flows,
+            # not before it could be (the other timers here count in seconds)
+            wait = max(_TICK_S, self.inbound.quiet_in(now))
             if now - started >= cfg.max_duration_s:
                 self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
                 break

@@ -235,6 +235,11 @@ class InboundRouter:
                 taps.heard(frame, *self._tap_in)
             self._audio_clock = max(self._audio_clock, now - 0.2) + len(frame) / self._in_bps
 
+    def quiet_in(self, now: float) -> float:
+        """Seconds until :meth:`keep_alive` may have silence to send if no more audio
+        comes (0: it may now)."""
+        return max(0.0, self._last_heard + _SILENT_AFTER_S - now)
+
     def keep_alive(self, now: float, chunk_s: float) -> None:
         """Keep the agent's speech detector running: silence while nobody is heard. Only once
         no audio has arrived for a while: a stalled loop or a late SDK frame must not get

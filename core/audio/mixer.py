@@ -218,7 +218,7 @@ class Mixer:
         fb = self.frame_bytes
         for pid, pcm, _ in frames:
             t = tracks.get(pid)
-            if t is None or len(pcm) != fb or t.buf or t.starved or t.leaving or t.carry.pending:
+            if t is None or len(pcm) != fb or t.buf or t.starved or t.leaving or t.carry.held:
                 return False
         if len(frames) > 1 and len({pid for pid, _, _ in frames}) != len(frames):
             return False  # someone twice: queue it

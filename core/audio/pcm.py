@@ -97,26 +97,26 @@ class OddByteCarry:
     prepended to the next chunk instead.
     """
 
-    __slots__ = ("_byte",)
+    __slots__ = ("held",)
 
     def __init__(self) -> None:
-        self._byte: bytes = b""
+        self.held: bytes = b""  # the odd byte held back (b"" when none)
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """Return the whole samples available after ``data``; keep any odd byte for later."""
-        if self._byte:
-            data = self._byte + bytes(data)
-            self._byte = b""
+        if self.held:
+            data = self.held + bytes(data)
+            self.held = b""
         if len(data) % SAMPLE_WIDTH:
-            self._byte = bytes(data[-1:])
+            self.held = bytes(data[-1:])
             data = data[:-1]
         return bytes(data)
 
     @property
     def pending(self) -> int:
         """Bytes held back (0 or 1)."""
-        return len(self._byte)
+        return len(self.held)
 
     def reset(self) -> None:
         """Forget a held-back byte."""
-        self._byte = b""
+        self.held = b""
