@@ -342,10 +342,13 @@ class Bridge:
     async def _run_session(self, client: AgentSession) -> None:
         try:
             await client.start()
-            async for event in client.events():
+
+            def handle(event: Any) -> None:
                 # a session closing aside while a newer one runs must not touch its state
                 if self.client is client or self.client is None:
                     self._on_agent_event(event)
+
+            await client.run_events(handle)  # each event as it is read: no task between
         except asyncio.CancelledError:
             raise
         except BotrunError as exc:

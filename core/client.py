@@ -242,6 +242,11 @@ class AgentClient:
         self._wake = asyncio.Event()
         self._ended = asyncio.Event()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        # run_events(): its handler, what waits for the end, what is still to hand over
+        self._handler: Callable[[ServerEvent | Notice], None] | None = None
+        self._handled: asyncio.Future[None] | None = None
+        self._to_hand: deque[Any] = deque()
+        self._handing = False
         self._ws: Any = None
         self._supervisor: asyncio.Task[None] | None = None
         self._first_ready: asyncio.Future[None] | None = None
@@ -361,6 +366,24 @@ class AgentClient:
                 return
             yield item
 
+    async def run_events(self, handle: Callable[[ServerEvent | Notice], None]) -> None:
+        """What :meth:`events` yields, handed to ``handle`` on the loop in the same pass
+        that read it: no queue and no task wake-up between the socket and the caller
+        (reply audio comes 10 to 50 times a second per call). In order; an event made
+        while ``handle`` runs is handed over right after it returns. Returns after
+        :meth:`close`; raises :class:`AgentError` when the session failed for good, or
+        whatever ``handle`` raised (it gets nothing more then). Use this or
+        :meth:`events`, one consumer at a time."""
+        done = self._handled = asyncio.get_running_loop().create_future()
+        self._handler = handle
+        try:
+            while not self._queue.empty() and self._handler is handle:  # (came before)
+                self._emit(self._queue.get_nowait())
+            await done
+        finally:
+            if self._handled is done:
+                self._handler = self._handled = None
+
     async def update_session(self, changes: dict[str, Any]) -> None:
         """Send a partial ``session.update`` (prompt, turn detection, key terms, tools,
         volume); kept and re-applied across reconnects. Immutable fields (greeting,
@@ -411,7 +434,7 @@ class AgentClient:
             task.cancel()
         if not self._closed:
             self._closed = True
-            self._queue.put_nowait(_END)
+            self._emit(_END)
 
     # -- supervisor: connect, serve, reconnect ------------------------------------------
 
@@ -507,7 +530,7 @@ class AgentClient:
         log.info("agent session failed: %s", err)
         if self._first_ready is not None and not self._first_ready.done():
             self._first_ready.set_exception(err)
-        self._queue.put_nowait(_END)
+        self._emit(_END)
 
     async def _connect_and_serve(self) -> None:
         self._was_ready = False
@@ -827,8 +850,40 @@ class AgentClient:
             f" (param {_quote(ev.param)})" if ev.param else "",
         )
 
-    def _emit(self, item: ServerEvent | Notice) -> None:
-        self._queue.put_nowait(item)
+    def _emit(self, item: Any) -> None:
+        """An event (or ``_END``) for the consumer: queued for :meth:`events`, or handed to
+        :meth:`run_events`' handler now."""
+        if self._handler is None:
+            self._queue.put_nowait(item)
+            return
+        self._to_hand.append(item)
+        if self._handing:
+            return  # made while the handler runs: handed over after it, in order
+        self._handing = True
+        try:
+            while self._to_hand and self._handler is not None:
+                item = self._to_hand.popleft()
+                if item is _END:
+                    self._queue.put_nowait(_END)  # later consumers end too
+                    self._stop_handing(self._fatal)
+                    return
+                try:
+                    self._handler(item)
+                except Exception as exc:
+                    self._stop_handing(exc)
+        finally:
+            self._handing = False
+
+    def _stop_handing(self, exc: BaseException | None) -> None:
+        """run_events() ends (raising ``exc``, if any); what was not handed over is queued."""
+        done, self._handler, self._handled = self._handled, None, None
+        while self._to_hand:
+            self._queue.put_nowait(self._to_hand.popleft())
+        if done is not None and not done.done():
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -1009,4 +1064,4 @@ class AgentClient:
         if self._first_ready is not None and not self._first_ready.done():
             self._first_ready.set_exception(AgentError("the agent client was closed"))
             self._first_ready.exception()  # mark retrieved
-        self._queue.put_nowait(_END)
+        self._emit(_END)

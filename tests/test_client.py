@@ -857,3 +857,104 @@ async def test_close_sends_queued_audio_before_session_end() -> None:
         kinds = [type(m) for m in conn.log]
         assert kinds[-1] is SessionEnd and kinds.count(InputAudio) >= 1
         assert len(conn.audio) == 5 * CHUNK
+
+
+# -- run_events: each event handed over in the pass that read it ---------------------------
+
+
+async def test_run_events_hands_over_every_event_in_order_and_returns_after_close() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.ready("s1")
+        await conn.send(ReplyStarted("r1"))
+        for i in range(5):
+            await conn.send(ReplyAudio(bytes([i + 1, 0]) * 10))
+        await conn.send(ReplyDone("r1"))
+
+    async with AgentServer([script]) as srv:
+        c = client(srv.url)
+        await c.start()  # session.ready waits in the queue: it is handed over first
+        got: list[Any] = []
+        replied = asyncio.Event()
+
+        def handle(e: Any) -> None:
+            got.append(e)
+            if isinstance(e, ReplyDone):
+                replied.set()
+
+        task = asyncio.create_task(c.run_events(handle))
+        await asyncio.wait_for(replied.wait(), WAIT)
+        assert isinstance(got[0], SessionReady)
+        assert [type(e) for e in got[1:3]] == [ReplyStarted, ReplyAudio]
+        assert [a.pcm[:1] for a in got if isinstance(a, ReplyAudio)] == [
+            bytes([i + 1]) for i in range(5)
+        ]
+        await c.close()
+        await asyncio.wait_for(task, WAIT)  # returned: the session is over
+        assert isinstance(got[-1], SessionEnded)
+
+
+async def test_an_event_made_while_the_handler_runs_comes_right_after_it() -> None:
+    async with AgentServer() as srv:
+        c = client(srv.url)
+        await c.start()
+        order: list[str] = []
+
+        def handle(e: Any) -> None:
+            order.append(type(e).__name__ if not isinstance(e, str) else e)
+            if isinstance(e, SessionReady):
+                c._emit("made inside")  # e.g. a notice the handling caused
+                order.append("handler returned")
+
+        task = asyncio.create_task(c.run_events(handle))
+        await wait_until(lambda: "made inside" in order)
+        assert order == ["SessionReady", "handler returned", "made inside"]
+        await c.close()
+        await asyncio.wait_for(task, WAIT)
+
+
+async def test_a_handler_that_raises_ends_run_events_with_its_error_not_the_session() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.ready("s1")
+        await conn.send(ReplyStarted("r1"))
+        await conn.send(ReplyAudio(b"\1\0" * 10))
+        await conn.send(ReplyAudio(b"\2\0" * 10))
+        await conn.send(ReplyDone("r1"))
+
+    async with AgentServer([script]) as srv:
+        c = client(srv.url)
+        await c.start()
+        got: list[Any] = []
+
+        def handle(e: Any) -> None:
+            got.append(e)
+            if isinstance(e, ReplyAudio):
+                raise RuntimeError("the caller's bug")
+
+        with pytest.raises(RuntimeError, match="the caller's bug"):
+            await asyncio.wait_for(c.run_events(handle), WAIT)
+        assert [type(e) for e in got] == [SessionReady, ReplyStarted, ReplyAudio]
+        # the session goes on; what the handler did not get is still there, in order
+        ev = Events(c)
+        await ev.wait_for(ReplyDone)
+        assert [a.pcm[:1] for a in ev.of(ReplyAudio)] == [b"\2"]
+        assert c.ready
+        c.send_audio(pcm(1)[0])
+        await (await srv.conn(0)).wait_audio(CHUNK)
+        assert len(srv.conns) == 1
+        await c.close()
+
+
+async def test_run_events_raises_when_the_session_fails_for_good() -> None:
+    async def script(conn: Conn) -> None:
+        await conn.ready("s1")
+        await conn.send(SessionError("UNAUTHORIZED", "key revoked"))
+        await conn.close(1008, "UNAUTHORIZED")
+
+    async with AgentServer([script]) as srv:
+        c = client(srv.url)
+        await c.start()
+        got: list[Any] = []
+        with pytest.raises(AgentError, match="ASSEMBLYAI_API_KEY"):
+            await asyncio.wait_for(c.run_events(got.append), WAIT)
+        assert [type(e) for e in got] == [SessionReady, SessionError]
+        await c.close()
