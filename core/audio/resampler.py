@@ -345,7 +345,7 @@ class StreamResampler:
             and n > 0
             and n % d.hop == 0
             and self._fill == d.history
-            and not self._carry.pending
+            and not self._carry.held
         )
 
     @property
