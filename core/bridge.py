@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from . import heap
 from . import protocol as proto
 from .errors import AgentError, BotrunError, TransportError
 from .events import BridgeEvent
@@ -595,6 +596,7 @@ class Bridge:
 
     # ------------------------------------------------------------------ run
     async def run(self) -> CallSummary:
+        heap.settle()  # before any call's audio flows: see core/heap.py
         loop = asyncio.get_running_loop()
         self._audio_in = Handoff(loop, self.inbound.on_handoff)
         t = self.transport
