@@ -153,7 +153,14 @@ def command(
     with the simulator speaking that service's protocol. Pass --agent-url (and set the
     backend's key, e.g. ASSEMBLYAI_API_KEY) to talk to the real service with the same
     sample instead (without --agent-url the config's agent.url is not used)."""
-    from botrun.bots.runner import SharedOptions, agent_api_key, build_config, call
+    from botrun.bots.runner import (
+        SharedOptions,
+        agent_api_key,
+        build_config,
+        call,
+        check_output_paths,
+        written_paths,
+    )
     from botrun.core.config import apply_overrides
     from botrun.core.logs import setup_logging
     from botrun.core.plugins import transports
@@ -183,7 +190,11 @@ def command(
         number, keys = caller
         opts["phone"] = [number]
         opts["dtmf"] = ",".join(f"{wait_s + at:.2f}:{digits}" for at, digits in keys)
+    # Like `botrun wav`: --output and --transcript are not one file, nor an input, and
+    # --transcript's directory exists (one-line usage errors before anything runs).
+    check_output_paths(shared, {"--output": output})
     transport = WavTransport.from_options(opts)
+    transport.check_written_paths(written_paths(shared))
     lead_in = bytes(int(wait_s * transport.output_sample_rate) * 2)
     for inp in transport.inputs:
         inp.pcm = lead_in + inp.pcm

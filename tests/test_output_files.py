@@ -184,6 +184,36 @@ def test_outputs_that_are_one_file_are_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == [wav]  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--output", "same.out", "--transcript", "same.out"],
+         "--output same.out and --transcript same.out are the same file: one would overwrite "
+         "the other (write them to different files)"),
+        (["--output", "./same.out", "--transcript", "same.out"],
+         "--output same.out and --transcript same.out are the same file: one would overwrite "
+         "the other (write them to different files)"),
+        (["--transcript", "demo-output.wav"],  # (--output's default)
+         "--output demo-output.wav and --transcript demo-output.wav are the same file: one "
+         "would overwrite the other (write them to different files)"),
+        (["--input", "in.wav", "--transcript", "in.wav"],
+         "--transcript in.wav is also an input file (--input): botrun would overwrite it "
+         "(write to another file)"),
+    ],
+)  # fmt: skip
+def test_demo_refuses_outputs_that_are_one_file_like_wav(
+    tmp_path: Path, flags: list[str], error: str
+) -> None:
+    """(probe4 item 1) `botrun demo` wrote its transcript and then the bot's WAV over it."""
+    wav = "in.wav"
+    (tmp_path / wav).write_bytes(sample_path().read_bytes())
+    res = run_botrun("demo", *flags, cwd=tmp_path)  # (the local simulator: nothing external)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.strip().splitlines() == [f"botrun: error: {error}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [wav]  # nothing written
+    assert (tmp_path / wav).read_bytes() == sample_path().read_bytes()
+
+
 # ------------------------------------------------------------------ item 5: a second recording
 def test_recording_again_removes_the_previous_calls_report(tmp_path: Path) -> None:
     rec = _recording(tmp_path / "rr")
