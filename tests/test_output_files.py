@@ -268,6 +268,59 @@ def test_a_wav_table_with_fewer_at_values_than_inputs_is_refused(tmp_path: Path)
     ]
 
 
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ('participant = ["Ann"]',
+         'participant has 1 value(s) for 2 inputs: give one per input, in the same order ("" '
+         "for one named after its file)"),
+        ('participant = ["Ann", "Bob", "Cy"]',
+         'participant has 3 value(s) for 2 inputs: give one per input, in the same order ("" '
+         "for one named after its file)"),
+        ('phone = ["+14155550123"]',
+         'phone has 1 value(s) for 2 inputs: give one per input, in the same order ("" for one '
+         "that is not a phone caller)"),
+        ('phone = ["", "+14155550123", ""]',
+         'phone has 3 value(s) for 2 inputs: give one per input, in the same order ("" for one '
+         "that is not a phone caller)"),
+    ],
+)  # fmt: skip
+def test_a_wav_table_with_participant_or_phone_lists_unlike_its_inputs_is_refused(
+    tmp_path: Path, line: str, error: str
+) -> None:
+    """(probe4 item 2) A shorter list was accepted silently: every later input took its
+    file's name or no number, whatever the user meant the list to pair with."""
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(sample_path().read_bytes())
+    (tmp_path / "bot.toml").write_text(f'[wav]\ninput = ["a.wav", "b.wav"]\n{line}\n')
+    res = run_botrun(
+        "wav", "--config", "bot.toml", "--output", "o.wav", "--agent-url", UNREACHABLE,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [f"botrun: error: bot.toml: [wav] {error}"]
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_a_wav_table_with_one_participant_and_phone_per_input_is_taken() -> None:
+    """ "" in a full-length list: the input keeps its file's name / is no phone caller."""
+    from botrun.transports.wav.transport import WavTransport
+
+    wav = sample_path()
+    labels = {k: f"bot.toml: [wav] {k}" for k in ("input", "participant", "phone")}
+    opts = {
+        "input": [wav, wav],
+        "participant": ["", "Bob"],
+        "phone": ["", "+14155550123"],
+        "output": Path("unused.wav"),  # (not opened: nothing joins)
+    }
+    transport = WavTransport.from_options(opts, labels)
+    assert [(i.name, i.phone) for i in transport.inputs] == [
+        (wav.stem, None),
+        ("Bob", "+14155550123"),
+    ]
+
+
 async def test_sigterm_mid_call_exits_143(tmp_path: Path) -> None:
     async with Simulator(speed=1.0) as sim:
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}

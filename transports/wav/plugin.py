@@ -51,7 +51,8 @@ SPEC = TransportSpec(
         "Each --input is a participant who speaks its file in real time and leaves when the "
         "file ends. An --at or --participant after an --input belongs to that input: --input "
         "a.wav --input b.wav --at 2.5 starts a.wav at 0 s and b.wav at 2.5 s (in a [wav] "
-        "table the lists pair by position; an at list has one value per input). The bot's "
+        "table the lists pair by position: at, participant and phone lists have one value "
+        'per input, "" for a default name or no phone number). The bot\'s '
         "voice is recorded to --output at the meeting rate with true timing (silence while it"
         " is quiet); it, --transcript and --record never overwrite an input nor each other (a"
         " usage error), and a file that cannot be written ends the run with exit code 1. "

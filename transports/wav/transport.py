@@ -151,12 +151,17 @@ class WavTransport(Transport):
         files = f"{len(paths)} {label('input')} files"
         if len(ats) > len(paths):
             raise UsageError(f"{len(ats)} {label('at')} values for {files}")
-        if "at" in (labels or {}) and len(ats) != len(paths):
-            # (a [wav] list pairs by position: one missing would shift the rest silently)
-            raise UsageError(
-                f"{label('at')} has {len(ats)} value(s) for {len(paths)} inputs: give one "
-                "per input, in the same order (0 for one that starts at once)"
-            )
+        # A [wav] list pairs by position: one missing would shift the rest silently.
+        for key, values, blank in (
+            ("at", ats, "0 for one that starts at once"),
+            ("participant", names, '"" for one named after its file'),
+            ("phone", phones, '"" for one that is not a phone caller'),
+        ):
+            if key in (labels or {}) and len(values) != len(paths):
+                raise UsageError(
+                    f"{label(key)} has {len(values)} value(s) for {len(paths)} inputs: give "
+                    f"one per input, in the same order ({blank})"
+                )
         if len(names) > len(paths):
             raise UsageError(f"{len(names)} {label('participant')} names for {files}")
         if len(phones) > len(paths):
