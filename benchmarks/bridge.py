@@ -45,9 +45,8 @@ Figures, each against its target (DESIGN.md, "Performance bars"):
   2.75 ms group delay is not included); outbound, the first ``reply.audio`` of a reply
   off the socket -> the first write into the SDK after it; timed on the first ``PROBED``
   (10) sessions' connections, the probe's own work being inside the CPU window. Goal 30 ms
-  each way, with zero
-  pacer underruns and zero gaps heard inside replies (the sink's own timeline: a write
-  more than 5 ms after it ran dry);
+  each way, with zero pacer underruns and zero gaps heard inside replies (the sink's own
+  timeline: a write more than 5 ms after it ran dry);
 * peak RSS of the process (``ru_maxrss``), and the RSS before any session started (after
   loading SciPy, websockets and the agent client, so the difference is what sessions cost).
 
