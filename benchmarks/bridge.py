@@ -43,9 +43,10 @@ Figures, each against its target (DESIGN.md, "Performance bars"):
   (framed by websockets' protocol object, whose bytes go to the socket next, whether the
   client's writer task or the hand-off tick's direct send made it; the resampler's fixed
   2.75 ms group delay is not included); outbound, the first ``reply.audio`` of a reply
-  off the socket -> the first write into the SDK after it. Goal 30 ms each way, with zero
-  pacer underruns and zero gaps heard inside replies (the sink's own timeline: a write
-  more than 5 ms after it ran dry);
+  off the socket -> the first write into the SDK after it; timed on the first ``PROBED``
+  (10) sessions' connections, the probe's own work being inside the CPU window. Goal 30 ms
+  each way, with zero pacer underruns and zero gaps heard inside replies (the sink's own
+  timeline: a write more than 5 ms after it ran dry);
 * peak RSS of the process (``ru_maxrss``), and the RSS before any session started (after
   loading SciPy, websockets and the agent client, so the difference is what sessions cost).
 
@@ -93,6 +94,7 @@ FRAME_BYTES = RATE * FRAME_MS // 1000 * 2
 CYCLE_S = 6.5  # one exchange: A speaks, the agent answers (and is interrupted, every other)
 LEAD_S = 1.0  # first words this long after joining (plus a per-session offset)
 LEAK_WINDOW_S = 0.25
+PROBED = 10  # sessions whose connections the wire probe times (the added-latency figures)
 WARMUP_S = 1.0
 
 TARGET_P99_MS = 2.0
@@ -281,69 +283,74 @@ _HEAD = '{"type":"input.audio","audio":"'
 
 
 class WireProbe:
-    """Timestamps of the agent connections' traffic, per connection: when each
+    """Timestamps of some agent connections' traffic, per connection: when each
     ``input.audio`` message has been framed for the socket (its bytes are written next) and
     its PCM size, and when each ``reply.started`` / ``reply.audio`` came off the socket
-    (``recv`` returned). Installed on websockets' classes after the floor was measured, so
-    only the bridges' connections in this process are seen."""
+    (``recv`` returned). Installed on the connection objects of a sample of the sessions
+    (``PROBED``): it runs inside the measured CPU window, on the loop, so the benchmark's
+    own bookkeeping is kept to the few sessions the latency figures need."""
 
     def __init__(self) -> None:
         self.sent: dict[int, list[tuple[float, int]]] = {}
         self.received: dict[int, list[tuple[float, str]]] = {}
-        self._originals: tuple[Any, Any] = (None, None)  # what install() replaced
+        self._patched: list[tuple[Any, Any]] = []  # (protocol, connection) install() changed
+        self.base: dict[int, int] = {}  # audio bytes a connection had sent before install()
 
-    def install(self) -> None:
-        from websockets.asyncio.connection import Connection
-        from websockets.protocol import Protocol
-
-        send_text, recv = Protocol.send_text, Connection.recv
-        sent, received = self.sent, self.received
-
+    def install(self, connections: list[tuple[Any, int]]) -> None:
+        """Time ``(connection, audio bytes it has sent so far)``."""
         head_b = _HEAD.encode()
+        for conn, sent_before in connections:
+            proto = conn.protocol
+            self.base[id(proto)] = sent_before
+            sent = self.sent.setdefault(id(proto), [])
+            received = self.received.setdefault(id(proto), [])
 
-        def timed_send_text(proto: Any, data: Any, *args: Any, **kwargs: Any) -> None:
-            # every text frame the client sends is made here, by the writer task or by the
-            # hand-off tick's direct send, just before its bytes go to the socket; the least
-            # work per message: this runs inside the CPU window, on the loop
-            send_text(proto, data, *args, **kwargs)
-            if type(data) is bytes and data.startswith(head_b):
-                n = (len(data) - len(head_b) - 2) * 3 // 4
-                n -= (data[-3] == 61) + (data[-4] == 61)
-                sent.setdefault(id(proto), []).append((time.monotonic(), n))
+            def timed_send_text(
+                data: Any, *args: Any, _send: Any = proto.send_text, _sent: Any = sent, **kw: Any
+            ) -> None:
+                # every text frame the client sends is made here, by the writer task or by
+                # the hand-off tick's direct send, just before its bytes go to the socket
+                _send(data, *args, **kw)
+                if type(data) is bytes and data.startswith(head_b):
+                    n = (len(data) - len(head_b) - 2) * 3 // 4
+                    n -= (data[-3] == 61) + (data[-4] == 61)
+                    _sent.append((time.monotonic(), n))
 
-        async def timed_recv(conn: Any, *args: Any, **kwargs: Any) -> Any:
-            message = await recv(conn, *args, **kwargs)
-            t = time.monotonic()
-            head = message[:40] if isinstance(message, str) else ""
-            if '"reply.audio"' in head:
-                received.setdefault(id(conn.protocol), []).append((t, "audio"))
-            elif '"reply.started"' in head:
-                received.setdefault(id(conn.protocol), []).append((t, "started"))
-            return message
+            async def timed_recv(
+                *args: Any, _recv: Any = conn.recv, _received: Any = received, **kw: Any
+            ) -> Any:
+                message = await _recv(*args, **kw)
+                t = time.monotonic()
+                head = message[:40] if isinstance(message, str) else ""
+                if '"reply.audio"' in head:
+                    _received.append((t, "audio"))
+                elif '"reply.started"' in head:
+                    _received.append((t, "started"))
+                return message
 
-        self._originals = (send_text, recv)
-        Protocol.send_text = timed_send_text  # type: ignore[method-assign,assignment]
-        Connection.recv = timed_recv  # type: ignore[method-assign,assignment]
+            proto.send_text = timed_send_text
+            conn.recv = timed_recv
+            self._patched.append((proto, conn))
 
     def uninstall(self) -> None:
-        from websockets.asyncio.connection import Connection
-        from websockets.protocol import Protocol
-
-        Protocol.send_text, Connection.recv = self._originals  # type: ignore[method-assign]
+        for proto, conn in self._patched:
+            del proto.send_text, conn.recv  # the classes' own again
+        self._patched.clear()
 
 
 def inbound_latencies(
-    ticks: list[float], sent: list[tuple[float, int]], t_from: float, t_to: float
+    ticks: list[float], sent: list[tuple[float, int]], t_from: float, t_to: float, base: int = 0
 ) -> list[float]:
     """Participant A's last sample of each 20 ms tick -> the input.audio message holding
     what the bridge made of it handed to the socket, for ticks in [t_from, t_to). A's
     16 kHz frame k becomes 24 kHz stream bytes up to 960 * (k + 1) (the resampler returns
     whole 1 ms steps); A's track is the mix's timeline (both participants start together,
-    their frames arrive together), so the mixed stream's byte offsets are A's."""
+    their frames arrive together), so the mixed stream's byte offsets are A's. ``base``:
+    the bytes sent before the first message in ``sent``."""
     if not sent:
         return []
     t_sent = np.array([t for t, _ in sent])
-    cum = np.cumsum([n for _, n in sent])
+    cum = base + np.cumsum([n for _, n in sent])
     out = []
     step = FRAME_BYTES * 3 // 2  # 24 kHz bytes per 20 ms frame at 16 kHz
     for k, t in enumerate(ticks):
@@ -380,15 +387,21 @@ def outbound_latencies(
 
 
 class SharedStats(LatencyStats):
-    """A bridge's latency stats that also feed one list shared by all sessions."""
+    """A bridge's latency stats kept in one list shared by all sessions, as ``(seconds,
+    count)`` (no more work per delivery than the bridge's own; :func:`expand` makes the
+    samples afterwards)."""
 
-    def __init__(self, sink: list[float]) -> None:
+    def __init__(self, sink: list[tuple[float, int]]) -> None:
         super().__init__(capacity=1)
         self._sink = sink
 
     def add(self, seconds: float, count: int = 1) -> None:
-        super().add(seconds, count)
-        self._sink.extend([seconds] * count)
+        self._sink.append((seconds, count))
+
+
+def expand(records: list[tuple[float, int]]) -> list[float]:
+    """The samples :class:`SharedStats` recorded, ``count`` of each."""
+    return [seconds for seconds, count in records for _ in range(count)]
 
 
 @dataclass
@@ -507,7 +520,6 @@ async def run(args: argparse.Namespace) -> int:
     floor = await measure_floor(args.sessions, args.floor_seconds)
     rss_before = rss_mb()
     probe = WireProbe()
-    probe.install()
 
     proc = start_simulator()
     assert proc.stdout is not None
@@ -520,8 +532,8 @@ async def run(args: argparse.Namespace) -> int:
         config_from_dict({"agent": {"greeting": ""}}),
         {"agent.url": url, "bridge.chunk_ms": args.chunk_ms},
     )
-    inbound: list[float] = []
-    outbound: list[float] = []
+    inbound_records: list[tuple[float, int]] = []
+    outbound_records: list[tuple[float, int]] = []
     sessions = [
         Session(make_transport(bank, i, args.participants, args.seconds))
         for i in range(args.sessions)
@@ -539,13 +551,20 @@ async def run(args: argparse.Namespace) -> int:
         )
     await asyncio.sleep(WARMUP_S)
     for b in bridges:  # steady state only: drop connect-time and first-import samples
-        b.metrics.inbound = SharedStats(inbound)
-        b.metrics.outbound = SharedStats(outbound)
+        b.metrics.inbound = SharedStats(inbound_records)
+        b.metrics.outbound = SharedStats(outbound_records)
     conns = {
         i: id(getattr(getattr(s.bridge.client, "_ws", None), "protocol", None))
         for i, s in enumerate(sessions)
         if s.bridge
     }
+    probe.install(
+        [
+            (s.bridge.client._ws, s.bridge.client.stats.audio_sent_bytes)  # type: ignore[union-attr]
+            for s in sessions[:PROBED]
+            if s.bridge and getattr(s.bridge.client, "_ws", None) is not None
+        ]
+    )
     t_from = time.monotonic()
     c0, w0, k0, q0 = cpu_s(), time.perf_counter(), thread_cpu(), loop_runqueue_wait_s()
     await asyncio.sleep(args.seconds)
@@ -563,6 +582,7 @@ async def run(args: argparse.Namespace) -> int:
     # the floor again, bridges gone: the machine's state drifts within a run, and the
     # ratio divides by the mean of the floor before and after the bridges
     probe.uninstall()
+    inbound, outbound = expand(inbound_records), expand(outbound_records)
     floor_after = await measure_floor(args.sessions, args.floor_seconds)
     floor_pct = (floor.cpu_pct_per_session + floor_after.cpu_pct_per_session) / 2
 
@@ -586,7 +606,13 @@ async def run(args: argparse.Namespace) -> int:
     lat_in = [
         x
         for i, s in enumerate(sessions)
-        for x in inbound_latencies(s.transport.ticks, probe.sent.get(conns[i], []), t_from, t_to)
+        for x in inbound_latencies(
+            s.transport.ticks,
+            probe.sent.get(conns[i], []),
+            t_from,
+            t_to,
+            probe.base.get(conns[i], 0),
+        )
     ]
     lat_out = [
         x

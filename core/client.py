@@ -666,9 +666,9 @@ class AgentClient:
         """May this control event go out now? (The session's rule: core/session.py.)"""
         return self._state.send(ev)
 
-    def _wire_audio(self, pcm: bytes) -> bytes | str:
-        """One message of inbound audio (sent as a text frame)."""
-        return encode_input_audio(pcm)
+    #: One message of inbound audio (sent as a text frame): ``(pcm) -> bytes | str``. The
+    #: codec's function itself, not a method calling it: it runs 50 times a second a call.
+    _wire_audio: Callable[[bytes], bytes | str] = staticmethod(encode_input_audio)
 
     def _wire_decode(self, msg: str | bytes) -> list[Any]:
         """The :mod:`~botrun.core.protocol` events one message from the service means."""
@@ -928,8 +928,13 @@ class AgentClient:
         protocol, transport = ws.protocol, ws.transport
         if protocol.state is not self._ws_open or transport.get_write_buffer_size():
             return False
-        if not self._frame_audio(ws, pcm):
+        try:
+            message = self._wire_audio(pcm)
+            protocol.send_text(message.encode() if isinstance(message, str) else message)
+        except Exception as exc:  # as _frame_audio: kept, and a new socket
+            self._frame_failed(ws, pcm, exc)
             return True
+        self._stats.audio_sent_bytes += len(pcm)
         for data in protocol.data_to_send():
             if data:
                 transport.write(data)
@@ -971,12 +976,17 @@ class AgentClient:
             message = self._wire_audio(chunk)
             ws.protocol.send_text(message.encode() if isinstance(message, str) else message)
         except Exception as exc:
-            self._audio.appendleft(bytes(chunk))
-            self._audio_bytes += len(chunk)
-            self._send_failed(exc, ws)
+            self._frame_failed(ws, chunk, exc)
             return False
         self._stats.audio_sent_bytes += len(chunk)
         return True
+
+    def _frame_failed(self, ws: Any, chunk: bytes, exc: BaseException) -> None:
+        """Framing ``chunk`` failed: it goes back to the front of the queue and the socket
+        is replaced, as if the writer had died."""
+        self._audio.appendleft(bytes(chunk))
+        self._audio_bytes += len(chunk)
+        self._send_failed(exc, ws)
 
     @staticmethod
     def _write_out(ws: Any) -> None:

@@ -106,13 +106,15 @@ class Roster:
         for p in self._people.values():
             p.turn_energy = 0.0
 
-    def hear(self, pid: str, energy: float, in_turn: bool) -> None:
-        """Account one frame of ``pid``'s audio (its sum of squares)."""
-        p = self._people.get(pid) or self._departed.get(pid)  # frames sent before leaving
-        if p is not None:
-            p.level = 0.7 * p.level + 0.3 * energy
-            if in_turn:
-                p.turn_energy += energy
+    def hear(self, levels: list[tuple[str, float]], in_turn: bool) -> None:
+        """Account frames of people's audio: ``(pid, its sum of squares)`` each, in order."""
+        people, departed = self._people, self._departed
+        for pid, energy in levels:
+            p = people.get(pid) or departed.get(pid)  # frames sent before leaving
+            if p is not None:
+                p.level = 0.7 * p.level + 0.3 * energy
+                if in_turn:
+                    p.turn_energy += energy
 
     def speaking_now(self, among: set[str]) -> Participant | None:
         """Who of ``among`` is loudest right now."""

@@ -183,9 +183,7 @@ class InboundRouter:
     def _hear(self, levels: list[tuple[str, float]]) -> None:
         """The energies of the frames :meth:`_on_audio` queued (transcript attribution and
         who is speaking)."""
-        in_turn = self._user_speaking()
-        for pid, energy in levels:
-            self.roster.hear(pid, energy, in_turn)
+        self.roster.hear(levels, self._user_speaking())
 
     def _deliver(self, frames: list[bytes], now: float, picked: float) -> None:
         """The mixed frames due at ``now``, resampled for the agent: send them."""
