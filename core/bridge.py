@@ -349,7 +349,12 @@ class Bridge:
                 if self.client is client or self.client is None:
                     self._on_agent_event(event)
 
-            await client.run_events(handle)  # each event as it is read: no task between
+            run_events = getattr(client, "run_events", None)
+            if run_events is not None:  # each event as it is read: no task between
+                await run_events(handle)
+            else:  # a plugin's session with events() only (docs/backends.md)
+                async for event in client.events():
+                    handle(event)
         except asyncio.CancelledError:
             raise
         except BotrunError as exc:

@@ -882,6 +882,8 @@ class AgentClient:
         if done is not None and not done.done():
             if exc is None:
                 done.set_result(None)
+            elif isinstance(exc, StopIteration):  # (a future refuses to carry one)
+                done.set_exception(RuntimeError(f"the event handler raised {exc!r}"))
             else:
                 done.set_exception(exc)
 

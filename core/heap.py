@@ -9,8 +9,9 @@ run). The objects the imports and the process's setup made live as long as the p
 :func:`settle` moves them out of the collector's sight (``gc.freeze()``) once, after a
 collection, so a later full collection walks only what calls made since. They are still
 freed by reference counting; only a reference cycle among them that becomes garbage
-later is never reclaimed, which is why this is done once, with what exists before the
-first call.
+later is never reclaimed, which is why this is done once. The first call's own objects
+(its bridge, transport, tools) exist when ``Bridge.run`` calls this and are frozen too: a
+process hosting many calls keeps that one call's state (about 0.4 MB) for good.
 """
 
 from __future__ import annotations

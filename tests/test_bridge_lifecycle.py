@@ -313,7 +313,7 @@ async def test_a_failing_writer_is_logged_and_the_client_reconnects(
     from botrun.core.client import AgentClient
     from botrun.core.protocol import Reconnecting, Resumed, SessionReady, SessionResume
 
-    real_encode = client_mod.encode_input_audio  # the writer's input.audio encoder
+    real_encode = client_mod.encode_input_audio  # the client's input.audio encoder
     failures = []
 
     def encode_once_broken(pcm: bytes) -> bytes:
@@ -322,7 +322,7 @@ async def test_a_failing_writer_is_logged_and_the_client_reconnects(
             raise RuntimeError("encoder broke")
         return real_encode(pcm)
 
-    monkeypatch.setattr(client_mod, "encode_input_audio", encode_once_broken)
+    monkeypatch.setattr(AgentClient, "_wire_audio", staticmethod(encode_once_broken))
 
     async def second(conn: Conn) -> None:
         assert await conn.next() == SessionResume("sess-1")

@@ -958,3 +958,17 @@ async def test_run_events_raises_when_the_session_fails_for_good() -> None:
             await asyncio.wait_for(c.run_events(got.append), WAIT)
         assert [type(e) for e in got] == [SessionReady, SessionError]
         await c.close()
+
+
+async def test_a_handler_raising_stopiteration_still_ends_run_events() -> None:
+    """(A future cannot carry StopIteration: run_events used to wait forever.)"""
+    async with AgentServer() as srv:
+        c = client(srv.url)
+        await c.start()
+
+        def handle(e: Any) -> None:
+            raise StopIteration
+
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await asyncio.wait_for(c.run_events(handle), WAIT)
+        await c.close()

@@ -71,3 +71,25 @@ def test_settle_leaves_a_full_collection_only_what_came_after(
     made_after: list[Any] = [[i] for i in range(1000)]
     assert len(gc.get_objects()) >= len(made_after)  # new objects are still collected
     assert heap.settle() is False  # once per process
+
+
+async def test_a_session_with_events_only_still_reaches_the_bridge() -> None:
+    """A plugin's session need not have run_events (docs/backends.md): the bridge reads
+    events() then."""
+    from botrun.core.protocol import SessionReady
+
+    class EventsOnly:
+        stats = None
+
+        async def start(self) -> None: ...
+
+        async def events(self) -> Any:
+            yield SessionReady("s-1")
+
+    bridge = Bridge(NoRoom([]), config_from_dict({}))
+    seen: list[Any] = []
+    bridge._emit = seen.append  # type: ignore[method-assign]
+    bridge.client = EventsOnly()  # type: ignore[assignment]
+    await bridge._run_session(bridge.client)  # type: ignore[arg-type]
+    assert bridge._session_ready
+    assert [getattr(e, "state", None) for e in seen] == ["ready"]

@@ -44,7 +44,8 @@ class AgentSession(Protocol):
 
     def events(self) -> AsyncIterator[Any]: ...
 
-    async def run_events(self, handle: Callable[[Any], None]) -> None: ...
+    # Optional, used when present: ``async def run_events(handle)``, the events handed to
+    # ``handle`` as they are read (AgentClient.run_events).
 
     def abandon_reply(self) -> None: ...
 
