@@ -9,9 +9,12 @@ run). The objects the imports and the process's setup made live as long as the p
 :func:`settle` moves them out of the collector's sight (``gc.freeze()``) once, after a
 collection, so a later full collection walks only what calls made since. They are still
 freed by reference counting; only a reference cycle among them that becomes garbage
-later is never reclaimed, which is why this is done once. The first call's own objects
-(its bridge, transport, tools) exist when ``Bridge.run`` calls this and are frozen too: a
-process hosting many calls keeps that one call's state (about 0.4 MB) for good.
+later is never reclaimed, which is why this is done once. ``Bridge.run`` settles
+the heap before its call joins, if nothing did earlier; that call's own objects (its bridge,
+transport, tools) are then frozen too, which costs nothing in a process made for one call
+(the CLI, a worker's bot process). A process that hosts many calls (``botrun serve`` and
+``botrun worker`` taking Twilio calls in-process) calls :func:`settle_before_calls` as it
+starts, before any call exists: no call's state is kept for good.
 """
 
 from __future__ import annotations
@@ -34,3 +37,13 @@ def settle() -> bool:
     gc.collect()
     gc.freeze()
     return True
+
+
+def settle_before_calls() -> bool:
+    """Import what every call uses (the bridge, SciPy's filters), then :func:`settle`: for
+    a process about to host calls, before the first one."""
+    import scipy.signal  # noqa: F401  (the resampler's filter design)
+
+    from . import bridge  # noqa: F401
+
+    return settle()

@@ -93,3 +93,25 @@ async def test_a_session_with_events_only_still_reaches_the_bridge() -> None:
     await bridge._run_session(bridge.client)  # type: ignore[arg-type]
     assert bridge._session_ready
     assert [getattr(e, "state", None) for e in seen] == ["ready"]
+
+
+def test_serve_taking_twilio_calls_in_process_settles_as_it_starts(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that hosts many calls settles before the first exists: no call's state
+    is frozen for good. (A Bridge.run after it does not settle again.)"""
+    from botrun.bots.serve.cli import build
+
+    log: list[str] = []
+    monkeypatch.setattr(heap, "_settled", False)
+    monkeypatch.setattr(heap, "gc", FakeGC(log))
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAILY_API_KEY", "BOTRUN_API_TOKEN", "DAILY_DIALIN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "twilio-auth-token-0123456789")
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC0123456789")
+    monkeypatch.setenv("PUBLIC_URL", "https://bots.example.com")
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", "test-agent-key-0123456789")
+    build("0.0.0.0", 0, None, 1, 60.0, None)
+    assert log == ["collect", "freeze"]
+    assert heap.settle() is False

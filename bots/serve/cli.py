@@ -308,9 +308,12 @@ def build(
     api = DailyRest(api_key or "no-daily", base_url=secrets.env("DAILY_API_URL"))
     app = create_app(settings, api, supervisor, daily=bool(api_key))
     if calls is not None:
+        from botrun.core import heap
+
         from .twilio_routes import install
 
         install(app, calls)
+        heap.settle_before_calls()  # calls run in this process: settle before the first
     return app
 
 

@@ -331,6 +331,9 @@ async def run(
     if twilio is not None:
         twilio.on_started = fleet.note_started
         twilio.stop_reason = fleet.stop_reason
+        from botrun.core import heap
+
+        heap.settle_before_calls()  # calls run in this process: settle before the first
     runner = web.AppRunner(http_app(fleet, auth, twilio), access_log=None, handle_signals=False)
     await runner.setup()
     try:

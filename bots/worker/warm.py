@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Any
 
+from botrun.core import heap
 from botrun.core.hookspecs import hookimpl
 
 MARK = "@@botrun-worker "
@@ -134,6 +135,7 @@ def read_line(fd: int = 0) -> bytes:
 def main() -> None:
     transports = [t for t in os.environ.get("BOTRUN_WORKER_PRELOAD", "").split(",") if t]
     preload(transports)
+    heap.settle()  # before the call's objects exist (core/heap.py)
     status("warm")
     line = read_line()
     if not line.strip():
