@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,9 @@ def call_dir_name(n: int) -> str:
 def page_call(server: Any, n: int, record: Path | None) -> Any:
     """The transport of ``botrun web``'s call ``n``: the browser transport, whose call starts
     when a page takes it, not when it begins to wait. Then the call's clock (the console's
-    call length) starts, and its recording folder is named (``call-<that time>-<n>``): the
-    console, the folder and the report all count from the call, not from the wait."""
+    call length, ``max_duration_s``: the bridge restarts it, ``call_starts_at_join``) starts,
+    and its recording folder is named (``call-<that time>-<n>``): the console, the folder and
+    the report all count from the call, not from the wait."""
     from botrun.transports.browser.transport import BrowserTransport
 
     class PageCall(BrowserTransport):
@@ -41,9 +41,6 @@ def page_call(server: Any, n: int, record: Path | None) -> Any:
 
         async def attach(self, ws: Any) -> None:
             events = self._events  # (the bridge: it joined this transport)
-            metrics = getattr(events, "metrics", None)
-            if metrics is not None:
-                metrics.started_at = time.monotonic()
             # The recorder that starts at the join (core/recording.RecorderOnJoin) was given
             # --record itself (its parent exists: nothing is made while the call waits); the
             # call's folder, made when it records its first event, is named now.

@@ -169,6 +169,9 @@ class Bridge:
         )
         # timers
         self._empty_since: float | None = time.monotonic()
+        # when the call began (max_duration_s counts from it): the join, or the first
+        # participant's for a transport whose call starts then (a browser page); None before
+        self._began_at: float | None = None
         self._quiet_since: float | None = None
         self._audio_in: Handoff[Frame | LoopCall] | None = None
         self.joined = False  # the transport joined: there is a call to summarise
@@ -284,6 +287,9 @@ class Bridge:
         if pid in self._phones:
             p.phone, p.number = True, self._phones[pid]
         log.info("participant joined: %s (%s)", name or pid, pid)
+        if self._began_at is None and getattr(self.transport, "call_starts_at_join", False):
+            # the call begins now, not when the transport began to wait (its length too)
+            self._began_at = self.metrics.started_at = time.monotonic()
         self._emit(ev.ParticipantJoined(pid, name))
         self._empty_since = None
         self._refresh_listened()
@@ -541,7 +547,6 @@ class Bridge:
 
     async def _watchdog(self) -> None:
         cfg = self.config.bridge
-        started = time.monotonic()
         chunk_s = cfg.chunk_ms / 1000
         wait = _TICK_S
         while not self._stop.is_set():
@@ -550,7 +555,8 @@ class Bridge:
             # every _TICK_S while the keep-alive may be due; while people's audio flows,
             # not before it could be (the other timers here count in seconds)
             wait = max(_TICK_S, self.inbound.quiet_in(now))
-            if now - started >= cfg.max_duration_s:
+            began = self._began_at  # (None: still waiting for the call to begin)
+            if began is not None and now - began >= cfg.max_duration_s:
                 self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
                 break
             self.inbound.keep_alive(now, chunk_s)
@@ -613,6 +619,8 @@ class Bridge:
                 self.joined = True
                 self._fire(CallEvent.JOINED)
                 self.roster.bot_id = t.bot_participant_id
+                if not getattr(t, "call_starts_at_join", False):
+                    self._began_at = time.monotonic()
                 self.call.started()
                 watchdog = asyncio.create_task(self._watchdog())
                 watchdog.add_done_callback(self._watchdog_done)

@@ -70,3 +70,8 @@ class TransportSpec:
     # ``botrun serve``): why and what runs it, the command's one-line error. Its command
     # then takes no options, and ``botrun --help`` lists it apart from joinable transports.
     runs_elsewhere: str = ""
+    # What is wrong with options whose lists pair by position (a fleet job's JSON options,
+    # like a config table: e.g. one ``at`` per ``input``), or None. ``label(name)`` names an
+    # option in the message. The fleet front door runs it before it queues a job (the
+    # transport checks its config table with the same function when it starts).
+    check_paired: Callable[[dict[str, Any], Callable[[str], str]], str | None] | None = None

@@ -87,6 +87,10 @@ class Transport(ABC):
     #: that takes ``audio/pcmu`` (no resampling, no mixing); ``""`` makes the bridge
     #: transcode (μ-law <-> PCM16, 8 kHz <-> 24 kHz) for a backend limited to 24 kHz PCM.
     agent_audio: str = ""
+    #: True for a transport whose call begins with its first participant, not with
+    #: :meth:`join` (the browser page, which waits for someone to open it): the call's
+    #: length and ``[bridge] max_duration_s`` then count from that first join, not the wait.
+    call_starts_at_join: bool = False
 
     @property
     def bot_participant_id(self) -> str | None:

@@ -151,6 +151,20 @@ async def test_a_wav_job_writes_its_transcript_and_recording_in_the_files_folder
         ({"input": ["u1.wav"], "phone": ["123"]}, "option 'phone': '123': expected a phone"),
         ({}, "option 'input' is required"),
         ({"input": ["u1.wav"], "speed": True}, "option 'speed': needs a value"),
+        # Probe 5 item 2: lists pair with the inputs by position, as in a [wav] table (the
+        # same rule, botrun wav's): one missing would give an input its file name instead
+        (
+            {"input": ["u1.wav", "u2.wav"], "participant": ["Ann"]},
+            "option 'participant' has 1 value(s) for 2 inputs: give one per input, in the "
+            'same order ("" for one named after its file)',
+        ),
+        (
+            {"input": ["u1.wav", "u2.wav"], "phone": ["+14155550123"]},
+            "option 'phone' has 1 value(s) for 2 inputs",
+        ),
+        ({"input": ["u1.wav", "u2.wav"], "at": [2.5]}, "option 'at' has 1 value(s) for 2 inputs"),
+        ({"input": ["u1.wav", "u2.wav"], "participant": "Ann"}, "option 'participant' has 1"),
+        ({"input": "u1.wav", "participant": ["A", "B"]}, "option 'participant' has 2 value(s)"),
     ],
 )
 async def test_the_front_door_refuses_bad_option_values_naming_the_option(

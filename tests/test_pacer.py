@@ -535,3 +535,41 @@ def test_written_ms_counts_audio_that_reached_the_sink_not_padding_or_flushed(
     assert pacer.stats.written_ms == pytest.approx(70.0)
     assert pacer.stats.padded_ms == pytest.approx(10.0)
     assert sum(len(w) for w in sink.writes) == 4 * CHUNK_BYTES
+
+
+class _ServedPacer:
+    """What the shared clock needs of a pacer: records when it was served."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._clock_at: float | None = None
+        self.served = threading.Event()
+
+    def _serve(self) -> float | None:
+        self.served.set()
+        return None
+
+
+def test_shared_clock_is_woken_only_when_it_would_come_too_late() -> None:
+    """PacerClock.schedule: a chunk due now whose sink still holds audio past the clock's
+    next wake-up waits for that wake-up (no extra thread switch); one whose sink would run
+    dry first wakes the clock at once. (The clock reads a fake time that stands still, so
+    the thread's next wake-up is 100 s of real time away: no race with it.)"""
+    from botrun.core.audio.pacer import PacerClock
+
+    clock = PacerClock(clock=lambda: 0.0)
+    try:
+        first = _ServedPacer("first")  # puts the thread to sleep until t = 100 s
+        clock.schedule(first, 100.0, 100.0)  # type: ignore[arg-type]
+        wait_for(lambda: clock._wake_at == 100.0)
+        relaxed = _ServedPacer("relaxed")  # due now, its sink holds audio until t = 150 s
+        clock.schedule(relaxed, 0.0, 150.0)  # type: ignore[arg-type]
+        assert not relaxed.served.wait(0.3)
+        assert clock._wake_at == 100.0  # still asleep: nothing woke it
+        urgent = _ServedPacer("urgent")  # due now, its sink runs dry at t = 0.004 s
+        clock.schedule(urgent, 0.0, 0.004)  # type: ignore[arg-type]
+        assert urgent.served.wait(5.0)
+        assert relaxed.served.wait(5.0)  # the same wake-up serves what was due by then
+        assert not first.served.is_set()
+    finally:
+        clock.poke(_ServedPacer("last"))  # type: ignore[arg-type]

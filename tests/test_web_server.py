@@ -260,6 +260,99 @@ async def test_botrun_browser_is_one_call_with_the_first_page(tmp_path: Path) ->
     assert '"participant.joined"' in events and '"recording.end"' in events
 
 
+MAX_S = 2.0  # the call's max_duration_s, in the tests of the wait before a page opens
+PAGE_LATE_S = 6.0  # how long nobody opens the page: past MAX_S, so the wait would use it up
+
+
+async def test_botrun_browser_counts_the_call_from_the_page_not_the_wait(tmp_path: Path) -> None:
+    """Probe 5 item 1: the page opened after longer than ``max_duration_s``. The command still
+    waits for it (the wait is not the call), the call then lasts ``max_duration_s`` from the
+    page's join, and the console's call length is the recording's (the wait is not in it)."""
+    import os
+    import re
+    import sys
+
+    from botrun.bots.report import load_recording
+
+    config = tmp_path / "bot.toml"
+    config.write_text(f"[bridge]\nmax_duration_s = {MAX_S}\n")
+    async with Simulator() as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "botrun.bots.cli", "browser", "--port", "0",
+            "--agent-url", sim.url, "--config", str(config), "--record", str(tmp_path / "rec"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        try:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            url = re.search(r"http://127\.0\.0\.1:\d+/\S+", line)
+            assert url, line
+            ws_url = url.group(0).replace("http://", "ws://").replace("/?token", "/ws?token")
+            await asyncio.sleep(PAGE_LATE_S)  # nobody opens the page for a while
+            assert proc.returncode is None, "botrun browser ended before the page opened"
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(ws_url)
+                await _messages(ws, "welcome")
+                await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
+                await _messages(ws, "ended", timeout=30)  # the page never hangs up
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    recording = load_recording(tmp_path / "rec")
+    assert recording.end is not None, recording.problems
+    assert recording.end["reason"] == f"maximum call duration reached ({MAX_S:.0f} s)"
+    length = re.search(r"call length ([\d.]+) s", out.decode())
+    assert length, out.decode()
+    # the console counts from the page's join, like the recording (which starts there)
+    recorded_s = float(recording.end["t"])
+    assert abs(float(length.group(1)) - recorded_s) < PAGE_LATE_S / 2, (length[0], recorded_s)
+
+
+async def test_botrun_web_max_duration_counts_from_the_page(tmp_path: Path) -> None:
+    """Probe 5 item 1, ``botrun web``: a call nobody opened the page for longer than
+    ``max_duration_s`` still waits for it, then ends ``max_duration_s`` after the page
+    joined (the reason is the recording's)."""
+    from botrun.bots.report import load_recording
+    from botrun.bots.web import serve_calls
+    from botrun.transports.browser.server import PageServer
+
+    calls = tmp_path / "calls"
+    async with Simulator() as sim:
+        cfg = apply_overrides(
+            config_from_dict({"agent": {"greeting": ""}, "bridge": {"max_duration_s": MAX_S}}),
+            {"agent.url": sim.url},
+        )
+        server = PageServer("127.0.0.1", 0, calls_dir=calls)
+        await server.start()
+        task = asyncio.create_task(
+            serve_calls(server, cfg, None, record=calls, max_calls=1, console=False,
+                        signals=False)
+        )  # fmt: skip
+        try:
+            await asyncio.sleep(PAGE_LATE_S)  # nobody opens the page for a while
+            assert not task.done(), "the call ended before a page opened"
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(f"ws://127.0.0.1:{server.port}/ws?token={server.token}")
+                await _messages(ws, "welcome")
+                await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
+                await _messages(ws, "ended", timeout=30)  # the page never hangs up
+            assert await asyncio.wait_for(task, 30) == 0
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await server.stop()
+    (call_dir,) = calls.iterdir()
+    recording = load_recording(call_dir)
+    assert recording.end is not None, recording.problems
+    assert recording.end["reason"] == f"maximum call duration reached ({MAX_S:.0f} s)"
+
+
 async def test_the_bot_hanging_up_ends_the_page_call(tmp_path: Path) -> None:
     """The agent calls the built-in end_call: the browser transport tells the page why and
     the call ends without the page hanging up (hang_up = leaving)."""

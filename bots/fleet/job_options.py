@@ -2,7 +2,9 @@
 click command converts them (types, choices, the order of ``follows`` options) and the
 transport's declared ranges are checked as :func:`botrun.core.config.transport_options`
 checks them, then its required options and each option's own ``check`` (as the
-transport checks them when it starts). A bad value is the API caller's 400 naming the
+transport checks them when it starts). Lists pair by position, as in the transport's
+config table, and the transport's own rule for them (``spec.check_paired``: the wav
+transport's one value per input) is checked first. A bad value is the API caller's 400 naming the
 option, not a job that fails later on a worker with its usage text."""
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def problem(spec: TransportSpec, options: Any, shared: tuple[str, ...]) -> str |
         opt = own.get(name)
         if isinstance(value, list) and (opt is None or not opt.multiple):
             return f"option {name!r} takes one value, not a list"
+    if spec.check_paired is not None:  # lists pair by position, as in the config table
+        wrong = spec.check_paired(options, lambda name: f"option {name!r}")
+        if wrong:
+            return wrong
     options = ordered(spec, options)
     command = transport_command(spec)
     assert isinstance(command, TransportCommand)

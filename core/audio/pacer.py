@@ -87,6 +87,9 @@ class PacerStats:
 _Job = tuple[bytes, list[Callable[[], None]], int, float]
 _IDLE = object()
 _CLOSED = object()
+# A piece that makes a chunk due wakes the shared clock only if the sink would otherwise
+# run dry within this long of its next wake-up (see PacerClock.schedule).
+_SLACK_S = 0.005
 _GRID_S = 0.002  # the shared clock serves pacers due within the same 2 ms in one wake-up
 
 
@@ -224,7 +227,14 @@ class OutboundPacer:
             # stream not started yet, or a partial chunk. A thread waiting to write the next
             # whole chunk on time has nothing new to do (one futex wake less per piece).
             if queued < self.chunk_bytes or not self._playing:
-                self._notify()
+                if self._shared is not None:
+                    wait = self._wait(now)
+                    if wait is not None:
+                        # due at now + wait; no later than shortly before the sink runs dry
+                        at = now + wait
+                        self._shared.schedule(self, at, max(at, self._horizon - _SLACK_S))
+                else:
+                    self._cond.notify()
 
     def _new_stream(self, now: float) -> None:
         """Start a new stream at ``now``: learn from the last one, set this one's hold."""
@@ -353,23 +363,41 @@ class OutboundPacer:
         until one may be due, or ``_IDLE`` (nothing queued), or ``_CLOSED``."""
         if self._closing:
             return _CLOSED
-        cb = self.chunk_bytes
-        queued = len(self._queue)
-        if queued and not self._playing:
-            ready_at = self._stream_start + self._start_delay
-            if queued < self._prebuffer_bytes and not self._drain and now < ready_at:
-                return ready_at - now
+        if self._queue and not self._playing:
+            held = self._held(now)
+            if held is not None:
+                return held
             self._playing = True
-        if queued >= cb:
-            wait = self._horizon - (self.max_ahead - 1) * self._chunk_s - now
-        elif queued:  # a final partial chunk: only once the sink is dry and input idle
-            wait = 0.0 if self._drain else max(self._horizon, self._last_put + self._chunk_s) - now
-        else:
+        wait = self._wait(now)
+        if wait is None:
             self._continuing = False
             return _IDLE
         if wait > 0:
             return float(wait)
         return self._take(now)
+
+    def _held(self, now: float) -> float | None:
+        """Lock held, a stream queued and not playing: the seconds its pre-buffer still
+        holds it, or None when it may start."""
+        ready_at = self._stream_start + self._start_delay
+        if len(self._queue) < self._prebuffer_bytes and not self._drain and now < ready_at:
+            return ready_at - now
+        return None
+
+    def _wait(self, now: float) -> float | None:
+        """Lock held, no side effects: seconds until the next chunk is due (<= 0: now), or
+        None when nothing is queued. :meth:`_plan` acts on it; :meth:`put` tells the shared
+        clock with it."""
+        queued = len(self._queue)
+        if queued and not self._playing:
+            held = self._held(now)
+            if held is not None:
+                return held
+        if queued >= self.chunk_bytes:
+            return self._horizon - (self.max_ahead - 1) * self._chunk_s - now
+        if queued:  # a final partial chunk: only once the sink is dry and input idle
+            return 0.0 if self._drain else max(self._horizon, self._last_put + self._chunk_s) - now
+        return None
 
     def _serve(self) -> float | None:
         """Shared clock thread: write whatever is due now; in how many seconds to come
@@ -449,6 +477,9 @@ class PacerClock:
         self._heap: list[tuple[float, int, OutboundPacer]] = []
         self._seq = itertools.count()
         self.wakeups = 0
+        # when the thread next looks at the heap on its own (clock time; its lock): inf while
+        # it waits for a poke, -inf while it is awake or already woken
+        self._wake_at = -math.inf
         self._thread = threading.Thread(target=self._run, name="pacer-clock", daemon=True)
         self._thread.start()
 
@@ -471,6 +502,21 @@ class PacerClock:
                 self._cond.notify()
             self._poked.add(pacer)
 
+    def schedule(self, pacer: OutboundPacer, at: float, latest: float) -> None:
+        """``pacer`` has a chunk due at ``at``, to be written by ``latest`` at the latest
+        (clock times; callable from any thread). It is served at the thread's next wake-up
+        at or after ``at``; the thread is woken for it only if it would sleep past
+        ``latest``. A playing reply's next piece usually makes a chunk due while the sink
+        still holds one: the wake-up due for some other call serves it (one futex wake and
+        one thread switch less per piece)."""
+        with self._cond:
+            if pacer._clock_at is None or at < pacer._clock_at:
+                pacer._clock_at = at
+                heapq.heappush(self._heap, (at, next(self._seq), pacer))
+            if latest < self._wake_at:
+                self._wake_at = -math.inf  # (one notify is enough until it looks again)
+                self._cond.notify()
+
     def _run(self) -> None:
         heap = self._heap
         while True:
@@ -484,9 +530,12 @@ class PacerClock:
                         wake = math.ceil(heap[0][0] / _GRID_S) * _GRID_S
                         if wake <= now:
                             break
+                        self._wake_at = wake
                         self._cond.wait(wake - now)
                     else:
+                        self._wake_at = math.inf
                         self._cond.wait()
+                    self._wake_at = -math.inf
                 due = set(self._poked)
                 self._poked.clear()
                 limit = math.ceil(now / _GRID_S) * _GRID_S

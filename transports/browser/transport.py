@@ -62,6 +62,7 @@ class BrowserTransport(Transport):
     output_sample_rate = OUTPUT_RATE
     output_chunk_ms = 20
     record_from_join = True  # --record starts when a page takes the call (bots/runner.py)
+    call_starts_at_join = True  # its length and max_duration_s too, not the wait (bridge)
 
     def __init__(self, server: PageServer, *, owns_server: bool = False, person: str = "you"):
         self.server = server

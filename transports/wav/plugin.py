@@ -30,6 +30,12 @@ def _phone_problem(value: Any) -> str | None:
     return phone_problem(value)
 
 
+def _unpaired(options: dict[str, Any], label: Any) -> str | None:
+    from .pairing import unpaired
+
+    return unpaired(options, label)
+
+
 def _factory(ctx: TransportContext) -> Transport:
     from .transport import WavTransport
 
@@ -61,6 +67,7 @@ SPEC = TransportSpec(
         "compressed ones (μ-law, A-law, ADPCM) are refused: convert them with sox first."
     ),
     factory=_factory,
+    check_paired=_unpaired,
     options=(
         Option(
             "input",

@@ -31,6 +31,7 @@ from botrun.core.transport import Transport, TransportEvents
 
 from .keypad import PHONE as _PHONE
 from .keypad import PHONE_EXPECTED, KeyPress, parse_dtmf_schedule
+from .pairing import PAIRED, unpaired
 from .wavio import read_wav_mono16
 
 log = logging.getLogger("botrun.wav")
@@ -151,17 +152,12 @@ class WavTransport(Transport):
         files = f"{len(paths)} {label('input')} files"
         if len(ats) > len(paths):
             raise UsageError(f"{len(ats)} {label('at')} values for {files}")
-        # A [wav] list pairs by position: one missing would shift the rest silently.
-        for key, values, blank in (
-            ("at", ats, "0 for one that starts at once"),
-            ("participant", names, '"" for one named after its file'),
-            ("phone", phones, '"" for one that is not a phone caller'),
-        ):
-            if key in (labels or {}) and len(values) != len(paths):
-                raise UsageError(
-                    f"{label(key)} has {len(values)} value(s) for {len(paths)} inputs: give "
-                    f"one per input, in the same order ({blank})"
-                )
+        # A [wav] list pairs by position: one missing would shift the rest silently (the
+        # fleet front door refuses a job's lists by the same rule: pairing.py).
+        table = {k: list(opts.get(k) or []) for k in PAIRED if k in (labels or {})}
+        wrong = unpaired({"input": paths, **table}, label)
+        if wrong:
+            raise UsageError(wrong)
         if len(names) > len(paths):
             raise UsageError(f"{len(names)} {label('participant')} names for {files}")
         if len(phones) > len(paths):
