@@ -103,3 +103,23 @@ async def test_a_speed_4_call_prints_the_latency_the_call_had(tmp_path: Path) ->
     assert rep.returncode == 0, rep.stderr
     rows = summary_rows((tmp_path / "rec" / "report.html").read_text())
     assert rows["latency (you stop → bot audio)"].startswith(f"median {median.group(1)} ms")
+
+
+def test_the_report_prints_the_latency_the_console_printed(tmp_path: Path) -> None:
+    """The recording's end line kept latencies rounded to 0.1 ms and the report rounded them
+    again: 1128.54 ms, printed 1129 by the console, became 1128.5 and then 1128."""
+    from types import SimpleNamespace
+
+    from botrun.bots.report import write_report
+    from botrun.core.metrics import Turn
+    from botrun.core.recording import CallRecorder, summary_figures
+
+    metrics = CallMetrics()
+    metrics.turns.append(Turn(speech_stopped_at=10.0, first_audio_at=11.12854))
+    console = re.search(r"median (\d+) ms", metrics.summary())
+    assert console and console.group(1) == "1129"
+    rec = CallRecorder(tmp_path / "rec", transport="test")
+    rec.close("done", None, summary_figures(SimpleNamespace(metrics=metrics)))
+    path, _ = write_report(tmp_path / "rec")
+    rows = summary_rows(path.read_text())
+    assert rows["latency (you stop → bot audio)"].startswith("median 1129 ms"), rows
