@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers_cli import run_botrun
 from report_support import recorded_events, summary_rows
+from speech import speak
 
 from botrun.core import events as ev
 from botrun.core.metrics import CallMetrics
@@ -124,3 +126,31 @@ def test_the_report_prints_the_latency_the_console_printed(tmp_path: Path) -> No
     path, _ = write_report(tmp_path / "rec")
     rows = summary_rows(path.read_text())
     assert rows["latency (you stop → bot audio)"].startswith("median 1129 ms"), rows
+
+
+def test_a_wall_clock_timer_says_so_at_another_speed(tmp_path: Path) -> None:
+    """The bridge's timers (here ``max_duration_s``) count wall-clock time; on a --speed 4
+    call the reason they give says so, next to a call length in the call's time."""
+    from botrun.bots.runner import SharedOptions, build_config, call
+    from botrun.core.config import apply_overrides
+    from botrun.core.plugins import transports
+    from botrun.core.sim import Simulator
+    from botrun.transports.wav.plugin import SPEC
+    from botrun.transports.wav.transport import WavInput, WavTransport
+
+    rate = 16000
+    said = speak("Hello, is anybody there?", tmp_path / "in.wav", rate, pad_s=12.0)
+    base = build_config(SharedOptions(), SPEC, list(transports()))
+
+    async def run() -> object:
+        async with Simulator(speed=SPEED) as sim:
+            cfg = apply_overrides(base, {"agent.url": sim.url, "bridge.max_duration_s": 1.0})
+            t = WavTransport(
+                [WavInput(tmp_path / "in.wav", said.tobytes(), 0.0, "Ann")],
+                tmp_path / "out.wav", rate, SPEED,
+            )  # fmt: skip
+            return await call(t, cfg, None, None, console=False, signals=False)
+
+    summary: Any = asyncio.run(run())
+    assert summary.reason == "maximum call duration reached (1 s of wall clock)"
+    assert summary.metrics.call_length_s() >= SPEED * 1.0  # (the call's time: 4 s and more)
