@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -258,6 +259,7 @@ class AgentClient:
         self._was_ready = False  # the current connection reached session.ready
         self._writer_error: str | None = None  # why the writer task died, if it did
         self._writer_busy = False  # the writer task is between messages: it sends, in order
+        self._direct_failed: Exception | None = None  # see _direct_text
         self._ws_open: Any = None  # websockets' State.OPEN (imported with websockets)
 
     # -- public surface ---------------------------------------------------------------------
@@ -555,6 +557,9 @@ class AgentClient:
         finally:
             self._state.connection_lost()
             self._ws = None
+            self._direct_failed = None
+            if getattr(ws, "on_text", None) is not None:
+                ws.on_text = None
             if writer is not None and not writer.done():
                 writer.cancel()
                 await asyncio.wait([writer])
@@ -605,8 +610,11 @@ class AgentClient:
         local = (urlsplit(url).hostname or "") in _LOCAL_HOSTS
         open_timeout = self._left(self._connect_timeout)
         try:
+            from .agent_socket import AgentConnection
+
             ws = await connect(
                 url,
+                create_connection=AgentConnection,
                 additional_headers=headers,
                 open_timeout=open_timeout,
                 ping_interval=self._pings[0],
@@ -684,18 +692,43 @@ class AgentClient:
         loop = asyncio.get_running_loop()
         wait = self._left(self._ready_timeout)
         deadline = loop.time() + wait
+        # core/agent_socket.py: once the session is ready, whole text messages are handled
+        # as the socket reads them; what they leave to recv() comes through here, in order
+        recv = getattr(ws, "recv_message", ws.recv)
+        direct = hasattr(ws, "on_text")
         while True:
             try:
                 if self._state.ready:
-                    msg = await ws.recv()
+                    if direct and ws.on_text is None:
+                        ws.on_text = functools.partial(self._direct_text, ws)
+                    msg = await recv()
                 else:
-                    msg = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
+                    msg = await asyncio.wait_for(recv(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 raise _Disconnect("transient", f"no session.ready within {wait:.3g} s") from None
             except Exception as exc:
                 raise self._closed_reason(exc) from None
+            failed, self._direct_failed = self._direct_failed, None
+            if failed is not None:  # handling this message as it was read failed
+                raise failed
             self._stats.messages_received += 1
             self._handle(msg)
+
+    def _direct_text(self, ws: Any, msg: str) -> bool:
+        """A whole text message from ``ws``, handled in the pass of the loop that read it
+        (core/agent_socket.py). False hands it to the reader instead: ``ws`` is no longer
+        the connection, or handling a message failed (the reader then raises that error
+        in its place, as if it had read it itself)."""
+        if ws is not self._ws or self._direct_failed is not None:
+            return False
+        self._stats.messages_received += 1
+        try:
+            self._handle(msg)
+        except Exception as exc:
+            self._direct_failed = exc
+            ws.on_text = None
+            return False
+        return True
 
     def _closed_reason(self, exc: BaseException) -> _Disconnect:
         from websockets.exceptions import ConnectionClosed

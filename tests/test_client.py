@@ -972,3 +972,105 @@ async def test_a_handler_raising_stopiteration_still_ends_run_events() -> None:
         with pytest.raises(RuntimeError, match="StopIteration"):
             await asyncio.wait_for(c.run_events(handle), WAIT)
         await c.close()
+
+
+# -- messages handled as the socket reads them (core/agent_socket.py) ----------------------
+
+
+def _burst(conn: Conn, frames: list[tuple[str, bytes, bool]]) -> None:
+    """Frame ``(kind, data, fin)`` messages with the server's own protocol object and write
+    them in one go, so the client most likely parses them in one read."""
+    p = conn.ws.protocol
+    for kind, data, fin in frames:
+        if kind == "text":
+            p.send_text(data, fin=fin)
+        elif kind == "cont":
+            p.send_continuation(data, fin=fin)
+        else:
+            p.send_binary(data, fin=fin)
+    conn.ws.transport.write(b"".join(p.data_to_send()))
+
+
+async def test_messages_handled_as_read_keep_their_order_behind_what_recv_gets() -> None:
+    """Once the session is ready, whole text messages are handled in the pass that read
+    them, outside any task; a fragmented or binary message goes through recv() and the
+    text after it waits its turn, so the handler sees everything in the order sent."""
+    sent = asyncio.Event()
+    go = asyncio.Event()
+
+    def audio(i: int) -> bytes:
+        return encode_server(ReplyAudio(bytes([i, 0]) * 10)).encode()
+
+    async def script(conn: Conn) -> None:
+        await conn.ready("s1")
+        await go.wait()
+        frag = audio(3)
+        _burst(
+            conn,
+            [
+                ("text", encode_server(ReplyStarted("r1")).encode(), True),
+                ("text", audio(1), True),
+                ("text", audio(2), True),
+                ("text", frag[:20], False),  # reply audio 3, in two fragments
+                ("cont", frag[20:], True),
+                ("text", audio(4), True),
+                ("binary", b"\x00\x01", True),  # not this protocol: counted, survived
+                ("text", audio(5), True),
+            ],
+        )
+        await asyncio.sleep(0.05)
+        await conn.send(ReplyAudio(bytes([6, 0]) * 10))  # a read of its own
+        await conn.send(ReplyDone("r1"))
+        sent.set()
+        await conn.hold()
+
+    async with AgentServer([script]) as srv:
+        c = client(srv.url)
+        await c.start()
+        got: list[tuple[Any, bool]] = []  # (event, handed over inside a task)
+        done = asyncio.Event()
+
+        def handle(e: Any) -> None:
+            got.append((e, asyncio.current_task() is not None))
+            if isinstance(e, ReplyDone):
+                done.set()
+
+        task = asyncio.create_task(c.run_events(handle))
+        await wait_until(lambda: c._ws is not None and c._ws.on_text is not None)
+        go.set()
+        await asyncio.wait_for(done.wait(), WAIT)
+        audio_got = [e.pcm[0] for e, _ in got if isinstance(e, ReplyAudio)]
+        assert audio_got == [1, 2, 3, 4, 5, 6]
+        assert isinstance(got[-1][0], ReplyDone)
+        assert c.stats.protocol_errors == 1  # the binary message
+        in_task = {e.pcm[0]: t for e, t in got if isinstance(e, ReplyAudio)}
+        assert in_task[3] is True  # the fragmented message came through recv()
+        assert in_task[6] is False  # a whole text message on a quiet socket did not
+        assert c._ws.waiting == 0
+        await c.close()
+        await asyncio.wait_for(task, WAIT)
+
+
+async def test_a_message_that_fails_as_read_ends_the_connection_as_it_did_in_the_reader() -> None:
+    """A transient session.error handled as it is read (after ready, on a quiet socket):
+    the connection is replaced and the session resumed, as when the reader handled it."""
+
+    async def first(conn: Conn) -> None:
+        await conn.ready("s1")
+        await conn.hold()
+
+    async def second(conn: Conn) -> None:
+        assert await conn.next() == SessionResume("s1")
+        await conn.send(SessionReady("s1"))
+        await conn.hold()
+
+    async with AgentServer([first, second]) as srv:
+        c = client(srv.url)
+        ev = Events(c)
+        await c.start()
+        await wait_until(lambda: c._ws is not None and c._ws.on_text is not None)
+        await srv.conns[0].send(SessionError("server_error", "try again"))
+        await ev.wait_for(Resumed)
+        assert c.stats.reconnects == 1 and len(srv.conns) == 2
+        assert c._direct_failed is None
+        await c.close()
