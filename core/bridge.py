@@ -525,6 +525,13 @@ class Bridge:
         waiting = self._awaiting_reply_since is not None and now - self._awaiting_reply_since < 10
         return self._user_speaking or self._replying() or waiting or self._pending_out_ms() > 0
 
+    def _wall_s(self, seconds: float) -> str:
+        """A timer's seconds for a message: the bridge's timers count wall-clock time, which
+        a ``--speed`` WAV call's figures are not, so there it says so."""
+        if self.metrics.time_scale == 1.0:
+            return f"{seconds:.0f} s"
+        return f"{seconds:.0f} s of wall clock"
+
     def _end_stalled_reply(self, now: float) -> None:
         """A reply with no audio or text for ``reply_timeout_s`` is over: the agent will
         most likely never send its ``reply.done`` (and must not hold the bot in the call)."""
@@ -536,8 +543,8 @@ class Bridge:
         if now - self._reply_progress_at < limit:
             return
         log.warning(
-            "the agent's reply made no progress for %.0f s without reply.done; treating it as over",
-            limit,
+            "the agent's reply made no progress for %s without reply.done; treating it as over",
+            self._wall_s(limit),
         )
         if self.client is not None:
             self.client.abandon_reply()  # the session drops whatever of it still comes
@@ -557,7 +564,7 @@ class Bridge:
             wait = max(_TICK_S, self.inbound.quiet_in(now))
             began = self._began_at  # (None: still waiting for the call to begin)
             if began is not None and now - began >= cfg.max_duration_s:
-                self.stop(f"maximum call duration reached ({cfg.max_duration_s:.0f} s)")
+                self.stop(f"maximum call duration reached ({self._wall_s(cfg.max_duration_s)})")
                 break
             self.inbound.keep_alive(now, chunk_s)
             self._end_stalled_reply(now)
@@ -591,8 +598,8 @@ class Bridge:
         )
         if overdue:
             log.warning(
-                "the agent is still busy %.0f s after everyone left; ending the session",
-                now - (self._empty_since or now),
+                "the agent is still busy %s after everyone left; ending the session",
+                self._wall_s(now - (self._empty_since or now)),
             )
         elif self._busy(now):
             self._quiet_since = None

@@ -89,7 +89,8 @@ class AgentTranscript(BridgeEvent):
 class ReplyStarted(BridgeEvent):
     """The first audio of an agent reply reached the transport. ``latency_ms``: from the
     user stopping speaking to that moment (None for a reply nobody asked for, e.g. the
-    greeting)."""
+    greeting), in the call's time (a ``--speed`` WAV call's is scaled back, like every
+    figure in an event)."""
 
     kind: ClassVar[str] = "reply.started"
     latency_ms: float | None = None
@@ -118,7 +119,9 @@ class ReplyInterrupted(BridgeEvent):
 @dataclass(frozen=True)
 class ToolCalled(BridgeEvent):
     """A tool call finished. ``result`` is the JSON string the agent got; ``error`` says why
-    it failed (None when it did not); ``truncated``: the result was cut to its size limit."""
+    it failed (None when it did not); ``truncated``: the result was cut to its size limit;
+    ``duration_ms``: how long the tool took, in the call's time (scaled back on a ``--speed``
+    WAV call)."""
 
     kind: ClassVar[str] = "tool.call"
     call_id: str
@@ -135,7 +138,8 @@ class TurnMetrics(BridgeEvent):
     """One reply's figures, sent when the reply is over (with :class:`ReplyDone`).
 
     ``latency_ms``: user stopped speaking -> first reply audio reached the transport (None
-    when there was no user turn or no audio); ``reply_ms``: the reply's audio handed to the
+    when there was no user turn or no audio; in the call's time, scaled back on a ``--speed``
+    WAV call); ``reply_ms``: the reply's audio handed to the
     transport, less what a barge-in flushed (the end-of-call summary re-counts it from what
     the transport really got); ``interrupted``: the reply was cut."""
 

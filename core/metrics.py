@@ -55,6 +55,9 @@ class Turn:
     heard_ms: float | None = None  # of reply_ms, what the listener heard (such transports)
     queued_ms: float = 0.0  # reply audio handed to the pacer
     flushed_ms: float = 0.0  # of which a barge-in flushed while the reply was in flight
+    #: Meeting time per wall-clock second (:attr:`CallMetrics.time_scale`): the two times
+    #: above are monotonic (wall clock), the latency is the call's own time.
+    time_scale: float = 1.0
 
     @property
     def sent_ms(self) -> float:
@@ -63,9 +66,11 @@ class Turn:
 
     @property
     def latency_ms(self) -> float | None:
+        """User stopped speaking -> first reply audio out, in the call's (meeting) time: a
+        ``--speed 4`` WAV call's 250 ms of wall clock is the 1 s the participants waited."""
         if self.speech_stopped_at is None or self.first_audio_at is None:
             return None
-        return (self.first_audio_at - self.speech_stopped_at) * 1000
+        return (self.first_audio_at - self.speech_stopped_at) * 1000 * self.time_scale
 
 
 @dataclass
@@ -160,8 +165,12 @@ class CallMetrics:
             )
         else:
             lines.append(f"bot spoke {spoken:.1f} s")
+        # (processing time is the machine's, never scaled: said so when the call's time
+        # runs at another pace, a --speed WAV call)
+        clock = "" if self.time_scale == 1.0 else " (wall clock, not call time)"
         lines.append(
-            f"bridge processing: in {self.inbound.summary_ms()}; out {self.outbound.summary_ms()}"
+            f"bridge processing{clock}: in {self.inbound.summary_ms()}; "
+            f"out {self.outbound.summary_ms()}"
         )
         return "\n".join(lines)
 

@@ -2,12 +2,22 @@
 heard it (``mix.wav``, at the agent's input rate), the bot's voice as the transport got it
 (``bot.wav``, at the transport's rate; a phone call's μ-law is recorded as PCM16) and every
 bridge event (``events.jsonl``), all on one time axis: seconds since the recording started
-(meeting time: a ``--speed`` WAV call is scaled back).
+(meeting time: a ``--speed`` WAV call is scaled back). Both WAVs keep the call's timeline:
+each is as long as the call (silence to its end), and what was heard or said sits at the
+time it was heard or said.
 
 :class:`CallRecorder` is a bridge observer and the bridge's audio taps (core/taps.py). It
 never writes on the event loop or the pacer thread: both only queue, and a writer thread
 of its own places each chunk at its time (silence fills a pause longer than
 :data:`SLACK_S`; shorter jitter is absorbed so speech is never split) and writes the lines.
+The bot's voice is handed over as it starts to play, so a chunk *starts* at its time. The
+mix is handed over after it was heard, and sometimes in bursts: audio held up while the
+event loop was busy (an agent session connecting) or keep-alive silence covering the time
+since the last frame all go at once. So a mix chunk *ends* at its time at the latest: a
+burst is placed back in the pause before it (up to :data:`LOOKBACK_S`), never after it,
+where it would push everything that follows later than it was heard (the recording would
+drift from the call and outlast it). The last :data:`LOOKBACK_S` of the mix stay in memory
+until a pause or the end makes their place final.
 The WAV headers are rewritten after every write (the ``wave`` module does), so a process
 that dies leaves files that still open, and ``botrun report`` says what is missing. The files
 are opened at start (one that cannot be is a usage error); a write failing during the call
@@ -28,6 +38,8 @@ import queue
 import threading
 import time
 import wave
+from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,6 +57,7 @@ REPORT = "report.html"  # where ``botrun report DIR`` writes by default
 FILES = (MIX_WAV, BOT_WAV, EVENTS, REPORT)
 MIX_RATE, BOT_RATE = 24000, 16000  # the files' rates when nothing was written to them
 SLACK_S = 0.1  # a chunk this much late is appended as it is; later than that, after silence
+LOOKBACK_S = 5.0  # how far back a burst of the mix can be placed (kept in memory until then)
 START, END = "recording.start", "recording.end"
 _STOP = object()
 
@@ -70,13 +83,23 @@ class TimelineWav:
     chunk's rate (the backend's or the transport's); a chunk at another rate is dropped and
     counted. The file object is ours: ``wave`` gets it open, so a file that cannot be
     opened never leaves a half-built ``Wave_write`` behind (its ``__del__`` would print a
-    traceback)."""
+    traceback).
 
-    def __init__(self, path: Path, default_rate: int) -> None:
+    ``ends_at_time``: a chunk's time is when it was handed over, after it was heard, so
+    the chunk ends then at the latest (the mix; see the module's docstring). The chunks
+    since the last pause (the *run*) stay in memory, up to :data:`LOOKBACK_S`, so a burst
+    can move the run back into that pause; otherwise a chunk starts at its time (the bot's
+    voice)."""
+
+    def __init__(self, path: Path, default_rate: int, *, ends_at_time: bool = False) -> None:
         self.path = path
         self.rate = default_rate
-        self.written = 0  # samples
+        self.written = 0  # samples on disk
         self.dropped = 0  # chunks at another rate than the first
+        self._ends_at_time = ends_at_time
+        self._run: deque[bytes] = deque()  # the run not yet on disk (ends_at_time)
+        self._run_at = 0  # where the run starts, in samples (never before ``written``)
+        self._run_len = 0  # samples in the run
         self._file: BinaryIO | None = path.open("wb")  # closed in close()
         self._w: wave.Wave_write | None = None
         self._closed = False
@@ -100,12 +123,70 @@ class TimelineWav:
             self.dropped += 1
             return
         pcm = pcm[: len(pcm) & ~1]
+        if self._ends_at_time:
+            self._place_ending(pcm, t)
+            return
         at = round(t * self.rate)
         if at - self.written > SLACK_S * self.rate:  # a pause: silence up to its time
             w.writeframes(b"\0\0" * (at - self.written))
             self.written = at
         w.writeframes(pcm)
         self.written += len(pcm) // 2
+
+    def _place_ending(self, pcm: bytes, t: float) -> None:
+        """Place a chunk that ended by ``t``: after the run if it follows it closely, else
+        after a pause; then move the run back if it would end later than ``t``."""
+        n = len(pcm) // 2
+        end = round(t * self.rate)
+        gap = end - n - (self._run_at + self._run_len)
+        if gap > SLACK_S * self.rate or (gap > 0 and not self.written and not self._run):
+            self._commit()  # a pause: the run before it is where it belongs
+            self._run_at = end - n
+        self._run.append(pcm)
+        self._run_len += n
+        over = self._run_at + self._run_len - end
+        if over > 0:  # (handed over after it was heard: a burst) back into the pause
+            self._run_at = max(self.written, self._run_at - over)
+        if self._run_len > (LOOKBACK_S + 1.0) * self.rate:  # (written in blocks of ~1 s)
+            keep = LOOKBACK_S * self.rate
+            head: list[bytes] = []
+            while self._run_len - len(self._run[0]) // 2 >= keep:
+                chunk = self._run.popleft()
+                head.append(chunk)
+                self._run_len -= len(chunk) // 2
+            start = self._run_at
+            self._put(start, b"".join(head))
+            self._run_at = self.written  # (the rest follows what was written, unmoved)
+
+    def _put(self, at: int, pcm: bytes) -> None:
+        """Write ``pcm`` at sample ``at`` (never before what is written): silence first."""
+        w = self._w
+        assert w is not None
+        if at > self.written:
+            w.writeframes(b"\0\0" * (at - self.written))
+            self.written = at
+        w.writeframes(pcm)
+        self.written += len(pcm) // 2
+
+    def _commit(self) -> None:
+        """Write the run where it is (its place is final)."""
+        if self._run:
+            self._put(self._run_at, b"".join(self._run))
+            self._run.clear()
+            self._run_len = 0
+        self._run_at = self.written
+
+    def pad_to(self, t: float) -> None:
+        """The end of the call at ``t``: what is held is written, then silence up to ``t``
+        (nothing was heard or said after the last chunk). Never shortens the file."""
+        if self._closed:
+            return
+        w = self._w or self._open(self.rate)
+        self._commit()
+        at = round(t * self.rate)
+        if at > self.written:
+            w.writeframes(b"\0\0" * (at - self.written))
+            self.written = at
 
     @property
     def seconds(self) -> float:
@@ -116,10 +197,15 @@ class TimelineWav:
         the ``wave`` writer and the file are closed."""
         if self._closed:
             return
-        self._closed = True
         try:
             # (nothing was said: an empty file all the same)
             w = self._w or self._open(self.rate)
+            self._commit()
+        except BaseException:
+            self.abandon()
+            raise
+        self._closed = True
+        try:
             self._w = None
             w.close()  # (ours to close: wave leaves a file object it was given open)
         finally:
@@ -130,6 +216,7 @@ class TimelineWav:
     def abandon(self) -> None:
         """Close without writing more (the recording failed): errors are ignored."""
         self._closed = True
+        self._run.clear()
         w, self._w = self._w, None
         f, self._file = self._file, None
         if w is not None:
@@ -147,14 +234,23 @@ class RecordingFailed(BotrunError):
 class CallRecorder:
     """Records one call to ``directory`` (created; existing recordings are replaced)."""
 
-    def __init__(self, directory: Path, *, transport: str = "", scale: float = 1.0):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        transport: str = "",
+        scale: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.directory = directory
         self.scale = scale
+        self._clock = clock  # the audio's time (tests give their own)
         opened: list[TimelineWav] = []
         try:
             directory.mkdir(parents=True, exist_ok=True)
             for name, rate in ((MIX_WAV, MIX_RATE), (BOT_WAV, BOT_RATE)):
-                opened.append(TimelineWav(directory / name, rate))
+                # (the mix is handed over after it was heard: it ends at its time)
+                opened.append(TimelineWav(directory / name, rate, ends_at_time=name == MIX_WAV))
             self._mix, self._bot = opened
             self._events = (directory / EVENTS).open("w", encoding="utf-8")
             # A report of an earlier call in this folder would not be this call's: removed
@@ -165,7 +261,7 @@ class CallRecorder:
                 track.abandon()
             where = f"{exc.filename}" if exc.filename else str(directory)
             raise UsageError(f"cannot record to {where}: {exc.strerror or exc}") from None
-        self._mono0 = time.monotonic()
+        self._mono0 = clock()
         self._wall0 = time.time()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.lines = 0
@@ -193,7 +289,7 @@ class CallRecorder:
         )
 
     def _now(self) -> float:
-        return (time.monotonic() - self._mono0) * self.scale
+        return (self._clock() - self._mono0) * self.scale
 
     # ------------------------------------------------------------------ any thread: queue only
     def __call__(self, event: BridgeEvent) -> None:
@@ -264,6 +360,17 @@ class CallRecorder:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(10.0)
+        if self._thread.is_alive():  # (the writer is stuck: nothing more is written)
+            return
+        for f in (self._mix, self._bot):
+            if self.failed is not None:
+                f.abandon()
+                continue
+            try:
+                f.pad_to(t_end)  # (as long as the call: the tracks and the events agree)
+                f.close()
+            except (OSError, wave.Error) as exc:
+                self._fail(exc)
         end: dict[str, Any] = {
             "t": t_end,
             "kind": END,
@@ -277,16 +384,6 @@ class CallRecorder:
         }
         if summary is not None:
             end["summary"] = summary
-        if self._thread.is_alive():  # (the writer is stuck: nothing more is written)
-            return
-        for f in (self._mix, self._bot):
-            if self.failed is not None:
-                f.abandon()
-                continue
-            try:
-                f.close()
-            except (OSError, wave.Error) as exc:
-                self._fail(exc)
         if self.failed is None:  # (last: an end line says the whole recording is on disk)
             try:
                 self._line(end)
@@ -366,7 +463,9 @@ def summary_figures(summary: Any) -> dict[str, Any]:
         "interrupted_turns": sum(1 for t in m.turns if t.interrupted),
         "barge_ins": m.barge_ins,
         "stale_ms_flushed": round(m.stale_ms_flushed, 1),
-        "latencies_ms": [round(x, 1) for x in lat],
+        # (unrounded: the report rounds them as the console did; rounded here first, a
+        # 1128.5 ms the console printed as 1129 became 1128 in the report)
+        "latencies_ms": list(lat),
         "spoken_ms": None if m.spoken_ms is None else round(m.spoken_ms, 1),
         "agent_answered": m.agent_answered,
     }

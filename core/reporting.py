@@ -62,7 +62,7 @@ class TurnReporter:
     # ------------------------------------------------------------------ turns
     def user_turn(self, speech_stopped_at: float) -> None:
         """The user stopped speaking: the next reply answers a new turn."""
-        self._turn = Turn(speech_stopped_at=speech_stopped_at)
+        self._turn = Turn(speech_stopped_at=speech_stopped_at, time_scale=self.metrics.time_scale)
 
     def reply_started(self, reply_id: str) -> None:
         if self.reply_turn is not None:
@@ -75,7 +75,7 @@ class TurnReporter:
         self._agent_partial = ""
         self._reply_words = []
         if self._turn is None or self._turn.audio_queued:
-            self._turn = Turn()
+            self._turn = Turn(time_scale=self.metrics.time_scale)
         self.reply_turn = self._turn
         self._reply_turns[reply_id] = self._turn
         while len(self._reply_turns) > _KEPT_REPLIES:
@@ -201,7 +201,9 @@ class TurnReporter:
         return kept
 
     def tool_done(self, e: Any) -> None:
-        """A tool call finished: report it (console, transcript, observers)."""
+        """A tool call finished: report it (console, transcript, observers), its duration in
+        the call's time like every figure (the tool ran in wall-clock time: a ``--speed``
+        WAV call's participants waited ``time_scale`` times longer)."""
         from .secrets import redact
 
         self._emit(
@@ -211,7 +213,7 @@ class TurnReporter:
                 e.arguments,
                 e.result,
                 redact(e.error) if e.error else None,
-                e.duration_ms,
+                e.duration_ms * self.metrics.time_scale,
                 e.truncated,
             )
         )
