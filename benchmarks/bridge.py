@@ -286,14 +286,15 @@ class WireProbe:
     """Timestamps of some agent connections' traffic, per connection: when each
     ``input.audio`` message has been framed for the socket (its bytes are written next) and
     its PCM size, and when each ``reply.started`` / ``reply.audio`` came off the socket
-    (``recv`` returned). Installed on the connection objects of a sample of the sessions
-    (``PROBED``): it runs inside the measured CPU window, on the loop, so the benchmark's
-    own bookkeeping is kept to the few sessions the latency figures need."""
+    (handed to the client as it was read, or ``recv`` returned). Installed on the
+    connection objects of a sample of the sessions (``PROBED``): it runs inside the
+    measured CPU window, on the loop, so the benchmark's own bookkeeping is kept to the few
+    sessions the latency figures need."""
 
     def __init__(self) -> None:
         self.sent: dict[int, list[tuple[float, int]]] = {}
         self.received: dict[int, list[tuple[float, str]]] = {}
-        self._patched: list[tuple[Any, Any]] = []  # (protocol, connection) install() changed
+        self._patched: list[tuple[Any, Any, Any]] = []  # (protocol, connection, on_text) changed
         self.base: dict[int, int] = {}  # audio bytes a connection had sent before install()
 
     def install(self, connections: list[tuple[Any, int]]) -> None:
@@ -316,25 +317,39 @@ class WireProbe:
                     n -= (data[-3] == 61) + (data[-4] == 61)
                     _sent.append((time.monotonic(), n))
 
-            async def timed_recv(
-                *args: Any, _recv: Any = conn.recv, _received: Any = received, **kw: Any
-            ) -> Any:
-                message = await _recv(*args, **kw)
-                t = time.monotonic()
+            def note(message: Any, t: float, _received: Any = received) -> None:
                 head = message[:40] if isinstance(message, str) else ""
                 if '"reply.audio"' in head:
                     _received.append((t, "audio"))
                 elif '"reply.started"' in head:
                     _received.append((t, "started"))
+
+            async def timed_recv(
+                *args: Any, _recv: Any = conn.recv, _note: Any = note, **kw: Any
+            ) -> Any:
+                message = await _recv(*args, **kw)
+                _note(message, time.monotonic())
                 return message
 
+            # a ready session's whole text messages are handed to the client as the socket
+            # reads them (core/agent_socket.py): time them there, before the handling
+            def timed_on_text(
+                message: str, _on_text: Any = conn.on_text, _note: Any = note
+            ) -> bool:
+                _note(message, time.monotonic())
+                return bool(_on_text(message))
+
+            self._patched.append((proto, conn, conn.on_text))
             proto.send_text = timed_send_text
             conn.recv = timed_recv
-            self._patched.append((proto, conn))
+            if conn.on_text is not None:
+                conn.on_text = timed_on_text
 
     def uninstall(self) -> None:
-        for proto, conn in self._patched:
+        for proto, conn, on_text in self._patched:
             del proto.send_text, conn.recv  # the classes' own again
+            if conn.on_text is not None:
+                conn.on_text = on_text
         self._patched.clear()
 
 
