@@ -294,7 +294,7 @@ class WireProbe:
     def __init__(self) -> None:
         self.sent: dict[int, list[tuple[float, int]]] = {}
         self.received: dict[int, list[tuple[float, str]]] = {}
-        self._patched: list[tuple[Any, Any, Any]] = []  # (protocol, connection, on_text) changed
+        self._patched: list[tuple[Any, Any, Any]] = []  # (protocol, connection, on_text swap)
         self.base: dict[int, int] = {}  # audio bytes a connection had sent before install()
 
     def install(self, connections: list[tuple[Any, int]]) -> None:
@@ -336,20 +336,25 @@ class WireProbe:
             def timed_on_text(
                 message: str, _on_text: Any = conn.on_text, _note: Any = note
             ) -> bool:
-                _note(message, time.monotonic())
-                return bool(_on_text(message))
+                t = time.monotonic()
+                if not _on_text(message):
+                    return False  # left to recv(): timed there
+                _note(message, t)
+                return True
 
-            self._patched.append((proto, conn, conn.on_text))
             proto.send_text = timed_send_text
             conn.recv = timed_recv
             if conn.on_text is not None:
+                self._patched.append((proto, conn, (timed_on_text, conn.on_text)))
                 conn.on_text = timed_on_text
+            else:
+                self._patched.append((proto, conn, None))
 
     def uninstall(self) -> None:
-        for proto, conn, on_text in self._patched:
+        for proto, conn, wrapped in self._patched:
             del proto.send_text, conn.recv  # the classes' own again
-            if conn.on_text is not None:
-                conn.on_text = on_text
+            if wrapped is not None and conn.on_text is wrapped[0]:
+                conn.on_text = wrapped[1]
         self._patched.clear()
 
 

@@ -6,6 +6,7 @@ gap, a duplicate or inserted padding shows up), never on wall-clock thresholds."
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from botrun.core.audio.pacer import OutboundPacer
+from botrun.core.audio.pacer import OutboundPacer, PacerClock
 
 RATE = 16000
 CHUNK_MS = 20
@@ -555,21 +556,45 @@ def test_shared_clock_is_woken_only_when_it_would_come_too_late() -> None:
     next wake-up waits for that wake-up (no extra thread switch); one whose sink would run
     dry first wakes the clock at once. (The clock reads a fake time that stands still, so
     the thread's next wake-up is 100 s of real time away: no race with it.)"""
-    from botrun.core.audio.pacer import PacerClock
 
     clock = PacerClock(clock=lambda: 0.0)
     try:
         first = _ServedPacer("first")  # puts the thread to sleep until t = 100 s
         clock.schedule(first, 100.0, 100.0)  # type: ignore[arg-type]
         wait_for(lambda: clock._wake_at == 100.0)
-        relaxed = _ServedPacer("relaxed")  # due now, its sink holds audio until t = 150 s
+        relaxed = _ServedPacer("relaxed")  # due now, its sink holds audio for 150 s
         clock.schedule(relaxed, 0.0, 150.0)  # type: ignore[arg-type]
         assert not relaxed.served.wait(0.3)
         assert clock._wake_at == 100.0  # still asleep: nothing woke it
-        urgent = _ServedPacer("urgent")  # due now, its sink runs dry at t = 0.004 s
+        urgent = _ServedPacer("urgent")  # due now, its sink runs dry in 4 ms
         clock.schedule(urgent, 0.0, 0.004)  # type: ignore[arg-type]
         assert urgent.served.wait(5.0)
         assert relaxed.served.wait(5.0)  # the same wake-up serves what was due by then
         assert not first.served.is_set()
     finally:
         clock.poke(_ServedPacer("last"))  # type: ignore[arg-type]
+
+
+def test_a_shared_pacer_on_its_own_clock_is_served_on_the_shared_clocks_time() -> None:
+    """A shared pacer whose clock reads another time scale than the shared clock thread's
+    (here 1000 s ahead) tells it relative times: everything is written, in order. (Told
+    its own absolute times, the thread slept until then: nothing was written.)"""
+    sink = RecordingSink(blocking=False)
+    pacer = OutboundPacer(
+        sink,
+        RATE,
+        chunk_ms=CHUNK_MS,
+        shared=True,
+        prebuffer_ms=60,  # a short stream is held for its margin: due a moment from now
+        clock=lambda: time.monotonic() + 1000.0,
+    )
+    audio = numbered(40)
+    try:
+        pacer.start()
+        shared = PacerClock.get()
+        wait_for(lambda: not shared._poked and shared._wake_at != -math.inf)  # asleep again
+        pacer.put(audio)
+        wait_for(lambda: pacer.written_chunks == 2)
+        assert sink.data == audio
+    finally:
+        pacer.close()

@@ -230,9 +230,10 @@ class OutboundPacer:
                 if self._shared is not None:
                     wait = self._wait(now)
                     if wait is not None:
-                        # due at now + wait; no later than shortly before the sink runs dry
-                        at = now + wait
-                        self._shared.schedule(self, at, max(at, self._horizon - _SLACK_S))
+                        # due in ``wait``; no later than shortly before the sink runs dry
+                        # (relative: the shared clock counts on its own clock, not ours)
+                        lead = max(wait, self._horizon - _SLACK_S - now)
+                        self._shared.schedule(self, wait, lead)
                 else:
                     self._cond.notify()
 
@@ -502,13 +503,15 @@ class PacerClock:
                 self._cond.notify()
             self._poked.add(pacer)
 
-    def schedule(self, pacer: OutboundPacer, at: float, latest: float) -> None:
-        """``pacer`` has a chunk due at ``at``, to be written by ``latest`` at the latest
-        (clock times; callable from any thread). It is served at the thread's next wake-up
-        at or after ``at``; the thread is woken for it only if it would sleep past
-        ``latest``. A playing reply's next piece usually makes a chunk due while the sink
+    def schedule(self, pacer: OutboundPacer, wait: float, lead: float) -> None:
+        """``pacer`` has a chunk due in ``wait`` seconds, to be written within ``lead``
+        seconds at the latest (callable from any thread). It is served at the thread's next
+        wake-up after that; the thread is woken for it only if it would sleep past the
+        ``lead``. A playing reply's next piece usually makes a chunk due while the sink
         still holds one: the wake-up due for some other call serves it (one futex wake and
         one thread switch less per piece)."""
+        now = self._clock()
+        at, latest = now + wait, now + lead
         with self._cond:
             if pacer._clock_at is None or at < pacer._clock_at:
                 pacer._clock_at = at
