@@ -598,3 +598,24 @@ def test_a_shared_pacer_on_its_own_clock_is_served_on_the_shared_clocks_time() -
         assert sink.data == audio
     finally:
         pacer.close()
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "blocks"),
+    [
+        ("botrun.transports.agora.transport", "AgoraTransport", False),
+        ("botrun.transports.twilio.transport", "TwilioTransport", False),
+        ("botrun.transports.browser.transport", "BrowserTransport", False),
+        ("botrun.transports.daily.transport", "DailyTransport", True),
+    ],
+)
+def test_sinks_that_return_at_once_put_their_pacers_on_the_shared_clock(
+    module: str, cls: str, blocks: bool
+) -> None:
+    """Agora's push, Twilio's and the browser's hand-off to the loop return at once: their
+    calls' pacers share the process's clock thread (core/routing.py starts the pacer with
+    ``shared=not write_blocks``). Daily's write_frames blocks in real time: a thread each."""
+    import importlib
+
+    transport = getattr(importlib.import_module(module), cls)
+    assert transport.write_blocks is blocks

@@ -75,6 +75,9 @@ class AgoraTransport(Transport):
     output_sample_rate = SAMPLE_RATE
     output_chunk_ms = 20
     output_max_ahead = 2
+    # push_audio_pcm_data copies into the SDK's own buffer and returns at once: every
+    # call's pacer can run on the process's one shared pacer thread (core/audio/pacer.py)
+    write_blocks = False
 
     def __init__(
         self,

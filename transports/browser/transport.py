@@ -61,6 +61,8 @@ class BrowserTransport(Transport):
     name = "browser"
     output_sample_rate = OUTPUT_RATE
     output_chunk_ms = 20
+    # write_audio hands the chunk to the loop and returns at once: shared pacer thread
+    write_blocks = False
     record_from_join = True  # --record starts when a page takes the call (bots/runner.py)
     call_starts_at_join = True  # its length and max_duration_s too, not the wait (bridge)
 

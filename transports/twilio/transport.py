@@ -65,6 +65,8 @@ class TwilioTransport(Transport):
     #: Twilio plays what it receives in order, so a cushion against network jitter costs no
     #: stale audio: a barge-in's ``clear`` drops it (200 ms kept ahead).
     output_max_ahead = 10
+    # write_audio hands the chunk to the loop and returns at once: shared pacer thread
+    write_blocks = False
     audio_encoding = "pcmu"
 
     def __init__(
