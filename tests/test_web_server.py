@@ -72,6 +72,26 @@ async def _messages(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: flo
     return await asyncio.wait_for(scan(), timeout)
 
 
+async def _page_until_ended(ws_url: str) -> None:
+    """A page joins (``welcome``, then ``hello`` at 16 kHz) and stays until the bot ends
+    the call (the page never hangs up)."""
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(ws_url)
+        await _messages(ws, "welcome")
+        await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
+        await _messages(ws, "ended", timeout=30)
+
+
+def _serving(server: Any, cfg: Any, calls: Path, max_calls: int) -> asyncio.Task[int]:
+    """``botrun web``'s call loop on ``server``, recording under ``calls``, quietly."""
+    from botrun.bots.web import serve_calls
+
+    return asyncio.create_task(
+        serve_calls(server, cfg, None, record=calls, max_calls=max_calls, console=False,
+                    signals=False)
+    )  # fmt: skip
+
+
 async def test_every_request_needs_the_token(web_call: Call) -> None:
     # (unsafe: the default jar keeps no cookie for an IP address such as 127.0.0.1)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
@@ -291,11 +311,7 @@ async def test_botrun_browser_counts_the_call_from_the_page_not_the_wait(tmp_pat
             ws_url = url.group(0).replace("http://", "ws://").replace("/?token", "/ws?token")
             await asyncio.sleep(PAGE_LATE_S)  # nobody opens the page for a while
             assert proc.returncode is None, "botrun browser ended before the page opened"
-            async with aiohttp.ClientSession() as http:
-                ws = await http.ws_connect(ws_url)
-                await _messages(ws, "welcome")
-                await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
-                await _messages(ws, "ended", timeout=30)  # the page never hangs up
+            await _page_until_ended(ws_url)
             out, err = await asyncio.wait_for(proc.communicate(), 30)
         finally:
             if proc.returncode is None:
@@ -317,7 +333,6 @@ async def test_botrun_web_max_duration_counts_from_the_page(tmp_path: Path) -> N
     ``max_duration_s`` still waits for it, then ends ``max_duration_s`` after the page
     joined (the reason is the recording's)."""
     from botrun.bots.report import load_recording
-    from botrun.bots.web import serve_calls
     from botrun.transports.browser.server import PageServer
 
     calls = tmp_path / "calls"
@@ -328,18 +343,11 @@ async def test_botrun_web_max_duration_counts_from_the_page(tmp_path: Path) -> N
         )
         server = PageServer("127.0.0.1", 0, calls_dir=calls)
         await server.start()
-        task = asyncio.create_task(
-            serve_calls(server, cfg, None, record=calls, max_calls=1, console=False,
-                        signals=False)
-        )  # fmt: skip
+        task = _serving(server, cfg, calls, max_calls=1)
         try:
             await asyncio.sleep(PAGE_LATE_S)  # nobody opens the page for a while
             assert not task.done(), "the call ended before a page opened"
-            async with aiohttp.ClientSession() as http:
-                ws = await http.ws_connect(f"ws://127.0.0.1:{server.port}/ws?token={server.token}")
-                await _messages(ws, "welcome")
-                await ws.send_str(json.dumps({"type": "hello", "rate": 16000}))
-                await _messages(ws, "ended", timeout=30)  # the page never hangs up
+            await _page_until_ended(f"ws://127.0.0.1:{server.port}/ws?token={server.token}")
             assert await asyncio.wait_for(task, 30) == 0
         finally:
             if not task.done():
@@ -460,7 +468,6 @@ async def test_botrun_web_runs_call_after_call_and_reports_each(tmp_path: Path) 
 async def test_a_call_waiting_for_a_page_has_no_folder_yet(tmp_path: Path) -> None:
     """Issue 19: ``botrun web`` makes a call's recording folder when its call starts (a page
     takes it), not while the next call waits for a page: no empty call-...-2 folder."""
-    from botrun.bots.web import serve_calls
     from botrun.transports.browser.server import PageServer
 
     calls = tmp_path / "calls"
@@ -468,10 +475,7 @@ async def test_a_call_waiting_for_a_page_has_no_folder_yet(tmp_path: Path) -> No
         cfg = apply_overrides(config_from_dict({"agent": {"greeting": ""}}), {"agent.url": sim.url})
         server = PageServer("127.0.0.1", 0, calls_dir=calls)
         await server.start()
-        task = asyncio.create_task(
-            serve_calls(server, cfg, None, record=calls, max_calls=2, console=False,
-                        signals=False)
-        )  # fmt: skip
+        task = _serving(server, cfg, calls, max_calls=2)
         try:
 
             async def waiting() -> Any:  # the transport of a call waiting for a page
